@@ -1,0 +1,2 @@
+//! The `ssv-node` binary's library: configuration, runtime, duty scheduling, beacon client and
+//! the local devnet.

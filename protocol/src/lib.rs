@@ -1,0 +1,1 @@
+//! SSV wire types and protocol logic.
