@@ -1,5 +1,19 @@
-//! `ssv-perf`: capacity benchmark, crypto summary and the perf-regression gate.
+//! `ssv-perf`: the crypto summary, the validators-per-host capacity benchmark and the
+//! perf-regression gate. Each subcommand lives in its own module.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ssv-perf", about = "Benchmarks and performance gates of the SSV node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("ssv-perf has no subcommands yet")
+    let cli = Cli::parse();
+    match cli.command {}
 }
