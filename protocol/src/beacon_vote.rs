@@ -1,0 +1,59 @@
+//! The value committee consensus agrees on: the attestation vote of a slot.
+//!
+//! ```text
+//! Checkpoint = { Epoch: u64, Root: [32]byte }                       (40 bytes)
+//! BeaconVote = { BlockRoot: [32]byte, Source: Checkpoint, Target: Checkpoint } (112 bytes)
+//! ```
+
+use ssz::{Decode, Encode};
+use ssz_derive::{Decode, Encode};
+use tree_hash_derive::TreeHash;
+
+use crate::error::Error;
+use crate::types::{Epoch, Root};
+
+/// A beacon-chain checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode, TreeHash)]
+pub struct Checkpoint {
+    /// Epoch.
+    pub epoch: Epoch,
+    /// Block root at the epoch's start.
+    pub root: Root,
+}
+
+/// What a committee decides for a slot; every attestation of the committee is built from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode, TreeHash)]
+pub struct BeaconVote {
+    /// Head block root.
+    pub block_root: Root,
+    /// Source checkpoint.
+    pub source: Checkpoint,
+    /// Target checkpoint.
+    pub target: Checkpoint,
+}
+
+/// Encoded size of a [`BeaconVote`].
+pub const BEACON_VOTE_SIZE: usize = 112;
+
+impl BeaconVote {
+    /// Decodes SSZ (fixed 112 bytes).
+    pub fn from_ssz(bytes: &[u8]) -> Result<Self, Error> {
+        Self::from_ssz_bytes(bytes).map_err(Error::from)
+    }
+
+    /// Encodes to SSZ.
+    pub fn to_ssz(&self) -> Vec<u8> {
+        self.as_ssz_bytes()
+    }
+
+    /// The committee runner's value check: source epoch lower than target epoch.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.source.epoch >= self.target.epoch {
+            return Err(Error::AttestationSourceNotLessThanTarget {
+                source_epoch: self.source.epoch,
+                target_epoch: self.target.epoch,
+            });
+        }
+        Ok(())
+    }
+}

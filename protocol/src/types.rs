@@ -1,0 +1,111 @@
+//! Basic identifiers and network constants of the SSV protocol.
+
+use crate::limits::BLS_PUBKEY_SIZE;
+
+/// An operator's ID in the SSV network contract (never 0).
+pub type OperatorId = u64;
+/// A beacon-chain slot.
+pub type Slot = u64;
+/// A beacon-chain epoch.
+pub type Epoch = u64;
+/// A validator's index in the beacon state.
+pub type ValidatorIndex = u64;
+/// A QBFT height (the slot, for duties).
+pub type Height = u64;
+/// A QBFT round, starting at 1.
+pub type Round = u64;
+/// A 32-byte SSZ root.
+pub type Root = [u8; 32];
+/// A compressed BLS public key.
+pub type BlsPublicKey = [u8; BLS_PUBKEY_SIZE];
+
+/// The 4-byte domain of an SSV network: messages and peers of another domain are rejected.
+/// Layout as in ssv-spec: two zero bytes, the network ID, the fork number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct DomainType(pub [u8; 4]);
+
+impl DomainType {
+    /// Mainnet after the Alan fork (what mainnet runs today).
+    pub const MAINNET: DomainType = DomainType([0x00, 0x00, 0x00, 0x01]);
+    /// Holesky after the Alan fork.
+    pub const HOLESKY: DomainType = DomainType([0x00, 0x00, 0x05, 0x02]);
+    /// Hoodi.
+    pub const HOODI: DomainType = DomainType([0x00, 0x00, 0x05, 0x03]);
+    /// The domain ssv-spec's testing utilities use (`TestingSSVDomainType`); also the default of
+    /// a local devnet, which no public network uses.
+    pub const SPEC_TESTING: DomainType = DomainType([0x00, 0x00, 0x03, 0x01]);
+
+    /// The domain as a hex string without prefix, as ENR entries and logs show it.
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// A public SSV network: its domain type and where its registry contract lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkPreset {
+    /// Name used on the command line and in configs.
+    pub name: &'static str,
+    /// Domain type of the network's current fork.
+    pub domain: DomainType,
+    /// Address of the SSVNetwork contract (checksummed hex).
+    pub registry_contract: &'static str,
+    /// Block at which contract sync starts (the contract's deployment).
+    pub registry_sync_offset: u64,
+}
+
+/// The public networks the node knows by name (values as in the Go node's `networkconfig`).
+pub const NETWORK_PRESETS: [NetworkPreset; 3] = [
+    NetworkPreset {
+        name: "mainnet",
+        domain: DomainType::MAINNET,
+        registry_contract: "0xDD9BC35aE942eF0cFa76930954a156B3fF30a4E1",
+        registry_sync_offset: 17_507_487,
+    },
+    NetworkPreset {
+        name: "holesky",
+        domain: DomainType::HOLESKY,
+        registry_contract: "0x38A4794cCEd47d3baf7370CcC43B560D3a1beEFA",
+        registry_sync_offset: 181_612,
+    },
+    NetworkPreset {
+        name: "hoodi",
+        domain: DomainType::HOODI,
+        registry_contract: "0x58410Bef803ECd7E63B23664C586A6DB72DAf59c",
+        registry_sync_offset: 1_065,
+    },
+];
+
+/// Looks a public network up by name.
+pub fn network_preset(name: &str) -> Option<&'static NetworkPreset> {
+    NETWORK_PRESETS.iter().find(|p| p.name == name)
+}
+
+/// Quorum of a committee of `n = 3f + 1` operators: `2f + 1`.
+pub const fn quorum(committee_size: usize) -> usize {
+    let f = (committee_size - 1) / 3;
+    2 * f + 1
+}
+
+/// Partial quorum of a committee of `n = 3f + 1` operators: `f + 1`.
+pub const fn partial_quorum(committee_size: usize) -> usize {
+    let f = (committee_size - 1) / 3;
+    f + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorums_of_supported_committee_sizes() {
+        assert_eq!([4, 7, 10, 13].map(quorum), [3, 5, 7, 9]);
+        assert_eq!([4, 7, 10, 13].map(partial_quorum), [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn presets_are_found_by_name() {
+        assert_eq!(network_preset("hoodi").map(|p| p.domain), Some(DomainType::HOODI));
+        assert!(network_preset("goerli").is_none());
+    }
+}
