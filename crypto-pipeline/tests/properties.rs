@@ -119,6 +119,11 @@ fn build(
             }
         }
     }
+    // Faults may undo each other (the same pair swapped twice): a set is bad exactly when
+    // its signature differs from the honest one (BLS signing is deterministic).
+    for (i, s) in sets.iter().enumerate() {
+        is_bad[i] = s.signature != keys[i].sign(&s.root);
+    }
     (sets, is_bad)
 }
 
