@@ -71,7 +71,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Spec`].
     pub fn spec(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Error::Spec { code, reason: reason.into() }
+        Error::Spec {
+            code,
+            reason: reason.into(),
+        }
     }
 
     /// The ssv-spec error code of this error.

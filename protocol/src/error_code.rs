@@ -169,7 +169,9 @@ impl ErrorCode {
             "WrongMessageHeightErrorCode" => Some(Self::WrongMessageHeight),
             "SignerIsNotInCommitteeErrorCode" => Some(Self::SignerIsNotInCommittee),
             "NonUniqueSignerErrorCode" => Some(Self::NonUniqueSigner),
-            "ValidatorRegistrationNoConsensusDataErrorCode" => Some(Self::ValidatorRegistrationNoConsensusData),
+            "ValidatorRegistrationNoConsensusDataErrorCode" => {
+                Some(Self::ValidatorRegistrationNoConsensusData)
+            }
             "ValidatorExitNoConsensusDataErrorCode" => Some(Self::ValidatorExitNoConsensusData),
             "UnknownDutyRoleDataErrorCode" => Some(Self::UnknownDutyRoleData),
             "UnknownBlockVersionErrorCode" => Some(Self::UnknownBlockVersion),
@@ -182,12 +184,18 @@ impl ErrorCode {
             "InconsistentSignersErrorCode" => Some(Self::InconsistentSigners),
             "NoPartialSigMessagesErrorCode" => Some(Self::NoPartialSigMessages),
             "NoRunnerForSlotErrorCode" => Some(Self::NoRunnerForSlot),
-            "SkipConsensusMessageAsInstanceIsDecidedErrorCode" => Some(Self::SkipConsensusMessageAsInstanceIsDecided),
-            "SkipConsensusMessageAsConsensusHasFinishedErrorCode" => Some(Self::SkipConsensusMessageAsConsensusHasFinished),
+            "SkipConsensusMessageAsInstanceIsDecidedErrorCode" => {
+                Some(Self::SkipConsensusMessageAsInstanceIsDecided)
+            }
+            "SkipConsensusMessageAsConsensusHasFinishedErrorCode" => {
+                Some(Self::SkipConsensusMessageAsConsensusHasFinished)
+            }
             "DecodeBeaconVoteErrorCode" => Some(Self::DecodeBeaconVote),
             "NoBeaconDutiesErrorCode" => Some(Self::NoBeaconDuties),
             "NoValidatorSharesErrorCode" => Some(Self::NoValidatorShares),
-            "AttestationSourceNotLessThanTargetErrorCode" => Some(Self::AttestationSourceNotLessThanTarget),
+            "AttestationSourceNotLessThanTargetErrorCode" => {
+                Some(Self::AttestationSourceNotLessThanTarget)
+            }
             "CheckpointMismatch" => Some(Self::CheckpointMismatch),
             "MessageIDCommitteeIDMismatchErrorCode" => Some(Self::MessageIDCommitteeIDMismatch),
             "MessageTypeInvalidErrorCode" => Some(Self::MessageTypeInvalid),
@@ -196,10 +204,16 @@ impl ErrorCode {
             "ReconstructSignatureErrorCode" => Some(Self::ReconstructSignature),
             "SlashableAttestationErrorCode" => Some(Self::SlashableAttestation),
             "DecidedWrongInstanceErrorCode" => Some(Self::DecidedWrongInstance),
-            "ValidatorRegistrationNoConsensusPhaseErrorCode" => Some(Self::ValidatorRegistrationNoConsensusPhase),
-            "ValidatorRegistrationNoPostConsensusPhaseErrorCode" => Some(Self::ValidatorRegistrationNoPostConsensusPhase),
+            "ValidatorRegistrationNoConsensusPhaseErrorCode" => {
+                Some(Self::ValidatorRegistrationNoConsensusPhase)
+            }
+            "ValidatorRegistrationNoPostConsensusPhaseErrorCode" => {
+                Some(Self::ValidatorRegistrationNoPostConsensusPhase)
+            }
             "ValidatorExitNoConsensusPhaseErrorCode" => Some(Self::ValidatorExitNoConsensusPhase),
-            "ValidatorExitNoPostConsensusPhaseErrorCode" => Some(Self::ValidatorExitNoPostConsensusPhase),
+            "ValidatorExitNoPostConsensusPhaseErrorCode" => {
+                Some(Self::ValidatorExitNoPostConsensusPhase)
+            }
             "SSVMessageHasInvalidSignatureErrorCode" => Some(Self::SSVMessageHasInvalidSignature),
             "DutyAlreadyPassedErrorCode" => Some(Self::DutyAlreadyPassed),
             "WrongSigningRootErrorCode" => Some(Self::WrongSigningRoot),
@@ -215,7 +229,9 @@ impl ErrorCode {
             "WrongBeaconRoleTypeErrorCode" => Some(Self::WrongBeaconRoleType),
             "WrongValidatorIndexErrorCode" => Some(Self::WrongValidatorIndex),
             "WrongValidatorPubkeyErrorCode" => Some(Self::WrongValidatorPubkey),
-            "InstanceStoppedProcessingMessagesErrorCode" => Some(Self::InstanceStoppedProcessingMessages),
+            "InstanceStoppedProcessingMessagesErrorCode" => {
+                Some(Self::InstanceStoppedProcessingMessages)
+            }
             "WrongMessageRoundErrorCode" => Some(Self::WrongMessageRound),
             "MessageAllowsOneSignerOnlyErrorCode" => Some(Self::MessageAllowsOneSignerOnly),
             "NoProposalForCurrentRoundErrorCode" => Some(Self::NoProposalForCurrentRound),

@@ -21,3 +21,6 @@ pub mod types;
 
 pub use error::Error;
 pub use error_code::ErrorCode;
+
+#[cfg(feature = "spec-vectors")]
+pub mod vectors;

@@ -40,9 +40,10 @@ const SIGNED_SSV_MESSAGE_FIXED: usize = 4 * 4;
 pub const SSV_MESSAGE_FIXED: usize = 8 + MESSAGE_ID_SIZE + 4;
 /// Largest encoded `SSVMessage`.
 pub const SSV_MESSAGE_MAX: usize = SSV_MESSAGE_FIXED + SSV_MESSAGE_DATA_MAX;
-/// Largest encoded `SignedSSVMessage`: what a gossip message may carry at most.
+/// Largest encoded `SignedSSVMessage`: what a gossip message may carry at most. Each
+/// signature is encoded as a variable-size item, with a 4-byte offset.
 pub const SIGNED_SSV_MESSAGE_MAX: usize = SIGNED_SSV_MESSAGE_FIXED
-    + COMMITTEE_SIZE_MAX * RSA_SIGNATURE_SIZE
+    + COMMITTEE_SIZE_MAX * (4 + RSA_SIGNATURE_SIZE)
     + COMMITTEE_SIZE_MAX * 8
     + SSV_MESSAGE_MAX
     + FULL_DATA_MAX;
@@ -81,8 +82,14 @@ mod tests {
     fn type_level_numbers_match_constants() {
         assert_eq!(SsvMessageDataMax::to_usize(), SSV_MESSAGE_DATA_MAX);
         assert_eq!(FullDataMax::to_usize(), FULL_DATA_MAX);
-        assert_eq!(RoundChangeJustificationMax::to_usize(), ROUND_CHANGE_JUSTIFICATION_MAX);
-        assert_eq!(PrepareJustificationMax::to_usize(), PREPARE_JUSTIFICATION_MAX);
+        assert_eq!(
+            RoundChangeJustificationMax::to_usize(),
+            ROUND_CHANGE_JUSTIFICATION_MAX
+        );
+        assert_eq!(
+            PrepareJustificationMax::to_usize(),
+            PREPARE_JUSTIFICATION_MAX
+        );
         assert_eq!(PartialSignaturesMax::to_usize(), PARTIAL_SIGNATURES_MAX);
         assert_eq!(ConsensusDataSszMax::to_usize(), CONSENSUS_DATA_SSZ_MAX);
         assert_eq!(CommitteeMax::to_usize(), COMMITTEE_SIZE_MAX);

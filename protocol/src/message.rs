@@ -5,9 +5,14 @@
 //! ```text
 //! MessageID        = domain (4) ‖ role (u32 LE, 4) ‖ duty executor id (48, right-aligned)
 //! SSVMessage       = { MsgType: u64, MsgID: [56]byte, Data: List[u8, 722412] }
-//! SignedSSVMessage = { Signatures: List[Vector[u8, 256], 13], OperatorIDs: List[u64, 13],
+//! SignedSSVMessage = { Signatures: List[List[u8, 256], 13], OperatorIDs: List[u64, 13],
 //!                      SSVMessage: SSVMessage, FullData: List[u8, 4194532] }
 //! ```
+//!
+//! The Go types tag `Signatures` as `ssz-size:"?,256"`, but the generated codec encodes each
+//! signature as a variable-size item (with an offset) and hashes it as a byte list: we do the
+//! same to stay byte-compatible, and [`SignedSsvMessage::from_ssz`] requires every signature
+//! to be exactly 256 bytes.
 
 use ssz::{Decode, Encode};
 use ssz_derive::{Decode, Encode};
@@ -17,8 +22,8 @@ use tree_hash_derive::TreeHash;
 
 use crate::error::Error;
 use crate::limits::{
-    CommitteeMax, FullDataMax, MESSAGE_ID_SIZE, RSA_SIGNATURE_SIZE, SIGNED_SSV_MESSAGE_MAX,
-    SsvMessageDataMax,
+    CommitteeMax, FullDataMax, MESSAGE_ID_SIZE, RSA_SIGNATURE_SIZE, RsaSignatureLen,
+    SIGNED_SSV_MESSAGE_MAX, SsvMessageDataMax,
 };
 use crate::types::{BlsPublicKey, DomainType, OperatorId};
 
@@ -117,7 +122,10 @@ impl MessageId {
     /// If `duty_executor_id` is longer than 48 bytes (a programmer error: callers pass a
     /// validator public key or a committee ID).
     pub fn new(domain: DomainType, role: RunnerRole, duty_executor_id: &[u8]) -> Self {
-        assert!(duty_executor_id.len() <= DUTY_EXECUTOR_ID_SIZE, "duty executor id too long");
+        assert!(
+            duty_executor_id.len() <= DUTY_EXECUTOR_ID_SIZE,
+            "duty executor id too long"
+        );
         let mut id = [0u8; MESSAGE_ID_SIZE];
         id[..DOMAIN_END].copy_from_slice(&domain.0);
         id[DOMAIN_END..ROLE_END].copy_from_slice(&role.to_i32().to_le_bytes());
@@ -272,8 +280,9 @@ pub type RsaSignature = [u8; RSA_SIGNATURE_SIZE];
 /// whose root the QBFT message carries.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
 pub struct SignedSsvMessage {
-    /// One RSA signature per operator in `operator_ids`, same order.
-    pub signatures: VariableList<RsaSignature, CommitteeMax>,
+    /// One RSA signature per operator in `operator_ids`, same order (each 256 bytes once
+    /// decoded through [`SignedSsvMessage::from_ssz`]).
+    pub signatures: VariableList<VariableList<u8, RsaSignatureLen>, CommitteeMax>,
     /// Signers.
     pub operator_ids: VariableList<OperatorId, CommitteeMax>,
     /// The signed message.
@@ -292,7 +301,26 @@ impl SignedSsvMessage {
                 bytes.len()
             )));
         }
-        Self::from_ssz_bytes(bytes).map_err(Error::from)
+        let msg = Self::from_ssz_bytes(bytes).map_err(Error::from)?;
+        if let Some(bad) = msg
+            .signatures
+            .iter()
+            .find(|s| s.len() != RSA_SIGNATURE_SIZE)
+        {
+            return Err(Error::Decode(format!(
+                "signature of {} bytes, expected 256",
+                bad.len()
+            )));
+        }
+        Ok(msg)
+    }
+
+    /// The `i`-th signature as a fixed array (every signature has 256 bytes after
+    /// [`SignedSsvMessage::from_ssz`] or [`SignedSsvMessage::new`]).
+    pub fn signature(&self, i: usize) -> Option<&RsaSignature> {
+        self.signatures
+            .get(i)
+            .and_then(|s| s.as_ref().try_into().ok())
     }
 
     /// Encodes to SSZ.
@@ -308,8 +336,13 @@ impl SignedSsvMessage {
         full_data: Vec<u8>,
     ) -> Result<Self, Error> {
         Ok(SignedSsvMessage {
-            signatures: VariableList::new(signatures)
-                .map_err(|e| Error::Decode(format!("signatures: {e:?}")))?,
+            signatures: VariableList::new(
+                signatures
+                    .into_iter()
+                    .map(|s| VariableList::new(s.to_vec()).expect("256 bytes fit a 256-byte list"))
+                    .collect(),
+            )
+            .map_err(|e| Error::Decode(format!("signatures: {e:?}")))?,
             operator_ids: VariableList::new(operator_ids)
                 .map_err(|e| Error::Decode(format!("operator ids: {e:?}")))?,
             ssv_message,
@@ -396,7 +429,10 @@ mod tests {
     #[test]
     fn oversized_input_is_rejected_before_decoding() {
         let bytes = vec![0u8; SIGNED_SSV_MESSAGE_MAX + 1];
-        assert!(matches!(SignedSsvMessage::from_ssz(&bytes), Err(Error::Decode(_))));
+        assert!(matches!(
+            SignedSsvMessage::from_ssz(&bytes),
+            Err(Error::Decode(_))
+        ));
     }
 
     #[test]

@@ -105,7 +105,120 @@ mod tests {
 
     #[test]
     fn presets_are_found_by_name() {
-        assert_eq!(network_preset("hoodi").map(|p| p.domain), Some(DomainType::HOODI));
+        assert_eq!(
+            network_preset("hoodi").map(|p| p.domain),
+            Some(DomainType::HOODI)
+        );
         assert!(network_preset("goerli").is_none());
+    }
+}
+
+/// A beacon-chain duty role (ssv-spec `BeaconRole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BeaconRole {
+    /// Attestation.
+    Attester,
+    /// Aggregation.
+    Aggregator,
+    /// Block proposal.
+    Proposer,
+    /// Sync-committee message.
+    SyncCommittee,
+    /// Sync-committee contribution.
+    SyncCommitteeContribution,
+    /// Validator registration.
+    ValidatorRegistration,
+    /// Voluntary exit.
+    VoluntaryExit,
+}
+
+impl BeaconRole {
+    /// Parses the wire value (u64).
+    pub const fn from_u64(v: u64) -> Option<Self> {
+        Some(match v {
+            0 => BeaconRole::Attester,
+            1 => BeaconRole::Aggregator,
+            2 => BeaconRole::Proposer,
+            3 => BeaconRole::SyncCommittee,
+            4 => BeaconRole::SyncCommitteeContribution,
+            5 => BeaconRole::ValidatorRegistration,
+            6 => BeaconRole::VoluntaryExit,
+            _ => return None,
+        })
+    }
+
+    /// The wire value.
+    pub const fn to_u64(self) -> u64 {
+        match self {
+            BeaconRole::Attester => 0,
+            BeaconRole::Aggregator => 1,
+            BeaconRole::Proposer => 2,
+            BeaconRole::SyncCommittee => 3,
+            BeaconRole::SyncCommitteeContribution => 4,
+            BeaconRole::ValidatorRegistration => 5,
+            BeaconRole::VoluntaryExit => 6,
+        }
+    }
+
+    /// The runner that performs this duty: attestations and sync-committee messages are
+    /// committee duties; every other role has a runner of its own.
+    pub const fn runner_role(self) -> crate::message::RunnerRole {
+        use crate::message::RunnerRole;
+        match self {
+            BeaconRole::Attester | BeaconRole::SyncCommittee => RunnerRole::Committee,
+            BeaconRole::Aggregator => RunnerRole::Aggregator,
+            BeaconRole::Proposer => RunnerRole::Proposer,
+            BeaconRole::SyncCommitteeContribution => RunnerRole::SyncCommitteeContribution,
+            BeaconRole::ValidatorRegistration => RunnerRole::ValidatorRegistration,
+            BeaconRole::VoluntaryExit => RunnerRole::VoluntaryExit,
+        }
+    }
+}
+
+/// One operator of a committee as a member sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitteeOperator {
+    /// Operator ID.
+    pub operator_id: OperatorId,
+    /// The operator's RSA public key, as the contract publishes it (base64 of a PEM).
+    pub rsa_public_key_pem: Vec<u8>,
+}
+
+/// This operator's view of a committee it belongs to (ssv-spec `CommitteeMember`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitteeMember {
+    /// This operator.
+    pub operator_id: OperatorId,
+    /// The committee's ID.
+    pub committee_id: crate::committee::CommitteeId,
+    /// This operator's RSA public key (PEM).
+    pub rsa_public_key_pem: Vec<u8>,
+    /// `f`: how many members may be faulty (`n = 3f + 1`).
+    pub faulty_nodes: u64,
+    /// Every member, this one included.
+    pub committee: Vec<CommitteeOperator>,
+    /// The network's domain.
+    pub domain: DomainType,
+}
+
+impl CommitteeMember {
+    /// Whether `signers` distinct signers make a quorum (`2f + 1`).
+    pub fn has_quorum(&self, signers: usize) -> bool {
+        signers as u64 > 2 * self.faulty_nodes
+    }
+
+    /// Whether `signers` distinct signers make a partial quorum (`f + 1`).
+    pub fn has_partial_quorum(&self, signers: usize) -> bool {
+        signers as u64 > self.faulty_nodes
+    }
+
+    /// Whether `operator_id` is a member.
+    pub fn is_member(&self, operator_id: OperatorId) -> bool {
+        self.committee.iter().any(|o| o.operator_id == operator_id)
+    }
+
+    /// The member with this ID.
+    pub fn operator(&self, operator_id: OperatorId) -> Option<&CommitteeOperator> {
+        self.committee.iter().find(|o| o.operator_id == operator_id)
     }
 }

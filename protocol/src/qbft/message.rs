@@ -109,17 +109,26 @@ impl Message {
 
     /// Decodes the prepare justifications.
     pub fn prepare_justifications(&self) -> Result<Vec<SignedSsvMessage>, Error> {
-        self.prepare_justification.iter().map(|j| SignedSsvMessage::from_ssz(j)).collect()
+        self.prepare_justification
+            .iter()
+            .map(|j| SignedSsvMessage::from_ssz(j))
+            .collect()
     }
 
     /// ssv-spec's `qbft.Message.Validate`: a 56-byte identifier, a known type, and
     /// justifications that decode.
     pub fn validate(&self) -> Result<(), Error> {
         if self.identifier.is_empty() {
-            return Err(Error::spec(ErrorCode::MessageIdentifierInvalid, "message identifier invalid"));
+            return Err(Error::spec(
+                ErrorCode::MessageIdentifierInvalid,
+                "message identifier invalid",
+            ));
         }
         if self.kind().is_none() {
-            return Err(Error::spec(ErrorCode::MessageTypeInvalid, "message type is invalid"));
+            return Err(Error::spec(
+                ErrorCode::MessageTypeInvalid,
+                "message type is invalid",
+            ));
         }
         self.round_change_justifications()?;
         self.prepare_justifications()?;
