@@ -1,2 +1,84 @@
-//! Persistent state of the node in MDBX: operators, shares, committees, decided values,
-//! slashing protection and the contract-sync cursor, written by one writer thread in batches.
+//! Persistent state of the SSV node in MDBX: operators, shares, committees, validator
+//! metadata, decided values, slashing protection and the contract-sync cursor.
+//!
+//! # Place in the data flow
+//!
+//! ```text
+//! contract sync (node) ──WriteOp batches──┐
+//! QBFT decided values (shards) ───────────┼─► bounded channel ─► writer thread ─► MDBX (one commit per batch)
+//! duty runners: "may I sign?" ────────────┘         (check_and_record: verdicts after the commit)
+//! start-up / shards / API ◄── read snapshots (MVCC, never block the writer) ◄── MDBX
+//! ```
+//!
+//! The node converts the wire types of `ssv-protocol` into the records of [`records`], so the
+//! on-disk schema is owned here and versioned by [`SCHEMA_VERSION`].
+//!
+//! # Binding
+//!
+//! MDBX through the [`libmdbx`] crate 0.9 (vorot93/libmdbx-rs, bundling C libmdbx 0.14 via
+//! `mdbx-sys`, which needs `libclang` at build time). It is the maintained, safe wrapper on
+//! crates.io (reth's fork is not published), gives zero-copy `Cow::Borrowed` reads in
+//! read-only transactions, and exposes geometry, sync mode and table flags explicitly.
+//!
+//! # Environment
+//!
+//! Set explicitly in [`db::open_env`]: geometry from [`Geometry`] (1 MiB initial, 64 GiB
+//! maximum, 16 MiB growth step, 64 MiB shrink threshold, 4 KiB pages), [`READERS_MAX`]
+//! reader slots, one named table per [`tables`] entry plus `meta`, no write map (a stray
+//! pointer in the process cannot scribble on the map; writes go through `pwrite`), shared
+//! (non-exclusive) open, and the commit durability of [`Durability`] (`Durable` by default:
+//! data then meta page flushed before a commit returns).
+//!
+//! The `meta` table holds the schema magic and version and the genesis validators root; open
+//! refuses a file that is not MDBX, a damaged one, a foreign MDBX database, another schema
+//! version or another network, each with its own [`StorageError`] variant.
+//!
+//! # Values
+//!
+//! Values are rkyv 0.8 archives, validated once and then read in place from the memory map;
+//! MDBX only guarantees 2-byte alignment of values, so a misaligned value is copied once into
+//! an aligned buffer (see [`codec`] for the details and the counter). Keys are fixed-size
+//! byte strings with big-endian integers.
+//!
+//! # Writes
+//!
+//! One writer thread owns every write transaction ([`writer`]); callers hand it batches over
+//! a bounded channel and it commits once per batch (folding concurrently queued batches into
+//! the same commit). [`Store::commits`] counts the commits.
+//!
+//! # Slashing protection
+//!
+//! [`Store::check_and_record`] checks a batch of blocks and attestations for many
+//! validators and records the safe ones in one transaction; see [`slashing`] for the rules.
+//! EIP-3076 interchange import (minified merge) and export (complete or minified) are in
+//! [`Store::import_interchange`] and [`Store::export_interchange`]; the `eip3076-vectors`
+//! binary runs the standard test vectors ([`vectors`]).
+
+pub mod codec;
+pub mod committee;
+pub mod db;
+mod error;
+pub mod interchange;
+pub mod records;
+pub mod slashing;
+mod store;
+pub mod tables;
+pub mod vectors;
+pub mod writer;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fixtures;
+
+pub use codec::{ValueRef, misaligned_copies};
+pub use committee::{CommitteeEntry, CommitteeMap, CommitteeValidator};
+pub use db::{
+    Durability, Geometry, READERS_MAX, ReadTxn, SCHEMA_VERSION, StoreConfig, WRITE_QUEUE_MAX,
+};
+pub use error::{Result, StorageError};
+pub use interchange::{ImportSummary, Interchange};
+pub use records::*;
+pub use slashing::{
+    AttestationToSign, BlockToSign, Safe, SlashingVerdicts, SlashingViolation, Verdict,
+};
+pub use store::{ExportForm, Store};
+pub use writer::{CommitInfo, WriteOp};

@@ -1,0 +1,340 @@
+//! Slashing protection: checked and recorded in the writer's transaction, before any
+//! signature leaves the node.
+//!
+//! Rules (EIP-3076 with the complete local history, as Lighthouse applies them):
+//!
+//! * attestation: refuse `source > target`; refuse a second vote for a target epoch unless it
+//!   repeats the same non-zero signing root; refuse a vote surrounded by or surrounding any
+//!   recorded vote; refuse `source < low_source` and `target <= low_target`, the lowest
+//!   values present (after an import: the imported maxima).
+//! * block: refuse a second block at a slot unless it repeats the same non-zero signing root;
+//!   refuse `slot <= low_slot`.
+//!
+//! The usual case (a new attestation above everything recorded) costs one summary lookup:
+//! `source >= max_source` and `target > max_target` rule out every conflict, so the range
+//! scans only run for attestations below the maxima.
+//!
+//! A batch for many validators is checked and recorded in one write transaction and one
+//! durable commit; the caller gets one verdict per input, in input order, only after that
+//! commit. Entries of one batch see each other (they are applied in order).
+
+use std::ops::ControlFlow;
+
+use crate::codec::PrefixedU64;
+use crate::db::{Handle, WriteTxn};
+use crate::error::Result;
+use crate::records::{AttestationRecord, BlockRecord, Root, SlashingSummary, ValidatorPubkey};
+use crate::tables::{SignedAttestations, SignedBlocks, SlashingSummaries};
+
+/// Most attestations plus blocks in one [`crate::Store::check_and_record`] call (larger
+/// batches must be split; 100,000 is more than one operator signs in a slot).
+pub const SLASHING_BATCH_MAX: usize = 100_000;
+
+/// An attestation the node is about to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttestationToSign {
+    /// Validator public key.
+    pub pubkey: ValidatorPubkey,
+    /// Source checkpoint epoch.
+    pub source_epoch: u64,
+    /// Target checkpoint epoch.
+    pub target_epoch: u64,
+    /// Signing root of the attestation data.
+    pub signing_root: Root,
+}
+
+/// A block the node is about to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockToSign {
+    /// Proposer public key.
+    pub pubkey: ValidatorPubkey,
+    /// Block slot.
+    pub slot: u64,
+    /// Signing root of the block header.
+    pub signing_root: Root,
+}
+
+/// Why a signature must not be produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlashingViolation {
+    /// `source > target`.
+    SourceExceedsTarget,
+    /// Another vote for this target epoch exists (with another or unknown signing root).
+    DoubleVote {
+        /// Source of the existing vote.
+        existing_source: u64,
+    },
+    /// A recorded vote surrounds this one.
+    SurroundedByExisting {
+        /// The recorded vote (source, target).
+        existing: (u64, u64),
+    },
+    /// This vote surrounds a recorded one.
+    SurroundsExisting {
+        /// The recorded vote (source, target).
+        existing: (u64, u64),
+    },
+    /// Source below the lowest source recorded (or imported).
+    SourceBelowLowerBound {
+        /// The bound.
+        low_source: u64,
+    },
+    /// Target at or below the lowest target recorded (or imported).
+    TargetNotAboveLowerBound {
+        /// The bound.
+        low_target: u64,
+    },
+    /// Another block at this slot exists (with another or unknown signing root).
+    DoubleProposal,
+    /// Slot at or below the lowest slot recorded (or imported).
+    SlotNotAboveLowerBound {
+        /// The bound.
+        low_slot: u64,
+    },
+}
+
+impl std::fmt::Display for SlashingViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// A signature that may be produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safe {
+    /// New message: recorded.
+    Recorded,
+    /// Exactly the message signed before (same non-zero signing root): signing again is safe.
+    SameData,
+}
+
+/// Verdict for one input.
+pub type Verdict = std::result::Result<Safe, SlashingViolation>;
+
+/// Verdicts of one [`crate::Store::check_and_record`] call, 1:1 with its inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlashingVerdicts {
+    /// One per input block, in order.
+    pub blocks: Vec<Verdict>,
+    /// One per input attestation, in order.
+    pub attestations: Vec<Verdict>,
+}
+
+fn is_same_root(existing: Option<Root>, new: &Root) -> bool {
+    existing.is_some_and(|r| r != [0u8; 32] && &r == new)
+}
+
+/// The three slashing tables opened once per write transaction.
+pub(crate) struct SlashingTables<'t> {
+    pub(crate) blocks: Handle<'t, SignedBlocks>,
+    pub(crate) attestations: Handle<'t, SignedAttestations>,
+    pub(crate) summaries: Handle<'t, SlashingSummaries>,
+}
+
+impl<'t> SlashingTables<'t> {
+    pub(crate) fn open(txn: &'t WriteTxn<'_>) -> Result<Self> {
+        Ok(SlashingTables {
+            blocks: txn.handle()?,
+            attestations: txn.handle()?,
+            summaries: txn.handle()?,
+        })
+    }
+}
+
+/// Checks one block and records it when safe.
+pub(crate) fn check_block<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &SlashingTables<'t>,
+    block: &BlockToSign,
+) -> Result<Verdict> {
+    let mut summary = txn.get(&t.summaries, &block.pubkey)?.unwrap_or_default();
+    let key = PrefixedU64(block.pubkey, block.slot);
+    // A block at this slot can only exist when the slot is within the recorded range.
+    if summary.max_slot.is_some_and(|max| block.slot <= max)
+        && let Some(existing) = txn.get(&t.blocks, &key)?
+    {
+        return Ok(
+            if is_same_root(existing.signing_root, &block.signing_root) {
+                Ok(Safe::SameData)
+            } else {
+                Err(SlashingViolation::DoubleProposal)
+            },
+        );
+    }
+    if let Some(low_slot) = summary.low_slot
+        && block.slot <= low_slot
+    {
+        return Ok(Err(SlashingViolation::SlotNotAboveLowerBound { low_slot }));
+    }
+    txn.put(
+        &t.blocks,
+        &key,
+        &BlockRecord {
+            signing_root: Some(block.signing_root),
+        },
+    )?;
+    summary.low_slot = Some(summary.low_slot.map_or(block.slot, |l| l.min(block.slot)));
+    summary.max_slot = Some(summary.max_slot.map_or(block.slot, |m| m.max(block.slot)));
+    txn.put(&t.summaries, &block.pubkey, &summary)?;
+    Ok(Ok(Safe::Recorded))
+}
+
+/// Checks one attestation and records it when safe.
+pub(crate) fn check_attestation<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &SlashingTables<'t>,
+    att: &AttestationToSign,
+) -> Result<Verdict> {
+    let (s, tgt) = (att.source_epoch, att.target_epoch);
+    if s > tgt {
+        return Ok(Err(SlashingViolation::SourceExceedsTarget));
+    }
+    let mut summary = txn.get(&t.summaries, &att.pubkey)?.unwrap_or_default();
+    // Records with a target above `tgt` exist only when tgt < max_target.
+    if summary.max_target.is_some_and(|max| tgt <= max) {
+        if let Some(existing) = txn.get(&t.attestations, &PrefixedU64(att.pubkey, tgt))? {
+            return Ok(if is_same_root(existing.signing_root, &att.signing_root) {
+                Ok(Safe::SameData)
+            } else {
+                Err(SlashingViolation::DoubleVote {
+                    existing_source: existing.source_epoch,
+                })
+            });
+        }
+        // A recorded vote surrounding this one has target > tgt and source < s.
+        let mut found = None;
+        txn.scan(
+            &t.attestations,
+            &PrefixedU64(att.pubkey, tgt.saturating_add(1)),
+            |key, rec| {
+                if key.0 != att.pubkey {
+                    return Ok(ControlFlow::Break(()));
+                }
+                if rec.source_epoch < s {
+                    found = Some((rec.source_epoch, key.1));
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        if let Some(existing) = found {
+            return Ok(Err(SlashingViolation::SurroundedByExisting { existing }));
+        }
+    }
+    // A recorded vote surrounded by this one has target < tgt and source > s, so only
+    // exists when s < max_source.
+    if summary.max_source.is_some_and(|max| s < max) {
+        let mut found = None;
+        txn.scan(&t.attestations, &PrefixedU64(att.pubkey, 0), |key, rec| {
+            if key.0 != att.pubkey || key.1 >= tgt {
+                return Ok(ControlFlow::Break(()));
+            }
+            if rec.source_epoch > s {
+                found = Some((rec.source_epoch, key.1));
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if let Some(existing) = found {
+            return Ok(Err(SlashingViolation::SurroundsExisting { existing }));
+        }
+    }
+    if let Some(low_source) = summary.low_source
+        && s < low_source
+    {
+        return Ok(Err(SlashingViolation::SourceBelowLowerBound { low_source }));
+    }
+    if let Some(low_target) = summary.low_target
+        && tgt <= low_target
+    {
+        return Ok(Err(SlashingViolation::TargetNotAboveLowerBound {
+            low_target,
+        }));
+    }
+    txn.put(
+        &t.attestations,
+        &PrefixedU64(att.pubkey, tgt),
+        &AttestationRecord {
+            source_epoch: s,
+            signing_root: Some(att.signing_root),
+        },
+    )?;
+    update_attestation_bounds(&mut summary, s, tgt);
+    txn.put(&t.summaries, &att.pubkey, &summary)?;
+    Ok(Ok(Safe::Recorded))
+}
+
+fn update_attestation_bounds(summary: &mut SlashingSummary, s: u64, tgt: u64) {
+    summary.low_source = Some(summary.low_source.map_or(s, |l| l.min(s)));
+    summary.low_target = Some(summary.low_target.map_or(tgt, |l| l.min(tgt)));
+    summary.max_source = Some(summary.max_source.map_or(s, |m| m.max(s)));
+    summary.max_target = Some(summary.max_target.map_or(tgt, |m| m.max(tgt)));
+}
+
+/// Deletes every record of `pubkey` in table `T` (keys `(pubkey, *)`).
+fn clear_validator<'t, T>(
+    txn: &'t WriteTxn<'_>,
+    handle: &Handle<'t, T>,
+    pubkey: &ValidatorPubkey,
+) -> Result<usize>
+where
+    T: crate::tables::Table<Key = PrefixedU64<48>>,
+{
+    let mut keys = Vec::new();
+    txn.scan(handle, &PrefixedU64(*pubkey, 0), |key, _| {
+        if key.0 != *pubkey {
+            return Ok(ControlFlow::Break(()));
+        }
+        keys.push(key);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    for key in &keys {
+        txn.del(handle, key)?;
+    }
+    Ok(keys.len())
+}
+
+/// Merges one imported validator record the minified way (EIP-3076 "minification"): the
+/// validator's whole history collapses into one synthetic block at the highest slot and one
+/// synthetic attestation at the highest source and highest target, over both what was
+/// recorded and what is imported. Signing roots of the synthetic records are unknown, so
+/// nothing at or below them can be signed again; slots and epochs only move forward.
+pub(crate) fn import_minified<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &SlashingTables<'t>,
+    pubkey: &ValidatorPubkey,
+    max_block_slot: Option<u64>,
+    max_source_target: Option<(u64, u64)>,
+) -> Result<()> {
+    let mut summary = txn.get(&t.summaries, pubkey)?.unwrap_or_default();
+    if let Some(slot) = max_block_slot {
+        let slot = summary.max_slot.map_or(slot, |m| m.max(slot));
+        clear_validator(txn, &t.blocks, pubkey)?;
+        txn.put(
+            &t.blocks,
+            &PrefixedU64(*pubkey, slot),
+            &BlockRecord { signing_root: None },
+        )?;
+        summary.low_slot = Some(slot);
+        summary.max_slot = Some(slot);
+    }
+    if let Some((s, tgt)) = max_source_target {
+        let s = summary.max_source.map_or(s, |m| m.max(s));
+        let tgt = summary.max_target.map_or(tgt, |m| m.max(tgt));
+        clear_validator(txn, &t.attestations, pubkey)?;
+        txn.put(
+            &t.attestations,
+            &PrefixedU64(*pubkey, tgt),
+            &AttestationRecord {
+                source_epoch: s,
+                signing_root: None,
+            },
+        )?;
+        summary.low_source = Some(s);
+        summary.low_target = Some(tgt);
+        summary.max_source = Some(s);
+        summary.max_target = Some(tgt);
+    }
+    txn.put(&t.summaries, pubkey, &summary)?;
+    Ok(())
+}

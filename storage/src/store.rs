@@ -1,0 +1,293 @@
+//! [`Store`]: the public face of the crate.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::codec::Singleton;
+use crate::committee::CommitteeMap;
+use crate::db::{Env, ReadTxn, StoreConfig, open_env};
+use crate::error::{Result, StorageError};
+use crate::interchange::{
+    INTERCHANGE_FORMAT_VERSION, ImportSummary, Interchange, InterchangeAttestation,
+    InterchangeBlock, InterchangeMetadata, InterchangeRecord, to_hex,
+};
+use crate::records::{DecidedRecord, QbftIdentifier, ShareRecord, ValidatorPubkey};
+use crate::slashing::{AttestationToSign, BlockToSign, SLASHING_BATCH_MAX, SlashingVerdicts};
+use crate::tables::{
+    ContractSync, Decided, Shares, SignedAttestations, SignedBlocks, SlashingSummaries,
+};
+use crate::writer::{BATCH_OPS_MAX, CommitInfo, Request, WriteOp, Writer};
+
+/// Which EIP-3076 export to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportForm {
+    /// Every recorded block and attestation.
+    Complete,
+    /// Per validator, one block at the highest slot and one attestation at the highest
+    /// source and target (what another client needs to stay safe).
+    Minified,
+}
+
+/// The node's database: an MDBX environment plus its writer thread.
+///
+/// Reads go through [`Store::read`] snapshots on any thread; every write goes through the
+/// writer thread ([`Store::write`], [`Store::check_and_record`], [`Store::import_interchange`]).
+/// Share it between threads behind an `Arc`.
+pub struct Store {
+    env: Arc<Env>,
+    config: StoreConfig,
+    requests: Option<Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database and starts the writer thread.
+    ///
+    /// Fails with a typed error, never a panic, when the file is not an MDBX database, is
+    /// damaged, belongs to another application, has another schema version, or belongs to
+    /// another network.
+    pub fn open(config: StoreConfig) -> Result<Self> {
+        let env = Arc::new(open_env(&config)?);
+        let commits = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = bounded(config.write_queue_max.max(1));
+        let writer = Writer {
+            env: env.clone(),
+            persist_decrypted_shares: config.persist_decrypted_shares,
+            decided_history: config.decided_history,
+            commits: commits.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("storage-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| StorageError::Io {
+                path: config.path.clone(),
+                source,
+            })?;
+        Ok(Store {
+            env,
+            config,
+            requests: Some(tx),
+            writer: Some(handle),
+            commits,
+        })
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Number of commits (each one durable with [`crate::Durability::Durable`]) since open.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// A read snapshot. Never blocks the writer, nor is blocked by it.
+    pub fn read(&self) -> Result<ReadTxn<'_>> {
+        ReadTxn::new(&self.env)
+    }
+
+    fn sender(&self) -> Result<&Sender<Request>> {
+        self.requests.as_ref().ok_or(StorageError::WriterStopped)
+    }
+
+    fn check_ops(ops: &[WriteOp]) -> Result<()> {
+        if ops.len() > BATCH_OPS_MAX {
+            return Err(StorageError::InvalidRecord(format!(
+                "batch of {} operations, more than {BATCH_OPS_MAX}",
+                ops.len()
+            )));
+        }
+        ops.iter().try_for_each(WriteOp::validate)
+    }
+
+    /// Queues a batch; it is applied and committed with whatever else is queued. Waits while
+    /// the queue is full. The receiver yields once the batch is committed.
+    pub fn submit(&self, ops: Vec<WriteOp>) -> Result<Receiver<Result<CommitInfo>>> {
+        Self::check_ops(&ops)?;
+        let (ack, rx) = bounded(1);
+        self.sender()?
+            .send(Request::Write { ops, ack })
+            .map_err(|_| StorageError::WriterStopped)?;
+        Ok(rx)
+    }
+
+    /// Like [`Store::submit`], but fails with [`StorageError::WriteQueueFull`] instead of
+    /// waiting.
+    pub fn try_submit(&self, ops: Vec<WriteOp>) -> Result<Receiver<Result<CommitInfo>>> {
+        Self::check_ops(&ops)?;
+        let (ack, rx) = bounded(1);
+        match self.sender()?.try_send(Request::Write { ops, ack }) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(StorageError::WriteQueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(StorageError::WriterStopped),
+        }
+    }
+
+    /// Writes a batch and waits until it is committed.
+    pub fn write(&self, ops: Vec<WriteOp>) -> Result<CommitInfo> {
+        self.submit(ops)?
+            .recv()
+            .map_err(|_| StorageError::WriterStopped)?
+    }
+
+    /// Checks every block and attestation against slashing protection and records the safe
+    /// ones, atomically, in one commit. Returns one verdict per input, in order, after the
+    /// commit: a signature may leave the node only for inputs whose verdict is `Ok`.
+    pub fn check_and_record(
+        &self,
+        blocks: &[BlockToSign],
+        attestations: &[AttestationToSign],
+    ) -> Result<SlashingVerdicts> {
+        if blocks.len() + attestations.len() > SLASHING_BATCH_MAX {
+            return Err(StorageError::InvalidRecord(format!(
+                "slashing batch of {} messages, more than {SLASHING_BATCH_MAX}",
+                blocks.len() + attestations.len()
+            )));
+        }
+        let (ack, rx) = bounded(1);
+        self.sender()?
+            .send(Request::Slashing {
+                blocks: blocks.to_vec(),
+                attestations: attestations.to_vec(),
+                ack,
+            })
+            .map_err(|_| StorageError::WriterStopped)?;
+        rx.recv().map_err(|_| StorageError::WriterStopped)?
+    }
+
+    /// Imports an EIP-3076 interchange document (minified merge: see
+    /// [`crate::slashing`]). All or nothing: a malformed document or one for another network
+    /// changes nothing.
+    pub fn import_interchange(&self, interchange: &Interchange) -> Result<ImportSummary> {
+        let (entries, summary) = interchange.plan(&self.config.genesis_validators_root)?;
+        let (ack, rx) = bounded(1);
+        self.sender()?
+            .send(Request::Import {
+                entries,
+                summary,
+                ack,
+            })
+            .map_err(|_| StorageError::WriterStopped)?;
+        rx.recv().map_err(|_| StorageError::WriterStopped)?
+    }
+
+    /// Exports slashing protection as an EIP-3076 document.
+    pub fn export_interchange(&self, form: ExportForm) -> Result<Interchange> {
+        let txn = self.read()?;
+        let mut records: BTreeMap<ValidatorPubkey, InterchangeRecord> = BTreeMap::new();
+        match form {
+            ExportForm::Complete => {
+                txn.scan::<SignedBlocks>(None, |key, block| {
+                    let rec = record_for(&mut records, key.0);
+                    rec.signed_blocks.push(InterchangeBlock {
+                        slot: key.1.to_string(),
+                        signing_root: block.signing_root.as_ref().map(|r| to_hex(r)),
+                    });
+                    Ok(ControlFlow::Continue(()))
+                })?;
+                txn.scan::<SignedAttestations>(None, |key, att| {
+                    let rec = record_for(&mut records, key.0);
+                    rec.signed_attestations.push(InterchangeAttestation {
+                        source_epoch: att.source_epoch.to_native().to_string(),
+                        target_epoch: key.1.to_string(),
+                        signing_root: att.signing_root.as_ref().map(|r| to_hex(r)),
+                    });
+                    Ok(ControlFlow::Continue(()))
+                })?;
+            }
+            ExportForm::Minified => {
+                txn.scan::<SlashingSummaries>(None, |pk, s| {
+                    let rec = record_for(&mut records, pk);
+                    if let Some(slot) = s.max_slot.as_ref() {
+                        rec.signed_blocks.push(InterchangeBlock {
+                            slot: slot.to_native().to_string(),
+                            signing_root: None,
+                        });
+                    }
+                    if let (Some(src), Some(tgt)) = (s.max_source.as_ref(), s.max_target.as_ref()) {
+                        rec.signed_attestations.push(InterchangeAttestation {
+                            source_epoch: src.to_native().to_string(),
+                            target_epoch: tgt.to_native().to_string(),
+                            signing_root: None,
+                        });
+                    }
+                    Ok(ControlFlow::Continue(()))
+                })?;
+            }
+        }
+        Ok(Interchange {
+            metadata: InterchangeMetadata {
+                interchange_format_version: INTERCHANGE_FORMAT_VERSION.to_string(),
+                genesis_validators_root: to_hex(&self.config.genesis_validators_root),
+            },
+            data: records.into_values().collect(),
+        })
+    }
+
+    /// Builds the in-memory committee map from one snapshot (start-up).
+    pub fn load_committees(&self) -> Result<CommitteeMap> {
+        CommitteeMap::load(&self.read()?)
+    }
+
+    /// The share of `pubkey`, deserialized (use [`Store::read`] for in-place access).
+    pub fn share(&self, pubkey: &ValidatorPubkey) -> Result<Option<ShareRecord>> {
+        self.read()?
+            .get::<Shares>(pubkey)?
+            .map(|v| v.to_owned())
+            .transpose()
+    }
+
+    /// The highest decided instance of `identifier`.
+    pub fn highest_decided(&self, identifier: &QbftIdentifier) -> Result<Option<DecidedRecord>> {
+        self.read()?
+            .get::<Decided>(identifier)?
+            .map(|v| v.to_owned())
+            .transpose()
+    }
+
+    /// The contract-sync cursor (last processed block), if any block was processed.
+    pub fn sync_cursor(&self) -> Result<Option<u64>> {
+        Ok(self
+            .read()?
+            .get::<ContractSync>(&Singleton)?
+            .map(|c| c.last_processed_block.to_native()))
+    }
+}
+
+fn record_for(
+    records: &mut BTreeMap<ValidatorPubkey, InterchangeRecord>,
+    pk: ValidatorPubkey,
+) -> &mut InterchangeRecord {
+    records.entry(pk).or_insert_with(|| InterchangeRecord {
+        pubkey: to_hex(&pk),
+        signed_blocks: Vec::new(),
+        signed_attestations: Vec::new(),
+    })
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and exit.
+        self.requests.take();
+        if let Some(handle) = self.writer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("storage writer thread panicked");
+        }
+    }
+}
