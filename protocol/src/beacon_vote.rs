@@ -57,3 +57,44 @@ impl BeaconVote {
         Ok(())
     }
 }
+
+/// The phase0 `AttestationData` container; since Electra `index` is always 0 and the
+/// committee index travels beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode, TreeHash)]
+pub struct AttestationData {
+    /// Slot.
+    pub slot: u64,
+    /// Committee index (0 since Electra).
+    pub index: u64,
+    /// Head block root.
+    pub beacon_block_root: Root,
+    /// Source checkpoint.
+    pub source: Checkpoint,
+    /// Target checkpoint.
+    pub target: Checkpoint,
+}
+
+impl BeaconVote {
+    /// The Electra attestation data this vote makes at `slot`: every validator of the
+    /// committee attests to the same data, so they share one signing root.
+    pub fn attestation_data(&self, slot: u64) -> AttestationData {
+        AttestationData {
+            slot,
+            index: 0,
+            beacon_block_root: self.block_root,
+            source: self.source,
+            target: self.target,
+        }
+    }
+}
+
+impl AttestationData {
+    /// The vote part of this data.
+    pub fn vote(&self) -> BeaconVote {
+        BeaconVote {
+            block_root: self.beacon_block_root,
+            source: self.source,
+            target: self.target,
+        }
+    }
+}

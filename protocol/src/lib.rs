@@ -17,6 +17,7 @@ pub mod limits;
 pub mod message;
 pub mod partial_sig;
 pub mod qbft;
+pub mod signing;
 pub mod types;
 
 pub use error::Error;
