@@ -18,6 +18,7 @@ pub mod bls;
 pub mod duty;
 pub mod error;
 pub mod fixtures;
+mod gls;
 pub mod rsa;
 pub mod threshold;
 pub mod verifier;

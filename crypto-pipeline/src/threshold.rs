@@ -5,8 +5,9 @@
 //!
 //! Lagrange coefficients depend only on the signer set, so they are cached per set
 //! ([`LagrangeCache`]). The combination is a multi-scalar multiplication in G2. Coefficients
-//! and partial signatures are public, so it runs a variable-time method that shares the
-//! doublings across the `t` points (blst's windowed multi-point multiplication).
+//! and partial signatures are public, so it runs a variable-time method: the GLS endomorphism
+//! splits each 255-bit coefficient into four 64-bit digits and all `4t` products share their
+//! doublings (see `gls.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use blst::{
 
 use crate::bls::{PublicKey, SecretKey, Signature};
 use crate::error::CryptoError;
+use crate::gls;
 
 /// An SSV operator ID. It is also the x coordinate of the operator's share.
 pub type OperatorId = u64;
@@ -206,7 +208,10 @@ fn lagrange_coefficients(ids: &[OperatorId]) -> Result<Vec<blst_fr>, CryptoError
 #[derive(Debug)]
 pub struct Coefficients {
     ids: Vec<OperatorId>,
+    /// 32-byte little-endian scalars, for G1 (public-key reconstruction).
     scalars: Vec<u8>,
+    /// Base-|z| digits (four 64-bit digits per coefficient), for the GLS path in G2.
+    digits: Vec<u8>,
     frs: Vec<blst_fr>,
 }
 
@@ -237,13 +242,13 @@ impl LagrangeCache {
             return Ok(Arc::clone(c));
         }
         let frs = lagrange_coefficients(sorted_ids)?;
-        let mut scalars = Vec::with_capacity(frs.len() * 32);
-        for f in &frs {
-            scalars.extend_from_slice(&scalar_from_fr(f).b);
-        }
+        let blst_scalars: Vec<blst_scalar> = frs.iter().map(scalar_from_fr).collect();
+        let scalars: Vec<u8> = blst_scalars.iter().flat_map(|s| s.b).collect();
+        let digits = gls::digit_scalars(&blst_scalars);
         let c = Arc::new(Coefficients {
             ids: sorted_ids.to_vec(),
             scalars,
+            digits,
             frs,
         });
         let mut map = self.lock();
@@ -293,7 +298,7 @@ pub fn reconstruct_signature(
 ) -> Result<Signature, CryptoError> {
     let (sigs, coeffs) = sorted_with_coefficients(partials, cache)?;
     let points: Vec<blst_p2_affine> = sigs.iter().map(|s| *s.affine()).collect();
-    let sum = points.as_slice().mult(&coeffs.scalars, SCALAR_BITS);
+    let sum = gls::msm(&points, &coeffs.digits);
     let mut aff = blst_p2_affine::default();
     // SAFETY: both pointers refer to live, initialised values.
     unsafe { blst_p2_to_affine(&mut aff, &sum) };
