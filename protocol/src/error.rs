@@ -58,6 +58,18 @@ pub enum Error {
         /// Target epoch.
         target_epoch: u64,
     },
+    /// A validator registration has no consensus value. Peer scoring: reject.
+    #[error("validator registration has no consensus data")]
+    ValidatorRegistrationNoConsensusData,
+    /// A voluntary exit has no consensus value. Peer scoring: reject.
+    #[error("voluntary exit has no consensus data")]
+    VoluntaryExitNoConsensusData,
+    /// A duty role with no validator consensus value (or unknown). Peer scoring: reject.
+    #[error("unknown duty role {0}")]
+    UnknownDutyRole(u64),
+    /// A data version with no block/aggregate shape here (spec code 13). Peer scoring: reject.
+    #[error("unknown data version {0}")]
+    UnknownDataVersion(u64),
     /// Any other rule of the spec, named by its code.
     #[error("{code:?}: {reason}")]
     Spec {
@@ -95,6 +107,12 @@ impl Error {
             Error::AttestationSourceNotLessThanTarget { .. } => {
                 ErrorCode::AttestationSourceNotLessThanTarget
             }
+            Error::ValidatorRegistrationNoConsensusData => {
+                ErrorCode::ValidatorRegistrationNoConsensusData
+            }
+            Error::VoluntaryExitNoConsensusData => ErrorCode::ValidatorExitNoConsensusData,
+            Error::UnknownDutyRole(_) => ErrorCode::UnknownDutyRoleData,
+            Error::UnknownDataVersion(_) => ErrorCode::UnknownBlockVersion,
             Error::Spec { code, .. } => *code,
         }
     }

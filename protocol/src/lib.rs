@@ -9,6 +9,7 @@
 //! Encodings are SSZ through Lighthouse's `ethereum_ssz` and `tree_hash` crates; every list
 //! carries its spec limit (see [`limits`]) so decoding never allocates beyond it.
 
+pub mod beacon;
 pub mod beacon_vote;
 pub mod committee;
 pub mod error;

@@ -1,0 +1,521 @@
+//! The QBFT value of a validator duty (aggregator, proposer, sync-committee contribution):
+//! ssv-spec v1.2.2 `types/consensus_data.go`.
+//!
+//! ```text
+//! ValidatorDuty          = { Type: u64, PubKey: [48]byte, Slot: u64, ValidatorIndex: u64,
+//!                            CommitteeIndex: u64, CommitteeLength: u64, CommitteesAtSlot: u64,
+//!                            ValidatorCommitteeIndex: u64,
+//!                            ValidatorSyncCommitteeIndices: List[u64, 13] }
+//! ValidatorConsensusData = { Duty: ValidatorDuty, Version: u64 (DataVersion),
+//!                            DataSSZ: List[u8, 8388608] }
+//! ```
+//!
+//! `DataSSZ` is opaque on the wire; [`ValidatorConsensusData::validate`] decodes it into the
+//! object the duty role and data version call for, as the spec's `Validate()` does.
+
+use ssz::{Decode, Encode};
+use ssz_derive::{Decode, Encode};
+use ssz_types::VariableList;
+use tree_hash::TreeHash;
+use tree_hash_derive::TreeHash;
+
+use super::altair::SyncCommitteeContribution;
+use super::{BlsSignature, Root, capella, deneb, electra, fulu, phase0};
+use crate::error::Error;
+use crate::limits::{CONSENSUS_DATA_SSZ_MAX, ConsensusDataSszMax};
+use crate::types::{BeaconRole, BlsPublicKey, Slot, ValidatorIndex};
+
+/// Maximum number of sync-committee indices of one validator (and of contributions in one
+/// consensus value), as ssv-spec declares it.
+pub const VALIDATOR_SYNC_COMMITTEE_INDICES_MAX: usize = 13;
+/// 13, as a type.
+pub type ValidatorSyncCommitteeIndicesMax = ssz_types::typenum::U13;
+
+/// The fork of a versioned beacon object (go-eth2-client `spec.DataVersion`; 0 is
+/// "unknown" and has no variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataVersion {
+    /// Phase 0.
+    Phase0,
+    /// Altair.
+    Altair,
+    /// Bellatrix.
+    Bellatrix,
+    /// Capella.
+    Capella,
+    /// Deneb.
+    Deneb,
+    /// Electra.
+    Electra,
+    /// Fulu.
+    Fulu,
+}
+
+impl DataVersion {
+    /// Every version, in wire order.
+    pub const ALL: [DataVersion; 7] = [
+        DataVersion::Phase0,
+        DataVersion::Altair,
+        DataVersion::Bellatrix,
+        DataVersion::Capella,
+        DataVersion::Deneb,
+        DataVersion::Electra,
+        DataVersion::Fulu,
+    ];
+
+    /// The wire value.
+    pub const fn to_u64(self) -> u64 {
+        match self {
+            DataVersion::Phase0 => 1,
+            DataVersion::Altair => 2,
+            DataVersion::Bellatrix => 3,
+            DataVersion::Capella => 4,
+            DataVersion::Deneb => 5,
+            DataVersion::Electra => 6,
+            DataVersion::Fulu => 7,
+        }
+    }
+
+    /// Parses the wire value; `None` for 0 ("unknown") and versions this crate does not know.
+    pub fn from_u64(value: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.to_u64() == value)
+    }
+
+    /// The lower-case name go-eth2-client uses in JSON (`"capella"`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DataVersion::Phase0 => "phase0",
+            DataVersion::Altair => "altair",
+            DataVersion::Bellatrix => "bellatrix",
+            DataVersion::Capella => "capella",
+            DataVersion::Deneb => "deneb",
+            DataVersion::Electra => "electra",
+            DataVersion::Fulu => "fulu",
+        }
+    }
+
+    /// Parses a JSON name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// A validator's beacon duty as the beacon node reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct ValidatorDuty {
+    /// Raw [`BeaconRole`] value (kept raw so that an unknown role decodes and is then rejected
+    /// by [`ValidatorConsensusData::validate`], as the spec does).
+    pub role: u64,
+    /// Validator public key.
+    pub pubkey: BlsPublicKey,
+    /// Duty slot.
+    pub slot: Slot,
+    /// Validator index.
+    pub validator_index: ValidatorIndex,
+    /// Attestation committee index.
+    pub committee_index: u64,
+    /// Attestation committee length.
+    pub committee_length: u64,
+    /// Number of committees at the slot.
+    pub committees_at_slot: u64,
+    /// The validator's index within its committee.
+    pub validator_committee_index: u64,
+    /// The validator's sync-committee indices.
+    pub validator_sync_committee_indices: VariableList<u64, ValidatorSyncCommitteeIndicesMax>,
+}
+
+impl ValidatorDuty {
+    /// The duty role, if known.
+    pub fn beacon_role(&self) -> Option<BeaconRole> {
+        BeaconRole::from_u64(self.role)
+    }
+}
+
+/// A sync-committee contribution with the selection proof of the aggregator.
+///
+/// Fixed-size (256 bytes), but the Go codec of a list of them (`Contributions`) writes an
+/// offset per item as if they were variable-size; declaring it variable-size here makes
+/// `VariableList<Contribution, _>` produce the same bytes. Hashing is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, TreeHash)]
+pub struct Contribution {
+    /// Selection proof (signature of the slot and subcommittee).
+    pub selection_proof_sig: BlsSignature,
+    /// The contribution.
+    pub contribution: SyncCommitteeContribution,
+}
+
+/// Encoded size of a [`Contribution`].
+pub const CONTRIBUTION_SIZE: usize = 96 + 8 + 32 + 8 + 16 + 96;
+
+impl Encode for Contribution {
+    fn is_ssz_fixed_len() -> bool {
+        false
+    }
+    fn ssz_bytes_len(&self) -> usize {
+        CONTRIBUTION_SIZE
+    }
+    fn ssz_append(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.selection_proof_sig);
+        self.contribution.ssz_append(buf);
+    }
+}
+
+impl Decode for Contribution {
+    fn is_ssz_fixed_len() -> bool {
+        false
+    }
+    fn from_ssz_bytes(bytes: &[u8]) -> Result<Self, ssz::DecodeError> {
+        if bytes.len() != CONTRIBUTION_SIZE {
+            return Err(ssz::DecodeError::InvalidByteLength {
+                len: bytes.len(),
+                expected: CONTRIBUTION_SIZE,
+            });
+        }
+        let (sig, rest) = bytes.split_at(96);
+        Ok(Contribution {
+            selection_proof_sig: BlsSignature::from_ssz_bytes(sig)?,
+            contribution: SyncCommitteeContribution::from_ssz_bytes(rest)?,
+        })
+    }
+}
+
+/// The contributions of one sync-committee-contribution duty (one per subcommittee index of
+/// the validator).
+pub type Contributions = VariableList<Contribution, ValidatorSyncCommitteeIndicesMax>;
+
+/// A decoded proposer value: a full block (with blobs from Deneb on) or a blinded block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proposal {
+    /// Capella block.
+    Capella(Box<capella::BeaconBlock>),
+    /// Capella blinded block.
+    CapellaBlinded(Box<capella::BlindedBeaconBlock>),
+    /// Deneb block contents.
+    Deneb(Box<deneb::BlockContents>),
+    /// Deneb blinded block.
+    DenebBlinded(Box<deneb::BlindedBeaconBlock>),
+    /// Electra block contents.
+    Electra(Box<electra::BlockContents>),
+    /// Electra blinded block.
+    ElectraBlinded(Box<electra::BlindedBeaconBlock>),
+    /// Fulu block contents.
+    Fulu(Box<fulu::BlockContents>),
+    /// Fulu blinded block (an Electra blinded block).
+    FuluBlinded(Box<electra::BlindedBeaconBlock>),
+}
+
+impl Proposal {
+    /// Decodes `DataSSZ` of `version` as the spec's `GetBlockData` does: as a blinded block
+    /// first, then as a full block (block contents from Deneb on).
+    pub fn from_ssz(version: u64, bytes: &[u8]) -> Result<Self, Error> {
+        fn either<B, F>(
+            bytes: &[u8],
+            blinded: impl FnOnce(B) -> Proposal,
+            full: impl FnOnce(F) -> Proposal,
+        ) -> Result<Proposal, Error>
+        where
+            B: Decode,
+            F: Decode,
+        {
+            let blinded_err = match B::from_ssz_bytes(bytes) {
+                Ok(b) => return Ok(blinded(b)),
+                Err(e) => e,
+            };
+            match F::from_ssz_bytes(bytes) {
+                Ok(f) => Ok(full(f)),
+                Err(full_err) => Err(Error::Decode(format!(
+                    "block: blinded: {blinded_err:?}; full: {full_err:?}"
+                ))),
+            }
+        }
+        match DataVersion::from_u64(version) {
+            Some(DataVersion::Capella) => either(
+                bytes,
+                |b| Proposal::CapellaBlinded(Box::new(b)),
+                |f| Proposal::Capella(Box::new(f)),
+            ),
+            Some(DataVersion::Deneb) => either(
+                bytes,
+                |b| Proposal::DenebBlinded(Box::new(b)),
+                |f| Proposal::Deneb(Box::new(f)),
+            ),
+            Some(DataVersion::Electra) => either(
+                bytes,
+                |b| Proposal::ElectraBlinded(Box::new(b)),
+                |f| Proposal::Electra(Box::new(f)),
+            ),
+            Some(DataVersion::Fulu) => either(
+                bytes,
+                |b| Proposal::FuluBlinded(Box::new(b)),
+                |f| Proposal::Fulu(Box::new(f)),
+            ),
+            _ => Err(Error::UnknownDataVersion(version)),
+        }
+    }
+
+    /// The fork.
+    pub fn version(&self) -> DataVersion {
+        match self {
+            Proposal::Capella(_) | Proposal::CapellaBlinded(_) => DataVersion::Capella,
+            Proposal::Deneb(_) | Proposal::DenebBlinded(_) => DataVersion::Deneb,
+            Proposal::Electra(_) | Proposal::ElectraBlinded(_) => DataVersion::Electra,
+            Proposal::Fulu(_) | Proposal::FuluBlinded(_) => DataVersion::Fulu,
+        }
+    }
+
+    /// Whether this is a blinded block.
+    pub fn is_blinded(&self) -> bool {
+        matches!(
+            self,
+            Proposal::CapellaBlinded(_)
+                | Proposal::DenebBlinded(_)
+                | Proposal::ElectraBlinded(_)
+                | Proposal::FuluBlinded(_)
+        )
+    }
+
+    /// The block's slot.
+    pub fn slot(&self) -> Slot {
+        match self {
+            Proposal::Capella(b) => b.slot,
+            Proposal::CapellaBlinded(b) => b.slot,
+            Proposal::Deneb(c) => c.block.slot,
+            Proposal::DenebBlinded(b) => b.slot,
+            Proposal::Electra(c) => c.block.slot,
+            Proposal::ElectraBlinded(b) | Proposal::FuluBlinded(b) => b.slot,
+            Proposal::Fulu(c) => c.block.slot,
+        }
+    }
+
+    /// Hash-tree-root of the (blinded) block: what the proposer signs, and equal for a block
+    /// and its blinded form.
+    pub fn block_root(&self) -> Root {
+        match self {
+            Proposal::Capella(b) => b.tree_hash_root().0,
+            Proposal::CapellaBlinded(b) => b.tree_hash_root().0,
+            Proposal::Deneb(c) => c.block.tree_hash_root().0,
+            Proposal::DenebBlinded(b) => b.tree_hash_root().0,
+            Proposal::Electra(c) => c.block.tree_hash_root().0,
+            Proposal::ElectraBlinded(b) | Proposal::FuluBlinded(b) => b.tree_hash_root().0,
+            Proposal::Fulu(c) => c.block.tree_hash_root().0,
+        }
+    }
+
+    /// Encodes back to the `DataSSZ` form.
+    pub fn to_ssz(&self) -> Vec<u8> {
+        match self {
+            Proposal::Capella(b) => b.as_ssz_bytes(),
+            Proposal::CapellaBlinded(b) => b.as_ssz_bytes(),
+            Proposal::Deneb(c) => c.as_ssz_bytes(),
+            Proposal::DenebBlinded(b) => b.as_ssz_bytes(),
+            Proposal::Electra(c) => c.as_ssz_bytes(),
+            Proposal::ElectraBlinded(b) | Proposal::FuluBlinded(b) => b.as_ssz_bytes(),
+            Proposal::Fulu(c) => c.as_ssz_bytes(),
+        }
+    }
+}
+
+/// A decoded aggregator value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggregateAndProofData {
+    /// Phase 0 to Deneb.
+    Phase0(Box<phase0::AggregateAndProof>),
+    /// Electra and Fulu.
+    Electra(Box<electra::AggregateAndProof>),
+}
+
+impl AggregateAndProofData {
+    /// Decodes `DataSSZ` of `version`: the phase0 shape up to Deneb, the Electra shape after.
+    pub fn from_ssz(version: u64, bytes: &[u8]) -> Result<Self, Error> {
+        let decode_err = |e: ssz::DecodeError| Error::Decode(format!("aggregate and proof: {e:?}"));
+        match DataVersion::from_u64(version) {
+            Some(
+                DataVersion::Phase0
+                | DataVersion::Altair
+                | DataVersion::Bellatrix
+                | DataVersion::Capella
+                | DataVersion::Deneb,
+            ) => phase0::AggregateAndProof::from_ssz_bytes(bytes)
+                .map(|a| AggregateAndProofData::Phase0(Box::new(a)))
+                .map_err(decode_err),
+            Some(DataVersion::Electra | DataVersion::Fulu) => {
+                electra::AggregateAndProof::from_ssz_bytes(bytes)
+                    .map(|a| AggregateAndProofData::Electra(Box::new(a)))
+                    .map_err(decode_err)
+            }
+            None => Err(Error::UnknownDataVersion(version)),
+        }
+    }
+
+    /// Hash-tree-root: what the aggregator signs.
+    pub fn root(&self) -> Root {
+        match self {
+            AggregateAndProofData::Phase0(a) => a.tree_hash_root().0,
+            AggregateAndProofData::Electra(a) => a.tree_hash_root().0,
+        }
+    }
+
+    /// Encodes back to the `DataSSZ` form.
+    pub fn to_ssz(&self) -> Vec<u8> {
+        match self {
+            AggregateAndProofData::Phase0(a) => a.as_ssz_bytes(),
+            AggregateAndProofData::Electra(a) => a.as_ssz_bytes(),
+        }
+    }
+}
+
+/// The value a validator duty's QBFT instance agrees on.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct ValidatorConsensusData {
+    /// The duty.
+    pub duty: ValidatorDuty,
+    /// Raw [`DataVersion`] of `data_ssz`.
+    pub version: u64,
+    /// The SSZ of the duty's beacon object.
+    pub data_ssz: VariableList<u8, ConsensusDataSszMax>,
+}
+
+impl ValidatorConsensusData {
+    /// Builds a value; fails if `data_ssz` is over [`CONSENSUS_DATA_SSZ_MAX`].
+    pub fn new(duty: ValidatorDuty, version: u64, data_ssz: Vec<u8>) -> Result<Self, Error> {
+        let len = data_ssz.len();
+        Ok(ValidatorConsensusData {
+            duty,
+            version,
+            data_ssz: VariableList::new(data_ssz).map_err(|_| {
+                Error::Decode(format!(
+                    "DataSSZ of {len} bytes over the maximum of {CONSENSUS_DATA_SSZ_MAX}"
+                ))
+            })?,
+        })
+    }
+
+    /// Decodes SSZ; every list is checked against its limit before it is allocated.
+    pub fn from_ssz(bytes: &[u8]) -> Result<Self, Error> {
+        Self::from_ssz_bytes(bytes).map_err(Error::from)
+    }
+
+    /// Encodes to SSZ.
+    pub fn to_ssz(&self) -> Vec<u8> {
+        self.as_ssz_bytes()
+    }
+
+    /// Hash-tree-root (the QBFT value root).
+    pub fn root(&self) -> Root {
+        self.tree_hash_root().0
+    }
+
+    /// The data version, if known.
+    pub fn data_version(&self) -> Option<DataVersion> {
+        DataVersion::from_u64(self.version)
+    }
+
+    /// `DataSSZ` as a proposer value (the spec's `GetBlockData`).
+    pub fn proposal(&self) -> Result<Proposal, Error> {
+        Proposal::from_ssz(self.version, &self.data_ssz)
+    }
+
+    /// `DataSSZ` as an aggregator value (the spec's `GetAggregateAndProof`).
+    pub fn aggregate_and_proof(&self) -> Result<AggregateAndProofData, Error> {
+        AggregateAndProofData::from_ssz(self.version, &self.data_ssz)
+    }
+
+    /// `DataSSZ` as sync-committee contributions (the spec's
+    /// `GetSyncCommitteeContributions`; the version is not consulted).
+    pub fn sync_committee_contributions(&self) -> Result<Contributions, Error> {
+        Contributions::from_ssz_bytes(&self.data_ssz)
+            .map_err(|e| Error::Decode(format!("sync committee contributions: {e:?}")))
+    }
+
+    /// The spec's `Validate()`: `DataSSZ` must decode as the duty role's object;
+    /// registrations, exits and unknown roles have no consensus data.
+    pub fn validate(&self) -> Result<(), Error> {
+        match self.duty.beacon_role() {
+            Some(BeaconRole::Aggregator) => self.aggregate_and_proof().map(drop),
+            Some(BeaconRole::Proposer) => self.proposal().map(drop),
+            Some(BeaconRole::SyncCommitteeContribution) => {
+                self.sync_committee_contributions().map(drop)
+            }
+            Some(BeaconRole::ValidatorRegistration) => {
+                Err(Error::ValidatorRegistrationNoConsensusData)
+            }
+            Some(BeaconRole::VoluntaryExit) => Err(Error::VoluntaryExitNoConsensusData),
+            Some(BeaconRole::Attester | BeaconRole::SyncCommittee) | None => {
+                Err(Error::UnknownDutyRole(self.duty.role))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duty(role: BeaconRole) -> ValidatorDuty {
+        ValidatorDuty {
+            role: role.to_u64(),
+            pubkey: [7; 48],
+            slot: 12,
+            validator_index: 1,
+            committee_index: 3,
+            committee_length: 128,
+            committees_at_slot: 36,
+            validator_committee_index: 11,
+            validator_sync_committee_indices: VariableList::new(vec![0, 1, 2]).unwrap(),
+        }
+    }
+
+    #[test]
+    fn data_versions_round_trip() {
+        for v in DataVersion::ALL {
+            assert_eq!(DataVersion::from_u64(v.to_u64()), Some(v));
+            assert_eq!(DataVersion::from_name(v.name()), Some(v));
+        }
+        assert_eq!(DataVersion::from_u64(0), None);
+        assert_eq!(DataVersion::from_u64(8), None);
+    }
+
+    #[test]
+    fn contributions_are_encoded_with_offsets() {
+        let c = Contribution {
+            selection_proof_sig: [1; 96],
+            contribution: SyncCommitteeContribution {
+                slot: 5,
+                beacon_block_root: [2; 32],
+                subcommittee_index: 1,
+                aggregation_bits: ssz_types::BitVector::new(),
+                signature: [3; 96],
+            },
+        };
+        let list: Contributions = VariableList::new(vec![c.clone(), c]).unwrap();
+        let bytes = list.as_ssz_bytes();
+        assert_eq!(bytes.len(), 2 * (4 + CONTRIBUTION_SIZE));
+        assert_eq!(&bytes[..4], &8u32.to_le_bytes());
+        assert_eq!(Contributions::from_ssz_bytes(&bytes).unwrap(), list);
+    }
+
+    #[test]
+    fn roles_without_consensus_data_are_rejected() {
+        let cd = |role| ValidatorConsensusData::new(duty(role), 4, vec![0; 16]).unwrap();
+        assert_eq!(
+            cd(BeaconRole::ValidatorRegistration).validate(),
+            Err(Error::ValidatorRegistrationNoConsensusData)
+        );
+        assert_eq!(
+            cd(BeaconRole::VoluntaryExit).validate(),
+            Err(Error::VoluntaryExitNoConsensusData)
+        );
+        assert_eq!(
+            cd(BeaconRole::Attester).validate(),
+            Err(Error::UnknownDutyRole(0))
+        );
+    }
+
+    #[test]
+    fn proposals_need_a_block_version() {
+        let cd = ValidatorConsensusData::new(duty(BeaconRole::Proposer), 1, vec![]).unwrap();
+        assert_eq!(cd.validate(), Err(Error::UnknownDataVersion(1)));
+        let cd = ValidatorConsensusData::new(duty(BeaconRole::Proposer), 4, vec![]).unwrap();
+        assert!(matches!(cd.validate(), Err(Error::Decode(_))));
+    }
+}

@@ -1,0 +1,198 @@
+//! Deneb containers (consensus-specs `deneb/`, go-eth2-client `spec/deneb`, `api/v1/deneb`):
+//! payloads with blob gas, blocks with blob KZG commitments, and the block contents (block,
+//! KZG proofs, blobs) a beacon node hands a proposer.
+
+use ssz_derive::{Decode, Encode};
+use ssz_types::VariableList;
+use tree_hash_derive::TreeHash;
+
+use super::altair::SyncAggregate;
+use super::capella::{SignedBlsToExecutionChange, Withdrawals};
+use super::phase0::{
+    Attestation, AttesterSlashing, Deposit, Eth1Data, ProposerSlashing, SignedVoluntaryExit,
+};
+use super::{
+    AttestationsMax, AttesterSlashingsMax, Blob, BlsSignature, BlsToExecutionChangesMax,
+    DenebBlobCommitmentsMax, DepositsMax, ExecutionAddress, ExtraDataMax, KzgCommitment, KzgProof,
+    LOGS_BLOOM_SIZE, ProposerSlashingsMax, Root, Transaction, TransactionsMax, VoluntaryExitsMax,
+};
+use crate::types::{Slot, ValidatorIndex};
+
+/// A Deneb execution payload (Capella's plus blob gas). Electra and Fulu use it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct ExecutionPayload {
+    /// Parent execution block hash.
+    pub parent_hash: Root,
+    /// Fee recipient.
+    pub fee_recipient: ExecutionAddress,
+    /// Execution state root.
+    pub state_root: Root,
+    /// Receipts root.
+    pub receipts_root: Root,
+    /// Logs bloom.
+    pub logs_bloom: [u8; LOGS_BLOOM_SIZE],
+    /// RANDAO mix.
+    pub prev_randao: Root,
+    /// Block number.
+    pub block_number: u64,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Timestamp.
+    pub timestamp: u64,
+    /// Extra data.
+    pub extra_data: VariableList<u8, ExtraDataMax>,
+    /// Base fee per gas (uint256, little-endian).
+    pub base_fee_per_gas: [u8; 32],
+    /// Execution block hash.
+    pub block_hash: Root,
+    /// Transactions.
+    pub transactions: VariableList<Transaction, TransactionsMax>,
+    /// Withdrawals.
+    pub withdrawals: Withdrawals,
+    /// Blob gas used.
+    pub blob_gas_used: u64,
+    /// Excess blob gas.
+    pub excess_blob_gas: u64,
+}
+
+/// A Deneb execution payload header. Electra and Fulu use it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct ExecutionPayloadHeader {
+    /// Parent execution block hash.
+    pub parent_hash: Root,
+    /// Fee recipient.
+    pub fee_recipient: ExecutionAddress,
+    /// Execution state root.
+    pub state_root: Root,
+    /// Receipts root.
+    pub receipts_root: Root,
+    /// Logs bloom.
+    pub logs_bloom: [u8; LOGS_BLOOM_SIZE],
+    /// RANDAO mix.
+    pub prev_randao: Root,
+    /// Block number.
+    pub block_number: u64,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Timestamp.
+    pub timestamp: u64,
+    /// Extra data.
+    pub extra_data: VariableList<u8, ExtraDataMax>,
+    /// Base fee per gas (uint256, little-endian).
+    pub base_fee_per_gas: [u8; 32],
+    /// Execution block hash.
+    pub block_hash: Root,
+    /// Root of the transactions list.
+    pub transactions_root: Root,
+    /// Root of the withdrawals list.
+    pub withdrawals_root: Root,
+    /// Blob gas used.
+    pub blob_gas_used: u64,
+    /// Excess blob gas.
+    pub excess_blob_gas: u64,
+}
+
+/// A Deneb block body.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct BeaconBlockBody {
+    /// RANDAO reveal.
+    pub randao_reveal: BlsSignature,
+    /// Eth1 vote.
+    pub eth1_data: Eth1Data,
+    /// Graffiti.
+    pub graffiti: Root,
+    /// Proposer slashings.
+    pub proposer_slashings: VariableList<ProposerSlashing, ProposerSlashingsMax>,
+    /// Attester slashings.
+    pub attester_slashings: VariableList<AttesterSlashing, AttesterSlashingsMax>,
+    /// Attestations.
+    pub attestations: VariableList<Attestation, AttestationsMax>,
+    /// Deposits.
+    pub deposits: VariableList<Deposit, DepositsMax>,
+    /// Voluntary exits.
+    pub voluntary_exits: VariableList<SignedVoluntaryExit, VoluntaryExitsMax>,
+    /// Sync aggregate.
+    pub sync_aggregate: SyncAggregate,
+    /// Execution payload.
+    pub execution_payload: ExecutionPayload,
+    /// BLS-to-execution changes.
+    pub bls_to_execution_changes:
+        VariableList<SignedBlsToExecutionChange, BlsToExecutionChangesMax>,
+    /// Blob KZG commitments.
+    pub blob_kzg_commitments: VariableList<KzgCommitment, DenebBlobCommitmentsMax>,
+}
+
+/// A Deneb block.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct BeaconBlock {
+    /// Slot.
+    pub slot: Slot,
+    /// Proposer.
+    pub proposer_index: ValidatorIndex,
+    /// Parent block root.
+    pub parent_root: Root,
+    /// Post-state root.
+    pub state_root: Root,
+    /// Body.
+    pub body: BeaconBlockBody,
+}
+
+/// A Deneb blinded block body.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct BlindedBeaconBlockBody {
+    /// RANDAO reveal.
+    pub randao_reveal: BlsSignature,
+    /// Eth1 vote.
+    pub eth1_data: Eth1Data,
+    /// Graffiti.
+    pub graffiti: Root,
+    /// Proposer slashings.
+    pub proposer_slashings: VariableList<ProposerSlashing, ProposerSlashingsMax>,
+    /// Attester slashings.
+    pub attester_slashings: VariableList<AttesterSlashing, AttesterSlashingsMax>,
+    /// Attestations.
+    pub attestations: VariableList<Attestation, AttestationsMax>,
+    /// Deposits.
+    pub deposits: VariableList<Deposit, DepositsMax>,
+    /// Voluntary exits.
+    pub voluntary_exits: VariableList<SignedVoluntaryExit, VoluntaryExitsMax>,
+    /// Sync aggregate.
+    pub sync_aggregate: SyncAggregate,
+    /// Execution payload header.
+    pub execution_payload_header: ExecutionPayloadHeader,
+    /// BLS-to-execution changes.
+    pub bls_to_execution_changes:
+        VariableList<SignedBlsToExecutionChange, BlsToExecutionChangesMax>,
+    /// Blob KZG commitments.
+    pub blob_kzg_commitments: VariableList<KzgCommitment, DenebBlobCommitmentsMax>,
+}
+
+/// A Deneb blinded block.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct BlindedBeaconBlock {
+    /// Slot.
+    pub slot: Slot,
+    /// Proposer.
+    pub proposer_index: ValidatorIndex,
+    /// Parent block root.
+    pub parent_root: Root,
+    /// Post-state root.
+    pub state_root: Root,
+    /// Body.
+    pub body: BlindedBeaconBlockBody,
+}
+
+/// A Deneb block with its blobs and their KZG proofs (Beacon API `BlockContents`).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct BlockContents {
+    /// The block.
+    pub block: BeaconBlock,
+    /// One KZG proof per blob.
+    pub kzg_proofs: VariableList<KzgProof, DenebBlobCommitmentsMax>,
+    /// The blobs.
+    pub blobs: VariableList<Blob, DenebBlobCommitmentsMax>,
+}
