@@ -86,6 +86,7 @@ enum Bytes<'a> {
 /// A validated archived value: zero-copy when MDBX's address was aligned, else a private
 /// aligned copy. Borrowing from a read transaction, it lives no longer than the transaction.
 pub struct ValueRef<'a, T: Record> {
+    table: &'static str,
     bytes: Bytes<'a>,
     _marker: PhantomData<T>,
 }
@@ -112,6 +113,7 @@ impl<'a, T: Record> ValueRef<'a, T> {
             }
         })?;
         Ok(ValueRef {
+            table,
             bytes,
             _marker: PhantomData,
         })
@@ -128,6 +130,7 @@ impl<'a, T: Record> ValueRef<'a, T> {
             }
         })?;
         Ok(ValueRef {
+            table,
             bytes: Bytes::Copied(copy),
             _marker: PhantomData,
         })
@@ -153,7 +156,7 @@ impl<'a, T: Record> ValueRef<'a, T> {
     /// Deserializes into an owned `T`.
     pub fn to_owned(&self) -> Result<T> {
         rkyv::deserialize::<T, rancor::Error>(self.get()).map_err(|e| StorageError::CorruptRecord {
-            table: "?",
+            table: self.table,
             detail: e.to_string(),
         })
     }

@@ -78,7 +78,8 @@ pub use error::{Result, StorageError};
 pub use interchange::{ImportSummary, Interchange};
 pub use records::*;
 pub use slashing::{
-    AttestationToSign, BlockToSign, Safe, SlashingVerdicts, SlashingViolation, Verdict,
+    AttestationToSign, BlockToSign, PruneBelow, PruneSummary, Safe, SlashingVerdicts,
+    SlashingViolation, Verdict,
 };
 pub use store::{ExportForm, Store};
 pub use writer::{CommitInfo, WriteOp};

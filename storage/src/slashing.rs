@@ -338,3 +338,100 @@ pub(crate) fn import_minified<'t>(
     txn.put(&t.summaries, pubkey, &summary)?;
     Ok(())
 }
+
+/// Records older than these bounds are deleted by [`crate::Store::prune_slashing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneBelow {
+    /// Attestations with a target epoch below this are deleted.
+    pub attestation_target_epoch: u64,
+    /// Blocks with a slot below this are deleted.
+    pub block_slot: u64,
+}
+
+/// Counts of one prune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneSummary {
+    /// Validators visited.
+    pub validators: usize,
+    /// Attestation records deleted.
+    pub attestations_deleted: usize,
+    /// Block records deleted.
+    pub blocks_deleted: usize,
+}
+
+/// Deletes old records while keeping every refusal: the highest record of each validator is
+/// always kept, and the lower bounds rise to at least the highest deleted source and target,
+/// and to the lowest remaining source, target and slot (EIP-3076's "minimum present").
+/// An attestation that could conflict with a deleted record has `target <=` that record's
+/// target or `source <` its source, so the raised bounds refuse it without the record.
+pub(crate) fn prune<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &SlashingTables<'t>,
+    below: PruneBelow,
+) -> Result<PruneSummary> {
+    let mut validators = Vec::new();
+    txn.scan(&t.summaries, &[0u8; 48], |pk, summary| {
+        validators.push((pk, summary));
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let mut out = PruneSummary {
+        validators: validators.len(),
+        ..PruneSummary::default()
+    };
+    for (pk, mut summary) in validators {
+        let before = summary;
+        // Blocks.
+        let mut doomed = Vec::new();
+        let mut min_remaining: Option<u64> = None;
+        txn.scan(&t.blocks, &PrefixedU64(pk, 0), |key, _| {
+            if key.0 != pk {
+                return Ok(ControlFlow::Break(()));
+            }
+            if key.1 < below.block_slot && Some(key.1) != summary.max_slot {
+                doomed.push(key);
+            } else {
+                min_remaining = Some(min_remaining.map_or(key.1, |m| m.min(key.1)));
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        for key in &doomed {
+            txn.del(&t.blocks, key)?;
+        }
+        out.blocks_deleted += doomed.len();
+        if let Some(m) = min_remaining {
+            summary.low_slot = Some(summary.low_slot.map_or(m, |l| l.max(m)));
+        }
+        // Attestations.
+        let mut doomed = Vec::new();
+        let (mut max_del_s, mut max_del_t) = (None::<u64>, None::<u64>);
+        let (mut min_rem_s, mut min_rem_t) = (None::<u64>, None::<u64>);
+        txn.scan(&t.attestations, &PrefixedU64(pk, 0), |key, rec| {
+            if key.0 != pk {
+                return Ok(ControlFlow::Break(()));
+            }
+            let (s, tgt) = (rec.source_epoch, key.1);
+            if tgt < below.attestation_target_epoch && Some(tgt) != summary.max_target {
+                doomed.push(key);
+                max_del_s = Some(max_del_s.map_or(s, |m| m.max(s)));
+                max_del_t = Some(max_del_t.map_or(tgt, |m| m.max(tgt)));
+            } else {
+                min_rem_s = Some(min_rem_s.map_or(s, |m| m.min(s)));
+                min_rem_t = Some(min_rem_t.map_or(tgt, |m| m.min(tgt)));
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        for key in &doomed {
+            txn.del(&t.attestations, key)?;
+        }
+        out.attestations_deleted += doomed.len();
+        let raise = |low: Option<u64>, a: Option<u64>, b: Option<u64>| {
+            [low, a, b].into_iter().flatten().max()
+        };
+        summary.low_source = raise(summary.low_source, max_del_s, min_rem_s);
+        summary.low_target = raise(summary.low_target, max_del_t, min_rem_t);
+        if summary != before {
+            txn.put(&t.summaries, &pk, &summary)?;
+        }
+    }
+    Ok(out)
+}

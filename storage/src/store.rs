@@ -17,7 +17,9 @@ use crate::interchange::{
     InterchangeBlock, InterchangeMetadata, InterchangeRecord, to_hex,
 };
 use crate::records::{DecidedRecord, QbftIdentifier, ShareRecord, ValidatorPubkey};
-use crate::slashing::{AttestationToSign, BlockToSign, SLASHING_BATCH_MAX, SlashingVerdicts};
+use crate::slashing::{
+    AttestationToSign, BlockToSign, PruneBelow, PruneSummary, SLASHING_BATCH_MAX, SlashingVerdicts,
+};
 use crate::tables::{
     ContractSync, Decided, Shares, SignedAttestations, SignedBlocks, SlashingSummaries,
 };
@@ -182,6 +184,17 @@ impl Store {
                 summary,
                 ack,
             })
+            .map_err(|_| StorageError::WriterStopped)?;
+        rx.recv().map_err(|_| StorageError::WriterStopped)?
+    }
+
+    /// Deletes slashing-protection records older than `below` without weakening any
+    /// refusal (see [`crate::slashing`]'s `prune`). One transaction over every validator: run
+    /// it off the hot path, e.g. once per day with bounds a few thousand epochs back.
+    pub fn prune_slashing(&self, below: PruneBelow) -> Result<PruneSummary> {
+        let (ack, rx) = bounded(1);
+        self.sender()?
+            .send(Request::Prune { below, ack })
             .map_err(|_| StorageError::WriterStopped)?;
         rx.recv().map_err(|_| StorageError::WriterStopped)?
     }

@@ -21,7 +21,10 @@ use crate::records::{
     CommitteeId, CommitteeRecord, DecidedRecord, OperatorId, OperatorRecord, ShareRecord,
     SyncCursor, ValidatorMetadata, ValidatorPubkey,
 };
-use crate::slashing::{self, AttestationToSign, BlockToSign, SlashingTables, SlashingVerdicts};
+use crate::slashing::{
+    self, AttestationToSign, BlockToSign, PruneBelow, PruneSummary, SlashingTables,
+    SlashingVerdicts,
+};
 use crate::tables::{
     Committees, ContractSync, Decided, DecidedHistory, Metadata, Operators, Shares,
 };
@@ -91,12 +94,17 @@ pub(crate) enum Request {
         summary: ImportSummary,
         ack: Sender<Result<ImportSummary>>,
     },
+    Prune {
+        below: PruneBelow,
+        ack: Sender<Result<PruneSummary>>,
+    },
 }
 
 enum Outcome {
     Write,
     Slashing(SlashingVerdicts),
     Import(ImportSummary),
+    Prune(PruneSummary),
 }
 
 pub(crate) struct Writer {
@@ -187,6 +195,10 @@ impl Writer {
                     }
                     Outcome::Import(*summary)
                 }
+                Request::Prune { below, .. } => {
+                    let tables = SlashingTables::open(&txn)?;
+                    Outcome::Prune(slashing::prune(&txn, &tables, *below)?)
+                }
             });
         }
         txn.commit()?;
@@ -257,6 +269,8 @@ impl Writer {
 
 fn reply(request: Request, result: Result<(u64, Outcome)>) {
     // A caller that stopped waiting is not an error for the writer: ignore send failures.
+    // `apply` produces exactly one outcome of the request's own kind, so the fallback arms
+    // (`WriterStopped`) are unreachable; they exist to avoid a panic path.
     match request {
         Request::Write { ack, .. } => {
             let _ = ack.send(result.map(|(commit_seq, _)| CommitInfo { commit_seq }));
@@ -270,6 +284,12 @@ fn reply(request: Request, result: Result<(u64, Outcome)>) {
         Request::Import { ack, .. } => {
             let _ = ack.send(result.and_then(|(_, o)| match o {
                 Outcome::Import(s) => Ok(s),
+                _ => Err(StorageError::WriterStopped),
+            }));
+        }
+        Request::Prune { ack, .. } => {
+            let _ = ack.send(result.and_then(|(_, o)| match o {
+                Outcome::Prune(s) => Ok(s),
                 _ => Err(StorageError::WriterStopped),
             }));
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use ssv_storage::{
-    AttestationToSign, BlockToSign, DecidedRecord, Durability, Interchange, Safe,
+    AttestationToSign, BlockToSign, DecidedRecord, Durability, Interchange, PruneBelow, Safe,
     SlashingViolation, Store, StoreConfig, Verdict, WriteOp, fixtures,
     interchange::{
         InterchangeAttestation, InterchangeBlock, InterchangeMetadata, InterchangeRecord,
@@ -29,6 +29,7 @@ enum Op {
     Attest(Vec<(u8, u8, u8, u8)>),
     Propose(Vec<(u8, u8, u8)>),
     Import(Vec<(u8, Option<u8>, Option<(u8, u8)>)>),
+    Prune { target: u8, slot: u8 },
     Restart,
 }
 
@@ -46,6 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
             0..4
         )
         .prop_map(Op::Import),
+        1 => (0u8..12, 0u8..20).prop_map(|(target, slot)| Op::Prune { target, slot }),
         1 => Just(Op::Restart),
     ]
 }
@@ -59,6 +61,20 @@ fn root_of(r: u8) -> [u8; 32] {
 struct ValidatorModel {
     blocks: BTreeMap<u64, Option<[u8; 32]>>,
     atts: BTreeMap<u64, (u64, Option<[u8; 32]>)>,
+    /// Highest source / target ever pruned away (lower bounds survive pruning).
+    pruned_source: Option<u64>,
+    pruned_target: Option<u64>,
+}
+
+impl ValidatorModel {
+    fn low_source(&self) -> Option<u64> {
+        let present = self.atts.values().map(|(ps, _)| *ps).min();
+        [present, self.pruned_source].into_iter().flatten().max()
+    }
+    fn low_target(&self) -> Option<u64> {
+        let present = self.atts.keys().min().copied();
+        [present, self.pruned_target].into_iter().flatten().max()
+    }
 }
 
 #[derive(Default)]
@@ -95,12 +111,12 @@ impl Model {
         if let Some((&pt, &(ps, _))) = m.atts.range(..t).find(|(_, (ps, _))| *ps > s) {
             return Err(SlashingViolation::SurroundsExisting { existing: (ps, pt) });
         }
-        if let Some(low_source) = m.atts.values().map(|(ps, _)| *ps).min()
+        if let Some(low_source) = m.low_source()
             && s < low_source
         {
             return Err(SlashingViolation::SourceBelowLowerBound { low_source });
         }
-        if let Some(&low_target) = m.atts.keys().min()
+        if let Some(low_target) = m.low_target()
             && t <= low_target
         {
             return Err(SlashingViolation::TargetNotAboveLowerBound { low_target });
@@ -125,6 +141,26 @@ impl Model {
         }
         m.blocks.insert(b.slot, Some(b.signing_root));
         Ok(Safe::Recorded)
+    }
+
+    fn prune(&mut self, target_below: u64, slot_below: u64) {
+        for m in self.slashing.values_mut() {
+            let max_slot = m.blocks.keys().max().copied();
+            m.blocks
+                .retain(|&slot, _| slot >= slot_below || Some(slot) == max_slot);
+            let max_target = m.atts.keys().max().copied();
+            let doomed: Vec<u64> = m
+                .atts
+                .keys()
+                .copied()
+                .filter(|&t| t < target_below && Some(t) != max_target)
+                .collect();
+            for t in doomed {
+                let (s, _) = m.atts.remove(&t).expect("key from the map");
+                m.pruned_source = Some(m.pruned_source.map_or(s, |p| p.max(s)));
+                m.pruned_target = Some(m.pruned_target.map_or(t, |p| p.max(t)));
+            }
+        }
     }
 
     fn import(&mut self, entries: &[(u8, Option<u8>, Option<(u8, u8)>)]) {
@@ -285,6 +321,15 @@ fn run(ops: Vec<Op>) {
             Op::Import(entries) => {
                 store.import_interchange(&interchange(&entries)).unwrap();
                 model.import(&entries);
+            }
+            Op::Prune { target, slot } => {
+                store
+                    .prune_slashing(PruneBelow {
+                        attestation_target_epoch: u64::from(target),
+                        block_slot: u64::from(slot),
+                    })
+                    .unwrap();
+                model.prune(u64::from(target), u64::from(slot));
             }
             Op::Restart => {
                 drop(store);

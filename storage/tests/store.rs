@@ -617,3 +617,69 @@ fn runner_reports_failures_and_exits_non_zero() {
     assert_eq!(lines[1], "1 passed, 1 failed");
     assert!(!out.status.success());
 }
+
+#[test]
+fn pruning_keeps_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let history: Vec<_> = (1..=100).map(|e| att(1, e - 1, e)).collect();
+    assert!(
+        store
+            .check_and_record(&[], &history)
+            .unwrap()
+            .attestations
+            .iter()
+            .all(|v| v.is_ok())
+    );
+    let blocks: Vec<_> = (1..=10)
+        .map(|slot| BlockToSign {
+            pubkey: [1; 48],
+            slot: slot * 32,
+            signing_root: [1; 32],
+        })
+        .collect();
+    store.check_and_record(&blocks, &[]).unwrap();
+    let summary = store
+        .prune_slashing(ssv_storage::PruneBelow {
+            attestation_target_epoch: 90,
+            block_slot: 200,
+        })
+        .unwrap();
+    assert_eq!(summary.attestations_deleted, 89);
+    assert_eq!(summary.blocks_deleted, 6);
+    let v = store
+        .check_and_record(
+            &[BlockToSign {
+                pubkey: [1; 48],
+                slot: 100,
+                signing_root: [2; 32],
+            }],
+            &[
+                att(1, 49, 50),
+                att(1, 88, 95),
+                AttestationToSign {
+                    signing_root: [0xEE; 32],
+                    ..att(1, 99, 100)
+                },
+                att(1, 100, 101),
+            ],
+        )
+        .unwrap();
+    assert!(v.blocks[0].is_err(), "pruned slot signed again");
+    assert!(v.attestations[0].is_err(), "pruned epoch signed again");
+    assert!(v.attestations[1].is_err(), "surround of kept records");
+    assert!(v.attestations[2].is_err(), "double vote");
+    assert_eq!(v.attestations[3], Ok(Safe::Recorded));
+    assert_eq!(
+        store.export_interchange(ExportForm::Complete).unwrap().data[0]
+            .signed_attestations
+            .len(),
+        12
+    );
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}
