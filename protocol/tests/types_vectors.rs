@@ -68,3 +68,44 @@ fn a_corrupted_expected_root_is_caught() {
     assert_eq!(report.outcomes.len(), 1);
     assert_eq!(report.failed(), 1, "a wrong expected root must fail");
 }
+
+#[test]
+fn blinded_forms_of_vector_blocks_keep_their_roots() {
+    use ssv_protocol::beacon::{Proposal, ValidatorConsensusData};
+    use ssz::Encode;
+
+    // The full blocks of the validation vectors, blinded here: a blinded block must have the
+    // root of its full block (what the proposer signs either way), and must decode back as
+    // the blinded form of its fork.
+    let root = vectors_root();
+    for fork in ["capella", "deneb", "electra", "fulu"] {
+        let name = format!(
+            "validatorconsensusdata.ValidatorConsensusDataTest_validatorconsensusdata_valid_{fork}_block.json"
+        );
+        let text = std::fs::read_to_string(root.join("types/tests").join(&name)).expect("vector");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let cd = ssv_protocol::vectors::beacon_cases::validator_consensus_data_from_json(
+            &json["ConsensusData"],
+        )
+        .expect("consensus data");
+        let full = cd.proposal().expect("full block");
+        assert!(!full.is_blinded(), "{fork}");
+        let blinded_bytes = match &full {
+            Proposal::Capella(b) => b.to_blinded().as_ssz_bytes(),
+            Proposal::Deneb(c) => c.block.to_blinded().as_ssz_bytes(),
+            Proposal::Electra(c) => c.block.to_blinded().as_ssz_bytes(),
+            Proposal::Fulu(c) => c.block.to_blinded().as_ssz_bytes(),
+            other => panic!("{fork}: unexpected {other:?}"),
+        };
+        let blinded_cd =
+            ValidatorConsensusData::new(cd.duty.clone(), cd.version, blinded_bytes).expect("fits");
+        let blinded = blinded_cd.proposal().expect("blinded block decodes");
+        assert!(blinded.is_blinded(), "{fork}");
+        assert_eq!(blinded.version(), full.version());
+        assert_eq!(blinded.block_root(), full.block_root(), "{fork}");
+        assert_eq!(blinded.slot(), full.slot());
+        blinded_cd
+            .validate()
+            .expect("a blinded block is a valid proposal");
+    }
+}

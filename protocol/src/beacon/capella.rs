@@ -3,6 +3,7 @@
 
 use ssz_derive::{Decode, Encode};
 use ssz_types::VariableList;
+use tree_hash::TreeHash as _;
 use tree_hash_derive::TreeHash;
 
 use super::altair::SyncAggregate;
@@ -206,4 +207,52 @@ pub struct BlindedBeaconBlock {
     pub state_root: Root,
     /// Body.
     pub body: BlindedBeaconBlockBody,
+}
+
+impl ExecutionPayload {
+    /// The header of this payload, as a blinded block carries it (same hash-tree-root).
+    pub fn to_header(&self) -> ExecutionPayloadHeader {
+        ExecutionPayloadHeader {
+            parent_hash: self.parent_hash,
+            fee_recipient: self.fee_recipient,
+            state_root: self.state_root,
+            receipts_root: self.receipts_root,
+            logs_bloom: self.logs_bloom,
+            prev_randao: self.prev_randao,
+            block_number: self.block_number,
+            gas_limit: self.gas_limit,
+            gas_used: self.gas_used,
+            timestamp: self.timestamp,
+            extra_data: self.extra_data.clone(),
+            base_fee_per_gas: self.base_fee_per_gas,
+            block_hash: self.block_hash,
+            transactions_root: self.transactions.tree_hash_root().0,
+            withdrawals_root: self.withdrawals.tree_hash_root().0,
+        }
+    }
+}
+
+impl BeaconBlock {
+    /// The blinded form of this block (payload replaced by its header): same block root.
+    pub fn to_blinded(&self) -> BlindedBeaconBlock {
+        BlindedBeaconBlock {
+            slot: self.slot,
+            proposer_index: self.proposer_index,
+            parent_root: self.parent_root,
+            state_root: self.state_root,
+            body: BlindedBeaconBlockBody {
+                randao_reveal: self.body.randao_reveal,
+                eth1_data: self.body.eth1_data.clone(),
+                graffiti: self.body.graffiti,
+                proposer_slashings: self.body.proposer_slashings.clone(),
+                attester_slashings: self.body.attester_slashings.clone(),
+                attestations: self.body.attestations.clone(),
+                deposits: self.body.deposits.clone(),
+                voluntary_exits: self.body.voluntary_exits.clone(),
+                sync_aggregate: self.body.sync_aggregate.clone(),
+                execution_payload_header: self.body.execution_payload.to_header(),
+                bls_to_execution_changes: self.body.bls_to_execution_changes.clone(),
+            },
+        }
+    }
 }

@@ -216,3 +216,30 @@ pub struct BlockContents {
     /// The blobs.
     pub blobs: VariableList<Blob, DenebBlobCommitmentsMax>,
 }
+
+impl BeaconBlock {
+    /// The blinded form of this block (payload replaced by its header): same block root.
+    pub fn to_blinded(&self) -> BlindedBeaconBlock {
+        BlindedBeaconBlock {
+            slot: self.slot,
+            proposer_index: self.proposer_index,
+            parent_root: self.parent_root,
+            state_root: self.state_root,
+            body: BlindedBeaconBlockBody {
+                randao_reveal: self.body.randao_reveal,
+                eth1_data: self.body.eth1_data.clone(),
+                graffiti: self.body.graffiti,
+                proposer_slashings: self.body.proposer_slashings.clone(),
+                attester_slashings: self.body.attester_slashings.clone(),
+                attestations: self.body.attestations.clone(),
+                deposits: self.body.deposits.clone(),
+                voluntary_exits: self.body.voluntary_exits.clone(),
+                sync_aggregate: self.body.sync_aggregate.clone(),
+                execution_payload_header: self.body.execution_payload.to_header(),
+                bls_to_execution_changes: self.body.bls_to_execution_changes.clone(),
+                blob_kzg_commitments: self.body.blob_kzg_commitments.clone(),
+                execution_requests: self.body.execution_requests.clone(),
+            },
+        }
+    }
+}
