@@ -7,6 +7,7 @@
 
 pub mod beacon_cases;
 pub mod json;
+pub mod qbft_cases;
 pub mod rsa;
 pub mod types_cases;
 
@@ -34,12 +35,13 @@ pub struct CaseContext {
 pub fn cases_for_module(module: &str) -> Option<&'static [&'static [(&'static str, CaseFn)]]> {
     match module {
         "types" => Some(&[types_cases::CASES, beacon_cases::CASES]),
+        "qbft" => Some(&[qbft_cases::CASES]),
         _ => None,
     }
 }
 
 /// The modules the runner knows.
-pub const MODULES: &[&str] = &["types"];
+pub const MODULES: &[&str] = &["types", "qbft"];
 
 /// Result of one file.
 #[derive(Debug, Clone)]
