@@ -15,14 +15,18 @@
 use std::cmp::Ordering;
 
 use blst::{
-    BLST_ERROR, MultiPoint, Pairing, blst_p1_affine, blst_p1_to_affine, blst_p2_affine,
+    BLST_ERROR, blst_fp_cneg, blst_fp12, blst_fp12_is_one, blst_p1_affine,
+    blst_p1_affine_generator, blst_p1_affine_is_inf, blst_p1_to_affine, blst_p2_affine,
     blst_p2_to_affine, blst_scalar, blst_scalar_from_uint64, min_pk,
 };
 use rand::RngCore;
 use rayon::prelude::*;
 
-use crate::bls::{ETH_DST, PublicKey, Signature, SigningRoot};
+use std::sync::OnceLock;
+
+use crate::bls::{ETH_DST, HashToG2Cache, PublicKey, Signature, SigningRoot};
 use crate::error::CryptoError;
+use crate::msm;
 
 /// Bits of the random scalars of the linear combination: a bad set slips through a batch with
 /// probability 2^-64. More bits make every multi-scalar multiplication slower.
@@ -152,8 +156,8 @@ fn fold_same_root<R: RngCore>(
     }
     let pks: Vec<blst_p1_affine> = run.iter().map(|&i| *sets[i].public_key.affine()).collect();
     let sigs: Vec<blst_p2_affine> = run.iter().map(|&i| *sets[i].signature.affine()).collect();
-    let pk = pks.as_slice().mult(&scalars, RANDOM_SCALAR_BITS);
-    let sig = sigs.as_slice().mult(&scalars, RANDOM_SCALAR_BITS);
+    let pk = msm::p1_msm(&pks, &scalars, RANDOM_SCALAR_BITS);
+    let sig = msm::p2_msm(&sigs, &scalars, RANDOM_SCALAR_BITS);
     let mut pk_aff = blst_p1_affine::default();
     let mut sig_aff = blst_p2_affine::default();
     // SAFETY: all pointers refer to live, initialised locals.
@@ -162,6 +166,35 @@ fn fold_same_root<R: RngCore>(
         blst_p2_to_affine(&mut sig_aff, &sig);
     }
     (pk_aff, sig_aff)
+}
+
+/// Hashes of recent signing roots: a slot's root is hashed once for all its batches.
+fn hash_cache() -> &'static HashToG2Cache {
+    static CACHE: OnceLock<HashToG2Cache> = OnceLock::new();
+    CACHE.get_or_init(HashToG2Cache::new)
+}
+
+/// `e(pk, H(root)) == e(g1, sig)` as one two-pair Miller loop and one final exponentiation,
+/// with the hash from the cache. The signature (or every folded one) passed its subgroup check
+/// already and public keys are validated when parsed, so neither check is repeated here.
+fn single_root_ok(pk: &blst_p1_affine, sig: &blst_p2_affine, root: &SigningRoot) -> bool {
+    // SAFETY: `pk` refers to a live, initialised point.
+    if unsafe { blst_p1_affine_is_inf(pk) } {
+        // A folded key is infinity only by a 2^-64 accident or a rogue-key relation; either
+        // way, let bisection sort it out.
+        return false;
+    }
+    let hash = hash_cache().get(root);
+    // SAFETY: blst returns a pointer to its static generator; the copy is negated in place.
+    let neg_g1 = unsafe {
+        let mut g = *blst_p1_affine_generator();
+        let y = g.y;
+        blst_fp_cneg(&mut g.y, &y, true);
+        g
+    };
+    let ml = blst_fp12::miller_loop_n(&[*hash.affine(), *sig], &[*pk, neg_g1]);
+    // SAFETY: `final_exp` returns a live, initialised value.
+    unsafe { blst_fp12_is_one(&ml.final_exp()) }
 }
 
 /// One batch check of `idx` (subgroup-checked, sorted by root). True only if all sets verify
@@ -184,17 +217,7 @@ fn batch_ok<R: RngCore>(sets: &[SignatureSet], idx: &[usize], rng: &mut R) -> bo
         roots.push(&sets[run[0]].root);
     }
     if pks.len() == 1 {
-        // One root: e(pk, H(m)) == e(g1, sig), one hash and one Miller-loop pair. The
-        // signature (or every folded one) passed its subgroup check already, and the public
-        // keys were validated when parsed, so blst need not repeat either check.
-        let mut pairing = Pairing::new(true, ETH_DST);
-        if pairing.aggregate(&pks[0], false, &sigs[0], false, roots[0], &[])
-            != BLST_ERROR::BLST_SUCCESS
-        {
-            return false;
-        }
-        pairing.commit();
-        return pairing.finalverify(None);
+        return single_root_ok(&pks[0], &sigs[0], roots[0]);
     }
     let pk_objs: Vec<min_pk::PublicKey> = pks.into_iter().map(Into::into).collect();
     let sig_objs: Vec<min_pk::Signature> = sigs.into_iter().map(Into::into).collect();

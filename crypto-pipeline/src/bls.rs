@@ -210,6 +210,7 @@ impl Signature {
 #[derive(Clone, Copy)]
 pub struct HashedRoot {
     point: blst_p2,
+    affine: blst_p2_affine,
 }
 
 impl HashedRoot {
@@ -229,7 +230,15 @@ impl HashedRoot {
                 0,
             );
         }
-        Self { point }
+        let mut affine = blst_p2_affine::default();
+        // SAFETY: both pointers refer to live, initialised locals.
+        unsafe { blst_p2_to_affine(&mut affine, &point) };
+        Self { point, affine }
+    }
+
+    /// The hashed point in affine coordinates (for pairings).
+    pub(crate) fn affine(&self) -> &blst_p2_affine {
+        &self.affine
     }
 }
 

@@ -19,6 +19,7 @@ pub mod duty;
 pub mod error;
 pub mod fixtures;
 mod gls;
+mod msm;
 pub mod rsa;
 pub mod threshold;
 pub mod verifier;
