@@ -60,7 +60,7 @@ impl NetworkKey {
             source,
         };
         match fs::read_to_string(&path) {
-            Ok(text) => Self::parse_hex(text.trim()).ok_or_else(|| NetioError::KeyCorrupt(path)),
+            Ok(text) => Self::parse_hex(text.trim()).ok_or(NetioError::KeyCorrupt(path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::create_dir_all(data_dir).map_err(io_err)?;
                 let key = Self::generate();

@@ -1080,23 +1080,21 @@ impl Worker {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    self.peers.insert(
-                        peer_id,
-                        PeerState {
-                            verified: false,
-                            connected_at: Instant::now(),
-                        },
-                    );
-                    // Both sides ask: a Go peer answers any number of requests, and whichever
-                    // exchange completes first verifies the peer.
-                    let sealed = self.sealed_info.clone();
-                    self.swarm
-                        .behaviour_mut()
-                        .handshake
-                        .send_request(&peer_id, sealed);
-                }
+            } if num_established.get() == 1 => {
+                self.peers.insert(
+                    peer_id,
+                    PeerState {
+                        verified: false,
+                        connected_at: Instant::now(),
+                    },
+                );
+                // Both sides ask: a Go peer answers any number of requests, and whichever
+                // exchange completes first verifies the peer.
+                let sealed = self.sealed_info.clone();
+                self.swarm
+                    .behaviour_mut()
+                    .handshake
+                    .send_request(&peer_id, sealed);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

@@ -291,3 +291,39 @@ fn stalled_shard_does_not_stall_the_others() {
     );
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_update_the_enr() {
+    use ssv_netio::discovery::SsvRecord;
+    let a = start(DomainType::MAINNET, &[3], 1, 64);
+    let subnets_of = |enr: &ssv_netio::Enr| SsvRecord::read(enr).unwrap().subnets.unwrap();
+    let first = a.handle.local_enr().await.unwrap();
+    assert_eq!(subnets_of(&first), Subnets::from_iter([subnet(3)]));
+    assert_eq!(
+        SsvRecord::read(&first).unwrap().domain_type,
+        Some(DomainType::MAINNET)
+    );
+
+    a.handle.subscribe(subnet(100)).await.unwrap();
+    let second = a.handle.local_enr().await.unwrap();
+    assert_eq!(
+        subnets_of(&second),
+        Subnets::from_iter([subnet(3), subnet(100)])
+    );
+    assert!(
+        second.seq() > first.seq(),
+        "the record is re-signed with a higher sequence"
+    );
+
+    a.handle.unsubscribe(subnet(3)).await.unwrap();
+    let third = a.handle.local_enr().await.unwrap();
+    assert_eq!(subnets_of(&third), Subnets::from_iter([subnet(100)]));
+    assert!(third.seq() > second.seq());
+    assert_eq!(
+        a.handle.stats().await.unwrap().subscribed,
+        subnets_of(&third)
+    );
+    // Subscribing twice changes nothing.
+    a.handle.subscribe(subnet(100)).await.unwrap();
+    assert_eq!(a.handle.local_enr().await.unwrap().seq(), third.seq());
+}
