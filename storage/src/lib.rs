@@ -22,7 +22,7 @@
 //!
 //! # Environment
 //!
-//! Set explicitly in [`db::open_env`]: geometry from [`Geometry`] (1 MiB initial, 64 GiB
+//! Set explicitly at open ([`Store::open`]): geometry from [`Geometry`] (1 MiB initial, 64 GiB
 //! maximum, 16 MiB growth step, 64 MiB shrink threshold, 4 KiB pages), [`READERS_MAX`]
 //! reader slots, one named table per [`tables`] entry plus `meta`, no write map (a stray
 //! pointer in the process cannot scribble on the map; writes go through `pwrite`), shared
