@@ -29,6 +29,15 @@
 //! (non-exclusive) open, and the commit durability of [`Durability`] (`Durable` by default:
 //! data then meta page flushed before a commit returns).
 //!
+//! Damaged files: MDBX keeps no page checksums, so by default the environment runs in
+//! MDBX's careful mode ([`StoreConfig::validate_pages`], `MDBX_VALIDATION`): each page is
+//! checked as it is read and a damaged page gives [`StorageError::Mdbx`] instead of a wild
+//! read (without it, a flipped page pointer faulted the process with SIGBUS in
+//! `tests/corruption.rs`). Values are validated by rkyv on top. A flipped bit inside a key or
+//! a public key still reads back as other valid data; nothing short of checksums catches that.
+//! MDBX re-initialises a data file shorter than its three meta pages, so such a file is
+//! refused before MDBX sees it ([`StorageError::NotMdbx`]).
+//!
 //! The `meta` table holds the schema magic and version and the genesis validators root; open
 //! refuses a file that is not MDBX, a damaged one, a foreign MDBX database, another schema
 //! version or another network, each with its own [`StorageError`] variant.
@@ -53,6 +62,27 @@
 //! EIP-3076 interchange import (minified merge) and export (complete or minified) are in
 //! [`Store::import_interchange`] and [`Store::export_interchange`]; the `eip3076-vectors`
 //! binary runs the standard test vectors ([`vectors`]).
+//!
+//! # Measured (2-core development machine, shared with other builds: load average 8-10)
+//!
+//! `cargo bench -p ssv-benches --bench storage` (criterion medians):
+//!
+//! | benchmark | time |
+//! |---|---|
+//! | open + committee map, 100,000 validators (page validation on / off) | ~196 ms / ~143 ms |
+//! | open + committee map, 10,000 validators (on / off) | ~54 ms / ~47 ms |
+//! | 1,024 share lookups in one snapshot, in place (validation on) | ~3.5 ms |
+//! | one write batch of 1 / 100 / 1,000 decided records, durable | ~2 / ~1.7 / ~14 ms |
+//! | check and record 1,000 attestations, one durable commit | ~47 ms |
+//!
+//! Slashing pages are keyed by validator, so one slot's attestations dirty one leaf page per
+//! validator; at 100,000 validators that is thousands of pages per commit, which is why the
+//! check runs once per slot for all validators, never once per validator.
+//!
+//! # Not done here
+//!
+//! No migrations (another schema version is refused); pruning of the decided-history table
+//! (exporter mode) is left to the caller.
 
 pub mod codec;
 pub mod committee;
