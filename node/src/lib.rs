@@ -1,2 +1,4 @@
 //! The `ssv-node` binary's library: configuration, runtime, duty scheduling, beacon client and
 //! the local devnet.
+
+pub mod eth;

@@ -1,0 +1,494 @@
+//! The registry the contract events build: operators, validators and their shares, owner
+//! nonces, liquidated clusters and fee recipients, plus the store interface that persists
+//! it block by block.
+//!
+//! The handler turns one block's events into a list of [`RegistryChange`]s; the store
+//! applies that list *and* moves the cursor to the block in one transaction
+//! ([`RegistryStore::apply_block`]). A crash therefore leaves the store at the end of some
+//! block: on restart the sync resumes at `cursor + 1`, never applying a block twice nor
+//! skipping one. [`RegistryState::apply`] is the one definition of what a change does; the
+//! in-memory mirror of the sync and [`MemoryRegistryStore`] both use it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use alloy::primitives::{Address, B256};
+use ssv_protocol::committee::CommitteeId;
+
+use super::error::EthError;
+
+/// A validator public key (compressed G1).
+pub type ValidatorPubkey = [u8; 48];
+
+/// Most malformed-event records kept in memory (the store keeps all it is given). Too
+/// small: only the count is left to inspect after a burst of bad events.
+pub const MALFORMED_RECENT_MAX: usize = 1024;
+
+/// An operator as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRecord {
+    /// Operator ID.
+    pub id: u64,
+    /// Owner address.
+    pub owner: Address,
+    /// The public key as the contract publishes it once unpacked: base64 of the PEM text.
+    pub public_key: Vec<u8>,
+    /// Whether `OperatorRemoved` was seen (the Go node keeps removed operators too).
+    pub removed: bool,
+}
+
+/// Our operator's share of a validator, as published (encrypted) in the event. The
+/// decrypted key is not stored: it is decrypted again when a validator is (re)started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnShare {
+    /// Our operator ID.
+    pub operator_id: u64,
+    /// Our share's public key.
+    pub share_pubkey: [u8; 48],
+    /// Our share, RSA-encrypted to our operator key.
+    pub encrypted_share: Vec<u8>,
+}
+
+/// A validator registered with a committee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorRecord {
+    /// Validator public key.
+    pub pubkey: ValidatorPubkey,
+    /// Owner (cluster owner).
+    pub owner: Address,
+    /// Operator IDs in event order (the order of `share_pubkeys`).
+    pub operator_ids: Vec<u64>,
+    /// Share public key of each operator.
+    pub share_pubkeys: Vec<[u8; 48]>,
+    /// Our share, when our operator is in the committee.
+    pub own_share: Option<OwnShare>,
+    /// Block of the `ValidatorAdded` event.
+    pub added_block: u64,
+    /// Block of the last `ValidatorExited` event, if any.
+    pub exit_requested_block: Option<u64>,
+}
+
+impl ValidatorRecord {
+    /// The cluster this validator belongs to.
+    pub fn cluster(&self) -> ClusterKey {
+        ClusterKey::new(self.owner, &self.operator_ids)
+    }
+
+    /// Committee ID (sha256 of the sorted operator IDs) and its subnet.
+    pub fn committee(&self) -> (CommitteeId, u64) {
+        let id = CommitteeId::from_operators(&self.operator_ids);
+        (id, id.subnet())
+    }
+}
+
+/// A cluster: an owner and a set of operators.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterKey {
+    /// Cluster owner.
+    pub owner: Address,
+    /// Operator IDs, sorted ascending.
+    pub operator_ids: Vec<u64>,
+}
+
+impl ClusterKey {
+    /// The cluster of `owner` with these operators (any order).
+    pub fn new(owner: Address, operator_ids: &[u64]) -> Self {
+        let mut operator_ids = operator_ids.to_vec();
+        operator_ids.sort_unstable();
+        Self {
+            owner,
+            operator_ids,
+        }
+    }
+}
+
+/// A contract event recorded as malformed and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedEvent {
+    /// Block number.
+    pub block: u64,
+    /// Log index in the block.
+    pub log_index: u64,
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Event name.
+    pub event: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// One change to the registry, as the store applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryChange {
+    /// Insert an operator.
+    PutOperator(OperatorRecord),
+    /// Mark an operator removed.
+    RemoveOperator {
+        /// Operator ID.
+        id: u64,
+    },
+    /// Our operator's ID became known (an `OperatorAdded` with our public key).
+    SetOwnOperator {
+        /// Our operator ID.
+        id: u64,
+    },
+    /// Set an owner's next `ValidatorAdded` nonce.
+    SetNonce {
+        /// Owner.
+        owner: Address,
+        /// Nonce the owner's next `ValidatorAdded` must be signed with.
+        next: u64,
+    },
+    /// Insert a validator.
+    PutValidator(Box<ValidatorRecord>),
+    /// Remove a validator.
+    RemoveValidator {
+        /// Validator public key.
+        pubkey: ValidatorPubkey,
+    },
+    /// Record that the owner asked for a voluntary exit.
+    SetExitRequested {
+        /// Validator public key.
+        pubkey: ValidatorPubkey,
+        /// Block of the `ValidatorExited` event.
+        block: u64,
+    },
+    /// Mark a cluster liquidated (`true`) or active again (`false`).
+    SetLiquidated {
+        /// The cluster.
+        cluster: ClusterKey,
+        /// Liquidated or not.
+        liquidated: bool,
+    },
+    /// Set an owner's fee recipient.
+    SetFeeRecipient {
+        /// Owner.
+        owner: Address,
+        /// Fee recipient.
+        recipient: Address,
+    },
+    /// Record an event that was skipped as malformed.
+    RecordMalformed(MalformedEvent),
+}
+
+/// The registry, in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryState {
+    /// Our operator ID, once its `OperatorAdded` was seen.
+    pub own_operator: Option<u64>,
+    /// Operators by ID.
+    pub operators: BTreeMap<u64, OperatorRecord>,
+    /// Validators by public key.
+    pub validators: BTreeMap<ValidatorPubkey, ValidatorRecord>,
+    /// Next `ValidatorAdded` nonce of each owner.
+    pub nonces: HashMap<Address, u64>,
+    /// Liquidated clusters.
+    pub liquidated: BTreeSet<ClusterKey>,
+    /// Fee recipient of each owner that set one.
+    pub fee_recipients: HashMap<Address, Address>,
+    /// The latest malformed-event records (at most [`MALFORMED_RECENT_MAX`]).
+    pub malformed_recent: Vec<MalformedEvent>,
+    /// Every malformed event ever recorded.
+    pub malformed_total: u64,
+    /// Operator ID by published public key (derived).
+    operator_keys: HashMap<Vec<u8>, u64>,
+    /// Validators of each cluster (derived).
+    clusters: HashMap<ClusterKey, BTreeSet<ValidatorPubkey>>,
+}
+
+impl RegistryState {
+    /// Applies one change. Changes are produced by the handler against this same state, so
+    /// they always apply; the asserts guard that invariant in debug builds.
+    pub fn apply(&mut self, change: &RegistryChange) {
+        match change {
+            RegistryChange::PutOperator(op) => {
+                self.operator_keys.insert(op.public_key.clone(), op.id);
+                self.operators.insert(op.id, op.clone());
+            }
+            RegistryChange::RemoveOperator { id } => {
+                debug_assert!(self.operators.contains_key(id), "removing unknown operator");
+                if let Some(op) = self.operators.get_mut(id) {
+                    op.removed = true;
+                }
+            }
+            RegistryChange::SetOwnOperator { id } => self.own_operator = Some(*id),
+            RegistryChange::SetNonce { owner, next } => {
+                self.nonces.insert(*owner, *next);
+            }
+            RegistryChange::PutValidator(v) => {
+                self.clusters
+                    .entry(v.cluster())
+                    .or_default()
+                    .insert(v.pubkey);
+                self.validators.insert(v.pubkey, (**v).clone());
+            }
+            RegistryChange::RemoveValidator { pubkey } => {
+                if let Some(v) = self.validators.remove(pubkey) {
+                    let key = v.cluster();
+                    if let Some(set) = self.clusters.get_mut(&key) {
+                        set.remove(pubkey);
+                        if set.is_empty() {
+                            self.clusters.remove(&key);
+                        }
+                    }
+                }
+            }
+            RegistryChange::SetExitRequested { pubkey, block } => {
+                if let Some(v) = self.validators.get_mut(pubkey) {
+                    v.exit_requested_block = Some(*block);
+                }
+            }
+            RegistryChange::SetLiquidated {
+                cluster,
+                liquidated,
+            } => {
+                if *liquidated {
+                    self.liquidated.insert(cluster.clone());
+                } else {
+                    self.liquidated.remove(cluster);
+                }
+            }
+            RegistryChange::SetFeeRecipient { owner, recipient } => {
+                self.fee_recipients.insert(*owner, *recipient);
+            }
+            RegistryChange::RecordMalformed(m) => {
+                self.malformed_total += 1;
+                if self.malformed_recent.len() == MALFORMED_RECENT_MAX {
+                    self.malformed_recent.remove(0);
+                }
+                self.malformed_recent.push(m.clone());
+            }
+        }
+    }
+
+    /// Rebuilds the derived indexes (after constructing a state field by field, e.g. when
+    /// loading it from a store that keeps only the primary tables).
+    pub fn rebuild_indexes(&mut self) {
+        self.operator_keys = self
+            .operators
+            .values()
+            .map(|o| (o.public_key.clone(), o.id))
+            .collect();
+        self.clusters.clear();
+        for v in self.validators.values() {
+            self.clusters
+                .entry(v.cluster())
+                .or_default()
+                .insert(v.pubkey);
+        }
+    }
+
+    /// The operator that registered this public key, if any.
+    pub fn operator_by_key(&self, public_key: &[u8]) -> Option<u64> {
+        self.operator_keys.get(public_key).copied()
+    }
+
+    /// The owner's next `ValidatorAdded` nonce.
+    pub fn nonce(&self, owner: &Address) -> u64 {
+        self.nonces.get(owner).copied().unwrap_or(0)
+    }
+
+    /// Validators of a cluster.
+    pub fn cluster_validators(
+        &self,
+        cluster: &ClusterKey,
+    ) -> impl Iterator<Item = &ValidatorRecord> {
+        self.clusters
+            .get(cluster)
+            .into_iter()
+            .flatten()
+            .filter_map(|pk| self.validators.get(pk))
+    }
+
+    /// Whether the validator's cluster is liquidated.
+    pub fn is_liquidated(&self, v: &ValidatorRecord) -> bool {
+        self.liquidated.contains(&v.cluster())
+    }
+
+    /// Our validators whose duties run: our share is present and the cluster is not
+    /// liquidated.
+    pub fn own_active_validators(&self) -> impl Iterator<Item = &ValidatorRecord> {
+        self.validators
+            .values()
+            .filter(|v| v.own_share.is_some() && !self.is_liquidated(v))
+    }
+
+    /// Number of our active validators on a subnet.
+    pub fn own_active_on_subnet(&self, subnet: u64) -> usize {
+        self.own_active_validators()
+            .filter(|v| v.committee().1 == subnet)
+            .count()
+    }
+}
+
+/// What a store holds: the cursor and the registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredRegistry {
+    /// Last block whose events are all applied (`None`: nothing synced yet).
+    pub cursor: Option<u64>,
+    /// The registry at the cursor.
+    pub state: RegistryState,
+}
+
+/// Persistence of the registry, one block per transaction.
+///
+/// Implementations must make [`apply_block`](Self::apply_block) atomic: either all of the
+/// block's changes and the new cursor are stored, or none. They must refuse a block at or
+/// below the stored cursor with [`EthError::CursorRegression`].
+pub trait RegistryStore: Send + Sync {
+    /// Loads the cursor and the registry (at start-up, and after a failed commit).
+    fn load(&self) -> Result<StoredRegistry, EthError>;
+
+    /// Applies a block's changes and sets the cursor to `block`, atomically. An empty
+    /// `changes` only moves the cursor (a range of blocks without events).
+    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError>;
+}
+
+/// A [`RegistryStore`] in memory: a mutex around a [`StoredRegistry`]. Each `apply_block`
+/// holds the lock for the whole block, so readers see block boundaries only. It keeps
+/// nothing across process restarts; it serves the tests and a node run without a database
+/// (the MDBX-backed implementation over `ssv-storage` is the persistent one).
+#[derive(Debug, Default)]
+pub struct MemoryRegistryStore {
+    inner: Mutex<StoredRegistry>,
+    commits: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryRegistryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of successful `apply_block` calls.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A copy of what is stored.
+    pub fn snapshot(&self) -> StoredRegistry {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoredRegistry> {
+        // A panic while holding the lock cannot leave a half-applied block: `apply` is
+        // infallible and the cursor is set after it, so the data is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RegistryStore for MemoryRegistryStore {
+    fn load(&self) -> Result<StoredRegistry, EthError> {
+        Ok(self.snapshot())
+    }
+
+    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError> {
+        let mut inner = self.lock();
+        if let Some(cursor) = inner.cursor
+            && block <= cursor
+        {
+            return Err(EthError::CursorRegression { block, cursor });
+        }
+        for change in changes {
+            inner.state.apply(change);
+        }
+        inner.cursor = Some(block);
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validator(owner: Address, ids: &[u64], byte: u8, own: bool) -> ValidatorRecord {
+        ValidatorRecord {
+            pubkey: [byte; 48],
+            owner,
+            operator_ids: ids.to_vec(),
+            share_pubkeys: vec![[0; 48]; ids.len()],
+            own_share: own.then(|| OwnShare {
+                operator_id: ids[0],
+                share_pubkey: [1; 48],
+                encrypted_share: vec![2; 256],
+            }),
+            added_block: 1,
+            exit_requested_block: None,
+        }
+    }
+
+    #[test]
+    fn cursor_never_goes_back_and_blocks_apply_whole() {
+        let store = MemoryRegistryStore::new();
+        let owner = Address::repeat_byte(1);
+        store
+            .apply_block(
+                10,
+                &[
+                    RegistryChange::SetNonce { owner, next: 1 },
+                    RegistryChange::SetFeeRecipient {
+                        owner,
+                        recipient: Address::repeat_byte(2),
+                    },
+                ],
+            )
+            .expect("first block");
+        assert!(matches!(
+            store.apply_block(10, &[RegistryChange::SetNonce { owner, next: 2 }]),
+            Err(EthError::CursorRegression {
+                block: 10,
+                cursor: 10
+            })
+        ));
+        let s = store.load().expect("load");
+        assert_eq!(s.cursor, Some(10));
+        assert_eq!(s.state.nonce(&owner), 1);
+        store.apply_block(12, &[]).expect("cursor only");
+        assert_eq!(store.load().expect("load").cursor, Some(12));
+        assert_eq!(store.commits(), 2);
+    }
+
+    #[test]
+    fn cluster_index_follows_changes_and_liquidation_hides_own_validators() {
+        let mut s = RegistryState::default();
+        let owner = Address::repeat_byte(1);
+        let a = validator(owner, &[4, 3, 2, 1], 1, true);
+        let b = validator(owner, &[1, 2, 3, 4], 2, false);
+        s.apply(&RegistryChange::PutValidator(Box::new(a.clone())));
+        s.apply(&RegistryChange::PutValidator(Box::new(b)));
+        let key = ClusterKey::new(owner, &[1, 2, 3, 4]);
+        assert_eq!(s.cluster_validators(&key).count(), 2);
+        assert_eq!(s.own_active_validators().count(), 1);
+        let subnet = a.committee().1;
+        assert_eq!(s.own_active_on_subnet(subnet), 1);
+        s.apply(&RegistryChange::SetLiquidated {
+            cluster: key.clone(),
+            liquidated: true,
+        });
+        assert_eq!(s.own_active_validators().count(), 0);
+        s.apply(&RegistryChange::RemoveValidator { pubkey: a.pubkey });
+        assert_eq!(s.cluster_validators(&key).count(), 1);
+        let mut rebuilt = s.clone();
+        rebuilt.rebuild_indexes();
+        assert_eq!(rebuilt, s);
+    }
+
+    #[test]
+    fn malformed_records_are_bounded() {
+        let mut s = RegistryState::default();
+        for i in 0..(MALFORMED_RECENT_MAX as u64 + 5) {
+            s.apply(&RegistryChange::RecordMalformed(MalformedEvent {
+                block: i,
+                log_index: 0,
+                tx_hash: B256::ZERO,
+                event: "ValidatorAdded".into(),
+                reason: "test".into(),
+            }));
+        }
+        assert_eq!(s.malformed_total, MALFORMED_RECENT_MAX as u64 + 5);
+        assert_eq!(s.malformed_recent.len(), MALFORMED_RECENT_MAX);
+        assert_eq!(s.malformed_recent[0].block, 5);
+    }
+}
