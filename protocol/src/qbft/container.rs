@@ -96,3 +96,64 @@ pub(crate) fn unique_signer_count<'a>(
     }
     seen.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
+    use crate::qbft::{Message, MessageType};
+    use ssz::Encode;
+    use ssz_types::VariableList;
+
+    fn msg(round: Round, root: u8, signers: &[OperatorId]) -> ProcessingMessage {
+        let q = Message {
+            msg_type: MessageType::Commit.to_u64(),
+            height: 0,
+            round,
+            identifier: VariableList::new(vec![1, 2, 3, 4]).expect("fits"),
+            root: [root; 32],
+            data_round: 0,
+            round_change_justification: VariableList::empty(),
+            prepare_justification: VariableList::empty(),
+        };
+        let ssv = SsvMessage::new(MsgType::Consensus, MessageId([0; 56]), q.as_ssz_bytes())
+            .expect("fits");
+        let signed = SignedSsvMessage::new(
+            vec![[7u8; 256]; signers.len()],
+            signers.to_vec(),
+            ssv,
+            Vec::new(),
+        )
+        .expect("fits");
+        ProcessingMessage::new(signed).expect("decodes")
+    }
+
+    #[test]
+    fn first_message_per_signer_set_and_round() {
+        let mut c = MsgContainer::default();
+        assert!(c.add_first_msg_for_signer_and_round(&msg(1, 1, &[1])));
+        assert!(!c.add_first_msg_for_signer_and_round(&msg(1, 2, &[1])));
+        assert!(c.add_first_msg_for_signer_and_round(&msg(2, 1, &[1])));
+        // A different signer set (even overlapping) is another entry.
+        assert!(c.add_first_msg_for_signer_and_round(&msg(1, 1, &[1, 2])));
+        assert_eq!(c.messages_for_round(1).len(), 2);
+        assert_eq!(c.all_messages().count(), 3);
+    }
+
+    #[test]
+    fn longest_unique_signers_skips_overlaps_and_other_roots() {
+        let mut c = MsgContainer::default();
+        c.add_msg(&msg(1, 1, &[1, 2]));
+        c.add_msg(&msg(1, 1, &[2, 3]));
+        c.add_msg(&msg(1, 9, &[4]));
+        c.add_msg(&msg(1, 1, &[3]));
+        c.add_msg(&msg(1, 1, &[4]));
+        let (signers, msgs) = c.longest_unique_signers_for_round_and_root(1, &[1; 32]);
+        // From [1,2]: + [3] + [4] = 4 signers; from [2,3]: + [4] = 3.
+        assert_eq!(signers, vec![1, 2, 3, 4]);
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(unique_signer_count(c.messages_for_round(1)), 4);
+        let (none, _) = c.longest_unique_signers_for_round_and_root(2, &[1; 32]);
+        assert!(none.is_empty());
+    }
+}

@@ -213,6 +213,15 @@ impl Instance {
                     })?;
                 validate_commit(msg, state.height, state.round, proposal, committee)?;
             }
+            Some(MessageType::RoundChange) if msg.qbft.round > self.config.cut_off_round => {
+                // Not in the spec, which stores round changes for any future round: a member
+                // could grow the container without bound. No round past the cut-off is ever
+                // processed, so these can only be noise.
+                return Err(err(
+                    ErrorCode::WrongMessageRound,
+                    "round change beyond the cut-off round",
+                ));
+            }
             Some(MessageType::RoundChange) => valid_round_change_for_data(
                 state,
                 env,

@@ -84,3 +84,52 @@ pub fn round_robin_proposer(state: &State, round: Round) -> OperatorId {
     let index = (first_round_index + round % n + n - FIRST_ROUND) % n;
     committee[index as usize].operator_id
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::committee::CommitteeId;
+    use crate::types::{CommitteeOperator, DomainType};
+
+    fn state(n: u64, height: Height) -> State {
+        let member = CommitteeMember {
+            operator_id: 1,
+            committee_id: CommitteeId::default(),
+            rsa_public_key_pem: Vec::new(),
+            faulty_nodes: (n - 1) / 3,
+            committee: (1..=n)
+                .map(|operator_id| CommitteeOperator {
+                    operator_id,
+                    rsa_public_key_pem: Vec::new(),
+                })
+                .collect(),
+            domain: DomainType::SPEC_TESTING,
+        };
+        State::new(member, vec![1, 2, 3, 4], height)
+    }
+
+    #[test]
+    fn round_robin_rotates_with_height_and_round() {
+        let s = state(4, 0);
+        assert_eq!(
+            [1, 2, 3, 4, 5].map(|r| round_robin_proposer(&s, r)),
+            [1, 2, 3, 4, 1]
+        );
+        let s = state(4, 6);
+        // height 6: first-round index 6 % 4 = 2, so operator 3 leads round 1.
+        assert_eq!(round_robin_proposer(&s, 1), 3);
+        assert_eq!(round_robin_proposer(&s, 3), 1);
+        // Round 0 does not exist, but must not panic or overflow.
+        let _ = round_robin_proposer(&s, 0);
+        let _ = round_robin_proposer(&s, u64::MAX);
+    }
+
+    #[test]
+    fn quorums_follow_the_committee_size() {
+        for (n, q, p) in [(4, 3, 2), (7, 5, 3), (10, 7, 4), (13, 9, 5)] {
+            let s = state(n, 0);
+            assert!(s.has_quorum(q) && !s.has_quorum(q - 1));
+            assert!(s.has_partial_quorum(p) && !s.has_partial_quorum(p - 1));
+        }
+    }
+}
