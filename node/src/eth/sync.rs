@@ -194,6 +194,12 @@ pub struct SyncStats {
     pub data_plane_sent: u64,
     /// Data-plane events lost because the receiver was gone.
     pub data_plane_lost: u64,
+    /// Time spent in `eth_getLogs` (request and decoding of the response), µs.
+    pub fetch_us: u64,
+    /// Time spent validating and applying events (BLS, RSA), µs.
+    pub handle_us: u64,
+    /// Time spent in store commits, µs.
+    pub commit_us: u64,
 }
 
 type HeadStream = Pin<Box<dyn Stream<Item = Header> + Send>>;
@@ -481,6 +487,7 @@ impl<S: RegistryStore> ContractSync<S> {
                 .from_block(from)
                 .to_block(to);
             self.stats.get_logs_calls += 1;
+            let fetch_started = std::time::Instant::now();
             let logs =
                 match tokio::time::timeout(self.config.request_timeout, provider.get_logs(&filter))
                     .await
@@ -512,6 +519,7 @@ impl<S: RegistryStore> ContractSync<S> {
                     }
                 }
             }
+            self.stats.fetch_us += fetch_started.elapsed().as_micros() as u64;
             if let Some(BadLog(e)) = bad {
                 self.endpoints
                     .fail(&format!("bad eth_getLogs response: {e}"))
@@ -558,8 +566,13 @@ impl<S: RegistryStore> ContractSync<S> {
             self.cursor.is_none_or(|c| block > c),
             "blocks commit in order"
         );
+        let handle_started = std::time::Instant::now();
         let outcome = self.handler.handle_block(&mut self.state, events);
-        if let Err(e) = self.store.apply_block(block, &outcome.changes) {
+        let commit_started = std::time::Instant::now();
+        self.stats.handle_us += (commit_started - handle_started).as_micros() as u64;
+        let committed = self.store.apply_block(block, &outcome.changes);
+        self.stats.commit_us += commit_started.elapsed().as_micros() as u64;
+        if let Err(e) = committed {
             // The in-memory state already holds this block's changes: go back to what the
             // store has, so that a retry starts from a consistent view.
             let stored = self.store.load()?;
