@@ -1,4 +1,5 @@
 //! The `ssv-node` binary's library: configuration, runtime, duty scheduling, beacon client and
 //! the local devnet.
 
+pub mod beacon;
 pub mod eth;

@@ -1,6 +1,13 @@
 //! `ssv-node`: the SSV operator node.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use ssv_crypto_pipeline::OperatorSecretKey;
+use ssv_node::beacon::sim::{BeaconSim, SimConfig, SimValidator};
 
 #[derive(Parser)]
 #[command(name = "ssv-node", version, about = "SSV operator node")]
@@ -13,13 +20,147 @@ struct Cli {
 enum Command {
     /// Run a local devnet (not built yet; see README "What is not done yet").
     Devnet,
+    /// Write a new RSA-2048 operator key: the private key as PEM to `--out`, the public key
+    /// (base64 of a PEM, as the SSV contract registers it) to stdout and `--out`.pub.
+    Keygen {
+        /// Where to write the private key (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Serve a simulated beacon chain (the Beacon API endpoints committee duties use) that
+    /// verifies every submitted signature against the validators' full public keys.
+    BeaconSim {
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:5052")]
+        listen: SocketAddr,
+        /// JSON file of the validators: `[{"index": "0", "pubkey": "0x…"}, …]`.
+        #[arg(long)]
+        validators_file: PathBuf,
+        /// Slot duration in milliseconds (mainnet: 12000).
+        #[arg(long, default_value_t = 12_000)]
+        slot_ms: u64,
+        /// Print the counters every this many slots.
+        #[arg(long, default_value_t = 1)]
+        stats_every: u64,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct ValidatorLine {
+    #[serde(with = "ssv_node::beacon::api::quoted::u64_str")]
+    index: u64,
+    #[serde(with = "ssv_node::beacon::api::quoted::hex_bytes")]
+    pubkey: [u8; 48],
+}
+
+fn keygen(out: PathBuf) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = OperatorSecretKey::generate().context("generating an RSA-2048 key")?;
+    let pem = key.to_pem().context("encoding the key")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&out)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing key is never overwritten)",
+                out.display()
+            )
+        })?;
+    f.write_all(pem.as_bytes())?;
+    let public = key.public_key().to_base64_pem();
+    let pub_path = out.with_extension("pub");
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    println!("{public}");
+    eprintln!(
+        "private key: {}\npublic key:  {}",
+        out.display(),
+        pub_path.display()
+    );
+    Ok(())
+}
+
+async fn beacon_sim(
+    listen: SocketAddr,
+    file: PathBuf,
+    slot_ms: u64,
+    every: u64,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let lines: Vec<ValidatorLine> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    if lines.is_empty() {
+        bail!("{} lists no validators", file.display());
+    }
+    let validators = lines
+        .into_iter()
+        .map(|l| SimValidator {
+            index: l.index,
+            pubkey: l.pubkey,
+        })
+        .collect();
+    let cfg = SimConfig::new(
+        validators,
+        Duration::from_millis(slot_ms.max(1)),
+        Duration::from_millis(slot_ms),
+    );
+    let sim = BeaconSim::new(cfg)?;
+    let addr = sim
+        .clone()
+        .serve(listen, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!("beacon-sim: serving the Beacon API on http://{addr} (ctrl-c stops)");
+    let mut last_printed = None;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(slot_ms.max(1))) => {}
+        }
+        let s = sim.stats();
+        if last_printed.is_none_or(|p| s.slot >= p + every.max(1)) {
+            last_printed = Some(s.slot);
+            println!(
+                "slot {:>6}  attestations {}/{} valid ({} invalid, {} late)  sync {}/{} valid  missed {}",
+                s.slot,
+                s.attestations_valid,
+                s.attestations_expected,
+                s.attestations_invalid,
+                s.attestations_late,
+                s.sync_messages_valid,
+                s.sync_messages_expected,
+                s.missed
+            );
+        }
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Devnet => {
-            anyhow::bail!("the devnet is not built yet (issue: the node end to end)")
+            bail!("the devnet is not built yet (issue: the node end to end)")
+        }
+        Command::Keygen { out } => keygen(out),
+        Command::BeaconSim {
+            listen,
+            validators_file,
+            slot_ms,
+            stats_every,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the control-plane runtime")?;
+            rt.block_on(beacon_sim(listen, validators_file, slot_ms, stats_every))
         }
     }
 }

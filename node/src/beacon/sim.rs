@@ -1,0 +1,798 @@
+//! A beacon-chain simulator: serves the Beacon API endpoints that committee duties use, on
+//! loopback, advancing slots on its own clock; assigns attester and sync-committee duties with
+//! a mainnet-like distribution; and verifies every submitted signature against the
+//! validator's full public key, counting valid, invalid, late and missing submissions.
+//!
+//! It is what `ssv-node devnet` runs instead of a real beacon node, and is usable on its own as
+//! `ssv-node beacon-sim`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use ssv_crypto_pipeline::{PublicKey, Signature};
+use ssv_protocol::beacon_vote::{
+    AttestationData as SszAttestationData, Checkpoint as SszCheckpoint,
+};
+use ssv_protocol::signing::{
+    DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE, compute_domain, compute_signing_root,
+};
+use tokio::sync::broadcast;
+use tree_hash::TreeHash;
+
+use super::api::{
+    ApiError, AttestationData, AttesterDuties, AttesterDuty, BlockRoot, Checkpoint, Data, Fork,
+    Genesis, HeadEvent, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing,
+    ValidatorEntry, ValidatorInfo,
+};
+
+/// Mainnet's `SLOTS_PER_EPOCH`.
+pub const SLOTS_PER_EPOCH: u64 = 32;
+/// Mainnet's sync-committee size.
+pub const SYNC_COMMITTEE_SIZE: usize = 512;
+/// Mainnet's `EPOCHS_PER_SYNC_COMMITTEE_PERIOD`.
+pub const EPOCHS_PER_SYNC_COMMITTEE_PERIOD: u64 = 256;
+/// Mainnet's `TARGET_COMMITTEE_SIZE`: committees per slot are sized around it.
+pub const TARGET_COMMITTEE_SIZE: u64 = 128;
+/// Mainnet's `MAX_COMMITTEES_PER_SLOT`.
+pub const MAX_COMMITTEES_PER_SLOT: u64 = 64;
+/// Head events buffered per subscriber; a subscriber further behind loses the oldest (it
+/// reads the current slot from the next event anyway).
+pub const HEAD_EVENTS_MAX: usize = 64;
+/// Fork version the simulator reports (an Electra-era devnet version of our own).
+pub const SIM_FORK_VERSION: [u8; 4] = [0x60, 0x00, 0x00, 0x38];
+
+/// One validator the simulated chain knows.
+#[derive(Debug, Clone)]
+pub struct SimValidator {
+    /// Beacon index.
+    pub index: u64,
+    /// Full (not shared) public key.
+    pub pubkey: [u8; 48],
+}
+
+/// Configuration of the simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Validators of the chain.
+    pub validators: Vec<SimValidator>,
+    /// Duration of a slot. Mainnet is 12 s; devnets run faster.
+    pub slot_duration: Duration,
+    /// Genesis time in milliseconds since the Unix epoch; slot 0 starts then.
+    pub genesis_time_ms: u64,
+    /// Sync-committee members drawn from the validators: at most [`SYNC_COMMITTEE_SIZE`].
+    /// Mainnet has 512 of ~1M validators; a devnet draws a larger share so that the path is
+    /// exercised (`None`: one in eight validators, at least one).
+    pub sync_committee_size: Option<usize>,
+    /// A submission later than this after its slot's start counts as late.
+    pub late_after: Duration,
+    /// Seed of the duty shuffle.
+    pub seed: u64,
+}
+
+impl SimConfig {
+    /// A config starting `start_delay` from now.
+    pub fn new(
+        validators: Vec<SimValidator>,
+        slot_duration: Duration,
+        start_delay: Duration,
+    ) -> Self {
+        let now_ms = now_ms();
+        SimConfig {
+            validators,
+            slot_duration,
+            genesis_time_ms: now_ms + start_delay.as_millis() as u64,
+            sync_committee_size: None,
+            late_after: slot_duration * 2,
+            seed: 1,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn h(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p);
+    }
+    hasher.finalize().into()
+}
+
+/// Counters of what the simulator received.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SimStats {
+    /// Current slot.
+    pub slot: u64,
+    /// Attester duties whose slot has been reached.
+    pub attestations_expected: u64,
+    /// Valid attestations (first one per duty).
+    pub attestations_valid: u64,
+    /// Attestations with a bad signature, wrong data or no matching duty.
+    pub attestations_invalid: u64,
+    /// Valid attestations received after the lateness threshold.
+    pub attestations_late: u64,
+    /// Sync-committee duties (validator, slot) whose slot has been reached.
+    pub sync_messages_expected: u64,
+    /// Valid sync-committee messages.
+    pub sync_messages_valid: u64,
+    /// Invalid sync-committee messages.
+    pub sync_messages_invalid: u64,
+    /// Valid sync-committee messages received late.
+    pub sync_messages_late: u64,
+    /// Latency from slot start to a valid submission, in milliseconds, one per valid
+    /// submission (attestations and sync messages).
+    pub latencies_ms: Vec<u64>,
+    /// Latest slot whose submissions are complete when counted (`slot - 2`).
+    pub settled_slot: Option<u64>,
+    /// Duties of settled slots with no valid submission.
+    pub missed: u64,
+}
+
+struct Inner {
+    cfg: SimConfig,
+    by_index: HashMap<u64, SimValidator>,
+    pubkeys: HashMap<u64, PublicKey>,
+    domain_attester: [u8; 32],
+    domain_sync: [u8; 32],
+    genesis_validators_root: [u8; 32],
+    state: Mutex<SimState>,
+    head_tx: broadcast::Sender<HeadEvent>,
+}
+
+#[derive(Default)]
+struct SimState {
+    /// Duties per epoch, computed on demand.
+    duties: HashMap<u64, Vec<AttesterDuty>>,
+    /// (slot, validator) of attestations accepted.
+    attested: HashSet<(u64, u64)>,
+    /// (slot, validator) of sync messages accepted.
+    synced: HashSet<(u64, u64)>,
+    stats: SimStats,
+    /// Highest slot whose expected counts were added.
+    counted_through: Option<u64>,
+}
+
+/// A running simulator.
+#[derive(Clone)]
+pub struct BeaconSim {
+    inner: Arc<Inner>,
+}
+
+impl BeaconSim {
+    /// Builds the simulator (validators' keys are parsed once here).
+    pub fn new(cfg: SimConfig) -> anyhow::Result<Self> {
+        let mut pubkeys = HashMap::new();
+        let mut by_index = HashMap::new();
+        for v in &cfg.validators {
+            let pk = PublicKey::from_bytes(&v.pubkey)
+                .map_err(|e| anyhow::anyhow!("validator {} public key: {e}", v.index))?;
+            pubkeys.insert(v.index, pk);
+            by_index.insert(v.index, v.clone());
+        }
+        let gvr = h(&[b"ssv-node beacon-sim genesis", &cfg.seed.to_le_bytes()]);
+        let (head_tx, _) = broadcast::channel(HEAD_EVENTS_MAX);
+        Ok(BeaconSim {
+            inner: Arc::new(Inner {
+                domain_attester: compute_domain(DOMAIN_BEACON_ATTESTER, SIM_FORK_VERSION, gvr),
+                domain_sync: compute_domain(DOMAIN_SYNC_COMMITTEE, SIM_FORK_VERSION, gvr),
+                genesis_validators_root: gvr,
+                cfg,
+                by_index,
+                pubkeys,
+                state: Mutex::new(SimState::default()),
+                head_tx,
+            }),
+        })
+    }
+
+    /// The genesis the simulator serves.
+    pub fn genesis(&self) -> Genesis {
+        Genesis {
+            genesis_time: self.inner.cfg.genesis_time_ms / 1000,
+            genesis_validators_root: self.inner.genesis_validators_root,
+            genesis_fork_version: SIM_FORK_VERSION,
+        }
+    }
+
+    fn slot_ms(&self) -> u64 {
+        self.inner.cfg.slot_duration.as_millis().max(1) as u64
+    }
+
+    /// The current slot by the simulator's clock (`None` before genesis).
+    pub fn current_slot(&self) -> Option<u64> {
+        let now = now_ms();
+        (now >= self.inner.cfg.genesis_time_ms)
+            .then(|| (now - self.inner.cfg.genesis_time_ms) / self.slot_ms())
+    }
+
+    fn slot_start_ms(&self, slot: u64) -> u64 {
+        self.inner.cfg.genesis_time_ms + slot * self.slot_ms()
+    }
+
+    fn block_root(slot: u64) -> [u8; 32] {
+        h(&[b"block", &slot.to_le_bytes()])
+    }
+
+    /// The attestation data of a slot: head is the slot's block, source the previous epoch's
+    /// boundary, target this epoch's boundary.
+    pub fn attestation_data(&self, slot: u64) -> AttestationData {
+        let epoch = slot / SLOTS_PER_EPOCH;
+        let source_epoch = epoch.saturating_sub(1);
+        AttestationData {
+            slot,
+            index: 0,
+            beacon_block_root: Self::block_root(slot),
+            source: Checkpoint {
+                epoch: source_epoch,
+                root: Self::block_root(source_epoch * SLOTS_PER_EPOCH),
+            },
+            target: Checkpoint {
+                epoch,
+                root: Self::block_root(epoch * SLOTS_PER_EPOCH),
+            },
+        }
+    }
+
+    /// Attester duties of an epoch: every validator once, at a slot and committee drawn by a
+    /// seeded shuffle, committees per slot sized as mainnet sizes them.
+    pub fn attester_duties(&self, epoch: u64) -> Vec<AttesterDuty> {
+        let mut st = self.inner.state.lock();
+        self.duties_locked(&mut st, epoch).clone()
+    }
+
+    fn duties_locked<'a>(&self, st: &'a mut SimState, epoch: u64) -> &'a Vec<AttesterDuty> {
+        st.duties.entry(epoch).or_insert_with(|| {
+            let mut vals: Vec<&SimValidator> = self.inner.cfg.validators.iter().collect();
+            vals.sort_by_key(|v| {
+                h(&[
+                    &self.inner.cfg.seed.to_le_bytes(),
+                    &epoch.to_le_bytes(),
+                    &v.index.to_le_bytes(),
+                ])
+            });
+            let n = vals.len() as u64;
+            let committees_at_slot =
+                (n / SLOTS_PER_EPOCH / TARGET_COMMITTEE_SIZE).clamp(1, MAX_COMMITTEES_PER_SLOT);
+            let committee_count = committees_at_slot * SLOTS_PER_EPOCH;
+            // Split the shuffled list into `committee_count` contiguous committees.
+            let mut duties = Vec::with_capacity(vals.len());
+            for c in 0..committee_count {
+                let start = (n * c / committee_count) as usize;
+                let end = (n * (c + 1) / committee_count) as usize;
+                let slot = epoch * SLOTS_PER_EPOCH + c / committees_at_slot;
+                for (pos, v) in vals[start..end].iter().enumerate() {
+                    duties.push(AttesterDuty {
+                        pubkey: v.pubkey,
+                        validator_index: v.index,
+                        committee_index: c % committees_at_slot,
+                        committee_length: (end - start) as u64,
+                        committees_at_slot,
+                        validator_committee_index: pos as u64,
+                        slot,
+                    });
+                }
+            }
+            duties
+        })
+    }
+
+    /// The sync committee of a period: a seeded draw of validators.
+    pub fn sync_committee(&self, period: u64) -> Vec<u64> {
+        let n = self.inner.cfg.validators.len();
+        let size = self
+            .inner
+            .cfg
+            .sync_committee_size
+            .unwrap_or((n / 8).max(1))
+            .min(SYNC_COMMITTEE_SIZE)
+            .min(n);
+        let mut idx: Vec<u64> = self.inner.cfg.validators.iter().map(|v| v.index).collect();
+        idx.sort_by_key(|i| {
+            h(&[
+                b"sync",
+                &self.inner.cfg.seed.to_le_bytes(),
+                &period.to_le_bytes(),
+                &i.to_le_bytes(),
+            ])
+        });
+        idx.truncate(size);
+        idx
+    }
+
+    /// Sync duties of `indices` for the period of `epoch`.
+    pub fn sync_duties(&self, epoch: u64, indices: &[u64]) -> Vec<SyncDuty> {
+        let committee = self.sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
+        indices
+            .iter()
+            .filter_map(|i| {
+                let pos = committee.iter().position(|m| m == i)?;
+                let v = self.inner.by_index.get(i)?;
+                Some(SyncDuty {
+                    pubkey: v.pubkey,
+                    validator_index: *i,
+                    validator_sync_committee_indices: vec![pos as u64],
+                })
+            })
+            .collect()
+    }
+
+    /// Adds expected-duty counts for every slot up to `slot` and settles missed duties of
+    /// slots at least two slots old.
+    fn account_through(&self, st: &mut SimState, slot: u64) {
+        let from = st.counted_through.map_or(0, |s| s + 1);
+        for s in from..=slot {
+            let epoch = s / SLOTS_PER_EPOCH;
+            let expected = self
+                .duties_locked(st, epoch)
+                .iter()
+                .filter(|d| d.slot == s)
+                .count() as u64;
+            st.stats.attestations_expected += expected;
+            st.stats.sync_messages_expected += self
+                .sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD)
+                .len() as u64;
+        }
+        st.counted_through = Some(slot);
+        if let Some(settle) = slot.checked_sub(2) {
+            let from = st.stats.settled_slot.map_or(0, |s| s + 1);
+            for s in from..=settle {
+                let epoch = s / SLOTS_PER_EPOCH;
+                let att_missed = self
+                    .duties_locked(st, epoch)
+                    .iter()
+                    .filter(|d| d.slot == s)
+                    .map(|d| (s, d.validator_index))
+                    .collect::<Vec<_>>();
+                let missed_att = att_missed
+                    .iter()
+                    .filter(|k| !st.attested.contains(k))
+                    .count();
+                let sync = self.sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
+                let missed_sync = sync
+                    .iter()
+                    .filter(|i| !st.synced.contains(&(s, **i)))
+                    .count();
+                st.stats.missed += (missed_att + missed_sync) as u64;
+            }
+            st.stats.settled_slot = Some(settle);
+        }
+        st.stats.slot = slot;
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> SimStats {
+        let mut st = self.inner.state.lock();
+        if let Some(slot) = self.current_slot() {
+            self.account_through(&mut st, slot);
+        }
+        st.stats.clone()
+    }
+
+    /// Checks and records one attestation; `Err` says why it was rejected.
+    pub fn submit_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
+        let received_ms = now_ms();
+        let verdict = self.check_attestation(a);
+        let mut st = self.inner.state.lock();
+        match verdict {
+            Err(e) => {
+                st.stats.attestations_invalid += 1;
+                Err(e)
+            }
+            Ok(()) => {
+                if !st.attested.insert((a.data.slot, a.attester_index)) {
+                    return Ok(()); // a duplicate of a valid one: harmless, not counted twice
+                }
+                st.stats.attestations_valid += 1;
+                let latency = received_ms.saturating_sub(self.slot_start_ms(a.data.slot));
+                if latency > self.inner.cfg.late_after.as_millis() as u64 {
+                    st.stats.attestations_late += 1;
+                }
+                st.stats.latencies_ms.push(latency);
+                Ok(())
+            }
+        }
+    }
+
+    fn check_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
+        let slot = a.data.slot;
+        let duty = {
+            let mut st = self.inner.state.lock();
+            self.duties_locked(&mut st, slot / SLOTS_PER_EPOCH)
+                .iter()
+                .find(|d| d.validator_index == a.attester_index && d.slot == slot)
+                .cloned()
+        };
+        let duty = duty
+            .ok_or_else(|| format!("validator {} has no duty at slot {slot}", a.attester_index))?;
+        if duty.committee_index != a.committee_index {
+            return Err(format!(
+                "committee index {} != duty's {}",
+                a.committee_index, duty.committee_index
+            ));
+        }
+        if a.data != self.attestation_data(slot) {
+            return Err("attestation data differs from the chain's".into());
+        }
+        let root = compute_signing_root(
+            ssz_attestation_data(&a.data).tree_hash_root().0,
+            self.inner.domain_attester,
+        );
+        self.verify(a.attester_index, &root, &a.signature)
+    }
+
+    fn verify(&self, index: u64, root: &[u8; 32], sig: &[u8; 96]) -> Result<(), String> {
+        let pk = self
+            .inner
+            .pubkeys
+            .get(&index)
+            .ok_or_else(|| format!("unknown validator {index}"))?;
+        let sig = Signature::from_bytes(sig).map_err(|e| format!("signature: {e}"))?;
+        sig.verify(pk, root)
+            .map_err(|e| format!("signature of validator {index}: {e}"))
+    }
+
+    /// Checks and records one sync-committee message.
+    pub fn submit_sync_message(&self, m: &SyncCommitteeMessage) -> Result<(), String> {
+        let received_ms = now_ms();
+        let verdict = (|| {
+            let period = m.slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD;
+            if !self.sync_committee(period).contains(&m.validator_index) {
+                return Err(format!(
+                    "validator {} is not in the sync committee",
+                    m.validator_index
+                ));
+            }
+            if m.beacon_block_root != Self::block_root(m.slot) {
+                return Err("block root differs from the chain's".into());
+            }
+            let root = compute_signing_root(m.beacon_block_root, self.inner.domain_sync);
+            self.verify(m.validator_index, &root, &m.signature)
+        })();
+        let mut st = self.inner.state.lock();
+        match verdict {
+            Err(e) => {
+                st.stats.sync_messages_invalid += 1;
+                Err(e)
+            }
+            Ok(()) => {
+                if !st.synced.insert((m.slot, m.validator_index)) {
+                    return Ok(());
+                }
+                st.stats.sync_messages_valid += 1;
+                let latency = received_ms.saturating_sub(self.slot_start_ms(m.slot));
+                if latency > self.inner.cfg.late_after.as_millis() as u64 {
+                    st.stats.sync_messages_late += 1;
+                }
+                st.stats.latencies_ms.push(latency);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the slot clock: emits a head event at every slot start until the task is dropped.
+    pub async fn run_clock(self) {
+        loop {
+            let now = now_ms();
+            let next_slot = self.current_slot().map_or(0, |s| s + 1);
+            let wait = self.slot_start_ms(next_slot).saturating_sub(now);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let slot = next_slot;
+            {
+                let mut st = self.inner.state.lock();
+                self.account_through(&mut st, slot);
+            }
+            let _ = self.inner.head_tx.send(HeadEvent {
+                slot,
+                block: Self::block_root(slot),
+                state: h(&[b"state", &slot.to_le_bytes()]),
+                epoch_transition: slot.is_multiple_of(SLOTS_PER_EPOCH),
+            });
+        }
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/eth/v1/beacon/genesis", get(genesis))
+            .route("/eth/v1/config/spec", get(spec))
+            .route("/eth/v1/beacon/states/{state}/fork", get(fork))
+            .route("/eth/v1/node/syncing", get(syncing))
+            .route(
+                "/eth/v1/validator/duties/attester/{epoch}",
+                post(attester_duties),
+            )
+            .route("/eth/v1/validator/duties/sync/{epoch}", post(sync_duties))
+            .route("/eth/v1/validator/attestation_data", get(attestation_data))
+            .route("/eth/v1/beacon/blocks/{block}/root", get(block_root))
+            .route("/eth/v1/beacon/states/{state}/validators", post(validators))
+            .route("/eth/v2/beacon/pool/attestations", post(pool_attestations))
+            .route("/eth/v1/beacon/pool/sync_committees", post(pool_sync))
+            .route("/eth/v1/events", get(events))
+            .route("/sim/v1/stats", get(stats))
+            .with_state(self.clone())
+    }
+
+    /// Binds `addr`, serves the API and runs the clock until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        addr: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let clock = tokio::spawn(self.clone().run_clock());
+        let router = self.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            clock.abort();
+        });
+        Ok(local)
+    }
+}
+
+/// The SSZ form of the API's attestation data.
+pub fn ssz_attestation_data(d: &AttestationData) -> SszAttestationData {
+    SszAttestationData {
+        slot: d.slot,
+        index: d.index,
+        beacon_block_root: d.beacon_block_root,
+        source: SszCheckpoint {
+            epoch: d.source.epoch,
+            root: d.source.root,
+        },
+        target: SszCheckpoint {
+            epoch: d.target.epoch,
+            root: d.target.root,
+        },
+    }
+}
+
+fn api_error(code: StatusCode, message: impl Into<String>) -> Response {
+    (
+        code,
+        Json(ApiError {
+            code: code.as_u16(),
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn genesis(State(sim): State<BeaconSim>) -> Json<Data<Genesis>> {
+    Json(Data {
+        data: sim.genesis(),
+    })
+}
+
+async fn spec(State(sim): State<BeaconSim>) -> Json<Data<Spec>> {
+    let ms = sim.slot_ms();
+    Json(Data {
+        data: Spec {
+            seconds_per_slot: ms.div_ceil(1000),
+            slots_per_epoch: SLOTS_PER_EPOCH,
+            slot_duration_ms: Some(ms),
+            epochs_per_sync_committee_period: EPOCHS_PER_SYNC_COMMITTEE_PERIOD,
+        },
+    })
+}
+
+async fn fork() -> Json<Data<Fork>> {
+    Json(Data {
+        data: Fork {
+            previous_version: SIM_FORK_VERSION,
+            current_version: SIM_FORK_VERSION,
+            epoch: 0,
+        },
+    })
+}
+
+async fn syncing(State(sim): State<BeaconSim>) -> Json<Data<Syncing>> {
+    Json(Data {
+        data: Syncing {
+            head_slot: sim.current_slot().unwrap_or(0),
+            sync_distance: 0,
+            is_syncing: false,
+            is_optimistic: false,
+            el_offline: false,
+        },
+    })
+}
+
+fn parse_indices(body: &[String]) -> Result<Vec<u64>, String> {
+    body.iter()
+        .map(|s| s.parse::<u64>().map_err(|_| format!("bad index {s:?}")))
+        .collect()
+}
+
+async fn attester_duties(
+    State(sim): State<BeaconSim>,
+    Path(epoch): Path<u64>,
+    Json(body): Json<Vec<String>>,
+) -> Response {
+    let indices: HashSet<u64> = match parse_indices(&body) {
+        Ok(v) => v.into_iter().collect(),
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, e),
+    };
+    let data = sim
+        .attester_duties(epoch)
+        .into_iter()
+        .filter(|d| indices.contains(&d.validator_index))
+        .collect();
+    Json(AttesterDuties {
+        dependent_root: BeaconSim::block_root(epoch * SLOTS_PER_EPOCH),
+        execution_optimistic: false,
+        data,
+    })
+    .into_response()
+}
+
+async fn sync_duties(
+    State(sim): State<BeaconSim>,
+    Path(epoch): Path<u64>,
+    Json(body): Json<Vec<String>>,
+) -> Response {
+    match parse_indices(&body) {
+        Ok(indices) => Json(Data {
+            data: sim.sync_duties(epoch, &indices),
+        })
+        .into_response(),
+        Err(e) => api_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn attestation_data(
+    State(sim): State<BeaconSim>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(slot) = q.get("slot").and_then(|s| s.parse::<u64>().ok()) else {
+        return api_error(StatusCode::BAD_REQUEST, "slot is required");
+    };
+    if sim.current_slot().is_none_or(|now| slot > now) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("slot {slot} is in the future"),
+        );
+    }
+    Json(Data {
+        data: sim.attestation_data(slot),
+    })
+    .into_response()
+}
+
+async fn block_root(State(sim): State<BeaconSim>, Path(block): Path<String>) -> Response {
+    let slot = match block.as_str() {
+        "head" => sim.current_slot().unwrap_or(0),
+        s => match s.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unsupported block id {s:?}"),
+                );
+            }
+        },
+    };
+    Json(Data {
+        data: BlockRoot {
+            root: BeaconSim::block_root(slot),
+        },
+    })
+    .into_response()
+}
+
+async fn validators(State(sim): State<BeaconSim>, Json(body): Json<serde_json::Value>) -> Response {
+    let ids: Vec<String> = body
+        .get("ids")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let want: Vec<&SimValidator> = sim
+        .inner
+        .cfg
+        .validators
+        .iter()
+        .filter(|v| {
+            ids.is_empty()
+                || ids.iter().any(|id| {
+                    *id == v.index.to_string() || *id == format!("0x{}", hex::encode(v.pubkey))
+                })
+        })
+        .collect();
+    let data: Vec<ValidatorEntry> = want
+        .into_iter()
+        .map(|v| ValidatorEntry {
+            index: v.index,
+            status: "active_ongoing".into(),
+            validator: ValidatorInfo { pubkey: v.pubkey },
+        })
+        .collect();
+    Json(Data { data }).into_response()
+}
+
+async fn pool_attestations(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<SingleAttestation>>,
+) -> Response {
+    let failures: Vec<String> = body
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| sim.submit_attestation(a).err().map(|e| format!("{i}: {e}")))
+        .collect();
+    if failures.is_empty() {
+        StatusCode::OK.into_response()
+    } else {
+        api_error(StatusCode::BAD_REQUEST, failures.join("; "))
+    }
+}
+
+async fn pool_sync(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<SyncCommitteeMessage>>,
+) -> Response {
+    let failures: Vec<String> = body
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            sim.submit_sync_message(m)
+                .err()
+                .map(|e| format!("{i}: {e}"))
+        })
+        .collect();
+    if failures.is_empty() {
+        StatusCode::OK.into_response()
+    } else {
+        api_error(StatusCode::BAD_REQUEST, failures.join("; "))
+    }
+}
+
+async fn events(
+    State(sim): State<BeaconSim>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if q.get("topics")
+        .is_none_or(|t| !t.split(',').any(|t| t == "head"))
+    {
+        return api_error(StatusCode::BAD_REQUEST, "only the head topic is served");
+    }
+    let rx = sim.inner.head_tx.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let data = serde_json::to_string(&ev).unwrap_or_default();
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(
+                            Event::default().event("head").data(data),
+                        ),
+                        rx,
+                    ));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn stats(State(sim): State<BeaconSim>) -> Json<SimStats> {
+    Json(sim.stats())
+}
