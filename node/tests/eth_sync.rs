@@ -703,3 +703,41 @@ async fn sync_10k_events_rate() {
     assert_eq!(store.snapshot().state.validators.len(), EVENTS);
     assert_eq!(count(&drain(&mut rx)).start, EVENTS / 2);
 }
+
+/// A provider that refuses wide `eth_getLogs` ranges: the sync halves its range until the
+/// provider answers and still applies every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getlogs_range_adapts_to_provider_limits() {
+    require_dev_node!();
+    let node = DevNode::start().await;
+    let chain = Chain::deploy(&node).await;
+    let key = our_key();
+    register_operators(&chain, OUR_ID, &key, &[2, 3, 4, 5]).await;
+    let mut reg = Registrar::new(OUR_ID, key.clone(), 5);
+    let regs: Vec<_> = (0..12)
+        .map(|_| reg.register(chain.accounts[1], &OURS_4, Shares::Valid))
+        .collect();
+    send_registrations(&chain, &regs, 1).await;
+    chain.mine(40).await;
+    let head = chain.head().await;
+    let (proxy, refused) = range_limiting_proxy(node.http_url(), 5).await;
+    let store = Arc::new(MemoryRegistryStore::new());
+    let mut cfg = config(&chain, vec![proxy]);
+    cfg.initial_range = 64;
+    cfg.max_range = 64;
+    let mut sync = ContractSync::new(cfg, store.clone(), Some(key.clone()), None).expect("sync");
+    assert_eq!(sync.sync_history().await.expect("history"), Some(head));
+    let stats = sync.stats();
+    assert!(
+        stats.range_shrinks >= 4,
+        "64 -> 32 -> 16 -> 8 -> 4: {stats:?}"
+    );
+    assert!(refused.load(Ordering::Relaxed) >= 4);
+    assert!(
+        sync.range() <= 5,
+        "the range stays within the provider's limit"
+    );
+    assert_eq!(stats.events_applied, 5 + 12);
+    assert_eq!(stats.events_malformed, 0);
+    assert_eq!(store.snapshot().state.validators.len(), 12);
+}

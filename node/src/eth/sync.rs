@@ -284,6 +284,8 @@ pub struct ContractSync<S: RegistryStore> {
     endpoints: Endpoints,
     data_plane: Option<mpsc::Sender<DataPlaneEvent>>,
     range: u64,
+    /// Largest range not yet refused: growth stops below a range a provider refused.
+    range_cap: u64,
     stats: SyncStats,
     heads: Option<HeadStream>,
     stop: Option<watch::Receiver<bool>>,
@@ -324,6 +326,7 @@ impl<S: RegistryStore> ContractSync<S> {
                 total_failures: 0,
             },
             range: config.initial_range,
+            range_cap: config.max_range,
             config,
             store,
             handler: EventHandler::new(operator_key),
@@ -527,8 +530,8 @@ impl<S: RegistryStore> ContractSync<S> {
                 continue;
             }
             self.endpoints.ok();
-            if logs.len() < LOGS_GROW_BELOW && self.range < self.config.max_range {
-                self.range = (self.range * 2).min(self.config.max_range);
+            if logs.len() < LOGS_GROW_BELOW && self.range < self.range_cap {
+                self.range = (self.range * 2).min(self.range_cap);
             }
             events.sort_by_key(|e| (e.meta.block, e.meta.log_index));
             events.dedup_by_key(|e| (e.meta.block, e.meta.log_index));
@@ -546,6 +549,7 @@ impl<S: RegistryStore> ContractSync<S> {
 
     fn shrink_range(&mut self, why: &str) {
         let old = self.range;
+        self.range_cap = old.saturating_sub(1).max(1);
         self.range = (self.range / 2).max(1);
         self.stats.range_shrinks += 1;
         tracing::info!(

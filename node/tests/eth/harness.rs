@@ -224,7 +224,7 @@ impl Chain {
         for _ in 0..n {
             let _: String = self
                 .provider
-                .raw_request("evm_mine".into(), ())
+                .raw_request("evm_mine".into(), Vec::<u64>::new())
                 .await
                 .expect("evm_mine");
         }
@@ -425,4 +425,131 @@ pub async fn send_registrations(chain: &Chain, regs: &[Registration], per_tx: us
         i = j;
     }
     block
+}
+
+/// A JSON-RPC proxy on 127.0.0.1 in front of the dev node that refuses `eth_getLogs` over
+/// more than `max_range` blocks the way hosted providers do (error -32005), so the sync's
+/// range halving is exercised against real responses. HTTP/1.1 with `Content-Length` only.
+pub async fn range_limiting_proxy(
+    upstream: String,
+    max_range: u64,
+) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
+    let http = alloy::transports::http::reqwest::Client::new();
+    let refused = Arc::new(AtomicU64::new(0));
+    let refused_out = refused.clone();
+
+    async fn read_message(
+        s: &mut tokio::net::TcpStream,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = buf[..end + 4].to_vec();
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let mut chunk = [0u8; 65536];
+                    let n = s.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                return Some((head, body));
+            }
+            let mut chunk = [0u8; 65536];
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn hex_field(body: &str, key: &str) -> Option<u64> {
+        let at = body.find(&format!("\"{key}\":\"0x"))? + key.len() + 6;
+        let end = at + body[at..].find('"')?;
+        u64::from_str_radix(&body[at..end], 16).ok()
+    }
+
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let (http, upstream) = (http.clone(), upstream.clone());
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                let mut cbuf = Vec::new();
+                while let Some((head, body)) = read_message(&mut client, &mut cbuf).await {
+                    let text = String::from_utf8_lossy(&body).to_string();
+                    let too_wide = text.contains("\"eth_getLogs\"")
+                        && matches!(
+                            (hex_field(&text, "fromBlock"), hex_field(&text, "toBlock")),
+                            (Some(f), Some(t)) if t.saturating_sub(f) + 1 > max_range
+                        );
+                    if too_wide {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        let id = text
+                            .find("\"id\":")
+                            .map(|i| {
+                                text[i + 5..]
+                                    .chars()
+                                    .take_while(|c| c.is_ascii_digit())
+                                    .collect::<String>()
+                            })
+                            .unwrap_or_else(|| "0".into());
+                        let reply = format!(
+                            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-32005,\"message\":\"block range too large, max {max_range}\"}}}}"
+                        );
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                            reply.len()
+                        );
+                        if client.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let _ = head;
+                    let Ok(reply) = http
+                        .post(&upstream)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    let Ok(reply) = reply.bytes().await else {
+                        return;
+                    };
+                    let resp_head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        reply.len()
+                    );
+                    if client.write_all(resp_head.as_bytes()).await.is_err()
+                        || client.write_all(&reply).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, refused_out)
 }
