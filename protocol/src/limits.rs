@@ -14,9 +14,13 @@ pub const MESSAGE_ID_SIZE: usize = 56;
 /// Maximum length of `SSVMessage.Data` (a QBFT message with 13 round-change and 13 prepare
 /// justifications, the largest thing it carries).
 pub const SSV_MESSAGE_DATA_MAX: usize = 722_412;
-/// Maximum length of `SignedSSVMessage.FullData` (the full proposed value: a block, for
-/// proposer duties).
-pub const FULL_DATA_MAX: usize = 4_194_532;
+/// Maximum length of `SignedSSVMessage.FullData`: the full proposed value, at most an encoded
+/// `ValidatorConsensusData` (16 fixed bytes, a 212-byte duty, 2^23 bytes of data) = 8388836.
+///
+/// ssv-spec v1.2.2 hashes `FullData` with this limit: its vectors' `SignedSSVMessage` roots
+/// (qbft `MsgSpecTest`, `CreateMsgSpecTest`) only come out with a limit above 2^23 bytes; the
+/// smaller limits of other spec revisions (4194532, 5243144) give other roots.
+pub const FULL_DATA_MAX: usize = 8_388_836;
 /// Maximum length of one round-change justification (a `SignedSSVMessage` carrying a QBFT
 /// round change with one prepare-justification level).
 pub const ROUND_CHANGE_JUSTIFICATION_MAX: usize = 51_852;
@@ -58,8 +62,8 @@ pub type MessageIdMax = typenum::U56;
 pub type RsaSignatureLen = typenum::U256;
 /// 722412
 pub type SsvMessageDataMax = Sum<Prod<typenum::U722, U1000>, typenum::U412>;
-/// 4194532
-pub type FullDataMax = Sum<typenum::U4194304, typenum::U228>;
+/// 8388836
+pub type FullDataMax = Sum<typenum::U8388608, typenum::U228>;
 /// 51852
 pub type RoundChangeJustificationMax = Sum<Prod<typenum::U51, U1000>, typenum::U852>;
 /// 3700

@@ -6,7 +6,7 @@
 //! MessageID        = domain (4) ‖ role (u32 LE, 4) ‖ duty executor id (48, right-aligned)
 //! SSVMessage       = { MsgType: u64, MsgID: [56]byte, Data: List[u8, 722412] }
 //! SignedSSVMessage = { Signatures: List[List[u8, 256], 13], OperatorIDs: List[u64, 13],
-//!                      SSVMessage: SSVMessage, FullData: List[u8, 4194532] }
+//!                      SSVMessage: SSVMessage, FullData: List[u8, 8388836] }
 //! ```
 //!
 //! The Go types tag `Signatures` as `ssz-size:"?,256"`, but the generated codec encodes each

@@ -1,20 +1,11 @@
 //! The ssv-spec v1.2.2 `qbft` vectors through the runner: every file has an outcome (none is
-//! skipped), and the known-good set passes.
-//!
-//! Not yet passing (see the crate's report): the `ExpectedRoot(s)` checks of
-//! `tests.MsgSpecTest` (11 files) and `tests.CreateMsgSpecTest` (7 files). Our messages are
-//! byte-identical to the spec's (the message-processing vectors compare every broadcast
-//! byte for byte), but the roots those vectors expect are not the SSZ hash-tree root of the
-//! `SignedSSVMessage` as we compute it. Once they pass, `PASSING_MIN` becomes the file count.
+//! skipped) and every one passes.
 
 #![cfg(feature = "spec-vectors")]
 
 use std::path::PathBuf;
 
 use ssv_protocol::vectors::{CaseContext, cases_for_module, run_module};
-
-/// Files that pass today; the test fails if fewer do.
-const PASSING_MIN: usize = 155;
 
 fn vectors_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/ssv-spec-v1.2.2")
@@ -38,21 +29,13 @@ fn qbft_vectors_pass() {
         .iter()
         .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.file)))
         .collect();
-    // Every message-processing, controller, round-robin and timeout vector passes.
-    for (test_type, (_, failed)) in report.per_type() {
-        if !matches!(
-            test_type.as_str(),
-            "tests.MsgSpecTest" | "tests.CreateMsgSpecTest"
-        ) {
-            assert_eq!(failed, 0, "{test_type} failures:\n{}", failures.join("\n"));
-        }
-    }
     assert!(
-        report.passed() >= PASSING_MIN,
-        "{} passed, expected at least {PASSING_MIN}:\n{}",
-        report.passed(),
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
         failures.join("\n")
     );
+    assert_eq!(report.passed(), files);
 }
 
 /// Runs one case on a modified copy of a vector.
