@@ -18,6 +18,7 @@ pub mod limits;
 pub mod message;
 pub mod partial_sig;
 pub mod qbft;
+pub mod runner;
 pub mod signing;
 pub mod types;
 

@@ -1,0 +1,942 @@
+//! The committee runner (ssv-spec role `Committee`) as a sans-IO state machine.
+//!
+//! One runner per committee drives every attester and sync-committee duty of the committee's
+//! validators, one slot at a time:
+//!
+//! ```text
+//! start_duty(slot, duties, vote) ─► QBFT on the BeaconVote (height = slot)
+//!        decided ─► RunnerAction::Sign { one signing root per duty kind, one item per duty }
+//!   signed(...)   ─► one PartialSignatureMessages per committee and slot, broadcast
+//!   partials of all operators ─► container per (validator, signing root)
+//!        quorum ─► RunnerAction::Reconstruct { partials of each validator }  (caller reconstructs
+//!                  and verifies in one same-root batch, then reports back)
+//!   reconstructed(...) ─► done, or the culprits' partials are dropped and the runner waits for more
+//! ```
+//!
+//! Like [`crate::qbft`], nothing here reads a clock or touches a socket: the node feeds
+//! messages, timer expiries and crypto results in, and carries out the [`RunnerAction`]s.
+//! BLS work (signing with shares, reconstruction, verification) is the caller's, so this crate
+//! stays free of curve code; the runner keeps the protocol rules: which roots are valid for
+//! which validator, who may sign, when a quorum is reached, what is done.
+//!
+//! Since Electra every attester of a slot signs the same `AttestationData` (index 0), and
+//! every sync-committee member signs the same block root, so a slot has at most two signing
+//! roots and the caller can verify a whole slot in two same-root batches.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use ssz::{Decode, Encode};
+use tree_hash::TreeHash;
+
+use crate::beacon_vote::BeaconVote;
+use crate::error::Error;
+use crate::error_code::ErrorCode;
+use crate::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
+use crate::partial_sig::{
+    BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
+};
+use crate::qbft::{self, Action, Config, Controller, Env, ValueCheck};
+use crate::signing::{Domain, compute_signing_root};
+use crate::types::{
+    BlsPublicKey, CommitteeMember, Epoch, OperatorId, Root, Round, Slot, ValidatorIndex, quorum,
+};
+
+/// Slots whose duties a runner keeps (the current one and a few late ones: partial signatures
+/// may still complete a slot after the next has begun). Older slots are dropped.
+pub const SLOTS_KEPT: usize = 4;
+/// Messages buffered per runner that arrived before their slot's duty started here, or that
+/// QBFT refused as retryable (a vote before its proposal). Beyond this the oldest go.
+pub const PENDING_MESSAGES_MAX: usize = 512;
+/// How many slots ahead of the newest started duty a message may be and still be buffered.
+pub const FUTURE_SLOTS_MAX: u64 = 2;
+/// Most validator duties in one committee duty (every validator of a committee attests and
+/// may be in the sync committee).
+pub const DUTIES_PER_SLOT_MAX: usize = 2 * crate::limits::PARTIAL_SIGNATURES_MAX;
+/// Slots per epoch (mainnet and every SSV network).
+pub const SLOTS_PER_EPOCH: u64 = 32;
+
+/// What a validator does in a committee duty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DutyKind {
+    /// Attest (all attesters of a slot sign the same data since Electra).
+    Attester {
+        /// The beacon committee the validator is in (goes into the `SingleAttestation`).
+        committee_index: u64,
+        /// Number of beacon committees at the slot.
+        committees_at_slot: u64,
+        /// The validator's position in its beacon committee.
+        validator_committee_index: u64,
+    },
+    /// Sign the head block root as a sync-committee member.
+    SyncCommittee,
+}
+
+impl DutyKind {
+    fn is_attester(&self) -> bool {
+        matches!(self, DutyKind::Attester { .. })
+    }
+}
+
+/// One validator's duty within a committee duty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidatorDuty {
+    /// What to do.
+    pub kind: DutyKind,
+    /// Beacon index of the validator.
+    pub validator_index: ValidatorIndex,
+    /// Its public key.
+    pub pubkey: BlsPublicKey,
+}
+
+/// A committee's duties at one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitteeDuty {
+    /// The slot.
+    pub slot: Slot,
+    /// One entry per validator and duty kind.
+    pub duties: Vec<ValidatorDuty>,
+    /// `DOMAIN_BEACON_ATTESTER` domain of the slot's epoch.
+    pub attester_domain: Domain,
+    /// `DOMAIN_SYNC_COMMITTEE` domain of the slot's epoch.
+    pub sync_domain: Domain,
+}
+
+/// One signature this operator must produce with its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignItem {
+    /// The duty.
+    pub duty: ValidatorDuty,
+    /// What to sign.
+    pub signing_root: Root,
+}
+
+/// A validator whose partial signatures reached a quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumItem {
+    /// The duty.
+    pub duty: ValidatorDuty,
+    /// A quorum of partial signatures from distinct operators, ascending by operator.
+    pub partials: Vec<(OperatorId, BlsSignature)>,
+}
+
+/// Why a reconstructed signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconstructFailure {
+    /// These operators' partials do not verify against their share keys.
+    InvalidPartials(Vec<OperatorId>),
+    /// Every partial verified but the combination did not: the share keys do not match the
+    /// validator key. Nothing more can be done for this duty.
+    Mismatch,
+}
+
+/// What the runner asks its caller to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunnerAction {
+    /// Send this message to the committee's subnet. Our own messages are already processed.
+    Broadcast(SignedSsvMessage),
+    /// Arm the QBFT round timer of `slot`: call [`CommitteeRunner::on_timeout`] after `after`.
+    SetTimer {
+        /// The slot (QBFT height).
+        slot: Slot,
+        /// The round the timer guards.
+        round: Round,
+        /// How long from now.
+        after: Duration,
+    },
+    /// Consensus decided `vote` for `slot` (store it; the signing request follows).
+    Decided {
+        /// The slot.
+        slot: Slot,
+        /// The decided vote.
+        vote: BeaconVote,
+        /// The aggregated commit proving it.
+        proof: SignedSsvMessage,
+    },
+    /// Check slashing protection for the attesters, sign every item with our share, and
+    /// hand the signatures to [`CommitteeRunner::signed`].
+    Sign {
+        /// The slot.
+        slot: Slot,
+        /// The decided vote (source and target epochs for slashing protection).
+        vote: BeaconVote,
+        /// The signatures to make.
+        items: Vec<SignItem>,
+    },
+    /// Reconstruct and verify these validators' signatures over `signing_root`, then report
+    /// with [`CommitteeRunner::reconstructed`].
+    Reconstruct {
+        /// The slot.
+        slot: Slot,
+        /// The common signing root.
+        signing_root: Root,
+        /// The decided vote (to build the attestation).
+        vote: BeaconVote,
+        /// The validators at quorum.
+        items: Vec<QuorumItem>,
+    },
+}
+
+/// What became of one inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Applied to the runner's state.
+    Applied,
+    /// Kept to be applied later (its duty has not started here yet, or QBFT wants it after
+    /// a message it has not seen yet).
+    Buffered,
+}
+
+/// The roots each validator may sign at a slot, once decided.
+#[derive(Debug, Clone, Copy)]
+struct Roots {
+    vote: BeaconVote,
+    attester: Root,
+    sync: Root,
+}
+
+#[derive(Debug, Default)]
+struct Container {
+    /// Partials by operator.
+    partials: BTreeMap<OperatorId, BlsSignature>,
+    /// Quorum handed to the caller, waiting for the verdict.
+    in_flight: bool,
+    /// Verified and done.
+    done: bool,
+    /// Cannot complete (share keys do not match).
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    duty: CommitteeDuty,
+    /// Duties by (validator, is attester).
+    by_validator: HashMap<(ValidatorIndex, bool), ValidatorDuty>,
+    roots: Option<Roots>,
+    /// Post-consensus partial messages that arrived before the decision.
+    early_partials: Vec<PartialSignatureMessages>,
+    containers: HashMap<(ValidatorIndex, Root), Container>,
+    /// Operators who sent their post-consensus partials for this slot.
+    partial_senders: HashSet<OperatorId>,
+    /// Operators whose partials failed verification at this slot.
+    culprits: HashSet<OperatorId>,
+    signed: bool,
+}
+
+/// Counters of one runner (exported as metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerStats {
+    /// Duties started.
+    pub duties_started: u64,
+    /// Slots decided.
+    pub decided: u64,
+    /// Validator signatures verified (done).
+    pub signatures_done: u64,
+    /// Partials dropped because they failed verification.
+    pub bad_partials: u64,
+    /// Buffered messages dropped (buffer full or slot pruned).
+    pub buffered_dropped: u64,
+}
+
+/// The committee runner of one committee. See the module docs.
+pub struct CommitteeRunner {
+    member: CommitteeMember,
+    msg_id: MessageId,
+    controller: Controller,
+    quorum: usize,
+    slots: BTreeMap<Slot, SlotState>,
+    pending: Vec<(Slot, SignedSsvMessage)>,
+    highest_started: Option<Slot>,
+    replaying: bool,
+    loopback: VecDeque<SignedSsvMessage>,
+    looping: bool,
+    qbft_out: Vec<Action>,
+    stats: RunnerStats,
+}
+
+impl std::fmt::Debug for CommitteeRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitteeRunner")
+            .field("operator", &self.member.operator_id)
+            .field("slots", &self.slots.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The committee runner's value check (ssv-spec `BeaconVoteValueCheckF` without the
+/// slashing part, which the node adds with its storage): a decodable vote, source before
+/// target, target no further than one epoch after the slot's.
+#[derive(Debug, Clone, Copy)]
+pub struct BeaconVoteCheck {
+    /// The duty's slot.
+    pub slot: Slot,
+}
+
+impl ValueCheck for BeaconVoteCheck {
+    fn check_value(&self, value: &[u8]) -> Result<(), Error> {
+        let vote = BeaconVote::from_ssz(value)
+            .map_err(|e| Error::spec(ErrorCode::DecodeBeaconVote, e.to_string()))?;
+        let epoch: Epoch = self.slot / SLOTS_PER_EPOCH;
+        if vote.target.epoch > epoch + 1 {
+            return Err(Error::spec(
+                ErrorCode::DutyEpochTooFarFuture,
+                format!(
+                    "attestation data target epoch {} is into far future",
+                    vote.target.epoch
+                ),
+            ));
+        }
+        vote.validate()
+    }
+}
+
+/// The signing roots a decided vote gives at `slot`.
+fn roots_for(vote: BeaconVote, duty: &CommitteeDuty) -> Roots {
+    let data = vote.attestation_data(duty.slot);
+    Roots {
+        vote,
+        attester: compute_signing_root(data.tree_hash_root().0, duty.attester_domain),
+        // hash_tree_root of a Bytes32 is the bytes themselves.
+        sync: compute_signing_root(vote.block_root, duty.sync_domain),
+    }
+}
+
+impl CommitteeRunner {
+    /// A runner for the committee `member` belongs to.
+    pub fn new(member: CommitteeMember, config: Config) -> Self {
+        let msg_id = MessageId::for_committee(member.domain, &member.committee_id);
+        let quorum = quorum(member.committee.len());
+        let controller = Controller::new(msg_id.0.to_vec(), member.clone(), config);
+        CommitteeRunner {
+            member,
+            msg_id,
+            controller,
+            quorum,
+            slots: BTreeMap::new(),
+            pending: Vec::new(),
+            highest_started: None,
+            replaying: false,
+            loopback: VecDeque::new(),
+            looping: false,
+            qbft_out: Vec::new(),
+            stats: RunnerStats::default(),
+        }
+    }
+
+    /// The committee's message ID (`MessageID` of role committee).
+    pub fn message_id(&self) -> &MessageId {
+        &self.msg_id
+    }
+
+    /// The committee member (this operator's view).
+    pub fn member(&self) -> &CommitteeMember {
+        &self.member
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RunnerStats {
+        self.stats
+    }
+
+    /// Slots with a duty in progress (started and not pruned).
+    pub fn active_slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.keys().copied()
+    }
+
+    /// Whether every validator duty of `slot` has a verified signature (or cannot get one).
+    pub fn is_complete(&self, slot: Slot) -> bool {
+        self.slots.get(&slot).is_some_and(|s| {
+            s.roots.is_some()
+                && s.duty.duties.iter().all(|d| {
+                    let root = if d.kind.is_attester() {
+                        s.roots.map(|r| r.attester)
+                    } else {
+                        s.roots.map(|r| r.sync)
+                    };
+                    root.and_then(|r| s.containers.get(&(d.validator_index, r)))
+                        .is_some_and(|c| c.done || c.failed)
+                })
+        })
+    }
+
+    /// Starts the duty of a slot with this operator's vote (from its beacon node).
+    pub fn start_duty(
+        &mut self,
+        env: Env<'_>,
+        duty: CommitteeDuty,
+        vote: BeaconVote,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<(), Error> {
+        let slot = duty.slot;
+        if duty.duties.is_empty() {
+            return Err(Error::spec(ErrorCode::NoBeaconDuties, "no beacon duties"));
+        }
+        if duty.duties.len() > DUTIES_PER_SLOT_MAX {
+            return Err(Error::spec(
+                ErrorCode::NoBeaconDuties,
+                format!(
+                    "{} duties, more than {DUTIES_PER_SLOT_MAX}",
+                    duty.duties.len()
+                ),
+            ));
+        }
+        if self.slots.contains_key(&slot) {
+            return Err(Error::spec(
+                ErrorCode::InstanceAlreadyRunning,
+                format!("duty of slot {slot} already running"),
+            ));
+        }
+        if self.highest_started.is_some_and(|h| slot <= h) {
+            return Err(Error::spec(
+                ErrorCode::DutyAlreadyPassed,
+                format!("duty of slot {slot} is not after the last started one"),
+            ));
+        }
+        let by_validator = duty
+            .duties
+            .iter()
+            .map(|d| ((d.validator_index, d.kind.is_attester()), *d))
+            .collect();
+        self.qbft_out.clear();
+        let mut qbft_out = std::mem::take(&mut self.qbft_out);
+        let started = self
+            .controller
+            .start_new_instance(env, slot, vote.to_ssz(), &mut qbft_out);
+        if let Err(e) = started {
+            self.qbft_out = qbft_out;
+            return Err(e);
+        }
+        self.highest_started = Some(slot);
+        self.stats.duties_started += 1;
+        self.slots.insert(
+            slot,
+            SlotState {
+                duty,
+                by_validator,
+                roots: None,
+                early_partials: Vec::new(),
+                containers: HashMap::new(),
+                partial_senders: HashSet::new(),
+                culprits: HashSet::new(),
+                signed: false,
+            },
+        );
+        self.prune();
+        self.drain_qbft(env, &mut qbft_out, out);
+        self.qbft_out = qbft_out;
+        self.flush_loopback(env, out);
+        self.replay_pending(env, out);
+        Ok(())
+    }
+
+    /// Drops slots beyond [`SLOTS_KEPT`] and buffered messages of dropped slots.
+    fn prune(&mut self) {
+        while self.slots.len() > SLOTS_KEPT {
+            self.slots.pop_first();
+        }
+        if let Some(&lowest) = self.slots.keys().next() {
+            let before = self.pending.len();
+            self.pending.retain(|(s, _)| *s >= lowest);
+            self.stats.buffered_dropped += (before - self.pending.len()) as u64;
+        }
+    }
+
+    fn buffer(&mut self, slot: Slot, msg: SignedSsvMessage) {
+        if self.pending.len() >= PENDING_MESSAGES_MAX {
+            self.pending.remove(0);
+            self.stats.buffered_dropped += 1;
+        }
+        self.pending.push((slot, msg));
+    }
+
+    /// Retries buffered messages (after a duty start or a decision).
+    fn replay_pending(&mut self, env: Env<'_>, out: &mut Vec<RunnerAction>) {
+        if self.replaying {
+            return;
+        }
+        self.replaying = true;
+        // Each pass may make earlier-refused messages acceptable (a proposal unlocks the
+        // prepares before it), so repeat while a pass made progress.
+        loop {
+            let pending = std::mem::take(&mut self.pending);
+            let before = pending.len();
+            for (_, msg) in pending {
+                // Errors of replayed messages were judged when they first arrived.
+                let _ = self.process_message(env, msg, out);
+            }
+            if self.pending.len() >= before || self.pending.is_empty() {
+                break;
+            }
+        }
+        self.replaying = false;
+    }
+
+    /// Processes an inbound message of this committee whose outer structure and operator
+    /// signatures the caller has checked (`SignedSsvMessage::validate`, signers in the
+    /// committee, RSA signatures).
+    pub fn process_message(
+        &mut self,
+        env: Env<'_>,
+        msg: SignedSsvMessage,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<Processed, Error> {
+        if msg.ssv_message.msg_id != self.msg_id {
+            return Err(Error::spec(
+                ErrorCode::MessageIdentifierInvalid,
+                "message is not for this committee",
+            ));
+        }
+        match msg.ssv_message.kind() {
+            Some(MsgType::Consensus) => self.process_consensus(env, msg, out),
+            Some(MsgType::PartialSignature) => self.process_partials(env, msg, out),
+            _ => Err(Error::spec(
+                ErrorCode::MessageTypeInvalid,
+                "unknown message type for the committee runner",
+            )),
+        }
+    }
+
+    fn future_ok(&self, slot: Slot) -> bool {
+        match self.highest_started {
+            None => true,
+            Some(h) => slot <= h + FUTURE_SLOTS_MAX,
+        }
+    }
+
+    fn process_consensus(
+        &mut self,
+        env: Env<'_>,
+        msg: SignedSsvMessage,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<Processed, Error> {
+        let qbft_msg = qbft::Message::from_ssz_bytes(&msg.ssv_message.data)
+            .map_err(|e| Error::spec(ErrorCode::UnmarshalSSZ, format!("{e:?}")))?;
+        let slot = qbft_msg.height;
+        if !self.slots.contains_key(&slot) {
+            if self.highest_started.is_some_and(|h| slot <= h) {
+                // A duty we never started here (or already pruned): QBFT may still accept a
+                // decided message, but nothing would be signed; refuse.
+                return Err(Error::spec(
+                    ErrorCode::NoRunnerForSlot,
+                    format!("no duty for slot {slot}"),
+                ));
+            }
+            if !self.future_ok(slot) {
+                return Err(Error::spec(
+                    ErrorCode::FutureMessage,
+                    format!("slot {slot} too far in the future"),
+                ));
+            }
+            self.buffer(slot, msg);
+            return Ok(Processed::Buffered);
+        }
+        let mut qbft_out = std::mem::take(&mut self.qbft_out);
+        qbft_out.clear();
+        let result = self.controller.process_msg(env, msg.clone(), &mut qbft_out);
+        let processed = match result {
+            Ok(_) => Ok(Processed::Applied),
+            Err(e) if qbft::is_retryable(&e) => {
+                self.buffer(slot, msg);
+                Ok(Processed::Buffered)
+            }
+            Err(e) => Err(e),
+        };
+        self.drain_qbft(env, &mut qbft_out, out);
+        self.qbft_out = qbft_out;
+        self.flush_loopback(env, out);
+        // An applied message may unlock buffered ones (a proposal the prepares before it, a
+        // round change the votes of its round).
+        if processed == Ok(Processed::Applied) && !self.pending.is_empty() {
+            self.replay_pending(env, out);
+        }
+        processed
+    }
+
+    /// Processes our own QBFT broadcasts, in order (they may produce more).
+    fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<RunnerAction>) {
+        if self.looping {
+            return;
+        }
+        self.looping = true;
+        while let Some(m) = self.loopback.pop_front() {
+            // Our own messages are valid by construction; a refusal (e.g. the instance has
+            // decided meanwhile) is not an error.
+            let _ = self.process_consensus(env, m, out);
+        }
+        self.looping = false;
+    }
+
+    fn drain_qbft(
+        &mut self,
+        env: Env<'_>,
+        qbft_out: &mut Vec<Action>,
+        out: &mut Vec<RunnerAction>,
+    ) {
+        for action in qbft_out.drain(..) {
+            match action {
+                Action::Broadcast(m) => {
+                    // The spec's network loops an operator's own messages back to it.
+                    self.loopback.push_back(m.clone());
+                    out.push(RunnerAction::Broadcast(m));
+                }
+                Action::SetTimer {
+                    height,
+                    round,
+                    after,
+                } => out.push(RunnerAction::SetTimer {
+                    slot: height,
+                    round,
+                    after,
+                }),
+                Action::Decided {
+                    height,
+                    value,
+                    aggregated_commit,
+                    ..
+                } => self.on_decided(env, height, &value, aggregated_commit, out),
+            }
+        }
+    }
+
+    fn on_decided(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        value: &[u8],
+        proof: SignedSsvMessage,
+        out: &mut Vec<RunnerAction>,
+    ) {
+        let Some(state) = self.slots.get_mut(&slot) else {
+            return;
+        };
+        if state.roots.is_some() {
+            return;
+        }
+        // The value passed the value check of every honest quorum member; a vote that does
+        // not decode here cannot have been decided by one.
+        let Ok(vote) = BeaconVote::from_ssz(value) else {
+            return;
+        };
+        let roots = roots_for(vote, &state.duty);
+        state.roots = Some(roots);
+        self.stats.decided += 1;
+        out.push(RunnerAction::Decided { slot, vote, proof });
+        let items = state
+            .duty
+            .duties
+            .iter()
+            .map(|d| SignItem {
+                duty: *d,
+                signing_root: if d.kind.is_attester() {
+                    roots.attester
+                } else {
+                    roots.sync
+                },
+            })
+            .collect();
+        out.push(RunnerAction::Sign { slot, vote, items });
+        let early = std::mem::take(&mut state.early_partials);
+        for m in early {
+            let _ = self.apply_partials(slot, m, out);
+        }
+        let _ = env;
+    }
+
+    fn process_partials(
+        &mut self,
+        _env: Env<'_>,
+        msg: SignedSsvMessage,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<Processed, Error> {
+        if msg.operator_ids.len() != 1 {
+            return Err(Error::spec(
+                ErrorCode::MessageAllowsOneSignerOnly,
+                "partial signature messages have one signer",
+            ));
+        }
+        let sender = msg.operator_ids[0];
+        let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)
+            .map_err(|e| Error::spec(ErrorCode::UnmarshalSSZ, e.to_string()))?;
+        psm.validate()?;
+        if psm.kind() != Some(PartialSigMsgType::PostConsensus) {
+            return Err(Error::spec(
+                ErrorCode::MessageTypeInvalid,
+                "the committee runner takes post-consensus partial signatures only",
+            ));
+        }
+        if psm.signer() != Some(sender) {
+            return Err(Error::spec(
+                ErrorCode::PartialSigInconsistentSigner,
+                "partial signer differs from the message signer",
+            ));
+        }
+        if !self.member.is_member(sender) {
+            return Err(Error::spec(
+                ErrorCode::SignerIsNotInCommittee,
+                format!("operator {sender} is not in the committee"),
+            ));
+        }
+        let slot = psm.slot;
+        if !self.slots.contains_key(&slot) {
+            if self.highest_started.is_some_and(|h| slot <= h) {
+                return Err(Error::spec(
+                    ErrorCode::NoRunnerForSlot,
+                    format!("no duty for slot {slot}"),
+                ));
+            }
+            if !self.future_ok(slot) {
+                return Err(Error::spec(
+                    ErrorCode::PartialSigMessageFutureSlot,
+                    format!("slot {slot} too far in the future"),
+                ));
+            }
+            self.buffer(slot, msg);
+            return Ok(Processed::Buffered);
+        }
+        self.apply_partials(slot, psm, out)
+    }
+
+    /// Adds one operator's partials of a slot (decided or not yet).
+    fn apply_partials(
+        &mut self,
+        slot: Slot,
+        psm: PartialSignatureMessages,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<Processed, Error> {
+        let quorum = self.quorum;
+        let state = self.slots.get_mut(&slot).ok_or_else(|| {
+            Error::spec(
+                ErrorCode::NoRunnerForSlot,
+                format!("no duty for slot {slot}"),
+            )
+        })?;
+        let sender = psm.signer().unwrap_or(0);
+        let Some(roots) = state.roots else {
+            if state.early_partials.len() >= self.member.committee.len() * 2 {
+                return Err(Error::spec(
+                    ErrorCode::NoDecidedValue,
+                    "too many partial messages before the decision",
+                ));
+            }
+            state.early_partials.push(psm);
+            return Ok(Processed::Buffered);
+        };
+        if state.culprits.contains(&sender) {
+            return Err(Error::spec(
+                ErrorCode::MessageSignatureInvalid,
+                format!("operator {sender} already sent invalid partials for slot {slot}"),
+            ));
+        }
+        if !state.partial_senders.insert(sender) {
+            return Err(Error::spec(
+                ErrorCode::NonUniqueSigner,
+                format!("operator {sender} already sent its partials for slot {slot}"),
+            ));
+        }
+        // Check every message before applying any: a message with one bad root is refused
+        // whole.
+        for m in psm.messages.iter() {
+            let want = state
+                .by_validator
+                .get(&(m.validator_index, true))
+                .filter(|_| m.signing_root == roots.attester)
+                .or_else(|| {
+                    state
+                        .by_validator
+                        .get(&(m.validator_index, false))
+                        .filter(|_| m.signing_root == roots.sync)
+                });
+            if want.is_none() {
+                state.partial_senders.remove(&sender);
+                return Err(Error::spec(
+                    if state.by_validator.contains_key(&(m.validator_index, true))
+                        || state.by_validator.contains_key(&(m.validator_index, false))
+                    {
+                        ErrorCode::WrongSigningRoot
+                    } else {
+                        ErrorCode::UnknownValidatorIndex
+                    },
+                    format!(
+                        "partial for validator {} at slot {slot} with an unexpected root",
+                        m.validator_index
+                    ),
+                ));
+            }
+        }
+        let mut ready: Vec<(Root, ValidatorDuty)> = Vec::new();
+        for m in psm.messages.iter() {
+            let key = (m.validator_index, m.signing_root);
+            let c = state.containers.entry(key).or_default();
+            if c.done || c.failed {
+                continue;
+            }
+            c.partials.insert(sender, m.partial_signature);
+            if !c.in_flight && c.partials.len() >= quorum {
+                c.in_flight = true;
+                let is_attester = m.signing_root == roots.attester;
+                if let Some(d) = state.by_validator.get(&(m.validator_index, is_attester)) {
+                    ready.push((m.signing_root, *d));
+                }
+            }
+        }
+        emit_reconstruct(slot, state, roots, ready, out);
+        Ok(Processed::Applied)
+    }
+
+    /// Our signatures for a [`RunnerAction::Sign`] (only the items slashing protection
+    /// allowed; an empty list is fine): builds, signs, broadcasts and applies our
+    /// `PartialSignatureMessages`.
+    pub fn signed(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        signatures: Vec<(SignItem, BlsSignature)>,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<(), Error> {
+        let me = self.member.operator_id;
+        let state = self.slots.get_mut(&slot).ok_or_else(|| {
+            Error::spec(
+                ErrorCode::NoRunnerForSlot,
+                format!("no duty for slot {slot}"),
+            )
+        })?;
+        if state.signed {
+            return Err(Error::spec(
+                ErrorCode::NonUniqueSigner,
+                format!("slot {slot} already signed"),
+            ));
+        }
+        state.signed = true;
+        if signatures.is_empty() {
+            return Ok(());
+        }
+        let messages = signatures
+            .iter()
+            .map(|(item, sig)| PartialSignatureMessage {
+                partial_signature: *sig,
+                signing_root: item.signing_root,
+                signer: me,
+                validator_index: item.duty.validator_index,
+            })
+            .collect();
+        let psm = PartialSignatureMessages::new(PartialSigMsgType::PostConsensus, slot, messages)?;
+        let ssv = SsvMessage::new(MsgType::PartialSignature, self.msg_id, psm.to_ssz())?;
+        let signature = env.signer.sign_ssv_message(&ssv.as_ssz_bytes())?;
+        let signed = SignedSsvMessage::new(vec![signature], vec![me], ssv, Vec::new())?;
+        out.push(RunnerAction::Broadcast(signed));
+        self.apply_partials(slot, psm, out).map(|_| ())
+    }
+
+    /// The verdicts of a [`RunnerAction::Reconstruct`], one per item in its order:
+    /// `Ok` when the reconstructed signature verified (the caller submits it).
+    pub fn reconstructed(
+        &mut self,
+        slot: Slot,
+        signing_root: Root,
+        verdicts: Vec<(ValidatorIndex, Result<(), ReconstructFailure>)>,
+        out: &mut Vec<RunnerAction>,
+    ) {
+        let quorum = self.quorum;
+        let Some(state) = self.slots.get_mut(&slot) else {
+            return;
+        };
+        let Some(roots) = state.roots else {
+            return;
+        };
+        let is_attester = signing_root == roots.attester;
+        let mut ready = Vec::new();
+        for (validator, verdict) in verdicts {
+            let Some(c) = state.containers.get_mut(&(validator, signing_root)) else {
+                continue;
+            };
+            c.in_flight = false;
+            match verdict {
+                Ok(()) => {
+                    c.done = true;
+                    self.stats.signatures_done += 1;
+                }
+                Err(ReconstructFailure::Mismatch) => c.failed = true,
+                Err(ReconstructFailure::InvalidPartials(ops)) => {
+                    for op in ops {
+                        if c.partials.remove(&op).is_some() {
+                            self.stats.bad_partials += 1;
+                        }
+                        state.culprits.insert(op);
+                    }
+                }
+            }
+        }
+        // Drop the culprits' partials everywhere in the slot and re-check quorums: partials
+        // that arrived while the batch was in flight may complete one again.
+        for ((validator, root), c) in state.containers.iter_mut() {
+            if *root != signing_root {
+                continue;
+            }
+            for op in &state.culprits {
+                if c.partials.remove(op).is_some() {
+                    self.stats.bad_partials += 1;
+                }
+            }
+            if !c.done
+                && !c.failed
+                && !c.in_flight
+                && c.partials.len() >= quorum
+                && let Some(d) = state.by_validator.get(&(*validator, is_attester))
+            {
+                c.in_flight = true;
+                ready.push((signing_root, *d));
+            }
+        }
+        emit_reconstruct(slot, state, roots, ready, out);
+    }
+
+    /// The round timer of `slot` expired.
+    pub fn on_timeout(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<(), Error> {
+        if !self.slots.contains_key(&slot) {
+            return Ok(());
+        }
+        let mut qbft_out = std::mem::take(&mut self.qbft_out);
+        qbft_out.clear();
+        let r = self.controller.upon_round_timeout(env, slot, &mut qbft_out);
+        self.drain_qbft(env, &mut qbft_out, out);
+        self.qbft_out = qbft_out;
+        self.flush_loopback(env, out);
+        r
+    }
+}
+
+/// Groups ready validators by root into `Reconstruct` actions.
+fn emit_reconstruct(
+    slot: Slot,
+    state: &SlotState,
+    roots: Roots,
+    ready: Vec<(Root, ValidatorDuty)>,
+    out: &mut Vec<RunnerAction>,
+) {
+    for root in [roots.attester, roots.sync] {
+        let items: Vec<QuorumItem> = ready
+            .iter()
+            .filter(|(r, _)| *r == root)
+            .filter_map(|(r, d)| {
+                let c = state.containers.get(&(d.validator_index, *r))?;
+                Some(QuorumItem {
+                    duty: *d,
+                    partials: c.partials.iter().map(|(o, s)| (*o, *s)).collect(),
+                })
+            })
+            .collect();
+        if !items.is_empty() {
+            out.push(RunnerAction::Reconstruct {
+                slot,
+                signing_root: root,
+                vote: roots.vote,
+                items,
+            });
+        }
+    }
+}
