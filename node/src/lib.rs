@@ -2,4 +2,5 @@
 //! the local devnet.
 
 pub mod beacon;
+pub mod config;
 pub mod eth;

@@ -1,0 +1,479 @@
+//! The configuration of `ssv-node start`: a TOML file, with command-line flags overriding the
+//! common settings. Every field is checked at load time so that a broken config stops the node
+//! with one clear line before anything starts.
+//!
+//! ```toml
+//! data_dir = "/var/lib/ssv"
+//! network = "hoodi"                      # mainnet | holesky | hoodi | local
+//! beacon_nodes = ["http://127.0.0.1:5052"]
+//! shards = 2                             # glommio shards (data-plane cores)
+//! metrics_addr = "127.0.0.1:15000"       # optional: /metrics and /health
+//!
+//! [operator]
+//! id = 42                                # optional; otherwise looked up by public key
+//! keystore_file = "encrypted_private_key.json"
+//! password_file = "password"
+//! # key_file = "operator.pem"            # a plain PEM key instead (devnets)
+//!
+//! [p2p]
+//! ip = "0.0.0.0"
+//! tcp_port = 13001
+//! udp_port = 12001
+//! quic_port = 13001                      # optional
+//! bootnodes = ["enr:-..."]
+//! max_peers = 60
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use ssv_protocol::types::{DomainType, network_preset};
+
+/// Largest config file read (a config is a few hundred bytes; this bounds a wrong path).
+pub const CONFIG_BYTES_MAX: usize = 1 << 20;
+/// Most beacon node URLs.
+pub const BEACON_NODES_MAX: usize = 16;
+/// Most bootnodes.
+pub const BOOTNODES_MAX: usize = 64;
+/// Most shards.
+pub const SHARDS_MAX: usize = 256;
+/// Domain type of a local devnet (`network = "local"`): not any public network's.
+pub const LOCAL_DOMAIN: DomainType = DomainType([0x00, 0x00, 0x31, 0x37]);
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`CONFIG_BYTES_MAX`].
+    #[error("config {0} is larger than {CONFIG_BYTES_MAX} bytes")]
+    TooLarge(PathBuf),
+    /// The file is not valid TOML or has unknown / mistyped fields.
+    #[error("parsing config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (with line and column).
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// A network the node can join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// A public SSV network by preset name (`mainnet`, `holesky`, `hoodi`).
+    Public(&'static str),
+    /// A local devnet ([`LOCAL_DOMAIN`]; fork data from the beacon node).
+    Local,
+}
+
+impl Network {
+    /// Parses a network name.
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        if name == "local" {
+            return Ok(Network::Local);
+        }
+        network_preset(name)
+            .map(|p| Network::Public(p.name))
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "unknown network {name:?} (mainnet, holesky, hoodi or local)"
+                ))
+            })
+    }
+
+    /// The SSV domain type of the network.
+    pub fn domain(&self) -> DomainType {
+        match self {
+            Network::Local => LOCAL_DOMAIN,
+            Network::Public(name) => network_preset(name).map_or(LOCAL_DOMAIN, |p| p.domain),
+        }
+    }
+
+    /// The network's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Network::Local => "local",
+            Network::Public(name) => name,
+        }
+    }
+}
+
+/// Where the operator's RSA key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorKey {
+    /// A PEM file (plain; for devnets and tests).
+    Plain(PathBuf),
+    /// An encrypted keystore (the Go node's `encrypted_private_key.json`) and its password.
+    Keystore {
+        /// The keystore JSON.
+        keystore: PathBuf,
+        /// A file holding the password (trailing newline stripped).
+        password: PathBuf,
+    },
+}
+
+/// Faults a devnet can inject into one operator to test the others (never set on a real
+/// network: `start` refuses it unless `network = "local"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Sign post-consensus partial signatures with a wrong key (they fail verification).
+    CorruptPartials,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the database and the network key.
+    pub data_dir: PathBuf,
+    /// The network.
+    pub network: Network,
+    /// Beacon node URLs, tried in order.
+    pub beacon_nodes: Vec<String>,
+    /// Number of glommio shards.
+    pub shards: usize,
+    /// Pin shard k to CPU k (mod the CPU count).
+    pub pin_shards: bool,
+    /// Where to serve `/metrics` and `/health`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where to serve `/debug/pprof/profile` (a CPU profile on demand).
+    pub pprof_addr: Option<SocketAddr>,
+    /// Our operator ID, when given; otherwise looked up by public key in storage.
+    pub operator_id: Option<u64>,
+    /// The operator key.
+    pub operator_key: OperatorKey,
+    /// p2p settings.
+    pub p2p: P2pConfig,
+    /// Crypto pool threads (0: one per core).
+    pub crypto_threads: usize,
+    /// A fault to inject (local networks only).
+    pub fault: Option<Fault>,
+}
+
+/// p2p settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P2pConfig {
+    /// Address to listen on and advertise.
+    pub ip: Ipv4Addr,
+    /// libp2p TCP port.
+    pub tcp_port: u16,
+    /// discv5 UDP port.
+    pub udp_port: u16,
+    /// libp2p QUIC port (`None`: QUIC off).
+    pub quic_port: Option<u16>,
+    /// Bootnode ENRs (text form, `enr:-...`).
+    pub bootnodes: Vec<String>,
+    /// Most connected peers.
+    pub max_peers: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    network: Option<String>,
+    #[serde(default)]
+    beacon_nodes: Vec<String>,
+    shards: Option<usize>,
+    pin_shards: Option<bool>,
+    metrics_addr: Option<SocketAddr>,
+    pprof_addr: Option<SocketAddr>,
+    crypto_threads: Option<usize>,
+    fault: Option<Fault>,
+    #[serde(default)]
+    operator: RawOperator,
+    #[serde(default)]
+    p2p: RawP2p,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    id: Option<u64>,
+    key_file: Option<PathBuf>,
+    keystore_file: Option<PathBuf>,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawP2p {
+    ip: Option<Ipv4Addr>,
+    tcp_port: Option<u16>,
+    udp_port: Option<u16>,
+    quic_port: Option<u16>,
+    #[serde(default)]
+    bootnodes: Vec<String>,
+    max_peers: Option<usize>,
+}
+
+/// Command-line overrides of the common settings (`None`: keep the file's value).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--network`.
+    pub network: Option<String>,
+    /// `--beacon-node` (repeatable; replaces the file's list).
+    pub beacon_nodes: Vec<String>,
+    /// `--shards`.
+    pub shards: Option<usize>,
+    /// `--metrics-addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `--pprof-addr`.
+    pub pprof_addr: Option<SocketAddr>,
+    /// `--tcp-port`.
+    pub tcp_port: Option<u16>,
+    /// `--udp-port`.
+    pub udp_port: Option<u16>,
+    /// `--bootnode` (repeatable; replaces the file's list).
+    pub bootnodes: Vec<String>,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`, then applies `overrides`. Relative paths in the
+    /// file are taken relative to the file's directory.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if meta.len() > CONFIG_BYTES_MAX as u64 {
+            return Err(ConfigError::TooLarge(path.to_owned()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base, overrides).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(raw.data_dir.map(resolve))
+            .ok_or_else(|| ConfigError::Invalid("data_dir is required".into()))?;
+        let network = Network::parse(
+            overrides
+                .network
+                .as_deref()
+                .or(raw.network.as_deref())
+                .ok_or_else(|| ConfigError::Invalid("network is required".into()))?,
+        )?;
+        let beacon_nodes = if overrides.beacon_nodes.is_empty() {
+            raw.beacon_nodes
+        } else {
+            overrides.beacon_nodes.clone()
+        };
+        if beacon_nodes.is_empty() || beacon_nodes.len() > BEACON_NODES_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "beacon_nodes: 1 to {BEACON_NODES_MAX} URLs required, {} given",
+                beacon_nodes.len()
+            )));
+        }
+        for url in &beacon_nodes {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "beacon node {url:?} is not an http(s) URL"
+                )));
+            }
+        }
+        let shards = overrides.shards.or(raw.shards).unwrap_or(1);
+        if shards == 0 || shards > SHARDS_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "shards must be 1..={SHARDS_MAX}, got {shards}"
+            )));
+        }
+        let operator_key = match (
+            raw.operator.key_file,
+            raw.operator.keystore_file,
+            raw.operator.password_file,
+        ) {
+            (Some(k), None, None) => OperatorKey::Plain(resolve(k)),
+            (None, Some(ks), Some(pw)) => OperatorKey::Keystore {
+                keystore: resolve(ks),
+                password: resolve(pw),
+            },
+            (None, Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "operator.keystore_file needs operator.password_file".into(),
+                ));
+            }
+            (None, None, _) => {
+                return Err(ConfigError::Invalid(
+                    "operator key missing: set operator.keystore_file and \
+                     operator.password_file (or operator.key_file for a plain PEM key)"
+                        .into(),
+                ));
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "operator.key_file and operator.keystore_file are exclusive".into(),
+                ));
+            }
+        };
+        if raw.fault.is_some() && network != Network::Local {
+            return Err(ConfigError::Invalid(
+                "fault injection is only allowed on network = \"local\"".into(),
+            ));
+        }
+        let bootnodes = if overrides.bootnodes.is_empty() {
+            raw.p2p.bootnodes
+        } else {
+            overrides.bootnodes.clone()
+        };
+        if bootnodes.len() > BOOTNODES_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "at most {BOOTNODES_MAX} bootnodes"
+            )));
+        }
+        let max_peers = raw.p2p.max_peers.unwrap_or(60);
+        if max_peers == 0 {
+            return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
+        }
+        Ok(Config {
+            data_dir,
+            network,
+            beacon_nodes,
+            shards,
+            pin_shards: raw.pin_shards.unwrap_or(true),
+            metrics_addr: overrides.metrics_addr.or(raw.metrics_addr),
+            pprof_addr: overrides.pprof_addr.or(raw.pprof_addr),
+            operator_id: raw.operator.id,
+            operator_key,
+            p2p: P2pConfig {
+                ip: raw.p2p.ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                tcp_port: overrides.tcp_port.or(raw.p2p.tcp_port).unwrap_or(13001),
+                udp_port: overrides.udp_port.or(raw.p2p.udp_port).unwrap_or(12001),
+                quic_port: raw.p2p.quic_port,
+                bootnodes,
+                max_peers,
+            },
+            crypto_threads: raw.crypto_threads.unwrap_or(0),
+            fault: raw.fault,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+data_dir = "data"
+network = "local"
+beacon_nodes = ["http://127.0.0.1:5052"]
+shards = 2
+[operator]
+id = 3
+key_file = "op.pem"
+[p2p]
+ip = "127.0.0.1"
+tcp_port = 0
+bootnodes = ["enr:-abc"]
+"#;
+
+    #[test]
+    fn good_config_loads_with_relative_paths_resolved() {
+        let c = Config::from_toml(GOOD, Path::new("/etc/ssv"), &Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/ssv/data"));
+        assert_eq!(c.operator_key, OperatorKey::Plain("/etc/ssv/op.pem".into()));
+        assert_eq!(c.network.domain(), LOCAL_DOMAIN);
+        assert_eq!(c.shards, 2);
+        assert_eq!(c.p2p.tcp_port, 0);
+        assert_eq!(c.p2p.udp_port, 12001);
+        assert_eq!(c.operator_id, Some(3));
+    }
+
+    #[test]
+    fn overrides_win() {
+        let o = Overrides {
+            shards: Some(4),
+            network: Some("hoodi".into()),
+            beacon_nodes: vec!["https://bn".into()],
+            ..Default::default()
+        };
+        let c = Config::from_toml(GOOD, Path::new("/x"), &o).unwrap();
+        assert_eq!(c.shards, 4);
+        assert_eq!(c.network, Network::Public("hoodi"));
+        assert_eq!(c.beacon_nodes, vec!["https://bn".to_string()]);
+    }
+
+    #[test]
+    fn broken_configs_give_clear_errors() {
+        let base = Path::new("/x");
+        let o = Overrides::default();
+        let cases = [
+            ("data_dir = 3", "parsing"),
+            ("[operator]\nkey_file='k'", "data_dir is required"),
+            (
+                "data_dir='d'\nnetwork='goerli'\nbeacon_nodes=['http://b']\n[operator]\nkey_file='k'",
+                "unknown network",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\n[operator]\nkey_file='k'",
+                "beacon_nodes",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\nbeacon_nodes=['ftp://b']\n[operator]\nkey_file='k'",
+                "not an http",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']",
+                "operator key missing",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\nshards=0\n[operator]\nkey_file='k'",
+                "shards",
+            ),
+            (
+                "data_dir='d'\nnetwork='hoodi'\nbeacon_nodes=['http://b']\nfault='corrupt-partials'\n[operator]\nkey_file='k'",
+                "only allowed",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\nunknown_field=1\n[operator]\nkey_file='k'",
+                "unknown field",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n[operator]\nkeystore_file='k'",
+                "password_file",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Config::from_toml(text, base, &o).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let err = Config::load(Path::new("/nonexistent/ssv.toml"), &Overrides::default())
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+}
