@@ -77,6 +77,11 @@ pub struct SimConfig {
     pub late_after: Duration,
     /// Seed of the duty shuffle.
     pub seed: u64,
+    /// The first slot whose duties are counted (expected, missed). Slot `first_slot` starts
+    /// at the configured start time; earlier slots lie in the past. Epoch 0 cannot be
+    /// attested to (its source and target epochs are equal), so this defaults to the first
+    /// slot of epoch 1.
+    pub first_slot: u64,
 }
 
 impl SimConfig {
@@ -87,13 +92,20 @@ impl SimConfig {
         start_delay: Duration,
     ) -> Self {
         let now_ms = now_ms();
+        let first_slot = SLOTS_PER_EPOCH;
+        let start_ms = now_ms + start_delay.as_millis() as u64;
         SimConfig {
             validators,
             slot_duration,
-            genesis_time_ms: now_ms + start_delay.as_millis() as u64,
+            // Whole seconds: the Beacon API's genesis time is in seconds.
+            genesis_time_ms: start_ms
+                .saturating_sub(first_slot * slot_duration.as_millis().max(1) as u64)
+                .div_ceil(1000)
+                * 1000,
             sync_committee_size: None,
             late_after: slot_duration * 2,
             seed: 1,
+            first_slot,
         }
     }
 }
@@ -334,7 +346,12 @@ impl BeaconSim {
     /// Adds expected-duty counts for every slot up to `slot` and settles missed duties of
     /// slots at least two slots old.
     fn account_through(&self, st: &mut SimState, slot: u64) {
-        let from = st.counted_through.map_or(0, |s| s + 1);
+        let first = self.inner.cfg.first_slot;
+        if slot < first {
+            st.stats.slot = slot;
+            return;
+        }
+        let from = st.counted_through.map_or(first, |s| s + 1);
         for s in from..=slot {
             let epoch = s / SLOTS_PER_EPOCH;
             let expected = self
@@ -348,8 +365,8 @@ impl BeaconSim {
                 .len() as u64;
         }
         st.counted_through = Some(slot);
-        if let Some(settle) = slot.checked_sub(2) {
-            let from = st.stats.settled_slot.map_or(0, |s| s + 1);
+        if let Some(settle) = slot.checked_sub(2).filter(|s| *s >= first) {
+            let from = st.stats.settled_slot.map_or(first, |s| s + 1);
             for s in from..=settle {
                 let epoch = s / SLOTS_PER_EPOCH;
                 let att_missed = self
