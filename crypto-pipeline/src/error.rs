@@ -59,4 +59,28 @@ pub enum CryptoError {
     /// public keys do not belong to the validator key (a registry problem, not a peer fault).
     #[error("reconstructed signature does not verify although every partial signature does")]
     ReconstructionMismatch,
+    /// A keystore file could not be read: not JSON, a required module or field missing, bad
+    /// hex, a wrong IV or checksum length, or a KDF, checksum or cipher function other than
+    /// the ones EIP-2335 defines (pbkdf2 / scrypt, sha256, aes-128-ctr).
+    #[error("invalid keystore: {0}")]
+    InvalidKeystore(&'static str),
+    /// A keystore value is over one of the `keystore::*_MAX` bounds (file size, ciphertext
+    /// length, KDF cost or memory). The file is refused before any key derivation runs.
+    #[error("keystore parameter over its bound: {0}")]
+    KeystoreLimit(&'static str),
+    /// The keystore checksum does not match: the password is wrong, or the file was modified.
+    #[error("wrong keystore password (checksum mismatch)")]
+    WrongPassword,
+    /// The password is unusable: empty once control codes are stripped, longer than
+    /// `keystore::PASSWORD_BYTES_MAX`, or (when encrypting) holding C1 control codes, which
+    /// EIP-2335 and the Go node normalise differently.
+    #[error("unusable keystore password: {0}")]
+    InvalidPassword(&'static str),
+    /// The keystore's `pubKey` field names a different key than the one it decrypts to: the
+    /// file was assembled from two keys, or edited.
+    #[error("keystore pubKey does not match the decrypted private key")]
+    KeystorePublicKeyMismatch,
+    /// The operating system's random source failed (salt or IV generation).
+    #[error("system random source failed")]
+    RandomSource,
 }

@@ -10,6 +10,10 @@
 //! [`bls::HashToG2Cache`] so one slot's root is hashed once. The crate depends on no other
 //! crate of the workspace: signing roots are plain `[u8; 32]`.
 //!
+//! At start-up the node reads its operator RSA key from the Go node's encrypted key file
+//! ([`keystore::decrypt_operator_key`]); `ssv-node keygen --password-file` writes one with
+//! [`keystore::encrypt_operator_key`].
+//!
 //! Criterion benchmarks live in `benches/benches/crypto.rs`; the summary is
 //! `cargo run --release -p ssv-perf -- crypto --json`.
 
@@ -19,6 +23,7 @@ pub mod duty;
 pub mod error;
 pub mod fixtures;
 mod gls;
+pub mod keystore;
 mod msm;
 pub mod rsa;
 pub mod threshold;
@@ -28,6 +33,10 @@ pub use batch::{SignatureSet, verify_sets, verify_sets_parallel};
 pub use bls::{ETH_DST, HashToG2Cache, PublicKey, SecretKey, Signature, SigningRoot, cpu_path};
 pub use duty::{Partial, ValidatorPartials, reconstruct_and_verify, reconstruct_then_verify_each};
 pub use error::CryptoError;
+pub use keystore::{
+    Kdf, decrypt_keystore_secret, decrypt_operator_key, encrypt_keystore_secret,
+    encrypt_operator_key, encrypt_operator_key_with, keystore_public_key,
+};
 pub use rsa::{OperatorKeyCache, OperatorPublicKey, OperatorSecretKey};
 pub use threshold::{
     LagrangeCache, OperatorId, reconstruct_public_key, reconstruct_secret_key,
