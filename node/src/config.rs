@@ -472,8 +472,8 @@ bootnodes = ["enr:-abc"]
 
     #[test]
     fn missing_file_is_a_read_error() {
-        let err = Config::load(Path::new("/nonexistent/ssv.toml"), &Overrides::default())
-            .unwrap_err();
+        let err =
+            Config::load(Path::new("/nonexistent/ssv.toml"), &Overrides::default()).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 }

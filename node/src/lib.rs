@@ -3,4 +3,6 @@
 
 pub mod beacon;
 pub mod config;
+pub mod devnet;
 pub mod eth;
+pub mod runtime;

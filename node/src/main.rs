@@ -18,8 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a local devnet (not built yet; see README "What is not done yet").
-    Devnet,
+    /// Run the operator node: `ssv-node start --config ssv.toml` (flags override the file).
+    Start(Box<StartArgs>),
+    /// Run a local devnet: a simulated beacon chain, N operator nodes (`ssv-node start`
+    /// processes) over libp2p on loopback and V generated validators, for S slots; prints a
+    /// line per slot and a final table, exits non-zero unless every duty was done.
+    Devnet(Box<ssv_node::devnet::DevnetArgs>),
     /// Write a new RSA-2048 operator key: the private key as PEM to `--out`, the public key
     /// (base64 of a PEM, as the SSV contract registers it) to stdout and `--out`.pub.
     Keygen {
@@ -43,6 +47,66 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         stats_every: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// The TOML config file (see `node/src/config.rs` or the README for its fields).
+    #[arg(long)]
+    config: PathBuf,
+    /// Data directory (database, network key).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Network: mainnet, holesky, hoodi or local.
+    #[arg(long)]
+    network: Option<String>,
+    /// Beacon node URL (repeatable; replaces the config's list).
+    #[arg(long = "beacon-node")]
+    beacon_nodes: Vec<String>,
+    /// Number of data-plane shards (glommio executors).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Serve `/metrics` and `/health` on this address.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Serve CPU profiles (`/debug/pprof/profile?seconds=N`, flamegraph SVG) on this address.
+    #[arg(long)]
+    pprof_addr: Option<SocketAddr>,
+    /// libp2p TCP port.
+    #[arg(long)]
+    tcp_port: Option<u16>,
+    /// discv5 UDP port.
+    #[arg(long)]
+    udp_port: Option<u16>,
+    /// Bootnode ENR (repeatable; replaces the config's list).
+    #[arg(long = "bootnode")]
+    bootnodes: Vec<String>,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn start(args: StartArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let overrides = ssv_node::config::Overrides {
+        data_dir: args.data_dir,
+        network: args.network,
+        beacon_nodes: args.beacon_nodes,
+        shards: args.shards,
+        metrics_addr: args.metrics_addr,
+        pprof_addr: args.pprof_addr,
+        tcp_port: args.tcp_port,
+        udp_port: args.udp_port,
+        bootnodes: args.bootnodes,
+    };
+    let config = ssv_node::config::Config::load(&args.config, &overrides)?;
+    ssv_node::runtime::start(config)
 }
 
 #[derive(serde::Deserialize)]
@@ -145,9 +209,8 @@ async fn beacon_sim(
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Devnet => {
-            bail!("the devnet is not built yet (issue: the node end to end)")
-        }
+        Command::Devnet(args) => ssv_node::devnet::run(*args),
+        Command::Start(args) => start(*args),
         Command::Keygen { out } => keygen(out),
         Command::BeaconSim {
             listen,

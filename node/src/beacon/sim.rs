@@ -82,6 +82,11 @@ pub struct SimConfig {
     /// attested to (its source and target epochs are equal), so this defaults to the first
     /// slot of epoch 1.
     pub first_slot: u64,
+    /// The last slot whose duties and submissions are counted (`None`: no end). Later slots
+    /// are still served, so nodes keep running, but change no counter: a run of S slots
+    /// reports exactly those S slots. Submissions are counted by the slot they name, and only
+    /// when it lies in `first_slot..=last_slot`.
+    pub last_slot: Option<u64>,
 }
 
 impl SimConfig {
@@ -106,8 +111,15 @@ impl SimConfig {
             late_after: slot_duration * 2,
             seed: 1,
             first_slot,
+            last_slot: None,
         }
     }
+}
+
+/// The genesis validators root the simulator serves for `seed` (it depends on nothing else,
+/// so stores keyed by it can be prepared before the simulator is built).
+pub fn genesis_validators_root(seed: u64) -> [u8; 32] {
+    h(&[b"ssv-node beacon-sim genesis", &seed.to_le_bytes()])
 }
 
 fn now_ms() -> u64 {
@@ -188,6 +200,14 @@ pub struct BeaconSim {
 impl BeaconSim {
     /// Builds the simulator (validators' keys are parsed once here).
     pub fn new(cfg: SimConfig) -> anyhow::Result<Self> {
+        if let Some(last) = cfg.last_slot
+            && last < cfg.first_slot
+        {
+            anyhow::bail!(
+                "last counted slot {last} is before the first counted slot {}",
+                cfg.first_slot
+            );
+        }
         let mut pubkeys = HashMap::new();
         let mut by_index = HashMap::new();
         for v in &cfg.validators {
@@ -196,7 +216,7 @@ impl BeaconSim {
             pubkeys.insert(v.index, pk);
             by_index.insert(v.index, v.clone());
         }
-        let gvr = h(&[b"ssv-node beacon-sim genesis", &cfg.seed.to_le_bytes()]);
+        let gvr = genesis_validators_root(cfg.seed);
         let (head_tx, _) = broadcast::channel(HEAD_EVENTS_MAX);
         Ok(BeaconSim {
             inner: Arc::new(Inner {
@@ -343,16 +363,24 @@ impl BeaconSim {
             .collect()
     }
 
-    /// Adds expected-duty counts for every slot up to `slot` and settles missed duties of
-    /// slots at least two slots old.
+    /// Whether submissions and duties of `slot` are counted.
+    fn counted(&self, slot: u64) -> bool {
+        slot >= self.inner.cfg.first_slot && self.inner.cfg.last_slot.is_none_or(|l| slot <= l)
+    }
+
+    /// Adds expected-duty counts for every counted slot up to `slot` and settles missed duties
+    /// of counted slots at least two slots old. Calls may come out of order (the clock task
+    /// and `stats` race), so each slot is counted and settled at most once.
     fn account_through(&self, st: &mut SimState, slot: u64) {
+        st.stats.slot = st.stats.slot.max(slot);
         let first = self.inner.cfg.first_slot;
         if slot < first {
-            st.stats.slot = slot;
             return;
         }
+        let last = self.inner.cfg.last_slot.unwrap_or(u64::MAX);
+        let through = slot.min(last);
         let from = st.counted_through.map_or(first, |s| s + 1);
-        for s in from..=slot {
+        for s in from..=through {
             let epoch = s / SLOTS_PER_EPOCH;
             let expected = self
                 .duties_locked(st, epoch)
@@ -364,8 +392,14 @@ impl BeaconSim {
                 .sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD)
                 .len() as u64;
         }
-        st.counted_through = Some(slot);
-        if let Some(settle) = slot.checked_sub(2).filter(|s| *s >= first) {
+        if from <= through {
+            st.counted_through = Some(through);
+        }
+        if let Some(settle) = slot
+            .checked_sub(2)
+            .map(|s| s.min(last))
+            .filter(|s| *s >= first)
+        {
             let from = st.stats.settled_slot.map_or(first, |s| s + 1);
             for s in from..=settle {
                 let epoch = s / SLOTS_PER_EPOCH;
@@ -386,9 +420,10 @@ impl BeaconSim {
                     .count();
                 st.stats.missed += (missed_att + missed_sync) as u64;
             }
-            st.stats.settled_slot = Some(settle);
+            if from <= settle {
+                st.stats.settled_slot = Some(settle);
+            }
         }
-        st.stats.slot = slot;
     }
 
     /// The counters now.
@@ -404,6 +439,9 @@ impl BeaconSim {
     pub fn submit_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
         let received_ms = now_ms();
         let verdict = self.check_attestation(a);
+        if !self.counted(a.data.slot) {
+            return verdict;
+        }
         let mut st = self.inner.state.lock();
         match verdict {
             Err(e) => {
@@ -480,6 +518,9 @@ impl BeaconSim {
             let root = compute_signing_root(m.beacon_block_root, self.inner.domain_sync);
             self.verify(m.validator_index, &root, &m.signature)
         })();
+        if !self.counted(m.slot) {
+            return verdict;
+        }
         let mut st = self.inner.state.lock();
         match verdict {
             Err(e) => {
@@ -551,6 +592,16 @@ impl BeaconSim {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_listener(listener, shutdown)
+    }
+
+    /// Serves the API on a bound `listener` and runs the clock until `shutdown` resolves
+    /// (for callers that must know the address before the simulator is built).
+    pub fn serve_listener(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<SocketAddr> {
         let local = listener.local_addr()?;
         let clock = tokio::spawn(self.clone().run_clock());
         let router = self.router();
@@ -812,4 +863,101 @@ async fn events(
 
 async fn stats(State(sim): State<BeaconSim>) -> Json<SimStats> {
     Json(sim.stats())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssv_crypto_pipeline::SecretKey;
+
+    const SLOT_MS: u64 = 100;
+
+    /// A simulator whose genesis lies `slots_ago` slots in the past, counting slots 32..=35.
+    fn sim_in_the_past(slots_ago: u64) -> (BeaconSim, Vec<SecretKey>) {
+        let sks: Vec<SecretKey> = (0..64u8)
+            .map(|i| SecretKey::from_ikm(&[i + 1; 32]))
+            .collect();
+        let validators = sks
+            .iter()
+            .enumerate()
+            .map(|(i, sk)| SimValidator {
+                index: i as u64,
+                pubkey: sk.public_key().to_bytes(),
+            })
+            .collect();
+        let mut cfg = SimConfig::new(validators, Duration::from_millis(SLOT_MS), Duration::ZERO);
+        cfg.genesis_time_ms = now_ms() - slots_ago * SLOT_MS;
+        cfg.last_slot = Some(SLOTS_PER_EPOCH + 3);
+        (BeaconSim::new(cfg).expect("valid keys"), sks)
+    }
+
+    fn attestation(sim: &BeaconSim, sks: &[SecretKey], d: &AttesterDuty) -> SingleAttestation {
+        let data = sim.attestation_data(d.slot);
+        let root = compute_signing_root(
+            ssz_attestation_data(&data).tree_hash_root().0,
+            sim.inner.domain_attester,
+        );
+        SingleAttestation {
+            committee_index: d.committee_index,
+            attester_index: d.validator_index,
+            data,
+            signature: sks[d.validator_index as usize].sign(&root).to_bytes(),
+        }
+    }
+
+    #[test]
+    fn only_slots_in_the_window_are_counted() {
+        let (sim, sks) = sim_in_the_past(50);
+        let window = SLOTS_PER_EPOCH..=SLOTS_PER_EPOCH + 3;
+        let duties = sim.attester_duties(1);
+        let in_window = duties.iter().filter(|d| window.contains(&d.slot)).count() as u64;
+        let sync = sim.sync_committee(0).len() as u64;
+        assert!(in_window > 0);
+
+        let s = sim.stats();
+        assert_eq!(s.attestations_expected, in_window);
+        assert_eq!(s.sync_messages_expected, 4 * sync);
+        assert_eq!(s.missed, in_window + 4 * sync, "nothing was submitted");
+        assert_eq!(s.settled_slot, Some(SLOTS_PER_EPOCH + 3));
+        // Counting again (the clock task and `stats` race) changes nothing.
+        assert_eq!(sim.stats(), s);
+
+        // A valid attestation of a slot after the window is accepted but not counted.
+        let after = duties
+            .iter()
+            .find(|d| d.slot > *window.end())
+            .expect("a duty after the window");
+        sim.submit_attestation(&attestation(&sim, &sks, after))
+            .expect("valid");
+        // One inside the window is counted (late: it comes long after its slot).
+        let inside = duties
+            .iter()
+            .find(|d| window.contains(&d.slot))
+            .expect("a duty in the window");
+        sim.submit_attestation(&attestation(&sim, &sks, inside))
+            .expect("valid");
+        let s = sim.stats();
+        assert_eq!(s.attestations_valid, 1);
+        assert_eq!(s.attestations_late, 1);
+        assert_eq!(s.latencies_ms.len(), 1);
+        assert_eq!(s.attestations_invalid, 0);
+    }
+
+    #[test]
+    fn a_window_ending_before_it_starts_is_refused() {
+        let mut cfg = SimConfig::new(Vec::new(), Duration::from_millis(SLOT_MS), Duration::ZERO);
+        cfg.last_slot = Some(cfg.first_slot - 1);
+        assert!(BeaconSim::new(cfg).is_err());
+    }
+
+    #[test]
+    fn genesis_root_depends_on_the_seed_only() {
+        let cfg = SimConfig::new(Vec::new(), Duration::from_millis(SLOT_MS), Duration::ZERO);
+        let sim = BeaconSim::new(cfg).expect("no validators");
+        assert_eq!(
+            sim.genesis().genesis_validators_root,
+            genesis_validators_root(1)
+        );
+        assert_ne!(genesis_validators_root(1), genesis_validators_root(2));
+    }
 }

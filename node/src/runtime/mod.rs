@@ -1,0 +1,393 @@
+//! `ssv-node start`: the operator node's runtime.
+//!
+//! ```text
+//! control plane (tokio, 2 threads)          data plane (glommio shard k pinned to core k)
+//!   beacon client ─ scheduler ──Duty──────────► shard: checks ─► CommitteeRunner ─┐
+//!   submitter ◄──────────── Submission ◄────────┘   ▲ gossip (ShardQueue)         │
+//!   metrics / pprof HTTP                             │                             ▼
+//!                          netio thread (libp2p) ────┘    rayon crypto pool: sign, reconstruct+verify
+//!                          storage writer thread (MDBX): slashing protection, decided values
+//! ```
+//!
+//! Start-up order: operator key → beacon node (genesis, spec, fork; retried with backoff while
+//! unreachable) → store (keyed by the genesis validators root) → registry (operators, our
+//! committees, decrypted shares) → network (subscribed to our committees' subnets) → crypto
+//! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
+
+pub mod metrics;
+pub mod pprof;
+pub mod registry;
+pub mod scheduler;
+pub mod shard;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use ssv_crypto_pipeline::{HashToG2Cache, LagrangeCache, OperatorSecretKey};
+use ssv_netio::{Network, NetworkConfig, Subnet, Subnets};
+use ssv_storage::{Store, StoreConfig};
+use tokio::sync::watch;
+
+use crate::beacon::api::{Fork, Genesis, Spec};
+use crate::beacon::client::BeaconClient;
+use crate::config::{Config, OperatorKey};
+use metrics::Metrics;
+use registry::Registry;
+use scheduler::{ForkInfo, Scheduler};
+use shard::{SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Submission};
+
+/// Longest wait between two attempts to reach the beacon node at start-up.
+pub const BEACON_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long shards get to stop before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Largest operator key file read.
+pub const KEY_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// The chain's clock: slot `s` starts at `genesis_ms + s * slot_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotClock {
+    /// Genesis, in milliseconds since the Unix epoch.
+    pub genesis_ms: u64,
+    /// Slot duration.
+    pub slot_duration: Duration,
+    /// Slots per epoch.
+    pub slots_per_epoch: u64,
+}
+
+impl SlotClock {
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn slot_ms(&self) -> u64 {
+        (self.slot_duration.as_millis() as u64).max(1)
+    }
+
+    /// The current slot (`None` before genesis).
+    pub fn current_slot(&self) -> Option<u64> {
+        let now = Self::now_ms();
+        (now >= self.genesis_ms).then(|| (now - self.genesis_ms) / self.slot_ms())
+    }
+
+    /// Time from now until `slot` starts (zero if it has).
+    pub fn until_slot(&self, slot: u64) -> Duration {
+        let start = self.genesis_ms + slot * self.slot_ms();
+        Duration::from_millis(start.saturating_sub(Self::now_ms()))
+    }
+}
+
+fn read_bounded(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("reading the {what} {}", path.display()))?;
+    if meta.len() > KEY_FILE_BYTES_MAX {
+        bail!(
+            "the {what} {} is larger than {KEY_FILE_BYTES_MAX} bytes",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading the {what} {}", path.display()))
+}
+
+/// Loads the operator's RSA key as the config says.
+pub fn load_operator_key(key: &OperatorKey) -> anyhow::Result<OperatorSecretKey> {
+    match key {
+        OperatorKey::Plain(path) => {
+            let text = read_bounded(path, "operator key")?;
+            let text = text.trim();
+            OperatorSecretKey::from_pem(text)
+                .or_else(|_| OperatorSecretKey::from_base64_pem(text))
+                .map_err(|e| anyhow::anyhow!("operator key {}: {e}", path.display()))
+        }
+        OperatorKey::Keystore { keystore, password } => {
+            let json = read_bounded(keystore, "operator keystore")?;
+            let password = read_bounded(password, "password file")?;
+            ssv_crypto_pipeline::keystore::decrypt_operator_key(json.as_bytes(), &password)
+                .map_err(|e| anyhow::anyhow!("operator keystore {}: {e}", keystore.display()))
+        }
+    }
+}
+
+/// Asks the beacon node for genesis, spec and fork until it answers (backoff up to
+/// [`BEACON_RETRY_MAX`]), or until `stop`.
+async fn wait_for_beacon(
+    client: &BeaconClient,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<(Genesis, Spec, Fork)> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let r = async {
+            let g = client.genesis().await?;
+            let s = client.spec().await?;
+            let f = client.fork().await?;
+            Ok::<_, crate::beacon::client::BeaconError>((g, s, f))
+        }
+        .await;
+        match r {
+            Ok(x) => return Ok(x),
+            Err(e) => {
+                tracing::warn!("beacon node not ready ({e}); retrying in {delay:?}");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => bail!("stopped while waiting for the beacon node"),
+        }
+        delay = (delay * 2).min(BEACON_RETRY_MAX);
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Runs the node until SIGINT / SIGTERM.
+pub fn start(config: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ssv-control")
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")?;
+    rt.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
+    let key = Arc::new(load_operator_key(&config.operator_key)?);
+    let domain = config.network.domain();
+    let client = Arc::new(
+        BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
+    );
+    let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
+    let slot_duration = Duration::from_millis(
+        spec.slot_duration_ms
+            .unwrap_or(spec.seconds_per_slot.saturating_mul(1000))
+            .max(1),
+    );
+    let clock = SlotClock {
+        genesis_ms: genesis.genesis_time.saturating_mul(1000),
+        slot_duration,
+        slots_per_epoch: spec.slots_per_epoch.max(1),
+    };
+    tracing::info!(
+        network = config.network.name(),
+        slot_ms = slot_duration.as_millis() as u64,
+        gvr = hex::encode(genesis.genesis_validators_root),
+        "beacon node ready"
+    );
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = Arc::new(
+        Store::open(StoreConfig::new(
+            config.data_dir.join("db"),
+            genesis.genesis_validators_root,
+        ))
+        .context("opening the database")?,
+    );
+    let registry = Arc::new(Registry::load(&store, &key, config.operator_id, domain)?);
+    for s in &registry.skipped {
+        tracing::warn!("validator not run: {s}");
+    }
+    tracing::info!(
+        operator = registry.operator_id,
+        committees = registry.committees.len(),
+        validators = registry.validator_count(),
+        "registry loaded"
+    );
+
+    let mut subnets = Subnets::NONE;
+    for c in &registry.committees {
+        subnets.insert(Subnet::new(c.subnet as usize)?);
+    }
+    let mut net_cfg = NetworkConfig::new(domain);
+    net_cfg.data_dir = Some(config.data_dir.clone());
+    net_cfg.ip = config.p2p.ip;
+    net_cfg.tcp_port = config.p2p.tcp_port;
+    net_cfg.udp_port = config.p2p.udp_port;
+    net_cfg.quic_port = config.p2p.quic_port;
+    net_cfg.max_peers = config.p2p.max_peers;
+    net_cfg.subnets = subnets;
+    net_cfg.shard_count = config.shards;
+    if config.p2p.ip.is_loopback() {
+        // A local network: every peer shares one address.
+        let lo = NetworkConfig::loopback(domain);
+        net_cfg.max_connections_per_ip = lo.max_connections_per_ip;
+        net_cfg.ip_colocation_whitelist = lo.ip_colocation_whitelist;
+        net_cfg.discovery_interval = lo.discovery_interval;
+        net_cfg.min_peers = 1;
+    }
+    for b in &config.p2p.bootnodes {
+        net_cfg.bootnodes.push(
+            b.parse()
+                .map_err(|e| anyhow::anyhow!("bootnode {b:?} is not an ENR: {e}"))?,
+        );
+    }
+    let mut network =
+        tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
+    tracing::info!(peer_id = %network.handle.peer_id(), "network started");
+
+    let threads = if config.crypto_threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        config.crypto_threads
+    };
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ssv-crypto-{i}"))
+            .build()
+            .context("starting the crypto pool")?,
+    );
+    let metrics = Arc::new(Metrics::default());
+    let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
+    let services = Arc::new(Services {
+        registry: registry.clone(),
+        operator_key: key.clone(),
+        network: network.handle.clone(),
+        store: store.clone(),
+        pool,
+        hash_cache: Arc::new(HashToG2Cache::new()),
+        lagrange: Arc::new(LagrangeCache::new()),
+        submissions: sub_tx,
+        metrics: metrics.clone(),
+        clock,
+        fault: config.fault,
+        domain,
+    });
+    if let Some(f) = config.fault {
+        tracing::warn!(fault = ?f, "FAULT INJECTION is on (local devnet)");
+    }
+
+    // Shards.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queues = std::mem::take(&mut network.shards);
+    let mut shard_txs = Vec::with_capacity(config.shards);
+    let mut handles = Vec::with_capacity(config.shards);
+    for (k, queue) in queues.into_iter().enumerate() {
+        let (tx, rx) = async_channel::bounded(SHARD_EVENTS_MAX);
+        shard_txs.push(tx.clone());
+        let placement = if config.pin_shards {
+            glommio::Placement::Fixed(k % cpus)
+        } else {
+            glommio::Placement::Unbound
+        };
+        let services = services.clone();
+        let n = config.shards;
+        let handle = glommio::LocalExecutorBuilder::new(placement)
+            .name(&format!("ssv-shard-{k}"))
+            .spawn(move || async move {
+                let shard = Shard::new(k, n, services, tx);
+                shard::run(shard, queue, rx).await;
+            })
+            .map_err(|e| anyhow::anyhow!("starting shard {k}: {e}"))?;
+        handles.push(handle);
+    }
+    let shard_of = registry
+        .committees
+        .iter()
+        .map(|c| {
+            Subnet::new(c.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, config.shards))
+        })
+        .collect();
+
+    // Submitter.
+    let submitter = {
+        let client = client.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            while let Ok(s) = sub_rx.recv().await {
+                let client = client.clone();
+                let metrics = metrics.clone();
+                // Each submission on its own task: a slow beacon node does not hold back
+                // the next slot's submissions.
+                tokio::spawn(async move { submit(&client, &metrics, s).await });
+            }
+        })
+    };
+
+    if let Some(addr) = config.metrics_addr {
+        let local = metrics::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!("metrics on http://{local}/metrics");
+    }
+    if let Some(addr) = config.pprof_addr {
+        let local = pprof::serve(addr)
+            .await
+            .with_context(|| format!("serving pprof on {addr}"))?;
+        tracing::info!("CPU profiles on http://{local}/debug/pprof/profile?seconds=10");
+    }
+
+    let scheduler = Scheduler {
+        client: client.clone(),
+        registry: registry.clone(),
+        shards: shard_txs.clone(),
+        shard_of,
+        clock,
+        fork: ForkInfo::new(&fork, genesis.genesis_validators_root),
+        metrics: metrics.clone(),
+    };
+    let sched = tokio::spawn(scheduler.run(stop_rx.clone()));
+    tracing::info!("node running");
+
+    // Wait for the stop signal.
+    let _ = stop_rx.wait_for(|s| *s).await;
+    tracing::info!("stopping");
+    let _ = sched.await;
+    for tx in &shard_txs {
+        let _ = tx.send(ShardEvent::Shutdown).await;
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        for h in handles {
+            let _ = h.join();
+        }
+    });
+    if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+        tracing::warn!("shards did not stop within {SHUTDOWN_GRACE:?}");
+    }
+    submitter.abort();
+    tokio::task::block_in_place(move || drop(network));
+    tracing::info!(metrics = %metrics.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(", "), "stopped");
+    Ok(())
+}
+
+async fn submit(client: &BeaconClient, metrics: &Metrics, s: Submission) {
+    match s {
+        Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
+            Ok(()) => Metrics::add(&metrics.attestations_submitted, atts.len() as u64),
+            Err(e) => {
+                Metrics::add(&metrics.submission_errors, 1);
+                tracing::error!(count = atts.len(), "submitting attestations: {e}");
+            }
+        },
+        Submission::SyncMessages(msgs) => match client.submit_sync_messages(&msgs).await {
+            Ok(()) => Metrics::add(&metrics.sync_messages_submitted, msgs.len() as u64),
+            Err(e) => {
+                Metrics::add(&metrics.submission_errors, 1);
+                tracing::error!(count = msgs.len(), "submitting sync messages: {e}");
+            }
+        },
+    }
+}

@@ -1,0 +1,772 @@
+//! One data-plane shard: a glommio executor owning the committees of its subnets.
+//!
+//! ```text
+//! ShardQueue (gossip) ──► checks: SSZ, structure, domain, committee, signers, RSA ──► runner
+//! events (bounded): duties from the scheduler, round timers, crypto results ──────► runner
+//! runner actions ──► publish (netio) │ sign / reconstruct (rayon crypto pool) │ submit (control plane)
+//! ```
+//!
+//! Everything a committee owns (its [`CommitteeRunner`], timers, validation state) lives on
+//! this one core; the only shared things are read-only (registry, caches) or channels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{FutureExt, pin_mut, select_biased};
+use ssv_crypto_pipeline::{
+    CryptoError, HashToG2Cache, LagrangeCache, OperatorSecretKey, Partial, SecretKey, Signature,
+    ValidatorPartials, reconstruct_and_verify,
+};
+use ssv_netio::{InboundMessage, NetworkHandle, ShardQueue, Subnet, ValidationResult};
+use ssv_protocol::Error as ProtocolError;
+use ssv_protocol::beacon_vote::BeaconVote;
+use ssv_protocol::error_code::ErrorCode;
+use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
+use ssv_protocol::partial_sig::BlsSignature;
+use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
+use ssv_protocol::runner::{
+    BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind, ReconstructFailure, RunnerAction,
+    SignItem, ValidatorDuty,
+};
+use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
+use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
+
+use super::SlotClock;
+use super::metrics::Metrics;
+use super::registry::{CommitteeInfo, Registry};
+use crate::beacon::api::{AttestationData, Checkpoint, SingleAttestation, SyncCommitteeMessage};
+use crate::config::Fault;
+
+/// Capacity of each shard's event channel (duties, timers, crypto results).
+pub const SHARD_EVENTS_MAX: usize = 4096;
+/// Capacity of the channel of submissions to the control plane.
+pub const SUBMISSIONS_MAX: usize = 4096;
+
+/// Something for a shard to do besides gossip.
+#[derive(Debug)]
+pub enum ShardEvent {
+    /// Start a committee duty.
+    Duty {
+        /// Committee (index into the registry).
+        committee: usize,
+        /// The duty.
+        duty: CommitteeDuty,
+        /// Our vote (from our beacon node).
+        vote: BeaconVote,
+    },
+    /// A QBFT round timer expired.
+    Timer {
+        /// Committee.
+        committee: usize,
+        /// Slot (height).
+        slot: Slot,
+        /// Round the timer guarded.
+        round: u64,
+    },
+    /// Our partial signatures are ready.
+    Signed {
+        /// Committee.
+        committee: usize,
+        /// Slot.
+        slot: Slot,
+        /// Signatures of the allowed items.
+        signatures: Vec<(SignItem, BlsSignature)>,
+    },
+    /// Reconstruction and verification of a quorum batch finished.
+    Reconstructed {
+        /// Committee.
+        committee: usize,
+        /// Slot.
+        slot: Slot,
+        /// Signing root of the batch.
+        root: Root,
+        /// Decided vote.
+        vote: BeaconVote,
+        /// Per item: the verified signature or why not.
+        verdicts: Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)>,
+    },
+    /// Stop the shard.
+    Shutdown,
+}
+
+/// What the shards hand to the control plane for the beacon node.
+#[derive(Debug)]
+pub enum Submission {
+    /// Attestations (one slot, one committee).
+    Attestations(Vec<SingleAttestation>),
+    /// Sync-committee messages.
+    SyncMessages(Vec<SyncCommitteeMessage>),
+}
+
+/// Shared, read-only (or internally synchronised) services of all shards.
+pub struct Services {
+    /// Who we are and whom we run.
+    pub registry: Arc<Registry>,
+    /// Our RSA key.
+    pub operator_key: Arc<OperatorSecretKey>,
+    /// The network.
+    pub network: NetworkHandle,
+    /// Storage (slashing protection, decided values).
+    pub store: Arc<Store>,
+    /// The crypto pool.
+    pub pool: Arc<rayon::ThreadPool>,
+    /// Hash-to-G2 per signing root.
+    pub hash_cache: Arc<HashToG2Cache>,
+    /// Lagrange coefficients per signer set.
+    pub lagrange: Arc<LagrangeCache>,
+    /// Submissions to the beacon node.
+    pub submissions: async_channel::Sender<Submission>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The chain's slot clock.
+    pub clock: SlotClock,
+    /// Fault injection (local devnets only).
+    pub fault: Option<Fault>,
+    /// Our network's domain.
+    pub domain: ssv_protocol::types::DomainType,
+}
+
+struct Signer<'a> {
+    id: OperatorId,
+    key: &'a OperatorSecretKey,
+}
+
+impl OperatorSigner for Signer<'_> {
+    fn operator_id(&self) -> OperatorId {
+        self.id
+    }
+    fn sign_ssv_message(&self, encoded: &[u8]) -> Result<RsaSignature, ProtocolError> {
+        let sig = self
+            .key
+            .sign(encoded)
+            .map_err(|e| ProtocolError::spec(ErrorCode::MessageSignatureInvalid, e.to_string()))?;
+        sig.try_into().map_err(|_| {
+            ProtocolError::spec(
+                ErrorCode::MessageSignatureInvalid,
+                "operator key does not make 256-byte signatures (RSA-2048 required)",
+            )
+        })
+    }
+}
+
+struct Verifier<'a>(&'a ssv_crypto_pipeline::OperatorKeyCache);
+
+impl SignatureVerifier for Verifier<'_> {
+    fn verify(&self, op: &CommitteeOperator, encoded: &[u8], sig: &RsaSignature) -> bool {
+        self.0.verify(op.operator_id, encoded, sig).is_ok()
+    }
+}
+
+struct CommitteeState {
+    info: Arc<CommitteeInfo>,
+    runner: CommitteeRunner,
+    /// Latest armed round per slot (older timers are stale).
+    timers: HashMap<Slot, u64>,
+    /// When each slot's duty started here.
+    started: HashMap<Slot, Instant>,
+}
+
+/// A shard's state; driven by [`run`].
+pub struct Shard {
+    index: usize,
+    services: Arc<Services>,
+    events_tx: async_channel::Sender<ShardEvent>,
+    committees: HashMap<usize, CommitteeState>,
+    /// Message ID → committee.
+    by_msg_id: HashMap<[u8; 56], usize>,
+    actions: Vec<RunnerAction>,
+}
+
+impl Shard {
+    /// A shard owning the registry's committees whose subnet maps to `index`.
+    pub fn new(
+        index: usize,
+        shard_count: usize,
+        services: Arc<Services>,
+        events_tx: async_channel::Sender<ShardEvent>,
+    ) -> Self {
+        let mut committees = HashMap::new();
+        let mut by_msg_id = HashMap::new();
+        for (i, info) in services.registry.committees.iter().enumerate() {
+            let owner = Subnet::new(info.subnet as usize)
+                .map(|s| ssv_netio::shard_for(s, shard_count))
+                .unwrap_or(0);
+            if owner != index {
+                continue;
+            }
+            let runner = CommitteeRunner::new(
+                info.member.clone(),
+                QbftConfig {
+                    // Every inbound message's signatures are verified before the runner
+                    // sees it; justifications and decided messages are still verified.
+                    verify_all_signatures: false,
+                    ..QbftConfig::default()
+                },
+            );
+            by_msg_id.insert(runner.message_id().0, i);
+            committees.insert(
+                i,
+                CommitteeState {
+                    info: info.clone(),
+                    runner,
+                    timers: HashMap::new(),
+                    started: HashMap::new(),
+                },
+            );
+        }
+        Shard {
+            index,
+            services,
+            events_tx,
+            committees,
+            by_msg_id,
+            actions: Vec::new(),
+        }
+    }
+
+    /// Committees this shard runs.
+    pub fn committee_count(&self) -> usize {
+        self.committees.len()
+    }
+
+    /// Handles one event; `false` on shutdown.
+    pub fn on_event(&mut self, event: ShardEvent) -> bool {
+        match event {
+            ShardEvent::Shutdown => return false,
+            ShardEvent::Duty {
+                committee,
+                duty,
+                vote,
+            } => self.on_duty(committee, duty, vote),
+            ShardEvent::Timer {
+                committee,
+                slot,
+                round,
+            } => self.on_timer(committee, slot, round),
+            ShardEvent::Signed {
+                committee,
+                slot,
+                signatures,
+            } => self.on_signed(committee, slot, signatures),
+            ShardEvent::Reconstructed {
+                committee,
+                slot,
+                root,
+                vote,
+                verdicts,
+            } => self.on_reconstructed(committee, slot, root, vote, verdicts),
+        }
+        true
+    }
+
+    fn with_runner(
+        &mut self,
+        committee: usize,
+        f: impl FnOnce(&mut CommitteeRunner, Env<'_>, &mut Vec<RunnerAction>),
+    ) {
+        let services = self.services.clone();
+        let Some(state) = self.committees.get_mut(&committee) else {
+            return;
+        };
+        let signer = Signer {
+            id: services.registry.operator_id,
+            key: &services.operator_key,
+        };
+        let verifier = Verifier(&services.registry.operator_keys);
+        let check = BeaconVoteCheck {
+            slot: services.clock.current_slot().unwrap_or(0),
+        };
+        let env = Env {
+            signer: &signer,
+            verifier: &verifier,
+            value_check: &check,
+        };
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        f(&mut state.runner, env, &mut actions);
+        for action in actions.drain(..) {
+            self.apply(committee, action);
+        }
+        self.actions = actions;
+    }
+
+    fn on_duty(&mut self, committee: usize, duty: CommitteeDuty, vote: BeaconVote) {
+        let slot = duty.slot;
+        Metrics::add(&self.services.metrics.duties_started, 1);
+        if let Some(state) = self.committees.get_mut(&committee) {
+            state.started.insert(slot, Instant::now());
+            state.started.retain(|s, _| *s + 8 > slot);
+            state.timers.retain(|s, _| *s + 8 > slot);
+        }
+        let shard = self.index;
+        self.with_runner(committee, |runner, env, out| {
+            if let Err(e) = runner.start_duty(env, duty, vote, out) {
+                tracing::warn!(shard, slot, "cannot start committee duty: {e}");
+            }
+        });
+    }
+
+    fn on_timer(&mut self, committee: usize, slot: Slot, round: u64) {
+        let current = self
+            .committees
+            .get(&committee)
+            .and_then(|s| s.timers.get(&slot).copied());
+        if current != Some(round) {
+            return; // replaced by a later timer
+        }
+        self.with_runner(committee, |runner, env, out| {
+            if let Err(e) = runner.on_timeout(env, slot, out) {
+                tracing::debug!(slot, "round timeout: {e}");
+            }
+        });
+    }
+
+    fn on_signed(&mut self, committee: usize, slot: Slot, sigs: Vec<(SignItem, BlsSignature)>) {
+        Metrics::add(&self.services.metrics.partials_signed, sigs.len() as u64);
+        self.with_runner(committee, |runner, env, out| {
+            if let Err(e) = runner.signed(env, slot, sigs, out) {
+                tracing::warn!(slot, "our partial signatures: {e}");
+            }
+        });
+    }
+
+    fn on_reconstructed(
+        &mut self,
+        committee: usize,
+        slot: Slot,
+        root: Root,
+        vote: BeaconVote,
+        verdicts: Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)>,
+    ) {
+        let metrics = self.services.metrics.clone();
+        let mut attestations = Vec::new();
+        let mut sync = Vec::new();
+        let mut runner_verdicts = Vec::with_capacity(verdicts.len());
+        for (duty, verdict) in verdicts {
+            match verdict {
+                Ok(sig) => {
+                    Metrics::add(&metrics.signatures_reconstructed, 1);
+                    runner_verdicts.push((duty.validator_index, Ok(())));
+                    match duty.kind {
+                        DutyKind::Attester {
+                            committee_index, ..
+                        } => attestations.push(SingleAttestation {
+                            committee_index,
+                            attester_index: duty.validator_index,
+                            data: api_attestation_data(slot, &vote),
+                            signature: sig,
+                        }),
+                        DutyKind::SyncCommittee => sync.push(SyncCommitteeMessage {
+                            slot,
+                            beacon_block_root: vote.block_root,
+                            validator_index: duty.validator_index,
+                            signature: sig,
+                        }),
+                    }
+                }
+                Err(failure) => {
+                    if let ReconstructFailure::InvalidPartials(ops) = &failure {
+                        Metrics::add(&metrics.bad_partials, ops.len() as u64);
+                        for op in ops {
+                            tracing::warn!(
+                                slot,
+                                validator = duty.validator_index,
+                                "invalid partial signatures from operator {op}: dropped, \
+                                 waiting for another operator's"
+                            );
+                        }
+                    } else {
+                        tracing::error!(
+                            slot,
+                            validator = duty.validator_index,
+                            "reconstructed signature does not verify although every partial \
+                             does: share keys do not match the validator key"
+                        );
+                    }
+                    runner_verdicts.push((duty.validator_index, Err(failure)));
+                }
+            }
+        }
+        if !attestations.is_empty() {
+            self.submit(Submission::Attestations(attestations));
+        }
+        if !sync.is_empty() {
+            self.submit(Submission::SyncMessages(sync));
+        }
+        self.with_runner(committee, |runner, _env, out| {
+            runner.reconstructed(slot, root, runner_verdicts, out);
+        });
+        if let Some(state) = self.committees.get(&committee)
+            && state.runner.is_complete(slot)
+            && let Some(t) = state.started.get(&slot)
+        {
+            tracing::debug!(
+                slot,
+                committee = hex::encode(&state.info.id[..4]),
+                "committee duty complete in {:?}",
+                t.elapsed()
+            );
+        }
+    }
+
+    fn submit(&self, s: Submission) {
+        if self.services.submissions.try_send(s).is_err() {
+            Metrics::add(&self.services.metrics.submission_errors, 1);
+            tracing::error!("submission queue full: dropping a submission");
+        }
+    }
+
+    fn apply(&mut self, committee: usize, action: RunnerAction) {
+        let services = self.services.clone();
+        let Some(state) = self.committees.get_mut(&committee) else {
+            return;
+        };
+        match action {
+            RunnerAction::Broadcast(msg) => {
+                let subnet = Subnet::new(state.info.subnet as usize);
+                match subnet.map(|s| services.network.try_publish(s, msg.to_ssz())) {
+                    Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
+                    Ok(Err(e)) | Err(e) => {
+                        Metrics::add(&services.metrics.publish_errors, 1);
+                        tracing::warn!("publish: {e}");
+                    }
+                }
+            }
+            RunnerAction::SetTimer { slot, round, after } => {
+                state.timers.insert(slot, round);
+                let tx = self.events_tx.clone();
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(after).await;
+                    let _ = tx
+                        .send(ShardEvent::Timer {
+                            committee,
+                            slot,
+                            round,
+                        })
+                        .await;
+                })
+                .detach();
+            }
+            RunnerAction::Decided { slot, vote, proof } => {
+                Metrics::add(&services.metrics.decided, 1);
+                let record = DecidedRecord {
+                    identifier: state.runner.message_id().0,
+                    height: slot,
+                    round: 0,
+                    signers: proof.operator_ids.to_vec(),
+                    value_root: {
+                        use tree_hash::TreeHash as _;
+                        vote.tree_hash_root().0
+                    },
+                    message: proof.to_ssz(),
+                };
+                // Not waited for: the decided record is for the exporter and restarts, and
+                // slashing protection (the safety-relevant write) is checked before signing.
+                if let Err(e) = services.store.try_submit(vec![WriteOp::PutDecided(record)]) {
+                    tracing::debug!(slot, "decided record not stored: {e}");
+                }
+            }
+            RunnerAction::Sign { slot, vote, items } => {
+                let tx = self.events_tx.clone();
+                let info = state.info.clone();
+                let pool = services.pool.clone();
+                pool.spawn(move || {
+                    let signatures = sign_items(&services, &info, &vote, items);
+                    let _ = tx.send_blocking(ShardEvent::Signed {
+                        committee,
+                        slot,
+                        signatures,
+                    });
+                });
+            }
+            RunnerAction::Reconstruct {
+                slot,
+                signing_root,
+                vote,
+                items,
+            } => {
+                let tx = self.events_tx.clone();
+                let info = state.info.clone();
+                let pool = services.pool.clone();
+                pool.spawn(move || {
+                    let verdicts = reconstruct_items(&services, &info, &signing_root, items);
+                    let _ = tx.send_blocking(ShardEvent::Reconstructed {
+                        committee,
+                        slot,
+                        root: signing_root,
+                        vote,
+                        verdicts,
+                    });
+                });
+            }
+        }
+    }
+
+    /// Checks and applies one gossip message, then reports the verdict to the network.
+    pub fn on_gossip(&mut self, msg: InboundMessage) {
+        let metrics = self.services.metrics.clone();
+        Metrics::add(&metrics.messages_in, 1);
+        let verdict = self.check_and_apply(&msg);
+        let counter = match verdict {
+            ValidationResult::Accept => &metrics.messages_accepted,
+            ValidationResult::Reject => &metrics.messages_rejected,
+            ValidationResult::Ignore => &metrics.messages_ignored,
+        };
+        Metrics::add(counter, 1);
+        if let Err(e) = self.services.network.try_report_validation(&msg, verdict) {
+            tracing::debug!("validation report dropped: {e}");
+        }
+    }
+
+    fn check_and_apply(&mut self, msg: &InboundMessage) -> ValidationResult {
+        use ssz::Encode as _;
+        let signed = match SignedSsvMessage::from_ssz(&msg.data) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(peer = %msg.propagation_source, "undecodable message: {e}");
+                return ValidationResult::Reject;
+            }
+        };
+        if let Err(e) = signed.validate() {
+            tracing::debug!(peer = %msg.propagation_source, "malformed message: {e}");
+            return ValidationResult::Reject;
+        }
+        let id = &signed.ssv_message.msg_id;
+        let registry = &self.services.registry;
+        if id.domain() != self.services.domain {
+            return ValidationResult::Reject;
+        }
+        if id.role() != Some(RunnerRole::Committee) {
+            // Roles other than committee duties are not run by this node yet.
+            return ValidationResult::Ignore;
+        }
+        // The subnet must be the committee's.
+        let mut committee_id = [0u8; 32];
+        committee_id.copy_from_slice(&id.duty_executor_id()[16..]);
+        let committee_subnet = ssv_protocol::committee::subnet_of(&committee_id);
+        if committee_subnet != msg.subnet.index() as u64 {
+            return ValidationResult::Reject;
+        }
+        let encoded = signed.ssv_message.as_ssz_bytes();
+        let Some(&committee) = self.by_msg_id.get(&id.0) else {
+            // Another committee on our subnet: forward it if every signer is a known
+            // operator and signed it.
+            let ok = signed.operator_ids.iter().enumerate().all(|(i, op)| {
+                signed
+                    .signature(i)
+                    .is_some_and(|s| registry.operator_keys.verify(*op, &encoded, s).is_ok())
+            });
+            return if ok {
+                ValidationResult::Accept
+            } else {
+                ValidationResult::Ignore
+            };
+        };
+        let Some(state) = self.committees.get(&committee) else {
+            return ValidationResult::Ignore;
+        };
+        for (i, op) in signed.operator_ids.iter().enumerate() {
+            if !state.info.member.is_member(*op) {
+                tracing::debug!(operator = op, "signer is not in the committee");
+                return ValidationResult::Reject;
+            }
+            let ok = signed
+                .signature(i)
+                .is_some_and(|s| registry.operator_keys.verify(*op, &encoded, s).is_ok());
+            if !ok {
+                tracing::debug!(operator = op, "bad operator signature");
+                return ValidationResult::Reject;
+            }
+        }
+        let mut result = ValidationResult::Accept;
+        self.with_runner(committee, |runner, env, out| {
+            if let Err(e) = runner.process_message(env, signed, out) {
+                result = runner_verdict(&e);
+                tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
+            }
+        });
+        result
+    }
+}
+
+/// How a runner refusal is reported to gossipsub.
+fn runner_verdict(e: &ProtocolError) -> ValidationResult {
+    match e.code() {
+        ErrorCode::UnmarshalSSZ
+        | ErrorCode::WrongSigningRoot
+        | ErrorCode::UnknownValidatorIndex
+        | ErrorCode::PartialSigInconsistentSigner
+        | ErrorCode::SignerIsNotInCommittee
+        | ErrorCode::MessageSignatureInvalid
+        | ErrorCode::MessageTypeInvalid
+        | ErrorCode::MessageAllowsOneSignerOnly => ValidationResult::Reject,
+        _ => ValidationResult::Ignore,
+    }
+}
+
+fn api_attestation_data(slot: Slot, vote: &BeaconVote) -> AttestationData {
+    AttestationData {
+        slot,
+        index: 0,
+        beacon_block_root: vote.block_root,
+        source: Checkpoint {
+            epoch: vote.source.epoch,
+            root: vote.source.root,
+        },
+        target: Checkpoint {
+            epoch: vote.target.epoch,
+            root: vote.target.root,
+        },
+    }
+}
+
+/// The key a faulty devnet operator signs with instead of its share.
+fn wrong_key(share: &SecretKey) -> SecretKey {
+    use sha2::{Digest, Sha256};
+    SecretKey::from_ikm(&Sha256::digest(share.to_bytes()).into())
+}
+
+/// On the crypto pool: slashing protection for the attesters (one durable commit), then our
+/// partial signature for every allowed item.
+fn sign_items(
+    services: &Services,
+    info: &CommitteeInfo,
+    vote: &BeaconVote,
+    items: Vec<SignItem>,
+) -> Vec<(SignItem, BlsSignature)> {
+    let attestations: Vec<AttestationToSign> = items
+        .iter()
+        .filter(|i| matches!(i.duty.kind, DutyKind::Attester { .. }))
+        .map(|i| AttestationToSign {
+            pubkey: i.duty.pubkey,
+            source_epoch: vote.source.epoch,
+            target_epoch: vote.target.epoch,
+            signing_root: i.signing_root,
+        })
+        .collect();
+    let mut allowed = if attestations.is_empty() {
+        Vec::new()
+    } else {
+        match services.store.check_and_record(&[], &attestations) {
+            Ok(v) => v.attestations.into_iter().map(|r| r.is_ok()).collect(),
+            Err(e) => {
+                tracing::error!("slashing protection unavailable, not attesting: {e}");
+                vec![false; attestations.len()]
+            }
+        }
+    }
+    .into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if matches!(item.duty.kind, DutyKind::Attester { .. }) && !allowed.next().unwrap_or(false) {
+            Metrics::add(&services.metrics.slashing_refusals, 1);
+            tracing::warn!(
+                validator = item.duty.validator_index,
+                "slashing protection refused the attestation"
+            );
+            continue;
+        }
+        let Some(share) = info.validators.get(&item.duty.validator_index) else {
+            continue;
+        };
+        let sig = if services.fault == Some(Fault::CorruptPartials) {
+            services
+                .hash_cache
+                .sign(&wrong_key(&share.secret_share), &item.signing_root)
+        } else {
+            services
+                .hash_cache
+                .sign(&share.secret_share, &item.signing_root)
+        };
+        out.push((item, sig.to_bytes()));
+    }
+    out
+}
+
+/// On the crypto pool: decompress partials, reconstruct each validator's signature and verify
+/// them all in one same-root batch; name culprits when one fails.
+fn reconstruct_items(
+    services: &Services,
+    info: &CommitteeInfo,
+    root: &Root,
+    items: Vec<ssv_protocol::runner::QuorumItem>,
+) -> Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)> {
+    let mut verdicts: Vec<Option<Result<BlsSignature, ReconstructFailure>>> =
+        vec![None; items.len()];
+    let mut partials: Vec<Vec<Partial>> = Vec::with_capacity(items.len());
+    let mut batch_of = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        let Some(share) = info.validators.get(&item.duty.validator_index) else {
+            verdicts[k] = Some(Err(ReconstructFailure::Mismatch));
+            continue;
+        };
+        let mut ps = Vec::with_capacity(item.partials.len());
+        let mut bad = Vec::new();
+        for (op, bytes) in &item.partials {
+            match (
+                share.share_pubkeys.get(op),
+                Signature::from_bytes(bytes).ok(),
+            ) {
+                (Some(pk), Some(sig)) => ps.push(Partial {
+                    operator_id: *op,
+                    share_public_key: *pk,
+                    signature: sig,
+                }),
+                _ => bad.push(*op),
+            }
+        }
+        if !bad.is_empty() {
+            verdicts[k] = Some(Err(ReconstructFailure::InvalidPartials(bad)));
+            continue;
+        }
+        batch_of.push(k);
+        partials.push(ps);
+    }
+    let validators: Vec<ValidatorPartials<'_>> = batch_of
+        .iter()
+        .zip(&partials)
+        .map(|(&k, ps)| ValidatorPartials {
+            validator_public_key: info.validators[&items[k].duty.validator_index].public_key,
+            partials: ps,
+        })
+        .collect();
+    let results = reconstruct_and_verify(root, &validators, &services.lagrange, None);
+    for (&k, r) in batch_of.iter().zip(results) {
+        verdicts[k] = Some(match r {
+            Ok(sig) => Ok(sig.to_bytes()),
+            Err(CryptoError::InvalidPartials(ops)) => Err(ReconstructFailure::InvalidPartials(ops)),
+            Err(_) => Err(ReconstructFailure::Mismatch),
+        });
+    }
+    items
+        .into_iter()
+        .zip(verdicts)
+        .map(|(item, v)| (item.duty, v.unwrap_or(Err(ReconstructFailure::Mismatch))))
+        .collect()
+}
+
+/// Runs a shard until shutdown: gossip from `queue`, everything else from `events`.
+pub async fn run(mut shard: Shard, queue: ShardQueue, events: async_channel::Receiver<ShardEvent>) {
+    tracing::info!(
+        shard = shard.index,
+        committees = shard.committee_count(),
+        "shard running"
+    );
+    loop {
+        let ev = events.recv().fuse();
+        let msg = queue.recv().fuse();
+        pin_mut!(ev, msg);
+        select_biased! {
+            e = ev => match e {
+                Ok(e) => if !shard.on_event(e) { break },
+                Err(_) => break,
+            },
+            m = msg => match m {
+                Some(m) => shard.on_gossip(m),
+                None => break,
+            },
+        }
+    }
+    tracing::info!(shard = shard.index, "shard stopped");
+}
