@@ -45,7 +45,7 @@ pub const LOCAL_DOMAIN: DomainType = DomainType([0x00, 0x00, 0x31, 0x37]);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("reading config {path}: {source}")]
+    #[error("reading config {path}")]
     Read {
         /// The file.
         path: PathBuf,

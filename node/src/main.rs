@@ -24,12 +24,17 @@ enum Command {
     /// processes) over libp2p on loopback and V generated validators, for S slots; prints a
     /// line per slot and a final table, exits non-zero unless every duty was done.
     Devnet(Box<ssv_node::devnet::DevnetArgs>),
-    /// Write a new RSA-2048 operator key: the private key as PEM to `--out`, the public key
-    /// (base64 of a PEM, as the SSV contract registers it) to stdout and `--out`.pub.
+    /// Write a new RSA-2048 operator key: the private key to `--out` (plain PEM, or with
+    /// `--password-file` the Go node's encrypted keystore JSON), the public key (base64 of a
+    /// PEM, as the SSV contract registers it) to stdout and `--out`.pub.
     Keygen {
         /// Where to write the private key (created with mode 0600; never overwritten).
         #[arg(long)]
         out: PathBuf,
+        /// Encrypt the key with the password in this file (EIP-2335 modules, as the Go
+        /// node's `generate-operator-keys --password-file` writes it).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Serve a simulated beacon chain (the Beacon API endpoints committee duties use) that
     /// verifies every submitted signature against the validators' full public keys.
@@ -88,6 +93,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -117,11 +123,19 @@ struct ValidatorLine {
     pubkey: [u8; 48],
 }
 
-fn keygen(out: PathBuf) -> anyhow::Result<()> {
+fn keygen(out: PathBuf, password_file: Option<PathBuf>) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let key = OperatorSecretKey::generate().context("generating an RSA-2048 key")?;
-    let pem = key.to_pem().context("encoding the key")?;
+    let pem = match &password_file {
+        None => key.to_pem().context("encoding the key")?,
+        Some(path) => {
+            let password = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the password file {}", path.display()))?;
+            ssv_crypto_pipeline::keystore::encrypt_operator_key(&key, &password)
+                .map_err(|e| anyhow::anyhow!("encrypting the key: {e}"))?
+        }
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -206,12 +220,22 @@ async fn beacon_sim(
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain; no backtrace for an operator's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devnet(args) => ssv_node::devnet::run(*args),
         Command::Start(args) => start(*args),
-        Command::Keygen { out } => keygen(out),
+        Command::Keygen { out, password_file } => keygen(out, password_file),
         Command::BeaconSim {
             listen,
             validators_file,
