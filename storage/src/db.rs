@@ -22,7 +22,10 @@ pub(crate) type Env = libmdbx::Database<NoWriteMap>;
 pub const SCHEMA_MAGIC: [u8; 16] = *b"ssv-storage\0\0\0\0\0";
 /// Version of the on-disk schema this build reads and writes. Bump on any change to a
 /// table's key or value layout; a database with another version is refused at open.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// Version 2 added the contract-sync registry tables (operator status, validator events,
+/// owner nonces, fee recipients, liquidated clusters, malformed events, own operator).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// MDBX keeps three meta pages at the start of the data file.
 const MDBX_META_PAGES: usize = 3;
@@ -421,6 +424,28 @@ impl<'db> ReadTxn<'db> {
         Ok(())
     }
 
+    /// The last entry of `T` in key order (the greatest key), if any.
+    pub fn last<T: Table>(&self) -> Result<Option<(T::Key, ValueRef<'_, T::Value>)>> {
+        let handle = Handle::<T>::open(&self.txn)?;
+        let mut cursor = self
+            .txn
+            .cursor(&handle.raw)
+            .map_err(StorageError::mdbx("cursor"))?;
+        let last: Option<(Cow<'_, [u8]>, Cow<'_, [u8]>)> =
+            cursor.last().map_err(StorageError::mdbx("cursor last"))?;
+        match last {
+            None => Ok(None),
+            Some((k, v)) => {
+                let key = decode_key::<T>(&k)?;
+                let value = match v {
+                    Cow::Borrowed(bytes) => ValueRef::new(T::NAME, bytes)?,
+                    Cow::Owned(bytes) => ValueRef::new_owned(T::NAME, &bytes)?,
+                };
+                Ok(Some((key, value)))
+            }
+        }
+    }
+
     /// Number of entries in table `T`.
     pub fn count<T: Table>(&self) -> Result<usize> {
         let handle = Handle::<T>::open(&self.txn)?;
@@ -479,6 +504,20 @@ impl<'db> WriteTxn<'db> {
                 WriteFlags::empty(),
             )
             .map_err(StorageError::mdbx("put"))
+    }
+
+    /// The greatest key of `T`, if the table is not empty.
+    pub(crate) fn last_key<'s, T: Table>(
+        &'s self,
+        handle: &Handle<'s, T>,
+    ) -> Result<Option<T::Key>> {
+        let mut cursor = self
+            .txn
+            .cursor(&handle.raw)
+            .map_err(StorageError::mdbx("cursor"))?;
+        let last: Option<(Cow<'_, [u8]>, Cow<'_, [u8]>)> =
+            cursor.last().map_err(StorageError::mdbx("cursor last"))?;
+        last.map(|(k, _)| decode_key::<T>(&k)).transpose()
     }
 
     pub(crate) fn del<'s, T: Table>(

@@ -88,6 +88,16 @@ pub enum StorageError {
     /// A record handed to the store breaks one of its documented bounds (`*_MAX`).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A contract-sync commit named a block at or below the stored cursor
+    /// ([`crate::WriteOp::AdvanceSyncCursor`]): applying it would apply that block twice. The
+    /// whole request was refused.
+    #[error("cursor regression: block {block} is not after the stored cursor {cursor}")]
+    CursorRegression {
+        /// The block the request was to commit.
+        block: u64,
+        /// The cursor already stored.
+        cursor: u64,
+    },
     /// The writer thread is gone (it panicked or the store was closed), so nothing more can
     /// be written.
     #[error("the storage writer thread has stopped")]

@@ -13,6 +13,18 @@
 //! The node converts the wire types of `ssv-protocol` into the records of [`records`], so the
 //! on-disk schema is owned here and versioned by [`SCHEMA_VERSION`].
 //!
+//! # Contract-sync registry
+//!
+//! The node's contract sync (`ssv-node`, `eth::MdbxRegistryStore`) keeps the registry the
+//! SSVNetwork events build here: operators (plus [`tables::OperatorStatuses`] for the
+//! `removed` flag), one [`ShareRecord`] per validator of *every* committee (as the Go node:
+//! message validation of other committees needs their share public keys; only our own
+//! carries an encrypted share), [`tables::ValidatorEvents`] (event order of the operators,
+//! added / exit-requested blocks), owner nonces, fee recipients, liquidated clusters, the
+//! newest [`MALFORMED_EVENTS_MAX`] malformed events and our operator ID. One block's
+//! changes and [`WriteOp::AdvanceSyncCursor`] go in one [`Store::write`] batch, which the
+//! writer never splits (see [`writer`]), so a restart resumes at the block after the cursor.
+//!
 //! # Binding
 //!
 //! MDBX through the [`libmdbx`] crate 0.9 (vorot93/libmdbx-rs, bundling C libmdbx 0.14 via
@@ -81,7 +93,8 @@
 //!
 //! # Not done here
 //!
-//! No migrations (another schema version is refused); pruning of the decided-history table
+//! No migrations (another schema version is refused: version 1 files, from before the
+//! registry tables, must be re-created and re-synced); pruning of the decided-history table
 //! (exporter mode) is left to the caller.
 
 pub mod codec;

@@ -256,6 +256,154 @@ pub struct SyncCursor {
     pub last_processed_block: u64,
 }
 
+/// Most malformed contract events kept in [`crate::tables::MalformedEvents`]: appending one
+/// more deletes the oldest. The total ever recorded is still known (the newest key + 1). Too
+/// small: a burst of bad events pushes out the ones an operator wants to inspect; each record
+/// is at most ~2.1 KiB, so 1,024 of them bound the table to ~2 MiB.
+pub const MALFORMED_EVENTS_MAX: usize = 1024;
+/// Longest event name or reason text stored with a malformed event (longer text is refused
+/// by [`MalformedEventRecord`] validation; the node truncates before it writes).
+pub const MALFORMED_TEXT_BYTES_MAX: usize = 1024;
+
+/// Key of a cluster (an owner and a set of operators) in [`crate::tables::LiquidatedClusters`]:
+/// sha256 over the owner's 20 bytes, then each operator ID, sorted ascending, as `u64`
+/// big-endian. (Not the contract's own cluster hash, which the node never needs.)
+pub type ClusterId = [u8; 32];
+
+/// Computes the [`ClusterId`] of `owner`'s cluster with these operators (any order).
+pub fn cluster_id(owner: &Address, operator_ids: &[OperatorId]) -> ClusterId {
+    let mut ids = operator_ids.to_vec();
+    ids.sort_unstable();
+    let mut hasher = Sha256::new();
+    hasher.update(owner);
+    for id in ids {
+        hasher.update(id.to_be_bytes());
+    }
+    hasher.finalize().into()
+}
+
+/// Contract-sync status of an operator, next to its [`OperatorRecord`] (kept apart so the
+/// operators table keeps the layout the runtime and devnet write).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorStatus {
+    /// `OperatorRemoved` was seen. The operator stays in the operators table (as in the Go
+    /// node): validators registered with it still name it.
+    pub removed: bool,
+}
+
+/// What the contract events say about a validator beyond its [`ShareRecord`].
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorEventsRecord {
+    /// Operator IDs in the order of the `ValidatorAdded` event (the share record keeps them
+    /// sorted, with the share public keys reordered to match).
+    pub event_operator_ids: Vec<OperatorId>,
+    /// Block of the `ValidatorAdded` event.
+    pub added_block: u64,
+    /// Block of the last `ValidatorExited` event, if any.
+    pub exit_requested_block: Option<u64>,
+    /// Our operator ID when the share record's `encrypted_share` is ours (we are in the
+    /// committee); `None` for validators of other committees.
+    pub own_operator_id: Option<OperatorId>,
+}
+
+impl ValidatorEventsRecord {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let mut sorted = self.event_operator_ids.clone();
+        sorted.sort_unstable();
+        validate_operators(&sorted)?;
+        if let Some(own) = self.own_operator_id
+            && !self.event_operator_ids.contains(&own)
+        {
+            return Err(StorageError::InvalidRecord(format!(
+                "own operator {own} is not in the validator's committee"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An owner's next `ValidatorAdded` nonce.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerNonce {
+    /// Nonce the owner's next `ValidatorAdded` must be signed with.
+    pub next: u64,
+}
+
+/// An owner's fee recipient (`FeeRecipientAddressUpdated`).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeRecipient {
+    /// The fee recipient address.
+    pub recipient: Address,
+}
+
+/// A liquidated cluster (`ClusterLiquidated`, until `ClusterReactivated`).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LiquidatedCluster {
+    /// Cluster owner.
+    pub owner: Address,
+    /// Operator IDs, sorted ascending (as the event named them, so not checked for
+    /// duplicates: the record mirrors what the contract said).
+    pub operator_ids: Vec<OperatorId>,
+}
+
+impl LiquidatedCluster {
+    /// Its key.
+    pub fn id(&self) -> ClusterId {
+        cluster_id(&self.owner, &self.operator_ids)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.operator_ids.len() > COMMITTEE_OPERATORS_MAX {
+            return Err(StorageError::InvalidRecord(format!(
+                "cluster of {} operators (at most {COMMITTEE_OPERATORS_MAX})",
+                self.operator_ids.len()
+            )));
+        }
+        if !self.operator_ids.windows(2).all(|w| w[0] <= w[1]) {
+            return Err(StorageError::InvalidRecord(
+                "cluster operator ids must be sorted".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A contract event the node skipped as malformed.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MalformedEventRecord {
+    /// Execution-layer block number.
+    pub block: u64,
+    /// Log index in the block.
+    pub log_index: u64,
+    /// Transaction hash.
+    pub tx_hash: Root,
+    /// Event name.
+    pub event: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+impl MalformedEventRecord {
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (what, text) in [("event name", &self.event), ("reason", &self.reason)] {
+            if text.len() > MALFORMED_TEXT_BYTES_MAX {
+                return Err(StorageError::InvalidRecord(format!(
+                    "malformed-event {what} of {} bytes, more than {MALFORMED_TEXT_BYTES_MAX}",
+                    text.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Our operator ID, once the contract sync saw our `OperatorAdded`.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnOperatorRecord {
+    /// Our operator ID.
+    pub id: OperatorId,
+}
+
 /// A signed attestation kept by slashing protection (the target epoch is in the key).
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttestationRecord {

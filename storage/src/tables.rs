@@ -8,9 +8,10 @@
 
 use crate::codec::{Key, PrefixedU64, Record, Singleton};
 use crate::records::{
-    AttestationRecord, BlockRecord, CommitteeId, CommitteeRecord, DecidedRecord, OperatorId,
-    OperatorRecord, QbftIdentifier, ShareRecord, SlashingSummary, SyncCursor, ValidatorMetadata,
-    ValidatorPubkey,
+    Address, AttestationRecord, BlockRecord, ClusterId, CommitteeId, CommitteeRecord,
+    DecidedRecord, FeeRecipient, LiquidatedCluster, MalformedEventRecord, OperatorId,
+    OperatorRecord, OperatorStatus, OwnOperatorRecord, OwnerNonce, QbftIdentifier, ShareRecord,
+    SlashingSummary, SyncCursor, ValidatorEventsRecord, ValidatorMetadata, ValidatorPubkey,
 };
 
 /// A typed table.
@@ -65,6 +66,21 @@ tables! {
     SlashingSummaries: "slashing_summary", ValidatorPubkey => SlashingSummary;
     /// Contract-sync cursor (one row).
     ContractSync: "contract_sync", Singleton => SyncCursor;
+    /// Contract-sync status of each operator (the `removed` flag).
+    OperatorStatuses: "operator_status", OperatorId => OperatorStatus;
+    /// Contract-event facts of each validator beyond its share (event order, blocks).
+    ValidatorEvents: "validator_events", ValidatorPubkey => ValidatorEventsRecord;
+    /// Next `ValidatorAdded` nonce of each owner.
+    OwnerNonces: "owner_nonces", Address => OwnerNonce;
+    /// Fee recipient of each owner that set one.
+    FeeRecipients: "fee_recipients", Address => FeeRecipient;
+    /// Liquidated clusters by [`crate::records::cluster_id`].
+    LiquidatedClusters: "liquidated_clusters", ClusterId => LiquidatedCluster;
+    /// The newest [`crate::records::MALFORMED_EVENTS_MAX`] malformed contract events, by
+    /// sequence number (0 for the first ever recorded).
+    MalformedEvents: "malformed_events", u64 => MalformedEventRecord;
+    /// Our operator ID, once known (one row).
+    OwnOperator: "own_operator", Singleton => OwnOperatorRecord;
 }
 
 /// Number of named tables, including [`META_TABLE`]; MDBX's `max_tables` is set from it.

@@ -7,6 +7,17 @@
 //! acknowledgement is sent only after that commit returned, so an acknowledged write is on
 //! disk (with [`crate::Durability::Durable`]). If applying the group fails, the transaction is
 //! aborted and each request is retried alone, so one bad request fails only itself.
+//!
+//! # Atomicity of one request
+//!
+//! A request (one [`crate::Store::write`] / [`crate::Store::submit`] batch) is never split:
+//! all of its operations are applied inside one write transaction, and that transaction
+//! either commits or is aborted as a whole. Folding may put *several* requests into the same
+//! transaction, which only makes commits coarser: a crash still leaves the database at the
+//! end of some prefix of the acknowledged-or-queued requests, never inside one. This is what
+//! the contract sync relies on to store a block's registry changes and its cursor
+//! ([`WriteOp::AdvanceSyncCursor`]) together. An operation that fails (for instance a cursor
+//! regression) fails its whole request, and nothing of that request is stored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,15 +29,19 @@ use crate::db::{Env, WriteTxn};
 use crate::error::{Result, StorageError};
 use crate::interchange::{ImportEntry, ImportSummary};
 use crate::records::{
-    CommitteeId, CommitteeRecord, DecidedRecord, OperatorId, OperatorRecord, ShareRecord,
-    SyncCursor, ValidatorMetadata, ValidatorPubkey,
+    Address, ClusterId, CommitteeId, CommitteeRecord, DecidedRecord, FeeRecipient,
+    LiquidatedCluster, MALFORMED_EVENTS_MAX, MalformedEventRecord, OperatorId, OperatorRecord,
+    OperatorStatus, OwnOperatorRecord, OwnerNonce, ShareRecord, SyncCursor, ValidatorEventsRecord,
+    ValidatorMetadata, ValidatorPubkey,
 };
 use crate::slashing::{
     self, AttestationToSign, BlockToSign, PruneBelow, PruneSummary, SlashingTables,
     SlashingVerdicts,
 };
 use crate::tables::{
-    Committees, ContractSync, Decided, DecidedHistory, Metadata, Operators, Shares,
+    Committees, ContractSync, Decided, DecidedHistory, FeeRecipients, LiquidatedClusters,
+    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnerNonces, Shares,
+    ValidatorEvents,
 };
 
 /// Most queued requests folded into one commit. Too large: one slow group delays the first
@@ -40,8 +55,10 @@ pub const BATCH_OPS_MAX: usize = 1_000_000;
 pub enum WriteOp {
     /// Insert or replace an operator.
     PutOperator(OperatorRecord),
-    /// Remove an operator.
+    /// Remove an operator (and its [`OperatorStatus`] row).
     DeleteOperator(OperatorId),
+    /// Insert or replace an operator's contract-sync status.
+    PutOperatorStatus(OperatorId, OperatorStatus),
     /// Insert or replace a committee.
     PutCommittee(CommitteeRecord),
     /// Remove a committee.
@@ -49,15 +66,35 @@ pub enum WriteOp {
     /// Insert or replace a validator share; its committee row is written too. The decrypted
     /// secret is dropped here unless the store is configured to persist it.
     PutShare(ShareRecord),
-    /// Remove a validator share (its committee row stays; delete it explicitly when empty).
+    /// Remove a validator share and its [`ValidatorEventsRecord`] row (its committee row
+    /// stays; delete it explicitly when empty).
     DeleteShare(ValidatorPubkey),
+    /// Insert or replace what the contract events say about a validator beyond its share.
+    PutValidatorEvents(ValidatorPubkey, ValidatorEventsRecord),
+    /// Set an owner's next `ValidatorAdded` nonce.
+    SetOwnerNonce(Address, u64),
+    /// Set an owner's fee recipient: (owner, recipient).
+    SetFeeRecipient(Address, Address),
+    /// Mark a cluster liquidated (insert or replace its row).
+    PutLiquidatedCluster(LiquidatedCluster),
+    /// The cluster is active again: delete its row.
+    DeleteLiquidatedCluster(ClusterId),
+    /// Append a malformed-event record under the next sequence number; when that leaves
+    /// more than [`MALFORMED_EVENTS_MAX`] rows, the oldest is deleted.
+    AppendMalformedEvent(MalformedEventRecord),
+    /// Record our operator ID.
+    SetOwnOperator(OperatorId),
     /// Insert or replace beacon metadata.
     PutMetadata(ValidatorMetadata),
     /// Record a decided instance: replaces the identifier's highest when its height is not
     /// lower, and is appended to the history table in exporter mode.
     PutDecided(DecidedRecord),
-    /// Set the contract-sync cursor.
+    /// Set the contract-sync cursor (unconditionally: tests and tools).
     SetSyncCursor(u64),
+    /// Set the contract-sync cursor to a block strictly after the stored one; otherwise the
+    /// whole request fails with [`StorageError::CursorRegression`] and none of it is stored.
+    /// Checked inside the write transaction, so two writers cannot both apply one block.
+    AdvanceSyncCursor(u64),
 }
 
 impl WriteOp {
@@ -67,6 +104,9 @@ impl WriteOp {
             WriteOp::PutCommittee(c) => c.validate(),
             WriteOp::PutShare(s) => s.validate(),
             WriteOp::PutDecided(d) => d.validate(),
+            WriteOp::PutValidatorEvents(_, v) => v.validate(),
+            WriteOp::PutLiquidatedCluster(c) => c.validate(),
+            WriteOp::AppendMalformedEvent(m) => m.validate(),
             _ => Ok(()),
         }
     }
@@ -213,6 +253,10 @@ impl Writer {
                 WriteOp::PutOperator(o) => txn.put(&txn.handle::<Operators>()?, &o.id, o)?,
                 WriteOp::DeleteOperator(id) => {
                     txn.del(&txn.handle::<Operators>()?, id)?;
+                    txn.del(&txn.handle::<OperatorStatuses>()?, id)?;
+                }
+                WriteOp::PutOperatorStatus(id, status) => {
+                    txn.put(&txn.handle::<OperatorStatuses>()?, id, status)?;
                 }
                 WriteOp::PutCommittee(c) => txn.put(&txn.handle::<Committees>()?, &c.id, c)?,
                 WriteOp::DeleteCommittee(id) => {
@@ -238,6 +282,50 @@ impl Writer {
                 }
                 WriteOp::DeleteShare(pk) => {
                     txn.del(&txn.handle::<Shares>()?, pk)?;
+                    txn.del(&txn.handle::<ValidatorEvents>()?, pk)?;
+                }
+                WriteOp::PutValidatorEvents(pk, v) => {
+                    txn.put(&txn.handle::<ValidatorEvents>()?, pk, v)?;
+                }
+                WriteOp::SetOwnerNonce(owner, next) => {
+                    txn.put(
+                        &txn.handle::<OwnerNonces>()?,
+                        owner,
+                        &OwnerNonce { next: *next },
+                    )?;
+                }
+                WriteOp::SetFeeRecipient(owner, recipient) => {
+                    txn.put(
+                        &txn.handle::<FeeRecipients>()?,
+                        owner,
+                        &FeeRecipient {
+                            recipient: *recipient,
+                        },
+                    )?;
+                }
+                WriteOp::PutLiquidatedCluster(c) => {
+                    txn.put(&txn.handle::<LiquidatedClusters>()?, &c.id(), c)?;
+                }
+                WriteOp::DeleteLiquidatedCluster(id) => {
+                    txn.del(&txn.handle::<LiquidatedClusters>()?, id)?;
+                }
+                WriteOp::AppendMalformedEvent(m) => {
+                    let table = txn.handle::<MalformedEvents>()?;
+                    // Sequence numbers are contiguous (only this op writes the table, and it
+                    // deletes exactly the one that falls out of the window), so the last key
+                    // + 1 is the number of records ever appended.
+                    let seq = txn.last_key(&table)?.map_or(0, |last| last + 1);
+                    txn.put(&table, &seq, m)?;
+                    if let Some(oldest) = seq.checked_sub(MALFORMED_EVENTS_MAX as u64) {
+                        txn.del(&table, &oldest)?;
+                    }
+                }
+                WriteOp::SetOwnOperator(id) => {
+                    txn.put(
+                        &txn.handle::<OwnOperator>()?,
+                        &Singleton,
+                        &OwnOperatorRecord { id: *id },
+                    )?;
                 }
                 WriteOp::PutMetadata(m) => txn.put(&txn.handle::<Metadata>()?, &m.pubkey, m)?,
                 WriteOp::PutDecided(d) => {
@@ -261,6 +349,24 @@ impl Writer {
                         last_processed_block: *block,
                     },
                 )?,
+                WriteOp::AdvanceSyncCursor(block) => {
+                    let table = txn.handle::<ContractSync>()?;
+                    if let Some(stored) = txn.get(&table, &Singleton)?
+                        && *block <= stored.last_processed_block
+                    {
+                        return Err(StorageError::CursorRegression {
+                            block: *block,
+                            cursor: stored.last_processed_block,
+                        });
+                    }
+                    txn.put(
+                        &table,
+                        &Singleton,
+                        &SyncCursor {
+                            last_processed_block: *block,
+                        },
+                    )?;
+                }
             }
         }
         Ok(())
