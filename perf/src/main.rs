@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod capacity;
 mod crypto;
 
 #[derive(Parser)]
@@ -19,11 +20,15 @@ struct Cli {
 enum Command {
     /// Signature costs (BLS, batches, threshold, RSA) as one summary.
     Crypto(crypto::CryptoArgs),
+    /// Validators per host: one node under test, the harness playing the other operators and
+    /// the beacon node; slots back to back.
+    Capacity(capacity::CapacityArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crypto(args) => crypto::main(args),
+        Command::Capacity(args) => capacity::main(args),
     }
 }

@@ -1,0 +1,1007 @@
+//! `ssv-perf capacity`: how many validators one host carries without missing duties.
+//!
+//! One operator node under test runs the real data plane — glommio shards with the committee
+//! runners, inbound checks (SSZ, structure, membership, RSA), QBFT, the rayon crypto pool
+//! (slashing protection in MDBX, share signing, reconstruction and same-root batch
+//! verification) — exactly as `ssv-node start` wires it (`ssv_node::runtime`). The harness
+//! plays everything else:
+//!
+//! - the other operators of every committee: before the measured window it prepares their
+//!   QBFT proposal / prepare / commit messages and their post-consensus partial signatures for
+//!   every slot, with real RSA and BLS signatures from their keys, and during the window
+//!   publishes them from a second libp2p node on loopback, so they reach the node under test
+//!   through gossipsub and the network layer's shard queues;
+//! - the beacon node: duties as on mainnet (each validator attests once per epoch at a
+//!   pseudo-random slot; sync-committee membership at the mainnet rate of 512 in about a
+//!   million), the duty start of each slot, and the submission endpoint, whose signatures are
+//!   verified against the validators' full public keys after the window.
+//!
+//! Slots run back to back: slot `s + 1` starts when every duty of slot `s` is submitted (or
+//! its deadline passed), so a run of a few slots takes seconds. Latency is measured per
+//! validator duty from the slot's duty start to the node's submission.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use rand::SeedableRng;
+use rayon::prelude::*;
+use ssv_crypto_pipeline::{
+    HashToG2Cache, LagrangeCache, OperatorKeyCache, OperatorPublicKey, OperatorSecretKey,
+    PublicKey, SecretKey, Signature, SignatureSet, split_secret_key, verify_sets,
+};
+use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
+use ssv_node::runtime::SlotClock;
+use ssv_node::runtime::metrics::Metrics;
+use ssv_node::runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
+use ssv_node::runtime::shard::{self, Services, Shard, ShardEvent, Submission};
+use ssv_protocol::Error as ProtocolError;
+use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
+use ssv_protocol::committee::CommitteeId;
+use ssv_protocol::error_code::ErrorCode;
+use ssv_protocol::message::{MessageId, MsgType, RsaSignature, SignedSsvMessage, SsvMessage};
+use ssv_protocol::partial_sig::{
+    PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
+};
+use ssv_protocol::qbft::{
+    OperatorSigner, State, create_commit, create_prepare, create_proposal, hash_data_root,
+    round_robin_proposer,
+};
+use ssv_protocol::runner::{CommitteeDuty, DutyKind, ValidatorDuty};
+use ssv_protocol::signing::compute_signing_root;
+use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, OperatorId, quorum};
+use ssv_storage::{Store, StoreConfig};
+use tree_hash::TreeHash;
+
+/// Slots per epoch.
+const SLOTS_PER_EPOCH: u64 = 32;
+/// One validator in this many is in the sync committee (mainnet: 512 of ~1,000,000).
+pub const SYNC_COMMITTEE_ONE_IN: u64 = 2000;
+/// The first simulated slot (epoch 10).
+const FIRST_SLOT: u64 = 10 * SLOTS_PER_EPOCH;
+/// Our operator ID.
+const OUR_ID: OperatorId = 1;
+/// A duty not submitted this long after its slot started is missed.
+pub const DUTY_DEADLINE: Duration = Duration::from_secs(8);
+/// The p99 latency target of `--find-max`.
+pub const P99_TARGET_MS: f64 = 2000.0;
+/// How long the two nodes get to connect and form meshes.
+const MESH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest validator count a run accepts.
+pub const VALIDATORS_MAX: usize = 200_000;
+/// Upper bound of the `--find-max` search.
+pub const FIND_MAX_CEILING: usize = 64_000;
+/// Domain type of the benchmark network.
+const DOMAIN: DomainType = DomainType([0, 0, 0x31, 0x38]);
+
+/// Arguments of `ssv-perf capacity`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CapacityArgs {
+    /// Validators run by the node under test.
+    #[arg(long, default_value_t = 10_000)]
+    pub validators: usize,
+    /// Operators per committee (4, 7, 10 or 13).
+    #[arg(long, default_value_t = 4)]
+    pub operators: usize,
+    /// Slots to measure.
+    #[arg(long, default_value_t = 8)]
+    pub slots: u64,
+    /// Average validators per committee (mainnet clusters hold a few to hundreds).
+    #[arg(long, default_value_t = 20)]
+    pub validators_per_committee: usize,
+    /// Shards of the node under test (default: one per core).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Crypto pool threads of the node under test (default: one per core).
+    #[arg(long)]
+    pub crypto_threads: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Search for the largest validator count with no missed duty and p99 ≤ 2000 ms.
+    #[arg(long)]
+    pub find_max: bool,
+    /// Write a CPU flamegraph (SVG) of the measured window.
+    #[arg(long)]
+    pub flamegraph: Option<PathBuf>,
+    /// Seed of the keys and the duty assignment.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// Validators.
+    pub validators: usize,
+    /// Committees.
+    pub committees: usize,
+    /// Operators per committee.
+    pub operators: usize,
+    /// Slots measured.
+    pub slots: u64,
+    /// Validator duties expected (attestations + sync messages).
+    pub duties_expected: u64,
+    /// Duties submitted with a valid signature.
+    pub duties_valid: u64,
+    /// Submissions with an invalid signature.
+    pub duties_invalid: u64,
+    /// Duties not submitted (valid) within the deadline.
+    pub missed: u64,
+    /// Duty start → submission, median.
+    pub duty_latency_ms_p50: f64,
+    /// Duty start → submission, 99th percentile.
+    pub duty_latency_ms_p99: f64,
+    /// Duty start → submission, maximum.
+    pub duty_latency_ms_max: f64,
+    /// Process CPU time (user + system) per slot during the window. It includes the
+    /// harness's own libp2p node and message publishing (about one gossip hop's decode).
+    pub cpu_seconds_per_slot: f64,
+    /// CPU seconds per slot of the node's shard threads.
+    pub cpu_seconds_per_slot_shards: f64,
+    /// CPU seconds per slot of the node's crypto pool.
+    pub cpu_seconds_per_slot_crypto: f64,
+    /// Wall time of the measured window per slot.
+    pub wall_seconds_per_slot: f64,
+    /// Peak resident set size of the process.
+    pub peak_rss_mb: f64,
+    /// Gossip messages the node received / published in the window.
+    pub messages_in: u64,
+    /// Messages the node published.
+    pub messages_published: u64,
+    /// Which blst code path ran.
+    pub cpu_path: String,
+}
+
+struct RsaSigner<'a> {
+    id: OperatorId,
+    key: &'a OperatorSecretKey,
+}
+
+impl OperatorSigner for RsaSigner<'_> {
+    fn operator_id(&self) -> OperatorId {
+        self.id
+    }
+    fn sign_ssv_message(&self, encoded: &[u8]) -> Result<RsaSignature, ProtocolError> {
+        let sig = self
+            .key
+            .sign(encoded)
+            .map_err(|e| ProtocolError::spec(ErrorCode::MessageSignatureInvalid, e.to_string()))?;
+        sig.try_into().map_err(|_| {
+            ProtocolError::spec(ErrorCode::MessageSignatureInvalid, "not an RSA-2048 key")
+        })
+    }
+}
+
+fn h64(parts: &[u64]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p.to_le_bytes());
+    }
+    let d = hasher.finalize();
+    u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]))
+}
+
+fn root_of(tag: u64, x: u64) -> [u8; 32] {
+    let mut r = [0u8; 32];
+    for (i, chunk) in r.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&h64(&[tag, x, i as u64]).to_le_bytes());
+    }
+    r
+}
+
+/// The attester slot of validator `v` in `epoch`.
+fn attester_slot(seed: u64, v: u64, epoch: u64) -> u64 {
+    epoch * SLOTS_PER_EPOCH + h64(&[seed, v, epoch]) % SLOTS_PER_EPOCH
+}
+
+fn is_sync_member(v: u64) -> bool {
+    v % SYNC_COMMITTEE_ONE_IN == 0
+}
+
+fn vote_for(slot: u64) -> BeaconVote {
+    let epoch = slot / SLOTS_PER_EPOCH;
+    BeaconVote {
+        block_root: root_of(1, slot),
+        source: Checkpoint {
+            epoch: epoch - 1,
+            root: root_of(2, epoch - 1),
+        },
+        target: Checkpoint {
+            epoch,
+            root: root_of(2, epoch),
+        },
+    }
+}
+
+/// Combinations of `k` out of `1..=m` (ascending), the first `count` of them.
+fn combinations(m: u64, k: usize, count: usize) -> Vec<Vec<u64>> {
+    let mut out = Vec::new();
+    let mut idx: Vec<u64> = (0..k as u64).collect();
+    while out.len() < count {
+        out.push(idx.iter().map(|i| i + 2).collect());
+        // next combination of k from 0..m
+        let mut i = k;
+        loop {
+            if i == 0 {
+                return out;
+            }
+            i -= 1;
+            if idx[i] < m - (k - i) as u64 {
+                idx[i] += 1;
+                for j in i + 1..k {
+                    idx[j] = idx[j - 1] + 1;
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+struct Committee {
+    operators: Vec<OperatorId>,
+    member: CommitteeMember,
+    subnet: u64,
+    msg_id: MessageId,
+    /// Validator indices.
+    validators: Vec<u64>,
+}
+
+struct Fixture {
+    keys: HashMap<OperatorId, Arc<OperatorSecretKey>>,
+    pems: HashMap<OperatorId, String>,
+    committees: Vec<Committee>,
+    /// Per validator: full key, shares by operator.
+    validator_pk: Vec<PublicKey>,
+    shares: Vec<HashMap<OperatorId, SecretKey>>,
+    share_pks: Vec<HashMap<OperatorId, PublicKey>>,
+    attester_domain: [u8; 32],
+    sync_domain: [u8; 32],
+}
+
+fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixture> {
+    let k = args.operators;
+    if ![4, 7, 10, 13].contains(&k) {
+        bail!("--operators must be 4, 7, 10 or 13");
+    }
+    if validators == 0 || validators > VALIDATORS_MAX {
+        bail!("--validators must be 1..={VALIDATORS_MAX}");
+    }
+    let committees_n = validators.div_ceil(args.validators_per_committee.max(1));
+    // Smallest pool of other operators with enough distinct committees.
+    let mut m = (k - 1) as u64;
+    loop {
+        let c = combinations(m, k - 1, committees_n).len();
+        if c >= committees_n {
+            break;
+        }
+        m += 1;
+    }
+    let ids: Vec<OperatorId> = std::iter::once(OUR_ID).chain(2..=m + 1).collect();
+    let keys: Vec<(OperatorId, Arc<OperatorSecretKey>)> = ids
+        .par_iter()
+        .map(|&id| Ok((id, Arc::new(OperatorSecretKey::generate()?))))
+        .collect::<Result<_, ssv_crypto_pipeline::CryptoError>>()?;
+    let keys: HashMap<_, _> = keys.into_iter().collect();
+    let pems: HashMap<OperatorId, String> = keys
+        .iter()
+        .map(|(id, k)| (*id, k.public_key().to_base64_pem()))
+        .collect();
+    let mut committees: Vec<Committee> = combinations(m, k - 1, committees_n)
+        .into_iter()
+        .map(|others| {
+            let mut operators = vec![OUR_ID];
+            operators.extend(others);
+            let committee_id = CommitteeId::from_operators(&operators);
+            let member = CommitteeMember {
+                operator_id: OUR_ID,
+                committee_id,
+                rsa_public_key_pem: pems[&OUR_ID].as_bytes().to_vec(),
+                faulty_nodes: (k as u64 - 1) / 3,
+                committee: operators
+                    .iter()
+                    .map(|o| CommitteeOperator {
+                        operator_id: *o,
+                        rsa_public_key_pem: pems[o].as_bytes().to_vec(),
+                    })
+                    .collect(),
+                domain: DOMAIN,
+            };
+            Committee {
+                subnet: committee_id.subnet(),
+                msg_id: MessageId::for_committee(DOMAIN, &committee_id),
+                operators,
+                member,
+                validators: Vec::new(),
+            }
+        })
+        .collect();
+    for v in 0..validators {
+        let c = v % committees.len();
+        committees[c].validators.push(v as u64);
+    }
+    let committee_of: Vec<usize> = (0..validators).map(|v| v % committees.len()).collect();
+    let per_validator: Vec<_> = (0..validators)
+        .into_par_iter()
+        .map(|v| -> anyhow::Result<_> {
+            let mut ikm = [0u8; 32];
+            ikm[..8].copy_from_slice(&args.seed.to_le_bytes());
+            ikm[8..16].copy_from_slice(&(v as u64).to_le_bytes());
+            let sk = SecretKey::from_ikm(&ikm);
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(h64(&[args.seed, v as u64]));
+            let ops = &committees[committee_of[v]].operators;
+            let shares = split_secret_key(&sk, quorum(k), ops, &mut rng)?;
+            let share_pks: HashMap<_, _> =
+                shares.iter().map(|(o, s)| (*o, s.public_key())).collect();
+            Ok((sk.public_key(), shares.into_iter().collect(), share_pks))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut validator_pk = Vec::with_capacity(validators);
+    let mut shares = Vec::with_capacity(validators);
+    let mut share_pks = Vec::with_capacity(validators);
+    for (pk, s, spk) in per_validator {
+        validator_pk.push(pk);
+        shares.push(s);
+        share_pks.push(spk);
+    }
+    Ok(Fixture {
+        keys,
+        pems,
+        committees,
+        validator_pk,
+        shares,
+        share_pks,
+        attester_domain: root_of(3, 1),
+        sync_domain: root_of(3, 2),
+    })
+}
+
+/// Duties of slot `slot`, per committee (only committees with duties).
+fn slot_duties(seed: u64, fx: &Fixture, slot: u64) -> Vec<(usize, Vec<ValidatorDuty>)> {
+    let epoch = slot / SLOTS_PER_EPOCH;
+    let mut out = Vec::new();
+    for (ci, c) in fx.committees.iter().enumerate() {
+        let mut duties = Vec::new();
+        for &v in &c.validators {
+            let pubkey = fx.validator_pk[v as usize].to_bytes();
+            if attester_slot(seed, v, epoch) == slot {
+                duties.push(ValidatorDuty {
+                    kind: DutyKind::Attester {
+                        committee_index: v % 64,
+                        committees_at_slot: 64,
+                        validator_committee_index: v / 64,
+                    },
+                    validator_index: v,
+                    pubkey,
+                });
+            }
+            if is_sync_member(v) {
+                duties.push(ValidatorDuty {
+                    kind: DutyKind::SyncCommittee,
+                    validator_index: v,
+                    pubkey,
+                });
+            }
+        }
+        if !duties.is_empty() {
+            out.push((ci, duties));
+        }
+    }
+    out
+}
+
+/// The other operators' messages of one committee at one slot (QBFT round 1 happy path and
+/// their post-consensus partial signatures), encoded.
+fn others_messages(
+    fx: &Fixture,
+    c: &Committee,
+    slot: u64,
+    duties: &[ValidatorDuty],
+    hash_cache: &HashToG2Cache,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let vote = vote_for(slot);
+    let value = vote.to_ssz();
+    let root = hash_data_root(&value);
+    let state = State::new(c.member.clone(), c.msg_id.0.to_vec(), slot);
+    let leader = round_robin_proposer(&state, 1);
+    let att_root = compute_signing_root(
+        vote.attestation_data(slot).tree_hash_root().0,
+        fx.attester_domain,
+    );
+    let sync_root = compute_signing_root(vote.block_root, fx.sync_domain);
+    let mut out = Vec::new();
+    for &op in c.operators.iter().filter(|o| **o != OUR_ID) {
+        let signer = RsaSigner {
+            id: op,
+            key: &fx.keys[&op],
+        };
+        let mut st = state.clone();
+        st.committee_member.operator_id = op;
+        if op == leader {
+            out.push(create_proposal(&st, &signer, &value, &[], &[])?.to_ssz());
+        }
+        out.push(create_prepare(&st, &signer, 1, root)?.to_ssz());
+        out.push(create_commit(&st, &signer, root)?.to_ssz());
+        let messages = duties
+            .iter()
+            .map(|d| {
+                let signing_root = match d.kind {
+                    DutyKind::Attester { .. } => att_root,
+                    DutyKind::SyncCommittee => sync_root,
+                };
+                let share = &fx.shares[d.validator_index as usize][&op];
+                PartialSignatureMessage {
+                    partial_signature: hash_cache.sign(share, &signing_root).to_bytes(),
+                    signing_root,
+                    signer: op,
+                    validator_index: d.validator_index,
+                }
+            })
+            .collect();
+        let psm = PartialSignatureMessages::new(PartialSigMsgType::PostConsensus, slot, messages)?;
+        let ssv = SsvMessage::new(MsgType::PartialSignature, c.msg_id, psm.to_ssz())?;
+        let sig = signer.sign_ssv_message(&ssz::Encode::as_ssz_bytes(&ssv))?;
+        out.push(SignedSsvMessage::new(vec![sig], vec![op], ssv, Vec::new())?.to_ssz());
+    }
+    Ok(out)
+}
+
+struct PreparedSlot {
+    slot: u64,
+    duties: Vec<(usize, Vec<ValidatorDuty>)>,
+    /// (subnet, encoded message)
+    messages: Vec<(u64, Vec<u8>)>,
+    expected: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn thread_cpu_by_group() -> HashMap<&'static str, f64> {
+    let mut out = HashMap::new();
+    let tick = 100.0; // USER_HZ on Linux
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the ")" of comm: state is field 3; utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(u), Some(s)) = (f.get(11), f.get(12)) else {
+            continue;
+        };
+        let secs = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / tick;
+        let group = if comm.starts_with("ssv-shard") {
+            "shards"
+        } else if comm.starts_with("ssv-crypto") {
+            "crypto"
+        } else {
+            "other"
+        };
+        *out.entry(group).or_insert(0.0) += secs;
+    }
+    out
+}
+
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is valid.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+fn peak_rss_mb() -> f64 {
+    // SAFETY: as above.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark once at `validators`.
+pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report> {
+    let setup_started = Instant::now();
+    let fx = build_fixture(args, validators)?;
+    let hash_cache = HashToG2Cache::new();
+    let slots: Vec<u64> = (FIRST_SLOT..FIRST_SLOT + args.slots.max(1)).collect();
+    let mut prepared = Vec::new();
+    for &slot in &slots {
+        let duties = slot_duties(args.seed, &fx, slot);
+        let msgs: Vec<Vec<(u64, Vec<u8>)>> = duties
+            .par_iter()
+            .map(|(ci, d)| {
+                let c = &fx.committees[*ci];
+                others_messages(&fx, c, slot, d, &hash_cache)
+                    .map(|ms| ms.into_iter().map(|m| (c.subnet, m)).collect())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let expected = duties.iter().map(|(_, d)| d.len() as u64).sum();
+        prepared.push(PreparedSlot {
+            slot,
+            duties,
+            messages: msgs.into_iter().flatten().collect(),
+            expected,
+        });
+    }
+    eprintln!(
+        "capacity: {validators} validators in {} committees of {}; {} slots prepared in {:.1} s",
+        fx.committees.len(),
+        args.operators,
+        prepared.len(),
+        setup_started.elapsed().as_secs_f64()
+    );
+
+    // The node under test.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shards = args.shards.unwrap_or(cpus).max(1);
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let store = Arc::new(Store::open(StoreConfig::new(dir.path().join("db"), [7; 32]))?);
+    let operator_keys = Arc::new(OperatorKeyCache::new());
+    for (id, pem) in &fx.pems {
+        operator_keys.insert(*id, Arc::new(OperatorPublicKey::from_base64_pem(pem)?));
+    }
+    let mut committees = Vec::new();
+    let mut committee_of = HashMap::new();
+    for (ci, c) in fx.committees.iter().enumerate() {
+        let mut vals = HashMap::new();
+        for &v in &c.validators {
+            let vi = v as usize;
+            vals.insert(
+                v,
+                Arc::new(ValidatorShare {
+                    index: v,
+                    pubkey: fx.validator_pk[vi].to_bytes(),
+                    public_key: fx.validator_pk[vi],
+                    secret_share: fx.shares[vi][&OUR_ID].clone(),
+                    share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
+                }),
+            );
+            committee_of.insert(v, ci);
+        }
+        committees.push(Arc::new(CommitteeInfo {
+            id: c.member.committee_id.0,
+            operators: c.operators.clone(),
+            subnet: c.subnet,
+            member: c.member.clone(),
+            validators: vals,
+        }));
+    }
+    let registry = Arc::new(Registry {
+        operator_id: OUR_ID,
+        operator_keys,
+        committees,
+        committee_of,
+        skipped: Vec::new(),
+    });
+    let mut subnets = Subnets::NONE;
+    for c in &fx.committees {
+        subnets.insert(Subnet::new(c.subnet as usize)?);
+    }
+    let mut cfg_a = NetworkConfig::loopback(DOMAIN);
+    cfg_a.subnets = subnets;
+    cfg_a.shard_count = shards;
+    cfg_a.min_peers = 1;
+    let mut node = Network::start(cfg_a)?;
+    let mut cfg_b = NetworkConfig::loopback(DOMAIN);
+    cfg_b.subnets = subnets;
+    cfg_b.min_peers = 1;
+    cfg_b.bootnodes = vec![node.enr.clone()];
+    let peer = Network::start(cfg_b)?;
+    // Wait until the peer is in the node's mesh of every subnet.
+    let mesh_deadline = Instant::now() + MESH_TIMEOUT;
+    loop {
+        let ready = futures::executor::block_on(async {
+            for s in subnets.iter() {
+                if node.handle.topic_peers(s).await.unwrap_or(0) == 0
+                    || peer.handle.topic_peers(s).await.unwrap_or(0) == 0
+                {
+                    return false;
+                }
+            }
+            true
+        });
+        if ready {
+            break;
+        }
+        if Instant::now() > mesh_deadline {
+            bail!("the harness peer did not join the node's subnets within {MESH_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The peer accepts whatever the node publishes.
+    let peer_handle = peer.handle.clone();
+    let peer_queues = peer.shards.clone();
+    let drain = std::thread::Builder::new()
+        .name("harness-drain".into())
+        .spawn(move || {
+            futures::executor::block_on(async move {
+                while let Some(m) = peer_queues[0].recv().await {
+                    let _ = peer_handle.try_report_validation(&m, ValidationResult::Accept);
+                }
+            })
+        })?;
+
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.crypto_threads.unwrap_or(cpus))
+            .thread_name(|i| format!("ssv-crypto-{i}"))
+            .build()?,
+    );
+    let metrics = Arc::new(Metrics::default());
+    let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(shard::SUBMISSIONS_MAX);
+    let services = Arc::new(Services {
+        registry: registry.clone(),
+        operator_key: fx.keys[&OUR_ID].clone(),
+        network: node.handle.clone(),
+        store: store.clone(),
+        pool,
+        hash_cache: Arc::new(HashToG2Cache::new()),
+        lagrange: Arc::new(LagrangeCache::new()),
+        submissions: sub_tx,
+        metrics: metrics.clone(),
+        clock: SlotClock {
+            genesis_ms: now_ms() - FIRST_SLOT * 12_000,
+            slot_duration: Duration::from_secs(12),
+            slots_per_epoch: SLOTS_PER_EPOCH,
+        },
+        fault: None,
+        domain: DOMAIN,
+    });
+    let queues = std::mem::take(&mut node.shards);
+    let mut shard_txs = Vec::new();
+    let mut handles = Vec::new();
+    for (k, queue) in queues.into_iter().enumerate() {
+        let (tx, rx) = async_channel::bounded(shard::SHARD_EVENTS_MAX);
+        shard_txs.push(tx.clone());
+        let services = services.clone();
+        let h = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(k % cpus))
+            .name(&format!("ssv-shard-{k}"))
+            .spawn(move || async move {
+                let s = Shard::new(k, shards, services, tx);
+                shard::run(s, queue, rx).await;
+            })
+            .map_err(|e| anyhow::anyhow!("shard {k}: {e}"))?;
+        handles.push(h);
+    }
+    let shard_of: Vec<usize> = registry
+        .committees
+        .iter()
+        .map(|c| Subnet::new(c.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, shards)))
+        .collect();
+    // Submissions with their arrival time.
+    let (arr_tx, arr_rx) = crossbeam_channel::unbounded::<(Instant, Submission)>();
+    let collector = std::thread::Builder::new()
+        .name("harness-beacon".into())
+        .spawn(move || {
+            while let Ok(s) = sub_rx.recv_blocking() {
+                if arr_tx.send((Instant::now(), s)).is_err() {
+                    break;
+                }
+            }
+        })?;
+
+    // The measured window.
+    let profiler = match &args.flamegraph {
+        Some(_) => Some(
+            pprof::ProfilerGuardBuilder::default()
+                .frequency(997)
+                .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+                .build()?,
+        ),
+        None => None,
+    };
+    let cpu0 = process_cpu_seconds();
+    let threads0 = thread_cpu_by_group();
+    let window = Instant::now();
+    let mut latencies = Vec::new();
+    let mut received: Vec<(u64, Submission)> = Vec::new();
+    let mut expected_total = 0u64;
+    let mut expected_keys: HashSet<(u64, u64, bool)> = HashSet::new();
+    for p in &prepared {
+        expected_total += p.expected;
+        let t0 = Instant::now();
+        for (ci, duties) in &p.duties {
+            for d in duties {
+                expected_keys.insert((p.slot, d.validator_index, d.kind == DutyKind::SyncCommittee));
+            }
+            let duty = CommitteeDuty {
+                slot: p.slot,
+                duties: duties.clone(),
+                attester_domain: fx.attester_domain,
+                sync_domain: fx.sync_domain,
+            };
+            shard_txs[shard_of[*ci]]
+                .send_blocking(ShardEvent::Duty {
+                    committee: *ci,
+                    duty,
+                    vote: vote_for(p.slot),
+                })
+                .map_err(|_| anyhow::anyhow!("shard stopped"))?;
+        }
+        for (subnet, msg) in &p.messages {
+            let s = Subnet::new(*subnet as usize)?;
+            // The command queue is bounded: wait for room rather than drop.
+            futures::executor::block_on(peer.handle.publish(s, msg.clone()))
+                .map(|_| ())
+                .or_else(|e| {
+                    // Gossipsub refuses an identical message it has seen; anything else is
+                    // a harness failure.
+                    if e.to_string().contains("Duplicate") {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+        }
+        let mut got = 0u64;
+        let deadline = t0 + DUTY_DEADLINE;
+        while got < p.expected {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match arr_rx.recv_timeout(deadline - now) {
+                Ok((at, s)) => {
+                    let n = match &s {
+                        Submission::Attestations(a) => a.len(),
+                        Submission::SyncMessages(m) => m.len(),
+                    } as u64;
+                    got += n;
+                    let ms = at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+                    latencies.extend(std::iter::repeat_n(ms, n as usize));
+                    received.push((p.slot, s));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    let wall = window.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu0;
+    let threads1 = thread_cpu_by_group();
+    if let (Some(guard), Some(path)) = (profiler, &args.flamegraph) {
+        let report = guard.report().build()?;
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        report.flamegraph(f)?;
+        eprintln!("capacity: flamegraph written to {}", path.display());
+    }
+    // Stop the node.
+    for tx in &shard_txs {
+        let _ = tx.send_blocking(ShardEvent::Shutdown);
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    drop(services);
+    drop(node);
+    drop(peer);
+    let _ = drain.join();
+    let _ = collector.join();
+
+    // The beacon node's verification, outside the window.
+    let mut sets = Vec::new();
+    let mut keys = Vec::new();
+    for (slot, s) in &received {
+        let vote = vote_for(*slot);
+        match s {
+            Submission::Attestations(atts) => {
+                for a in atts {
+                    let root = compute_signing_root(
+                        vote.attestation_data(*slot).tree_hash_root().0,
+                        fx.attester_domain,
+                    );
+                    keys.push((*slot, a.attester_index, false));
+                    sets.push((a.attester_index, root, a.signature));
+                }
+            }
+            Submission::SyncMessages(msgs) => {
+                for m in msgs {
+                    let root = compute_signing_root(vote.block_root, fx.sync_domain);
+                    keys.push((*slot, m.validator_index, true));
+                    sets.push((m.validator_index, root, m.signature));
+                }
+            }
+        }
+    }
+    let signature_sets: Vec<Option<SignatureSet>> = sets
+        .iter()
+        .map(|(v, root, sig)| {
+            Some(SignatureSet {
+                public_key: *fx.validator_pk.get(*v as usize)?,
+                root: *root,
+                signature: Signature::from_bytes(sig).ok()?,
+            })
+        })
+        .collect();
+    let parseable: Vec<SignatureSet> = signature_sets.iter().flatten().copied().collect();
+    let verdicts = verify_sets(&parseable);
+    let mut verdict_iter = verdicts.into_iter();
+    let mut valid: HashSet<(u64, u64, bool)> = HashSet::new();
+    let mut invalid = 0u64;
+    for (k, s) in keys.iter().zip(&signature_sets) {
+        let ok = s.is_some() && verdict_iter.next().is_some_and(|r| r.is_ok());
+        if ok && expected_keys.contains(k) {
+            valid.insert(*k);
+        } else if !ok {
+            invalid += 1;
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let n = prepared.len() as f64;
+    let group = |g: &str| {
+        (threads1.get(g).copied().unwrap_or(0.0) - threads0.get(g).copied().unwrap_or(0.0)) / n
+    };
+    Ok(Report {
+        validators,
+        committees: fx.committees.len(),
+        operators: args.operators,
+        slots: prepared.len() as u64,
+        duties_expected: expected_total,
+        duties_valid: valid.len() as u64,
+        duties_invalid: invalid,
+        missed: expected_total.saturating_sub(valid.len() as u64),
+        duty_latency_ms_p50: percentile(&latencies, 0.50),
+        duty_latency_ms_p99: percentile(&latencies, 0.99),
+        duty_latency_ms_max: latencies.last().copied().unwrap_or(0.0),
+        cpu_seconds_per_slot: cpu / n,
+        cpu_seconds_per_slot_shards: group("shards"),
+        cpu_seconds_per_slot_crypto: group("crypto"),
+        wall_seconds_per_slot: wall / n,
+        peak_rss_mb: peak_rss_mb(),
+        messages_in: metrics
+            .messages_in
+            .load(std::sync::atomic::Ordering::Relaxed),
+        messages_published: metrics
+            .messages_published
+            .load(std::sync::atomic::Ordering::Relaxed),
+        cpu_path: ssv_crypto_pipeline::cpu_path(),
+    })
+}
+
+fn passes(r: &Report) -> bool {
+    r.missed == 0 && r.duties_invalid == 0 && r.duty_latency_ms_p99 <= P99_TARGET_MS
+}
+
+fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!(
+            "validators {} ({} committees of {}), {} slots: duties {}/{} valid, {} invalid, {} missed\n\
+             latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n\
+             cpu {:.3} s/slot (shards {:.3}, crypto pool {:.3}), wall {:.3} s/slot, peak RSS {:.0} MB, blst path {}",
+            r.validators,
+            r.committees,
+            r.operators,
+            r.slots,
+            r.duties_valid,
+            r.duties_expected,
+            r.duties_invalid,
+            r.missed,
+            r.duty_latency_ms_p50,
+            r.duty_latency_ms_p99,
+            r.duty_latency_ms_max,
+            r.cpu_seconds_per_slot,
+            r.cpu_seconds_per_slot_shards,
+            r.cpu_seconds_per_slot_crypto,
+            r.wall_seconds_per_slot,
+            r.peak_rss_mb,
+            r.cpu_path
+        );
+    }
+    Ok(())
+}
+
+/// Entry point of `ssv-perf capacity`.
+pub fn main(args: CapacityArgs) -> anyhow::Result<()> {
+    if !args.find_max {
+        let r = run_once(&args, args.validators)?;
+        print_report(&r, args.json)?;
+        if !passes(&r) {
+            bail!(
+                "missed {} duties, {} invalid, p99 {:.0} ms (target: 0, 0, ≤ {P99_TARGET_MS} ms)",
+                r.missed,
+                r.duties_invalid,
+                r.duty_latency_ms_p99
+            );
+        }
+        return Ok(());
+    }
+    // Double until a run fails, then bisect to within 5 %.
+    let mut good = 0usize;
+    let mut bad = None;
+    let mut v = args.validators.clamp(500, FIND_MAX_CEILING);
+    while bad.is_none() && v <= FIND_MAX_CEILING {
+        let r = run_once(&args, v)?;
+        eprintln!(
+            "capacity: {v} validators: missed {}, invalid {}, p99 {:.0} ms → {}",
+            r.missed,
+            r.duties_invalid,
+            r.duty_latency_ms_p99,
+            if passes(&r) { "ok" } else { "fails" }
+        );
+        if passes(&r) {
+            good = v;
+            v *= 2;
+        } else {
+            bad = Some(v);
+        }
+    }
+    if let Some(mut hi) = bad {
+        let mut lo = good;
+        while hi - lo > (hi / 20).max(100) {
+            let mid = (lo + hi) / 2;
+            let r = run_once(&args, mid)?;
+            eprintln!(
+                "capacity: {mid} validators: missed {}, p99 {:.0} ms → {}",
+                r.missed,
+                r.duty_latency_ms_p99,
+                if passes(&r) { "ok" } else { "fails" }
+            );
+            if passes(&r) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        good = lo;
+    }
+    println!("validators_per_host: {good}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_are_distinct_and_sized() {
+        let c = combinations(5, 3, 100);
+        assert_eq!(c.len(), 10);
+        let set: HashSet<_> = c.iter().collect();
+        assert_eq!(set.len(), 10);
+        assert!(c.iter().all(|x| x.len() == 3 && x.iter().all(|o| (2..=6).contains(o))));
+    }
+
+    #[test]
+    fn every_validator_attests_once_per_epoch() {
+        for v in 0..200 {
+            let s = attester_slot(1, v, 10);
+            assert_eq!(s / SLOTS_PER_EPOCH, 10);
+        }
+    }
+
+    #[test]
+    fn percentiles() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 1.0), 4.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
