@@ -72,9 +72,11 @@ pub const SLOTS_MAX: u64 = 100_000;
 pub const SLOT_MS_MIN: u64 = 200;
 /// Longest slot (mainnet is 12,000 ms).
 pub const SLOT_MS_MAX: u64 = 60_000;
-/// Default slot duration: short enough that 16 slots take half a minute, long enough for a
-/// loaded 2-core machine to finish each committee round well within the slot.
-pub const SLOT_MS_DEFAULT: u64 = 2_000;
+/// Default slot duration: above the QBFT quick round timeout
+/// ([`ssv_protocol::qbft::QUICK_TIMEOUT`], 2 s) with room for the round change, so that a
+/// slot whose round-1 leader is down (`--kill-operator`) still decides within the slot; a
+/// run of 16 slots takes under a minute.
+pub const SLOT_MS_DEFAULT: u64 = 2_500;
 /// Committee sizes SSV allows (3f + 1 for f = 1..=4).
 pub const COMMITTEE_SIZES: [u64; 4] = [4, 7, 10, 13];
 /// Validators per committee the devnet aims for: V validators use `ceil(V / 500)`
@@ -972,6 +974,26 @@ fn data_dir(args: &DevnetArgs) -> anyhow::Result<(PathBuf, bool)> {
     }
 }
 
+/// Warns when the killed and the faulty operator sit in one committee that tolerates fewer
+/// bad members: its duties cannot all be done, and the run will fail by design.
+fn warn_beyond_fault_tolerance(args: &DevnetArgs, committees: &[Vec<u64>]) {
+    let mut bad: Vec<u64> = [args.kill_operator, args.faulty_operator]
+        .into_iter()
+        .flatten()
+        .collect();
+    bad.dedup();
+    for c in committees {
+        let members = bad.iter().filter(|o| c.contains(o)).count();
+        let f = c.len() - quorum(c.len() as u64);
+        if members > f {
+            eprintln!(
+                "devnet: warning: committee {c:?} has {members} killed or faulty operators and \
+                 tolerates {f}; its duties after the kill will be missed"
+            );
+        }
+    }
+}
+
 /// Attestation and sync duties of chain slots `first..=last`.
 fn expected_through(sim: &BeaconSim, first: u64, last: u64) -> (u64, u64) {
     let mut att = 0;
@@ -1020,12 +1042,27 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
         .context("starting the devnet runtime")?;
     // `block_on` runs the future on this thread, so the nodes spawned from it keep their
     // parent-death signal for the whole run.
-    let summary = rt.block_on(run_async(&args))?;
+    let (dir, temporary) = data_dir(&args)?;
+    let result = rt.block_on(run_in(&args, &dir));
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("devnet: data and logs kept in {}", dir.display());
+            return Err(e);
+        }
+    };
     if let Some(path) = &args.json_summary {
         let json = serde_json::to_string_pretty(&summary).context("encoding the summary")?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     print!("{}", summary.table());
+    if summary.passed && temporary && !args.keep_data {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("devnet: could not remove {}: {e}", dir.display());
+        }
+    } else {
+        println!("data and logs: {}", dir.display());
+    }
     match summary.failure() {
         None => Ok(()),
         Some(why) => bail!(
@@ -1033,20 +1070,6 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
             summary.data_dir.display()
         ),
     }
-}
-
-async fn run_async(args: &DevnetArgs) -> anyhow::Result<Summary> {
-    let (dir, temporary) = data_dir(args)?;
-    let result = run_in(args, &dir).await;
-    match &result {
-        Ok(s) if s.passed && temporary && !args.keep_data => {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                eprintln!("devnet: could not remove {}: {e}", dir.display());
-            }
-        }
-        _ => eprintln!("devnet: data and logs kept in {}", dir.display()),
-    }
-    result
 }
 
 async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
@@ -1066,6 +1089,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         args.committee_size,
         t0.elapsed().as_secs_f64()
     );
+    warn_beyond_fault_tolerance(args, &setup.committees);
 
     let bootnode =
         ssv_netio::Bootnode::start(ssv_netio::NetworkKey::generate(), Ipv4Addr::LOCALHOST, 0)

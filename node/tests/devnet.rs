@@ -1,0 +1,218 @@
+//! `ssv-node devnet` end to end: the real binary starts the beacon simulator and four
+//! `ssv-node start` processes talking libp2p on loopback, and must complete every duty with
+//! one operator killed mid-run, and with one operator sending corrupted partial signatures.
+//!
+//! Each test takes 20 to 30 s (6 s start delay, 6 slots of 1.5 or 2.5 s, 2 settle slots,
+//! shutdown).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A directory removed when the test passes and kept (with its logs) when it fails.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ssv-devnet-test-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        TestDir(dir)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for its logs", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn devnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ssv-node"))
+        .arg("devnet")
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run ssv-node devnet")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn summary(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("summary written");
+    serde_json::from_str(&text).expect("summary is JSON")
+}
+
+fn u(v: &serde_json::Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// Every expected duty valid, none invalid or missed, and duties actually happened.
+fn assert_all_duties_done(s: &serde_json::Value, slots: u64) {
+    assert_eq!(u(s, "slots"), slots);
+    assert_eq!(u(s, "missed"), 0, "{s:#}");
+    assert_eq!(u(s, "attestations_invalid"), 0, "{s:#}");
+    assert_eq!(u(s, "sync_messages_invalid"), 0, "{s:#}");
+    assert!(u(s, "attestations_expected") > 0, "{s:#}");
+    assert!(u(s, "sync_messages_expected") > 0, "{s:#}");
+    assert_eq!(
+        u(s, "attestations_valid"),
+        u(s, "attestations_expected"),
+        "{s:#}"
+    );
+    assert_eq!(
+        u(s, "sync_messages_valid"),
+        u(s, "sync_messages_expected"),
+        "{s:#}"
+    );
+    assert!(u(s, "duty_latency_ms_p50") <= u(s, "duty_latency_ms_p99"));
+}
+
+#[test]
+fn one_operator_killed_mid_run_every_duty_still_done() {
+    let tmp = TestDir::new("kill");
+    let data = tmp.0.join("data");
+    let json = tmp.0.join("summary.json");
+    let out = devnet(&[
+        "--operators",
+        "4",
+        "--validators",
+        "32",
+        "--slots",
+        "6",
+        // Longer than the QBFT quick round timeout (2 s): when the dead operator leads round
+        // 1, the round change must finish within the slot.
+        "--slot-ms",
+        "2500",
+        "--kill-operator",
+        "4",
+        "--kill-at-slot",
+        "2",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--json-summary",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let s = summary(&json);
+    assert_all_duties_done(&s, 6);
+    assert_eq!(u(&s, "killed_operator"), 4);
+    let exits = s["operator_exits"].as_array().expect("operator_exits");
+    assert_eq!(exits.len(), 4);
+    for e in exits {
+        let status = e["status"].as_str().expect("status");
+        if e["id"] == 4 {
+            assert!(status.starts_with("killed"), "{status}");
+        } else {
+            assert!(status.ends_with("exit status 0"), "{status}");
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("killed operator 4"), "{}", show(&out));
+    assert!(stdout.contains("PASS"), "{}", show(&out));
+}
+
+#[test]
+fn corrupted_partials_are_caught_and_the_culprit_named() {
+    let tmp = TestDir::new("faulty");
+    let data = tmp.0.join("data");
+    let json = tmp.0.join("summary.json");
+    let out = devnet(&[
+        "--operators",
+        "4",
+        "--validators",
+        "32",
+        "--slots",
+        "6",
+        "--slot-ms",
+        "1500",
+        "--faulty-operator",
+        "2",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--keep-data",
+        "--json-summary",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let s = summary(&json);
+    assert_all_duties_done(&s, 6);
+    assert_eq!(u(&s, "faulty_operator"), 2);
+    for id in [1, 3, 4] {
+        let log = std::fs::read_to_string(data.join(format!("op{id}/node.log")))
+            .expect("honest operator's log");
+        assert!(
+            log.contains("invalid partial signatures from operator 2"),
+            "operator {id} did not name operator 2:\n{log}"
+        );
+        assert!(
+            !log.contains("invalid partial signatures from operator 1")
+                && !log.contains("invalid partial signatures from operator 3")
+                && !log.contains("invalid partial signatures from operator 4"),
+            "operator {id} blamed an honest operator:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_fail_fast_with_a_reason() {
+    for (args, want) in [
+        (
+            &["--operators", "3", "--validators", "1", "--slots", "1"][..],
+            "at least 4 operators",
+        ),
+        (
+            &[
+                "--operators",
+                "4",
+                "--validators",
+                "1",
+                "--slots",
+                "1",
+                "--committee-size",
+                "5",
+            ][..],
+            "not a committee size",
+        ),
+        (
+            &["--operators", "4", "--validators", "0", "--slots", "1"][..],
+            "--validators",
+        ),
+        (
+            &[
+                "--operators",
+                "4",
+                "--validators",
+                "1",
+                "--slots",
+                "2",
+                "--kill-operator",
+                "2",
+            ][..],
+            "--kill-at-slot",
+        ),
+    ] {
+        let out = devnet(args);
+        assert!(!out.status.success(), "{args:?}: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {}", show(&out));
+    }
+}
