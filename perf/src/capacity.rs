@@ -199,7 +199,7 @@ fn attester_slot(seed: u64, v: u64, epoch: u64) -> u64 {
 }
 
 fn is_sync_member(v: u64) -> bool {
-    v % SYNC_COMMITTEE_ONE_IN == 0
+    v.is_multiple_of(SYNC_COMMITTEE_ONE_IN)
 }
 
 fn vote_for(slot: u64) -> BeaconVote {
@@ -561,7 +561,10 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let shards = args.shards.unwrap_or(cpus).max(1);
     let dir = tempfile::tempdir().context("temp dir")?;
-    let store = Arc::new(Store::open(StoreConfig::new(dir.path().join("db"), [7; 32]))?);
+    let store = Arc::new(Store::open(StoreConfig::new(
+        dir.path().join("db"),
+        [7; 32],
+    ))?);
     let operator_keys = Arc::new(OperatorKeyCache::new());
     for (id, pem) in &fx.pems {
         operator_keys.insert(*id, Arc::new(OperatorPublicKey::from_base64_pem(pem)?));
@@ -728,7 +731,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         let t0 = Instant::now();
         for (ci, duties) in &p.duties {
             for d in duties {
-                expected_keys.insert((p.slot, d.validator_index, d.kind == DutyKind::SyncCommittee));
+                expected_keys.insert((
+                    p.slot,
+                    d.validator_index,
+                    d.kind == DutyKind::SyncCommittee,
+                ));
             }
             let duty = CommitteeDuty {
                 slot: p.slot,
@@ -786,8 +793,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let threads1 = thread_cpu_by_group();
     if let (Some(guard), Some(path)) = (profiler, &args.flamegraph) {
         let report = guard.report().build()?;
-        let f = std::fs::File::create(path)
-            .with_context(|| format!("creating {}", path.display()))?;
+        let f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         report.flamegraph(f)?;
         eprintln!("capacity: flamegraph written to {}", path.display());
     }
@@ -986,7 +993,10 @@ mod tests {
         assert_eq!(c.len(), 10);
         let set: HashSet<_> = c.iter().collect();
         assert_eq!(set.len(), 10);
-        assert!(c.iter().all(|x| x.len() == 3 && x.iter().all(|o| (2..=6).contains(o))));
+        assert!(
+            c.iter()
+                .all(|x| x.len() == 3 && x.iter().all(|o| (2..=6).contains(o)))
+        );
     }
 
     #[test]

@@ -167,6 +167,29 @@ struct CommitteeState {
     started: HashMap<Slot, Instant>,
 }
 
+/// Items gathered before a flush beyond which the shard flushes at once (bounds the work
+/// one pool job carries and the latency a long burst could add).
+pub const FLUSH_ITEMS_MAX: usize = 2048;
+
+/// Signing requested by one committee's runner.
+struct SignJob {
+    committee: usize,
+    info: Arc<CommitteeInfo>,
+    slot: Slot,
+    vote: BeaconVote,
+    items: Vec<SignItem>,
+}
+
+/// Reconstruction requested by one committee's runner.
+struct ReconstructJob {
+    committee: usize,
+    info: Arc<CommitteeInfo>,
+    slot: Slot,
+    root: Root,
+    vote: BeaconVote,
+    items: Vec<ssv_protocol::runner::QuorumItem>,
+}
+
 /// A shard's state; driven by [`run`].
 pub struct Shard {
     index: usize,
@@ -176,6 +199,8 @@ pub struct Shard {
     /// Message ID → committee.
     by_msg_id: HashMap<[u8; 56], usize>,
     actions: Vec<RunnerAction>,
+    pending_sign: Vec<SignJob>,
+    pending_reconstruct: Vec<ReconstructJob>,
 }
 
 impl Shard {
@@ -222,6 +247,8 @@ impl Shard {
             committees,
             by_msg_id,
             actions: Vec::new(),
+            pending_sign: Vec::new(),
+            pending_reconstruct: Vec::new(),
         }
     }
 
@@ -468,17 +495,16 @@ impl Shard {
                 }
             }
             RunnerAction::Sign { slot, vote, items } => {
-                let tx = self.events_tx.clone();
-                let info = state.info.clone();
-                let pool = services.pool.clone();
-                pool.spawn(move || {
-                    let signatures = sign_items(&services, &info, &vote, items);
-                    let _ = tx.send_blocking(ShardEvent::Signed {
-                        committee,
-                        slot,
-                        signatures,
-                    });
+                self.pending_sign.push(SignJob {
+                    committee,
+                    info: state.info.clone(),
+                    slot,
+                    vote,
+                    items,
                 });
+                if self.pending_len() >= FLUSH_ITEMS_MAX {
+                    self.flush();
+                }
             }
             RunnerAction::Reconstruct {
                 slot,
@@ -486,18 +512,79 @@ impl Shard {
                 vote,
                 items,
             } => {
-                let tx = self.events_tx.clone();
-                let info = state.info.clone();
-                let pool = services.pool.clone();
-                pool.spawn(move || {
-                    let verdicts = reconstruct_items(&services, &info, &signing_root, items);
-                    let _ = tx.send_blocking(ShardEvent::Reconstructed {
-                        committee,
-                        slot,
-                        root: signing_root,
-                        vote,
-                        verdicts,
+                self.pending_reconstruct.push(ReconstructJob {
+                    committee,
+                    info: state.info.clone(),
+                    slot,
+                    root: signing_root,
+                    vote,
+                    items,
+                });
+                if self.pending_len() >= FLUSH_ITEMS_MAX {
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    fn pending_len(&self) -> usize {
+        self.pending_sign
+            .iter()
+            .map(|j| j.items.len())
+            .sum::<usize>()
+            + self
+                .pending_reconstruct
+                .iter()
+                .map(|j| j.items.len())
+                .sum::<usize>()
+    }
+
+    /// Hands the crypto work gathered since the last flush to the pool: all signing of this
+    /// burst in one job (one slashing-protection commit for every committee), all
+    /// reconstructions of one signing root in one job (one same-root batch across
+    /// committees: since Electra every committee of a slot signs the same attestation data).
+    /// Called when the shard has nothing else queued, so batching adds no waiting.
+    pub fn flush(&mut self) {
+        let services = &self.services;
+        if !self.pending_sign.is_empty() {
+            let jobs = std::mem::take(&mut self.pending_sign);
+            let tx = self.events_tx.clone();
+            let svc = services.clone();
+            services.pool.spawn(move || {
+                for (job, signatures) in sign_jobs(&svc, &jobs).into_iter().enumerate() {
+                    let j = &jobs[job];
+                    let _ = tx.send_blocking(ShardEvent::Signed {
+                        committee: j.committee,
+                        slot: j.slot,
+                        signatures,
                     });
+                }
+            });
+        }
+        if !self.pending_reconstruct.is_empty() {
+            let mut jobs = std::mem::take(&mut self.pending_reconstruct);
+            jobs.sort_by_key(|j| j.root);
+            let mut groups: Vec<Vec<ReconstructJob>> = Vec::new();
+            for j in jobs {
+                match groups.last_mut() {
+                    Some(g) if g[0].root == j.root => g.push(j),
+                    _ => groups.push(vec![j]),
+                }
+            }
+            for group in groups {
+                let tx = self.events_tx.clone();
+                let svc = services.clone();
+                services.pool.spawn(move || {
+                    let results = reconstruct_jobs(&svc, &group);
+                    for (j, verdicts) in group.into_iter().zip(results) {
+                        let _ = tx.send_blocking(ShardEvent::Reconstructed {
+                            committee: j.committee,
+                            slot: j.slot,
+                            root: j.root,
+                            vote: j.vote,
+                            verdicts,
+                        });
+                    }
                 });
             }
         }
@@ -627,25 +714,24 @@ fn wrong_key(share: &SecretKey) -> SecretKey {
     SecretKey::from_ikm(&Sha256::digest(share.to_bytes()).into())
 }
 
-/// On the crypto pool: slashing protection for the attesters (one durable commit), then our
-/// partial signature for every allowed item.
-fn sign_items(
-    services: &Services,
-    info: &CommitteeInfo,
-    vote: &BeaconVote,
-    items: Vec<SignItem>,
-) -> Vec<(SignItem, BlsSignature)> {
-    let attestations: Vec<AttestationToSign> = items
+/// On the crypto pool: slashing protection for every attester of the batch (one durable
+/// commit), then our partial signature for every allowed item. One result per job.
+fn sign_jobs(services: &Services, jobs: &[SignJob]) -> Vec<Vec<(SignItem, BlsSignature)>> {
+    let attestations: Vec<AttestationToSign> = jobs
         .iter()
-        .filter(|i| matches!(i.duty.kind, DutyKind::Attester { .. }))
-        .map(|i| AttestationToSign {
-            pubkey: i.duty.pubkey,
-            source_epoch: vote.source.epoch,
-            target_epoch: vote.target.epoch,
-            signing_root: i.signing_root,
+        .flat_map(|j| {
+            j.items
+                .iter()
+                .filter(|i| matches!(i.duty.kind, DutyKind::Attester { .. }))
+                .map(|i| AttestationToSign {
+                    pubkey: i.duty.pubkey,
+                    source_epoch: j.vote.source.epoch,
+                    target_epoch: j.vote.target.epoch,
+                    signing_root: i.signing_root,
+                })
         })
         .collect();
-    let mut allowed = if attestations.is_empty() {
+    let allowed: Vec<bool> = if attestations.is_empty() {
         Vec::new()
     } else {
         match services.store.check_and_record(&[], &attestations) {
@@ -655,49 +741,58 @@ fn sign_items(
                 vec![false; attestations.len()]
             }
         }
-    }
-    .into_iter();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if matches!(item.duty.kind, DutyKind::Attester { .. }) && !allowed.next().unwrap_or(false) {
-            Metrics::add(&services.metrics.slashing_refusals, 1);
-            tracing::warn!(
-                validator = item.duty.validator_index,
-                "slashing protection refused the attestation"
-            );
-            continue;
+    };
+    let mut allowed = allowed.into_iter();
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut sigs = Vec::with_capacity(job.items.len());
+        for item in &job.items {
+            if matches!(item.duty.kind, DutyKind::Attester { .. })
+                && !allowed.next().unwrap_or(false)
+            {
+                Metrics::add(&services.metrics.slashing_refusals, 1);
+                tracing::warn!(
+                    validator = item.duty.validator_index,
+                    "slashing protection refused the attestation"
+                );
+                continue;
+            }
+            let Some(share) = job.info.validators.get(&item.duty.validator_index) else {
+                continue;
+            };
+            let key = if services.fault == Some(Fault::CorruptPartials) {
+                &wrong_key(&share.secret_share)
+            } else {
+                &share.secret_share
+            };
+            let sig = services.hash_cache.sign(key, &item.signing_root);
+            sigs.push((*item, sig.to_bytes()));
         }
-        let Some(share) = info.validators.get(&item.duty.validator_index) else {
-            continue;
-        };
-        let sig = if services.fault == Some(Fault::CorruptPartials) {
-            services
-                .hash_cache
-                .sign(&wrong_key(&share.secret_share), &item.signing_root)
-        } else {
-            services
-                .hash_cache
-                .sign(&share.secret_share, &item.signing_root)
-        };
-        out.push((item, sig.to_bytes()));
+        out.push(sigs);
     }
     out
 }
 
+type Verdicts = Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)>;
+
 /// On the crypto pool: decompress partials, reconstruct each validator's signature and verify
-/// them all in one same-root batch; name culprits when one fails.
-fn reconstruct_items(
-    services: &Services,
-    info: &CommitteeInfo,
-    root: &Root,
-    items: Vec<ssv_protocol::runner::QuorumItem>,
-) -> Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)> {
+/// all of them (every job has the same signing root) in one same-root batch; name culprits
+/// when one fails. One result per job, one verdict per item.
+fn reconstruct_jobs(services: &Services, jobs: &[ReconstructJob]) -> Vec<Verdicts> {
+    let Some(root) = jobs.first().map(|j| j.root) else {
+        return Vec::new();
+    };
+    let flat: Vec<(&ReconstructJob, &ssv_protocol::runner::QuorumItem)> = jobs
+        .iter()
+        .flat_map(|j| j.items.iter().map(move |i| (j, i)))
+        .collect();
     let mut verdicts: Vec<Option<Result<BlsSignature, ReconstructFailure>>> =
-        vec![None; items.len()];
-    let mut partials: Vec<Vec<Partial>> = Vec::with_capacity(items.len());
+        vec![None; flat.len()];
+    let mut partials: Vec<Vec<Partial>> = Vec::with_capacity(flat.len());
     let mut batch_of = Vec::new();
-    for (k, item) in items.iter().enumerate() {
-        let Some(share) = info.validators.get(&item.duty.validator_index) else {
+    let mut keys = Vec::new();
+    for (k, (job, item)) in flat.iter().enumerate() {
+        let Some(share) = job.info.validators.get(&item.duty.validator_index) else {
             verdicts[k] = Some(Err(ReconstructFailure::Mismatch));
             continue;
         };
@@ -721,17 +816,18 @@ fn reconstruct_items(
             continue;
         }
         batch_of.push(k);
+        keys.push(share.public_key);
         partials.push(ps);
     }
-    let validators: Vec<ValidatorPartials<'_>> = batch_of
+    let validators: Vec<ValidatorPartials<'_>> = keys
         .iter()
         .zip(&partials)
-        .map(|(&k, ps)| ValidatorPartials {
-            validator_public_key: info.validators[&items[k].duty.validator_index].public_key,
+        .map(|(pk, ps)| ValidatorPartials {
+            validator_public_key: *pk,
             partials: ps,
         })
         .collect();
-    let results = reconstruct_and_verify(root, &validators, &services.lagrange, None);
+    let results = reconstruct_and_verify(&root, &validators, &services.lagrange, None);
     for (&k, r) in batch_of.iter().zip(results) {
         verdicts[k] = Some(match r {
             Ok(sig) => Ok(sig.to_bytes()),
@@ -739,10 +835,20 @@ fn reconstruct_items(
             Err(_) => Err(ReconstructFailure::Mismatch),
         });
     }
-    items
-        .into_iter()
-        .zip(verdicts)
-        .map(|(item, v)| (item.duty, v.unwrap_or(Err(ReconstructFailure::Mismatch))))
+    let mut verdicts = verdicts.into_iter();
+    jobs.iter()
+        .map(|j| {
+            j.items
+                .iter()
+                .map(|item| {
+                    let v = verdicts
+                        .next()
+                        .flatten()
+                        .unwrap_or(Err(ReconstructFailure::Mismatch));
+                    (item.duty, v)
+                })
+                .collect()
+        })
         .collect()
 }
 
@@ -766,6 +872,9 @@ pub async fn run(mut shard: Shard, queue: ShardQueue, events: async_channel::Rec
                 Some(m) => shard.on_gossip(m),
                 None => break,
             },
+        }
+        if events.is_empty() && queue.stats().queued == 0 {
+            shard.flush();
         }
     }
     tracing::info!(shard = shard.index, "shard stopped");
