@@ -1057,8 +1057,12 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
     }
     print!("{}", summary.table());
     if summary.passed && temporary && !args.keep_data {
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            eprintln!("devnet: could not remove {}: {e}", dir.display());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => println!(
+                "data directory {} removed (--keep-data keeps it)",
+                dir.display()
+            ),
+            Err(e) => eprintln!("devnet: could not remove {}: {e}", dir.display()),
         }
     } else {
         println!("data and logs: {}", dir.display());
@@ -1555,6 +1559,92 @@ mod tests {
         assert_eq!(percentile(&v, 50), 50);
         assert_eq!(percentile(&v, 99), 99);
         assert_eq!(percentile(&v, 100), 100);
+    }
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "ssv-devnet-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    /// An executable shell script standing in for `ssv-node` (it ignores `start --config`).
+    fn fake_node(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("fake-node");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    fn is_running(pid: u32) -> bool {
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    }
+
+    #[test]
+    fn a_node_exiting_early_is_reported_with_its_log() {
+        let dir = scratch_dir("early");
+        let exe = fake_node(&dir, "echo \"bad config: no such key\" >&2; exit 3");
+        let log = dir.join("node.log");
+        let mut nodes =
+            Nodes::spawn(&exe, &[(7, dir.join("config.toml"), log.clone())]).expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let err = loop {
+            match nodes.check() {
+                Err(e) => break e.to_string(),
+                Ok(()) if Instant::now() < deadline => std::thread::sleep(CHILD_POLL_INTERVAL),
+                Ok(()) => panic!("the node did not exit"),
+            }
+        };
+        assert!(
+            err.contains("operator 7 exited early: exit status 3"),
+            "{err}"
+        );
+        assert!(err.contains("bad config: no such key"), "{err}");
+        assert_eq!(nodes.alive(), 0);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn dropping_the_nodes_kills_them_and_stop_sends_sigterm() {
+        let dir = scratch_dir("guard");
+        // Exits 0 on SIGTERM, like the node; otherwise runs until killed.
+        let exe = fake_node(&dir, "trap 'exit 0' TERM\nwhile :; do sleep 0.1; done");
+        let spec: Vec<_> = (1..=2)
+            .map(|id| {
+                (
+                    id,
+                    dir.join("config.toml"),
+                    dir.join(format!("node{id}.log")),
+                )
+            })
+            .collect();
+        let nodes = Nodes::spawn(&exe, &spec).expect("spawn");
+        let pids: Vec<u32> = nodes.procs.iter().map(|p| p.child.id()).collect();
+        assert!(pids.iter().all(|p| is_running(*p)));
+        drop(nodes);
+        assert!(pids.iter().all(|p| !is_running(*p)), "killed and reaped");
+
+        let mut nodes = Nodes::spawn(&exe, &spec).expect("spawn");
+        nodes.kill(2, 0).expect("kill");
+        // Give the shell time to install its trap.
+        std::thread::sleep(Duration::from_millis(300));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(nodes.stop());
+        assert_eq!(
+            nodes.procs[0].state,
+            NodeState::Stopped("exit status 0".into())
+        );
+        assert!(nodes.procs[0].state.is_clean() && nodes.procs[1].state.is_clean());
+        assert_eq!(nodes.procs[1].state, NodeState::Killed { slot: 0 });
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
