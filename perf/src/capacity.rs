@@ -109,6 +109,24 @@ pub struct CapacityArgs {
     /// Seed of the keys and the duty assignment.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Deliver the other operators' messages from a second process (this binary's
+    /// `capacity-peer`) over libp2p on loopback, so the measured process holds only the node.
+    #[arg(long)]
+    pub peer_process: bool,
+}
+
+/// Arguments of the hidden `ssv-perf capacity-peer` (started by `capacity --peer-process`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PeerArgs {
+    /// The node's ENR.
+    #[arg(long)]
+    pub bootnode: String,
+    /// File of prepared messages (written by the parent).
+    #[arg(long)]
+    pub messages: PathBuf,
+    /// Subnets to join, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub subnets: Vec<usize>,
 }
 
 /// What one run measured.
@@ -611,25 +629,23 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     cfg_a.shard_count = shards;
     cfg_a.min_peers = 1;
     let mut node = Network::start(cfg_a)?;
-    let mut cfg_b = NetworkConfig::loopback(DOMAIN);
-    cfg_b.subnets = subnets;
-    cfg_b.min_peers = 1;
-    cfg_b.bootnodes = vec![node.enr.clone()];
-    let peer = Network::start(cfg_b)?;
+    let mut peer = if args.peer_process {
+        HarnessPeer::spawn_child(&node, subnets, &prepared, dir.path())?
+    } else {
+        HarnessPeer::in_process(&node, subnets)?
+    };
     // Wait until the peer is in the node's mesh of every subnet.
     let mesh_deadline = Instant::now() + MESH_TIMEOUT;
     loop {
-        let ready = futures::executor::block_on(async {
+        let node_ready = futures::executor::block_on(async {
             for s in subnets.iter() {
-                if node.handle.topic_peers(s).await.unwrap_or(0) == 0
-                    || peer.handle.topic_peers(s).await.unwrap_or(0) == 0
-                {
+                if node.handle.topic_peers(s).await.unwrap_or(0) == 0 {
                     return false;
                 }
             }
             true
         });
-        if ready {
+        if node_ready && peer.ready(subnets)? {
             break;
         }
         if Instant::now() > mesh_deadline {
@@ -637,18 +653,6 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The peer accepts whatever the node publishes.
-    let peer_handle = peer.handle.clone();
-    let peer_queues = peer.shards.clone();
-    let drain = std::thread::Builder::new()
-        .name("harness-drain".into())
-        .spawn(move || {
-            futures::executor::block_on(async move {
-                while let Some(m) = peer_queues[0].recv().await {
-                    let _ = peer_handle.try_report_validation(&m, ValidationResult::Accept);
-                }
-            })
-        })?;
 
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -726,7 +730,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let mut received: Vec<(u64, Submission)> = Vec::new();
     let mut expected_total = 0u64;
     let mut expected_keys: HashSet<(u64, u64, bool)> = HashSet::new();
-    for p in &prepared {
+    for (slot_no, p) in prepared.iter().enumerate() {
         expected_total += p.expected;
         let t0 = Instant::now();
         for (ci, duties) in &p.duties {
@@ -751,21 +755,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 })
                 .map_err(|_| anyhow::anyhow!("shard stopped"))?;
         }
-        for (subnet, msg) in &p.messages {
-            let s = Subnet::new(*subnet as usize)?;
-            // The command queue is bounded: wait for room rather than drop.
-            futures::executor::block_on(peer.handle.publish(s, msg.clone()))
-                .map(|_| ())
-                .or_else(|e| {
-                    // Gossipsub refuses an identical message it has seen; anything else is
-                    // a harness failure.
-                    if e.to_string().contains("Duplicate") {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })?;
-        }
+        peer.publish_slot(slot_no, p)?;
         let mut got = 0u64;
         let deadline = t0 + DUTY_DEADLINE;
         while got < p.expected {
@@ -807,8 +797,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     }
     drop(services);
     drop(node);
-    drop(peer);
-    let _ = drain.join();
+    peer.stop();
     let _ = collector.join();
 
     // The beacon node's verification, outside the window.
@@ -889,6 +878,240 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             .load(std::sync::atomic::Ordering::Relaxed),
         cpu_path: ssv_crypto_pipeline::cpu_path(),
     })
+}
+
+/// Publishes one message, waiting for room in the network's command queue; gossipsub's
+/// refusal of a duplicate is not an error.
+fn publish_one(handle: &ssv_netio::NetworkHandle, subnet: u64, msg: &[u8]) -> anyhow::Result<()> {
+    let s = Subnet::new(subnet as usize)?;
+    match futures::executor::block_on(handle.publish(s, msg.to_vec())) {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("Duplicate") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts a loopback node that accepts everything it is sent (the other operators' node).
+fn start_peer_network(
+    bootnode: ssv_netio::Enr,
+    subnets: Subnets,
+) -> anyhow::Result<(Network, std::thread::JoinHandle<()>)> {
+    let mut cfg = NetworkConfig::loopback(DOMAIN);
+    cfg.subnets = subnets;
+    cfg.min_peers = 1;
+    cfg.bootnodes = vec![bootnode];
+    let net = Network::start(cfg)?;
+    let handle = net.handle.clone();
+    let queue = net.shards[0].clone();
+    let drain = std::thread::Builder::new()
+        .name("harness-drain".into())
+        .spawn(move || {
+            futures::executor::block_on(async move {
+                while let Some(m) = queue.recv().await {
+                    let _ = handle.try_report_validation(&m, ValidationResult::Accept);
+                }
+            })
+        })?;
+    Ok((net, drain))
+}
+
+fn peer_joined(net: &Network, subnets: Subnets) -> bool {
+    futures::executor::block_on(async {
+        for s in subnets.iter() {
+            if net.handle.topic_peers(s).await.unwrap_or(0) == 0 {
+                return false;
+            }
+        }
+        true
+    })
+}
+
+/// The node of the other operators: in this process or a child process.
+enum HarnessPeer {
+    InProcess {
+        net: Network,
+        drain: std::thread::JoinHandle<()>,
+    },
+    Child {
+        child: std::process::Child,
+        stdin: std::process::ChildStdin,
+        lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+        ready: bool,
+    },
+}
+
+impl HarnessPeer {
+    fn in_process(node: &Network, subnets: Subnets) -> anyhow::Result<Self> {
+        let (net, drain) = start_peer_network(node.enr.clone(), subnets)?;
+        Ok(HarnessPeer::InProcess { net, drain })
+    }
+
+    fn spawn_child(
+        node: &Network,
+        subnets: Subnets,
+        prepared: &[PreparedSlot],
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        use std::io::{BufRead as _, Write as _};
+        let path = dir.join("peer-messages.bin");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        f.write_all(&(prepared.len() as u32).to_le_bytes())?;
+        for p in prepared {
+            f.write_all(&(p.messages.len() as u32).to_le_bytes())?;
+            for (subnet, m) in &p.messages {
+                f.write_all(&[*subnet as u8])?;
+                f.write_all(&(m.len() as u32).to_le_bytes())?;
+                f.write_all(m)?;
+            }
+        }
+        f.flush()?;
+        drop(f);
+        let list: Vec<String> = subnets.iter().map(|s| s.index().to_string()).collect();
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .arg("capacity-peer")
+            .arg("--bootnode")
+            .arg(node.enr.to_base64())
+            .arg("--messages")
+            .arg(&path)
+            .arg("--subnets")
+            .arg(list.join(","))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting the capacity-peer process")?;
+        let stdin = child.stdin.take().context("child stdin")?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        Ok(HarnessPeer::Child {
+            child,
+            stdin,
+            lines: std::io::BufReader::new(stdout).lines(),
+            ready: false,
+        })
+    }
+
+    fn ready(&mut self, subnets: Subnets) -> anyhow::Result<bool> {
+        match self {
+            HarnessPeer::InProcess { net, .. } => Ok(peer_joined(net, subnets)),
+            HarnessPeer::Child { lines, ready, .. } => {
+                if !*ready {
+                    // The child prints "ready" once it is in the mesh of every subnet.
+                    match lines.next() {
+                        Some(Ok(l)) if l.trim() == "ready" => *ready = true,
+                        Some(Ok(l)) => bail!("capacity-peer said {l:?}"),
+                        _ => bail!("capacity-peer exited before it was ready"),
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn publish_slot(&mut self, k: usize, p: &PreparedSlot) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        match self {
+            HarnessPeer::InProcess { net, .. } => {
+                for (subnet, msg) in &p.messages {
+                    publish_one(&net.handle, *subnet, msg)?;
+                }
+                Ok(())
+            }
+            HarnessPeer::Child { stdin, .. } => {
+                writeln!(stdin, "publish {k}")?;
+                stdin.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    fn stop(self) {
+        use std::io::Write as _;
+        match self {
+            HarnessPeer::InProcess { net, drain } => {
+                drop(net);
+                let _ = drain.join();
+            }
+            HarnessPeer::Child {
+                mut child,
+                mut stdin,
+                ..
+            } => {
+                let _ = writeln!(stdin, "quit");
+                drop(stdin);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Entry point of the hidden `ssv-perf capacity-peer`: joins the node's subnets, says
+/// `ready`, then publishes slot k's messages on each `publish k` line of stdin.
+pub fn peer_main(args: PeerArgs) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, Read as _};
+    let mut bytes = Vec::new();
+    std::fs::File::open(&args.messages)?.read_to_end(&mut bytes)?;
+    let mut at = 0usize;
+    let mut take = |n: usize| -> anyhow::Result<&[u8]> {
+        let s = bytes.get(at..at + n).context("truncated messages file")?;
+        at += n;
+        Ok(s)
+    };
+    let u32_at = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize;
+    let slots = u32_at(take(4)?);
+    let mut per_slot: Vec<Vec<(u64, Vec<u8>)>> = Vec::with_capacity(slots);
+    for _ in 0..slots {
+        let n = u32_at(take(4)?);
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let subnet = take(1)?[0] as u64;
+            let len = u32_at(take(4)?);
+            v.push((subnet, take(len)?.to_vec()));
+        }
+        per_slot.push(v);
+    }
+    let mut subnets = Subnets::NONE;
+    for s in &args.subnets {
+        subnets.insert(Subnet::new(*s)?);
+    }
+    let enr: ssv_netio::Enr = args
+        .bootnode
+        .parse()
+        .map_err(|e| anyhow::anyhow!("bootnode ENR: {e}"))?;
+    let (net, drain) = start_peer_network(enr, subnets)?;
+    let deadline = Instant::now() + MESH_TIMEOUT;
+    while !peer_joined(&net, subnets) {
+        if Instant::now() > deadline {
+            bail!("did not join the node's subnets within {MESH_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let mut parts = line.split_whitespace();
+        match (
+            parts.next(),
+            parts.next().and_then(|k| k.parse::<usize>().ok()),
+        ) {
+            (Some("publish"), Some(k)) => {
+                for (subnet, msg) in per_slot.get(k).context("no such slot")? {
+                    publish_one(&net.handle, *subnet, msg)?;
+                }
+            }
+            (Some("quit"), _) => break,
+            _ => bail!("unknown command {line:?}"),
+        }
+    }
+    drop(net);
+    let _ = drain.join();
+    Ok(())
 }
 
 fn passes(r: &Report) -> bool {

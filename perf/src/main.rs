@@ -23,6 +23,9 @@ enum Command {
     /// Validators per host: one node under test, the harness playing the other operators and
     /// the beacon node; slots back to back.
     Capacity(capacity::CapacityArgs),
+    /// The other operators' node of `capacity --peer-process` (started by it).
+    #[command(hide = true)]
+    CapacityPeer(capacity::PeerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +33,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crypto(args) => crypto::main(args),
         Command::Capacity(args) => capacity::main(args),
+        Command::CapacityPeer(args) => capacity::peer_main(args),
     }
 }
