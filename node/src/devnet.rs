@@ -1020,7 +1020,7 @@ fn expected_through(sim: &BeaconSim, first: u64, last: u64) -> (u64, u64) {
 async fn wait_until(target_ms: u64, nodes: &mut Nodes, stop: &AtomicBool) -> anyhow::Result<()> {
     loop {
         if stop.load(Ordering::Relaxed) {
-            bail!("interrupted");
+            bail!("interrupted (Ctrl-C); the nodes were stopped");
         }
         nodes.check()?;
         let now = now_ms();
@@ -1030,6 +1030,52 @@ async fn wait_until(target_ms: u64, nodes: &mut Nodes, stop: &AtomicBool) -> any
         let wait = Duration::from_millis(target_ms - now).min(CHILD_POLL_INTERVAL);
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Runs the counted slots (killing `--kill-operator` on time and printing a line per slot),
+/// then waits until the last one is settled. Fails when a node exits on its own or on Ctrl-C.
+async fn run_slots(
+    args: &DevnetArgs,
+    sim: &BeaconSim,
+    nodes: &mut Nodes,
+    (first, genesis_ms): (u64, u64),
+    interrupted: &AtomicBool,
+) -> anyhow::Result<()> {
+    let n = args.operators;
+    let last = first + args.slots - 1;
+    let slot_start = |s: u64| genesis_ms + s * args.slot_ms;
+    for rel in 0..args.slots {
+        let slot = first + rel;
+        wait_until(slot_start(slot), nodes, interrupted).await?;
+        if args.kill_at_slot == Some(rel)
+            && let Some(id) = args.kill_operator
+        {
+            nodes.kill(id, rel)?;
+            println!("slot {slot:>5} ({rel}): killed operator {id} (SIGKILL)");
+        }
+        wait_until(slot_start(slot + 1), nodes, interrupted).await?;
+        let s = sim.stats();
+        let (att_exp, sync_exp) = expected_through(sim, first, slot);
+        println!(
+            "slot {slot:>5} ({}/{}): attestations {}/{} valid, sync {}/{} valid, invalid {}, \
+             missed {}, operators alive {}/{n}",
+            rel + 1,
+            args.slots,
+            s.attestations_valid,
+            att_exp,
+            s.sync_messages_valid,
+            sync_exp,
+            s.attestations_invalid + s.sync_messages_invalid,
+            s.missed,
+            nodes.alive()
+        );
+    }
+    wait_until(
+        slot_start(last + 1 + SETTLE_SLOTS) + SETTLE_MARGIN.as_millis() as u64,
+        nodes,
+        interrupted,
+    )
+    .await
 }
 
 /// Runs the devnet; the error (a one-line reason) makes the command exit non-zero.
@@ -1165,42 +1211,14 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         slot_start(first).saturating_sub(now_ms()) as f64 / 1000.0
     );
 
-    for rel in 0..args.slots {
-        let slot = first + rel;
-        wait_until(slot_start(slot), &mut nodes, &interrupted).await?;
-        if args.kill_at_slot == Some(rel)
-            && let Some(id) = args.kill_operator
-        {
-            nodes.kill(id, rel)?;
-            println!("slot {slot:>5} ({rel}): killed operator {id} (SIGKILL)");
-        }
-        wait_until(slot_start(slot + 1), &mut nodes, &interrupted).await?;
-        let s = sim.stats();
-        let (att_exp, sync_exp) = expected_through(&sim, first, slot);
-        println!(
-            "slot {slot:>5} ({}/{}): attestations {}/{} valid, sync {}/{} valid, invalid {}, \
-             missed {}, operators alive {}/{n}",
-            rel + 1,
-            args.slots,
-            s.attestations_valid,
-            att_exp,
-            s.sync_messages_valid,
-            sync_exp,
-            s.attestations_invalid + s.sync_messages_invalid,
-            s.missed,
-            nodes.alive()
-        );
-    }
-    wait_until(
-        slot_start(last + 1 + SETTLE_SLOTS) + SETTLE_MARGIN.as_millis() as u64,
-        &mut nodes,
-        &interrupted,
-    )
-    .await?;
+    let ran = run_slots(args, &sim, &mut nodes, (first, genesis_ms), &interrupted).await;
+    // On every path the nodes get SIGTERM and time to close their stores (on a panic, the
+    // guard's Drop kills them instead).
     let stats: SimStats = sim.stats();
     nodes.stop().await;
     let _ = stop_sim.send(());
     drop(bootnode);
+    ran?;
 
     let (att_exp, sync_exp) = expected_through(&sim, first, last);
     ensure!(
