@@ -175,6 +175,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     let key = Arc::new(load_operator_key(&config.operator_key)?);
+    // Metrics and profiles are served from the start, so a node waiting for its beacon node
+    // can be observed.
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = config.metrics_addr {
+        let local = metrics::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!("metrics on http://{local}/metrics");
+    }
+    if let Some(addr) = config.pprof_addr {
+        let local = pprof::serve(addr)
+            .await
+            .with_context(|| format!("serving pprof on {addr}"))?;
+        tracing::info!("CPU profiles on http://{local}/debug/pprof/profile?seconds=10");
+    }
+
     let domain = config.network.domain();
     let client = Arc::new(
         BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
@@ -260,7 +276,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .build()
             .context("starting the crypto pool")?,
     );
-    let metrics = Arc::new(Metrics::default());
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: registry.clone(),
@@ -326,19 +341,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         })
     };
-
-    if let Some(addr) = config.metrics_addr {
-        let local = metrics::serve(addr, metrics.clone())
-            .await
-            .with_context(|| format!("serving metrics on {addr}"))?;
-        tracing::info!("metrics on http://{local}/metrics");
-    }
-    if let Some(addr) = config.pprof_addr {
-        let local = pprof::serve(addr)
-            .await
-            .with_context(|| format!("serving pprof on {addr}"))?;
-        tracing::info!("CPU profiles on http://{local}/debug/pprof/profile?seconds=10");
-    }
 
     let scheduler = Scheduler {
         client: client.clone(),

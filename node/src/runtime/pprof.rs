@@ -69,6 +69,11 @@ async fn profile(State(busy): State<Arc<AtomicBool>>, Query(p): Query<Params>) -
     let result = flamegraph_for(Duration::from_secs(seconds)).await;
     busy.store(false, Ordering::Release);
     match result {
+        Ok(svg) if svg.is_empty() => (
+            StatusCode::OK,
+            format!("no CPU samples in {seconds} s: the process was idle\n"),
+        )
+            .into_response(),
         Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
