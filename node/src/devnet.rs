@@ -28,9 +28,10 @@
 //!
 //! Exit status: 0 when every expected attestation and sync-committee message of the S slots
 //! was submitted valid and nothing was invalid or missed; otherwise non-zero with a one-line
-//! reason. No child process outlives the devnet: they are killed on every error path
-//! ([`Nodes`] kills in `Drop`) and get SIGTERM from the kernel if the devnet itself dies
-//! (`PR_SET_PDEATHSIG`).
+//! reason. No child process outlives the devnet: on Ctrl-C or when a node exits early the
+//! others get SIGTERM (then SIGKILL after [`NODE_STOP_TIMEOUT`]), a panic kills them
+//! ([`Nodes`] kills in `Drop`), and if the devnet itself is killed the kernel sends them
+//! SIGTERM (`PR_SET_PDEATHSIG`).
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -90,6 +91,13 @@ pub const SHARDS_PER_NODE_MAX: u64 = crate::config::SHARDS_MAX as u64;
 /// decrypt their shares, fetch the chain's genesis and duties and find each other through
 /// the bootnode. Too short: the first slots' duties are missed.
 pub const START_DELAY: Duration = Duration::from_secs(6);
+/// Extra start-up time per validator share, divided by the number of cores: every node
+/// RSA-decrypts each of its shares and parses the committee's share keys before it runs
+/// (measured about 1.75 ms of CPU per share on a loaded 2-core machine: 4 nodes of 4,000
+/// validators were ready after 14 s). Too small: the first slots of large runs are missed.
+pub const START_DELAY_PER_SHARE: Duration = Duration::from_millis(2);
+/// Longest start delay (`--start-delay-ms` and the computed one).
+pub const START_DELAY_MAX: Duration = Duration::from_secs(600);
 /// Slots waited after the last counted slot: the simulator settles slot `s` (counts its
 /// missing duties) when slot `s + 2` starts.
 pub const SETTLE_SLOTS: u64 = 2;
@@ -151,6 +159,10 @@ pub struct DevnetArgs {
     /// Seed of the validator keys, the share polynomials and the simulator's duty shuffle.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Time from starting the nodes to the first counted slot, in milliseconds. Default:
+    /// 6 s plus 2 ms per validator share divided by the number of cores.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=START_DELAY_MAX.as_millis() as u64))]
+    pub start_delay_ms: Option<u64>,
 }
 
 fn parse_committee_size(s: &str) -> Result<u64, String> {
@@ -236,6 +248,15 @@ pub struct Setup {
     pub validators: Vec<ValidatorKeys>,
     /// The account that "registered" every validator (nonce = validator index).
     pub owner: Address,
+}
+
+/// The default start delay for `shares` validator shares over all nodes on `cores` cores:
+/// [`START_DELAY`] plus [`START_DELAY_PER_SHARE`] per share per core, at most
+/// [`START_DELAY_MAX`].
+pub fn start_delay(shares: u64, cores: u64) -> Duration {
+    let extra = START_DELAY_PER_SHARE.saturating_mul(u32::try_from(shares).unwrap_or(u32::MAX))
+        / u32::try_from(cores.max(1)).unwrap_or(u32::MAX);
+    (START_DELAY + extra).min(START_DELAY_MAX)
 }
 
 /// `C(n, k)`, saturating at `cap`.
@@ -1147,7 +1168,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let enr = bootnode.enr().to_base64();
 
     // The simulator's listener comes first (the configs name its port); its chain starts
-    // when the stores are seeded, START_DELAY after the nodes are started.
+    // when the stores are seeded, the start delay after the nodes are started.
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .context("binding the simulator's port")?;
@@ -1174,10 +1195,17 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         nodes_to_start.push((id, config, op_dir.join("node.log")));
     }
 
+    let delay = match args.start_delay_ms {
+        Some(ms) => Duration::from_millis(ms),
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get() as u64);
+            start_delay(args.validators * args.committee_size, cores)
+        }
+    };
     let mut cfg = SimConfig::new(
         setup.sim_validators(),
         Duration::from_millis(args.slot_ms),
-        START_DELAY,
+        delay,
     );
     cfg.seed = args.seed;
     let first = cfg.first_slot;
@@ -1307,6 +1335,12 @@ mod tests {
         );
         assert_eq!(committee_count(501, 5, 4), 2);
         assert_eq!(committee_count(100_000, 13, 4), COMMITTEES_MAX);
+        assert_eq!(start_delay(0, 2), START_DELAY);
+        assert_eq!(
+            start_delay(512, 2),
+            START_DELAY + Duration::from_millis(512)
+        );
+        assert_eq!(start_delay(u64::MAX, 1), START_DELAY_MAX);
         assert_eq!(quorum(4), 3);
         assert_eq!(quorum(13), 9);
     }
@@ -1473,6 +1507,7 @@ mod tests {
             faulty_operator: None,
             shards_per_node: 1,
             seed: 1,
+            start_delay_ms: None,
         };
         good.validate().expect("good");
         let cases = [
