@@ -33,6 +33,7 @@
 //! ([`Nodes`] kills in `Drop`), and if the devnet itself is killed the kernel sends them
 //! SIGTERM (`PR_SET_PDEATHSIG`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -111,6 +112,10 @@ pub const CHILD_POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const LOG_TAIL_LINES: usize = 20;
 /// Bytes read from the end of a log to find its tail.
 pub const LOG_TAIL_BYTES_MAX: u64 = 16 * 1024;
+/// Bytes read from the start of a log to find the node's metrics address.
+pub const LOG_HEAD_BYTES_MAX: u64 = 256 * 1024;
+/// Timeout of reading one node's `/metrics`.
+pub const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The arguments of `ssv-node devnet`.
 #[derive(Debug, Clone, clap::Args)]
@@ -467,6 +472,7 @@ struct NodeConfigFile {
     beacon_nodes: Vec<String>,
     shards: u64,
     pin_shards: bool,
+    metrics_addr: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<&'static str>,
     operator: NodeOperatorSection,
@@ -488,8 +494,8 @@ struct NodeP2pSection {
 }
 
 /// The `ssv-node start` config of operator `id` whose directory is `dir`: network `local`,
-/// the simulator as beacon node, loopback with any free ports, the bootnode, and the fault
-/// for the faulty operator only. Shards are not pinned: several nodes share the cores.
+/// the simulator as beacon node, loopback with any free ports (p2p and metrics), the
+/// bootnode, and the fault for the faulty operator only. Shards are not pinned: several nodes share the cores.
 pub fn node_config(
     dir: &Path,
     id: u64,
@@ -504,6 +510,8 @@ pub fn node_config(
         beacon_nodes: vec![beacon_url.to_owned()],
         shards,
         pin_shards: false,
+        // Any free port: the node logs the address it got, and the devnet reads it there.
+        metrics_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         fault: faulty.then_some("corrupt-partials"),
         operator: NodeOperatorSection {
             id,
@@ -833,6 +841,11 @@ pub struct Summary {
     pub duty_latency_ms_p99: u64,
     /// Largest latency.
     pub duty_latency_ms_max: u64,
+    /// The nodes' counters (their `/metrics`), summed over the nodes alive at the end and
+    /// read before they are stopped; empty when none could be read.
+    pub node_counters: BTreeMap<String, u64>,
+    /// Seconds from starting the nodes to reading their counters.
+    pub node_seconds: f64,
     /// The operator killed during the run.
     pub killed_operator: Option<u64>,
     /// The counted slot (0-based) it was killed at.
@@ -940,6 +953,22 @@ impl Summary {
             "\nlatency, slot start -> valid submission: p50 {} ms, p99 {} ms, max {} ms",
             self.duty_latency_ms_p50, self.duty_latency_ms_p99, self.duty_latency_ms_max
         );
+        let rate = |name: &str| {
+            self.node_counters
+                .get(name)
+                .map(|v| *v as f64 / self.node_seconds.max(1e-3))
+        };
+        if let (Some(msgs), Some(sigs)) = (
+            rate("ssv_messages_in"),
+            rate("ssv_signatures_reconstructed"),
+        ) {
+            let _ = writeln!(
+                s,
+                "nodes, all together over {:.0} s: {msgs:.0} gossip messages/s in, \
+                 {sigs:.0} signatures/s reconstructed and verified",
+                self.node_seconds
+            );
+        }
         let _ = writeln!(s, "\n{:<10}{:<48}log", "operator", "status");
         for o in &self.operator_exits {
             let mut status = o.status.clone();
@@ -1013,6 +1042,58 @@ fn warn_beyond_fault_tolerance(args: &DevnetArgs, committees: &[Vec<u64>]) {
             );
         }
     }
+}
+
+/// The URL of a node's `/metrics`, from the line its log starts with
+/// (`metrics on http://ADDR/metrics`).
+fn metrics_url(log: &Path) -> Option<String> {
+    let mut head = Vec::new();
+    std::fs::File::open(log)
+        .ok()?
+        .take(LOG_HEAD_BYTES_MAX)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let at = text.find("metrics on http://")? + "metrics on ".len();
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    url.ends_with("/metrics").then_some(url)
+}
+
+/// Counters of a Prometheus text exposition (`name value` lines; others are skipped).
+pub fn parse_counters(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The counters of every running node, summed (what could not be read is left out).
+async fn node_counters(nodes: &Nodes) -> BTreeMap<String, u64> {
+    let Ok(client) = reqwest::Client::builder().timeout(METRICS_TIMEOUT).build() else {
+        return BTreeMap::new();
+    };
+    let mut sum = BTreeMap::new();
+    for p in nodes.procs.iter().filter(|p| p.state == NodeState::Running) {
+        let Some(url) = metrics_url(&p.log) else {
+            continue;
+        };
+        let Ok(resp) = client.get(&url).send().await else {
+            continue;
+        };
+        let Ok(text) = resp.text().await else {
+            continue;
+        };
+        for (k, v) in parse_counters(&text) {
+            *sum.entry(k).or_insert(0u64) += v;
+        }
+    }
+    sum
 }
 
 /// Attestation and sync duties of chain slots `first..=last`.
@@ -1232,6 +1313,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     }
 
     let mut nodes = Nodes::spawn(&exe, &nodes_to_start)?;
+    let started = Instant::now();
     eprintln!(
         "devnet: beacon simulator on {beacon_url}, {n} nodes started (logs: {}/op<ID>/node.log); \
          first counted slot {first} in {:.1} s",
@@ -1243,6 +1325,8 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     // On every path the nodes get SIGTERM and time to close their stores (on a panic, the
     // guard's Drop kills them instead).
     let stats: SimStats = sim.stats();
+    let counters = node_counters(&nodes).await;
+    let run_secs = started.elapsed().as_secs_f64();
     nodes.stop().await;
     let _ = stop_sim.send(());
     drop(bootnode);
@@ -1281,6 +1365,8 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
         duty_latency_ms_max: lat.last().copied().unwrap_or(0),
+        node_counters: counters,
+        node_seconds: run_secs,
         killed_operator: args.kill_operator,
         kill_at_slot: args.kill_at_slot,
         faulty_operator: args.faulty_operator,
@@ -1573,6 +1659,11 @@ mod tests {
             duty_latency_ms_p50: 1,
             duty_latency_ms_p99: 2,
             duty_latency_ms_max: 3,
+            node_counters: BTreeMap::from([
+                ("ssv_messages_in".to_string(), 100),
+                ("ssv_signatures_reconstructed".to_string(), 10),
+            ]),
+            node_seconds: 10.0,
             killed_operator: Some(4),
             kill_at_slot: Some(1),
             faulty_operator: None,
@@ -1596,6 +1687,12 @@ mod tests {
         };
         assert_eq!(s.failure(), None);
         assert!(s.table().contains("PASS"));
+        assert!(
+            s.table()
+                .contains("10 gossip messages/s in, 1 signatures/s reconstructed"),
+            "{}",
+            s.table()
+        );
         s.sync_messages_valid = 1;
         assert!(s.failure().unwrap().contains("1 of 2"));
         s.sync_messages_valid = 2;
@@ -1697,6 +1794,32 @@ mod tests {
         );
         assert!(nodes.procs[0].state.is_clean() && nodes.procs[1].state.is_clean());
         assert_eq!(nodes.procs[1].state, NodeState::Killed { slot: 0 });
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn metrics_address_and_counters_are_read() {
+        let dir = scratch_dir("metrics");
+        let log = dir.join("node.log");
+        std::fs::write(
+            &log,
+            "2026-11-21T14:04:59Z  INFO ssv_node::runtime: metrics on http://127.0.0.1:41234/metrics\n\
+             later line\n",
+        )
+        .expect("log");
+        assert_eq!(
+            metrics_url(&log).as_deref(),
+            Some("http://127.0.0.1:41234/metrics")
+        );
+        std::fs::write(&log, "no address here\n").expect("log");
+        assert_eq!(metrics_url(&log), None);
+        let c = parse_counters(
+            "# HELP ssv_messages_in x\n# TYPE ssv_messages_in counter\nssv_messages_in 68\n\
+             ssv_decided 7\nbroken line\nssv_bad nan\n",
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c["ssv_messages_in"], 68);
+        assert_eq!(c["ssv_decided"], 7);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
