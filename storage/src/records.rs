@@ -25,8 +25,11 @@ pub type Root = [u8; 32];
 
 /// Most operators in one committee (13 is the largest cluster SSV allows).
 pub const COMMITTEE_OPERATORS_MAX: usize = 13;
-/// Largest RSA public key we store for an operator (a PEM/DER 4096-bit key fits).
-pub const OPERATOR_PUBLIC_KEY_BYTES_MAX: usize = 2048;
+/// Largest operator public key we store. A 4096-bit RSA key as base64 PEM is ~1 KiB; the
+/// bound matches what the node's contract-event handler accepts (4 KiB), so every operator
+/// the handler admits can be stored (a smaller bound here would let one oversized
+/// `OperatorAdded` stop the contract sync for good).
+pub const OPERATOR_PUBLIC_KEY_BYTES_MAX: usize = 4096;
 /// Largest encrypted share we store (RSA-4096 ciphertext, base64: well under this).
 pub const ENCRYPTED_SHARE_BYTES_MAX: usize = 2048;
 /// Largest stored decided message (an SSZ `SignedSSVMessage` with its full data).

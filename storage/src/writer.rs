@@ -66,6 +66,11 @@ pub enum WriteOp {
     /// Insert or replace a validator share; its committee row is written too. The decrypted
     /// secret is dropped here unless the store is configured to persist it.
     PutShare(ShareRecord),
+    /// Like [`WriteOp::PutShare`] for the contract sync, which does not know the beacon
+    /// index: when a share of that validator is stored, its `validator_index` (beacon
+    /// metadata) and `secret_share` are kept; the rest comes from the new record. Done inside
+    /// the write transaction, so a concurrent metadata update is never lost.
+    PutRegistryShare(ShareRecord),
     /// Remove a validator share and its [`ValidatorEventsRecord`] row (its committee row
     /// stays; delete it explicitly when empty).
     DeleteShare(ValidatorPubkey),
@@ -102,7 +107,7 @@ impl WriteOp {
         match self {
             WriteOp::PutOperator(o) => o.validate(),
             WriteOp::PutCommittee(c) => c.validate(),
-            WriteOp::PutShare(s) => s.validate(),
+            WriteOp::PutShare(s) | WriteOp::PutRegistryShare(s) => s.validate(),
             WriteOp::PutDecided(d) => d.validate(),
             WriteOp::PutValidatorEvents(_, v) => v.validate(),
             WriteOp::PutLiquidatedCluster(c) => c.validate(),
@@ -262,23 +267,18 @@ impl Writer {
                 WriteOp::DeleteCommittee(id) => {
                     txn.del(&txn.handle::<Committees>()?, id)?;
                 }
-                WriteOp::PutShare(share) => {
-                    let stripped;
-                    let share = if share.secret_share.is_some() && !self.persist_decrypted_shares {
-                        stripped = ShareRecord {
-                            secret_share: None,
+                WriteOp::PutShare(share) => self.put_share(txn, share)?,
+                WriteOp::PutRegistryShare(share) => {
+                    let shares = txn.handle::<Shares>()?;
+                    let merged = match txn.get(&shares, &share.validator_pubkey)? {
+                        Some(stored) => ShareRecord {
+                            validator_index: stored.validator_index,
+                            secret_share: stored.secret_share,
                             ..share.clone()
-                        };
-                        &stripped
-                    } else {
-                        share
+                        },
+                        None => share.clone(),
                     };
-                    txn.put(&txn.handle::<Shares>()?, &share.validator_pubkey, share)?;
-                    let committee = CommitteeRecord {
-                        id: share.committee_id,
-                        operator_ids: share.operator_ids.clone(),
-                    };
-                    txn.put(&txn.handle::<Committees>()?, &committee.id, &committee)?;
+                    self.put_share(txn, &merged)?;
                 }
                 WriteOp::DeleteShare(pk) => {
                     txn.del(&txn.handle::<Shares>()?, pk)?;
@@ -370,6 +370,27 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Writes a share (dropping the decrypted secret unless configured to persist it) and
+    /// its committee row.
+    fn put_share(&self, txn: &WriteTxn<'_>, share: &ShareRecord) -> Result<()> {
+        let stripped;
+        let share = if share.secret_share.is_some() && !self.persist_decrypted_shares {
+            stripped = ShareRecord {
+                secret_share: None,
+                ..share.clone()
+            };
+            &stripped
+        } else {
+            share
+        };
+        txn.put(&txn.handle::<Shares>()?, &share.validator_pubkey, share)?;
+        let committee = CommitteeRecord {
+            id: share.committee_id,
+            operator_ids: share.operator_ids.clone(),
+        };
+        txn.put(&txn.handle::<Committees>()?, &committee.id, &committee)
     }
 }
 

@@ -284,3 +284,37 @@ fn bad_registry_records_are_refused_before_the_writer() {
     }
     assert_eq!(store.commits(), 0);
 }
+
+#[test]
+fn registry_share_keeps_the_beacon_index_and_stored_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let indexed = fixtures::share(3, 2);
+    assert_eq!(indexed.validator_index, Some(3));
+    store
+        .write(vec![WriteOp::PutShare(indexed.clone())])
+        .unwrap();
+    // The contract sync knows no index; a later change (here: liquidation) must not erase it.
+    let from_sync = ssv_storage::ShareRecord {
+        validator_index: None,
+        liquidated: true,
+        ..indexed.clone()
+    };
+    store
+        .write(vec![WriteOp::PutRegistryShare(from_sync.clone())])
+        .unwrap();
+    let stored = store.share(&indexed.validator_pubkey).unwrap().unwrap();
+    assert_eq!(stored.validator_index, Some(3));
+    assert!(stored.liquidated);
+    // A new validator gets the record as given.
+    let fresh = ssv_storage::ShareRecord {
+        validator_index: None,
+        ..fixtures::share(4, 2)
+    };
+    store
+        .write(vec![WriteOp::PutRegistryShare(fresh.clone())])
+        .unwrap();
+    assert_eq!(store.share(&fresh.validator_pubkey).unwrap(), Some(fresh));
+    let map = store.load_committees().unwrap();
+    assert_eq!(map.validator_committee.len(), 2);
+}

@@ -19,15 +19,17 @@
 //! # Storage
 //!
 //! The sync persists through the [`RegistryStore`] trait. [`MemoryRegistryStore`] is the
-//! in-memory implementation (tests, nodes without a database). The MDBX implementation
-//! over `ssv-storage` maps [`RegistryChange`]s to that crate's write batch (operators,
-//! shares, cursor) plus tables it does not have yet (owner nonces, liquidated clusters,
-//! fee recipients, malformed-event records).
+//! in-memory implementation (tests, nodes without a database). [`MdbxRegistryStore`]
+//! (`mdbx_store.rs`) is the persistent one: it maps each block's [`RegistryChange`]s to one
+//! `ssv-storage` write batch (operators, committees, shares of every committee, owner
+//! nonces, fee recipients, liquidated clusters, malformed events) ending with the cursor,
+//! committed as one transaction, so `ssv-node start` finds what the sync wrote.
 
 pub mod abi;
 pub mod error;
 pub mod events;
 pub mod handler;
+pub mod mdbx_store;
 pub mod progress;
 pub mod registry;
 pub mod shares;
@@ -35,6 +37,7 @@ pub mod sync;
 
 pub use error::{EthError, EventRejection};
 pub use handler::{DataPlaneEvent, EventHandler, StartValidator, StopReason};
+pub use mdbx_store::MdbxRegistryStore;
 pub use progress::ProgressMode;
 pub use registry::{
     ClusterKey, MalformedEvent, MemoryRegistryStore, OperatorRecord, OwnShare, RegistryChange,

@@ -20,9 +20,13 @@ use super::error::EthError;
 /// A validator public key (compressed G1).
 pub type ValidatorPubkey = [u8; 48];
 
-/// Most malformed-event records kept in memory (the store keeps all it is given). Too
-/// small: only the count is left to inspect after a burst of bad events.
-pub const MALFORMED_RECENT_MAX: usize = 1024;
+/// Most malformed-event records kept, in memory and in the MDBX store alike (the same
+/// bound as `ssv_storage::MALFORMED_EVENTS_MAX`, so both keep the same window). Too small:
+/// only the count is left to inspect after a burst of bad events.
+pub const MALFORMED_RECENT_MAX: usize = ssv_storage::MALFORMED_EVENTS_MAX;
+/// Longest event name or reason kept with a malformed-event record; longer text is cut at a
+/// character boundary (the same bound the MDBX table enforces).
+pub const MALFORMED_TEXT_MAX: usize = ssv_storage::MALFORMED_TEXT_BYTES_MAX;
 
 /// An operator as registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,7 +260,11 @@ impl RegistryState {
                 if self.malformed_recent.len() == MALFORMED_RECENT_MAX {
                     self.malformed_recent.remove(0);
                 }
-                self.malformed_recent.push(m.clone());
+                self.malformed_recent.push(MalformedEvent {
+                    event: bounded_text(&m.event),
+                    reason: bounded_text(&m.reason),
+                    ..m.clone()
+                });
             }
         }
     }
@@ -321,6 +329,18 @@ impl RegistryState {
     }
 }
 
+/// `text` cut to at most [`MALFORMED_TEXT_MAX`] bytes, at a character boundary.
+fn bounded_text(text: &str) -> String {
+    if text.len() <= MALFORMED_TEXT_MAX {
+        return text.to_owned();
+    }
+    let mut end = MALFORMED_TEXT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 /// What a store holds: the cursor and the registry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredRegistry {
@@ -347,7 +367,7 @@ pub trait RegistryStore: Send + Sync {
 /// A [`RegistryStore`] in memory: a mutex around a [`StoredRegistry`]. Each `apply_block`
 /// holds the lock for the whole block, so readers see block boundaries only. It keeps
 /// nothing across process restarts; it serves the tests and a node run without a database
-/// (the MDBX-backed implementation over `ssv-storage` is the persistent one).
+/// ([`crate::eth::MdbxRegistryStore`] over `ssv-storage` is the persistent one).
 #[derive(Debug, Default)]
 pub struct MemoryRegistryStore {
     inner: Mutex<StoredRegistry>,
