@@ -123,7 +123,8 @@ pub struct DevnetArgs {
     /// Number of operators (node processes); IDs are 1..=N.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=OPERATORS_MAX))]
     pub operators: u64,
-    /// Number of validators (beacon indices 0..V).
+    /// Number of validators (beacon indices 0..V), spread round-robin over ceil(V / 500)
+    /// committees (at most as many as the operators can form).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=VALIDATORS_MAX))]
     pub validators: u64,
     /// Number of counted slots.
