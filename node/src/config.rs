@@ -159,6 +159,21 @@ pub struct Config {
     pub crypto_threads: usize,
     /// A fault to inject (local networks only).
     pub fault: Option<Fault>,
+    /// Contract sync (execution-layer endpoints); `None`: run from the database as it is.
+    pub eth1: Option<Eth1Config>,
+}
+
+/// Contract sync settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eth1Config {
+    /// Execution JSON-RPC endpoints, in order of preference.
+    pub endpoints: Vec<String>,
+    /// SSVNetwork contract address (`0x…`); required on a local network, else the preset's.
+    pub contract: Option<String>,
+    /// First block to read; else the preset's deployment block (0 on a local network).
+    pub start_block: Option<u64>,
+    /// Blocks to stay behind the head.
+    pub follow_distance: Option<u64>,
 }
 
 /// p2p settings.
@@ -195,6 +210,17 @@ struct RawConfig {
     operator: RawOperator,
     #[serde(default)]
     p2p: RawP2p,
+    eth1: Option<RawEth1>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEth1 {
+    #[serde(default)]
+    endpoints: Vec<String>,
+    contract: Option<String>,
+    start_block: Option<u64>,
+    follow_distance: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -352,6 +378,36 @@ impl Config {
                 "at most {BOOTNODES_MAX} bootnodes"
             )));
         }
+        let eth1 = match raw.eth1 {
+            None => None,
+            Some(e) => {
+                if e.endpoints.is_empty() || e.endpoints.len() > BEACON_NODES_MAX {
+                    return Err(ConfigError::Invalid(format!(
+                        "eth1.endpoints: 1 to {BEACON_NODES_MAX} URLs required"
+                    )));
+                }
+                if let Some(c) = &e.contract
+                    && !(c.len() == 42
+                        && c.starts_with("0x")
+                        && c[2..].chars().all(|ch| ch.is_ascii_hexdigit()))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "eth1.contract {c:?} is not a 0x-prefixed 20-byte address"
+                    )));
+                }
+                if network == Network::Local && e.contract.is_none() {
+                    return Err(ConfigError::Invalid(
+                        "eth1.contract is required on network = \"local\"".into(),
+                    ));
+                }
+                Some(Eth1Config {
+                    endpoints: e.endpoints,
+                    contract: e.contract,
+                    start_block: e.start_block,
+                    follow_distance: e.follow_distance,
+                })
+            }
+        };
         let max_peers = raw.p2p.max_peers.unwrap_or(60);
         if max_peers == 0 {
             return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
@@ -376,6 +432,7 @@ impl Config {
             },
             crypto_threads: raw.crypto_threads.unwrap_or(0),
             fault: raw.fault,
+            eth1,
         })
     }
 }
@@ -462,6 +519,18 @@ bootnodes = ["enr:-abc"]
             (
                 "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n[operator]\nkeystore_file='k'",
                 "password_file",
+            ),
+            (
+                "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n[operator]\nkey_file='k'\n[eth1]\nendpoints=['http://e']",
+                "eth1.contract is required",
+            ),
+            (
+                "data_dir='d'\nnetwork='hoodi'\nbeacon_nodes=['http://b']\n[operator]\nkey_file='k'\n[eth1]\nendpoints=['http://e']\ncontract='0x12'",
+                "not a 0x-prefixed",
+            ),
+            (
+                "data_dir='d'\nnetwork='hoodi'\nbeacon_nodes=['http://b']\n[operator]\nkey_file='k'\n[eth1]",
+                "eth1.endpoints",
             ),
         ];
         for (text, want) in cases {

@@ -222,6 +222,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ))
         .context("opening the database")?,
     );
+    if let Err(e) = resolve_indices(&store, &client).await {
+        tracing::warn!("beacon indices of new validators not resolved: {e:#}");
+    }
     let registry = Arc::new(Registry::load(&store, &key, config.operator_id, domain)?);
     for s in &registry.skipped {
         tracing::warn!("validator not run: {s}");
@@ -373,6 +376,49 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::block_in_place(move || drop(network));
     tracing::info!(metrics = %metrics.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(", "), "stopped");
     Ok(())
+}
+
+/// Validator public keys per `validators` request.
+pub const INDEX_REQUEST_KEYS_MAX: usize = 512;
+
+/// Asks the beacon node for the index of every stored validator that has none yet (shares
+/// from contract sync arrive without one) and stores it in the share.
+async fn resolve_indices(store: &Store, client: &BeaconClient) -> anyhow::Result<usize> {
+    let map = store.load_committees().context("loading committees")?;
+    let missing: Vec<[u8; 48]> = map
+        .committees
+        .values()
+        .flat_map(|c| c.validators.iter())
+        .filter(|v| v.index.is_none() && !v.liquidated)
+        .map(|v| v.pubkey)
+        .collect();
+    let mut resolved = 0;
+    for chunk in missing.chunks(INDEX_REQUEST_KEYS_MAX) {
+        let ids: Vec<String> = chunk
+            .iter()
+            .map(|p| format!("0x{}", hex::encode(p)))
+            .collect();
+        let entries = client.validators(&ids).await?;
+        let mut ops = Vec::new();
+        for e in entries {
+            if let Some(mut share) = store.share(&e.validator.pubkey)? {
+                share.validator_index = Some(e.index);
+                ops.push(ssv_storage::WriteOp::PutShare(share));
+            }
+        }
+        resolved += ops.len();
+        if !ops.is_empty() {
+            store.write(ops).context("storing validator indices")?;
+        }
+    }
+    if !missing.is_empty() {
+        tracing::info!(
+            missing = missing.len(),
+            resolved,
+            "beacon indices of stored validators"
+        );
+    }
+    Ok(resolved)
 }
 
 async fn submit(client: &BeaconClient, metrics: &Metrics, s: Submission) {
