@@ -209,6 +209,8 @@ struct Container {
 
 #[derive(Debug)]
 struct SlotState {
+    /// The QBFT controller of this slot's instance.
+    controller: Controller,
     duty: CommitteeDuty,
     /// Duties by (validator, is attester).
     by_validator: HashMap<(ValidatorIndex, bool), ValidatorDuty>,
@@ -242,7 +244,7 @@ pub struct RunnerStats {
 pub struct CommitteeRunner {
     member: CommitteeMember,
     msg_id: MessageId,
-    controller: Controller,
+    qbft_config: Config,
     quorum: usize,
     slots: BTreeMap<Slot, SlotState>,
     pending: Vec<(Slot, SignedSsvMessage)>,
@@ -306,11 +308,10 @@ impl CommitteeRunner {
     pub fn new(member: CommitteeMember, config: Config) -> Self {
         let msg_id = MessageId::for_committee(member.domain, &member.committee_id);
         let quorum = quorum(member.committee.len());
-        let controller = Controller::new(msg_id.0.to_vec(), member.clone(), config);
         CommitteeRunner {
             member,
             msg_id,
-            controller,
+            qbft_config: config,
             quorum,
             slots: BTreeMap::new(),
             pending: Vec::new(),
@@ -399,9 +400,14 @@ impl CommitteeRunner {
             .collect();
         self.qbft_out.clear();
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
-        let started = self
-            .controller
-            .start_new_instance(env, slot, vote.to_ssz(), &mut qbft_out);
+        // One controller per slot, as ssv-spec runs one runner per duty: a new slot's
+        // instance must not stop the previous slot's, which may still be changing rounds.
+        let mut controller = Controller::new(
+            self.msg_id.0.to_vec(),
+            self.member.clone(),
+            self.qbft_config,
+        );
+        let started = controller.start_new_instance(env, slot, vote.to_ssz(), &mut qbft_out);
         if let Err(e) = started {
             self.qbft_out = qbft_out;
             return Err(e);
@@ -411,6 +417,7 @@ impl CommitteeRunner {
         self.slots.insert(
             slot,
             SlotState {
+                controller,
                 duty,
                 by_validator,
                 roots: None,
@@ -532,7 +539,15 @@ impl CommitteeRunner {
         }
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
-        let result = self.controller.process_msg(env, msg.clone(), &mut qbft_out);
+        let result = match self.slots.get_mut(&slot) {
+            Some(state) => state
+                .controller
+                .process_msg(env, msg.clone(), &mut qbft_out),
+            None => Err(Error::spec(
+                ErrorCode::NoRunnerForSlot,
+                format!("no duty for slot {slot}"),
+            )),
+        };
         let processed = match result {
             Ok(_) => Ok(Processed::Applied),
             Err(e) if qbft::is_retryable(&e) => {
@@ -897,12 +912,17 @@ impl CommitteeRunner {
         slot: Slot,
         out: &mut Vec<RunnerAction>,
     ) -> Result<(), Error> {
-        if !self.slots.contains_key(&slot) {
-            return Ok(());
-        }
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
-        let r = self.controller.upon_round_timeout(env, slot, &mut qbft_out);
+        let r = match self.slots.get_mut(&slot) {
+            Some(state) => state
+                .controller
+                .upon_round_timeout(env, slot, &mut qbft_out),
+            None => {
+                self.qbft_out = qbft_out;
+                return Ok(());
+            }
+        };
         self.drain_qbft(env, &mut qbft_out, out);
         self.qbft_out = qbft_out;
         self.flush_loopback(env, out);

@@ -307,8 +307,13 @@ impl Net {
                 // Fire every armed timer once (a round timeout).
                 let mut fired = false;
                 for i in 0..self.nodes.len() {
-                    let timers = std::mem::take(&mut self.nodes[i].timers);
-                    if timers.contains(&slot) && self.nodes[i].fault != Fault::Silent {
+                    let mut timers = std::mem::take(&mut self.nodes[i].timers);
+                    timers.sort_unstable();
+                    timers.dedup();
+                    if self.nodes[i].fault == Fault::Silent {
+                        continue;
+                    }
+                    for t in timers {
                         fired = true;
                         let mut out = vec![];
                         let check = BeaconVoteCheck { slot };
@@ -318,8 +323,8 @@ impl Net {
                             verifier: &Verifier,
                             value_check: &check,
                         };
-                        let _ = node.runner.on_timeout(env, slot, &mut out);
-                        self.handle(i, slot, out);
+                        let _ = node.runner.on_timeout(env, t, &mut out);
+                        self.handle(i, t, out);
                     }
                 }
                 if !fired || self.queue.is_empty() {
@@ -404,6 +409,26 @@ fn silent_first_leader_is_survived_by_a_round_change() {
         }
         net.run(100);
         net.assert_complete(100, 5);
+    }
+}
+
+#[test]
+fn a_slot_changing_rounds_survives_the_next_slot_start() {
+    // Each operator in turn is silent; slot 101 starts before slot 100 can decide, so slot
+    // 100 (whose first leader may be the silent one) finishes its round change while 101 runs.
+    for silent in 1..=4u64 {
+        let mut faults = vec![Fault::Honest; 4];
+        faults[silent as usize - 1] = Fault::Silent;
+        let mut net = Net::new(4, &faults, 40 + silent);
+        for i in 0..4 {
+            net.start(i, 100, 5);
+        }
+        for i in 0..4 {
+            net.start(i, 101, 5);
+        }
+        net.run(101);
+        net.assert_complete(100, 5);
+        net.assert_complete(101, 5);
     }
 }
 
