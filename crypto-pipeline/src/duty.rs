@@ -8,7 +8,11 @@
 //! the operator at fault. The Go reference node instead verifies each reconstructed signature
 //! alone ([`reconstruct_then_verify_each`], kept as the baseline).
 
-use crate::batch::{SignatureSet, verify_sets, verify_sets_parallel};
+use std::cell::RefCell;
+
+use rand::RngCore;
+
+use crate::batch::{SignatureSet, verify_sets, verify_sets_parallel, verify_sets_with_rng};
 use crate::bls::{PublicKey, Signature, SigningRoot};
 use crate::error::CryptoError;
 use crate::threshold::{LagrangeCache, OperatorId, reconstruct_signature};
@@ -56,10 +60,38 @@ pub fn reconstruct_and_verify(
     cache: &LagrangeCache,
     pool: Option<&rayon::ThreadPool>,
 ) -> Vec<Result<Signature, CryptoError>> {
-    let verify = |sets: &[SignatureSet]| match pool {
-        Some(p) => verify_sets_parallel(sets, p),
-        None => verify_sets(sets),
-    };
+    match pool {
+        Some(p) => reconstruct_and_verify_by(root, validators, cache, &|sets| {
+            verify_sets_parallel(sets, p)
+        }),
+        None => reconstruct_and_verify_by(root, validators, cache, &verify_sets),
+    }
+}
+
+/// [`reconstruct_and_verify`] on the calling thread with the caller's randomness for the
+/// batch's linear combinations (which must be unpredictable to the signers). The perf gate
+/// passes a seeded generator: the random scalars decide part of the work, and its instruction
+/// count must repeat exactly.
+pub fn reconstruct_and_verify_with_rng<R: RngCore>(
+    root: &SigningRoot,
+    validators: &[ValidatorPartials<'_>],
+    cache: &LagrangeCache,
+    rng: &mut R,
+) -> Vec<Result<Signature, CryptoError>> {
+    let rng = RefCell::new(rng);
+    reconstruct_and_verify_by(root, validators, cache, &|sets| {
+        verify_sets_with_rng(sets, &mut **rng.borrow_mut())
+    })
+}
+
+type VerifyFn<'a> = dyn Fn(&[SignatureSet]) -> Vec<Result<(), CryptoError>> + 'a;
+
+fn reconstruct_and_verify_by(
+    root: &SigningRoot,
+    validators: &[ValidatorPartials<'_>],
+    cache: &LagrangeCache,
+    verify: &VerifyFn<'_>,
+) -> Vec<Result<Signature, CryptoError>> {
     let reconstructed: Vec<Result<Signature, CryptoError>> =
         validators.iter().map(|v| reconstruct(v, cache)).collect();
     let mut sets = Vec::with_capacity(validators.len());
@@ -79,7 +111,7 @@ pub fn reconstruct_and_verify(
     for (k, r) in results.into_iter().enumerate() {
         let i = set_of[k];
         if r.is_err() {
-            out[i] = Err(find_culprits(root, &validators[i], &verify));
+            out[i] = Err(find_culprits(root, &validators[i], verify));
         }
     }
     out
@@ -89,7 +121,7 @@ pub fn reconstruct_and_verify(
 fn find_culprits(
     root: &SigningRoot,
     v: &ValidatorPartials<'_>,
-    verify: &dyn Fn(&[SignatureSet]) -> Vec<Result<(), CryptoError>>,
+    verify: &VerifyFn<'_>,
 ) -> CryptoError {
     let sets: Vec<SignatureSet> = v
         .partials

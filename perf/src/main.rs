@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod capacity;
 mod crypto;
+mod gate;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,11 @@ enum Command {
     /// The other operators' node of `capacity --peer-process` (started by it).
     #[command(hide = true)]
     CapacityPeer(capacity::PeerArgs),
+    /// Perf-regression gate: instruction counts of a fixed workload under valgrind, compared
+    /// with the committed baseline (`--update` rewrites it).
+    Gate(gate::GateArgs),
+    /// One part of the gate's fixed workload (what the gate runs under valgrind).
+    GateWorkload(gate::WorkloadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Crypto(args) => crypto::main(args),
         Command::Capacity(args) => capacity::main(args),
         Command::CapacityPeer(args) => capacity::peer_main(args),
+        Command::Gate(args) => gate::main(args),
+        Command::GateWorkload(args) => gate::workload_main(args),
     }
 }
