@@ -3,6 +3,10 @@
 //! a sync that dies mid-history, a new process that reopens the database and resumes, the
 //! registry compared with an uninterrupted in-memory sync, and the runtime's start-up
 //! loader (`ssv-node start`) reading what the sync wrote.
+//!
+//! The 10,000-event rate into a durable MDBX store (with the in-memory store as the
+//! baseline of the same run) is ignored by default:
+//! `cargo test --release -p ssv-node --test eth_sync_mdbx -- --ignored --nocapture sync_10k`
 
 #[path = "eth/harness.rs"]
 mod harness;
@@ -10,7 +14,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::*;
 use ssv_crypto_pipeline::OperatorSecretKey;
@@ -248,4 +252,89 @@ async fn mdbx_registry_resumes_after_a_crash_and_feeds_the_runtime() {
     );
     let again = Registry::load(&store, &key, None, DomainType::MAINNET).expect("runtime load");
     assert_eq!(again.validator_count(), own_active.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "takes a few minutes; run with --ignored to measure the sync rate into MDBX"]
+async fn sync_10k_events_rate_mdbx() {
+    require_dev_node!();
+    const EVENTS: usize = 10_000;
+    const OWNERS: usize = 8;
+    let node = DevNode::start().await;
+    let chain = Chain::deploy(&node).await;
+    let key = Arc::new(OperatorSecretKey::generate().expect("rsa key"));
+    register_operators(&chain, OUR_ID, &key, &[2, 3, 4, 5]).await;
+    let per_owner = EVENTS / OWNERS;
+    let regs: Vec<Vec<Registration>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..OWNERS)
+            .map(|o| {
+                let owner = chain.accounts[1 + o];
+                let key = key.clone();
+                s.spawn(move || {
+                    let mut reg = Registrar::new(OUR_ID, key, 10 + o as u8);
+                    let ids = if o % 2 == 0 { &OURS_4 } else { &THEIRS_4 };
+                    (0..per_owner)
+                        .map(|_| reg.register(owner, ids, Shares::Valid))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("generator"))
+            .collect()
+    });
+    for owner_regs in &regs {
+        send_registrations(&chain, owner_regs, 100).await;
+    }
+    let head = chain.head().await;
+    let blocks = head - chain.deploy_block + 1;
+
+    async fn timed<S: RegistryStore + 'static>(
+        chain: &Chain,
+        url: String,
+        key: &Arc<OperatorSecretKey>,
+        store: Arc<S>,
+    ) -> (f64, ssv_node::eth::SyncStats) {
+        let mut cfg = config(chain, vec![url]);
+        cfg.initial_range = 1_000;
+        cfg.max_range = 10_000;
+        let mut sync = ContractSync::new(cfg, store, Some(key.clone()), None).expect("sync");
+        let started = Instant::now();
+        sync.sync_history().await.expect("history");
+        (started.elapsed().as_secs_f64(), sync.stats())
+    }
+
+    let memory = Arc::new(MemoryRegistryStore::new());
+    let (memory_s, memory_stats) = timed(&chain, node.http_url(), &key, memory.clone()).await;
+    let dir = TempDir::new();
+    let store = {
+        // The production setting: every block's commit is flushed before it returns.
+        let c = StoreConfig::new(&dir.0, [0x11; 32]);
+        Arc::new(Store::open(c).expect("open store"))
+    };
+    let registry = Arc::new(MdbxRegistryStore::new(store.clone()).expect("registry"));
+    let (mdbx_s, mdbx_stats) = timed(&chain, node.http_url(), &key, registry.clone()).await;
+    let events = (mdbx_stats.events_applied + mdbx_stats.events_malformed) as f64;
+    eprintln!(
+        "RESULT: {EVENTS} ValidatorAdded over {blocks} blocks; memory store {memory_s:.2} s \
+         ({:.0} events/s, commits {} ms); MDBX durable {mdbx_s:.2} s ({:.0} events/s, {} \
+         commits in {} ms); ratio {:.2}",
+        events / memory_s,
+        memory_stats.commit_us / 1000,
+        events / mdbx_s,
+        mdbx_stats.commits,
+        mdbx_stats.commit_us / 1000,
+        mdbx_s / memory_s
+    );
+    assert_eq!(mdbx_stats.events_malformed, 0);
+    assert_eq!(registry.load().expect("load"), memory.snapshot());
+    assert_eq!(
+        store
+            .load_committees()
+            .expect("map")
+            .validator_committee
+            .len(),
+        EVENTS
+    );
 }

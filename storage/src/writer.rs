@@ -71,6 +71,11 @@ pub enum WriteOp {
     /// metadata) and `secret_share` are kept; the rest comes from the new record. Done inside
     /// the write transaction, so a concurrent metadata update is never lost.
     PutRegistryShare(ShareRecord),
+    /// Set the beacon index of a stored share, changing nothing else (a no-op when the
+    /// share is absent). Read and written inside the write transaction, so it never undoes
+    /// a concurrent contract-sync change (liquidation, removal) the way a read-modify-write
+    /// [`WriteOp::PutShare`] from a snapshot can.
+    SetValidatorIndex(ValidatorPubkey, u64),
     /// Remove a validator share and its [`ValidatorEventsRecord`] row (its committee row
     /// stays; delete it explicitly when empty).
     DeleteShare(ValidatorPubkey),
@@ -268,6 +273,13 @@ impl Writer {
                     txn.del(&txn.handle::<Committees>()?, id)?;
                 }
                 WriteOp::PutShare(share) => self.put_share(txn, share)?,
+                WriteOp::SetValidatorIndex(pk, index) => {
+                    let shares = txn.handle::<Shares>()?;
+                    if let Some(mut share) = txn.get(&shares, pk)? {
+                        share.validator_index = Some(*index);
+                        txn.put(&shares, pk, &share)?;
+                    }
+                }
                 WriteOp::PutRegistryShare(share) => {
                     let shares = txn.handle::<Shares>()?;
                     let merged = match txn.get(&shares, &share.validator_pubkey)? {

@@ -318,3 +318,31 @@ fn registry_share_keeps_the_beacon_index_and_stored_secret() {
     let map = store.load_committees().unwrap();
     assert_eq!(map.validator_committee.len(), 2);
 }
+
+#[test]
+fn set_validator_index_changes_only_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let share = ssv_storage::ShareRecord {
+        validator_index: None,
+        liquidated: true,
+        ..fixtures::share(5, 2)
+    };
+    store.write(vec![WriteOp::PutShare(share.clone())]).unwrap();
+    store
+        .write(vec![
+            WriteOp::SetValidatorIndex(share.validator_pubkey, 77),
+            // Absent: nothing is created.
+            WriteOp::SetValidatorIndex(fixtures::pubkey(999), 78),
+        ])
+        .unwrap();
+    let stored = store.share(&share.validator_pubkey).unwrap().unwrap();
+    assert_eq!(
+        stored,
+        ssv_storage::ShareRecord {
+            validator_index: Some(77),
+            ..share
+        }
+    );
+    assert!(store.share(&fixtures::pubkey(999)).unwrap().is_none());
+}

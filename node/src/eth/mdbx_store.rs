@@ -32,6 +32,15 @@
 //!
 //! The beacon index of a share is not a contract fact: shares are written with
 //! `WriteOp::PutRegistryShare`, which keeps an index (and a persisted secret) already stored.
+//!
+//! # Measured (2-core development machine shared with other builds, load average 5-6)
+//!
+//! * One durable block commit with one new validator: 4.1 ms
+//!   (`cargo test --release -p ssv-node --lib -- --ignored --nocapture apply_block_rate`).
+//! * 10,000 `ValidatorAdded` over 110 blocks from the hardhat dev node: 554 events/s into a
+//!   durable MDBX store against 602 events/s into the memory store in the same run (1.09x
+//!   the time; 109 commits took 1.8 s of the 18 s, the rest is BLS and RSA)
+//!   (`cargo test --release -p ssv-node --test eth_sync_mdbx -- --ignored --nocapture sync_10k`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
@@ -1038,6 +1047,63 @@ mod tests {
         assert_eq!(
             store.load().unwrap().state.validators[&v.pubkey].exit_requested_block,
             Some(2)
+        );
+    }
+
+    /// Cost of one block's commit into a durable store, one validator per block (the
+    /// worst case of a history sync: many blocks with one event each).
+    /// `cargo test --release -p ssv-node --lib -- --ignored --nocapture apply_block_rate`
+    #[test]
+    #[ignore = "measurement; run with --ignored --nocapture"]
+    fn apply_block_rate() {
+        const BLOCKS: u64 = 500;
+        let dir = TempDir::new("rate");
+        let store = Arc::new(Store::open(StoreConfig::new(&dir.0, [0x5a; 32])).expect("open"));
+        let registry = MdbxRegistryStore::new(store).expect("registry");
+        let owner = Address::repeat_byte(1);
+        let operators: Vec<RegistryChange> = (1..=4)
+            .map(|id| {
+                RegistryChange::PutOperator(OperatorRecord {
+                    id,
+                    owner,
+                    public_key: vec![b'k'; 612],
+                    removed: false,
+                })
+            })
+            .collect();
+        registry.apply_block(1, &operators).expect("operators");
+        let started = std::time::Instant::now();
+        for block in 2..2 + BLOCKS {
+            let mut pubkey = [0u8; 48];
+            pubkey[..8].copy_from_slice(&block.to_be_bytes());
+            let v = ValidatorRecord {
+                pubkey,
+                owner,
+                operator_ids: vec![1, 2, 3, 4],
+                share_pubkeys: vec![[3; 48]; 4],
+                own_share: Some(OwnShare {
+                    operator_id: 1,
+                    share_pubkey: [3; 48],
+                    encrypted_share: vec![9; 256],
+                }),
+                added_block: block,
+                exit_requested_block: None,
+            };
+            registry
+                .apply_block(
+                    block,
+                    &[
+                        RegistryChange::SetNonce { owner, next: block },
+                        RegistryChange::PutValidator(Box::new(v)),
+                    ],
+                )
+                .expect("apply");
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "RESULT: {BLOCKS} durable block commits (1 validator each) in {:.2} s: {:.2} ms per block",
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1000.0 / BLOCKS as f64
         );
     }
 
