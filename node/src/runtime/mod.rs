@@ -222,6 +222,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ))
         .context("opening the database")?,
     );
+    let follower = match &config.eth1 {
+        Some(eth1) => Some(sync_contract(eth1, &config, &store, &key, &stop_rx).await?),
+        None => None,
+    };
     if let Err(e) = resolve_indices(&store, &client).await {
         tracing::warn!("beacon indices of new validators not resolved: {e:#}");
     }
@@ -361,6 +365,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_rx.wait_for(|s| *s).await;
     tracing::info!("stopping");
     let _ = sched.await;
+    if let Some(f) = follower {
+        f.abort();
+    }
     for tx in &shard_txs {
         let _ = tx.send(ShardEvent::Shutdown).await;
     }
@@ -376,6 +383,52 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::block_in_place(move || drop(network));
     tracing::info!(metrics = %metrics.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(", "), "stopped");
     Ok(())
+}
+
+/// Syncs the SSV contract's history into the database (with a progress display), then
+/// follows new blocks on a background task. Committee changes after start-up are stored and
+/// take effect at the next restart (the data plane is built once).
+async fn sync_contract(
+    eth1: &crate::config::Eth1Config,
+    config: &Config,
+    store: &Arc<Store>,
+    key: &Arc<OperatorSecretKey>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use crate::eth::{ContractSync, MdbxRegistryStore, SyncConfig};
+    let mut cfg = match config.network {
+        crate::config::Network::Public(name) => {
+            SyncConfig::for_network(name, eth1.endpoints.clone())?
+        }
+        crate::config::Network::Local => {
+            SyncConfig::new(eth1.endpoints.clone(), alloy::primitives::Address::ZERO, 0)
+        }
+    };
+    if let Some(c) = &eth1.contract {
+        cfg.contract = c
+            .parse()
+            .map_err(|e| anyhow::anyhow!("eth1.contract {c:?}: {e}"))?;
+    }
+    if let Some(b) = eth1.start_block {
+        cfg.start_block = b;
+    }
+    if let Some(d) = eth1.follow_distance {
+        cfg.follow_distance = d;
+    }
+    let registry_store =
+        Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
+    let mut sync =
+        ContractSync::new(cfg, registry_store, Some(key.clone()), None)?.with_stop(stop.clone());
+    let cursor = sync
+        .sync_history()
+        .await
+        .context("contract sync (history)")?;
+    tracing::info!(cursor = ?cursor, stats = ?sync.stats(), "contract history synced");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = sync.run().await {
+            tracing::error!("contract sync stopped: {e}");
+        }
+    }))
 }
 
 /// Validator public keys per `validators` request.
@@ -401,10 +454,11 @@ async fn resolve_indices(store: &Store, client: &BeaconClient) -> anyhow::Result
         let entries = client.validators(&ids).await?;
         let mut ops = Vec::new();
         for e in entries {
-            if let Some(mut share) = store.share(&e.validator.pubkey)? {
-                share.validator_index = Some(e.index);
-                ops.push(ssv_storage::WriteOp::PutShare(share));
-            }
+            // Set inside the write transaction: never undoes a concurrent contract change.
+            ops.push(ssv_storage::WriteOp::SetValidatorIndex(
+                e.validator.pubkey,
+                e.index,
+            ));
         }
         resolved += ops.len();
         if !ops.is_empty() {
