@@ -11,8 +11,8 @@
 //! a part that grew by more than the threshold (3 % by default) fails the gate.
 //!
 //! The baseline also records what the counts depend on besides our code: the valgrind
-//! version, blst's arithmetic path as seen under valgrind ([`ssv_crypto_pipeline::cpu_path`])
-//! and the build profile. When one of those differs the gate says so and exits with
+//! version, blst's arithmetic path as seen under valgrind ([`ssv_crypto_pipeline::cpu_path`]),
+//! the build profile and the compiler (with RUSTFLAGS, recorded by `build.rs`). When one of those differs the gate says so and exits with
 //! [`EXIT_ENV_MISMATCH`] instead of reporting a false regression; `--update` on that
 //! machine makes a new baseline.
 //!
@@ -46,7 +46,7 @@ pub const RUNS_MAX: usize = 10;
 /// measured).
 pub const EXIT_REGRESSION: i32 = 1;
 /// Exit code when the baseline was measured in another environment (valgrind version, blst
-/// path, profile): counts are not comparable.
+/// path, profile, compiler): counts are not comparable.
 pub const EXIT_ENV_MISMATCH: i32 = 2;
 
 /// The committed baseline, found from the crate's source directory so that the gate works
@@ -111,6 +111,9 @@ pub struct Environment {
     pub cpu_path: String,
     /// `release` or `debug` (debug assertions on).
     pub profile: String,
+    /// The compiler (and RUSTFLAGS, if any) this binary was built with: codegen decides the
+    /// counts as much as our code does.
+    pub compiler: String,
 }
 
 /// One part's measured count.
@@ -145,6 +148,7 @@ impl Measurement {
             "valgrind": self.env.valgrind,
             "cpu_path": self.env.cpu_path,
             "profile": self.env.profile,
+            "compiler": self.env.compiler,
             "parts": parts,
         })
     }
@@ -166,6 +170,7 @@ impl Measurement {
             valgrind: text("valgrind")?,
             cpu_path: text("cpu_path")?,
             profile: text("profile")?,
+            compiler: text("compiler")?,
         };
         let mut parts = BTreeMap::new();
         let obj = v
@@ -260,6 +265,7 @@ pub fn compare(
         ("valgrind", &b.valgrind, &c.valgrind),
         ("cpu_path", &b.cpu_path, &c.cpu_path),
         ("profile", &b.profile, &c.profile),
+        ("compiler", &b.compiler, &c.compiler),
     ] {
         if bv != cv {
             env_mismatch.push(format!("{field}: baseline {bv:?}, now {cv:?}"));
@@ -573,6 +579,7 @@ pub fn main(args: GateArgs) -> anyhow::Result<()> {
                 "release"
             }
             .to_string(),
+            compiler: env!("SSV_PERF_BUILD").to_string(),
         },
         parts: BTreeMap::new(),
     };
@@ -613,12 +620,13 @@ pub fn main(args: GateArgs) -> anyhow::Result<()> {
             .insert(name.to_string(), PartCount { ir: min, items });
     }
     println!(
-        "measured {} parts in {:.1} s (valgrind {}, blst {}, {} build)",
+        "measured {} parts in {:.1} s (valgrind {}, blst {}, {} build, {})",
         by_part.len(),
         started.elapsed().as_secs_f64(),
         current.env.valgrind,
         current.env.cpu_path,
-        current.env.profile
+        current.env.profile,
+        current.env.compiler
     );
     if args.update {
         let mut m = current;
@@ -677,6 +685,7 @@ mod tests {
             valgrind: "valgrind-3.19.0".into(),
             cpu_path: "x86_64 adx".into(),
             profile: "release".into(),
+            compiler: "rustc 1.95.0".into(),
         }
     }
 
@@ -775,6 +784,15 @@ mod tests {
         assert_eq!(
             compare(&base, &debug, 3.0, &[]).exit_code(),
             EXIT_ENV_MISMATCH
+        );
+        let mut toolchain = m(&[("a", 100)]);
+        toolchain.env.compiler = "rustc 1.96.0".into();
+        let c = compare(&base, &toolchain, 3.0, &[]);
+        assert_eq!(c.exit_code(), EXIT_ENV_MISMATCH);
+        assert!(
+            c.env_mismatch[0].starts_with("compiler:"),
+            "{:?}",
+            c.env_mismatch
         );
     }
 
