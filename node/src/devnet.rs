@@ -120,6 +120,12 @@ pub const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The arguments of `ssv-node devnet`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevnetArgs {
+    /// An Ethereum JSON-RPC endpoint with an unlocked account (a dev node such as hardhat):
+    /// the devnet deploys the SSVNetwork-events test contract there, registers operators and
+    /// validators by transactions, and the nodes learn them by contract sync instead of from
+    /// seeded databases.
+    #[arg(long)]
+    pub execution_endpoint: Option<String>,
     /// Number of operators (node processes); IDs are 1..=N.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=OPERATORS_MAX))]
     pub operators: u64,
@@ -336,6 +342,21 @@ impl Setup {
         committee_size: u64,
         seed: u64,
     ) -> anyhow::Result<Self> {
+        let owner = Address::from_slice(
+            &Sha256::digest([b"ssv-node devnet owner".as_slice(), &seed.to_le_bytes()].concat())
+                [..20],
+        );
+        Self::generate_for_owner(operators, validators, committee_size, seed, owner)
+    }
+
+    /// [`Setup::generate`] with the validators registered by `owner` (nonce = index).
+    pub fn generate_for_owner(
+        operators: u64,
+        validators: u64,
+        committee_size: u64,
+        seed: u64,
+        owner: Address,
+    ) -> anyhow::Result<Self> {
         ensure!(
             (1..=OPERATORS_MAX).contains(&operators),
             "1..={OPERATORS_MAX} operators"
@@ -358,10 +379,6 @@ impl Setup {
         let count = committee_count(validators, operators.len() as u64, committee_size);
         let committees = committees(operators.len() as u64, committee_size, count);
         ensure!(!committees.is_empty(), "no committee could be formed");
-        let owner = Address::from_slice(
-            &Sha256::digest([b"ssv-node devnet owner".as_slice(), &seed.to_le_bytes()].concat())
-                [..20],
-        );
         let threshold = quorum(committee_size);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut out = Vec::with_capacity(validators as usize);
@@ -478,6 +495,21 @@ struct NodeConfigFile {
     fault: Option<&'static str>,
     operator: NodeOperatorSection,
     p2p: NodeP2pSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eth1: Option<NodeEth1Section>,
+}
+
+/// The `[eth1]` section of a node config (`--execution-endpoint`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeEth1Section {
+    /// The execution endpoint.
+    pub endpoints: Vec<String>,
+    /// The test contract.
+    pub contract: String,
+    /// Its deployment block.
+    pub start_block: u64,
+    /// 0: a dev node does not reorg.
+    pub follow_distance: u64,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -524,8 +556,21 @@ pub fn node_config(
             udp_port: 0,
             bootnodes: vec![bootnode_enr.to_owned()],
         },
+        eth1: None,
     };
     toml::to_string(&file).context("encoding a node config")
+}
+
+/// [`node_config`] plus an `[eth1]` section: the node learns its registry by contract sync.
+pub fn node_config_eth1(base: &str, eth1: &NodeEth1Section) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Only<'a> {
+        eth1: &'a NodeEth1Section,
+    }
+    Ok(format!(
+        "{base}\n{}",
+        toml::to_string(&Only { eth1 }).context("encoding the eth1 section")?
+    ))
 }
 
 /// Writes operator `id`'s directory: key, seeded store, config. Returns the config path.
@@ -535,6 +580,7 @@ fn prepare_operator(
     id: u64,
     gvr: [u8; 32],
     config_text: &str,
+    seed_store: bool,
 ) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -549,12 +595,14 @@ fn prepare_operator(
         .with_context(|| format!("creating {}", key_path.display()))?;
     std::io::Write::write_all(&mut f, pem.as_bytes())
         .with_context(|| format!("writing {}", key_path.display()))?;
-    let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
-        .with_context(|| format!("opening the store of operator {id}"))?;
-    store
-        .write(setup.store_ops(id)?)
-        .with_context(|| format!("seeding the store of operator {id}"))?;
-    drop(store);
+    if seed_store {
+        let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
+            .with_context(|| format!("opening the store of operator {id}"))?;
+        store
+            .write(setup.store_ops(id)?)
+            .with_context(|| format!("seeding the store of operator {id}"))?;
+        drop(store);
+    }
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config_text)
         .with_context(|| format!("writing {}", config_path.display()))?;
@@ -1229,11 +1277,42 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let n = args.operators;
     let exe = std::env::current_exe().context("locating the ssv-node binary")?;
     let t0 = Instant::now();
+    let chain = match &args.execution_endpoint {
+        Some(url) => Some(crate::devnet_chain::DevChain::deploy(url).await?),
+        None => None,
+    };
     let setup = {
         let (n, v, k, seed) = (n, args.validators, args.committee_size, args.seed);
-        tokio::task::spawn_blocking(move || Setup::generate(n, v, k, seed))
-            .await
-            .context("set-up task")??
+        let owner = chain.as_ref().map(|c| c.owner);
+        tokio::task::spawn_blocking(move || match owner {
+            Some(o) => Setup::generate_for_owner(n, v, k, seed, o),
+            None => Setup::generate(n, v, k, seed),
+        })
+        .await
+        .context("set-up task")??
+    };
+    let eth1 = match &chain {
+        Some(c) => {
+            let t = Instant::now();
+            let last = c.register(&setup).await?;
+            eprintln!(
+                "devnet: contract {} at block {} on {}; {} operators and {} validators \
+                 registered by block {last} in {:.1} s",
+                c.contract,
+                c.deploy_block,
+                c.url,
+                setup.operators.len(),
+                setup.validators.len(),
+                t.elapsed().as_secs_f64()
+            );
+            Some(NodeEth1Section {
+                endpoints: vec![c.url.clone()],
+                contract: c.contract.to_string(),
+                start_block: c.deploy_block,
+                follow_distance: 0,
+            })
+        }
+        None => None,
     };
     eprintln!(
         "devnet: {n} operator keys, {} validators split into {} committee(s) of {} in {:.1} s",
@@ -1269,11 +1348,18 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
             args.shards_per_node,
             args.faulty_operator == Some(id),
         )?;
+        let text = match &eth1 {
+            Some(e) => node_config_eth1(&text, e)?,
+            None => text,
+        };
         let s = Arc::clone(&setup);
         let d = op_dir.clone();
-        let config = tokio::task::spawn_blocking(move || prepare_operator(&s, &d, id, gvr, &text))
-            .await
-            .context("seeding task")??;
+        let seed_store = eth1.is_none();
+        let config = tokio::task::spawn_blocking(move || {
+            prepare_operator(&s, &d, id, gvr, &text, seed_store)
+        })
+        .await
+        .context("seeding task")??;
         nodes_to_start.push((id, config, op_dir.join("node.log")));
     }
 
@@ -1543,7 +1629,7 @@ mod tests {
             let op_dir = dir.join(format!("op{id}"));
             let text = node_config(&op_dir, id, "http://127.0.0.1:5052", &enr, 2, id == 2)
                 .expect("config text");
-            let path = prepare_operator(&setup, &op_dir, id, gvr, &text).expect("prepared");
+            let path = prepare_operator(&setup, &op_dir, id, gvr, &text, true).expect("prepared");
             let cfg = Config::load(&path, &Overrides::default()).expect("config loads");
             assert_eq!(cfg.data_dir, op_dir);
             assert_eq!(cfg.operator_id, Some(id));

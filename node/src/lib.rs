@@ -4,5 +4,6 @@
 pub mod beacon;
 pub mod config;
 pub mod devnet;
+pub mod devnet_chain;
 pub mod eth;
 pub mod runtime;
