@@ -1667,6 +1667,7 @@ mod tests {
     #[test]
     fn bad_arguments_are_refused() {
         let good = DevnetArgs {
+            execution_endpoint: None,
             operators: 4,
             validators: 8,
             slots: 4,
