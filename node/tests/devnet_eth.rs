@@ -3,7 +3,6 @@
 //! each node's MDBX store, instead of seeded databases; every duty must still be done.
 
 #[path = "eth/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use std::process::Command;
