@@ -434,6 +434,20 @@ fn valgrind_version(valgrind: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// `program` itself if it names a path, else its first match on `PATH` (the workload runs
+/// with an empty environment, so the lookup happens here).
+fn find_program(program: &str) -> anyhow::Result<PathBuf> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{program} not found on PATH"))
+}
+
 /// The total of a callgrind output file (`totals:` or `summary:` line, first event = Ir).
 pub fn parse_callgrind_total(text: &str) -> Option<u64> {
     let line = text
@@ -456,10 +470,22 @@ struct Run {
     wall_s: f64,
 }
 
-fn run_part(valgrind: &str, exe: &Path, dir: &Path, part: Part, run: usize) -> anyhow::Result<Run> {
+/// Name of the link to our executable in the gate's scratch directory: the workload always
+/// starts as `./<this>`, whatever the checkout's or target directory's path.
+const WORKLOAD_LINK: &str = "w";
+
+/// Runs one part under callgrind. The workload's environment is emptied and it is started
+/// through a fixed relative path: the client's initial stack holds its argv and environment,
+/// so their size moves every stack address, and glibc's `memcpy`/`memmove` pick their paths
+/// by alignment. Measured here: one 40-byte environment variable more moved `batch_verify` by
+/// 8,140 Ir (0.005 %). Emptied, the count no longer depends on the caller's shell, CI's
+/// variables or where the binary lies.
+fn run_part(valgrind: &Path, dir: &Path, part: Part, run: usize) -> anyhow::Result<Run> {
     let out_file = dir.join(format!("callgrind.{}.{run}.out", part.name()));
     let start = std::time::Instant::now();
     let out = Command::new(valgrind)
+        .env_clear()
+        .current_dir(dir)
         .arg("--tool=callgrind")
         .arg("-q")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
@@ -469,12 +495,12 @@ fn run_part(valgrind: &str, exe: &Path, dir: &Path, part: Part, run: usize) -> a
         .arg("--branch-sim=no")
         .arg("--dump-instr=no")
         .arg("--dump-line=no")
-        .arg(exe)
+        .arg(format!("./{WORKLOAD_LINK}"))
         .arg("gate-workload")
         .arg("--part")
         .arg(part.name())
         .output()
-        .with_context(|| format!("running {valgrind} on part {}", part.name()))?;
+        .with_context(|| format!("running {} on part {}", valgrind.display(), part.name()))?;
     let wall_s = start.elapsed().as_secs_f64();
     anyhow::ensure!(
         out.status.success(),
@@ -537,6 +563,9 @@ pub fn main(args: GateArgs) -> anyhow::Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("ssv-perf-gate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::os::unix::fs::symlink(&exe, dir.join(WORKLOAD_LINK))
+        .with_context(|| format!("linking {} into {}", exe.display(), dir.display()))?;
+    let valgrind_path = find_program(&args.valgrind)?;
     let jobs: Vec<(Part, usize)> = parts
         .iter()
         .flat_map(|&p| (0..args.runs).map(move |r| (p, r)))
@@ -554,7 +583,7 @@ pub fn main(args: GateArgs) -> anyhow::Result<()> {
                     let Some(&(part, run)) = jobs.get(i) else {
                         break;
                     };
-                    let r = run_part(&args.valgrind, &exe, &dir, part, run);
+                    let r = run_part(&valgrind_path, &dir, part, run);
                     *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 }
             });
