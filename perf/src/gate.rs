@@ -462,6 +462,19 @@ pub fn parse_callgrind_total(text: &str) -> Option<u64> {
         .ok()
 }
 
+/// Names of the functions in a callgrind output file that contain `needle`. The toggle
+/// pattern must match exactly one: collection flips on entry to and exit from every matching
+/// function, so a closure or generic instance named after the measured function would switch
+/// counting off while it runs.
+pub fn functions_matching(text: &str, needle: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("fn=").or_else(|| l.strip_prefix("cfn=")))
+        .filter_map(|rest| rest.split_once(") ").map(|(_, name)| name))
+        .filter(|name| name.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
 /// One callgrind run of one part.
 struct Run {
     ir: u64,
@@ -518,6 +531,14 @@ fn run_part(valgrind: &Path, dir: &Path, part: Part, run: usize) -> anyhow::Resu
         .with_context(|| format!("part {}: no JSON report on stdout: {stdout}", part.name()))?;
     let text = std::fs::read_to_string(&out_file)
         .with_context(|| format!("reading {}", out_file.display()))?;
+    let needle = format!("{}{}", workload::MEASURED_PREFIX, part.name());
+    let matching = functions_matching(&text, &needle);
+    anyhow::ensure!(
+        matching.len() == 1,
+        "part {}: the toggle pattern must match exactly one function, it matched {matching:?} \
+         (keep closures out of the measured function)",
+        part.name()
+    );
     let ir = parse_callgrind_total(&text)
         .with_context(|| format!("no total in {}", out_file.display()))?;
     anyhow::ensure!(
@@ -847,6 +868,12 @@ mod tests {
         assert_eq!(parse_callgrind_total(text), Some(1234));
         assert_eq!(parse_callgrind_total("summary: 77\n"), Some(77));
         assert_eq!(parse_callgrind_total("events: Ir\n"), None);
+        let text = "fn=(1) a::gate_measured_x\ncfn=(2) a::gate_measured_x::{{closure}}\n\
+                    cfn=(3) blst_sign\nfn=(1)\ncfn=(2)\n";
+        let found = functions_matching(text, "gate_measured_x");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.contains("a::gate_measured_x::{{closure}}"));
+        assert!(functions_matching(text, "gate_measured_y").is_empty());
         assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(grouped(12), "12");
     }
