@@ -36,12 +36,10 @@ use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::runtime::SlotClock;
 use ssv_node::runtime::metrics::Metrics;
 use ssv_node::runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
-use ssv_node::runtime::shard::{self, Services, Shard, ShardEvent, Submission};
-use ssv_protocol::Error as ProtocolError;
+use ssv_node::runtime::shard::{self, RsaSigner, Services, Shard, ShardEvent, Submission};
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::committee::CommitteeId;
-use ssv_protocol::error_code::ErrorCode;
-use ssv_protocol::message::{MessageId, MsgType, RsaSignature, SignedSsvMessage, SsvMessage};
+use ssv_protocol::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
 use ssv_protocol::partial_sig::{
     PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
@@ -171,26 +169,6 @@ pub struct Report {
     pub messages_published: u64,
     /// Which blst code path ran.
     pub cpu_path: String,
-}
-
-struct RsaSigner<'a> {
-    id: OperatorId,
-    key: &'a OperatorSecretKey,
-}
-
-impl OperatorSigner for RsaSigner<'_> {
-    fn operator_id(&self) -> OperatorId {
-        self.id
-    }
-    fn sign_ssv_message(&self, encoded: &[u8]) -> Result<RsaSignature, ProtocolError> {
-        let sig = self
-            .key
-            .sign(encoded)
-            .map_err(|e| ProtocolError::spec(ErrorCode::MessageSignatureInvalid, e.to_string()))?;
-        sig.try_into().map_err(|_| {
-            ProtocolError::spec(ErrorCode::MessageSignatureInvalid, "not an RSA-2048 key")
-        })
-    }
 }
 
 fn h64(parts: &[u64]) -> u64 {

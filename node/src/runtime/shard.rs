@@ -127,12 +127,16 @@ pub struct Services {
     pub domain: ssv_protocol::types::DomainType,
 }
 
-struct Signer<'a> {
-    id: OperatorId,
-    key: &'a OperatorSecretKey,
+/// Signs this operator's messages with its RSA key (PKCS#1 v1.5 over sha256 of the SSZ
+/// `SSVMessage`, as the spec does).
+pub struct RsaSigner<'a> {
+    /// The operator.
+    pub id: OperatorId,
+    /// Its RSA-2048 key.
+    pub key: &'a OperatorSecretKey,
 }
 
-impl OperatorSigner for Signer<'_> {
+impl OperatorSigner for RsaSigner<'_> {
     fn operator_id(&self) -> OperatorId {
         self.id
     }
@@ -296,7 +300,7 @@ impl Shard {
         let Some(state) = self.committees.get_mut(&committee) else {
             return;
         };
-        let signer = Signer {
+        let signer = RsaSigner {
             id: services.registry.operator_id,
             key: &services.operator_key,
         };
