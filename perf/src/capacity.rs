@@ -167,6 +167,8 @@ pub struct Report {
     pub messages_in: u64,
     /// Messages the node published.
     pub messages_published: u64,
+    /// Publishes the node's network refused (e.g. a full send queue): lost messages.
+    pub publish_errors: u64,
     /// Which blst code path ran.
     pub cpu_path: String,
 }
@@ -854,6 +856,9 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         messages_published: metrics
             .messages_published
             .load(std::sync::atomic::Ordering::Relaxed),
+        publish_errors: metrics
+            .publish_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
         cpu_path: ssv_crypto_pipeline::cpu_path(),
     })
 }
@@ -862,12 +867,22 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
 /// refusal of a duplicate is not an error.
 fn publish_one(handle: &ssv_netio::NetworkHandle, subnet: u64, msg: &[u8]) -> anyhow::Result<()> {
     let s = Subnet::new(subnet as usize)?;
-    match futures::executor::block_on(handle.publish(s, msg.to_vec())) {
-        Ok(_) => Ok(()),
-        Err(e) if e.to_string().contains("Duplicate") => Ok(()),
-        Err(e) => Err(e.into()),
+    let deadline = Instant::now() + PUBLISH_RETRY_FOR;
+    loop {
+        match futures::executor::block_on(handle.publish(s, msg.to_vec())) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.to_string().contains("Duplicate") => return Ok(()),
+            // The connection's send queue is full: the peer is still reading the burst.
+            Err(e) if e.to_string().contains("AllQueuesFull") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
+
+/// How long the harness retries a publish refused because the send queue is full.
+const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// Starts a loopback node that accepts everything it is sent (the other operators' node).
 fn start_peer_network(
