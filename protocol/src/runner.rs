@@ -503,10 +503,28 @@ impl CommitteeRunner {
         }
     }
 
-    fn future_ok(&self, slot: Slot) -> bool {
+    /// A message for a slot with no duty here: refused when the slot is past (a duty we never
+    /// started or already pruned: nothing would be signed) or too far ahead (`too_far`),
+    /// otherwise kept until the duty starts.
+    fn hold_unstarted(
+        &mut self,
+        slot: Slot,
+        msg: SignedSsvMessage,
+        too_far: ErrorCode,
+    ) -> Result<Processed, Error> {
         match self.highest_started {
-            None => true,
-            Some(h) => slot <= h + FUTURE_SLOTS_MAX,
+            Some(h) if slot <= h => Err(Error::spec(
+                ErrorCode::NoRunnerForSlot,
+                format!("no duty for slot {slot}"),
+            )),
+            Some(h) if slot > h + FUTURE_SLOTS_MAX => Err(Error::spec(
+                too_far,
+                format!("slot {slot} too far in the future"),
+            )),
+            _ => {
+                self.buffer(slot, msg);
+                Ok(Processed::Buffered)
+            }
         }
     }
 
@@ -520,22 +538,7 @@ impl CommitteeRunner {
             .map_err(|e| Error::spec(ErrorCode::UnmarshalSSZ, format!("{e:?}")))?;
         let slot = qbft_msg.height;
         if !self.slots.contains_key(&slot) {
-            if self.highest_started.is_some_and(|h| slot <= h) {
-                // A duty we never started here (or already pruned): QBFT may still accept a
-                // decided message, but nothing would be signed; refuse.
-                return Err(Error::spec(
-                    ErrorCode::NoRunnerForSlot,
-                    format!("no duty for slot {slot}"),
-                ));
-            }
-            if !self.future_ok(slot) {
-                return Err(Error::spec(
-                    ErrorCode::FutureMessage,
-                    format!("slot {slot} too far in the future"),
-                ));
-            }
-            self.buffer(slot, msg);
-            return Ok(Processed::Buffered);
+            return self.hold_unstarted(slot, msg, ErrorCode::FutureMessage);
         }
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
@@ -693,20 +696,7 @@ impl CommitteeRunner {
         }
         let slot = psm.slot;
         if !self.slots.contains_key(&slot) {
-            if self.highest_started.is_some_and(|h| slot <= h) {
-                return Err(Error::spec(
-                    ErrorCode::NoRunnerForSlot,
-                    format!("no duty for slot {slot}"),
-                ));
-            }
-            if !self.future_ok(slot) {
-                return Err(Error::spec(
-                    ErrorCode::PartialSigMessageFutureSlot,
-                    format!("slot {slot} too far in the future"),
-                ));
-            }
-            self.buffer(slot, msg);
-            return Ok(Processed::Buffered);
+            return self.hold_unstarted(slot, msg, ErrorCode::PartialSigMessageFutureSlot);
         }
         self.apply_partials(slot, psm, out)
     }
