@@ -36,7 +36,7 @@ use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::runtime::SlotClock;
 use ssv_node::runtime::metrics::Metrics;
 use ssv_node::runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
-use ssv_node::runtime::shard::{self, RsaSigner, Services, Shard, ShardEvent, Submission};
+use ssv_node::runtime::shard::{self, RsaSigner, Services, ShardEvent, Submission};
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::committee::CommitteeId;
 use ssv_protocol::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
@@ -634,12 +634,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.crypto_threads.unwrap_or(cpus))
-            .thread_name(|i| format!("ssv-crypto-{i}"))
-            .build()?,
-    );
+    let pool = Arc::new(shard::crypto_pool(args.crypto_threads.unwrap_or(cpus))?);
     let metrics = Arc::new(Metrics::default());
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(shard::SUBMISSIONS_MAX);
     let services = Arc::new(Services {
@@ -660,27 +655,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         fault: None,
         domain: DOMAIN,
     });
-    let queues = std::mem::take(&mut node.shards);
-    let mut shard_txs = Vec::new();
-    let mut handles = Vec::new();
-    for (k, queue) in queues.into_iter().enumerate() {
-        let (tx, rx) = async_channel::bounded(shard::SHARD_EVENTS_MAX);
-        shard_txs.push(tx.clone());
-        let services = services.clone();
-        let h = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(k % cpus))
-            .name(&format!("ssv-shard-{k}"))
-            .spawn(move || async move {
-                let s = Shard::new(k, shards, services, tx);
-                shard::run(s, queue, rx).await;
-            })
-            .map_err(|e| anyhow::anyhow!("shard {k}: {e}"))?;
-        handles.push(h);
-    }
-    let shard_of: Vec<usize> = registry
-        .committees
-        .iter()
-        .map(|c| Subnet::new(c.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, shards)))
-        .collect();
+    let shard::Shards {
+        events: shard_txs,
+        handles,
+        shard_of,
+    } = shard::spawn_shards(&services, std::mem::take(&mut node.shards), true)?;
     // Submissions with their arrival time.
     let (arr_tx, arr_rx) = crossbeam_channel::unbounded::<(Instant, Submission)>();
     let collector = std::thread::Builder::new()

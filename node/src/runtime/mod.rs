@@ -35,7 +35,7 @@ use crate::config::{Config, OperatorKey};
 use metrics::Metrics;
 use registry::Registry;
 use scheduler::{ForkInfo, Scheduler};
-use shard::{SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Submission};
+use shard::{SUBMISSIONS_MAX, Services, ShardEvent, Submission};
 
 /// Longest wait between two attempts to reach the beacon node at start-up.
 pub const BEACON_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -271,18 +271,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), "network started");
 
-    let threads = if config.crypto_threads == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        config.crypto_threads
-    };
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("ssv-crypto-{i}"))
-            .build()
-            .context("starting the crypto pool")?,
-    );
+    let pool = Arc::new(shard::crypto_pool(config.crypto_threads)?);
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: registry.clone(),
@@ -303,36 +292,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     // Shards.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let queues = std::mem::take(&mut network.shards);
-    let mut shard_txs = Vec::with_capacity(config.shards);
-    let mut handles = Vec::with_capacity(config.shards);
-    for (k, queue) in queues.into_iter().enumerate() {
-        let (tx, rx) = async_channel::bounded(SHARD_EVENTS_MAX);
-        shard_txs.push(tx.clone());
-        let placement = if config.pin_shards {
-            glommio::Placement::Fixed(k % cpus)
-        } else {
-            glommio::Placement::Unbound
-        };
-        let services = services.clone();
-        let n = config.shards;
-        let handle = glommio::LocalExecutorBuilder::new(placement)
-            .name(&format!("ssv-shard-{k}"))
-            .spawn(move || async move {
-                let shard = Shard::new(k, n, services, tx);
-                shard::run(shard, queue, rx).await;
-            })
-            .map_err(|e| anyhow::anyhow!("starting shard {k}: {e}"))?;
-        handles.push(handle);
-    }
-    let shard_of = registry
-        .committees
-        .iter()
-        .map(|c| {
-            Subnet::new(c.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, config.shards))
-        })
-        .collect();
+    let shard::Shards {
+        events: shard_txs,
+        handles,
+        shard_of,
+    } = shard::spawn_shards(
+        &services,
+        std::mem::take(&mut network.shards),
+        config.pin_shards,
+    )?;
 
     // Submitter.
     let submitter = {

@@ -883,3 +883,70 @@ pub async fn run(mut shard: Shard, queue: ShardQueue, events: async_channel::Rec
     }
     tracing::info!(shard = shard.index, "shard stopped");
 }
+
+/// The running shards: one event channel and one executor per shard, and the shard that
+/// owns each committee of the registry.
+pub struct Shards {
+    /// Event channel of each shard.
+    pub events: Vec<async_channel::Sender<ShardEvent>>,
+    /// Executor of each shard (join after [`ShardEvent::Shutdown`]).
+    pub handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// Shard of each committee, in registry order.
+    pub shard_of: Vec<usize>,
+}
+
+/// The rayon crypto pool (`threads` 0: one thread per core).
+pub fn crypto_pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        threads
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("ssv-crypto-{i}"))
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the crypto pool: {e}"))
+}
+
+/// Starts one glommio executor per network shard queue (pinned to core `k % cores` when
+/// `pin`), each running a [`Shard`] over `services`.
+pub fn spawn_shards(
+    services: &Arc<Services>,
+    queues: Vec<ShardQueue>,
+    pin: bool,
+) -> anyhow::Result<Shards> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = queues.len();
+    let mut events = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for (k, queue) in queues.into_iter().enumerate() {
+        let (tx, rx) = async_channel::bounded(SHARD_EVENTS_MAX);
+        events.push(tx.clone());
+        let placement = if pin {
+            glommio::Placement::Fixed(k % cpus)
+        } else {
+            glommio::Placement::Unbound
+        };
+        let services = services.clone();
+        let handle = glommio::LocalExecutorBuilder::new(placement)
+            .name(&format!("ssv-shard-{k}"))
+            .spawn(move || async move {
+                let shard = Shard::new(k, n, services, tx);
+                run(shard, queue, rx).await;
+            })
+            .map_err(|e| anyhow::anyhow!("starting shard {k}: {e}"))?;
+        handles.push(handle);
+    }
+    let shard_of = services
+        .registry
+        .committees
+        .iter()
+        .map(|c| Subnet::new(c.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, n)))
+        .collect();
+    Ok(Shards {
+        events,
+        handles,
+        shard_of,
+    })
+}
