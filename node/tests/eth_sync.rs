@@ -26,9 +26,7 @@ use ssv_node::eth::{
 use tokio::sync::{mpsc, watch};
 
 const OUR_ID: u64 = 1;
-const OURS_4: [u64; 4] = [1, 2, 3, 4];
 const OURS_7: [u64; 7] = [1, 2, 3, 4, 5, 6, 7];
-const THEIRS_4: [u64; 4] = [2, 3, 4, 5];
 
 fn our_key() -> Arc<OperatorSecretKey> {
     Arc::new(OperatorSecretKey::generate().expect("rsa key"))
@@ -644,26 +642,7 @@ async fn sync_10k_events_rate() {
     let key = our_key();
     register_operators(&chain, OUR_ID, &key, &[2, 3, 4, 5]).await;
     let gen_started = Instant::now();
-    let per_owner = EVENTS / OWNERS;
-    let regs: Vec<Vec<Registration>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..OWNERS)
-            .map(|o| {
-                let owner = chain.accounts[1 + o];
-                let key = key.clone();
-                s.spawn(move || {
-                    let mut reg = Registrar::new(OUR_ID, key, 10 + o as u8);
-                    let ids = if o % 2 == 0 { &OURS_4 } else { &THEIRS_4 };
-                    (0..per_owner)
-                        .map(|_| reg.register(owner, ids, Shares::Valid))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("generator"))
-            .collect()
-    });
+    let regs = parallel_registrations(&chain, OUR_ID, &key, EVENTS, OWNERS);
     eprintln!(
         "generated {EVENTS} registrations in {:?}",
         gen_started.elapsed()

@@ -27,8 +27,6 @@ use ssv_protocol::types::DomainType;
 use ssv_storage::{Durability, Store, StoreConfig, WriteOp};
 
 const OUR_ID: u64 = 1;
-const OURS_4: [u64; 4] = [1, 2, 3, 4];
-const THEIRS_4: [u64; 4] = [2, 3, 4, 5];
 
 fn config(chain: &Chain, endpoints: Vec<String>) -> SyncConfig {
     let mut c = SyncConfig::new(endpoints, chain.contract, chain.deploy_block);
@@ -264,26 +262,7 @@ async fn sync_10k_events_rate_mdbx() {
     let chain = Chain::deploy(&node).await;
     let key = Arc::new(OperatorSecretKey::generate().expect("rsa key"));
     register_operators(&chain, OUR_ID, &key, &[2, 3, 4, 5]).await;
-    let per_owner = EVENTS / OWNERS;
-    let regs: Vec<Vec<Registration>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..OWNERS)
-            .map(|o| {
-                let owner = chain.accounts[1 + o];
-                let key = key.clone();
-                s.spawn(move || {
-                    let mut reg = Registrar::new(OUR_ID, key, 10 + o as u8);
-                    let ids = if o % 2 == 0 { &OURS_4 } else { &THEIRS_4 };
-                    (0..per_owner)
-                        .map(|_| reg.register(owner, ids, Shares::Valid))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("generator"))
-            .collect()
-    });
+    let regs = parallel_registrations(&chain, OUR_ID, &key, EVENTS, OWNERS);
     for owner_regs in &regs {
         send_registrations(&chain, owner_regs, 100).await;
     }

@@ -27,6 +27,10 @@ pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Gas limit of every test transaction (under the 2^24 per-transaction cap of EIP-7825,
 /// which hardhat 2.29 enforces).
 pub const TX_GAS: u64 = 16_000_000;
+/// A committee with our operator (ID 1).
+pub const OURS_4: [u64; 4] = [1, 2, 3, 4];
+/// A committee without us.
+pub const THEIRS_4: [u64; 4] = [2, 3, 4, 5];
 
 alloy::sol! {
     struct Cluster {
@@ -552,4 +556,36 @@ pub async fn range_limiting_proxy(
         }
     });
     (url, refused_out)
+}
+
+/// `events` valid registrations by accounts `1..=owners` of `chain` (owner `o` gets
+/// `events / owners`), even owners in a committee with us, odd ones not; generated on one
+/// thread per owner (each needs its own nonce sequence).
+pub fn parallel_registrations(
+    chain: &Chain,
+    our_id: u64,
+    key: &Arc<OperatorSecretKey>,
+    events: usize,
+    owners: usize,
+) -> Vec<Vec<Registration>> {
+    let per_owner = events / owners;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..owners)
+            .map(|o| {
+                let owner = chain.accounts[1 + o];
+                let key = key.clone();
+                s.spawn(move || {
+                    let mut reg = Registrar::new(our_id, key, 10 + o as u8);
+                    let ids = if o % 2 == 0 { &OURS_4 } else { &THEIRS_4 };
+                    (0..per_owner)
+                        .map(|_| reg.register(owner, ids, Shares::Valid))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("generator"))
+            .collect()
+    })
 }
