@@ -26,6 +26,7 @@ mod gls;
 pub mod keystore;
 mod msm;
 pub mod rsa;
+pub mod share;
 pub mod threshold;
 pub mod verifier;
 

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use libp2p::gossipsub::{PeerScoreParams, PeerScoreThresholds, TopicScoreParams};
+use ssv_protocol::chain::ChainSpec;
 
 /// Below this score no gossip (IHAVE/IWANT) is exchanged with the peer.
 pub const GOSSIP_THRESHOLD: f64 = -4000.0;
@@ -25,12 +26,14 @@ pub const OPPORTUNISTIC_GRAFT_THRESHOLD: f64 = 5.0;
 
 /// Cap of the positive topic contribution.
 pub const TOPIC_SCORE_CAP: f64 = 32.72;
-/// Slot length of Ethereum mainnet.
-pub const SLOT_DURATION: Duration = Duration::from_secs(12);
-/// Slots per epoch.
-pub const SLOTS_PER_EPOCH: u32 = 32;
+/// Slot length of Ethereum mainnet (the Go node's scoring parameters assume mainnet timing).
+pub const SLOT_DURATION: Duration = ChainSpec::MAINNET.slot_duration();
+/// Slots per epoch (mainnet's).
+pub const SLOTS_PER_EPOCH: u32 = ChainSpec::MAINNET.slots_per_epoch() as u32;
 /// One epoch (384 s): the Go node's decay interval and time unit for decays.
-pub const ONE_EPOCH: Duration = Duration::from_secs(12 * 32);
+pub const ONE_EPOCH: Duration = Duration::from_secs(
+    ChainSpec::MAINNET.slot_duration().as_secs() * ChainSpec::MAINNET.slots_per_epoch(),
+);
 /// Counters decay to zero once below this value.
 pub const DECAY_TO_ZERO: f64 = 0.01;
 /// Scores of disconnected peers are kept this long (100 epochs), so reconnecting does not
@@ -149,7 +152,7 @@ const SYNC_COMMITTEE_AGG_PROB: f64 =
     SYNC_COMMITTEE_PROBABILITY * 16.0 / (SYNC_COMMITTEE_SIZE / 4.0);
 /// Beyond this many validators a committee is assumed to have a duty every slot.
 const MAX_VALIDATORS_PER_COMMITTEE: usize = 560;
-const SLOTS_PER_EPOCH_F: f64 = 32.0;
+const SLOTS_PER_EPOCH_F: f64 = SLOTS_PER_EPOCH as f64;
 
 fn consensus_messages(n: usize) -> f64 {
     // 1 proposal + n prepares + n commits + 2 decided (average).

@@ -1,9 +1,32 @@
-//! The `ssv-node` binary's library: configuration, runtime, duty scheduling, beacon client and
-//! the local devnet.
+//! The `ssv-node` binary's library: configuration and the runtime, wiring the other crates
+//! together (`ssv-protocol` rules and runners, `ssv-crypto-pipeline`, `ssv-storage`,
+//! `ssv-netio`, `ssv-beacon-api`, `ssv-eth-sync`; `ssv-devnet` for the `devnet` and
+//! `beacon-sim` subcommands).
+//!
+//! # Public API
+//!
+//! Two things, and nothing else:
+//!
+//! * [`main`], the command line (`ssv-node start | keygen | devnet | beacon-sim`), which
+//!   `main.rs` calls;
+//! * the **data plane** of `ssv-node start`, for harnesses that run it without a beacon node
+//!   or a contract (the capacity benchmark in `perf/`): build a [`Registry`] of committees
+//!   and shares, a [`Services`] bundle (network handle, store, crypto pool, caches,
+//!   submission channel, [`Metrics`], [`SlotClock`]), start shards with [`spawn_shards`]
+//!   and feed them [`ShardEvent`]s; what they produce for the beacon node comes out as
+//!   [`Submission`]s.
+//!
+//! Everything else (the config, the duty scheduler, the submitter, the HTTP endpoints, the
+//! start-up sequence) is private to the binary.
 
-pub mod beacon;
-pub mod config;
-pub mod devnet;
-pub mod devnet_chain;
-pub mod eth;
-pub mod runtime;
+mod cli;
+mod config;
+mod runtime;
+
+pub use cli::main;
+pub use runtime::metrics::Metrics;
+pub use runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
+pub use runtime::shard::{
+    RsaSigner, SUBMISSIONS_MAX, Services, ShardEvent, Shards, Submission, crypto_pool, spawn_shards,
+};
+pub use ssv_protocol::chain::SlotClock;

@@ -1,8 +1,8 @@
 //! `ssv-node devnet --execution-endpoint`: the registry reaches the nodes through a real
-//! Ethereum dev node (hardhat, installed by `node/tests/eth/setup.sh`) and contract sync into
+//! Ethereum dev node (hardhat, installed by `testdata/eth/setup.sh`) and contract sync into
 //! each node's MDBX store, instead of seeded databases; every duty must still be done.
 
-#[path = "eth/harness.rs"]
+#[path = "../../testdata/eth/harness.rs"]
 mod harness;
 
 use std::process::Command;

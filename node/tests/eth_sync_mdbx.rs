@@ -1,5 +1,5 @@
 //! Contract sync into the persistent MDBX registry against a real Ethereum JSON-RPC node
-//! (hardhat, installed by `node/tests/eth/setup.sh`; without it the test prints `SKIPPED`):
+//! (hardhat, installed by `testdata/eth/setup.sh`; without it the test fails saying so):
 //! a sync that dies mid-history, a new process that reopens the database and resumes, the
 //! registry compared with an uninterrupted in-memory sync, and the runtime's start-up
 //! loader (`ssv-node start`) reading what the sync wrote.
@@ -8,7 +8,7 @@
 //! baseline of the same run) is ignored by default:
 //! `cargo test --release -p ssv-node --test eth_sync_mdbx -- --ignored --nocapture sync_10k`
 
-#[path = "eth/harness.rs"]
+#[path = "../../testdata/eth/harness.rs"]
 mod harness;
 
 use std::path::{Path, PathBuf};
@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 use ssv_crypto_pipeline::OperatorSecretKey;
-use ssv_node::eth::{
+use ssv_eth_sync::{
     ContractSync, EthError, MdbxRegistryStore, MemoryRegistryStore, ProgressMode, RegistryChange,
     RegistryStore, StoredRegistry, SyncConfig,
 };
-use ssv_node::runtime::registry::Registry;
+use ssv_node::Registry;
 use ssv_protocol::types::DomainType;
 use ssv_storage::{Durability, Store, StoreConfig, WriteOp};
 
@@ -274,7 +274,7 @@ async fn sync_10k_events_rate_mdbx() {
         url: String,
         key: &Arc<OperatorSecretKey>,
         store: Arc<S>,
-    ) -> (f64, ssv_node::eth::SyncStats) {
+    ) -> (f64, ssv_eth_sync::SyncStats) {
         let mut cfg = config(chain, vec![url]);
         cfg.initial_range = 1_000;
         cfg.max_range = 10_000;

@@ -23,7 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -33,11 +33,12 @@ use ssv_crypto_pipeline::{
     PublicKey, SecretKey, Signature, SignatureSet, split_secret_key, verify_sets,
 };
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
-use ssv_node::runtime::SlotClock;
-use ssv_node::runtime::metrics::Metrics;
-use ssv_node::runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
-use ssv_node::runtime::shard::{self, RsaSigner, Services, ShardEvent, Submission};
+use ssv_node::{
+    CommitteeInfo, Metrics, Registry, RsaSigner, SUBMISSIONS_MAX, Services, ShardEvent, Shards,
+    SlotClock, Submission, ValidatorShare, crypto_pool, spawn_shards,
+};
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
+use ssv_protocol::chain::ChainSpec;
 use ssv_protocol::committee::CommitteeId;
 use ssv_protocol::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
 use ssv_protocol::partial_sig::{
@@ -53,8 +54,10 @@ use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, Operat
 use ssv_storage::{Store, StoreConfig};
 use tree_hash::TreeHash;
 
+/// The simulated chain: mainnet's constants.
+const CHAIN: ChainSpec = ChainSpec::MAINNET;
 /// Slots per epoch.
-const SLOTS_PER_EPOCH: u64 = 32;
+const SLOTS_PER_EPOCH: u64 = CHAIN.slots_per_epoch();
 /// One validator in this many is in the sync committee (mainnet: 512 of ~1,000,000).
 pub const SYNC_COMMITTEE_ONE_IN: u64 = 2000;
 /// The first simulated slot (epoch 10).
@@ -456,12 +459,6 @@ struct PreparedSlot {
     expected: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn thread_cpu_by_group() -> HashMap<&'static str, f64> {
     let mut out = HashMap::new();
     let tick = 100.0; // USER_HZ on Linux
@@ -634,9 +631,9 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let pool = Arc::new(shard::crypto_pool(args.crypto_threads.unwrap_or(cpus))?);
+    let pool = Arc::new(crypto_pool(args.crypto_threads.unwrap_or(cpus))?);
     let metrics = Arc::new(Metrics::default());
-    let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(shard::SUBMISSIONS_MAX);
+    let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: registry.clone(),
         operator_key: fx.keys[&OUR_ID].clone(),
@@ -647,19 +644,18 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         lagrange: Arc::new(LagrangeCache::new()),
         submissions: sub_tx,
         metrics: metrics.clone(),
-        clock: SlotClock {
-            genesis_ms: now_ms() - FIRST_SLOT * 12_000,
-            slot_duration: Duration::from_secs(12),
-            slots_per_epoch: SLOTS_PER_EPOCH,
-        },
+        clock: SlotClock::from_genesis_ms(
+            SlotClock::now_ms() - FIRST_SLOT * CHAIN.slot_ms(),
+            CHAIN,
+        )?,
         fault: None,
         domain: DOMAIN,
     });
-    let shard::Shards {
+    let Shards {
         events: shard_txs,
         handles,
         shard_of,
-    } = shard::spawn_shards(&services, std::mem::take(&mut node.shards), true)?;
+    } = spawn_shards(&services, std::mem::take(&mut node.shards), true)?;
     // Submissions with their arrival time.
     let (arr_tx, arr_rx) = crossbeam_channel::unbounded::<(Instant, Submission)>();
     let collector = std::thread::Builder::new()

@@ -5,6 +5,7 @@
 //! BeaconVote = { BlockRoot: [32]byte, Source: Checkpoint, Target: Checkpoint } (112 bytes)
 //! ```
 
+use serde::{Deserialize, Serialize};
 use ssz::{Decode, Encode};
 use ssz_derive::{Decode, Encode};
 use tree_hash_derive::TreeHash;
@@ -12,12 +13,27 @@ use tree_hash_derive::TreeHash;
 use crate::error::Error;
 use crate::types::{Epoch, Root};
 
-/// A beacon-chain checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode, TreeHash)]
+/// A beacon-chain checkpoint (SSZ, and the consensus specs' JSON form for the Beacon API).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Encode,
+    Decode,
+    TreeHash,
+    Serialize,
+    Deserialize,
+)]
 pub struct Checkpoint {
     /// Epoch.
+    #[serde(with = "crate::json::u64_str")]
     pub epoch: Epoch,
     /// Block root at the epoch's start.
+    #[serde(with = "crate::json::hex_bytes")]
     pub root: Root,
 }
 
@@ -59,14 +75,32 @@ impl BeaconVote {
 }
 
 /// The phase0 `AttestationData` container; since Electra `index` is always 0 and the
-/// committee index travels beside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode, TreeHash)]
+/// committee index travels beside it. The one attestation-data type of the workspace: SSZ
+/// for signing roots and the runners, JSON for the Beacon API (`ssv-beacon-api` re-exports
+/// it).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Encode,
+    Decode,
+    TreeHash,
+    Serialize,
+    Deserialize,
+)]
 pub struct AttestationData {
     /// Slot.
+    #[serde(with = "crate::json::u64_str")]
     pub slot: u64,
     /// Committee index (0 since Electra).
+    #[serde(with = "crate::json::u64_str")]
     pub index: u64,
     /// Head block root.
+    #[serde(with = "crate::json::hex_bytes")]
     pub beacon_block_root: Root,
     /// Source checkpoint.
     pub source: Checkpoint,

@@ -11,9 +11,11 @@
 
 pub mod beacon;
 pub mod beacon_vote;
+pub mod chain;
 pub mod committee;
 pub mod error;
 pub mod error_code;
+pub mod json;
 pub mod limits;
 pub mod message;
 pub mod partial_sig;

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use sha2::{Digest, Sha256};
 use ssv_protocol::Error;
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
+use ssv_protocol::chain::ChainSpec;
 use ssv_protocol::committee::CommitteeId;
 use ssv_protocol::error_code::ErrorCode;
 use ssv_protocol::message::{MsgType, RsaSignature, SignedSsvMessage, SsvMessage};
@@ -202,7 +203,10 @@ impl Net {
             return;
         }
         let mut out = vec![];
-        let check = BeaconVoteCheck { slot };
+        let check = BeaconVoteCheck {
+            slot,
+            chain: ChainSpec::MAINNET,
+        };
         let node = &mut self.nodes[i];
         let env = Env {
             signer: &node.signer,
@@ -244,7 +248,10 @@ impl Net {
                             (it, s)
                         })
                         .collect();
-                    let check = BeaconVoteCheck { slot };
+                    let check = BeaconVoteCheck {
+                        slot,
+                        chain: ChainSpec::MAINNET,
+                    };
                     let env = Env {
                         signer: &node.signer,
                         verifier: &Verifier,
@@ -316,7 +323,10 @@ impl Net {
                     for t in timers {
                         fired = true;
                         let mut out = vec![];
-                        let check = BeaconVoteCheck { slot };
+                        let check = BeaconVoteCheck {
+                            slot,
+                            chain: ChainSpec::MAINNET,
+                        };
                         let node = &mut self.nodes[i];
                         let env = Env {
                             signer: &node.signer,
@@ -343,7 +353,10 @@ impl Net {
                 continue;
             }
             let mut out = vec![];
-            let check = BeaconVoteCheck { slot };
+            let check = BeaconVoteCheck {
+                slot,
+                chain: ChainSpec::MAINNET,
+            };
             let node = &mut self.nodes[to];
             let env = Env {
                 signer: &node.signer,
@@ -465,7 +478,10 @@ fn duties_started_late_still_complete() {
         for _ in 0..10 {
             if let Some((to, m)) = net.queue.pop_front() {
                 let mut out = vec![];
-                let check = BeaconVoteCheck { slot: 300 };
+                let check = BeaconVoteCheck {
+                    slot: 300,
+                    chain: ChainSpec::MAINNET,
+                };
                 let node = &mut net.nodes[to];
                 let env = Env {
                     signer: &node.signer,
@@ -510,7 +526,10 @@ fn malformed_partials_are_refused_with_codes() {
     net.run(400);
     net.assert_complete(400, 3);
     // Slot 400 is complete: duplicates, impostors and malformed messages are refused.
-    let check = BeaconVoteCheck { slot: 400 };
+    let check = BeaconVoteCheck {
+        slot: 400,
+        chain: ChainSpec::MAINNET,
+    };
     let signer = Signer(1);
     let env = Env {
         signer: &signer,
@@ -616,7 +635,10 @@ fn wrong_roots_and_unknown_validators_are_refused() {
         .map(|(_, _, r)| r)
         .unwrap();
     let signer = Signer(1);
-    let check = BeaconVoteCheck { slot: 500 };
+    let check = BeaconVoteCheck {
+        slot: 500,
+        chain: ChainSpec::MAINNET,
+    };
     let env = Env {
         signer: &signer,
         verifier: &Verifier,

@@ -21,21 +21,22 @@ pub mod scheduler;
 pub mod shard;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ssv_crypto_pipeline::{HashToG2Cache, LagrangeCache, OperatorSecretKey};
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets};
+use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_storage::{Store, StoreConfig};
 use tokio::sync::watch;
 
-use crate::beacon::api::{Fork, Genesis, Spec};
-use crate::beacon::client::BeaconClient;
 use crate::config::{Config, OperatorKey};
 use metrics::Metrics;
 use registry::Registry;
 use scheduler::{ForkInfo, Scheduler};
 use shard::{SUBMISSIONS_MAX, Services, ShardEvent, Submission};
+use ssv_beacon_api::client::BeaconClient;
+use ssv_beacon_api::types::{Fork, Genesis, Spec};
 
 /// Longest wait between two attempts to reach the beacon node at start-up.
 pub const BEACON_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -43,41 +44,6 @@ pub const BEACON_RETRY_MAX: Duration = Duration::from_secs(30);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Largest operator key file read.
 pub const KEY_FILE_BYTES_MAX: u64 = 64 * 1024;
-
-/// The chain's clock: slot `s` starts at `genesis_ms + s * slot_ms`.
-#[derive(Debug, Clone, Copy)]
-pub struct SlotClock {
-    /// Genesis, in milliseconds since the Unix epoch.
-    pub genesis_ms: u64,
-    /// Slot duration.
-    pub slot_duration: Duration,
-    /// Slots per epoch.
-    pub slots_per_epoch: u64,
-}
-
-impl SlotClock {
-    fn now_ms() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-
-    fn slot_ms(&self) -> u64 {
-        (self.slot_duration.as_millis() as u64).max(1)
-    }
-
-    /// The current slot (`None` before genesis).
-    pub fn current_slot(&self) -> Option<u64> {
-        let now = Self::now_ms();
-        (now >= self.genesis_ms).then(|| (now - self.genesis_ms) / self.slot_ms())
-    }
-
-    /// Time from now until `slot` starts (zero if it has).
-    pub fn until_slot(&self, slot: u64) -> Duration {
-        let start = self.genesis_ms + slot * self.slot_ms();
-        Duration::from_millis(start.saturating_sub(Self::now_ms()))
-    }
-}
 
 fn read_bounded(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
     let meta = std::fs::metadata(path)
@@ -122,7 +88,7 @@ async fn wait_for_beacon(
             let g = client.genesis().await?;
             let s = client.spec().await?;
             let f = client.fork().await?;
-            Ok::<_, crate::beacon::client::BeaconError>((g, s, f))
+            Ok::<_, ssv_beacon_api::client::BeaconError>((g, s, f))
         }
         .await;
         match r {
@@ -196,16 +162,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
     );
     let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
+    // Refused here, before anything runs: a zero or absurd slot duration, slots per epoch
+    // or genesis from a broken or lying beacon node would break every slot computation.
     let slot_duration = Duration::from_millis(
         spec.slot_duration_ms
-            .unwrap_or(spec.seconds_per_slot.saturating_mul(1000))
-            .max(1),
+            .unwrap_or(spec.seconds_per_slot.saturating_mul(1000)),
     );
-    let clock = SlotClock {
-        genesis_ms: genesis.genesis_time.saturating_mul(1000),
+    let chain = ChainSpec::new(
+        spec.slots_per_epoch,
         slot_duration,
-        slots_per_epoch: spec.slots_per_epoch.max(1),
-    };
+        spec.epochs_per_sync_committee_period,
+    )
+    .context("the beacon node's chain spec")?;
+    let clock = SlotClock::new(genesis.genesis_time, chain).context("the beacon node's genesis")?;
     tracing::info!(
         network = config.network.name(),
         slot_ms = slot_duration.as_millis() as u64,
@@ -363,13 +332,13 @@ async fn sync_contract(
     key: &Arc<OperatorSecretKey>,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use crate::eth::{ContractSync, MdbxRegistryStore, SyncConfig};
+    use ssv_eth_sync::{ContractSync, MdbxRegistryStore, SyncConfig};
     let mut cfg = match config.network {
         crate::config::Network::Public(name) => {
             SyncConfig::for_network(name, eth1.endpoints.clone())?
         }
         crate::config::Network::Local => {
-            SyncConfig::new(eth1.endpoints.clone(), alloy::primitives::Address::ZERO, 0)
+            SyncConfig::new(eth1.endpoints.clone(), ssv_eth_sync::Address::ZERO, 0)
         }
     };
     if let Some(c) = &eth1.contract {

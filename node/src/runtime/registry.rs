@@ -13,7 +13,7 @@ use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, Operat
 use ssv_storage::tables::Operators;
 use ssv_storage::{CommitteeMap, Store};
 
-use crate::eth::shares::decrypt_share;
+use ssv_crypto_pipeline::share::decrypt_share;
 
 /// Most validators one node runs (bounds start-up work and memory; far above what one host
 /// carries).

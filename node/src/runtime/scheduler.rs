@@ -7,19 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
+
 use ssv_protocol::runner::{CommitteeDuty, DutyKind, ValidatorDuty};
 use ssv_protocol::signing::{
     DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE, Domain, compute_domain,
 };
 use tokio::sync::watch;
 
-use super::SlotClock;
 use super::metrics::Metrics;
 use super::registry::Registry;
 use super::shard::ShardEvent;
-use crate::beacon::api::{AttesterDuty, Fork, SyncDuty};
-use crate::beacon::client::BeaconClient;
+use ssv_beacon_api::client::BeaconClient;
+use ssv_beacon_api::types::{AttesterDuty, Fork, SyncDuty};
+use ssv_protocol::chain::SlotClock;
 
 /// Validator indices per duties request (beacon nodes cap request bodies).
 pub const DUTIES_REQUEST_INDICES_MAX: usize = 2048;
@@ -108,7 +108,7 @@ impl Scheduler {
         let (head_tx, head_rx) = watch::channel(0u64);
         let heads = tokio::spawn(follow_heads(this.client.clone(), head_tx));
         let mut epochs: BTreeMap<u64, Arc<EpochDuties>> = BTreeMap::new();
-        let spe = this.clock.slots_per_epoch;
+        let spe = this.clock.spec().slots_per_epoch();
         let mut next_slot = this.clock.current_slot().map_or(0, |s| s + 1);
         loop {
             let wait = this.clock.until_slot(next_slot);
@@ -163,7 +163,7 @@ impl Scheduler {
     }
 
     async fn run_slot(&self, slot: u64, duties: &EpochDuties, mut head: watch::Receiver<u64>) {
-        let epoch = slot / self.clock.slots_per_epoch;
+        let epoch = self.clock.spec().epoch_of(slot);
         let mut by_committee: HashMap<usize, Vec<ValidatorDuty>> = HashMap::new();
         for d in duties.attester.iter().filter(|d| d.slot == slot) {
             if let Some(&c) = self.registry.committee_of.get(&d.validator_index) {
@@ -191,7 +191,7 @@ impl Scheduler {
             return;
         }
         // Attest to the slot's block: wait for its head event, at most a third of the slot.
-        let deadline = self.clock.slot_duration / 3;
+        let deadline = self.clock.spec().slot_duration() / 3;
         let _ = tokio::time::timeout(deadline, head.wait_for(|h| *h >= slot)).await;
         let mut data = None;
         for attempt in 0..ATTESTATION_DATA_ATTEMPTS {
@@ -211,17 +211,7 @@ impl Scheduler {
             tracing::error!(slot, "no attestation data: slot skipped");
             return;
         };
-        let vote = BeaconVote {
-            block_root: data.beacon_block_root,
-            source: Checkpoint {
-                epoch: data.source.epoch,
-                root: data.source.root,
-            },
-            target: Checkpoint {
-                epoch: data.target.epoch,
-                root: data.target.root,
-            },
-        };
+        let vote = data.vote();
         let attester_domain = self.fork.domain(DOMAIN_BEACON_ATTESTER, epoch);
         let sync_domain = self.fork.domain(DOMAIN_SYNC_COMMITTEE, epoch);
         for (committee, duties) in by_committee {

@@ -32,11 +32,11 @@ use ssv_protocol::runner::{
 use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
-use super::SlotClock;
 use super::metrics::Metrics;
 use super::registry::{CommitteeInfo, Registry};
-use crate::beacon::api::{AttestationData, Checkpoint, SingleAttestation, SyncCommitteeMessage};
 use crate::config::Fault;
+use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
+use ssv_protocol::chain::SlotClock;
 
 /// Capacity of each shard's event channel (duties, timers, crypto results).
 pub const SHARD_EVENTS_MAX: usize = 4096;
@@ -306,6 +306,7 @@ impl Shard {
         };
         let verifier = Verifier(&services.registry.operator_keys);
         let check = BeaconVoteCheck {
+            chain: *services.clock.spec(),
             slot: services.clock.current_slot().unwrap_or(0),
         };
         let env = Env {
@@ -385,7 +386,7 @@ impl Shard {
                         } => attestations.push(SingleAttestation {
                             committee_index,
                             attester_index: duty.validator_index,
-                            data: api_attestation_data(slot, &vote),
+                            data: vote.attestation_data(slot),
                             signature: sig,
                         }),
                         DutyKind::SyncCommittee => sync.push(SyncCommitteeMessage {
@@ -693,22 +694,6 @@ fn runner_verdict(e: &ProtocolError) -> ValidationResult {
         | ErrorCode::MessageTypeInvalid
         | ErrorCode::MessageAllowsOneSignerOnly => ValidationResult::Reject,
         _ => ValidationResult::Ignore,
-    }
-}
-
-fn api_attestation_data(slot: Slot, vote: &BeaconVote) -> AttestationData {
-    AttestationData {
-        slot,
-        index: 0,
-        beacon_block_root: vote.block_root,
-        source: Checkpoint {
-            epoch: vote.source.epoch,
-            root: vote.source.root,
-        },
-        target: Checkpoint {
-            epoch: vote.target.epoch,
-            root: vote.target.root,
-        },
     }
 }
 

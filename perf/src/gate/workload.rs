@@ -27,6 +27,7 @@ use ssv_crypto_pipeline::threshold::LagrangeCache;
 use ssv_crypto_pipeline::{CryptoError, cpu_path};
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
+use ssv_protocol::chain::ChainSpec;
 use ssv_protocol::committee::CommitteeId;
 use ssv_protocol::message::{MessageId, MsgType, RsaSignature, SignedSsvMessage, SsvMessage};
 use ssv_protocol::partial_sig::{
@@ -621,7 +622,10 @@ impl<'a> SlotNode<'a> {
         actions: Vec<RunnerAction>,
         broadcasts: &mut Vec<SignedSsvMessage>,
     ) -> anyhow::Result<()> {
-        let check = BeaconVoteCheck { slot: SLOT };
+        let check = BeaconVoteCheck {
+            slot: SLOT,
+            chain: ChainSpec::MAINNET,
+        };
         let mut work: VecDeque<RunnerAction> = actions.into();
         while let Some(a) = work.pop_front() {
             let mut out = Vec::new();
@@ -750,7 +754,10 @@ impl SlotFixture {
             .collect();
         let mut queue: VecDeque<(usize, SignedSsvMessage)> = VecDeque::new();
         let mut inbound = Vec::new();
-        let check = BeaconVoteCheck { slot: SLOT };
+        let check = BeaconVoteCheck {
+            slot: SLOT,
+            chain: ChainSpec::MAINNET,
+        };
         for (i, node) in nodes.iter_mut().enumerate() {
             let mut out = Vec::new();
             let env = Env {
@@ -825,7 +832,10 @@ fn enqueue(
 #[inline(never)]
 fn gate_measured_committee_slot(f: &SlotFixture) -> anyhow::Result<u64> {
     let mut node = SlotNode::new(1, &f.shares, &f.share_pks, &f.validator_pks, true);
-    let check = BeaconVoteCheck { slot: SLOT };
+    let check = BeaconVoteCheck {
+        slot: SLOT,
+        chain: ChainSpec::MAINNET,
+    };
     let mut out = Vec::new();
     let mut sink = Vec::new();
     {

@@ -11,6 +11,8 @@
 //!   share public key at our position.
 
 use alloy::primitives::{Address, keccak256};
+use ssv_crypto_pipeline::share::{self, ShareError};
+pub use ssv_crypto_pipeline::share::{SHARE_PLAINTEXT_MAX, parse_share_plaintext, share_plaintext};
 use ssv_crypto_pipeline::{OperatorSecretKey, PublicKey, SecretKey, Signature};
 
 use super::error::EventRejection;
@@ -21,8 +23,6 @@ pub const SHARES_SIGNATURE_LEN: usize = 96;
 pub const SHARE_PUBKEY_LEN: usize = 48;
 /// Length of one RSA-2048 encrypted share.
 pub const ENCRYPTED_SHARE_LEN: usize = 256;
-/// Longest decrypted plaintext accepted (64 hex digits, a `0x` prefix and some whitespace).
-pub const SHARE_PLAINTEXT_MAX: usize = 80;
 
 /// Expected `shares` length for `operators` operators.
 pub const fn expected_shares_len(operators: usize) -> usize {
@@ -89,57 +89,29 @@ pub fn sign_owner_nonce(validator: &SecretKey, owner: Address, nonce: u64) -> [u
         .to_bytes()
 }
 
-/// The plaintext an operator's share is encrypted as: `0x` and the 64 hex digits of the
-/// secret key (what ssv-keys produces; the Go node accepts it with or without `0x`).
-pub fn share_plaintext(share: &SecretKey) -> String {
-    format!("0x{}", hex::encode(share.to_bytes()))
-}
-
-/// Parses a decrypted share plaintext (hex secret key, `0x` optional, up to 64 digits,
-/// left-padded as a big-endian scalar).
-pub fn parse_share_plaintext(plaintext: &[u8]) -> Result<SecretKey, EventRejection> {
-    if plaintext.len() > SHARE_PLAINTEXT_MAX {
-        return Err(EventRejection::ShareDecryption(format!(
-            "plaintext of {} bytes",
-            plaintext.len()
-        )));
-    }
-    let text = std::str::from_utf8(plaintext)
-        .map_err(|_| EventRejection::ShareDecryption("plaintext is not text".into()))?
-        .trim();
-    let digits = text.strip_prefix("0x").unwrap_or(text);
-    if digits.is_empty() || digits.len() > 64 {
-        return Err(EventRejection::ShareDecryption(format!(
-            "{} hex digits, expected 1..=64",
-            digits.len()
-        )));
-    }
-    let padded = format!("{digits:0>64}");
-    let bytes = hex::decode(padded)
-        .map_err(|_| EventRejection::ShareDecryption("plaintext is not hex".into()))?;
-    SecretKey::from_bytes(&bytes).map_err(|e| EventRejection::ShareDecryption(e.to_string()))
-}
-
-/// Decrypts our share and checks it against its share public key.
+/// Decrypts our share and checks it against its share public key
+/// ([`ssv_crypto_pipeline::share::decrypt_share`], its refusal as an event rejection).
 pub fn decrypt_share(
     key: &OperatorSecretKey,
     encrypted: &[u8],
     share_pubkey: &[u8],
 ) -> Result<SecretKey, EventRejection> {
-    let plaintext = key
-        .decrypt(encrypted)
-        .map_err(|e| EventRejection::ShareDecryption(e.to_string()))?;
-    let secret = parse_share_plaintext(&plaintext)?;
-    if secret.public_key().to_bytes().as_slice() != share_pubkey {
-        return Err(EventRejection::ShareKeyMismatch);
+    share::decrypt_share(key, encrypted, share_pubkey).map_err(EventRejection::from)
+}
+
+impl From<ShareError> for EventRejection {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::Decryption(reason) => EventRejection::ShareDecryption(reason),
+            ShareError::KeyMismatch => EventRejection::ShareKeyMismatch,
+        }
     }
-    Ok(secret)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eth::events::{ContractEvent, decode_log_data};
+    use crate::events::{ContractEvent, decode_log_data};
 
     #[test]
     fn layout_is_checked_exactly() {
@@ -177,7 +149,7 @@ mod tests {
     /// not at the neighbouring nonces. This pins the exact message bytes to the chain's.
     #[test]
     fn real_event_signature_verifies_at_its_nonce() {
-        let (_, data) = crate::eth::events::tests::fixture_log();
+        let (_, data) = crate::events::tests::fixture_log();
         let Ok(ContractEvent::ValidatorAdded(e)) = decode_log_data(&data).1 else {
             panic!("fixture decodes");
         };
@@ -194,7 +166,7 @@ mod tests {
     const REAL_EVENT_NONCE: u64 = 2;
 
     #[test]
-    fn share_round_trip_and_mismatch() {
+    fn share_refusals_become_event_rejections() {
         let key = OperatorSecretKey::generate().expect("rsa key");
         let share = SecretKey::from_ikm(&[3u8; 32]);
         let other = SecretKey::from_ikm(&[4u8; 32]);
@@ -203,29 +175,14 @@ mod tests {
             .encrypt(share_plaintext(&share).as_bytes())
             .expect("encrypt");
         assert_eq!(enc.len(), ENCRYPTED_SHARE_LEN);
-        let got = decrypt_share(&key, &enc, &share.public_key().to_bytes()).expect("decrypts");
-        assert_eq!(got.to_bytes(), share.to_bytes());
         assert_eq!(
             decrypt_share(&key, &enc, &other.public_key().to_bytes()).map(|_| ()),
             Err(EventRejection::ShareKeyMismatch)
         );
-        let mut corrupt = enc.clone();
-        corrupt[10] ^= 1;
         assert!(matches!(
-            decrypt_share(&key, &corrupt, &share.public_key().to_bytes()),
+            decrypt_share(&key, &enc[..255], &share.public_key().to_bytes()),
             Err(EventRejection::ShareDecryption(_))
         ));
-        // Without the prefix, and shorter than 64 digits, as herumi's SetHexString accepts.
-        let bare = hex::encode(share.to_bytes());
-        assert_eq!(
-            parse_share_plaintext(bare.as_bytes())
-                .expect("bare hex")
-                .to_bytes(),
-            share.to_bytes()
-        );
-        assert!(parse_share_plaintext(b"0x").is_err());
-        assert!(parse_share_plaintext(b"zz").is_err());
-        assert!(parse_share_plaintext(&[b'1'; 100]).is_err());
     }
 
     #[test]

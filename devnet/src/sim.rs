@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,27 +20,26 @@ use axum::{Json, Router};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use ssv_crypto_pipeline::{PublicKey, Signature};
-use ssv_protocol::beacon_vote::{
-    AttestationData as SszAttestationData, Checkpoint as SszCheckpoint,
-};
+use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_protocol::signing::{
     DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE, compute_domain, compute_signing_root,
 };
 use tokio::sync::broadcast;
 use tree_hash::TreeHash;
 
-use super::api::{
+use ssv_beacon_api::types::{
     ApiError, AttestationData, AttesterDuties, AttesterDuty, BlockRoot, Checkpoint, Data, Fork,
     Genesis, HeadEvent, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing,
     ValidatorEntry, ValidatorInfo,
 };
 
-/// Mainnet's `SLOTS_PER_EPOCH`.
-pub const SLOTS_PER_EPOCH: u64 = 32;
+/// `SLOTS_PER_EPOCH` the simulator serves (mainnet's, from [`ChainSpec::MAINNET`]).
+pub const SLOTS_PER_EPOCH: u64 = ChainSpec::MAINNET.slots_per_epoch();
 /// Mainnet's sync-committee size.
 pub const SYNC_COMMITTEE_SIZE: usize = 512;
-/// Mainnet's `EPOCHS_PER_SYNC_COMMITTEE_PERIOD`.
-pub const EPOCHS_PER_SYNC_COMMITTEE_PERIOD: u64 = 256;
+/// `EPOCHS_PER_SYNC_COMMITTEE_PERIOD` the simulator serves (mainnet's).
+pub const EPOCHS_PER_SYNC_COMMITTEE_PERIOD: u64 =
+    ChainSpec::MAINNET.epochs_per_sync_committee_period();
 /// Mainnet's `TARGET_COMMITTEE_SIZE`: committees per slot are sized around it.
 pub const TARGET_COMMITTEE_SIZE: u64 = 128;
 /// Mainnet's `MAX_COMMITTEES_PER_SLOT`.
@@ -96,7 +95,7 @@ impl SimConfig {
         slot_duration: Duration,
         start_delay: Duration,
     ) -> Self {
-        let now_ms = now_ms();
+        let now_ms = SlotClock::now_ms();
         let first_slot = SLOTS_PER_EPOCH;
         let start_ms = now_ms + start_delay.as_millis() as u64;
         SimConfig {
@@ -120,13 +119,6 @@ impl SimConfig {
 /// so stores keyed by it can be prepared before the simulator is built).
 pub fn genesis_validators_root(seed: u64) -> [u8; 32] {
     h(&[b"ssv-node beacon-sim genesis", &seed.to_le_bytes()])
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn h(parts: &[&[u8]]) -> [u8; 32] {
@@ -247,7 +239,7 @@ impl BeaconSim {
 
     /// The current slot by the simulator's clock (`None` before genesis).
     pub fn current_slot(&self) -> Option<u64> {
-        let now = now_ms();
+        let now = SlotClock::now_ms();
         (now >= self.inner.cfg.genesis_time_ms)
             .then(|| (now - self.inner.cfg.genesis_time_ms) / self.slot_ms())
     }
@@ -437,7 +429,7 @@ impl BeaconSim {
 
     /// Checks and records one attestation; `Err` says why it was rejected.
     pub fn submit_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
-        let received_ms = now_ms();
+        let received_ms = SlotClock::now_ms();
         let verdict = self.check_attestation(a);
         if !self.counted(a.data.slot) {
             return verdict;
@@ -483,10 +475,7 @@ impl BeaconSim {
         if a.data != self.attestation_data(slot) {
             return Err("attestation data differs from the chain's".into());
         }
-        let root = compute_signing_root(
-            ssz_attestation_data(&a.data).tree_hash_root().0,
-            self.inner.domain_attester,
-        );
+        let root = compute_signing_root(a.data.tree_hash_root().0, self.inner.domain_attester);
         self.verify(a.attester_index, &root, &a.signature)
     }
 
@@ -503,7 +492,7 @@ impl BeaconSim {
 
     /// Checks and records one sync-committee message.
     pub fn submit_sync_message(&self, m: &SyncCommitteeMessage) -> Result<(), String> {
-        let received_ms = now_ms();
+        let received_ms = SlotClock::now_ms();
         let verdict = (|| {
             let period = m.slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD;
             if !self.sync_committee(period).contains(&m.validator_index) {
@@ -545,7 +534,7 @@ impl BeaconSim {
     /// Runs the slot clock: emits a head event at every slot start until the task is dropped.
     pub async fn run_clock(self) {
         loop {
-            let now = now_ms();
+            let now = SlotClock::now_ms();
             let next_slot = self.current_slot().map_or(0, |s| s + 1);
             let wait = self.slot_start_ms(next_slot).saturating_sub(now);
             tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -612,23 +601,6 @@ impl BeaconSim {
             clock.abort();
         });
         Ok(local)
-    }
-}
-
-/// The SSZ form of the API's attestation data.
-pub fn ssz_attestation_data(d: &AttestationData) -> SszAttestationData {
-    SszAttestationData {
-        slot: d.slot,
-        index: d.index,
-        beacon_block_root: d.beacon_block_root,
-        source: SszCheckpoint {
-            epoch: d.source.epoch,
-            root: d.source.root,
-        },
-        target: SszCheckpoint {
-            epoch: d.target.epoch,
-            root: d.target.root,
-        },
     }
 }
 
@@ -886,17 +858,14 @@ mod tests {
             })
             .collect();
         let mut cfg = SimConfig::new(validators, Duration::from_millis(SLOT_MS), Duration::ZERO);
-        cfg.genesis_time_ms = now_ms() - slots_ago * SLOT_MS;
+        cfg.genesis_time_ms = SlotClock::now_ms() - slots_ago * SLOT_MS;
         cfg.last_slot = Some(SLOTS_PER_EPOCH + 3);
         (BeaconSim::new(cfg).expect("valid keys"), sks)
     }
 
     fn attestation(sim: &BeaconSim, sks: &[SecretKey], d: &AttesterDuty) -> SingleAttestation {
         let data = sim.attestation_data(d.slot);
-        let root = compute_signing_root(
-            ssz_attestation_data(&data).tree_hash_root().0,
-            sim.inner.domain_attester,
-        );
+        let root = compute_signing_root(data.tree_hash_root().0, sim.inner.domain_attester);
         SingleAttestation {
             committee_index: d.committee_index,
             attester_index: d.validator_index,

@@ -30,6 +30,7 @@ use ssz::{Decode, Encode};
 use tree_hash::TreeHash;
 
 use crate::beacon_vote::BeaconVote;
+use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
@@ -53,8 +54,6 @@ pub const FUTURE_SLOTS_MAX: u64 = 2;
 /// Most validator duties in one committee duty (every validator of a committee attests and
 /// may be in the sync committee).
 pub const DUTIES_PER_SLOT_MAX: usize = 2 * crate::limits::PARTIAL_SIGNATURES_MAX;
-/// Slots per epoch (mainnet and every SSV network).
-pub const SLOTS_PER_EPOCH: u64 = 32;
 
 /// What a validator does in a committee duty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -272,13 +271,15 @@ impl std::fmt::Debug for CommitteeRunner {
 pub struct BeaconVoteCheck {
     /// The duty's slot.
     pub slot: Slot,
+    /// The chain's constants (the slot's epoch).
+    pub chain: ChainSpec,
 }
 
 impl ValueCheck for BeaconVoteCheck {
     fn check_value(&self, value: &[u8]) -> Result<(), Error> {
         let vote = BeaconVote::from_ssz(value)
             .map_err(|e| Error::spec(ErrorCode::DecodeBeaconVote, e.to_string()))?;
-        let epoch: Epoch = self.slot / SLOTS_PER_EPOCH;
+        let epoch: Epoch = self.chain.epoch_of(self.slot);
         if vote.target.epoch > epoch + 1 {
             return Err(Error::spec(
                 ErrorCode::DutyEpochTooFarFuture,

@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use ssv_beacon_api::client::{BeaconClient, BeaconError};
+use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
 use ssv_crypto_pipeline::SecretKey;
-use ssv_node::beacon::api::{SingleAttestation, SyncCommitteeMessage};
-use ssv_node::beacon::client::{BeaconClient, BeaconError};
-use ssv_node::beacon::sim::{
-    BeaconSim, SLOTS_PER_EPOCH, SimConfig, SimValidator, ssz_attestation_data,
-};
+use ssv_devnet::sim::{BeaconSim, SLOTS_PER_EPOCH, SimConfig, SimValidator};
 use ssv_protocol::signing::{
     DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE, compute_domain, compute_signing_root,
 };
@@ -114,7 +112,7 @@ async fn duties_data_and_verified_submissions() {
             .attestation_data(d.slot, d.committee_index)
             .await
             .expect("data");
-        let root = compute_signing_root(ssz_attestation_data(&data).tree_hash_root().0, domain);
+        let root = compute_signing_root(data.tree_hash_root().0, domain);
         atts.push(SingleAttestation {
             committee_index: d.committee_index,
             attester_index: d.validator_index,
@@ -142,7 +140,7 @@ async fn duties_data_and_verified_submissions() {
         .attestation_data(d.slot, d.committee_index)
         .await
         .expect("data");
-    let root = compute_signing_root(ssz_attestation_data(&data).tree_hash_root().0, domain);
+    let root = compute_signing_root(data.tree_hash_root().0, domain);
     let wrong = (d.validator_index as usize + 1) % sks.len();
     let bad = SingleAttestation {
         committee_index: d.committee_index,

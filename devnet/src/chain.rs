@@ -1,7 +1,7 @@
 //! `ssv-node devnet --execution-endpoint URL`: the devnet's registry through a real execution
 //! node instead of seeded databases. The devnet deploys the `SSVNetworkEvents` test contract
 //! (our own Solidity emitting exactly the SSVNetwork event signatures; source and bytecode in
-//! `node/tests/eth/`) from the endpoint's first unlocked account, registers every operator
+//! `devnet/contract/`) from the endpoint's first unlocked account, registers every operator
 //! (`OperatorAdded`) and every validator (`ValidatorAdded` with the RSA-encrypted `shares`
 //! payload, in bulk transactions), and the nodes learn all of it by contract sync.
 
@@ -12,7 +12,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::{SolCall, SolValue};
 use anyhow::{Context, bail};
 
-use crate::devnet::Setup;
+use crate::Setup;
 
 alloy::sol! {
     function registerOperator(uint64 operatorId, bytes publicKey, uint256 fee);
@@ -20,8 +20,8 @@ alloy::sol! {
 }
 
 /// The test contract's creation bytecode (hex), compiled from
-/// `node/tests/eth/contracts/SSVNetworkEvents.sol` with solc 0.8.37.
-const BYTECODE_HEX: &str = include_str!("../tests/eth/SSVNetworkEvents.bin");
+/// `devnet/contract/SSVNetworkEvents.sol` with solc 0.8.37.
+const BYTECODE_HEX: &str = include_str!("../contract/SSVNetworkEvents.bin");
 /// Validators per bulk-registration transaction.
 pub const VALIDATORS_PER_TX: usize = 16;
 /// Gas limit of each transaction.
@@ -129,8 +129,8 @@ impl DevChain {
         }
         // Bulk registration per committee, in index order within it; nonces follow the
         // order of the events, so register validators in ascending index overall.
-        let mut batch: Vec<&crate::devnet::ValidatorKeys> = Vec::new();
-        let flush = |batch: &mut Vec<&crate::devnet::ValidatorKeys>| {
+        let mut batch: Vec<&crate::ValidatorKeys> = Vec::new();
+        let flush = |batch: &mut Vec<&crate::ValidatorKeys>| {
             let first = batch.first().map(|v| v.committee);
             let ids = first
                 .map(|c| setup.committees[c].clone())

@@ -1,13 +1,16 @@
-// Compiles contracts/SSVNetworkEvents.sol with solcjs (the `solc` npm package, pinned in
-// package.json) and writes the deployment bytecode as hex to build/SSVNetworkEvents.bin.
-// Usage: node compile.js [--check]   (--check: fail if the checked-in SSVNetworkEvents.bin differs)
+// Compiles the devnet crate's test contract (devnet/contract/SSVNetworkEvents.sol) with solcjs
+// (the `solc` npm package, pinned in package.json) and writes the deployment bytecode as hex to
+// build/SSVNetworkEvents.bin.
+// Usage: node compile.js [--check]   (--check: fail if the checked-in
+// devnet/contract/SSVNetworkEvents.bin differs)
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
 const dir = __dirname;
-const source = fs.readFileSync(path.join(dir, "contracts", "SSVNetworkEvents.sol"), "utf8");
+const contractDir = path.join(dir, "..", "..", "devnet", "contract");
+const source = fs.readFileSync(path.join(contractDir, "SSVNetworkEvents.sol"), "utf8");
 const input = {
   language: "Solidity",
   sources: { "SSVNetworkEvents.sol": { content: source } },
@@ -25,11 +28,11 @@ if (errors.length > 0) {
 const bin = output.contracts["SSVNetworkEvents.sol"].SSVNetworkEvents.evm.bytecode.object;
 fs.mkdirSync(path.join(dir, "build"), { recursive: true });
 fs.writeFileSync(path.join(dir, "build", "SSVNetworkEvents.bin"), bin + "\n");
-const checkedIn = path.join(dir, "SSVNetworkEvents.bin");
+const checkedIn = path.join(contractDir, "SSVNetworkEvents.bin");
 if (process.argv.includes("--check")) {
   const have = fs.existsSync(checkedIn) ? fs.readFileSync(checkedIn, "utf8").trim() : "";
   if (have !== bin) {
-    console.error("SSVNetworkEvents.bin is out of date: copy build/SSVNetworkEvents.bin over it");
+    console.error("devnet/contract/SSVNetworkEvents.bin is out of date: copy build/SSVNetworkEvents.bin over it");
     process.exit(1);
   }
 }

@@ -571,7 +571,7 @@ mod tests {
     use ssv_storage::{Durability, StoreConfig};
 
     use super::*;
-    use crate::eth::registry::{MALFORMED_RECENT_MAX, MALFORMED_TEXT_MAX, MemoryRegistryStore};
+    use crate::registry::{MALFORMED_RECENT_MAX, MALFORMED_TEXT_MAX, MemoryRegistryStore};
 
     /// A directory removed on drop (the node crate has no `tempfile` dependency).
     struct TempDir(PathBuf);

@@ -367,7 +367,7 @@ pub trait RegistryStore: Send + Sync {
 /// A [`RegistryStore`] in memory: a mutex around a [`StoredRegistry`]. Each `apply_block`
 /// holds the lock for the whole block, so readers see block boundaries only. It keeps
 /// nothing across process restarts; it serves the tests and a node run without a database
-/// ([`crate::eth::MdbxRegistryStore`] over `ssv-storage` is the persistent one).
+/// ([`crate::MdbxRegistryStore`] over `ssv-storage` is the persistent one).
 #[derive(Debug, Default)]
 pub struct MemoryRegistryStore {
     inner: Mutex<StoredRegistry>,

@@ -1,14 +1,14 @@
 //! Contract-sync integration tests against a real Ethereum JSON-RPC node (hardhat 2.29.1 on
-//! 127.0.0.1, installed by `node/tests/eth/setup.sh`) and a test contract that emits the
+//! 127.0.0.1, installed by `testdata/eth/setup.sh`) and a test contract that emits the
 //! SSVNetwork events with their real signatures.
 //!
-//! Each test starts its own dev node. Without `node/tests/eth/node_modules` the tests print
-//! `SKIPPED` and return; CI runs the set-up first.
+//! Each test starts its own dev node. Without `testdata/eth/node_modules` the tests fail,
+//! saying so; CI's `.ci/run` runs the set-up first.
 //!
 //! The 10,000-event rate measurement is ignored by default:
-//! `cargo test --release -p ssv-node --test eth_sync -- --ignored --nocapture sync_10k`
+//! `cargo test --release -p ssv-eth-sync --test eth_sync -- --ignored --nocapture sync_10k`
 
-#[path = "eth/harness.rs"]
+#[path = "../../testdata/eth/harness.rs"]
 mod harness;
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::Address;
 use harness::*;
 use ssv_crypto_pipeline::OperatorSecretKey;
-use ssv_node::eth::{
+use ssv_eth_sync::{
     ContractSync, DATA_PLANE_QUEUE_MAX, DataPlaneEvent, EthError, MemoryRegistryStore,
     ProgressMode, RegistryChange, RegistryStore, StopReason, StoredRegistry, SyncConfig,
 };

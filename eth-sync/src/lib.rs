@@ -35,6 +35,7 @@ pub mod registry;
 pub mod shares;
 pub mod sync;
 
+pub use alloy::primitives::Address;
 pub use error::{EthError, EventRejection};
 pub use handler::{DataPlaneEvent, EventHandler, StartValidator, StopReason};
 pub use mdbx_store::MdbxRegistryStore;

@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::api::{
+use crate::types::{
     AttestationData, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork, Genesis, HeadEvent,
     SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry,
 };

@@ -597,7 +597,7 @@ fn validate_operator_set(state: &RegistryState, ids: &[u64]) -> Result<(), Event
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eth::shares::{share_plaintext, sign_owner_nonce};
+    use crate::shares::{share_plaintext, sign_owner_nonce};
     use alloy::primitives::{B256, Bytes, U256};
 
     fn meta(block: u64, log_index: u64) -> EventMeta {

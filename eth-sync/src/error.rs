@@ -5,7 +5,7 @@
 //! does: it is why one contract event was recorded as malformed and skipped, exactly as the
 //! Go node treats a `MalformedEventError`.
 
-/// Errors that stop the contract sync (returned by [`crate::eth::ContractSync`]).
+/// Errors that stop the contract sync (returned by [`crate::ContractSync`]).
 #[derive(Debug, thiserror::Error)]
 pub enum EthError {
     /// The configuration cannot be used (no endpoint, unknown network name, bad address,
@@ -46,7 +46,7 @@ pub enum EthError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventRejection {
     /// The log does not decode as the event its topic names (wrong topics, bad ABI data,
-    /// or data longer than [`crate::eth::events::LOG_DATA_MAX`]).
+    /// or data longer than [`crate::events::LOG_DATA_MAX`]).
     #[error("undecodable log: {0}")]
     Undecodable(String),
     /// `OperatorAdded` for an operator ID that is already registered.

@@ -4,79 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Serde helpers for the Beacon API's quoted integers and hex bytes.
-pub mod quoted {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// A `u64` as a decimal string (accepts a bare number too).
-    pub mod u64_str {
-        use super::*;
-
-        /// Serializes as a decimal string.
-        pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&v.to_string())
-        }
-
-        /// Parses a decimal string or a number.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-            #[derive(Deserialize)]
-            #[serde(untagged)]
-            enum Either {
-                S(String),
-                N(u64),
-            }
-            match Either::deserialize(d)? {
-                Either::S(s) => s.parse().map_err(serde::de::Error::custom),
-                Either::N(n) => Ok(n),
-            }
-        }
-    }
-
-    /// A list of `u64` as decimal strings.
-    pub mod u64_vec_str {
-        use super::*;
-
-        /// Serializes as decimal strings.
-        pub fn serialize<S: Serializer>(v: &[u64], s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(v.iter().map(|n| n.to_string()))
-        }
-
-        /// Parses decimal strings.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
-            let v: Vec<String> = Vec::deserialize(d)?;
-            v.iter()
-                .map(|s| s.parse().map_err(serde::de::Error::custom))
-                .collect()
-        }
-    }
-
-    /// A fixed-size byte array as `0x`-prefixed hex.
-    pub mod hex_bytes {
-        use super::*;
-
-        /// Serializes as `0x` hex.
-        pub fn serialize<S: Serializer, const N: usize>(
-            v: &[u8; N],
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&format!("0x{}", hex::encode(v)))
-        }
-
-        /// Parses `0x` hex of exactly N bytes.
-        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-            d: D,
-        ) -> Result<[u8; N], D::Error> {
-            let s = String::deserialize(d)?;
-            let bytes = hex::decode(s.strip_prefix("0x").unwrap_or(&s))
-                .map_err(serde::de::Error::custom)?;
-            bytes.try_into().map_err(|b: Vec<u8>| {
-                serde::de::Error::custom(format!("{} bytes, want {N}", b.len()))
-            })
-        }
-    }
-}
-
-use quoted::{hex_bytes, u64_str, u64_vec_str};
+pub use ssv_protocol::beacon_vote::{AttestationData, Checkpoint};
+pub use ssv_protocol::json as quoted;
+use ssv_protocol::json::{hex_bytes, u64_str, u64_vec_str};
 
 /// `{"data": T}`, the envelope of most responses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,35 +115,6 @@ pub struct SyncDuty {
     pub validator_sync_committee_indices: Vec<u64>,
 }
 
-/// A checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Epoch.
-    #[serde(with = "u64_str")]
-    pub epoch: u64,
-    /// Root.
-    #[serde(with = "hex_bytes")]
-    pub root: [u8; 32],
-}
-
-/// `GET /eth/v1/validator/attestation_data`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttestationData {
-    /// Slot.
-    #[serde(with = "u64_str")]
-    pub slot: u64,
-    /// Committee index (0 since Electra).
-    #[serde(with = "u64_str")]
-    pub index: u64,
-    /// Head block root.
-    #[serde(with = "hex_bytes")]
-    pub beacon_block_root: [u8; 32],
-    /// Source checkpoint.
-    pub source: Checkpoint,
-    /// Target checkpoint.
-    pub target: Checkpoint,
-}
-
 /// An Electra `SingleAttestation`, as `POST /eth/v2/beacon/pool/attestations` takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SingleAttestation {
@@ -282,29 +183,15 @@ pub struct Spec {
     #[serde(with = "u64_str")]
     pub slots_per_epoch: u64,
     /// Slot duration in milliseconds (newer clients; the simulator always sets it).
-    #[serde(default, with = "opt_u64_str", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "ssv_protocol::json::opt_u64_str",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub slot_duration_ms: Option<u64>,
     /// Epochs per sync-committee period.
     #[serde(with = "u64_str")]
     pub epochs_per_sync_committee_period: u64,
-}
-
-/// An optional quoted u64.
-mod opt_u64_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(n) => s.serialize_str(&n.to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        let v: Option<String> = Option::deserialize(d)?;
-        v.map(|s| s.parse().map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 /// One validator of `POST /eth/v1/beacon/states/{state_id}/validators`.

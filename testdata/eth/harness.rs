@@ -3,8 +3,9 @@
 //! checked in next to its Solidity source, re-checked by `setup.sh`), and generators of
 //! valid and deliberately broken `ValidatorAdded` payloads.
 //!
-//! The tests skip, saying so, only when `node/tests/eth/node_modules` is absent (run
-//! `node/tests/eth/setup.sh`); CI runs the set-up, so there they always run.
+//! Shared by the contract-sync tests of `ssv-eth-sync` and the devnet tests of `ssv-node`
+//! (each includes this file with `#[path]`). A test fails, saying what is missing, when
+//! `testdata/eth/node_modules` is absent: run `testdata/eth/setup.sh` (CI's `.ci/run` does).
 
 #![allow(dead_code)]
 
@@ -20,7 +21,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::{SolCall, SolValue};
 use ssv_crypto_pipeline::{OperatorSecretKey, SecretKey};
-use ssv_node::eth::shares::{share_plaintext, sign_owner_nonce};
+use ssv_eth_sync::shares::{share_plaintext, sign_owner_nonce};
 
 /// How long the dev node may take to answer its first request.
 pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -51,11 +52,22 @@ alloy::sol! {
     function setFeeRecipientAddress(address recipientAddress);
 }
 
-/// `node/tests/eth`.
+/// The workspace root (every crate that includes this harness is one level below it).
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `testdata/eth`: the dev node's npm package and its set-up script.
 pub fn eth_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("eth")
+    workspace_dir().join("testdata").join("eth")
+}
+
+/// The test contract's checked-in creation bytecode (data of the devnet crate).
+pub fn contract_bin() -> PathBuf {
+    workspace_dir()
+        .join("devnet")
+        .join("contract")
+        .join("SSVNetworkEvents.bin")
 }
 
 fn hardhat_bin() -> PathBuf {
@@ -67,17 +79,15 @@ pub fn dev_node_installed() -> bool {
     hardhat_bin().exists()
 }
 
-/// Returns from the test, with a message, when the dev node is not installed.
+/// Fails the test, saying what is missing, when the dev node is not installed.
 #[macro_export]
 macro_rules! require_dev_node {
     () => {
-        if !$crate::harness::dev_node_installed() {
-            eprintln!(
-                "SKIPPED: node/tests/eth/node_modules is absent; run node/tests/eth/setup.sh \
-                 to install hardhat and run this contract-sync integration test"
-            );
-            return;
-        }
+        assert!(
+            $crate::harness::dev_node_installed(),
+            "testdata/eth/node_modules is absent: run testdata/eth/setup.sh (Node.js 20 and \
+             npm) to install hardhat, which this contract-sync integration test needs"
+        );
     };
 }
 
@@ -174,8 +184,7 @@ impl Chain {
             .expect("connect")
             .erased();
         let accounts = provider.get_accounts().await.expect("eth_accounts");
-        let hex_code = std::fs::read_to_string(eth_dir().join("SSVNetworkEvents.bin"))
-            .expect("checked-in bytecode");
+        let hex_code = std::fs::read_to_string(contract_bin()).expect("checked-in bytecode");
         let code: Bytes = hex_code.trim().parse().expect("bytecode hex");
         let tx = TransactionRequest::default()
             .from(accounts[0])

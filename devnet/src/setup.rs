@@ -1,0 +1,381 @@
+//! The devnet's set-up: operator and validator keys, committees, the shares payload of each
+//! validator, and each operator's directory (key, `ssv-node start` config, seeded store).
+
+use super::*;
+use ssv_protocol::types::quorum;
+
+/// One operator's keys.
+pub struct OperatorKeys {
+    /// Operator ID (1-based).
+    pub id: u64,
+    /// RSA key.
+    pub key: OperatorSecretKey,
+}
+
+/// One validator and its `ValidatorAdded` `shares` payload.
+pub struct ValidatorKeys {
+    /// Beacon index.
+    pub index: u64,
+    /// The full validator key (only the simulator's public key and the tests use it).
+    pub secret: SecretKey,
+    /// Its public key.
+    pub pubkey: [u8; 48],
+    /// Position of its committee in [`Setup::committees`].
+    pub committee: usize,
+    /// `owner signature ‖ share public keys ‖ encrypted shares`, operators in the order of
+    /// the committee (ascending IDs).
+    pub shares: Vec<u8>,
+}
+
+/// Everything generated before any node starts.
+pub struct Setup {
+    /// Operators, ID `i + 1` at position `i`.
+    pub operators: Vec<OperatorKeys>,
+    /// Committees, each its operator IDs ascending.
+    pub committees: Vec<Vec<u64>>,
+    /// Validators, index `i` at position `i`.
+    pub validators: Vec<ValidatorKeys>,
+    /// The account that "registered" every validator (nonce = validator index).
+    pub owner: Address,
+}
+
+/// The default start delay for `shares` validator shares over all nodes on `cores` cores:
+/// [`START_DELAY`] plus [`START_DELAY_PER_SHARE`] per share per core, at most
+/// [`START_DELAY_MAX`].
+pub fn start_delay(shares: u64, cores: u64) -> Duration {
+    let extra = START_DELAY_PER_SHARE.saturating_mul(u32::try_from(shares).unwrap_or(u32::MAX))
+        / u32::try_from(cores.max(1)).unwrap_or(u32::MAX);
+    (START_DELAY + extra).min(START_DELAY_MAX)
+}
+
+/// `C(n, k)`, saturating at `cap`.
+pub(crate) fn binomial_capped(n: u64, k: u64, cap: u64) -> u64 {
+    let mut c: u128 = 1;
+    for i in 0..k.min(n) {
+        c = c * u128::from(n - i) / u128::from(i + 1);
+        if c >= u128::from(cap) {
+            return cap;
+        }
+    }
+    if k > n { 0 } else { c as u64 }
+}
+
+/// How many committees `validators` validators are spread over: `ceil(V / 500)`, bounded by
+/// the number of distinct committees of `size` among `operators` and by [`COMMITTEES_MAX`].
+pub fn committee_count(validators: u64, operators: u64, size: u64) -> usize {
+    let wanted = validators.div_ceil(VALIDATORS_PER_COMMITTEE).max(1);
+    let available = binomial_capped(operators, size, COMMITTEES_MAX as u64);
+    wanted.min(available).min(COMMITTEES_MAX as u64) as usize
+}
+
+/// `count` distinct committees of `size` operators out of IDs `1..=operators`: first the
+/// consecutive groups, then other subsets in lexicographic order. Fewer when fewer exist.
+pub fn committees(operators: u64, size: u64, count: usize) -> Vec<Vec<u64>> {
+    let count = count.min(COMMITTEES_MAX);
+    let mut out: Vec<Vec<u64>> = (0..operators / size.max(1))
+        .map(|g| (g * size + 1..=(g + 1) * size).collect())
+        .take(count)
+        .collect();
+    if out.len() >= count || size == 0 || size > operators {
+        return out;
+    }
+    // Lexicographic K-subsets of 1..=N, skipping the consecutive groups already taken.
+    let k = size as usize;
+    let mut cur: Vec<u64> = (1..=size).collect();
+    loop {
+        if !out.contains(&cur) {
+            out.push(cur.clone());
+            if out.len() >= count {
+                return out;
+            }
+        }
+        // Advance to the next subset: the rightmost element that can grow grows, the ones
+        // after it follow consecutively.
+        let Some(i) = (0..k)
+            .rev()
+            .find(|&i| cur[i] < operators - (k - 1 - i) as u64)
+        else {
+            return out;
+        };
+        cur[i] += 1;
+        for j in i + 1..k {
+            cur[j] = cur[j - 1] + 1;
+        }
+    }
+}
+
+impl Setup {
+    /// Generates `operators` RSA keys, `validators` BLS keys (from `seed`) and their shares
+    /// for committees of `committee_size`.
+    pub fn generate(
+        operators: u64,
+        validators: u64,
+        committee_size: u64,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let owner = Address::from_slice(
+            &Sha256::digest([b"ssv-node devnet owner".as_slice(), &seed.to_le_bytes()].concat())
+                [..20],
+        );
+        Self::generate_for_owner(operators, validators, committee_size, seed, owner)
+    }
+
+    /// [`Setup::generate`] with the validators registered by `owner` (nonce = index).
+    pub fn generate_for_owner(
+        operators: u64,
+        validators: u64,
+        committee_size: u64,
+        seed: u64,
+        owner: Address,
+    ) -> anyhow::Result<Self> {
+        ensure!(
+            (1..=OPERATORS_MAX).contains(&operators),
+            "1..={OPERATORS_MAX} operators"
+        );
+        ensure!(
+            (1..=VALIDATORS_MAX).contains(&validators),
+            "1..={VALIDATORS_MAX} validators"
+        );
+        ensure!(
+            COMMITTEE_SIZES.contains(&committee_size) && committee_size <= operators,
+            "committee size {committee_size} with {operators} operators"
+        );
+        let operators: Vec<OperatorKeys> = (1..=operators)
+            .map(|id| {
+                OperatorSecretKey::generate()
+                    .map(|key| OperatorKeys { id, key })
+                    .with_context(|| format!("generating the RSA key of operator {id}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let count = committee_count(validators, operators.len() as u64, committee_size);
+        let committees = committees(operators.len() as u64, committee_size, count);
+        ensure!(!committees.is_empty(), "no committee could be formed");
+        let threshold = quorum(committee_size as usize);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(validators as usize);
+        for index in 0..validators {
+            let mut ikm = [0u8; 32];
+            rng.fill_bytes(&mut ikm);
+            let secret = SecretKey::from_ikm(&ikm);
+            let committee = (index % committees.len() as u64) as usize;
+            let ids = &committees[committee];
+            let shares = split_secret_key(&secret, threshold, ids, &mut rng)
+                .with_context(|| format!("splitting validator {index}"))?;
+            let mut payload = Vec::with_capacity(expected_shares_len(ids.len()));
+            payload.extend_from_slice(&sign_owner_nonce(&secret, owner, index));
+            for (_, share) in &shares {
+                payload.extend_from_slice(&share.public_key().to_bytes());
+            }
+            for (id, share) in &shares {
+                let op = &operators[(*id - 1) as usize];
+                let enc = op
+                    .key
+                    .public_key()
+                    .encrypt(share_plaintext(share).as_bytes())
+                    .with_context(|| format!("encrypting validator {index}'s share to {id}"))?;
+                ensure!(
+                    enc.len() == ENCRYPTED_SHARE_LEN,
+                    "operator {id}'s key gives {}-byte ciphertexts, not {ENCRYPTED_SHARE_LEN}",
+                    enc.len()
+                );
+                payload.extend_from_slice(&enc);
+            }
+            out.push(ValidatorKeys {
+                index,
+                pubkey: secret.public_key().to_bytes(),
+                secret,
+                committee,
+                shares: payload,
+            });
+        }
+        Ok(Setup {
+            operators,
+            committees,
+            validators: out,
+            owner,
+        })
+    }
+
+    /// The store writes of operator `id`: every operator, its committees, and one share per
+    /// validator of its committees with its own encrypted share taken from the `shares`
+    /// payload as contract sync takes it.
+    pub fn store_ops(&self, id: u64) -> anyhow::Result<Vec<WriteOp>> {
+        let mut ops = Vec::new();
+        for op in &self.operators {
+            ops.push(WriteOp::PutOperator(OperatorRecord {
+                id: op.id,
+                public_key: op.key.public_key().to_base64_pem().into_bytes(),
+                owner: self.owner.0.0,
+            }));
+        }
+        for (c, ids) in self.committees.iter().enumerate() {
+            let Some(pos) = ids.iter().position(|o| *o == id) else {
+                continue;
+            };
+            ops.push(WriteOp::PutCommittee(
+                CommitteeRecord::new(ids.clone()).context("committee record")?,
+            ));
+            let cid = committee_id(ids).context("committee id")?;
+            for v in self.validators.iter().filter(|v| v.committee == c) {
+                let split = split_shares(&v.shares, ids.len())
+                    .map_err(|e| anyhow::anyhow!("validator {} shares: {e}", v.index))?;
+                let share_pubkeys = split
+                    .share_pubkeys
+                    .iter()
+                    .map(|pk| <[u8; 48]>::try_from(*pk))
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("share public key length")?;
+                ops.push(WriteOp::PutShare(ShareRecord {
+                    validator_pubkey: v.pubkey,
+                    validator_index: Some(v.index),
+                    committee_id: cid,
+                    operator_ids: ids.clone(),
+                    share_pubkeys,
+                    encrypted_share: split.encrypted[pos].to_vec(),
+                    secret_share: None,
+                    owner: self.owner.0.0,
+                    liquidated: false,
+                }));
+            }
+        }
+        Ok(ops)
+    }
+
+    /// The simulator's view of the validators.
+    pub fn sim_validators(&self) -> Vec<SimValidator> {
+        self.validators
+            .iter()
+            .map(|v| SimValidator {
+                index: v.index,
+                pubkey: v.pubkey,
+            })
+            .collect()
+    }
+}
+
+/// What goes into one node's `config.toml`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct NodeConfigFile {
+    data_dir: PathBuf,
+    network: &'static str,
+    beacon_nodes: Vec<String>,
+    shards: u64,
+    pin_shards: bool,
+    metrics_addr: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault: Option<&'static str>,
+    operator: NodeOperatorSection,
+    p2p: NodeP2pSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eth1: Option<NodeEth1Section>,
+}
+
+/// The `[eth1]` section of a node config (`--execution-endpoint`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeEth1Section {
+    /// The execution endpoint.
+    pub endpoints: Vec<String>,
+    /// The test contract.
+    pub contract: String,
+    /// Its deployment block.
+    pub start_block: u64,
+    /// 0: a dev node does not reorg.
+    pub follow_distance: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct NodeOperatorSection {
+    id: u64,
+    key_file: PathBuf,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct NodeP2pSection {
+    ip: Ipv4Addr,
+    tcp_port: u16,
+    udp_port: u16,
+    bootnodes: Vec<String>,
+}
+
+/// The `ssv-node start` config of operator `id` whose directory is `dir`: network `local`,
+/// the simulator as beacon node, loopback with any free ports (p2p and metrics), the
+/// bootnode, and the fault for the faulty operator only. Shards are not pinned: several nodes share the cores.
+pub fn node_config(
+    dir: &Path,
+    id: u64,
+    beacon_url: &str,
+    bootnode_enr: &str,
+    shards: u64,
+    faulty: bool,
+) -> anyhow::Result<String> {
+    let file = NodeConfigFile {
+        data_dir: dir.to_owned(),
+        network: "local",
+        beacon_nodes: vec![beacon_url.to_owned()],
+        shards,
+        pin_shards: false,
+        // Any free port: the node logs the address it got, and the devnet reads it there.
+        metrics_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        fault: faulty.then_some("corrupt-partials"),
+        operator: NodeOperatorSection {
+            id,
+            key_file: dir.join("operator.pem"),
+        },
+        p2p: NodeP2pSection {
+            ip: Ipv4Addr::LOCALHOST,
+            tcp_port: 0,
+            udp_port: 0,
+            bootnodes: vec![bootnode_enr.to_owned()],
+        },
+        eth1: None,
+    };
+    toml::to_string(&file).context("encoding a node config")
+}
+
+/// [`node_config`] plus an `[eth1]` section: the node learns its registry by contract sync.
+pub fn node_config_eth1(base: &str, eth1: &NodeEth1Section) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Only<'a> {
+        eth1: &'a NodeEth1Section,
+    }
+    Ok(format!(
+        "{base}\n{}",
+        toml::to_string(&Only { eth1 }).context("encoding the eth1 section")?
+    ))
+}
+
+/// Writes operator `id`'s directory: key, seeded store, config. Returns the config path.
+pub(crate) fn prepare_operator(
+    setup: &Setup,
+    dir: &Path,
+    id: u64,
+    gvr: [u8; 32],
+    config_text: &str,
+    seed_store: bool,
+) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let op = &setup.operators[(id - 1) as usize];
+    let pem = op.key.to_pem().context("encoding an operator key")?;
+    let key_path = dir.join("operator.pem");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .with_context(|| format!("creating {}", key_path.display()))?;
+    std::io::Write::write_all(&mut f, pem.as_bytes())
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    if seed_store {
+        let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
+            .with_context(|| format!("opening the store of operator {id}"))?;
+        store
+            .write(setup.store_ops(id)?)
+            .with_context(|| format!("seeding the store of operator {id}"))?;
+        drop(store);
+    }
+    let config_path = dir.join("config.toml");
+    std::fs::write(&config_path, config_text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    Ok(config_path)
+}

@@ -1,0 +1,258 @@
+//! The devnet's result: per-operator lines, the simulator's counts and the nodes' own
+//! counters (read from their `/metrics`), as a table and as JSON.
+
+use super::*;
+
+/// One operator's line of the summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperatorSummary {
+    /// Operator ID.
+    pub id: u64,
+    /// How its process ended.
+    pub status: String,
+    /// Whether that is how a node of a good run ends (stopped with status 0 on SIGTERM, or
+    /// killed on purpose).
+    pub clean: bool,
+    /// Its log.
+    pub log: PathBuf,
+}
+
+/// The result of a run (the `--json-summary` file).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Counted slots.
+    pub slots: u64,
+    /// Slot duration.
+    pub slot_ms: u64,
+    /// First counted slot of the chain.
+    pub first_slot: u64,
+    /// Operators.
+    pub operators: u64,
+    /// Validators.
+    pub validators: u64,
+    /// Committees.
+    pub committees: usize,
+    /// Operators per committee.
+    pub committee_size: u64,
+    /// Attester duties in the counted slots.
+    pub attestations_expected: u64,
+    /// Valid attestations of those duties.
+    pub attestations_valid: u64,
+    /// Invalid attestations naming a counted slot.
+    pub attestations_invalid: u64,
+    /// Valid attestations later than two slots after their slot's start.
+    pub attestations_late: u64,
+    /// Sync-committee duties in the counted slots.
+    pub sync_messages_expected: u64,
+    /// Valid sync-committee messages of those duties.
+    pub sync_messages_valid: u64,
+    /// Invalid sync-committee messages naming a counted slot.
+    pub sync_messages_invalid: u64,
+    /// Valid sync-committee messages received late.
+    pub sync_messages_late: u64,
+    /// Duties (attestations and sync messages) with no valid submission.
+    pub missed: u64,
+    /// Median latency from slot start to a valid submission.
+    pub duty_latency_ms_p50: u64,
+    /// 99th percentile of that latency.
+    pub duty_latency_ms_p99: u64,
+    /// Largest latency.
+    pub duty_latency_ms_max: u64,
+    /// The nodes' counters (their `/metrics`), summed over the nodes alive at the end and
+    /// read before they are stopped; empty when none could be read.
+    pub node_counters: BTreeMap<String, u64>,
+    /// Seconds from starting the nodes to reading their counters.
+    pub node_seconds: f64,
+    /// The operator killed during the run.
+    pub killed_operator: Option<u64>,
+    /// The counted slot (0-based) it was killed at.
+    pub kill_at_slot: Option<u64>,
+    /// The operator sending corrupted partial signatures.
+    pub faulty_operator: Option<u64>,
+    /// How each node ended and where its log is.
+    pub operator_exits: Vec<OperatorSummary>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Whether the run passed (see [`Summary::failure`]).
+    pub passed: bool,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// Nearest-rank percentile `p` (0..=100) of sorted values (0 when empty).
+pub fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p.min(100) as usize * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+impl Summary {
+    /// Why the run failed (`None`: every expected duty valid, nothing invalid or missed,
+    /// every node stopped cleanly).
+    pub fn failure(&self) -> Option<String> {
+        if self.attestations_invalid > 0 || self.sync_messages_invalid > 0 {
+            return Some(format!(
+                "{} invalid attestations and {} invalid sync-committee messages",
+                self.attestations_invalid, self.sync_messages_invalid
+            ));
+        }
+        if self.missed > 0 {
+            return Some(format!("{} duties missed", self.missed));
+        }
+        if self.attestations_valid < self.attestations_expected {
+            return Some(format!(
+                "{} of {} expected attestations valid",
+                self.attestations_valid, self.attestations_expected
+            ));
+        }
+        if self.sync_messages_valid < self.sync_messages_expected {
+            return Some(format!(
+                "{} of {} expected sync-committee messages valid",
+                self.sync_messages_valid, self.sync_messages_expected
+            ));
+        }
+        if self.attestations_expected + self.sync_messages_expected == 0 {
+            return Some("no duties fell in the counted slots".into());
+        }
+        self.operator_exits
+            .iter()
+            .find(|o| !o.clean)
+            .map(|o| format!("operator {} {}", o.id, o.status))
+    }
+
+    /// The final table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "\ndevnet: {} operators, {} validators in {} committee(s) of {}, {} slots of {} ms \
+             (chain slots {}..={})",
+            self.operators,
+            self.validators,
+            self.committees,
+            self.committee_size,
+            self.slots,
+            self.slot_ms,
+            self.first_slot,
+            self.first_slot + self.slots - 1
+        );
+        let _ = writeln!(
+            s,
+            "\n{:<16}{:>10}{:>10}{:>10}{:>8}{:>10}",
+            "duty", "expected", "valid", "invalid", "late", "missed"
+        );
+        for (name, exp, valid, invalid, late) in [
+            (
+                "attestations",
+                self.attestations_expected,
+                self.attestations_valid,
+                self.attestations_invalid,
+                self.attestations_late,
+            ),
+            (
+                "sync messages",
+                self.sync_messages_expected,
+                self.sync_messages_valid,
+                self.sync_messages_invalid,
+                self.sync_messages_late,
+            ),
+        ] {
+            let _ = writeln!(
+                s,
+                "{name:<16}{exp:>10}{valid:>10}{invalid:>10}{late:>8}{:>10}",
+                exp.saturating_sub(valid)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nlatency, slot start -> valid submission: p50 {} ms, p99 {} ms, max {} ms",
+            self.duty_latency_ms_p50, self.duty_latency_ms_p99, self.duty_latency_ms_max
+        );
+        let rate = |name: &str| {
+            self.node_counters
+                .get(name)
+                .map(|v| *v as f64 / self.node_seconds.max(1e-3))
+        };
+        if let (Some(msgs), Some(sigs)) = (
+            rate("ssv_messages_in"),
+            rate("ssv_signatures_reconstructed"),
+        ) {
+            let _ = writeln!(
+                s,
+                "nodes, all together over {:.0} s: {msgs:.0} gossip messages/s in, \
+                 {sigs:.0} signatures/s reconstructed and verified",
+                self.node_seconds
+            );
+        }
+        let _ = writeln!(s, "\n{:<10}{:<48}log", "operator", "status");
+        for o in &self.operator_exits {
+            let mut status = o.status.clone();
+            if self.faulty_operator == Some(o.id) {
+                status.push_str(" [faulty]");
+            }
+            let _ = writeln!(s, "{:<10}{:<48}{}", o.id, status, o.log.display());
+        }
+        let _ = match self.failure() {
+            None => writeln!(
+                s,
+                "\nPASS: every expected duty submitted valid; none invalid, none missed"
+            ),
+            Some(why) => writeln!(s, "\nFAIL: {why}"),
+        };
+        s
+    }
+}
+
+/// The URL of a node's `/metrics`, from the line its log starts with
+/// (`metrics on http://ADDR/metrics`).
+pub(crate) fn metrics_url(log: &Path) -> Option<String> {
+    let mut head = Vec::new();
+    std::fs::File::open(log)
+        .ok()?
+        .take(LOG_HEAD_BYTES_MAX)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let at = text.find("metrics on http://")? + "metrics on ".len();
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    url.ends_with("/metrics").then_some(url)
+}
+
+/// Counters of a Prometheus text exposition (`name value` lines; others are skipped).
+pub fn parse_counters(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The counters of every running node, summed (what could not be read is left out).
+pub(crate) async fn node_counters(nodes: &Nodes) -> BTreeMap<String, u64> {
+    let Ok(client) = reqwest::Client::builder().timeout(METRICS_TIMEOUT).build() else {
+        return BTreeMap::new();
+    };
+    let mut sum = BTreeMap::new();
+    for p in nodes.procs.iter().filter(|p| p.state == NodeState::Running) {
+        let Some(url) = metrics_url(&p.log) else {
+            continue;
+        };
+        let Ok(resp) = client.get(&url).send().await else {
+            continue;
+        };
+        let Ok(text) = resp.text().await else {
+            continue;
+        };
+        for (k, v) in parse_counters(&text) {
+            *sum.entry(k).or_insert(0u64) += v;
+        }
+    }
+    sum
+}

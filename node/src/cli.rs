@@ -1,0 +1,161 @@
+//! The `ssv-node` command line (`main.rs` only calls [`main`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ssv_crypto_pipeline::OperatorSecretKey;
+
+#[derive(Parser)]
+#[command(name = "ssv-node", version, about = "SSV operator node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator node: `ssv-node start --config ssv.toml` (flags override the file).
+    Start(Box<StartArgs>),
+    /// Run a local devnet: a simulated beacon chain, N operator nodes (`ssv-node start`
+    /// processes) over libp2p on loopback and V generated validators, for S slots; prints a
+    /// line per slot and a final table, exits non-zero unless every duty was done.
+    Devnet(Box<ssv_devnet::DevnetArgs>),
+    /// Write a new RSA-2048 operator key: the private key to `--out` (plain PEM, or with
+    /// `--password-file` the Go node's encrypted keystore JSON), the public key (base64 of a
+    /// PEM, as the SSV contract registers it) to stdout and `--out`.pub.
+    Keygen {
+        /// Where to write the private key (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Encrypt the key with the password in this file (EIP-2335 modules, as the Go
+        /// node's `generate-operator-keys --password-file` writes it).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Serve a simulated beacon chain (the Beacon API endpoints committee duties use) that
+    /// verifies every submitted signature against the validators' full public keys.
+    BeaconSim(Box<ssv_devnet::BeaconSimArgs>),
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// The TOML config file (see `node/src/config.rs` or the README for its fields).
+    #[arg(long)]
+    config: PathBuf,
+    /// Data directory (database, network key).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Network: mainnet, holesky, hoodi or local.
+    #[arg(long)]
+    network: Option<String>,
+    /// Beacon node URL (repeatable; replaces the config's list).
+    #[arg(long = "beacon-node")]
+    beacon_nodes: Vec<String>,
+    /// Number of data-plane shards (glommio executors).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Serve `/metrics` and `/health` on this address.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Serve CPU profiles (`/debug/pprof/profile?seconds=N`, flamegraph SVG) on this address.
+    #[arg(long)]
+    pprof_addr: Option<SocketAddr>,
+    /// libp2p TCP port.
+    #[arg(long)]
+    tcp_port: Option<u16>,
+    /// discv5 UDP port.
+    #[arg(long)]
+    udp_port: Option<u16>,
+    /// Bootnode ENR (repeatable; replaces the config's list).
+    #[arg(long = "bootnode")]
+    bootnodes: Vec<String>,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn start(args: StartArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let overrides = crate::config::Overrides {
+        data_dir: args.data_dir,
+        network: args.network,
+        beacon_nodes: args.beacon_nodes,
+        shards: args.shards,
+        metrics_addr: args.metrics_addr,
+        pprof_addr: args.pprof_addr,
+        tcp_port: args.tcp_port,
+        udp_port: args.udp_port,
+        bootnodes: args.bootnodes,
+    };
+    let config = crate::config::Config::load(&args.config, &overrides)?;
+    crate::runtime::start(config)
+}
+
+fn keygen(out: PathBuf, password_file: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = OperatorSecretKey::generate().context("generating an RSA-2048 key")?;
+    let pem = match &password_file {
+        None => key.to_pem().context("encoding the key")?,
+        Some(path) => {
+            let password = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the password file {}", path.display()))?;
+            ssv_crypto_pipeline::keystore::encrypt_operator_key(&key, &password)
+                .map_err(|e| anyhow::anyhow!("encrypting the key: {e}"))?
+        }
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&out)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing key is never overwritten)",
+                out.display()
+            )
+        })?;
+    f.write_all(pem.as_bytes())?;
+    let public = key.public_key().to_base64_pem();
+    let pub_path = out.with_extension("pub");
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    println!("{public}");
+    eprintln!(
+        "private key: {}\npublic key:  {}",
+        out.display(),
+        pub_path.display()
+    );
+    Ok(())
+}
+
+/// The `ssv-node` command line: parses the arguments, runs the subcommand, prints an error as
+/// one line and returns the exit status.
+pub fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain; no backtrace for an operator's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Devnet(args) => ssv_devnet::run(*args),
+        Command::Start(args) => start(*args),
+        Command::Keygen { out, password_file } => keygen(out, password_file),
+        Command::BeaconSim(args) => ssv_devnet::run_beacon_sim(*args),
+    }
+}
