@@ -56,7 +56,10 @@ pub use discovery::Bootnode;
 pub use error::NetioError;
 pub use keys::NetworkKey;
 pub use scoring::ValidationResult;
-pub use service::{Network, NetworkConfig, NetworkEvent, NetworkHandle, NetworkStats};
+pub use service::{
+    DetachedEvent, DetachedNetwork, Network, NetworkConfig, NetworkEvent, NetworkHandle,
+    NetworkStats,
+};
 pub use shard::{InboundMessage, ShardQueue, ShardStats, shard_for};
 pub use spec::{DomainType, SUBNET_COUNT, Subnet, subnet_from_topic, topic_name};
 pub use subnets::Subnets;

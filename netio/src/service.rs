@@ -258,7 +258,103 @@ impl std::fmt::Debug for NetworkHandle {
     }
 }
 
+/// What a data plane asked of a [`NetworkHandle::detached`] handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetachedEvent {
+    /// A publish on a subnet.
+    Published {
+        /// The subnet.
+        subnet: Subnet,
+        /// The encoded message.
+        data: Vec<u8>,
+    },
+    /// A validation verdict on a delivered message.
+    Reported {
+        /// The gossip message ID.
+        id: MessageId,
+        /// The peer it came from.
+        source: PeerId,
+        /// The verdict.
+        result: ValidationResult,
+    },
+    /// A subscription change.
+    Subscribed(Subnet, bool),
+}
+
+/// The far end of a [`NetworkHandle::detached`] handle: no libp2p behind it, every command
+/// recorded for the test or harness that reads [`DetachedNetwork::drain`]; queries answer as
+/// a network with no peers would.
+#[derive(Debug)]
+pub struct DetachedNetwork {
+    rx: async_channel::Receiver<Command>,
+}
+
+impl DetachedNetwork {
+    /// Everything asked since the last call, in order.
+    pub fn drain(&self) -> Vec<DetachedEvent> {
+        let mut out = Vec::new();
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Publish {
+                    subnet,
+                    data,
+                    reply,
+                } => {
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(MessageId::new(&message_id(&data, None))));
+                    }
+                    out.push(DetachedEvent::Published { subnet, data });
+                }
+                Command::Report { id, source, result } => {
+                    out.push(DetachedEvent::Reported { id, source, result })
+                }
+                Command::Subscribe(s, r) => {
+                    let _ = r.send(());
+                    out.push(DetachedEvent::Subscribed(s, true));
+                }
+                Command::Unsubscribe(s, r) => {
+                    let _ = r.send(());
+                    out.push(DetachedEvent::Subscribed(s, false));
+                }
+                Command::PeerScore(_, r) => {
+                    let _ = r.send(None);
+                }
+                Command::ConnectedPeers(r) => {
+                    let _ = r.send(Vec::new());
+                }
+                Command::TopicPeers(_, r) => {
+                    let _ = r.send(0);
+                }
+                Command::Stats(r) => {
+                    let _ = r.send(NetworkStats::default());
+                }
+                Command::LocalEnr(_)
+                | Command::SetTopicRate(..)
+                | Command::Dial(_)
+                | Command::Shutdown => {}
+            }
+        }
+        out
+    }
+}
+
 impl NetworkHandle {
+    /// A handle with no network behind it, for tests and harnesses that run a data plane
+    /// without libp2p: what it is asked lands in the returned [`DetachedNetwork`] (at most
+    /// `queue` commands between two drains; beyond that `try_publish` reports a full queue,
+    /// as a busy network thread would).
+    pub fn detached(queue: usize) -> (NetworkHandle, DetachedNetwork) {
+        let (tx, rx) = async_channel::bounded(queue.max(1));
+        (
+            NetworkHandle {
+                tx,
+                peer_id: PeerId::random(),
+                listen_addrs: Arc::new(Vec::new()),
+            },
+            DetachedNetwork { rx },
+        )
+    }
+
     /// Our peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id

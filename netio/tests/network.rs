@@ -1,6 +1,8 @@
 //! Integration tests of the network layer on loopback: scoring and graylisting, the domain
 //! handshake, and shard isolation. Every wait is bounded; each test takes a few seconds.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -455,6 +455,40 @@ tcp_port = 0
 bootnodes = ["enr:-abc"]
 "#;
 
+    /// The configs `ssv-node devnet` writes for its nodes load here as the devnet means them
+    /// (the devnet crate writes them without this parser: this is the contract between the two).
+    #[test]
+    fn devnet_node_configs_load() {
+        let dir = Path::new("/tmp/devnet/op2");
+        let text = ssv_devnet::node_config(dir, 2, "http://127.0.0.1:5052", "enr:-xyz", 3, true)
+            .expect("config text");
+        let c = Config::from_toml(&text, dir, &Overrides::default()).expect("devnet config");
+        assert_eq!(c.data_dir, dir);
+        assert_eq!(c.network.domain(), LOCAL_DOMAIN);
+        assert_eq!(c.operator_id, Some(2));
+        assert_eq!(c.operator_key, OperatorKey::Plain(dir.join("operator.pem")));
+        assert_eq!(c.beacon_nodes, vec!["http://127.0.0.1:5052".to_owned()]);
+        assert_eq!((c.shards, c.pin_shards), (3, false));
+        assert_eq!(c.p2p.ip, Ipv4Addr::LOCALHOST);
+        assert_eq!((c.p2p.tcp_port, c.p2p.udp_port), (0, 0));
+        assert_eq!(c.p2p.bootnodes, vec!["enr:-xyz".to_owned()]);
+        assert_eq!(c.fault, Some(Fault::CorruptPartials));
+        assert!(c.metrics_addr.is_some());
+        assert!(c.eth1.is_none());
+        let eth1 = ssv_devnet::NodeEth1Section {
+            endpoints: vec!["http://127.0.0.1:8545".into()],
+            contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3".into(),
+            start_block: 7,
+            follow_distance: 0,
+        };
+        let text = ssv_devnet::node_config_eth1(&text, &eth1).expect("eth1 section");
+        let c = Config::from_toml(&text, dir, &Overrides::default()).expect("with eth1");
+        let got = c.eth1.expect("eth1 section");
+        assert_eq!(got.endpoints, eth1.endpoints);
+        assert_eq!(got.contract.as_deref(), Some(eth1.contract.as_str()));
+        assert_eq!((got.start_block, got.follow_distance), (Some(7), Some(0)));
+    }
+
     #[test]
     fn good_config_loads_with_relative_paths_resolved() {
         let c = Config::from_toml(GOOD, Path::new("/etc/ssv"), &Overrides::default()).unwrap();

@@ -7,6 +7,8 @@
 //! operator do not stop the others; duties started at different times (messages before the
 //! duty) still complete; malformed partials are refused with the right error code.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use sha2::{Digest, Sha256};

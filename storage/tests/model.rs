@@ -5,6 +5,8 @@
 //! The slashing model is the naive reading of EIP-3076 over the complete history (scan every
 //! record, lower bounds = minimum present), so it also checks the store's summary shortcuts.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

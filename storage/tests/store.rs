@@ -1,5 +1,7 @@
 //! Integration tests of the store: open checks, writes, reads, slashing, interchange.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 

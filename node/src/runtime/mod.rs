@@ -19,6 +19,8 @@ pub mod pprof;
 pub mod registry;
 pub mod scheduler;
 pub mod shard;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,498 @@
+//! The data plane without processes: four operators' [`Shard`]s, each over its own
+//! [`Services`] (a detached network handle that records publishes and verdicts, a store in a
+//! temporary directory, a one-thread crypto pool), wired to each other by this test instead of
+//! libp2p. The committee duty runs end to end (QBFT, partial signatures, reconstruction,
+//! submission), and hostile gossip gets the verdicts the shard promises.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng as _;
+use ssv_crypto_pipeline::threshold::split_secret_key;
+use ssv_crypto_pipeline::{
+    HashToG2Cache, LagrangeCache, OperatorKeyCache, OperatorPublicKey, OperatorSecretKey,
+    PublicKey, SecretKey, Signature,
+};
+use ssv_netio::{
+    DetachedEvent, DetachedNetwork, InboundMessage, MessageId, NetworkHandle, PeerId, Subnet,
+    ValidationResult,
+};
+use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
+use ssv_protocol::chain::{ChainSpec, SlotClock};
+use ssv_protocol::committee::CommitteeId;
+use ssv_protocol::runner::{CommitteeDuty, DutyKind, ValidatorDuty};
+use ssv_protocol::signing::compute_signing_root;
+use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, OperatorId, quorum};
+use ssv_storage::{Store, StoreConfig};
+use tree_hash::TreeHash as _;
+
+use super::metrics::Metrics;
+use super::registry::{CommitteeInfo, Registry, ValidatorShare};
+use super::shard::{SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Submission};
+
+const DOMAIN: DomainType = DomainType::SPEC_TESTING;
+const OPERATORS: [OperatorId; 4] = [1, 2, 3, 4];
+const VALIDATORS: u64 = 6;
+/// Validators `0..SYNC_MEMBERS` are also in the sync committee.
+const SYNC_MEMBERS: u64 = 2;
+/// The slot the duties run at (the clock is set so that it is the current one).
+const SLOT: u64 = 3 * 32 + 5;
+const ATTESTER_DOMAIN: [u8; 32] = [0xa1; 32];
+const SYNC_DOMAIN: [u8; 32] = [0x5c; 32];
+/// Longest an end-to-end duty may take in this test (it takes milliseconds).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// One operator of the test committee.
+struct Operator {
+    shard: Shard,
+    services: Arc<Services>,
+    events: async_channel::Receiver<ShardEvent>,
+    submissions: async_channel::Receiver<Submission>,
+    network: DetachedNetwork,
+    /// Verdicts this operator's shard reported, in order.
+    verdicts: Vec<ValidationResult>,
+    _dir: tempfile::TempDir,
+}
+
+/// Four operators, one committee, [`VALIDATORS`] validators.
+struct Cluster {
+    ops: Vec<Operator>,
+    validator_keys: Vec<PublicKey>,
+    subnet: Subnet,
+    /// Every message published so far, by its publisher.
+    published: Vec<(OperatorId, Vec<u8>)>,
+}
+
+fn vote() -> BeaconVote {
+    BeaconVote {
+        block_root: [0xbb; 32],
+        source: Checkpoint {
+            epoch: 2,
+            root: [0x22; 32],
+        },
+        target: Checkpoint {
+            epoch: 3,
+            root: [0x33; 32],
+        },
+    }
+}
+
+fn duty() -> CommitteeDuty {
+    let mut duties = Vec::new();
+    for v in 0..VALIDATORS {
+        let pubkey = validator_secret(v).public_key().to_bytes();
+        duties.push(ValidatorDuty {
+            kind: DutyKind::Attester {
+                committee_index: v % 2,
+                committees_at_slot: 2,
+                validator_committee_index: v,
+            },
+            validator_index: v,
+            pubkey,
+        });
+        if v < SYNC_MEMBERS {
+            duties.push(ValidatorDuty {
+                kind: DutyKind::SyncCommittee,
+                validator_index: v,
+                pubkey,
+            });
+        }
+    }
+    CommitteeDuty {
+        slot: SLOT,
+        duties,
+        attester_domain: ATTESTER_DOMAIN,
+        sync_domain: SYNC_DOMAIN,
+    }
+}
+
+fn validator_secret(v: u64) -> SecretKey {
+    let mut ikm = [7u8; 32];
+    ikm[..8].copy_from_slice(&v.to_le_bytes());
+    SecretKey::from_ikm(&ikm)
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let keys: BTreeMap<OperatorId, Arc<OperatorSecretKey>> = OPERATORS
+            .iter()
+            .map(|&id| {
+                (
+                    id,
+                    Arc::new(OperatorSecretKey::generate().expect("rsa key")),
+                )
+            })
+            .collect();
+        let pems: BTreeMap<OperatorId, String> = keys
+            .iter()
+            .map(|(id, k)| (*id, k.public_key().to_base64_pem()))
+            .collect();
+        let operator_keys = Arc::new(OperatorKeyCache::new());
+        for (id, pem) in &pems {
+            operator_keys.insert(
+                *id,
+                Arc::new(OperatorPublicKey::from_base64_pem(pem).expect("our pem")),
+            );
+        }
+        let committee_id = CommitteeId::from_operators(&OPERATORS);
+        let subnet = Subnet::new(committee_id.subnet() as usize).expect("subnet in range");
+        // Shares of every validator for every operator.
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        let mut shares: Vec<HashMap<OperatorId, SecretKey>> = Vec::new();
+        let mut validator_keys = Vec::new();
+        for v in 0..VALIDATORS {
+            let sk = validator_secret(v);
+            validator_keys.push(sk.public_key());
+            let split = split_secret_key(&sk, quorum(OPERATORS.len()), &OPERATORS, &mut rng)
+                .expect("split");
+            shares.push(split.into_iter().collect());
+        }
+        let pool = Arc::new(super::shard::crypto_pool(1).expect("pool"));
+        let spec = ChainSpec::MAINNET
+            .with_slot_duration(Duration::from_secs(4))
+            .expect("4 s slots");
+        // SLOT started a moment ago.
+        let clock =
+            SlotClock::from_genesis_ms(SlotClock::now_ms() - SLOT * spec.slot_ms() - 10, spec)
+                .expect("clock");
+        let mut ops = Vec::new();
+        for &id in &OPERATORS {
+            let member = CommitteeMember {
+                operator_id: id,
+                committee_id,
+                rsa_public_key_pem: pems[&id].as_bytes().to_vec(),
+                faulty_nodes: 1,
+                committee: OPERATORS
+                    .iter()
+                    .map(|o| CommitteeOperator {
+                        operator_id: *o,
+                        rsa_public_key_pem: pems[o].as_bytes().to_vec(),
+                    })
+                    .collect(),
+                domain: DOMAIN,
+            };
+            let validators = (0..VALIDATORS)
+                .map(|v| {
+                    let s = &shares[v as usize];
+                    let share = ValidatorShare {
+                        index: v,
+                        pubkey: validator_keys[v as usize].to_bytes(),
+                        public_key: validator_keys[v as usize],
+                        secret_share: s[&id].clone(),
+                        share_pubkeys: s.iter().map(|(o, k)| (*o, k.public_key())).collect(),
+                    };
+                    (v, Arc::new(share))
+                })
+                .collect();
+            let registry = Arc::new(Registry {
+                operator_id: id,
+                operator_keys: operator_keys.clone(),
+                committees: vec![Arc::new(CommitteeInfo {
+                    id: committee_id.0,
+                    operators: OPERATORS.to_vec(),
+                    subnet: subnet.index() as u64,
+                    member,
+                    validators,
+                })],
+                committee_of: (0..VALIDATORS).map(|v| (v, 0)).collect(),
+                skipped: Vec::new(),
+            });
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Arc::new(
+                Store::open(StoreConfig::new(dir.path().join("db"), [7; 32])).expect("store"),
+            );
+            let (network, detached) = NetworkHandle::detached(4096);
+            let (sub_tx, sub_rx) = async_channel::bounded(SUBMISSIONS_MAX);
+            let services = Arc::new(Services {
+                registry,
+                operator_key: keys[&id].clone(),
+                network,
+                store,
+                pool: pool.clone(),
+                hash_cache: Arc::new(HashToG2Cache::new()),
+                lagrange: Arc::new(LagrangeCache::new()),
+                submissions: sub_tx,
+                metrics: Arc::new(Metrics::default()),
+                clock,
+                fault: None,
+                domain: DOMAIN,
+            });
+            let (ev_tx, ev_rx) = async_channel::bounded(SHARD_EVENTS_MAX);
+            let shard = Shard::new(0, 1, services.clone(), ev_tx);
+            assert_eq!(shard.committee_count(), 1);
+            ops.push(Operator {
+                shard,
+                services,
+                events: ev_rx,
+                submissions: sub_rx,
+                network: detached,
+                verdicts: Vec::new(),
+                _dir: dir,
+            });
+        }
+        Cluster {
+            ops,
+            validator_keys,
+            subnet,
+            published: Vec::new(),
+        }
+    }
+
+    /// Delivers `data` from `from` to operator `to` (index) as gossip.
+    fn deliver(&mut self, to: usize, data: Vec<u8>) {
+        let msg = InboundMessage {
+            subnet: self.subnet,
+            id: MessageId::new(&data[..data.len().min(20)]),
+            propagation_source: PeerId::random(),
+            author: None,
+            data,
+            received_at: Instant::now(),
+        };
+        self.ops[to].shard.on_gossip(msg);
+    }
+
+    /// One pass: crypto results into each shard, a flush, and every publish delivered to the
+    /// other operators (except to those in `muted`). Returns whether anything happened.
+    fn step(&mut self, muted: &[OperatorId]) -> bool {
+        let mut busy = false;
+        for i in 0..self.ops.len() {
+            while let Ok(ev) = self.ops[i].events.try_recv() {
+                busy = true;
+                self.ops[i].shard.on_event(ev);
+            }
+            self.ops[i].shard.flush();
+            let from = OPERATORS[i];
+            for ev in self.ops[i].network.drain() {
+                busy = true;
+                match ev {
+                    DetachedEvent::Published { data, .. } => {
+                        self.published.push((from, data.clone()));
+                        for j in 0..self.ops.len() {
+                            if j != i && !muted.contains(&OPERATORS[j]) {
+                                self.deliver(j, data.clone());
+                            }
+                        }
+                    }
+                    DetachedEvent::Reported { result, .. } => self.ops[i].verdicts.push(result),
+                    DetachedEvent::Subscribed(..) => {}
+                }
+            }
+        }
+        busy
+    }
+
+    /// Drops the events and publishes pending now (for tests that inspect verdicts only).
+    fn verdicts_of(&mut self, i: usize) -> Vec<ValidationResult> {
+        for ev in self.ops[i].network.drain() {
+            if let DetachedEvent::Reported { result, .. } = ev {
+                self.ops[i].verdicts.push(result);
+            }
+        }
+        std::mem::take(&mut self.ops[i].verdicts)
+    }
+
+    fn start_duty(&mut self, who: &[OperatorId]) {
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            if who.contains(&OPERATORS[i]) {
+                assert!(op.shard.on_event(ShardEvent::Duty {
+                    committee: 0,
+                    duty: duty(),
+                    vote: vote(),
+                }));
+            }
+        }
+    }
+
+    /// Runs until every operator in `who` has submitted every attestation and sync message
+    /// of the duty; returns what each submitted.
+    async fn run_until_submitted(
+        &mut self,
+        who: &[OperatorId],
+        muted: &[OperatorId],
+    ) -> HashMap<OperatorId, Submitted> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut got: HashMap<OperatorId, Submitted> = HashMap::new();
+        loop {
+            let busy = self.step(muted);
+            for (i, op) in self.ops.iter().enumerate() {
+                while let Ok(s) = op.submissions.try_recv() {
+                    let entry = got.entry(OPERATORS[i]).or_default();
+                    match s {
+                        Submission::Attestations(a) => entry.attestations.extend(a),
+                        Submission::SyncMessages(m) => entry.sync.extend(m),
+                    }
+                }
+            }
+            let done = who.iter().all(|id| {
+                got.get(id).is_some_and(|s| {
+                    s.attestations.len() == VALIDATORS as usize
+                        && s.sync.len() == SYNC_MEMBERS as usize
+                })
+            });
+            if done {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "duty not complete within {DEADLINE:?}: {:?}",
+                got.iter()
+                    .map(|(k, v)| (*k, v.attestations.len(), v.sync.len()))
+                    .collect::<Vec<_>>()
+            );
+            if !busy {
+                // The crypto pool is working or a round timer runs: let it.
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Submitted {
+    attestations: Vec<ssv_beacon_api::types::SingleAttestation>,
+    sync: Vec<ssv_beacon_api::types::SyncCommitteeMessage>,
+}
+
+/// Runs `f` on a glommio executor (round timers are glommio tasks).
+fn on_executor<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("runtime-test")
+        .spawn(move || f())
+        .expect("glommio executor")
+        .join()
+        .expect("test executor panicked");
+}
+
+fn check_signatures(c: &Cluster, s: &Submitted) {
+    let data_root = vote().attestation_data(SLOT).tree_hash_root().0;
+    let att_root = compute_signing_root(data_root, ATTESTER_DOMAIN);
+    let sync_root = compute_signing_root(vote().block_root, SYNC_DOMAIN);
+    let mut seen: Vec<u64> = s.attestations.iter().map(|a| a.attester_index).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..VALIDATORS).collect::<Vec<_>>());
+    for a in &s.attestations {
+        assert_eq!(a.data, vote().attestation_data(SLOT));
+        assert_eq!(a.committee_index, a.attester_index % 2);
+        Signature::from_bytes(&a.signature)
+            .expect("signature decodes")
+            .verify(&c.validator_keys[a.attester_index as usize], &att_root)
+            .expect("the validator's attestation signature verifies");
+    }
+    for m in &s.sync {
+        assert_eq!((m.slot, m.beacon_block_root), (SLOT, vote().block_root));
+        Signature::from_bytes(&m.signature)
+            .expect("signature decodes")
+            .verify(&c.validator_keys[m.validator_index as usize], &sync_root)
+            .expect("the validator's sync signature verifies");
+    }
+}
+
+/// All four operators: every attestation and sync message is submitted by each, with the
+/// validator's full signature; no honest message is rejected; one decision and one partial
+/// per validator duty at each operator.
+#[test]
+fn four_operators_complete_a_committee_duty() {
+    on_executor(|| async {
+        let mut c = Cluster::new();
+        c.start_duty(&OPERATORS);
+        let got = c.run_until_submitted(&OPERATORS, &[]).await;
+        for id in OPERATORS {
+            check_signatures(&c, &got[&id]);
+        }
+        for (i, op) in c.ops.iter().enumerate() {
+            // Honest traffic is never rejected (a message that arrives after its instance
+            // decided may be ignored: nothing is left for it to do).
+            assert!(!op.verdicts.is_empty());
+            assert!(
+                op.verdicts.iter().all(|v| *v != ValidationResult::Reject),
+                "operator {}: {:?}",
+                OPERATORS[i],
+                op.verdicts
+            );
+            let m = &op.services.metrics;
+            use std::sync::atomic::Ordering::Relaxed;
+            assert_eq!(m.decided.load(Relaxed), 1);
+            assert_eq!(
+                m.partials_signed.load(Relaxed),
+                VALIDATORS + SYNC_MEMBERS,
+                "one partial per validator duty"
+            );
+            assert_eq!(m.bad_partials.load(Relaxed), 0);
+            assert!(m.signatures_reconstructed.load(Relaxed) >= VALIDATORS + SYNC_MEMBERS);
+        }
+    });
+}
+
+/// One operator silent (f = 1): the other three still complete the duty.
+#[test]
+fn three_of_four_complete_without_the_fourth() {
+    on_executor(|| async {
+        let mut c = Cluster::new();
+        let live = [1, 2, 3];
+        c.start_duty(&live);
+        let got = c.run_until_submitted(&live, &[4]).await;
+        for id in live {
+            check_signatures(&c, &got[&id]);
+        }
+    });
+}
+
+/// Hostile or foreign gossip gets the verdict the shard promises, and none of it reaches
+/// the runner: undecodable bytes, a forged operator signature and a message of another
+/// domain are rejected.
+#[test]
+fn hostile_gossip_gets_its_verdict() {
+    on_executor(|| async {
+        let mut c = Cluster::new();
+        c.start_duty(&OPERATORS);
+        // Let the duty start so that real messages exist to tamper with.
+        for _ in 0..50 {
+            c.step(&[]);
+            if c.published.len() >= 4 {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        let (from, genuine) = c
+            .published
+            .iter()
+            .find(|(from, _)| *from != 1)
+            .cloned()
+            .expect("some operator published");
+        let _ = c.verdicts_of(0);
+
+        // Undecodable.
+        c.deliver(0, vec![0xff; 40]);
+        // A forged operator signature (a flipped bit keeps it decodable).
+        let signed = ssv_protocol::message::SignedSsvMessage::from_ssz(&genuine).expect("decodes");
+        let mut forged = signed.clone();
+        if let Some(sig) = forged.signatures.get_mut(0)
+            && let Some(b) = sig.get_mut(17)
+        {
+            *b ^= 0x40;
+        }
+        c.deliver(0, forged.to_ssz());
+        // Another network's domain.
+        let mut foreign = signed.clone();
+        foreign.ssv_message.msg_id.0[..4].copy_from_slice(&DomainType::MAINNET.0);
+        c.deliver(0, foreign.to_ssz());
+        let verdicts = c.verdicts_of(0);
+        assert_eq!(
+            verdicts,
+            vec![
+                ValidationResult::Reject,
+                ValidationResult::Reject,
+                ValidationResult::Reject
+            ],
+            "(a message from operator {from} tampered with)"
+        );
+        // The genuine one is still fine (a duplicate the runner has applied: not a reject).
+        c.deliver(0, genuine);
+        assert_ne!(c.verdicts_of(0), vec![ValidationResult::Reject]);
+    });
+}
