@@ -10,9 +10,19 @@
 //! * block: refuse a second block at a slot unless it repeats the same non-zero signing root;
 //!   refuse `slot <= low_slot`.
 //!
-//! The usual case (a new attestation above everything recorded) costs one summary lookup:
-//! `source >= max_source` and `target > max_target` rule out every conflict, so the range
-//! scans only run for attestations below the maxima.
+//! Conflicts are always found in the records themselves, never decided by the per-validator
+//! summary row: a double vote is one point lookup at `(pubkey, target)`; a vote surrounding
+//! this one has a higher target, so it is found by one range scan from `target + 1`; a vote
+//! this one surrounds has `source < its source <= its target < target` (every record has
+//! `source <= target`), so it lies in the target range `(source, target)` — empty for the
+//! usual `source = target - 1`. The usual case (a new attestation above everything recorded)
+//! therefore costs one lookup and two cursor seeks that land on the next validator's key.
+//!
+//! The summary row is the validator's *watermark*: the lower bounds left by imports and
+//! pruning (anything at or below them is refused) and the maxima the exports use. A
+//! validator that has records but no readable summary row fails closed
+//! ([`SlashingViolation::MissingWatermark`] / [`SlashingViolation::UnreadableWatermark`]):
+//! its pruned history could otherwise be signed over again.
 //!
 //! A batch for many validators is checked and recorded in one write transaction and one
 //! durable commit; the caller gets one verdict per input, in input order, only after that
@@ -91,6 +101,11 @@ pub enum SlashingViolation {
         /// The bound.
         low_slot: u64,
     },
+    /// The validator has records but its watermark (summary) row is missing: the lower
+    /// bounds of its pruned or imported history are unknown, so nothing is signed for it.
+    MissingWatermark,
+    /// The validator's watermark (summary) row cannot be read (damaged).
+    UnreadableWatermark,
 }
 
 impl std::fmt::Display for SlashingViolation {
@@ -141,18 +156,63 @@ impl<'t> SlashingTables<'t> {
     }
 }
 
+/// Whether `handle` holds any record of `pubkey` (one cursor seek).
+fn has_records<'t, T>(
+    txn: &'t WriteTxn<'_>,
+    handle: &Handle<'t, T>,
+    pubkey: &ValidatorPubkey,
+) -> Result<bool>
+where
+    T: crate::tables::Table<Key = PrefixedU64<48>>,
+{
+    let mut found = false;
+    txn.scan(handle, &PrefixedU64(*pubkey, 0), |key, _| {
+        found = key.0 == *pubkey;
+        Ok(ControlFlow::Break(()))
+    })?;
+    Ok(found)
+}
+
+/// The validator's watermark row: the stored one; the empty one for a validator without
+/// any record; a violation (fail closed) when records exist but the row is missing or
+/// damaged.
+fn watermark<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &SlashingTables<'t>,
+    pubkey: &ValidatorPubkey,
+) -> Result<std::result::Result<SlashingSummary, SlashingViolation>> {
+    match txn.get(&t.summaries, pubkey) {
+        Ok(Some(summary)) => Ok(Ok(summary)),
+        Ok(None) => {
+            if has_records(txn, &t.attestations, pubkey)? || has_records(txn, &t.blocks, pubkey)? {
+                tracing::error!(
+                    pubkey = hex::encode(pubkey),
+                    "slashing protection: records without a watermark row; refusing to sign"
+                );
+                Ok(Err(SlashingViolation::MissingWatermark))
+            } else {
+                Ok(Ok(SlashingSummary::default()))
+            }
+        }
+        Err(crate::error::StorageError::CorruptRecord { detail, .. }) => {
+            tracing::error!(
+                pubkey = hex::encode(pubkey),
+                "slashing protection: damaged watermark row ({detail}); refusing to sign"
+            );
+            Ok(Err(SlashingViolation::UnreadableWatermark))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Checks one block and records it when safe.
 pub(crate) fn check_block<'t>(
     txn: &'t WriteTxn<'_>,
     t: &SlashingTables<'t>,
     block: &BlockToSign,
 ) -> Result<Verdict> {
-    let mut summary = txn.get(&t.summaries, &block.pubkey)?.unwrap_or_default();
     let key = PrefixedU64(block.pubkey, block.slot);
-    // A block at this slot can only exist when the slot is within the recorded range.
-    if summary.max_slot.is_some_and(|max| block.slot <= max)
-        && let Some(existing) = txn.get(&t.blocks, &key)?
-    {
+    if let Some(existing) = txn.get(&t.blocks, &key)? {
         return Ok(
             if is_same_root(existing.signing_root, &block.signing_root) {
                 Ok(Safe::SameData)
@@ -161,6 +221,10 @@ pub(crate) fn check_block<'t>(
             },
         );
     }
+    let mut summary = match watermark(txn, t, &block.pubkey)? {
+        Ok(s) => s,
+        Err(v) => return Ok(Err(v)),
+    };
     if let Some(low_slot) = summary.low_slot
         && block.slot <= low_slot
     {
@@ -189,23 +253,22 @@ pub(crate) fn check_attestation<'t>(
     if s > tgt {
         return Ok(Err(SlashingViolation::SourceExceedsTarget));
     }
-    let mut summary = txn.get(&t.summaries, &att.pubkey)?.unwrap_or_default();
-    // Records with a target above `tgt` exist only when tgt < max_target.
-    if summary.max_target.is_some_and(|max| tgt <= max) {
-        if let Some(existing) = txn.get(&t.attestations, &PrefixedU64(att.pubkey, tgt))? {
-            return Ok(if is_same_root(existing.signing_root, &att.signing_root) {
-                Ok(Safe::SameData)
-            } else {
-                Err(SlashingViolation::DoubleVote {
-                    existing_source: existing.source_epoch,
-                })
-            });
-        }
-        // A recorded vote surrounding this one has target > tgt and source < s.
-        let mut found = None;
+    // Double vote: a record at this target.
+    if let Some(existing) = txn.get(&t.attestations, &PrefixedU64(att.pubkey, tgt))? {
+        return Ok(if is_same_root(existing.signing_root, &att.signing_root) {
+            Ok(Safe::SameData)
+        } else {
+            Err(SlashingViolation::DoubleVote {
+                existing_source: existing.source_epoch,
+            })
+        });
+    }
+    // Surrounded: a record with target > tgt and source < s.
+    let mut found = None;
+    if let Some(from) = tgt.checked_add(1) {
         txn.scan(
             &t.attestations,
-            &PrefixedU64(att.pubkey, tgt.saturating_add(1)),
+            &PrefixedU64(att.pubkey, from),
             |key, rec| {
                 if key.0 != att.pubkey {
                     return Ok(ControlFlow::Break(()));
@@ -217,15 +280,17 @@ pub(crate) fn check_attestation<'t>(
                 Ok(ControlFlow::Continue(()))
             },
         )?;
-        if let Some(existing) = found {
-            return Ok(Err(SlashingViolation::SurroundedByExisting { existing }));
-        }
     }
-    // A recorded vote surrounded by this one has target < tgt and source > s, so only
-    // exists when s < max_source.
-    if summary.max_source.is_some_and(|max| s < max) {
-        let mut found = None;
-        txn.scan(&t.attestations, &PrefixedU64(att.pubkey, 0), |key, rec| {
+    if let Some(existing) = found {
+        return Ok(Err(SlashingViolation::SurroundedByExisting { existing }));
+    }
+    // Surrounding: a record with s < source (<= its target) and target < tgt, so with a
+    // target in (s, tgt).
+    let mut found = None;
+    txn.scan(
+        &t.attestations,
+        &PrefixedU64(att.pubkey, s.saturating_add(1)),
+        |key, rec| {
             if key.0 != att.pubkey || key.1 >= tgt {
                 return Ok(ControlFlow::Break(()));
             }
@@ -234,11 +299,16 @@ pub(crate) fn check_attestation<'t>(
                 return Ok(ControlFlow::Break(()));
             }
             Ok(ControlFlow::Continue(()))
-        })?;
-        if let Some(existing) = found {
-            return Ok(Err(SlashingViolation::SurroundsExisting { existing }));
-        }
+        },
+    )?;
+    if let Some(existing) = found {
+        return Ok(Err(SlashingViolation::SurroundsExisting { existing }));
     }
+    // The watermark: lower bounds of pruned and imported history.
+    let mut summary = match watermark(txn, t, &att.pubkey)? {
+        Ok(s) => s,
+        Err(v) => return Ok(Err(v)),
+    };
     if let Some(low_source) = summary.low_source
         && s < low_source
     {

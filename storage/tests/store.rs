@@ -5,7 +5,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use ssv_storage::tables::{Shares, TABLE_NAMES, Table};
+use ssv_storage::tables::{Shares, SlashingSummaries, TABLE_NAMES, Table};
 use ssv_storage::{
     AttestationToSign, BlockToSign, CommitteeRecord, DecidedRecord, Durability, ExportForm,
     Interchange, OperatorRecord, Safe, SecretShare, SlashingViolation, StorageError, Store,
@@ -682,4 +682,119 @@ fn pruning_keeps_refusals() {
 fn store_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
+}
+
+/// Opens the raw MDBX file (as a damaged disk or a hand edit would change it).
+fn raw_edit(
+    dir: &Path,
+    edit: impl FnOnce(&libmdbx::Transaction<'_, libmdbx::RW, libmdbx::NoWriteMap>),
+) {
+    let options = libmdbx::DatabaseOptions {
+        max_tables: Some(32),
+        ..Default::default()
+    };
+    let env = libmdbx::Database::<libmdbx::NoWriteMap>::open_with_options(dir, options).unwrap();
+    let txn = env.begin_rw_txn().unwrap();
+    edit(&txn);
+    txn.commit().unwrap();
+}
+
+/// The summary row never decides alone: with one validator's row deleted and another's
+/// overwritten with garbage, every double vote, surround vote and double proposal is still
+/// refused from the records themselves, and a new message for those validators is refused
+/// too (their pruned history's bounds are unknown: fail closed) while other validators sign.
+#[test]
+fn damaged_summary_rows_still_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        let v = store
+            .check_and_record(
+                &[BlockToSign {
+                    pubkey: [1; 48],
+                    slot: 640,
+                    signing_root: [1; 32],
+                }],
+                &[
+                    att(1, 10, 20),
+                    att(1, 11, 21),
+                    att(2, 10, 20),
+                    att(2, 11, 21),
+                ],
+            )
+            .unwrap();
+        assert!(v.blocks.iter().chain(&v.attestations).all(|v| v.is_ok()));
+    }
+    raw_edit(dir.path(), |txn| {
+        let t = txn
+            .open_table(Some(<SlashingSummaries as Table>::NAME))
+            .unwrap();
+        txn.del(&t, [1u8; 48], None).unwrap();
+        txn.put(&t, [2u8; 48], [0xEEu8; 7], libmdbx::WriteFlags::empty())
+            .unwrap();
+    });
+    let store = open(dir.path());
+    for pk in [1u8, 2] {
+        let v = store
+            .check_and_record(
+                &[],
+                &[
+                    AttestationToSign {
+                        signing_root: [0xAB; 32],
+                        ..att(pk, 10, 20)
+                    },
+                    att(pk, 9, 22),
+                    att(pk, 12, 19),
+                    att(pk, 30, 31),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            v.attestations[0],
+            Err(SlashingViolation::DoubleVote {
+                existing_source: 10
+            }),
+            "validator {pk}"
+        );
+        assert_eq!(
+            v.attestations[1],
+            Err(SlashingViolation::SurroundsExisting { existing: (10, 20) }),
+            "validator {pk}"
+        );
+        assert_eq!(
+            v.attestations[2],
+            Err(SlashingViolation::SurroundedByExisting { existing: (10, 20) }),
+            "validator {pk}"
+        );
+        let fail_closed = if pk == 1 {
+            SlashingViolation::MissingWatermark
+        } else {
+            SlashingViolation::UnreadableWatermark
+        };
+        assert_eq!(v.attestations[3], Err(fail_closed), "validator {pk}");
+    }
+    let v = store
+        .check_and_record(
+            &[
+                BlockToSign {
+                    pubkey: [1; 48],
+                    slot: 640,
+                    signing_root: [9; 32],
+                },
+                BlockToSign {
+                    pubkey: [1; 48],
+                    slot: 700,
+                    signing_root: [9; 32],
+                },
+            ],
+            &[att(3, 30, 31)],
+        )
+        .unwrap();
+    assert_eq!(v.blocks[0], Err(SlashingViolation::DoubleProposal));
+    assert_eq!(v.blocks[1], Err(SlashingViolation::MissingWatermark));
+    assert_eq!(
+        v.attestations[0],
+        Ok(Safe::Recorded),
+        "an intact validator signs"
+    );
 }
