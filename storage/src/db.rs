@@ -111,6 +111,10 @@ pub struct StoreConfig {
     /// pointer or length can fault the process with SIGBUS). On by default; it costs some
     /// read speed (see the crate docs for the measured start-up figure with and without).
     pub validate_pages: bool,
+    /// Fault injection for tests: while the flag is set, every commit fails as a failing
+    /// `fsync` would (the transaction is aborted and every request in it gets the error).
+    /// `None` in every real configuration.
+    pub commit_fault: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl StoreConfig {
@@ -126,6 +130,7 @@ impl StoreConfig {
             decided_history: false,
             write_queue_max: WRITE_QUEUE_MAX,
             validate_pages: true,
+            commit_fault: None,
         }
     }
 }

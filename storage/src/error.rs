@@ -102,6 +102,10 @@ pub enum StorageError {
     /// be written.
     #[error("the storage writer thread has stopped")]
     WriterStopped,
+    /// A slashing-protection check was not committed within its deadline: nothing may be
+    /// signed on its account.
+    #[error("slashing protection not committed within {0:?}")]
+    SlashingTimeout(std::time::Duration),
     /// The writer's bounded request queue is full (returned by `try_submit` only; `submit`
     /// waits instead).
     #[error("the storage writer queue is full")]

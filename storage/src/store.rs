@@ -71,6 +71,7 @@ impl Store {
             persist_decrypted_shares: config.persist_decrypted_shares,
             decided_history: config.decided_history,
             commits: commits.clone(),
+            commit_fault: config.commit_fault.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("storage-writer".into())
@@ -155,6 +156,20 @@ impl Store {
         blocks: &[BlockToSign],
         attestations: &[AttestationToSign],
     ) -> Result<SlashingVerdicts> {
+        self.check_and_record_within(blocks, attestations, None)
+    }
+
+    /// [`Store::check_and_record`] with a deadline: when the commit has not been
+    /// acknowledged within `timeout` (a stalled disk, a writer far behind), the call returns
+    /// [`StorageError::SlashingTimeout`] and the caller must not sign. The request may still
+    /// commit later; that only records messages that were never signed, which makes later
+    /// checks stricter, never looser.
+    pub fn check_and_record_within(
+        &self,
+        blocks: &[BlockToSign],
+        attestations: &[AttestationToSign],
+        timeout: Option<std::time::Duration>,
+    ) -> Result<SlashingVerdicts> {
         if blocks.len() + attestations.len() > SLASHING_BATCH_MAX {
             return Err(StorageError::InvalidRecord(format!(
                 "slashing batch of {} messages, more than {SLASHING_BATCH_MAX}",
@@ -169,7 +184,18 @@ impl Store {
                 ack,
             })
             .map_err(|_| StorageError::WriterStopped)?;
-        rx.recv().map_err(|_| StorageError::WriterStopped)?
+        match timeout {
+            None => rx.recv().map_err(|_| StorageError::WriterStopped)?,
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => r,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    Err(StorageError::SlashingTimeout(t))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    Err(StorageError::WriterStopped)
+                }
+            },
+        }
     }
 
     /// Imports an EIP-3076 interchange document (minified merge: see

@@ -162,6 +162,8 @@ pub(crate) struct Writer {
     pub(crate) persist_decrypted_shares: bool,
     pub(crate) decided_history: bool,
     pub(crate) commits: Arc<AtomicU64>,
+    /// [`crate::StoreConfig::commit_fault`].
+    pub(crate) commit_fault: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Writer {
@@ -249,6 +251,17 @@ impl Writer {
                     let tables = SlashingTables::open(&txn)?;
                     Outcome::Prune(slashing::prune(&txn, &tables, *below)?)
                 }
+            });
+        }
+        if self
+            .commit_fault
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            // Dropping the transaction aborts it, as a failed commit does.
+            return Err(StorageError::Io {
+                path: std::path::PathBuf::from("(injected commit fault)"),
+                source: std::io::Error::other("injected fsync failure"),
             });
         }
         txn.commit()?;

@@ -66,6 +66,17 @@ counters! {
     submission_errors,
     /// Slots whose duties could not be scheduled (beacon node errors).
     slots_skipped,
+    /// Duties from the beacon node dropped because they disagree with our registry (another
+    /// pubkey for the index, an index listed twice in an epoch, a slot outside the epoch).
+    beacon_duties_refused,
+    /// Attestation data from the beacon node refused (wrong slot, target epoch not the
+    /// slot's, source not before target).
+    beacon_data_refused,
+    /// Signatures refused because slashing protection did not answer within its deadline
+    /// or failed (disk error).
+    slashing_unavailable,
+    /// Slashing-protection records pruned.
+    slashing_pruned,
 }
 
 impl Metrics {
@@ -106,6 +117,6 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 16);
+        assert_eq!(text.matches("# TYPE").count(), 20);
     }
 }

@@ -33,7 +33,7 @@ use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::metrics::Metrics;
-use super::registry::{CommitteeInfo, Registry};
+use super::registry::{CommitteeInfo, Registry, ValidatorShare};
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
 use ssv_protocol::chain::SlotClock;
@@ -705,50 +705,106 @@ fn wrong_key(share: &SecretKey) -> SecretKey {
 
 /// On the crypto pool: slashing protection for every attester of the batch (one durable
 /// commit), then our partial signature for every allowed item. One result per job.
+/// Longest wait for the slashing-protection commit of one signing burst: past it nothing of
+/// the burst is signed (a stalled disk must not stall the crypto pool, and a duty signed
+/// that late would be missed anyway).
+pub const SLASHING_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn sign_jobs(services: &Services, jobs: &[SignJob]) -> Vec<Vec<(SignItem, BlsSignature)>> {
-    let attestations: Vec<AttestationToSign> = jobs
+    // Every item is resolved to our share record first: slashing protection is keyed by the
+    // validator pubkey *we* registered for that index, never by what the duty (the beacon
+    // node) says. An item whose duty names another pubkey is not signed.
+    let shares: Vec<Vec<Option<&Arc<ValidatorShare>>>> = jobs
         .iter()
-        .flat_map(|j| {
+        .map(|j| {
             j.items
                 .iter()
-                .filter(|i| matches!(i.duty.kind, DutyKind::Attester { .. }))
-                .map(|i| AttestationToSign {
-                    pubkey: i.duty.pubkey,
-                    source_epoch: j.vote.source.epoch,
-                    target_epoch: j.vote.target.epoch,
-                    signing_root: i.signing_root,
+                .map(|i| {
+                    let share = j.info.validators.get(&i.duty.validator_index)?;
+                    if share.pubkey != i.duty.pubkey {
+                        Metrics::add(&services.metrics.beacon_duties_refused, 1);
+                        tracing::error!(
+                            validator = i.duty.validator_index,
+                            duty_pubkey = hex::encode(i.duty.pubkey),
+                            "duty names another pubkey than our share of this index: not signed"
+                        );
+                        return None;
+                    }
+                    Some(share)
+                })
+                .collect()
+        })
+        .collect();
+    let attestations: Vec<AttestationToSign> = jobs
+        .iter()
+        .zip(&shares)
+        .flat_map(|(j, shares)| {
+            j.items
+                .iter()
+                .zip(shares)
+                .filter(|(i, _)| matches!(i.duty.kind, DutyKind::Attester { .. }))
+                .filter_map(|(i, share)| {
+                    share.map(|share| AttestationToSign {
+                        pubkey: share.pubkey,
+                        source_epoch: j.vote.source.epoch,
+                        target_epoch: j.vote.target.epoch,
+                        signing_root: i.signing_root,
+                    })
                 })
         })
         .collect();
     let allowed: Vec<bool> = if attestations.is_empty() {
         Vec::new()
     } else {
-        match services.store.check_and_record(&[], &attestations) {
-            Ok(v) => v.attestations.into_iter().map(|r| r.is_ok()).collect(),
+        match services.store.check_and_record_within(
+            &[],
+            &attestations,
+            Some(SLASHING_COMMIT_TIMEOUT),
+        ) {
+            Ok(v) => v
+                .attestations
+                .into_iter()
+                .zip(&attestations)
+                .map(|(r, a)| match r {
+                    Ok(_) => true,
+                    Err(violation) => {
+                        Metrics::add(&services.metrics.slashing_refusals, 1);
+                        tracing::warn!(
+                            pubkey = hex::encode(&a.pubkey[..8]),
+                            source = a.source_epoch,
+                            target = a.target_epoch,
+                            "slashing protection refused the attestation: {violation}"
+                        );
+                        false
+                    }
+                })
+                .collect(),
             Err(e) => {
-                tracing::error!("slashing protection unavailable, not attesting: {e}");
+                Metrics::add(
+                    &services.metrics.slashing_unavailable,
+                    attestations.len() as u64,
+                );
+                tracing::error!(
+                    count = attestations.len(),
+                    "slashing protection unavailable, not attesting: {e}"
+                );
                 vec![false; attestations.len()]
             }
         }
     };
     let mut allowed = allowed.into_iter();
     let mut out = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    for (job, shares) in jobs.iter().zip(&shares) {
         let mut sigs = Vec::with_capacity(job.items.len());
-        for item in &job.items {
+        for (item, share) in job.items.iter().zip(shares) {
+            let Some(share) = share else {
+                continue;
+            };
             if matches!(item.duty.kind, DutyKind::Attester { .. })
                 && !allowed.next().unwrap_or(false)
             {
-                Metrics::add(&services.metrics.slashing_refusals, 1);
-                tracing::warn!(
-                    validator = item.duty.validator_index,
-                    "slashing protection refused the attestation"
-                );
                 continue;
             }
-            let Some(share) = job.info.validators.get(&item.duty.validator_index) else {
-                continue;
-            };
             let key = if services.fault == Some(Fault::CorruptPartials) {
                 &wrong_key(&share.secret_share)
             } else {

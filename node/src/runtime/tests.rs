@@ -4,8 +4,13 @@
 //! libp2p. The committee duty runs end to end (QBFT, partial signatures, reconstruction,
 //! submission), and hostile gossip gets the verdicts the shard promises.
 
+// Operators are addressed by position while other operators' shards are borrowed mutably.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
@@ -21,6 +26,7 @@ use ssv_netio::{
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_protocol::committee::CommitteeId;
+use ssv_protocol::message::MsgType;
 use ssv_protocol::runner::{CommitteeDuty, DutyKind, ValidatorDuty};
 use ssv_protocol::signing::compute_signing_root;
 use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, OperatorId, quorum};
@@ -115,6 +121,12 @@ fn validator_secret(v: u64) -> SecretKey {
 
 impl Cluster {
     fn new() -> Cluster {
+        Self::with_faults(&[])
+    }
+
+    /// A cluster whose stores refuse every commit (a failing disk) at the operators in
+    /// `failing_disks`.
+    fn with_faults(failing_disks: &[OperatorId]) -> Cluster {
         let keys: BTreeMap<OperatorId, Arc<OperatorSecretKey>> = OPERATORS
             .iter()
             .map(|&id| {
@@ -199,9 +211,11 @@ impl Cluster {
                 skipped: Vec::new(),
             });
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = Arc::new(
-                Store::open(StoreConfig::new(dir.path().join("db"), [7; 32])).expect("store"),
-            );
+            let mut store_config = StoreConfig::new(dir.path().join("db"), [7; 32]);
+            if failing_disks.contains(&id) {
+                store_config.commit_fault = Some(Arc::new(AtomicBool::new(true)));
+            }
+            let store = Arc::new(Store::open(store_config).expect("store"));
             let (network, detached) = NetworkHandle::detached(4096);
             let (sub_tx, sub_rx) = async_channel::bounded(SUBMISSIONS_MAX);
             let services = Arc::new(Services {
@@ -293,15 +307,57 @@ impl Cluster {
     }
 
     fn start_duty(&mut self, who: &[OperatorId]) {
+        self.start(who, duty(), vote());
+    }
+
+    fn start(&mut self, who: &[OperatorId], duty: CommitteeDuty, vote: BeaconVote) {
         for (i, op) in self.ops.iter_mut().enumerate() {
             if who.contains(&OPERATORS[i]) {
                 assert!(op.shard.on_event(ShardEvent::Duty {
                     committee: 0,
-                    duty: duty(),
-                    vote: vote(),
+                    duty: duty.clone(),
+                    vote,
                 }));
             }
         }
+    }
+
+    /// Runs for `span`, collecting submissions.
+    async fn run_for(&mut self, span: Duration) -> HashMap<OperatorId, Submitted> {
+        let until = Instant::now() + span;
+        let mut got: HashMap<OperatorId, Submitted> = HashMap::new();
+        while Instant::now() < until {
+            let busy = self.step(&[]);
+            self.collect(&mut got);
+            if !busy {
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        got
+    }
+
+    fn collect(&self, got: &mut HashMap<OperatorId, Submitted>) {
+        for (i, op) in self.ops.iter().enumerate() {
+            while let Ok(s) = op.submissions.try_recv() {
+                let entry = got.entry(OPERATORS[i]).or_default();
+                match s {
+                    Submission::Attestations(a) => entry.attestations.extend(a),
+                    Submission::SyncMessages(m) => entry.sync.extend(m),
+                }
+            }
+        }
+    }
+
+    /// Partial-signature messages published by `op` so far.
+    fn partials_published_by(&self, op: OperatorId) -> usize {
+        self.published
+            .iter()
+            .filter(|(from, data)| {
+                *from == op
+                    && ssv_protocol::message::SignedSsvMessage::from_ssz(data)
+                        .is_ok_and(|m| m.ssv_message.msg_type == MsgType::PartialSignature.to_u64())
+            })
+            .count()
     }
 
     /// Runs until every operator in `who` has submitted every attestation and sync message
@@ -315,15 +371,7 @@ impl Cluster {
         let mut got: HashMap<OperatorId, Submitted> = HashMap::new();
         loop {
             let busy = self.step(muted);
-            for (i, op) in self.ops.iter().enumerate() {
-                while let Ok(s) = op.submissions.try_recv() {
-                    let entry = got.entry(OPERATORS[i]).or_default();
-                    match s {
-                        Submission::Attestations(a) => entry.attestations.extend(a),
-                        Submission::SyncMessages(m) => entry.sync.extend(m),
-                    }
-                }
-            }
+            self.collect(&mut got);
             let done = who.iter().all(|id| {
                 got.get(id).is_some_and(|s| {
                     s.attestations.len() == VALIDATORS as usize
@@ -362,7 +410,7 @@ where
 {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("runtime-test")
-        .spawn(move || f())
+        .spawn(f)
         .expect("glommio executor")
         .join()
         .expect("test executor panicked");
@@ -415,7 +463,6 @@ fn four_operators_complete_a_committee_duty() {
                 op.verdicts
             );
             let m = &op.services.metrics;
-            use std::sync::atomic::Ordering::Relaxed;
             assert_eq!(m.decided.load(Relaxed), 1);
             assert_eq!(
                 m.partials_signed.load(Relaxed),
@@ -494,5 +541,99 @@ fn hostile_gossip_gets_its_verdict() {
         // The genuine one is still fine (a duplicate the runner has applied: not a reject).
         c.deliver(0, genuine);
         assert_ne!(c.verdicts_of(0), vec![ValidationResult::Reject]);
+    });
+}
+
+/// The beacon node lists a validator with a pubkey that is not our share's for that index:
+/// nothing is signed (or recorded) for it, everything else is.
+#[test]
+fn a_duty_naming_a_foreign_pubkey_is_not_signed() {
+    on_executor(|| async {
+        let mut c = Cluster::new();
+        let mut d = duty();
+        d.duties
+            .retain(|v| v.validator_index != 0 || !matches!(v.kind, DutyKind::SyncCommittee));
+        for v in &mut d.duties {
+            if v.validator_index == 0 {
+                v.pubkey = validator_secret(99).public_key().to_bytes();
+            }
+        }
+        c.start(&OPERATORS, d, vote());
+        let got = c.run_for(Duration::from_millis(1500)).await;
+        for id in OPERATORS {
+            let s = &got[&id];
+            let mut signed: Vec<u64> = s.attestations.iter().map(|a| a.attester_index).collect();
+            signed.sort_unstable();
+            assert_eq!(signed, (1..VALIDATORS).collect::<Vec<_>>(), "operator {id}");
+        }
+        for op in &c.ops {
+            assert_eq!(op.services.metrics.beacon_duties_refused.load(Relaxed), 1);
+        }
+    });
+}
+
+/// A second duty in the same epoch with other attestation data (a lying or confused beacon
+/// node): the second vote for the same target is refused by every operator's slashing
+/// protection, so no partial signature for it leaves any node and nothing is submitted.
+#[test]
+fn a_second_vote_for_the_same_target_is_never_signed() {
+    on_executor(|| async {
+        let mut c = Cluster::new();
+        c.start_duty(&OPERATORS);
+        c.run_until_submitted(&OPERATORS, &[]).await;
+        let partials_before: Vec<usize> = OPERATORS
+            .iter()
+            .map(|&o| c.partials_published_by(o))
+            .collect();
+        let mut other = vote();
+        other.block_root = [0xcc; 32];
+        let mut d = duty();
+        d.slot = SLOT + 1;
+        c.start(&OPERATORS, d, other);
+        let got = c.run_for(Duration::from_millis(1500)).await;
+        assert!(
+            got.values().all(|s| s.attestations.is_empty()),
+            "a slashable attestation was submitted: {got:?}"
+        );
+        for (i, &o) in OPERATORS.iter().enumerate() {
+            let m = &c.ops[i].services.metrics;
+            assert_eq!(m.decided.load(Relaxed), 2, "the second slot decided");
+            assert_eq!(
+                m.slashing_refusals.load(Relaxed),
+                VALIDATORS,
+                "operator {o}: every attestation of the second slot refused"
+            );
+            // Only the sync-committee partials of the second slot went out.
+            assert!(c.partials_published_by(o) <= partials_before[i] + 1);
+        }
+    });
+}
+
+/// A node whose disk refuses commits (fsync failing) publishes no partial signature at all
+/// (slashing protection cannot record, so nothing is signed and the refusals are counted);
+/// the other three complete the duty without it.
+#[test]
+fn a_failing_disk_publishes_no_partial_signature() {
+    on_executor(|| async {
+        let mut c = Cluster::with_faults(&[4]);
+        let mut d = duty();
+        d.duties
+            .retain(|v| matches!(v.kind, DutyKind::Attester { .. }));
+        c.start(&OPERATORS, d, vote());
+        let got = c.run_for(Duration::from_millis(2000)).await;
+        assert_eq!(c.partials_published_by(4), 0);
+        // (Operator 4 may still submit what the other three's quorum reconstructs: that
+        // signature exists without it.)
+        for id in [1, 2, 3] {
+            assert_eq!(
+                got[&id].attestations.len(),
+                VALIDATORS as usize,
+                "operator {id}"
+            );
+        }
+        assert_eq!(
+            c.ops[3].services.metrics.slashing_unavailable.load(Relaxed),
+            VALIDATORS
+        );
     });
 }
