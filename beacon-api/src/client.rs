@@ -22,6 +22,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 pub const ATTEMPTS_MAX: usize = 3;
 /// Pause between rounds of attempts.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Largest response body read (the attester duties of 100,000 validators are ~30 MB of
+/// JSON); a longer one is abandoned at this many bytes and the request fails over.
+pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
 /// Largest SSE line accepted from the events stream; longer input ends the stream.
 pub const SSE_LINE_MAX: usize = 64 * 1024;
 
@@ -72,6 +75,24 @@ pub struct BeaconClient {
 enum Attempt {
     Retry(String),
     Fatal(BeaconError),
+}
+
+/// Reads a response body of at most `max` bytes (refused up front when the declared length
+/// is larger, abandoned as soon as the bytes read pass it).
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if let Some(len) = resp.content_length()
+        && len > max as u64
+    {
+        return Err(format!("response of {len} bytes, more than {max}"));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > max {
+            return Err(format!("response longer than {max} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 impl BeaconClient {
@@ -156,10 +177,9 @@ impl BeaconClient {
             .await
             .map_err(|e| Attempt::Retry(e.to_string()))?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
+        let bytes = read_capped(resp, RESPONSE_BYTES_MAX)
             .await
-            .map_err(|e| Attempt::Retry(e.to_string()))?;
+            .map_err(Attempt::Retry)?;
         if status.is_server_error() {
             return Err(Attempt::Retry(format!(
                 "{status}: {}",

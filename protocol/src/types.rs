@@ -52,6 +52,11 @@ pub struct NetworkPreset {
     pub registry_contract: &'static str,
     /// Block at which contract sync starts (the contract's deployment).
     pub registry_sync_offset: u64,
+    /// The beacon chain's genesis validators root: a beacon node reporting another one is on
+    /// another chain, and the node refuses to start with it.
+    pub genesis_validators_root: Root,
+    /// The beacon chain's genesis fork version (checked likewise).
+    pub genesis_fork_version: [u8; 4],
 }
 
 /// The public networks the node knows by name (values as in the Go node's `networkconfig`).
@@ -61,20 +66,52 @@ pub const NETWORK_PRESETS: [NetworkPreset; 3] = [
         domain: DomainType::MAINNET,
         registry_contract: "0xDD9BC35aE942eF0cFa76930954a156B3fF30a4E1",
         registry_sync_offset: 17_507_487,
+        genesis_validators_root: hex_root(
+            "4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
+        ),
+        genesis_fork_version: [0x00, 0x00, 0x00, 0x00],
     },
     NetworkPreset {
         name: "holesky",
         domain: DomainType::HOLESKY,
         registry_contract: "0x38A4794cCEd47d3baf7370CcC43B560D3a1beEFA",
         registry_sync_offset: 181_612,
+        genesis_validators_root: hex_root(
+            "9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1",
+        ),
+        genesis_fork_version: [0x01, 0x01, 0x70, 0x00],
     },
     NetworkPreset {
         name: "hoodi",
         domain: DomainType::HOODI,
         registry_contract: "0x58410Bef803ECd7E63B23664C586A6DB72DAf59c",
         registry_sync_offset: 1_065,
+        genesis_validators_root: hex_root(
+            "212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f",
+        ),
+        genesis_fork_version: [0x10, 0x00, 0x09, 0x10],
     },
 ];
+
+/// A 32-byte root from 64 hex digits, at compile time (a malformed literal fails the build).
+const fn hex_root(hex: &str) -> Root {
+    const fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("not a lower-case hex digit"),
+        }
+    }
+    let bytes = hex.as_bytes();
+    assert!(bytes.len() == 64, "a root is 64 hex digits");
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = digit(bytes[2 * i]) << 4 | digit(bytes[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
 
 /// Looks a public network up by name.
 pub fn network_preset(name: &str) -> Option<&'static NetworkPreset> {

@@ -80,10 +80,112 @@ pub struct Scheduler {
     pub metrics: Arc<Metrics>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct EpochDuties {
     attester: Vec<AttesterDuty>,
     sync: Vec<SyncDuty>,
+}
+
+/// Duties of one epoch as the beacon node sent them, checked against our registry: only
+/// duties of our validators, with the pubkey we hold for that index, at a slot inside the
+/// epoch, and at most one attester duty per validator (a second one in the epoch would be a
+/// second vote for the same target). Everything else is dropped with an error line; the
+/// count of dropped duties is returned.
+fn sanitize_duties(
+    epoch: u64,
+    clock: &SlotClock,
+    registry: &Registry,
+    duties: EpochDuties,
+) -> (EpochDuties, u64) {
+    let spec = clock.spec();
+    let first = spec.first_slot(epoch);
+    let slots = first..first.saturating_add(spec.slots_per_epoch());
+    let ours = |index: u64, pubkey: &[u8; 48]| -> Result<(), &'static str> {
+        let committee = registry
+            .committee_of
+            .get(&index)
+            .and_then(|&c| registry.committees.get(c))
+            .ok_or("not one of our validators")?;
+        let share = committee
+            .validators
+            .get(&index)
+            .ok_or("not one of our validators")?;
+        if &share.pubkey != pubkey {
+            return Err("another pubkey than our share of this index");
+        }
+        Ok(())
+    };
+    let mut refused = 0u64;
+    let mut out = EpochDuties::default();
+    let mut seen = std::collections::HashSet::new();
+    for d in duties.attester {
+        let why = if !slots.contains(&d.slot) {
+            Err("slot outside the epoch")
+        } else if !seen.insert(d.validator_index) {
+            Err("second attester duty of the validator in the epoch")
+        } else {
+            ours(d.validator_index, &d.pubkey)
+        };
+        match why {
+            Ok(()) => out.attester.push(d),
+            Err(why) => {
+                refused += 1;
+                tracing::error!(
+                    epoch,
+                    slot = d.slot,
+                    validator = d.validator_index,
+                    pubkey = hex::encode(d.pubkey),
+                    "attester duty from the beacon node refused: {why}"
+                );
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for d in duties.sync {
+        let why = if !seen.insert(d.validator_index) {
+            Err("listed twice")
+        } else {
+            ours(d.validator_index, &d.pubkey)
+        };
+        match why {
+            Ok(()) => out.sync.push(d),
+            Err(why) => {
+                refused += 1;
+                tracing::error!(
+                    epoch,
+                    validator = d.validator_index,
+                    "sync-committee duty from the beacon node refused: {why}"
+                );
+            }
+        }
+    }
+    (out, refused)
+}
+
+/// Checks the beacon node's attestation data for `slot` before it becomes our vote: the
+/// slot it names, a target epoch equal to the slot's epoch, a source before the target.
+fn check_attestation_data(
+    slot: u64,
+    clock: &SlotClock,
+    data: &ssv_protocol::beacon_vote::AttestationData,
+) -> Result<(), String> {
+    let epoch = clock.spec().epoch_of(slot);
+    if data.slot != slot {
+        return Err(format!("it is for slot {}", data.slot));
+    }
+    if data.target.epoch != epoch {
+        return Err(format!(
+            "target epoch {} is not the slot's epoch {epoch}",
+            data.target.epoch
+        ));
+    }
+    if data.source.epoch >= data.target.epoch {
+        return Err(format!(
+            "source epoch {} is not before target epoch {}",
+            data.source.epoch, data.target.epoch
+        ));
+    }
+    Ok(())
 }
 
 impl Scheduler {
@@ -100,15 +202,30 @@ impl Scheduler {
         Ok(duties)
     }
 
-    /// Runs until `stop` turns true.
+    /// Fetches and checks the duties of `epoch` (all our indices).
+    async fn fetch_checked(&self, epoch: u64, indices: &[u64]) -> anyhow::Result<EpochDuties> {
+        let raw = self.fetch_epoch(epoch, indices).await?;
+        let (duties, refused) = sanitize_duties(epoch, &self.clock, &self.registry, raw);
+        Metrics::add(&self.metrics.beacon_duties_refused, refused);
+        Ok(duties)
+    }
+
+    /// Runs until `stop` turns true. Duties are fetched by a task of their own (the current
+    /// epoch and the next, ahead of time), never inside the slot loop: a hanging beacon node
+    /// delays duties, not slots.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let mut indices: Vec<u64> = this.registry.committee_of.keys().copied().collect();
         indices.sort_unstable();
         let (head_tx, head_rx) = watch::channel(0u64);
         let heads = tokio::spawn(follow_heads(this.client.clone(), head_tx));
-        let mut epochs: BTreeMap<u64, Arc<EpochDuties>> = BTreeMap::new();
-        let spe = this.clock.spec().slots_per_epoch();
+        let epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>> = Arc::default();
+        let (epoch_tx, epoch_rx) = watch::channel(
+            this.clock
+                .current_slot()
+                .map_or(0, |s| this.clock.spec().epoch_of(s)),
+        );
+        let fetcher = tokio::spawn(fetch_ahead(this.clone(), indices, epochs.clone(), epoch_rx));
         let mut next_slot = this.clock.current_slot().map_or(0, |s| s + 1);
         loop {
             let wait = this.clock.until_slot(next_slot);
@@ -130,35 +247,24 @@ impl Scheduler {
                 next_slot = now + 1;
                 continue;
             }
-            let epoch = slot / spe;
-            for e in [epoch, epoch + 1] {
-                if epochs.contains_key(&e) {
-                    continue;
+            let epoch = this.clock.spec().epoch_of(slot);
+            epoch_tx.send_if_modified(|e| {
+                let newer = epoch > *e;
+                if newer {
+                    *e = epoch;
                 }
-                match this.fetch_epoch(e, &indices).await {
-                    Ok(d) => {
-                        tracing::info!(
-                            epoch = e,
-                            attester = d.attester.len(),
-                            sync = d.sync.len(),
-                            "duties fetched"
-                        );
-                        epochs.insert(e, Arc::new(d));
-                    }
-                    Err(e2) => tracing::warn!(epoch = e, "fetching duties: {e2:#}"),
-                }
-            }
-            while epochs.len() > EPOCHS_KEPT {
-                epochs.pop_first();
-            }
-            let Some(duties) = epochs.get(&epoch).cloned() else {
+                newer
+            });
+            let Some(duties) = epochs.lock().get(&epoch).cloned() else {
                 Metrics::add(&this.metrics.slots_skipped, 1);
+                tracing::warn!(slot, epoch, "no duties for the epoch yet: slot skipped");
                 continue;
             };
             let this2 = this.clone();
             let head_rx = head_rx.clone();
             tokio::spawn(async move { this2.run_slot(slot, &duties, head_rx).await });
         }
+        fetcher.abort();
         heads.abort();
     }
 
@@ -211,6 +317,12 @@ impl Scheduler {
             tracing::error!(slot, "no attestation data: slot skipped");
             return;
         };
+        if let Err(why) = check_attestation_data(slot, &self.clock, &data) {
+            Metrics::add(&self.metrics.beacon_data_refused, 1);
+            Metrics::add(&self.metrics.slots_skipped, 1);
+            tracing::error!(slot, "attestation data from the beacon node refused: {why}");
+            return;
+        }
         let vote = data.vote();
         let attester_domain = self.fork.domain(DOMAIN_BEACON_ATTESTER, epoch);
         let sync_domain = self.fork.domain(DOMAIN_SYNC_COMMITTEE, epoch);
@@ -235,6 +347,52 @@ impl Scheduler {
     }
 }
 
+/// Pause between attempts to fetch an epoch's duties that failed.
+pub const DUTIES_RETRY: Duration = Duration::from_millis(500);
+
+/// Keeps the duties of the current epoch (from `epoch`) and the next one in `epochs`,
+/// fetching each once (retrying a failed fetch), and drops old ones.
+async fn fetch_ahead(
+    this: Arc<Scheduler>,
+    indices: Vec<u64>,
+    epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>>,
+    mut epoch: watch::Receiver<u64>,
+) {
+    loop {
+        let current = *epoch.borrow_and_update();
+        let mut missing = false;
+        for e in [current, current + 1] {
+            if epochs.lock().contains_key(&e) {
+                continue;
+            }
+            match this.fetch_checked(e, &indices).await {
+                Ok(d) => {
+                    tracing::info!(
+                        epoch = e,
+                        attester = d.attester.len(),
+                        sync = d.sync.len(),
+                        "duties fetched"
+                    );
+                    let mut map = epochs.lock();
+                    map.insert(e, Arc::new(d));
+                    while map.len() > EPOCHS_KEPT {
+                        map.pop_first();
+                    }
+                }
+                Err(err) => {
+                    missing = true;
+                    tracing::warn!(epoch = e, "fetching duties: {err:#}");
+                }
+            }
+        }
+        if missing {
+            tokio::time::sleep(DUTIES_RETRY).await;
+        } else if epoch.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Follows the beacon node's head events into `tx`, reconnecting on failure.
 async fn follow_heads(client: Arc<BeaconClient>, tx: watch::Sender<u64>) {
     loop {
@@ -254,5 +412,156 @@ async fn follow_heads(client: Arc<BeaconClient>, tx: watch::Sender<u64>) {
             Err(e) => tracing::warn!("head events: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use ssv_crypto_pipeline::{OperatorKeyCache, SecretKey};
+    use ssv_protocol::beacon_vote::{AttestationData, Checkpoint};
+    use ssv_protocol::chain::ChainSpec;
+    use ssv_protocol::committee::CommitteeId;
+    use ssv_protocol::types::{CommitteeMember, DomainType};
+
+    use super::*;
+    use crate::runtime::registry::{CommitteeInfo, ValidatorShare};
+
+    fn key(i: u64) -> SecretKey {
+        SecretKey::from_ikm(&[i as u8 + 1; 32])
+    }
+
+    /// Validators 5 and 6 in one committee.
+    fn registry() -> Registry {
+        let validators: HashMap<u64, Arc<ValidatorShare>> = [5u64, 6]
+            .into_iter()
+            .map(|i| {
+                let sk = key(i);
+                let share = ValidatorShare {
+                    index: i,
+                    pubkey: sk.public_key().to_bytes(),
+                    public_key: sk.public_key(),
+                    secret_share: sk,
+                    share_pubkeys: Default::default(),
+                };
+                (i, Arc::new(share))
+            })
+            .collect();
+        let member = CommitteeMember {
+            operator_id: 1,
+            committee_id: CommitteeId::from_operators(&[1, 2, 3, 4]),
+            rsa_public_key_pem: Vec::new(),
+            faulty_nodes: 1,
+            committee: Vec::new(),
+            domain: DomainType::SPEC_TESTING,
+        };
+        Registry {
+            operator_id: 1,
+            operator_keys: Arc::new(OperatorKeyCache::new()),
+            committees: vec![Arc::new(CommitteeInfo {
+                id: member.committee_id.0,
+                operators: vec![1, 2, 3, 4],
+                subnet: 0,
+                member,
+                validators,
+            })],
+            committee_of: [(5, 0), (6, 0)].into_iter().collect(),
+            skipped: Vec::new(),
+        }
+    }
+
+    fn clock() -> SlotClock {
+        SlotClock::from_genesis_ms(0, ChainSpec::MAINNET).expect("clock")
+    }
+
+    fn att(index: u64, slot: u64, pubkey: [u8; 48]) -> AttesterDuty {
+        AttesterDuty {
+            pubkey,
+            validator_index: index,
+            committee_index: 0,
+            committee_length: 10,
+            committees_at_slot: 1,
+            validator_committee_index: 0,
+            slot,
+        }
+    }
+
+    /// What a lying beacon node may list: a duplicate duty in the epoch (with our pubkey or
+    /// another), a foreign index, a slot of another epoch; only the first genuine duty of
+    /// each of our validators is kept.
+    #[test]
+    fn duties_are_checked_against_our_registry() {
+        let pk = |i| key(i).public_key().to_bytes();
+        let raw = EpochDuties {
+            attester: vec![
+                att(5, 64, pk(5)),
+                att(5, 70, pk(9)), // same index again, fake pubkey
+                att(5, 71, pk(5)), // same index again, same pubkey
+                att(6, 96, pk(6)), // next epoch's slot
+                att(7, 65, pk(7)), // not ours
+                att(6, 66, pk(9)), // our index, another pubkey
+            ],
+            sync: vec![
+                SyncDuty {
+                    pubkey: pk(6),
+                    validator_index: 6,
+                    validator_sync_committee_indices: vec![3],
+                },
+                SyncDuty {
+                    pubkey: pk(9),
+                    validator_index: 5,
+                    validator_sync_committee_indices: vec![4],
+                },
+            ],
+        };
+        let (kept, refused) = sanitize_duties(2, &clock(), &registry(), raw);
+        assert_eq!(
+            kept.attester
+                .iter()
+                .map(|d| (d.validator_index, d.slot))
+                .collect::<Vec<_>>(),
+            vec![(5, 64)]
+        );
+        assert_eq!(
+            kept.sync
+                .iter()
+                .map(|d| d.validator_index)
+                .collect::<Vec<_>>(),
+            vec![6]
+        );
+        assert_eq!(refused, 6);
+    }
+
+    #[test]
+    fn attestation_data_must_fit_the_slot() {
+        let c = clock();
+        let good = AttestationData {
+            slot: 70,
+            index: 0,
+            beacon_block_root: [1; 32],
+            source: Checkpoint {
+                epoch: 1,
+                root: [2; 32],
+            },
+            target: Checkpoint {
+                epoch: 2,
+                root: [3; 32],
+            },
+        };
+        assert_eq!(check_attestation_data(70, &c, &good), Ok(()));
+        assert!(check_attestation_data(71, &c, &good).is_err(), "other slot");
+        let mut future = good;
+        future.target.epoch = 3;
+        assert!(
+            check_attestation_data(70, &c, &future).is_err(),
+            "future target"
+        );
+        let mut stale = good;
+        stale.source.epoch = 2;
+        assert!(
+            check_attestation_data(70, &c, &stale).is_err(),
+            "source = target"
+        );
     }
 }
