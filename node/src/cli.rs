@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ssv_crypto_pipeline::OperatorSecretKey;
 
@@ -18,6 +18,13 @@ struct Cli {
 enum Command {
     /// Run the operator node: `ssv-node start --config ssv.toml` (flags override the file).
     Start(Box<StartArgs>),
+    /// Import or export the slashing-protection history of the node's database as an
+    /// EIP-3076 interchange document (complete format), to move validators between nodes
+    /// with their history. Run it while the node is stopped.
+    SlashingProtection {
+        #[command(subcommand)]
+        action: SlashingAction,
+    },
     /// Run a local devnet: a simulated beacon chain, N operator nodes (`ssv-node start`
     /// processes) over libp2p on loopback and V generated validators, for S slots; prints a
     /// line per slot and a final table, exits non-zero unless every duty was done.
@@ -37,6 +44,137 @@ enum Command {
     /// Serve a simulated beacon chain (the Beacon API endpoints committee duties use) that
     /// verifies every submitted signature against the validators' full public keys.
     BeaconSim(Box<ssv_devnet::BeaconSimArgs>),
+}
+
+#[derive(Subcommand)]
+enum SlashingAction {
+    /// Merge an interchange document into the database (EIP-3076 minified merge: every
+    /// validator's history collapses to its highest block slot and attestation epochs, so
+    /// nothing at or below them is signed here). All or nothing; a document of another
+    /// network is refused.
+    Import {
+        /// The node's config (its `data_dir` holds the database).
+        #[arg(long)]
+        config: PathBuf,
+        /// The interchange JSON file.
+        file: PathBuf,
+        /// The network's genesis validators root (`0x` + 64 hex digits); needed on a local
+        /// network, taken from the preset on mainnet, holesky and hoodi. A document of
+        /// another network is refused.
+        #[arg(long)]
+        genesis_validators_root: Option<String>,
+    },
+    /// Write the database's complete history as an interchange document.
+    Export {
+        /// The node's config (its `data_dir` holds the database).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write the JSON (never overwritten).
+        file: PathBuf,
+        /// The network's genesis validators root (`0x` + 64 hex digits); needed on a local
+        /// network, taken from the preset on mainnet, holesky and hoodi.
+        #[arg(long)]
+        genesis_validators_root: Option<String>,
+    },
+}
+
+/// Largest interchange document read (a complete history of 100,000 validators over a
+/// year of epochs is far below this).
+const INTERCHANGE_BYTES_MAX: u64 = 1 << 30;
+
+fn parse_root(text: &str) -> anyhow::Result<[u8; 32]> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    let bytes = hex::decode(digits).with_context(|| format!("{text:?} is not hex"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow::anyhow!("{text:?} is {} bytes, not 32", b.len()))
+}
+
+fn slashing_protection(action: SlashingAction) -> anyhow::Result<()> {
+    use ssv_storage::{ExportForm, Interchange, Store, StoreConfig};
+    // The database and the genesis validators root of the node's network.
+    let open =
+        |config: &std::path::Path, flag: &Option<String>| -> anyhow::Result<(PathBuf, [u8; 32])> {
+            let cfg = crate::config::Config::load(config, &crate::config::Overrides::default())?;
+            let gvr = match (flag, &cfg.network) {
+                (Some(text), _) => parse_root(text)?,
+                (None, crate::config::Network::Public(name)) => {
+                    ssv_protocol::types::network_preset(name)
+                        .map(|p| p.genesis_validators_root)
+                        .with_context(|| format!("no preset for {name}"))?
+                }
+                (None, crate::config::Network::Local) => {
+                    bail!("a local network needs --genesis-validators-root (the beacon chain's)")
+                }
+            };
+            Ok((cfg.data_dir.join("db"), gvr))
+        };
+    match action {
+        SlashingAction::Import {
+            config,
+            file,
+            genesis_validators_root,
+        } => {
+            let (db, gvr) = open(&config, &genesis_validators_root)?;
+            let len = std::fs::metadata(&file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .len();
+            if len > INTERCHANGE_BYTES_MAX {
+                bail!(
+                    "{} is larger than {INTERCHANGE_BYTES_MAX} bytes",
+                    file.display()
+                );
+            }
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let doc = Interchange::from_json(&bytes)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            std::fs::create_dir_all(&db).with_context(|| format!("creating {}", db.display()))?;
+            let store = Store::open(StoreConfig::new(&db, gvr))
+                .with_context(|| format!("opening {}", db.display()))?;
+            let summary = store.import_interchange(&doc)?;
+            println!(
+                "imported {} validators ({} blocks, {} attestations) into {}",
+                summary.validators,
+                summary.blocks,
+                summary.attestations,
+                db.display()
+            );
+            Ok(())
+        }
+        SlashingAction::Export {
+            config,
+            file,
+            genesis_validators_root,
+        } => {
+            let (db, gvr) = open(&config, &genesis_validators_root)?;
+            if !ssv_storage::db::data_file(&db).exists() {
+                bail!("no database at {}", db.display());
+            }
+            let store = Store::open(StoreConfig::new(&db, gvr))
+                .with_context(|| format!("opening {}", db.display()))?;
+            let doc = store.export_interchange(ExportForm::Complete)?;
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+                .with_context(|| {
+                    format!(
+                        "creating {} (an existing file is never overwritten)",
+                        file.display()
+                    )
+                })?;
+            f.write_all(doc.to_json().as_bytes())?;
+            f.sync_all()?;
+            println!(
+                "exported {} validators to {}",
+                doc.data.len(),
+                file.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -157,5 +295,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start(args) => start(*args),
         Command::Keygen { out, password_file } => keygen(out, password_file),
         Command::BeaconSim(args) => ssv_devnet::run_beacon_sim(*args),
+        Command::SlashingProtection { action } => slashing_protection(action),
     }
 }

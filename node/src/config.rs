@@ -30,6 +30,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use ssv_protocol::types::{DomainType, network_preset};
 
+/// Default of `slashing_history_epochs` (about 27 hours of mainnet epochs).
+pub const SLASHING_HISTORY_EPOCHS_DEFAULT: u64 = 256;
+/// Fewest epochs of full history kept (the current and previous epochs must stay exact).
+pub const SLASHING_HISTORY_EPOCHS_MIN: u64 = 4;
+/// Most epochs of full history kept (about a year).
+pub const SLASHING_HISTORY_EPOCHS_MAX: u64 = 82_125;
 /// Largest config file read (a config is a few hundred bytes; this bounds a wrong path).
 pub const CONFIG_BYTES_MAX: usize = 1 << 20;
 /// Most beacon node URLs.
@@ -157,6 +163,10 @@ pub struct Config {
     pub p2p: P2pConfig,
     /// Crypto pool threads (0: one per core).
     pub crypto_threads: usize,
+    /// Epochs of slashing-protection records kept in full; older ones are pruned each
+    /// epoch into the per-validator watermark (which still refuses everything at or below
+    /// them).
+    pub slashing_history_epochs: u64,
     /// A fault to inject (local networks only).
     pub fault: Option<Fault>,
     /// Contract sync (execution-layer endpoints); `None`: run from the database as it is.
@@ -205,6 +215,7 @@ struct RawConfig {
     metrics_addr: Option<SocketAddr>,
     pprof_addr: Option<SocketAddr>,
     crypto_threads: Option<usize>,
+    slashing_history_epochs: Option<u64>,
     fault: Option<Fault>,
     #[serde(default)]
     operator: RawOperator,
@@ -408,6 +419,17 @@ impl Config {
                 })
             }
         };
+        let slashing_history_epochs = raw
+            .slashing_history_epochs
+            .unwrap_or(SLASHING_HISTORY_EPOCHS_DEFAULT);
+        if !(SLASHING_HISTORY_EPOCHS_MIN..=SLASHING_HISTORY_EPOCHS_MAX)
+            .contains(&slashing_history_epochs)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "slashing_history_epochs must be {SLASHING_HISTORY_EPOCHS_MIN}..=\
+                 {SLASHING_HISTORY_EPOCHS_MAX}, got {slashing_history_epochs}"
+            )));
+        }
         let max_peers = raw.p2p.max_peers.unwrap_or(60);
         if max_peers == 0 {
             return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
@@ -431,6 +453,7 @@ impl Config {
                 max_peers,
             },
             crypto_threads: raw.crypto_threads.unwrap_or(0),
+            slashing_history_epochs,
             fault: raw.fault,
             eth1,
         })

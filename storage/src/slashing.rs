@@ -409,6 +409,39 @@ pub(crate) fn import_minified<'t>(
     Ok(())
 }
 
+/// Bumps the protection of a validator new to this store (no watermark row, no record), as
+/// the Go node's `BumpSlashingProtection` does when a share is added: the watermark starts at
+/// source `epoch - 1`, target `epoch` and block slot `slot`, so nothing at or below the
+/// current epoch and slot is signed for a validator that may have signed elsewhere until
+/// now. A validator with any history here is left alone (its own records govern). Returns
+/// whether the validator was bumped.
+pub(crate) fn bump_new<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &SlashingTables<'t>,
+    pubkey: &ValidatorPubkey,
+    epoch: u64,
+    slot: u64,
+) -> Result<bool> {
+    match txn.get(&t.summaries, pubkey) {
+        Ok(Some(_)) | Err(_) => return Ok(false),
+        Ok(None) => {}
+    }
+    if has_records(txn, &t.attestations, pubkey)? || has_records(txn, &t.blocks, pubkey)? {
+        return Ok(false);
+    }
+    let source = epoch.saturating_sub(1);
+    let summary = SlashingSummary {
+        low_slot: Some(slot),
+        max_slot: Some(slot),
+        low_source: Some(source),
+        low_target: Some(epoch),
+        max_source: Some(source),
+        max_target: Some(epoch),
+    };
+    txn.put(&t.summaries, pubkey, &summary)?;
+    Ok(true)
+}
+
 /// Records older than these bounds are deleted by [`crate::Store::prune_slashing`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneBelow {

@@ -225,6 +225,28 @@ impl Store {
         rx.recv().map_err(|_| StorageError::WriterStopped)?
     }
 
+    /// Bumps the slashing protection of validators new to this store (see
+    /// [`crate::slashing`]'s `bump_new`): each one without any history here gets a watermark
+    /// at source `epoch - 1`, target `epoch` and block slot `slot`. Returns how many were
+    /// bumped. One transaction.
+    pub fn bump_slashing_protection(
+        &self,
+        pubkeys: &[ValidatorPubkey],
+        epoch: u64,
+        slot: u64,
+    ) -> Result<usize> {
+        let (ack, rx) = bounded(1);
+        self.sender()?
+            .send(Request::Bump {
+                pubkeys: pubkeys.to_vec(),
+                epoch,
+                slot,
+                ack,
+            })
+            .map_err(|_| StorageError::WriterStopped)?;
+        rx.recv().map_err(|_| StorageError::WriterStopped)?
+    }
+
     /// Exports slashing protection as an EIP-3076 document.
     pub fn export_interchange(&self, form: ExportForm) -> Result<Interchange> {
         let txn = self.read()?;

@@ -148,6 +148,12 @@ pub(crate) enum Request {
         below: PruneBelow,
         ack: Sender<Result<PruneSummary>>,
     },
+    Bump {
+        pubkeys: Vec<crate::records::ValidatorPubkey>,
+        epoch: u64,
+        slot: u64,
+        ack: Sender<Result<usize>>,
+    },
 }
 
 enum Outcome {
@@ -155,6 +161,7 @@ enum Outcome {
     Slashing(SlashingVerdicts),
     Import(ImportSummary),
     Prune(PruneSummary),
+    Bump(usize),
 }
 
 pub(crate) struct Writer {
@@ -250,6 +257,21 @@ impl Writer {
                 Request::Prune { below, .. } => {
                     let tables = SlashingTables::open(&txn)?;
                     Outcome::Prune(slashing::prune(&txn, &tables, *below)?)
+                }
+                Request::Bump {
+                    pubkeys,
+                    epoch,
+                    slot,
+                    ..
+                } => {
+                    let tables = SlashingTables::open(&txn)?;
+                    let mut bumped = 0;
+                    for pk in pubkeys {
+                        if slashing::bump_new(&txn, &tables, pk, *epoch, *slot)? {
+                            bumped += 1;
+                        }
+                    }
+                    Outcome::Bump(bumped)
                 }
             });
         }
@@ -442,6 +464,12 @@ fn reply(request: Request, result: Result<(u64, Outcome)>) {
         Request::Prune { ack, .. } => {
             let _ = ack.send(result.and_then(|(_, o)| match o {
                 Outcome::Prune(s) => Ok(s),
+                _ => Err(StorageError::WriterStopped),
+            }));
+        }
+        Request::Bump { ack, .. } => {
+            let _ = ack.send(result.and_then(|(_, o)| match o {
+                Outcome::Bump(n) => Ok(n),
                 _ => Err(StorageError::WriterStopped),
             }));
         }

@@ -798,3 +798,49 @@ fn damaged_summary_rows_still_refuse() {
         "an intact validator signs"
     );
 }
+
+/// A share new to this store gets the Go node's bump: nothing at or below the current
+/// epoch / slot is signed for it; a validator with history here keeps its own records.
+#[test]
+fn new_validators_are_bumped_to_the_current_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.check_and_record(&[], &[att(1, 10, 11)]).unwrap();
+    let bumped = store
+        .bump_slashing_protection(&[[1; 48], [2; 48]], 20, 20 * 32 + 3)
+        .unwrap();
+    assert_eq!(bumped, 1, "only the validator without history");
+    let v = store
+        .check_and_record(
+            &[
+                BlockToSign {
+                    pubkey: [2; 48],
+                    slot: 20 * 32 + 3,
+                    signing_root: [1; 32],
+                },
+                BlockToSign {
+                    pubkey: [2; 48],
+                    slot: 20 * 32 + 4,
+                    signing_root: [1; 32],
+                },
+            ],
+            &[att(2, 19, 20), att(2, 20, 21), att(1, 11, 12)],
+        )
+        .unwrap();
+    assert!(v.blocks[0].is_err(), "the current slot");
+    assert_eq!(v.blocks[1], Ok(Safe::Recorded));
+    assert!(v.attestations[0].is_err(), "the current epoch");
+    assert_eq!(v.attestations[1], Ok(Safe::Recorded));
+    assert_eq!(
+        v.attestations[2],
+        Ok(Safe::Recorded),
+        "history here governs"
+    );
+    // A second bump changes nothing.
+    assert_eq!(
+        store
+            .bump_slashing_protection(&[[1; 48], [2; 48]], 30, 30 * 32)
+            .unwrap(),
+        0
+    );
+}

@@ -251,6 +251,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         validators = registry.validator_count(),
         "registry loaded"
     );
+    bump_new_validators(&store, &registry, &clock)?;
 
     let mut subnets = Subnets::NONE;
     for c in &registry.committees {
@@ -339,12 +340,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     };
     let sched = tokio::spawn(scheduler.run(stop_rx.clone()));
+    let pruner = tokio::spawn(prune_slashing_history(
+        store.clone(),
+        clock,
+        config.slashing_history_epochs,
+        metrics.clone(),
+    ));
     tracing::info!("node running");
 
     // Wait for the stop signal.
     let _ = stop_rx.wait_for(|s| *s).await;
     tracing::info!("stopping");
     let _ = sched.await;
+    pruner.abort();
     if let Some(f) = follower {
         f.abort();
     }
@@ -409,6 +417,76 @@ async fn sync_contract(
             tracing::error!("contract sync stopped: {e}");
         }
     }))
+}
+
+/// Gives every validator of the registry that is new to this store (no slashing history
+/// here) the Go node's bump: nothing at or below the current epoch and slot is signed for
+/// it, as it may have signed elsewhere until now.
+fn bump_new_validators(
+    store: &Store,
+    registry: &Registry,
+    clock: &SlotClock,
+) -> anyhow::Result<()> {
+    let Some(slot) = clock.current_slot() else {
+        return Ok(()); // before genesis nothing can have been signed
+    };
+    let pubkeys: Vec<[u8; 48]> = registry
+        .committees
+        .iter()
+        .flat_map(|c| c.validators.values().map(|v| v.pubkey))
+        .collect();
+    let bumped = store
+        .bump_slashing_protection(&pubkeys, clock.spec().epoch_of(slot), slot)
+        .context("bumping slashing protection of new validators")?;
+    if bumped > 0 {
+        tracing::info!(
+            bumped,
+            epoch = clock.spec().epoch_of(slot),
+            "slashing protection of validators new to this node starts at the current epoch"
+        );
+    }
+    Ok(())
+}
+
+/// Prunes slashing-protection records older than `history_epochs` once an epoch (and at
+/// start), off the async threads; the per-validator watermark keeps refusing everything
+/// that was pruned.
+async fn prune_slashing_history(
+    store: Arc<Store>,
+    clock: SlotClock,
+    history_epochs: u64,
+    metrics: Arc<Metrics>,
+) {
+    let spec = *clock.spec();
+    loop {
+        if let Some(slot) = clock.current_slot() {
+            let epoch = spec.epoch_of(slot);
+            if let Some(keep_from) = epoch.checked_sub(history_epochs) {
+                let below = ssv_storage::PruneBelow {
+                    attestation_target_epoch: keep_from,
+                    block_slot: spec.first_slot(keep_from),
+                };
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.prune_slashing(below)).await {
+                    Ok(Ok(s)) => {
+                        let n = (s.attestations_deleted + s.blocks_deleted) as u64;
+                        Metrics::add(&metrics.slashing_pruned, n);
+                        if n > 0 {
+                            tracing::info!(
+                                attestations = s.attestations_deleted,
+                                blocks = s.blocks_deleted,
+                                below_epoch = keep_from,
+                                "slashing-protection history pruned"
+                            );
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!("pruning slashing protection: {e}"),
+                    Err(e) => tracing::error!("pruning slashing protection: {e}"),
+                }
+            }
+        }
+        tokio::time::sleep(spec.slot_duration() * spec.slots_per_epoch() as u32).await;
+    }
 }
 
 /// Validator public keys per `validators` request.
