@@ -59,6 +59,36 @@ pub struct SimValidator {
     pub pubkey: [u8; 48],
 }
 
+/// A way the simulated beacon node lies or misbehaves (`--beacon-fault`), to prove that the
+/// nodes' own records decide what they sign. Genuine duties and data stay the simulator's
+/// truth for counting; only what it *serves* is faulty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimFault {
+    /// Every fourth validator's attester duty is listed again three slots away, in the same
+    /// epoch, with another pubkey.
+    DuplicateDutyFakePubkey,
+    /// Every fourth validator's attester duty is listed again three slots away, in the same
+    /// epoch (a second, different attestation data for the same target).
+    DuplicateDuty,
+    /// Attestation data of odd slots names the next epoch as its target.
+    FutureTarget,
+    /// Attestation data of even slots comes as a 4 GiB response body.
+    HugeBody,
+    /// Attestation data of every third slot, and the first duties request of each epoch,
+    /// answer only after [`SLOW_DELAY`] (past the client's request timeout).
+    Slow,
+    /// `/eth/v1/config/spec` says `SECONDS_PER_SLOT` 0 (and `SLOT_DURATION_MS` 0).
+    SpecZero,
+}
+
+/// How long [`SimFault::Slow`] holds a response.
+pub const SLOW_DELAY: Duration = Duration::from_secs(5);
+/// Size [`SimFault::HugeBody`] declares (and streams, 1 MiB at a time).
+pub const HUGE_BODY_BYTES: u64 = 4 << 30;
+/// At most this many slashable pairs are kept as examples in the stats.
+pub const SLASHABLE_EXAMPLES_MAX: usize = 16;
+
 /// Configuration of the simulator.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -86,6 +116,8 @@ pub struct SimConfig {
     /// reports exactly those S slots. Submissions are counted by the slot they name, and only
     /// when it lies in `first_slot..=last_slot`.
     pub last_slot: Option<u64>,
+    /// A fault to serve (`None`: an honest beacon node).
+    pub fault: Option<SimFault>,
 }
 
 impl SimConfig {
@@ -111,6 +143,7 @@ impl SimConfig {
             seed: 1,
             first_slot,
             last_slot: None,
+            fault: None,
         }
     }
 }
@@ -157,6 +190,14 @@ pub struct SimStats {
     pub settled_slot: Option<u64>,
     /// Duties of settled slots with no valid submission.
     pub missed: u64,
+    /// Distinct correctly signed attestations received (any slot, any data): the ledger the
+    /// slashing check runs over.
+    pub attestations_signed: u64,
+    /// Correctly signed attestations that form a slashable pair (double vote or surround
+    /// vote, EIP-3076 rules) with one received earlier for the same validator. Must be 0.
+    pub slashable_submissions: u64,
+    /// The first few slashable pairs, in words.
+    pub slashable_examples: Vec<String>,
 }
 
 struct Inner {
@@ -181,6 +222,10 @@ struct SimState {
     stats: SimStats,
     /// Highest slot whose expected counts were added.
     counted_through: Option<u64>,
+    /// Every correctly signed attestation per validator: (source, target, data root).
+    signed: HashMap<u64, Vec<(u64, u64, [u8; 32])>>,
+    /// Epochs whose first duties request [`SimFault::Slow`] has delayed.
+    slowed_epochs: HashSet<u64>,
 }
 
 /// A running simulator.
@@ -427,10 +472,54 @@ impl BeaconSim {
         st.stats.clone()
     }
 
+    /// Records a correctly signed attestation in the slashing ledger; counts it when it
+    /// forms a slashable pair with an earlier one of the same validator.
+    fn ledger(&self, a: &SingleAttestation) {
+        let root = a.data.tree_hash_root().0;
+        let (s, t) = (a.data.source.epoch, a.data.target.epoch);
+        let mut st = self.inner.state.lock();
+        let recs = st.signed.entry(a.attester_index).or_default();
+        if recs.iter().any(|r| r.2 == root) {
+            return; // the same attestation again (every operator submits it)
+        }
+        let conflict = recs.iter().find_map(|&(es, et, er)| {
+            if et == t && er != root {
+                Some(format!("double vote for target {t}"))
+            } else if (es < s && t < et) || (s < es && et < t) {
+                Some(format!("surround vote ({s}, {t}) vs ({es}, {et})"))
+            } else {
+                None
+            }
+        });
+        recs.push((s, t, root));
+        st.stats.attestations_signed += 1;
+        if let Some(what) = conflict {
+            st.stats.slashable_submissions += 1;
+            tracing::error!(
+                validator = a.attester_index,
+                slot = a.data.slot,
+                "SLASHABLE attestation submitted: {what}"
+            );
+            if st.stats.slashable_examples.len() < SLASHABLE_EXAMPLES_MAX {
+                st.stats.slashable_examples.push(format!(
+                    "validator {} at slot {}: {what}",
+                    a.attester_index, a.data.slot
+                ));
+            }
+        }
+    }
+
     /// Checks and records one attestation; `Err` says why it was rejected.
     pub fn submit_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
         let received_ms = SlotClock::now_ms();
-        let verdict = self.check_attestation(a);
+        // Whatever the duty and the data: a correctly signed attestation could reach the
+        // chain, so it goes into the slashing ledger.
+        let root = compute_signing_root(a.data.tree_hash_root().0, self.inner.domain_attester);
+        let signed = self.verify(a.attester_index, &root, &a.signature);
+        if signed.is_ok() {
+            self.ledger(a);
+        }
+        let verdict = signed.and_then(|()| self.check_attestation(a));
         if !self.counted(a.data.slot) {
             return verdict;
         }
@@ -455,6 +544,7 @@ impl BeaconSim {
         }
     }
 
+    /// The duty and data checks of an attestation whose signature verified.
     fn check_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
         let slot = a.data.slot;
         let duty = {
@@ -475,8 +565,7 @@ impl BeaconSim {
         if a.data != self.attestation_data(slot) {
             return Err("attestation data differs from the chain's".into());
         }
-        let root = compute_signing_root(a.data.tree_hash_root().0, self.inner.domain_attester);
-        self.verify(a.attester_index, &root, &a.signature)
+        Ok(())
     }
 
     fn verify(&self, index: u64, root: &[u8; 32], sig: &[u8; 96]) -> Result<(), String> {
@@ -623,11 +712,12 @@ async fn genesis(State(sim): State<BeaconSim>) -> Json<Data<Genesis>> {
 
 async fn spec(State(sim): State<BeaconSim>) -> Json<Data<Spec>> {
     let ms = sim.slot_ms();
+    let zero = sim.inner.cfg.fault == Some(SimFault::SpecZero);
     Json(Data {
         data: Spec {
-            seconds_per_slot: ms.div_ceil(1000),
+            seconds_per_slot: if zero { 0 } else { ms.div_ceil(1000) },
             slots_per_epoch: SLOTS_PER_EPOCH,
-            slot_duration_ms: Some(ms),
+            slot_duration_ms: Some(if zero { 0 } else { ms }),
             epochs_per_sync_committee_period: EPOCHS_PER_SYNC_COMMITTEE_PERIOD,
         },
     })
@@ -670,11 +760,39 @@ async fn attester_duties(
         Ok(v) => v.into_iter().collect(),
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e),
     };
-    let data = sim
+    let mut data: Vec<AttesterDuty> = sim
         .attester_duties(epoch)
         .into_iter()
         .filter(|d| indices.contains(&d.validator_index))
         .collect();
+    match sim.inner.cfg.fault {
+        Some(f @ (SimFault::DuplicateDuty | SimFault::DuplicateDutyFakePubkey)) => {
+            let dups: Vec<AttesterDuty> = data
+                .iter()
+                .filter(|d| d.validator_index % 4 == 0)
+                .map(|d| {
+                    let mut dup = d.clone();
+                    dup.slot = if d.slot % SLOTS_PER_EPOCH + 3 < SLOTS_PER_EPOCH {
+                        d.slot + 3
+                    } else {
+                        d.slot - 3
+                    };
+                    if f == SimFault::DuplicateDutyFakePubkey {
+                        dup.pubkey = fake_pubkey(d.validator_index);
+                    }
+                    dup
+                })
+                .collect();
+            data.extend(dups);
+        }
+        Some(SimFault::Slow) => {
+            let first = sim.inner.state.lock().slowed_epochs.insert(epoch);
+            if first {
+                tokio::time::sleep(SLOW_DELAY).await;
+            }
+        }
+        _ => {}
+    }
     Json(AttesterDuties {
         dependent_root: BeaconSim::block_root(epoch * SLOTS_PER_EPOCH),
         execution_optimistic: false,
@@ -710,10 +828,41 @@ async fn attestation_data(
             format!("slot {slot} is in the future"),
         );
     }
-    Json(Data {
-        data: sim.attestation_data(slot),
-    })
-    .into_response()
+    let mut data = sim.attestation_data(slot);
+    match sim.inner.cfg.fault {
+        Some(SimFault::FutureTarget) if slot % 2 == 1 => {
+            data.target.epoch += 1;
+            data.target.root = BeaconSim::block_root(data.target.epoch * SLOTS_PER_EPOCH);
+        }
+        Some(SimFault::HugeBody) if slot % 2 == 0 => return huge_body(),
+        Some(SimFault::Slow) if slot % 3 == 0 => tokio::time::sleep(SLOW_DELAY).await,
+        _ => {}
+    }
+    Json(Data { data }).into_response()
+}
+
+/// A response declaring [`HUGE_BODY_BYTES`] and streaming spaces towards it.
+fn huge_body() -> Response {
+    let chunk = axum::body::Bytes::from(vec![b' '; 1 << 20]);
+    let chunks = (HUGE_BODY_BYTES >> 20) as usize;
+    let stream = futures::stream::iter(
+        std::iter::repeat_n(chunk, chunks).map(Ok::<_, std::convert::Infallible>),
+    );
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("content-length", HUGE_BODY_BYTES.to_string())
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A pubkey that is nobody's (for [`SimFault::DuplicateDutyFakePubkey`]).
+fn fake_pubkey(index: u64) -> [u8; 48] {
+    let a = h(&[b"fake pubkey", &index.to_le_bytes()]);
+    let b = h(&[b"fake pubkey 2", &index.to_le_bytes()]);
+    let mut out = [0u8; 48];
+    out[..32].copy_from_slice(&a);
+    out[32..].copy_from_slice(&b[..16]);
+    out
 }
 
 async fn block_root(State(sim): State<BeaconSim>, Path(block): Path<String>) -> Response {
@@ -928,5 +1077,43 @@ mod tests {
             genesis_validators_root(1)
         );
         assert_ne!(genesis_validators_root(1), genesis_validators_root(2));
+    }
+
+    /// The ledger finds double and surround votes among correctly signed submissions,
+    /// whatever their duty or data; the same attestation again and badly signed ones do not
+    /// count.
+    #[test]
+    fn the_ledger_counts_slashable_pairs() {
+        let (sim, sks) = sim_in_the_past(50);
+        let sign = |v: usize, slot: u64, s: u64, t: u64, head: u8| {
+            let mut data = sim.attestation_data(slot);
+            data.beacon_block_root = [head; 32];
+            data.source.epoch = s;
+            data.target.epoch = t;
+            let root = compute_signing_root(data.tree_hash_root().0, sim.inner.domain_attester);
+            SingleAttestation {
+                committee_index: 0,
+                attester_index: v as u64,
+                data,
+                signature: sks[v].sign(&root).to_bytes(),
+            }
+        };
+        let slot = SLOTS_PER_EPOCH + 1;
+        let first = sign(3, slot, 0, 1, 1);
+        let _ = sim.submit_attestation(&first);
+        let _ = sim.submit_attestation(&first);
+        assert_eq!(sim.stats().slashable_submissions, 0, "the same attestation twice");
+        let mut forged = sign(3, slot, 0, 1, 2);
+        forged.signature = sks[4].sign(&[9; 32]).to_bytes();
+        let _ = sim.submit_attestation(&forged);
+        assert_eq!(sim.stats().slashable_submissions, 0, "not validly signed");
+        let _ = sim.submit_attestation(&sign(3, slot + 3, 0, 1, 2));
+        assert_eq!(sim.stats().slashable_submissions, 1, "double vote");
+        let _ = sim.submit_attestation(&sign(5, slot, 2, 3, 1));
+        let _ = sim.submit_attestation(&sign(5, slot, 1, 4, 1));
+        let s = sim.stats();
+        assert_eq!(s.slashable_submissions, 2, "surround vote");
+        assert_eq!(s.attestations_signed, 4);
+        assert_eq!(s.slashable_examples.len(), 2);
     }
 }
