@@ -73,6 +73,7 @@ pub use setup::{
     NodeEth1Section, OperatorKeys, Setup, ValidatorKeys, committee_count, committees, node_config,
     node_config_eth1, start_delay,
 };
+pub use sim::SimFault;
 use sim::{
     BeaconSim, EPOCHS_PER_SYNC_COMMITTEE_PERIOD, SLOTS_PER_EPOCH, SimConfig, SimStats,
     SimValidator, genesis_validators_root,
@@ -192,6 +193,21 @@ pub struct DevnetArgs {
     /// 6 s plus 2 ms per validator share divided by the number of cores.
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=START_DELAY_MAX.as_millis() as u64))]
     pub start_delay_ms: Option<u64>,
+    /// Make the simulated beacon node lie or misbehave. The run then passes when no
+    /// slashable attestation was submitted (the simulator checks every correctly signed one)
+    /// and every node is still running — for `spec-zero`, when every node refused to start
+    /// with a clear line; missed duties are expected and allowed.
+    #[arg(long, value_enum)]
+    pub beacon_fault: Option<SimFault>,
+    /// Restart `--kill-operator` this many milliseconds after it was killed, from its own
+    /// data directory (its log continues in the same file).
+    #[arg(long, requires = "kill_operator",
+          value_parser = clap::value_parser!(u64).range(0..=START_DELAY_MAX.as_millis() as u64))]
+    pub restart_after_ms: Option<u64>,
+    /// The `ssv-node` binary the nodes run (default: this one), to run the harness against
+    /// another build.
+    #[arg(long)]
+    pub node_binary: Option<PathBuf>,
 }
 
 fn parse_committee_size(s: &str) -> Result<u64, String> {
@@ -315,6 +331,40 @@ fn expected_through(sim: &BeaconSim, first: u64, last: u64) -> (u64, u64) {
     (att, sync)
 }
 
+/// How long `spec-zero` nodes get to refuse to start.
+pub const SPEC_REFUSAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a node's log says when it refuses the beacon node's chain spec.
+pub const SPEC_REFUSAL_LINE: &str = "the beacon node's chain spec";
+
+/// Waits until every node has exited (at most `timeout`), and returns how many exited
+/// non-zero with [`SPEC_REFUSAL_LINE`] in their log; a node still running then is an error.
+async fn await_refusals(
+    nodes: &mut Nodes,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + timeout;
+    while nodes.alive() > 0 {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted (Ctrl-C); the nodes were stopped");
+        }
+        if Instant::now() > deadline {
+            nodes.stop().await;
+            bail!("nodes still running {timeout:?} after being served SECONDS_PER_SLOT 0");
+        }
+        let _ = nodes.check();
+        tokio::time::sleep(CHILD_POLL_INTERVAL).await;
+    }
+    Ok(nodes
+        .procs
+        .iter()
+        .filter(|p| {
+            matches!(p.state, NodeState::ExitedEarly(_))
+                && std::fs::read_to_string(&p.log).is_ok_and(|l| l.contains(SPEC_REFUSAL_LINE))
+        })
+        .count() as u64)
+}
+
 /// Waits until `target_ms` (Unix time), checking the nodes and Ctrl-C meanwhile.
 async fn wait_until(target_ms: u64, nodes: &mut Nodes, stop: &AtomicBool) -> anyhow::Result<()> {
     loop {
@@ -343,6 +393,7 @@ async fn run_slots(
     let n = args.operators;
     let last = first + args.slots - 1;
     let slot_start = |s: u64| genesis_ms + s * args.slot_ms;
+    let mut restart_at: Option<(u64, u64)> = None;
     for rel in 0..args.slots {
         let slot = first + rel;
         wait_until(slot_start(slot), nodes, interrupted).await?;
@@ -351,6 +402,18 @@ async fn run_slots(
         {
             nodes.kill(id, rel)?;
             println!("slot {slot:>5} ({rel}): killed operator {id} (SIGKILL)");
+            if let Some(ms) = args.restart_after_ms {
+                restart_at = Some((id, SlotClock::now_ms() + ms));
+            }
+        }
+        // Wait for the slot's end, restarting the killed operator on time.
+        if let Some((id, at)) = restart_at
+            && at < slot_start(slot + 1)
+        {
+            wait_until(at, nodes, interrupted).await?;
+            nodes.restart(id)?;
+            println!("slot {slot:>5} ({rel}): restarted operator {id} from its data directory");
+            restart_at = None;
         }
         wait_until(slot_start(slot + 1), nodes, interrupted).await?;
         let s = sim.stats();
@@ -520,7 +583,10 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
 
 async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let n = args.operators;
-    let exe = std::env::current_exe().context("locating the ssv-node binary")?;
+    let exe = match &args.node_binary {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("locating the ssv-node binary")?,
+    };
     let t0 = Instant::now();
     let chain = match &args.execution_endpoint {
         Some(url) => Some(crate::chain::DevChain::deploy(url).await?),
@@ -621,6 +687,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         delay,
     );
     cfg.seed = args.seed;
+    cfg.fault = args.beacon_fault;
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
     cfg.last_slot = Some(last);
@@ -653,6 +720,19 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         slot_start(first).saturating_sub(SlotClock::now_ms()) as f64 / 1000.0
     );
 
+    if args.beacon_fault == Some(SimFault::SpecZero) {
+        let refused = await_refusals(&mut nodes, SPEC_REFUSAL_TIMEOUT, &interrupted).await;
+        let _ = stop_sim.send(());
+        drop(bootnode);
+        return Ok(Summary::spec_refusal(
+            args,
+            dir,
+            setup.committees.len(),
+            first,
+            &nodes,
+            refused?,
+        ));
+    }
     let ran = run_slots(args, &sim, &mut nodes, (first, genesis_ms), &interrupted).await;
     // On every path the nodes get SIGTERM and time to close their stores (on a panic, the
     // guard's Drop kills them instead).
@@ -697,8 +777,23 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
         duty_latency_ms_max: lat.last().copied().unwrap_or(0),
+        slashing_refusals: counters.get("ssv_slashing_refusals").copied().unwrap_or(0),
+        beacon_duties_refused: counters
+            .get("ssv_beacon_duties_refused")
+            .copied()
+            .unwrap_or(0),
+        beacon_data_refused: counters
+            .get("ssv_beacon_data_refused")
+            .copied()
+            .unwrap_or(0),
         node_counters: counters,
         node_seconds: run_secs,
+        beacon_fault: args.beacon_fault,
+        slashable_submissions: stats.slashable_submissions,
+        slashable_examples: stats.slashable_examples.clone(),
+        attestations_signed: stats.attestations_signed,
+        restarted_operator: args.restart_after_ms.and(args.kill_operator),
+        refused_to_start: 0,
         killed_operator: args.kill_operator,
         kill_at_slot: args.kill_at_slot,
         faulty_operator: args.faulty_operator,
@@ -927,6 +1022,9 @@ mod tests {
             shards_per_node: 1,
             seed: 1,
             start_delay_ms: None,
+            beacon_fault: None,
+            restart_after_ms: None,
+            node_binary: None,
         };
         good.validate().expect("good");
         let cases = [
@@ -997,6 +1095,15 @@ mod tests {
                 ("ssv_signatures_reconstructed".to_string(), 10),
             ]),
             node_seconds: 10.0,
+            slashing_refusals: 0,
+            beacon_duties_refused: 0,
+            beacon_data_refused: 0,
+            beacon_fault: None,
+            slashable_submissions: 0,
+            slashable_examples: Vec::new(),
+            attestations_signed: 4,
+            restarted_operator: None,
+            refused_to_start: 0,
             killed_operator: Some(4),
             kill_at_slot: Some(1),
             faulty_operator: None,
@@ -1031,6 +1138,20 @@ mod tests {
         s.sync_messages_valid = 2;
         s.missed = 1;
         assert!(s.failure().unwrap().contains("missed"));
+        s.missed = 0;
+        // Against a lying beacon node missed duties are allowed, a slashable one never.
+        s.beacon_fault = Some(SimFault::DuplicateDuty);
+        s.missed = 5;
+        assert_eq!(s.failure(), None);
+        s.slashable_submissions = 1;
+        s.slashable_examples = vec!["validator 3 at slot 40: double vote for target 1".into()];
+        assert!(s.failure().unwrap().contains("SLASHABLE"));
+        s.slashable_submissions = 0;
+        s.beacon_fault = Some(SimFault::SpecZero);
+        assert!(s.failure().unwrap().contains("0 of 4 nodes refused"));
+        s.refused_to_start = 4;
+        assert_eq!(s.failure(), None);
+        s.beacon_fault = None;
         s.missed = 0;
         s.operator_exits[0].status = NodeState::Stopped("exit status 1".into()).describe();
         s.operator_exits[0].clean = false;

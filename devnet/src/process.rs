@@ -57,6 +57,7 @@ pub(crate) fn describe_status(s: ExitStatus) -> String {
 pub(crate) struct NodeProcess {
     pub(crate) id: u64,
     pub(crate) child: Child,
+    pub(crate) config: PathBuf,
     pub(crate) log: PathBuf,
     pub(crate) state: NodeState,
 }
@@ -65,51 +66,85 @@ pub(crate) struct NodeProcess {
 /// error path or panic leaves a node behind.
 pub struct Nodes {
     pub(crate) procs: Vec<NodeProcess>,
+    /// The binary the nodes run.
+    pub(crate) exe: PathBuf,
+}
+
+/// Starts `exe start --config <config>` with stdout and stderr to `log` (appended to when
+/// `append`).
+fn spawn_node(exe: &Path, config: &Path, log: &Path, append: bool) -> anyhow::Result<Child> {
+    let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(log)
+        .with_context(|| format!("creating {}", log.display()))?;
+    let err = file.try_clone().context("duplicating a log handle")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("start")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", &rust_log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err);
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
+    // which is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // If the devnet dies without cleaning up (SIGKILL), the kernel sends the node
+            // SIGTERM. The signal is tied to the spawning thread, which is the thread running
+            // the devnet's main future for the whole run.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {} start", exe.display()))
 }
 
 impl Nodes {
     /// Starts `exe start --config <config>` for each `(id, config, log)`; the node's stdout
     /// and stderr go to `log`.
     pub(crate) fn spawn(exe: &Path, nodes: &[(u64, PathBuf, PathBuf)]) -> anyhow::Result<Self> {
-        let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-        let mut out = Nodes { procs: Vec::new() };
+        let mut out = Nodes {
+            procs: Vec::new(),
+            exe: exe.to_owned(),
+        };
         for (id, config, log) in nodes {
-            let file = std::fs::File::create(log)
-                .with_context(|| format!("creating {}", log.display()))?;
-            let err = file.try_clone().context("duplicating a log handle")?;
-            let mut cmd = Command::new(exe);
-            cmd.arg("start")
-                .arg("--config")
-                .arg(config)
-                .env("RUST_LOG", &rust_log)
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(file)
-                .stderr(err);
-            // SAFETY: the closure runs in the forked child before exec and only calls
-            // prctl(2), which is async-signal-safe and touches no memory of ours.
-            unsafe {
-                cmd.pre_exec(|| {
-                    // If the devnet dies without cleaning up (SIGKILL), the kernel sends the
-                    // node SIGTERM. The signal is tied to the spawning thread, which is the
-                    // thread running the devnet's main future for the whole run.
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let child = cmd
-                .spawn()
-                .with_context(|| format!("starting {} start", exe.display()))?;
+            let child = spawn_node(exe, config, log, false)?;
             out.procs.push(NodeProcess {
                 id: *id,
                 child,
+                config: config.clone(),
                 log: log.clone(),
                 state: NodeState::Running,
             });
         }
         Ok(out)
+    }
+
+    /// Starts operator `id` again (after [`Nodes::kill`]) with its config; its log goes on
+    /// in the same file.
+    pub(crate) fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        let exe = self.exe.clone();
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.id == id)
+            .with_context(|| format!("no operator {id}"))?;
+        if p.state == NodeState::Running {
+            bail!("operator {id} is running");
+        }
+        let child = spawn_node(&exe, &p.config, &p.log, true)?;
+        p.child = child;
+        p.state = NodeState::Running;
+        Ok(())
     }
 
     /// Running nodes.

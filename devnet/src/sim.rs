@@ -1102,7 +1102,11 @@ mod tests {
         let first = sign(3, slot, 0, 1, 1);
         let _ = sim.submit_attestation(&first);
         let _ = sim.submit_attestation(&first);
-        assert_eq!(sim.stats().slashable_submissions, 0, "the same attestation twice");
+        assert_eq!(
+            sim.stats().slashable_submissions,
+            0,
+            "the same attestation twice"
+        );
         let mut forged = sign(3, slot, 0, 1, 2);
         forged.signature = sks[4].sign(&[9; 32]).to_bytes();
         let _ = sim.submit_attestation(&forged);

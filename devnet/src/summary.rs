@@ -58,9 +58,28 @@ pub struct Summary {
     pub duty_latency_ms_p99: u64,
     /// Largest latency.
     pub duty_latency_ms_max: u64,
+    /// Attestations the nodes' slashing protection refused (their `ssv_slashing_refusals`).
+    pub slashing_refusals: u64,
+    /// Duties from the beacon node the nodes dropped as disagreeing with their registry.
+    pub beacon_duties_refused: u64,
+    /// Attestation data from the beacon node the nodes refused.
+    pub beacon_data_refused: u64,
     /// The nodes' counters (their `/metrics`), summed over the nodes alive at the end and
     /// read before they are stopped; empty when none could be read.
     pub node_counters: BTreeMap<String, u64>,
+    /// The simulated beacon node's fault (`--beacon-fault`).
+    pub beacon_fault: Option<SimFault>,
+    /// Correctly signed attestations the simulator received that form a slashable pair with
+    /// an earlier one (any slot, any data). Must be 0.
+    pub slashable_submissions: u64,
+    /// The first few slashable pairs, in words.
+    pub slashable_examples: Vec<String>,
+    /// Distinct correctly signed attestations the simulator received.
+    pub attestations_signed: u64,
+    /// The operator restarted after its kill.
+    pub restarted_operator: Option<u64>,
+    /// Nodes that refused to start with [`crate::SPEC_REFUSAL_LINE`] (`spec-zero`).
+    pub refused_to_start: u64,
     /// Seconds from starting the nodes to reading their counters.
     pub node_seconds: f64,
     /// The operator killed during the run.
@@ -89,9 +108,95 @@ pub fn percentile(sorted: &[u64], p: u64) -> u64 {
 }
 
 impl Summary {
+    /// The summary of a `spec-zero` run: no slot ran, every node was to refuse to start.
+    pub(crate) fn spec_refusal(
+        args: &DevnetArgs,
+        dir: &Path,
+        committees: usize,
+        first: u64,
+        nodes: &Nodes,
+        refused: u64,
+    ) -> Summary {
+        let mut s = Summary {
+            slots: args.slots,
+            slot_ms: args.slot_ms,
+            first_slot: first,
+            operators: args.operators,
+            validators: args.validators,
+            committees,
+            committee_size: args.committee_size,
+            attestations_expected: 0,
+            attestations_valid: 0,
+            attestations_invalid: 0,
+            attestations_late: 0,
+            sync_messages_expected: 0,
+            sync_messages_valid: 0,
+            sync_messages_invalid: 0,
+            sync_messages_late: 0,
+            missed: 0,
+            duty_latency_ms_p50: 0,
+            duty_latency_ms_p99: 0,
+            duty_latency_ms_max: 0,
+            slashing_refusals: 0,
+            beacon_duties_refused: 0,
+            beacon_data_refused: 0,
+            node_counters: BTreeMap::new(),
+            node_seconds: 0.0,
+            beacon_fault: args.beacon_fault,
+            slashable_submissions: 0,
+            slashable_examples: Vec::new(),
+            attestations_signed: 0,
+            restarted_operator: None,
+            refused_to_start: refused,
+            killed_operator: None,
+            kill_at_slot: None,
+            faulty_operator: None,
+            operator_exits: nodes
+                .procs
+                .iter()
+                .map(|p| OperatorSummary {
+                    id: p.id,
+                    status: p.state.describe(),
+                    clean: p.state.is_clean(),
+                    log: p.log.clone(),
+                })
+                .collect(),
+            data_dir: dir.to_owned(),
+            passed: false,
+            failure: None,
+        };
+        s.failure = s.failure();
+        s.passed = s.failure.is_none();
+        s
+    }
+
     /// Why the run failed (`None`: every expected duty valid, nothing invalid or missed,
     /// every node stopped cleanly).
     pub fn failure(&self) -> Option<String> {
+        if self.slashable_submissions > 0 {
+            return Some(format!(
+                "{} SLASHABLE attestations submitted ({})",
+                self.slashable_submissions,
+                self.slashable_examples.join("; ")
+            ));
+        }
+        if let Some(fault) = self.beacon_fault {
+            // Against a lying beacon node duties may be missed; what counts is that nothing
+            // slashable was signed and the nodes stayed up (or refused to start).
+            if fault == SimFault::SpecZero {
+                return (self.refused_to_start < self.operators).then(|| {
+                    format!(
+                        "{} of {} nodes refused SECONDS_PER_SLOT 0 with a clear line",
+                        self.refused_to_start, self.operators
+                    )
+                });
+            }
+            return self
+                .operator_exits
+                .iter()
+                .find(|o| !o.clean)
+                .map(|o| format!("operator {} {}", o.id, o.status));
+        }
         if self.attestations_invalid > 0 || self.sync_messages_invalid > 0 {
             return Some(format!(
                 "{} invalid attestations and {} invalid sync-committee messages",
@@ -186,6 +291,20 @@ impl Summary {
                 self.node_seconds
             );
         }
+        if let Some(fault) = self.beacon_fault {
+            let _ = writeln!(
+                s,
+                "beacon fault {fault:?}: slashable submissions {} (of {} signed), slashing \
+                 refusals {}, beacon duties refused {}, beacon data refused {}, nodes refusing \
+                 to start {}",
+                self.slashable_submissions,
+                self.attestations_signed,
+                self.slashing_refusals,
+                self.beacon_duties_refused,
+                self.beacon_data_refused,
+                self.refused_to_start
+            );
+        }
         let _ = writeln!(s, "\n{:<10}{:<48}log", "operator", "status");
         for o in &self.operator_exits {
             let mut status = o.status.clone();
@@ -195,10 +314,20 @@ impl Summary {
             let _ = writeln!(s, "{:<10}{:<48}{}", o.id, status, o.log.display());
         }
         let _ = match self.failure() {
-            None => writeln!(
-                s,
-                "\nPASS: every expected duty submitted valid; none invalid, none missed"
-            ),
+            None => match self.beacon_fault {
+                Some(SimFault::SpecZero) => writeln!(
+                    s,
+                    "\nPASS: every node refused SECONDS_PER_SLOT 0 with a clear line"
+                ),
+                Some(_) => writeln!(
+                    s,
+                    "\nPASS: no slashable attestation submitted; every node stayed up"
+                ),
+                None => writeln!(
+                    s,
+                    "\nPASS: every expected duty submitted valid; none invalid, none missed"
+                ),
+            },
             Some(why) => writeln!(s, "\nFAIL: {why}"),
         };
         s
