@@ -243,22 +243,159 @@ pub(crate) fn check_block<'t>(
     Ok(Ok(Safe::Recorded))
 }
 
-/// Checks one attestation and records it when safe.
-pub(crate) fn check_attestation<'t>(
-    txn: &'t WriteTxn<'_>,
-    t: &SlashingTables<'t>,
+/// Read access to the slashing tables: from the writer's transaction (check, then record)
+/// or from a read snapshot (the consensus value check, which records nothing). One rule set,
+/// [`attestation_verdict`], runs over both.
+pub(crate) trait SlashingRead {
+    /// The record at `(pubkey, target)`.
+    fn attestation(
+        &self,
+        pubkey: &ValidatorPubkey,
+        target: u64,
+    ) -> Result<Option<AttestationRecord>>;
+    /// Calls `f(target, source)` for the records of `pubkey` with a target of at least
+    /// `from`, in target order, until it breaks.
+    fn attestations_from(
+        &self,
+        pubkey: &ValidatorPubkey,
+        from: u64,
+        f: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<()>;
+    /// The watermark row (`Err(CorruptRecord)` when damaged).
+    fn summary(&self, pubkey: &ValidatorPubkey) -> Result<Option<SlashingSummary>>;
+    /// Whether any attestation or block of `pubkey` is recorded.
+    fn has_records(&self, pubkey: &ValidatorPubkey) -> Result<bool>;
+}
+
+/// The writer's view.
+pub(crate) struct WriteView<'a, 't> {
+    pub(crate) txn: &'t WriteTxn<'a>,
+    pub(crate) t: &'t SlashingTables<'t>,
+}
+
+impl SlashingRead for WriteView<'_, '_> {
+    fn attestation(
+        &self,
+        pubkey: &ValidatorPubkey,
+        target: u64,
+    ) -> Result<Option<AttestationRecord>> {
+        self.txn
+            .get(&self.t.attestations, &PrefixedU64(*pubkey, target))
+    }
+
+    fn attestations_from(
+        &self,
+        pubkey: &ValidatorPubkey,
+        from: u64,
+        f: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.txn.scan(
+            &self.t.attestations,
+            &PrefixedU64(*pubkey, from),
+            |key, rec| {
+                if key.0 != *pubkey {
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(f(key.1, rec.source_epoch))
+            },
+        )
+    }
+
+    fn summary(&self, pubkey: &ValidatorPubkey) -> Result<Option<SlashingSummary>> {
+        self.txn.get(&self.t.summaries, pubkey)
+    }
+
+    fn has_records(&self, pubkey: &ValidatorPubkey) -> Result<bool> {
+        Ok(has_records(self.txn, &self.t.attestations, pubkey)?
+            || has_records(self.txn, &self.t.blocks, pubkey)?)
+    }
+}
+
+/// A read snapshot's view (records nothing).
+pub(crate) struct ReadView<'a, 'db> {
+    pub(crate) txn: &'a crate::db::ReadTxn<'db>,
+}
+
+impl ReadView<'_, '_> {
+    fn any_of<T>(&self, pubkey: &ValidatorPubkey) -> Result<bool>
+    where
+        T: crate::tables::Table<Key = PrefixedU64<48>>,
+    {
+        let mut found = false;
+        self.txn
+            .scan::<T>(Some(&PrefixedU64(*pubkey, 0)), |key, _| {
+                found = key.0 == *pubkey;
+                Ok(ControlFlow::Break(()))
+            })?;
+        Ok(found)
+    }
+}
+
+impl SlashingRead for ReadView<'_, '_> {
+    fn attestation(
+        &self,
+        pubkey: &ValidatorPubkey,
+        target: u64,
+    ) -> Result<Option<AttestationRecord>> {
+        self.txn
+            .get::<SignedAttestations>(&PrefixedU64(*pubkey, target))?
+            .map(|v| v.to_owned())
+            .transpose()
+    }
+
+    fn attestations_from(
+        &self,
+        pubkey: &ValidatorPubkey,
+        from: u64,
+        f: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.txn
+            .scan::<SignedAttestations>(Some(&PrefixedU64(*pubkey, from)), |key, rec| {
+                if key.0 != *pubkey {
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(f(key.1, rec.to_owned()?.source_epoch))
+            })
+    }
+
+    fn summary(&self, pubkey: &ValidatorPubkey) -> Result<Option<SlashingSummary>> {
+        self.txn
+            .get::<SlashingSummaries>(pubkey)?
+            .map(|v| v.to_owned())
+            .transpose()
+    }
+
+    fn has_records(&self, pubkey: &ValidatorPubkey) -> Result<bool> {
+        Ok(self.any_of::<SignedAttestations>(pubkey)? || self.any_of::<SignedBlocks>(pubkey)?)
+    }
+}
+
+/// What the rules say of an attestation before anything is recorded.
+pub(crate) enum AttestationCheck {
+    /// New and safe; the validator's watermark as it stands.
+    New(SlashingSummary),
+    /// Exactly what was signed before.
+    Same,
+    /// Refused.
+    Refused(SlashingViolation),
+}
+
+/// The slashing rules for one attestation, from the records (see the module docs).
+pub(crate) fn attestation_verdict(
+    r: &dyn SlashingRead,
     att: &AttestationToSign,
-) -> Result<Verdict> {
+) -> Result<AttestationCheck> {
+    use AttestationCheck::{New, Refused, Same};
     let (s, tgt) = (att.source_epoch, att.target_epoch);
     if s > tgt {
-        return Ok(Err(SlashingViolation::SourceExceedsTarget));
+        return Ok(Refused(SlashingViolation::SourceExceedsTarget));
     }
     // Double vote: a record at this target.
-    if let Some(existing) = txn.get(&t.attestations, &PrefixedU64(att.pubkey, tgt))? {
+    if let Some(existing) = r.attestation(&att.pubkey, tgt)? {
         return Ok(if is_same_root(existing.signing_root, &att.signing_root) {
-            Ok(Safe::SameData)
+            Same
         } else {
-            Err(SlashingViolation::DoubleVote {
+            Refused(SlashingViolation::DoubleVote {
                 existing_source: existing.source_epoch,
             })
         });
@@ -266,61 +403,86 @@ pub(crate) fn check_attestation<'t>(
     // Surrounded: a record with target > tgt and source < s.
     let mut found = None;
     if let Some(from) = tgt.checked_add(1) {
-        txn.scan(
-            &t.attestations,
-            &PrefixedU64(att.pubkey, from),
-            |key, rec| {
-                if key.0 != att.pubkey {
-                    return Ok(ControlFlow::Break(()));
-                }
-                if rec.source_epoch < s {
-                    found = Some((rec.source_epoch, key.1));
-                    return Ok(ControlFlow::Break(()));
-                }
-                Ok(ControlFlow::Continue(()))
-            },
-        )?;
+        r.attestations_from(&att.pubkey, from, &mut |target, source| {
+            if source < s {
+                found = Some((source, target));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })?;
     }
     if let Some(existing) = found {
-        return Ok(Err(SlashingViolation::SurroundedByExisting { existing }));
+        return Ok(Refused(SlashingViolation::SurroundedByExisting {
+            existing,
+        }));
     }
     // Surrounding: a record with s < source (<= its target) and target < tgt, so with a
     // target in (s, tgt).
     let mut found = None;
-    txn.scan(
-        &t.attestations,
-        &PrefixedU64(att.pubkey, s.saturating_add(1)),
-        |key, rec| {
-            if key.0 != att.pubkey || key.1 >= tgt {
-                return Ok(ControlFlow::Break(()));
-            }
-            if rec.source_epoch > s {
-                found = Some((rec.source_epoch, key.1));
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    r.attestations_from(&att.pubkey, s.saturating_add(1), &mut |target, source| {
+        if target >= tgt {
+            return ControlFlow::Break(());
+        }
+        if source > s {
+            found = Some((source, target));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
     if let Some(existing) = found {
-        return Ok(Err(SlashingViolation::SurroundsExisting { existing }));
+        return Ok(Refused(SlashingViolation::SurroundsExisting { existing }));
     }
     // The watermark: lower bounds of pruned and imported history.
-    let mut summary = match watermark(txn, t, &att.pubkey)? {
-        Ok(s) => s,
-        Err(v) => return Ok(Err(v)),
+    let summary = match r.summary(&att.pubkey) {
+        Ok(Some(summary)) => summary,
+        Ok(None) => {
+            if r.has_records(&att.pubkey)? {
+                tracing::error!(
+                    pubkey = hex::encode(att.pubkey),
+                    "slashing protection: records without a watermark row; refusing to sign"
+                );
+                return Ok(Refused(SlashingViolation::MissingWatermark));
+            }
+            SlashingSummary::default()
+        }
+        Err(crate::error::StorageError::CorruptRecord { detail, .. }) => {
+            tracing::error!(
+                pubkey = hex::encode(att.pubkey),
+                "slashing protection: damaged watermark row ({detail}); refusing to sign"
+            );
+            return Ok(Refused(SlashingViolation::UnreadableWatermark));
+        }
+        Err(e) => return Err(e),
     };
     if let Some(low_source) = summary.low_source
         && s < low_source
     {
-        return Ok(Err(SlashingViolation::SourceBelowLowerBound { low_source }));
+        return Ok(Refused(SlashingViolation::SourceBelowLowerBound {
+            low_source,
+        }));
     }
     if let Some(low_target) = summary.low_target
         && tgt <= low_target
     {
-        return Ok(Err(SlashingViolation::TargetNotAboveLowerBound {
+        return Ok(Refused(SlashingViolation::TargetNotAboveLowerBound {
             low_target,
         }));
     }
+    Ok(New(summary))
+}
+
+/// Checks one attestation and records it when safe.
+pub(crate) fn check_attestation<'t>(
+    txn: &'t WriteTxn<'_>,
+    t: &'t SlashingTables<'t>,
+    att: &AttestationToSign,
+) -> Result<Verdict> {
+    let mut summary = match attestation_verdict(&WriteView { txn, t }, att)? {
+        AttestationCheck::Same => return Ok(Ok(Safe::SameData)),
+        AttestationCheck::Refused(v) => return Ok(Err(v)),
+        AttestationCheck::New(summary) => summary,
+    };
+    let (s, tgt) = (att.source_epoch, att.target_epoch);
     txn.put(
         &t.attestations,
         &PrefixedU64(att.pubkey, tgt),

@@ -198,6 +198,27 @@ impl Store {
         }
     }
 
+    /// What [`Store::check_and_record`] would say of each attestation, from a read snapshot
+    /// and without recording anything: `None` when it may be signed (new, or exactly what
+    /// was signed before), else the violation. For the consensus value check, which refuses
+    /// to decide a value its node would then refuse to sign. Never blocks the writer.
+    pub fn attestation_violations(
+        &self,
+        attestations: &[AttestationToSign],
+    ) -> Result<Vec<Option<crate::slashing::SlashingViolation>>> {
+        let txn = self.read()?;
+        let view = crate::slashing::ReadView { txn: &txn };
+        attestations
+            .iter()
+            .map(|a| {
+                Ok(match crate::slashing::attestation_verdict(&view, a)? {
+                    crate::slashing::AttestationCheck::Refused(v) => Some(v),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     /// Imports an EIP-3076 interchange document (minified merge: see
     /// [`crate::slashing`]). All or nothing: a malformed document or one for another network
     /// changes nothing.

@@ -844,3 +844,35 @@ fn new_validators_are_bumped_to_the_current_epoch() {
         0
     );
 }
+
+/// The read-only check says what `check_and_record` would, records nothing, and sees the
+/// same damaged-watermark refusals.
+#[test]
+fn attestation_violations_check_without_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .check_and_record(&[], &[att(1, 10, 20), att(1, 11, 21)])
+        .unwrap();
+    let double = AttestationToSign {
+        signing_root: [0xAB; 32],
+        ..att(1, 10, 20)
+    };
+    let got = store
+        .attestation_violations(&[double, att(1, 10, 20), att(1, 9, 22), att(1, 21, 22)])
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Some(SlashingViolation::DoubleVote {
+                existing_source: 10
+            }),
+            None,
+            Some(SlashingViolation::SurroundsExisting { existing: (10, 20) }),
+            None,
+        ]
+    );
+    // Nothing was recorded: the new one is still new.
+    let v = store.check_and_record(&[], &[att(1, 21, 22)]).unwrap();
+    assert_eq!(v.attestations[0], Ok(Safe::Recorded));
+}
