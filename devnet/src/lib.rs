@@ -797,16 +797,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         killed_operator: args.kill_operator,
         kill_at_slot: args.kill_at_slot,
         faulty_operator: args.faulty_operator,
-        operator_exits: nodes
-            .procs
-            .iter()
-            .map(|p| OperatorSummary {
-                id: p.id,
-                status: p.state.describe(),
-                clean: p.state.is_clean(),
-                log: p.log.clone(),
-            })
-            .collect(),
+        operator_exits: nodes.exits(),
         data_dir: dir.to_owned(),
         passed: false,
         failure: None,

@@ -147,6 +147,19 @@ impl Nodes {
         Ok(())
     }
 
+    /// How each node ended (or stands) and where its log is.
+    pub(crate) fn exits(&self) -> Vec<OperatorSummary> {
+        self.procs
+            .iter()
+            .map(|p| OperatorSummary {
+                id: p.id,
+                status: p.state.describe(),
+                clean: p.state.is_clean(),
+                log: p.log.clone(),
+            })
+            .collect()
+    }
+
     /// Running nodes.
     pub(crate) fn alive(&self) -> usize {
         self.procs

@@ -151,16 +151,7 @@ impl Summary {
             killed_operator: None,
             kill_at_slot: None,
             faulty_operator: None,
-            operator_exits: nodes
-                .procs
-                .iter()
-                .map(|p| OperatorSummary {
-                    id: p.id,
-                    status: p.state.describe(),
-                    clean: p.state.is_clean(),
-                    log: p.log.clone(),
-                })
-                .collect(),
+            operator_exits: nodes.exits(),
             data_dir: dir.to_owned(),
             passed: false,
             failure: None,

@@ -5,36 +5,12 @@
 //! Each test takes 20 to 30 s (6 s start delay, 6 slots of 1.5 or 2.5 s, 2 settle slots,
 //! shutdown).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{TestDir, show};
 use std::process::{Command, Output};
-
-/// A directory removed when the test passes and kept (with its logs) when it fails.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ssv-devnet-test-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create the test directory");
-        TestDir(dir)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} for its logs", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 fn devnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ssv-node"))
@@ -43,15 +19,6 @@ fn devnet(args: &[&str]) -> Output {
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run ssv-node devnet")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn summary(path: &Path) -> serde_json::Value {

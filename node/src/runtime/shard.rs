@@ -26,8 +26,8 @@ use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
 use ssv_protocol::partial_sig::BlsSignature;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
 use ssv_protocol::runner::{
-    BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind, ReconstructFailure, RunnerAction,
-    SignItem, ValidatorDuty,
+    AttestationSlashing, BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind,
+    ReconstructFailure, RunnerAction, SignItem, ValidatorDuty,
 };
 use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
@@ -127,6 +127,42 @@ pub struct Services {
     pub domain: ssv_protocol::types::DomainType,
 }
 
+/// The consensus value check's view of slashing protection: our records, read from a
+/// snapshot (nothing recorded; the signing path records).
+struct StoreSlashing(Arc<Store>);
+
+impl AttestationSlashing for StoreSlashing {
+    fn check(
+        &self,
+        pubkeys: &[ssv_protocol::types::BlsPublicKey],
+        source: u64,
+        target: u64,
+        signing_root: &Root,
+    ) -> Result<(), String> {
+        let atts: Vec<AttestationToSign> = pubkeys
+            .iter()
+            .map(|pk| AttestationToSign {
+                pubkey: *pk,
+                source_epoch: source,
+                target_epoch: target,
+                signing_root: *signing_root,
+            })
+            .collect();
+        let verdicts = self
+            .0
+            .attestation_violations(&atts)
+            .map_err(|e| format!("slashing protection unreadable: {e}"))?;
+        match verdicts
+            .iter()
+            .zip(pubkeys)
+            .find_map(|(v, pk)| v.map(|v| (pk, v)))
+        {
+            None => Ok(()),
+            Some((pk, v)) => Err(format!("validator 0x{}…: {v}", hex::encode(&pk[..6]))),
+        }
+    }
+}
+
 /// Signs this operator's messages with its RSA key (PKCS#1 v1.5 over sha256 of the SSZ
 /// `SSVMessage`, as the spec does).
 pub struct RsaSigner<'a> {
@@ -217,6 +253,8 @@ impl Shard {
     ) -> Self {
         let mut committees = HashMap::new();
         let mut by_msg_id = HashMap::new();
+        let slashing: Arc<dyn AttestationSlashing + Send + Sync> =
+            Arc::new(StoreSlashing(services.store.clone()));
         for (i, info) in services.registry.committees.iter().enumerate() {
             let owner = Subnet::new(info.subnet as usize)
                 .map(|s| ssv_netio::shard_for(s, shard_count))
@@ -232,7 +270,8 @@ impl Shard {
                     verify_all_signatures: false,
                     ..QbftConfig::default()
                 },
-            );
+            )
+            .with_slashing(slashing.clone());
             by_msg_id.insert(runner.message_id().0, i);
             committees.insert(
                 i,

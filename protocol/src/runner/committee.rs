@@ -211,6 +211,10 @@ struct SlotState {
     /// The QBFT controller of this slot's instance.
     controller: Controller,
     duty: CommitteeDuty,
+    /// Our own beacon node's vote (the expected source and target).
+    ours: BeaconVote,
+    /// Pubkeys of the duty's attesters (what the value check asks slashing protection).
+    attesters: Vec<BlsPublicKey>,
     /// Duties by (validator, is attester).
     by_validator: HashMap<(ValidatorIndex, bool), ValidatorDuty>,
     roots: Option<Roots>,
@@ -222,6 +226,25 @@ struct SlotState {
     /// Operators whose partials failed verification at this slot.
     culprits: HashSet<OperatorId>,
     signed: bool,
+}
+
+/// The value check of a slot around the caller's `outer` one (fields of its `SlotState`,
+/// borrowed apart from its controller).
+fn slot_value_check<'a>(
+    outer: &'a dyn ValueCheck,
+    duty: &CommitteeDuty,
+    ours: BeaconVote,
+    attesters: &'a [BlsPublicKey],
+    slashing: Option<&'a (dyn AttestationSlashing + Send + Sync)>,
+) -> SlotValueCheck<'a> {
+    SlotValueCheck {
+        outer,
+        slot: duty.slot,
+        ours,
+        attester_domain: duty.attester_domain,
+        attesters,
+        slashing: slashing.map(|s| s as &dyn AttestationSlashing),
+    }
 }
 
 /// Counters of one runner (exported as metrics).
@@ -253,6 +276,7 @@ pub struct CommitteeRunner {
     looping: bool,
     qbft_out: Vec<Action>,
     stats: RunnerStats,
+    slashing: Option<std::sync::Arc<dyn AttestationSlashing + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CommitteeRunner {
@@ -293,6 +317,78 @@ impl ValueCheck for BeaconVoteCheck {
     }
 }
 
+/// What the committee runner asks of slashing protection before it lets QBFT accept a value
+/// (ssv-spec's `IsAttestationSlashable` in `BeaconVoteValueCheckF`): the node answers from
+/// its own records, without recording anything.
+pub trait AttestationSlashing {
+    /// `Err` (with a reason) when signing an attestation with these epochs and this signing
+    /// root would be slashable for any of `pubkeys`, or when the records cannot say.
+    fn check(
+        &self,
+        pubkeys: &[BlsPublicKey],
+        source: Epoch,
+        target: Epoch,
+        signing_root: &Root,
+    ) -> Result<(), String>;
+}
+
+/// The value check of one slot: the caller's [`BeaconVoteCheck`] (or any other), then the
+/// parts of ssv-spec's `BeaconVoteValueCheckF` that need the duty — source and target
+/// epochs equal to our own beacon node's (`CheckpointMismatch`), and not slashable for any
+/// attester of the duty (`SlashableAttestation`), so that honest operators do not decide a
+/// value they would then refuse to sign.
+struct SlotValueCheck<'a> {
+    outer: &'a dyn ValueCheck,
+    slot: Slot,
+    ours: BeaconVote,
+    attester_domain: Domain,
+    attesters: &'a [BlsPublicKey],
+    slashing: Option<&'a dyn AttestationSlashing>,
+}
+
+impl ValueCheck for SlotValueCheck<'_> {
+    fn check_value(&self, value: &[u8]) -> Result<(), Error> {
+        self.outer.check_value(value)?;
+        let vote = BeaconVote::from_ssz(value)
+            .map_err(|e| Error::spec(ErrorCode::DecodeBeaconVote, e.to_string()))?;
+        if vote.source.epoch != self.ours.source.epoch {
+            return Err(Error::spec(
+                ErrorCode::CheckpointMismatch,
+                format!(
+                    "attestation data source checkpoint {} does not match expected {}",
+                    vote.source.epoch, self.ours.source.epoch
+                ),
+            ));
+        }
+        if vote.target.epoch != self.ours.target.epoch {
+            return Err(Error::spec(
+                ErrorCode::CheckpointMismatch,
+                format!(
+                    "attestation data target checkpoint {} does not match expected {}",
+                    vote.target.epoch, self.ours.target.epoch
+                ),
+            ));
+        }
+        if let Some(slashing) = self.slashing
+            && !self.attesters.is_empty()
+        {
+            let root = compute_signing_root(
+                vote.attestation_data(self.slot).tree_hash_root().0,
+                self.attester_domain,
+            );
+            slashing
+                .check(self.attesters, vote.source.epoch, vote.target.epoch, &root)
+                .map_err(|why| {
+                    Error::spec(
+                        ErrorCode::SlashableAttestation,
+                        format!("slashable attestation: {why}"),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+}
+
 /// The signing roots a decided vote gives at `slot`.
 fn roots_for(vote: BeaconVote, duty: &CommitteeDuty) -> Roots {
     let data = vote.attestation_data(duty.slot);
@@ -322,7 +418,18 @@ impl CommitteeRunner {
             looping: false,
             qbft_out: Vec::new(),
             stats: RunnerStats::default(),
+            slashing: None,
         }
+    }
+
+    /// Lets the value check ask slashing protection (the node's records) whether a proposed
+    /// vote would be slashable for any attester of the slot's duty.
+    pub fn with_slashing(
+        mut self,
+        slashing: std::sync::Arc<dyn AttestationSlashing + Send + Sync>,
+    ) -> Self {
+        self.slashing = Some(slashing);
+        self
     }
 
     /// The committee's message ID (`MessageID` of role committee).
@@ -408,7 +515,26 @@ impl CommitteeRunner {
             self.member.clone(),
             self.qbft_config,
         );
-        let started = controller.start_new_instance(env, slot, vote.to_ssz(), &mut qbft_out);
+        let attesters: Vec<BlsPublicKey> = duty
+            .duties
+            .iter()
+            .filter(|d| d.kind.is_attester())
+            .map(|d| d.pubkey)
+            .collect();
+        let started = {
+            let check = slot_value_check(
+                env.value_check,
+                &duty,
+                vote,
+                &attesters,
+                self.slashing.as_deref(),
+            );
+            let env = Env {
+                value_check: &check,
+                ..env
+            };
+            controller.start_new_instance(env, slot, vote.to_ssz(), &mut qbft_out)
+        };
         if let Err(e) = started {
             self.qbft_out = qbft_out;
             return Err(e);
@@ -420,6 +546,8 @@ impl CommitteeRunner {
             SlotState {
                 controller,
                 duty,
+                ours: vote,
+                attesters,
                 by_validator,
                 roots: None,
                 early_partials: Vec::new(),
@@ -543,10 +671,24 @@ impl CommitteeRunner {
         }
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
+        let slashing = self.slashing.clone();
         let result = match self.slots.get_mut(&slot) {
-            Some(state) => state
-                .controller
-                .process_msg(env, msg.clone(), &mut qbft_out),
+            Some(state) => {
+                let check = slot_value_check(
+                    env.value_check,
+                    &state.duty,
+                    state.ours,
+                    &state.attesters,
+                    slashing.as_deref(),
+                );
+                let env = Env {
+                    value_check: &check,
+                    ..env
+                };
+                state
+                    .controller
+                    .process_msg(env, msg.clone(), &mut qbft_out)
+            }
             None => Err(Error::spec(
                 ErrorCode::NoRunnerForSlot,
                 format!("no duty for slot {slot}"),
@@ -905,10 +1047,24 @@ impl CommitteeRunner {
     ) -> Result<(), Error> {
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
+        let slashing = self.slashing.clone();
         let r = match self.slots.get_mut(&slot) {
-            Some(state) => state
-                .controller
-                .upon_round_timeout(env, slot, &mut qbft_out),
+            Some(state) => {
+                let check = slot_value_check(
+                    env.value_check,
+                    &state.duty,
+                    state.ours,
+                    &state.attesters,
+                    slashing.as_deref(),
+                );
+                let env = Env {
+                    value_check: &check,
+                    ..env
+                };
+                state
+                    .controller
+                    .upon_round_timeout(env, slot, &mut qbft_out)
+            }
             None => {
                 self.qbft_out = qbft_out;
                 return Ok(());
