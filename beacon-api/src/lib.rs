@@ -9,7 +9,9 @@
 //! The client treats every beacon node as untrusted input: every answer is parsed into a
 //! typed value or refused with a [`BeaconError`].
 
+pub mod checks;
 pub mod client;
 pub mod types;
 
+pub use checks::{check_attestation_data, check_genesis};
 pub use client::{BeaconClient, BeaconError};

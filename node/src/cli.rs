@@ -78,10 +78,6 @@ enum SlashingAction {
     },
 }
 
-/// Largest interchange document read (a complete history of 100,000 validators over a
-/// year of epochs is far below this).
-const INTERCHANGE_BYTES_MAX: u64 = 1 << 30;
-
 fn parse_root(text: &str) -> anyhow::Result<[u8; 32]> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     let bytes = hex::decode(digits).with_context(|| format!("{text:?} is not hex"))?;
@@ -116,20 +112,7 @@ fn slashing_protection(action: SlashingAction) -> anyhow::Result<()> {
             genesis_validators_root,
         } => {
             let (db, gvr) = open(&config, &genesis_validators_root)?;
-            let len = std::fs::metadata(&file)
-                .with_context(|| format!("reading {}", file.display()))?
-                .len();
-            if len > INTERCHANGE_BYTES_MAX {
-                bail!(
-                    "{} is larger than {INTERCHANGE_BYTES_MAX} bytes",
-                    file.display()
-                );
-            }
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let doc = Interchange::from_json(&bytes)
-                .with_context(|| format!("parsing {}", file.display()))?;
-            std::fs::create_dir_all(&db).with_context(|| format!("creating {}", db.display()))?;
+            let doc = Interchange::read_file(&file)?;
             let store = Store::open(StoreConfig::new(&db, gvr))
                 .with_context(|| format!("opening {}", db.display()))?;
             let summary = store.import_interchange(&doc)?;
@@ -154,19 +137,12 @@ fn slashing_protection(action: SlashingAction) -> anyhow::Result<()> {
             let store = Store::open(StoreConfig::new(&db, gvr))
                 .with_context(|| format!("opening {}", db.display()))?;
             let doc = store.export_interchange(ExportForm::Complete)?;
-            use std::io::Write as _;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&file)
-                .with_context(|| {
-                    format!(
-                        "creating {} (an existing file is never overwritten)",
-                        file.display()
-                    )
-                })?;
-            f.write_all(doc.to_json().as_bytes())?;
-            f.sync_all()?;
+            doc.write_new_file(&file).with_context(|| {
+                format!(
+                    "writing {} (an existing file is never overwritten)",
+                    file.display()
+                )
+            })?;
             println!(
                 "exported {} validators to {}",
                 doc.data.len(),

@@ -14,7 +14,9 @@
 //!   and shares, a [`Services`] bundle (network handle, store, crypto pool, caches,
 //!   submission channel, [`Metrics`], [`SlotClock`]), start shards with [`spawn_shards`]
 //!   and feed them [`ShardEvent`]s; what they produce for the beacon node comes out as
-//!   [`Submission`]s.
+//!   [`Submission`]s. A harness that drives a shard step by step (the runtime tests in
+//!   `node/tests/runtime.rs`) builds a [`Shard`] itself and calls its `on_event`,
+//!   `on_gossip` and `flush`.
 //!
 //! Everything else (the config, the duty scheduler, the submitter, the HTTP endpoints, the
 //! start-up sequence) is private to the binary.
@@ -27,6 +29,7 @@ pub use cli::main;
 pub use runtime::metrics::Metrics;
 pub use runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
 pub use runtime::shard::{
-    RsaSigner, SUBMISSIONS_MAX, Services, ShardEvent, Shards, Submission, crypto_pool, spawn_shards,
+    RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Shards, Submission,
+    crypto_pool, spawn_shards,
 };
 pub use ssv_protocol::chain::SlotClock;

@@ -122,6 +122,35 @@ impl Interchange {
         serde_json::from_slice(bytes).map_err(|e| bad(format!("malformed JSON: {e}")))
     }
 
+    /// Reads and parses a document file (refused unread beyond the size limit).
+    pub fn read_file(path: &std::path::Path) -> Result<Self> {
+        let io = |source| StorageError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > INTERCHANGE_BYTES_MAX as u64 {
+            return Err(bad(format!("{} is {len} bytes, too large", path.display())));
+        }
+        Self::from_json(&std::fs::read(path).map_err(io)?)
+    }
+
+    /// Writes the document to a new file (an existing one is never overwritten) and syncs it.
+    pub fn write_new_file(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write as _;
+        let io = |source| StorageError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
+        f.write_all(self.to_json().as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)
+    }
+
     /// Serializes as JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("interchange types always serialize")

@@ -19,8 +19,6 @@ pub mod pprof;
 pub mod registry;
 pub mod scheduler;
 pub mod shard;
-#[cfg(test)]
-mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,46 +105,6 @@ async fn wait_for_beacon(
     }
 }
 
-/// Longest a beacon node's genesis may lie in the future (a devnet may wait for its
-/// genesis; a public chain's is in the past).
-pub const GENESIS_FUTURE_MAX_S: u64 = 7 * 24 * 3600;
-
-/// Refuses a beacon node that is on another chain than the configured network (genesis
-/// validators root or genesis fork version not the preset's), or whose genesis is more than
-/// [`GENESIS_FUTURE_MAX_S`] away.
-fn check_chain(
-    network: &crate::config::Network,
-    genesis: &Genesis,
-    now_s: u64,
-) -> anyhow::Result<()> {
-    if genesis.genesis_time > now_s.saturating_add(GENESIS_FUTURE_MAX_S) {
-        bail!(
-            "the beacon node's genesis time {} is more than {} days in the future",
-            genesis.genesis_time,
-            GENESIS_FUTURE_MAX_S / 86_400
-        );
-    }
-    if let crate::config::Network::Public(name) = network
-        && let Some(preset) = ssv_protocol::types::network_preset(name)
-    {
-        if genesis.genesis_validators_root != preset.genesis_validators_root {
-            bail!(
-                "the beacon node is not on {name}: genesis validators root 0x{}, {name}'s is 0x{}",
-                hex::encode(genesis.genesis_validators_root),
-                hex::encode(preset.genesis_validators_root)
-            );
-        }
-        if genesis.genesis_fork_version != preset.genesis_fork_version {
-            bail!(
-                "the beacon node is not on {name}: genesis fork version 0x{}, {name}'s is 0x{}",
-                hex::encode(genesis.genesis_fork_version),
-                hex::encode(preset.genesis_fork_version)
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let term = async {
@@ -204,7 +162,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
     );
     let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
-    check_chain(&config.network, &genesis, SlotClock::now_ms() / 1000)?;
+    let preset = match config.network {
+        crate::config::Network::Public(name) => ssv_protocol::types::network_preset(name),
+        crate::config::Network::Local => None,
+    };
+    ssv_beacon_api::check_genesis(&genesis, preset, SlotClock::now_ms() / 1000)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
     // Refused here, before anything runs: a zero or absurd slot duration, slots per epoch
     // or genesis from a broken or lying beacon node would break every slot computation.
     let slot_duration = Duration::from_millis(
@@ -577,35 +540,5 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, s: Submission) {
                 tracing::error!(count = msgs.len(), "submitting sync messages: {e}");
             }
         },
-    }
-}
-
-#[cfg(test)]
-mod chain_tests {
-    use super::*;
-    use crate::config::Network;
-
-    fn hoodi() -> Genesis {
-        let p = ssv_protocol::types::network_preset("hoodi").expect("preset");
-        Genesis {
-            genesis_time: 1_742_213_400,
-            genesis_validators_root: p.genesis_validators_root,
-            genesis_fork_version: p.genesis_fork_version,
-        }
-    }
-
-    #[test]
-    fn a_beacon_node_on_another_chain_is_refused() {
-        let now = 1_800_000_000;
-        check_chain(&Network::Public("hoodi"), &hoodi(), now).expect("hoodi on hoodi");
-        let err = check_chain(&Network::Public("mainnet"), &hoodi(), now).unwrap_err();
-        assert!(err.to_string().contains("not on mainnet"), "{err}");
-        let mut g = hoodi();
-        g.genesis_fork_version = [0; 4];
-        assert!(check_chain(&Network::Public("hoodi"), &g, now).is_err());
-        // A local network takes any chain, but not a genesis far in the future.
-        check_chain(&Network::Local, &hoodi(), now).expect("local");
-        g.genesis_time = now + GENESIS_FUTURE_MAX_S + 1;
-        assert!(check_chain(&Network::Local, &g, now).is_err());
     }
 }

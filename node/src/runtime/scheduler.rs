@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::metrics::Metrics;
 use super::registry::Registry;
 use super::shard::ShardEvent;
+use ssv_beacon_api::check_attestation_data;
 use ssv_beacon_api::client::BeaconClient;
 use ssv_beacon_api::types::{AttesterDuty, Fork, SyncDuty};
 use ssv_protocol::chain::SlotClock;
@@ -162,32 +163,6 @@ fn sanitize_duties(
     (out, refused)
 }
 
-/// Checks the beacon node's attestation data for `slot` before it becomes our vote: the
-/// slot it names, a target epoch equal to the slot's epoch, a source before the target.
-fn check_attestation_data(
-    slot: u64,
-    clock: &SlotClock,
-    data: &ssv_protocol::beacon_vote::AttestationData,
-) -> Result<(), String> {
-    let epoch = clock.spec().epoch_of(slot);
-    if data.slot != slot {
-        return Err(format!("it is for slot {}", data.slot));
-    }
-    if data.target.epoch != epoch {
-        return Err(format!(
-            "target epoch {} is not the slot's epoch {epoch}",
-            data.target.epoch
-        ));
-    }
-    if data.source.epoch >= data.target.epoch {
-        return Err(format!(
-            "source epoch {} is not before target epoch {}",
-            data.source.epoch, data.target.epoch
-        ));
-    }
-    Ok(())
-}
-
 impl Scheduler {
     async fn fetch_epoch(&self, epoch: u64, indices: &[u64]) -> anyhow::Result<EpochDuties> {
         let mut duties = EpochDuties::default();
@@ -317,7 +292,7 @@ impl Scheduler {
             tracing::error!(slot, "no attestation data: slot skipped");
             return;
         };
-        if let Err(why) = check_attestation_data(slot, &self.clock, &data) {
+        if let Err(why) = check_attestation_data(slot, self.clock.spec(), &data) {
             Metrics::add(&self.metrics.beacon_data_refused, 1);
             Metrics::add(&self.metrics.slots_skipped, 1);
             tracing::error!(slot, "attestation data from the beacon node refused: {why}");
@@ -420,7 +395,6 @@ mod tests {
     use std::collections::HashMap;
 
     use ssv_crypto_pipeline::{OperatorKeyCache, SecretKey};
-    use ssv_protocol::beacon_vote::{AttestationData, Checkpoint};
     use ssv_protocol::chain::ChainSpec;
     use ssv_protocol::committee::CommitteeId;
     use ssv_protocol::types::{CommitteeMember, DomainType};
@@ -531,37 +505,5 @@ mod tests {
             vec![6]
         );
         assert_eq!(refused, 6);
-    }
-
-    #[test]
-    fn attestation_data_must_fit_the_slot() {
-        let c = clock();
-        let good = AttestationData {
-            slot: 70,
-            index: 0,
-            beacon_block_root: [1; 32],
-            source: Checkpoint {
-                epoch: 1,
-                root: [2; 32],
-            },
-            target: Checkpoint {
-                epoch: 2,
-                root: [3; 32],
-            },
-        };
-        assert_eq!(check_attestation_data(70, &c, &good), Ok(()));
-        assert!(check_attestation_data(71, &c, &good).is_err(), "other slot");
-        let mut future = good;
-        future.target.epoch = 3;
-        assert!(
-            check_attestation_data(70, &c, &future).is_err(),
-            "future target"
-        );
-        let mut stale = good;
-        stale.source.epoch = 2;
-        assert!(
-            check_attestation_data(70, &c, &stale).is_err(),
-            "source = target"
-        );
     }
 }

@@ -6,6 +6,7 @@
 
 // Operators are addressed by position while other operators' shards are borrowed mutably.
 #![allow(clippy::needless_range_loop)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,9 +34,10 @@ use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, Operat
 use ssv_storage::{Store, StoreConfig};
 use tree_hash::TreeHash as _;
 
-use super::metrics::Metrics;
-use super::registry::{CommitteeInfo, Registry, ValidatorShare};
-use super::shard::{SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Submission};
+use ssv_node::{
+    CommitteeInfo, Metrics, Registry, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard,
+    ShardEvent, Submission, ValidatorShare, crypto_pool,
+};
 
 const DOMAIN: DomainType = DomainType::SPEC_TESTING;
 const OPERATORS: [OperatorId; 4] = [1, 2, 3, 4];
@@ -160,7 +162,7 @@ impl Cluster {
                 .expect("split");
             shares.push(split.into_iter().collect());
         }
-        let pool = Arc::new(super::shard::crypto_pool(1).expect("pool"));
+        let pool = Arc::new(crypto_pool(1).expect("pool"));
         let spec = ChainSpec::MAINNET
             .with_slot_duration(Duration::from_secs(4))
             .expect("4 s slots");
