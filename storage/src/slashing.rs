@@ -538,7 +538,17 @@ pub(crate) fn import_minified<'t>(
     max_block_slot: Option<u64>,
     max_source_target: Option<(u64, u64)>,
 ) -> Result<()> {
-    let mut summary = txn.get(&t.summaries, pubkey)?.unwrap_or_default();
+    // The merge folds the stored watermark in: a validator whose records have no readable
+    // watermark row cannot be merged safely (its pruned bounds are unknown).
+    let mut summary = match watermark(txn, t, pubkey)? {
+        Ok(summary) => summary,
+        Err(v) => {
+            return Err(crate::error::StorageError::Interchange(format!(
+                "validator 0x{} has slashing records but {v}; refusing to merge into it",
+                hex::encode(pubkey)
+            )));
+        }
+    };
     if let Some(slot) = max_block_slot {
         let slot = summary.max_slot.map_or(slot, |m| m.max(slot));
         clear_validator(txn, &t.blocks, pubkey)?;
@@ -571,35 +581,51 @@ pub(crate) fn import_minified<'t>(
     Ok(())
 }
 
-/// Bumps the protection of a validator new to this store (no watermark row, no record), as
-/// the Go node's `BumpSlashingProtection` does when a share is added: the watermark starts at
-/// source `epoch - 1`, target `epoch` and block slot `slot`, so nothing at or below the
-/// current epoch and slot is signed for a validator that may have signed elsewhere until
-/// now. A validator with any history here is left alone (its own records govern). Returns
-/// whether the validator was bumped.
-pub(crate) fn bump_new<'t>(
+/// Bumps the protection of a validator the node is about to run, as the Go node's
+/// `BumpSlashingProtection` does when a share is added or reactivated: unless the validator
+/// attested *here* in the previous or current epoch (a restart of a node that was running
+/// it), its watermark rises to at least source `epoch - 1`, target `epoch`, so nothing at or
+/// below the current epoch is signed for a validator that may have signed elsewhere since it
+/// last signed here (never here, or removed and re-added); likewise the block watermark rises
+/// to `slot` unless a block at or after it is recorded. A validator with records but no
+/// readable watermark is left alone (it is refused anyway). Returns whether it was bumped.
+pub(crate) fn bump<'t>(
     txn: &'t WriteTxn<'_>,
     t: &SlashingTables<'t>,
     pubkey: &ValidatorPubkey,
     epoch: u64,
     slot: u64,
 ) -> Result<bool> {
-    match txn.get(&t.summaries, pubkey) {
-        Ok(Some(_)) | Err(_) => return Ok(false),
-        Ok(None) => {}
+    let mut summary = match txn.get(&t.summaries, pubkey) {
+        Ok(Some(summary)) => summary,
+        Ok(None) => {
+            if has_records(txn, &t.attestations, pubkey)? || has_records(txn, &t.blocks, pubkey)? {
+                return Ok(false); // fails closed as MissingWatermark; a row would unlock it
+            }
+            SlashingSummary::default()
+        }
+        Err(crate::error::StorageError::CorruptRecord { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let before = summary;
+    let active_here = summary
+        .max_target
+        .is_some_and(|t| t.saturating_add(1) >= epoch);
+    if !active_here {
+        let source = epoch.saturating_sub(1);
+        let raise = |v: Option<u64>, to: u64| Some(v.map_or(to, |v| v.max(to)));
+        summary.low_source = raise(summary.low_source, source);
+        summary.low_target = raise(summary.low_target, epoch);
+        summary.max_source = raise(summary.max_source, source);
+        summary.max_target = raise(summary.max_target, epoch);
     }
-    if has_records(txn, &t.attestations, pubkey)? || has_records(txn, &t.blocks, pubkey)? {
+    if summary.max_slot.is_none_or(|s| s < slot) {
+        summary.low_slot = Some(summary.low_slot.map_or(slot, |l| l.max(slot)));
+        summary.max_slot = Some(slot);
+    }
+    if summary == before {
         return Ok(false);
     }
-    let source = epoch.saturating_sub(1);
-    let summary = SlashingSummary {
-        low_slot: Some(slot),
-        max_slot: Some(slot),
-        low_source: Some(source),
-        low_target: Some(epoch),
-        max_source: Some(source),
-        max_target: Some(epoch),
-    };
     txn.put(&t.summaries, pubkey, &summary)?;
     Ok(true)
 }

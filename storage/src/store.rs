@@ -177,16 +177,33 @@ impl Store {
             )));
         }
         let (ack, rx) = bounded(1);
-        self.sender()?
-            .send(Request::Slashing {
-                blocks: blocks.to_vec(),
-                attestations: attestations.to_vec(),
-                ack,
-            })
-            .map_err(|_| StorageError::WriterStopped)?;
-        match timeout {
+        let request = Request::Slashing {
+            blocks: blocks.to_vec(),
+            attestations: attestations.to_vec(),
+            ack,
+        };
+        let deadline = timeout.map(|t| (t, std::time::Instant::now() + t));
+        match deadline {
+            None => self
+                .sender()?
+                .send(request)
+                .map_err(|_| StorageError::WriterStopped)?,
+            // A full writer queue (a stalled disk) counts against the same deadline.
+            Some((t, at)) => self
+                .sender()?
+                .send_deadline(request, at)
+                .map_err(|e| match e {
+                    crossbeam_channel::SendTimeoutError::Timeout(_) => {
+                        StorageError::SlashingTimeout(t)
+                    }
+                    crossbeam_channel::SendTimeoutError::Disconnected(_) => {
+                        StorageError::WriterStopped
+                    }
+                })?,
+        }
+        match deadline.map(|(t, at)| (t, at.saturating_duration_since(std::time::Instant::now()))) {
             None => rx.recv().map_err(|_| StorageError::WriterStopped)?,
-            Some(t) => match rx.recv_timeout(t) {
+            Some((t, left)) => match rx.recv_timeout(left) {
                 Ok(r) => r,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     Err(StorageError::SlashingTimeout(t))
@@ -246,10 +263,10 @@ impl Store {
         rx.recv().map_err(|_| StorageError::WriterStopped)?
     }
 
-    /// Bumps the slashing protection of validators new to this store (see
-    /// [`crate::slashing`]'s `bump_new`): each one without any history here gets a watermark
-    /// at source `epoch - 1`, target `epoch` and block slot `slot`. Returns how many were
-    /// bumped. One transaction.
+    /// Bumps the slashing protection of validators the node is about to run (see
+    /// [`crate::slashing`]'s `bump`): each one that did not attest here in the previous or
+    /// current epoch gets a watermark of at least source `epoch - 1`, target `epoch`, and
+    /// block slot `slot`. Returns how many were bumped. One transaction.
     pub fn bump_slashing_protection(
         &self,
         pubkeys: &[ValidatorPubkey],

@@ -267,7 +267,7 @@ impl Writer {
                     let tables = SlashingTables::open(&txn)?;
                     let mut bumped = 0;
                     for pk in pubkeys {
-                        if slashing::bump_new(&txn, &tables, pk, *epoch, *slot)? {
+                        if slashing::bump(&txn, &tables, pk, *epoch, *slot)? {
                             bumped += 1;
                         }
                     }

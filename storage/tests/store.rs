@@ -799,17 +799,21 @@ fn damaged_summary_rows_still_refuse() {
     );
 }
 
-/// A share new to this store gets the Go node's bump: nothing at or below the current
-/// epoch / slot is signed for it; a validator with history here keeps its own records.
+/// The Go node's bump for validators not active here: a validator new to this store, or one
+/// whose last attestation here is old (it may have signed elsewhere since), gets nothing at
+/// or below the current epoch / slot; one that attested here in the last epoch (a restart)
+/// keeps its own records.
 #[test]
-fn new_validators_are_bumped_to_the_current_epoch() {
+fn validators_not_active_here_are_bumped_to_the_current_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.check_and_record(&[], &[att(1, 10, 11)]).unwrap();
-    let bumped = store
-        .bump_slashing_protection(&[[1; 48], [2; 48]], 20, 20 * 32 + 3)
+    store
+        .check_and_record(&[], &[att(1, 18, 19), att(3, 10, 11)])
         .unwrap();
-    assert_eq!(bumped, 1, "only the validator without history");
+    let bumped = store
+        .bump_slashing_protection(&[[1; 48], [2; 48], [3; 48]], 20, 20 * 32 + 3)
+        .unwrap();
+    assert_eq!(bumped, 3, "the slot for all; the epochs for 2 and 3 only");
     let v = store
         .check_and_record(
             &[
@@ -824,25 +828,74 @@ fn new_validators_are_bumped_to_the_current_epoch() {
                     signing_root: [1; 32],
                 },
             ],
-            &[att(2, 19, 20), att(2, 20, 21), att(1, 11, 12)],
+            &[
+                att(2, 19, 20),
+                att(2, 20, 21),
+                att(1, 19, 20),
+                att(3, 19, 20),
+                att(3, 20, 21),
+            ],
         )
         .unwrap();
     assert!(v.blocks[0].is_err(), "the current slot");
     assert_eq!(v.blocks[1], Ok(Safe::Recorded));
-    assert!(v.attestations[0].is_err(), "the current epoch");
+    assert!(v.attestations[0].is_err(), "new: the current epoch");
     assert_eq!(v.attestations[1], Ok(Safe::Recorded));
     assert_eq!(
         v.attestations[2],
         Ok(Safe::Recorded),
-        "history here governs"
+        "active here: a restart"
     );
-    // A second bump changes nothing.
+    assert!(v.attestations[3].is_err(), "stale history: bumped");
+    assert_eq!(v.attestations[4], Ok(Safe::Recorded));
+    // A second bump in the same epoch changes nothing.
     assert_eq!(
         store
-            .bump_slashing_protection(&[[1; 48], [2; 48]], 30, 30 * 32)
+            .bump_slashing_protection(&[[1; 48], [2; 48], [3; 48]], 20, 20 * 32 + 3)
             .unwrap(),
         0
     );
+}
+
+/// An import into a validator whose records lost their watermark row is refused whole.
+#[test]
+fn import_refuses_records_without_a_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.check_and_record(&[], &[att(1, 99, 100)]).unwrap();
+    }
+    raw_edit(dir.path(), |txn| {
+        let t = txn
+            .open_table(Some(<SlashingSummaries as Table>::NAME))
+            .unwrap();
+        txn.del(&t, [1u8; 48], None).unwrap();
+    });
+    let store = open(dir.path());
+    let doc = Interchange::from_json(
+        format!(
+            r#"{{"metadata":{{"interchange_format_version":"5","genesis_validators_root":"0x{}"}},
+            "data":[{{"pubkey":"0x{}","signed_blocks":[],
+            "signed_attestations":[{{"source_epoch":"49","target_epoch":"50"}}]}}]}}"#,
+            hex::encode(ROOT),
+            hex::encode([1u8; 48])
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let err = store.import_interchange(&doc).unwrap_err();
+    assert!(err.to_string().contains("refusing to merge"), "{err}");
+    // The record at target 100 is still there and still refuses another vote.
+    let v = store
+        .check_and_record(
+            &[],
+            &[AttestationToSign {
+                signing_root: [0xCD; 32],
+                ..att(1, 99, 100)
+            }],
+        )
+        .unwrap();
+    assert!(v.attestations[0].is_err());
 }
 
 /// The read-only check says what `check_and_record` would, records nothing, and sees the

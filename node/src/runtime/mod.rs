@@ -382,9 +382,10 @@ async fn sync_contract(
     }))
 }
 
-/// Gives every validator of the registry that is new to this store (no slashing history
-/// here) the Go node's bump: nothing at or below the current epoch and slot is signed for
-/// it, as it may have signed elsewhere until now.
+/// Gives every validator of the registry that did not attest here in the previous or current
+/// epoch the Go node's bump: nothing at or below the current epoch and slot is signed for it,
+/// as it may have signed elsewhere since it last signed here (new here, or removed and
+/// re-added, or reactivated: registry changes reach the data plane at a start).
 fn bump_new_validators(
     store: &Store,
     registry: &Registry,
@@ -405,7 +406,7 @@ fn bump_new_validators(
         tracing::info!(
             bumped,
             epoch = clock.spec().epoch_of(slot),
-            "slashing protection of validators new to this node starts at the current epoch"
+            "slashing protection of validators not active here in the last epoch starts at the current epoch"
         );
     }
     Ok(())

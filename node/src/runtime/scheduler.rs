@@ -120,12 +120,18 @@ fn sanitize_duties(
     let mut out = EpochDuties::default();
     let mut seen = std::collections::HashSet::new();
     for d in duties.attester {
+        // Only a duty that is ours counts as the validator's one duty of the epoch: a forged
+        // one listed first must not push the genuine one out.
         let why = if !slots.contains(&d.slot) {
             Err("slot outside the epoch")
-        } else if !seen.insert(d.validator_index) {
-            Err("second attester duty of the validator in the epoch")
         } else {
-            ours(d.validator_index, &d.pubkey)
+            ours(d.validator_index, &d.pubkey).and_then(|()| {
+                if seen.insert(d.validator_index) {
+                    Ok(())
+                } else {
+                    Err("second attester duty of the validator in the epoch")
+                }
+            })
         };
         match why {
             Ok(()) => out.attester.push(d),
@@ -143,11 +149,13 @@ fn sanitize_duties(
     }
     let mut seen = std::collections::HashSet::new();
     for d in duties.sync {
-        let why = if !seen.insert(d.validator_index) {
-            Err("listed twice")
-        } else {
-            ours(d.validator_index, &d.pubkey)
-        };
+        let why = ours(d.validator_index, &d.pubkey).and_then(|()| {
+            if seen.insert(d.validator_index) {
+                Ok(())
+            } else {
+                Err("listed twice")
+            }
+        });
         match why {
             Ok(()) => out.sync.push(d),
             Err(why) => {
@@ -474,7 +482,8 @@ mod tests {
                 att(5, 71, pk(5)), // same index again, same pubkey
                 att(6, 96, pk(6)), // next epoch's slot
                 att(7, 65, pk(7)), // not ours
-                att(6, 66, pk(9)), // our index, another pubkey
+                att(6, 66, pk(9)), // our index, another pubkey, listed first...
+                att(6, 67, pk(6)), // ...does not push the genuine duty out
             ],
             sync: vec![
                 SyncDuty {
@@ -495,7 +504,7 @@ mod tests {
                 .iter()
                 .map(|d| (d.validator_index, d.slot))
                 .collect::<Vec<_>>(),
-            vec![(5, 64)]
+            vec![(5, 64), (6, 67)]
         );
         assert_eq!(
             kept.sync
