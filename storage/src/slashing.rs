@@ -176,15 +176,14 @@ where
 /// The validator's watermark row: the stored one; the empty one for a validator without
 /// any record; a violation (fail closed) when records exist but the row is missing or
 /// damaged.
-fn watermark<'t>(
-    txn: &'t WriteTxn<'_>,
-    t: &SlashingTables<'t>,
+fn watermark(
+    r: &dyn SlashingRead,
     pubkey: &ValidatorPubkey,
 ) -> Result<std::result::Result<SlashingSummary, SlashingViolation>> {
-    match txn.get(&t.summaries, pubkey) {
+    match r.summary(pubkey) {
         Ok(Some(summary)) => Ok(Ok(summary)),
         Ok(None) => {
-            if has_records(txn, &t.attestations, pubkey)? || has_records(txn, &t.blocks, pubkey)? {
+            if r.has_records(pubkey)? {
                 tracing::error!(
                     pubkey = hex::encode(pubkey),
                     "slashing protection: records without a watermark row; refusing to sign"
@@ -221,7 +220,7 @@ pub(crate) fn check_block<'t>(
             },
         );
     }
-    let mut summary = match watermark(txn, t, &block.pubkey)? {
+    let mut summary = match watermark(&WriteView { txn, t }, &block.pubkey)? {
         Ok(s) => s,
         Err(v) => return Ok(Err(v)),
     };
@@ -311,12 +310,22 @@ impl SlashingRead for WriteView<'_, '_> {
     }
 }
 
-/// A read snapshot's view (records nothing).
-pub(crate) struct ReadView<'a, 'db> {
-    pub(crate) txn: &'a crate::db::ReadTxn<'db>,
+/// A read snapshot's view (records nothing); table handles are opened once.
+pub(crate) struct ReadView<'a> {
+    txn: &'a crate::db::ReadTxn<'a>,
+    attestations: Handle<'a, SignedAttestations>,
+    summaries: Handle<'a, SlashingSummaries>,
 }
 
-impl ReadView<'_, '_> {
+impl<'a> ReadView<'a> {
+    pub(crate) fn new(txn: &'a crate::db::ReadTxn<'a>) -> Result<Self> {
+        Ok(ReadView {
+            txn,
+            attestations: txn.table()?,
+            summaries: txn.table()?,
+        })
+    }
+
     fn any_of<T>(&self, pubkey: &ValidatorPubkey) -> Result<bool>
     where
         T: crate::tables::Table<Key = PrefixedU64<48>>,
@@ -331,14 +340,14 @@ impl ReadView<'_, '_> {
     }
 }
 
-impl SlashingRead for ReadView<'_, '_> {
+impl SlashingRead for ReadView<'_> {
     fn attestation(
         &self,
         pubkey: &ValidatorPubkey,
         target: u64,
     ) -> Result<Option<AttestationRecord>> {
         self.txn
-            .get::<SignedAttestations>(&PrefixedU64(*pubkey, target))?
+            .get_with(&self.attestations, &PrefixedU64(*pubkey, target))?
             .map(|v| v.to_owned())
             .transpose()
     }
@@ -360,7 +369,7 @@ impl SlashingRead for ReadView<'_, '_> {
 
     fn summary(&self, pubkey: &ValidatorPubkey) -> Result<Option<SlashingSummary>> {
         self.txn
-            .get::<SlashingSummaries>(pubkey)?
+            .get_with(&self.summaries, pubkey)?
             .map(|v| v.to_owned())
             .transpose()
     }
@@ -433,26 +442,9 @@ pub(crate) fn attestation_verdict(
         return Ok(Refused(SlashingViolation::SurroundsExisting { existing }));
     }
     // The watermark: lower bounds of pruned and imported history.
-    let summary = match r.summary(&att.pubkey) {
-        Ok(Some(summary)) => summary,
-        Ok(None) => {
-            if r.has_records(&att.pubkey)? {
-                tracing::error!(
-                    pubkey = hex::encode(att.pubkey),
-                    "slashing protection: records without a watermark row; refusing to sign"
-                );
-                return Ok(Refused(SlashingViolation::MissingWatermark));
-            }
-            SlashingSummary::default()
-        }
-        Err(crate::error::StorageError::CorruptRecord { detail, .. }) => {
-            tracing::error!(
-                pubkey = hex::encode(att.pubkey),
-                "slashing protection: damaged watermark row ({detail}); refusing to sign"
-            );
-            return Ok(Refused(SlashingViolation::UnreadableWatermark));
-        }
-        Err(e) => return Err(e),
+    let summary = match watermark(r, &att.pubkey)? {
+        Ok(summary) => summary,
+        Err(v) => return Ok(Refused(v)),
     };
     if let Some(low_source) = summary.low_source
         && s < low_source
@@ -540,7 +532,7 @@ pub(crate) fn import_minified<'t>(
 ) -> Result<()> {
     // The merge folds the stored watermark in: a validator whose records have no readable
     // watermark row cannot be merged safely (its pruned bounds are unknown).
-    let mut summary = match watermark(txn, t, pubkey)? {
+    let mut summary = match watermark(&WriteView { txn, t }, pubkey)? {
         Ok(summary) => summary,
         Err(v) => {
             return Err(crate::error::StorageError::Interchange(format!(
@@ -596,16 +588,10 @@ pub(crate) fn bump<'t>(
     epoch: u64,
     slot: u64,
 ) -> Result<bool> {
-    let mut summary = match txn.get(&t.summaries, pubkey) {
-        Ok(Some(summary)) => summary,
-        Ok(None) => {
-            if has_records(txn, &t.attestations, pubkey)? || has_records(txn, &t.blocks, pubkey)? {
-                return Ok(false); // fails closed as MissingWatermark; a row would unlock it
-            }
-            SlashingSummary::default()
-        }
-        Err(crate::error::StorageError::CorruptRecord { .. }) => return Ok(false),
-        Err(e) => return Err(e),
+    // A validator with records but no readable watermark stays refused: a row written
+    // here would unlock it.
+    let Ok(mut summary) = watermark(&WriteView { txn, t }, pubkey)? else {
+        return Ok(false);
     };
     let before = summary;
     let active_here = summary

@@ -224,7 +224,7 @@ impl Store {
         attestations: &[AttestationToSign],
     ) -> Result<Vec<Option<crate::slashing::SlashingViolation>>> {
         let txn = self.read()?;
-        let view = crate::slashing::ReadView { txn: &txn };
+        let view = crate::slashing::ReadView::new(&txn)?;
         attestations
             .iter()
             .map(|a| {

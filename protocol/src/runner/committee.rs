@@ -671,29 +671,16 @@ impl CommitteeRunner {
         }
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
-        let slashing = self.slashing.clone();
-        let result = match self.slots.get_mut(&slot) {
-            Some(state) => {
-                let check = slot_value_check(
-                    env.value_check,
-                    &state.duty,
-                    state.ours,
-                    &state.attesters,
-                    slashing.as_deref(),
-                );
-                let env = Env {
-                    value_check: &check,
-                    ..env
-                };
-                state
-                    .controller
-                    .process_msg(env, msg.clone(), &mut qbft_out)
-            }
-            None => Err(Error::spec(
-                ErrorCode::NoRunnerForSlot,
-                format!("no duty for slot {slot}"),
-            )),
-        };
+        let result = self
+            .with_slot_controller(env, slot, |c, env| {
+                c.process_msg(env, msg.clone(), &mut qbft_out)
+            })
+            .unwrap_or_else(|| {
+                Err(Error::spec(
+                    ErrorCode::NoRunnerForSlot,
+                    format!("no duty for slot {slot}"),
+                ))
+            });
         let processed = match result {
             Ok(_) => Ok(Processed::Applied),
             Err(e) if qbft::is_retryable(&e) => {
@@ -714,6 +701,29 @@ impl CommitteeRunner {
     }
 
     /// Processes our own QBFT broadcasts, in order (they may produce more).
+    /// Runs `f` on the QBFT controller of `slot` with the slot's value check around the
+    /// caller's (`None` when the slot has no duty here).
+    fn with_slot_controller<R>(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        f: impl FnOnce(&mut Controller, Env<'_>) -> R,
+    ) -> Option<R> {
+        let state = self.slots.get_mut(&slot)?;
+        let check = slot_value_check(
+            env.value_check,
+            &state.duty,
+            state.ours,
+            &state.attesters,
+            self.slashing.as_deref(),
+        );
+        let env = Env {
+            value_check: &check,
+            ..env
+        };
+        Some(f(&mut state.controller, env))
+    }
+
     fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<RunnerAction>) {
         if self.looping {
             return;
@@ -1047,28 +1057,11 @@ impl CommitteeRunner {
     ) -> Result<(), Error> {
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
-        let slashing = self.slashing.clone();
-        let r = match self.slots.get_mut(&slot) {
-            Some(state) => {
-                let check = slot_value_check(
-                    env.value_check,
-                    &state.duty,
-                    state.ours,
-                    &state.attesters,
-                    slashing.as_deref(),
-                );
-                let env = Env {
-                    value_check: &check,
-                    ..env
-                };
-                state
-                    .controller
-                    .upon_round_timeout(env, slot, &mut qbft_out)
-            }
-            None => {
-                self.qbft_out = qbft_out;
-                return Ok(());
-            }
+        let Some(r) = self.with_slot_controller(env, slot, |c, env| {
+            c.upon_round_timeout(env, slot, &mut qbft_out)
+        }) else {
+            self.qbft_out = qbft_out;
+            return Ok(());
         };
         self.drain_qbft(env, &mut qbft_out, out);
         self.qbft_out = qbft_out;
