@@ -933,10 +933,14 @@ impl Worker {
                     .swarm
                     .behaviour_mut()
                     .gossipsub
-                    .publish(IdentTopic::new(topic_name(subnet)), data)
-                    .map_err(|e| NetioError::Publish(e.to_string()));
+                    .publish(IdentTopic::new(topic_name(subnet)), data);
+                // A message gossip already carried (QBFT relays the decided message it
+                // learnt a decision from) is not a failure: the network has it.
+                let duplicate = matches!(res, Err(gossipsub::PublishError::Duplicate));
+                let res = res.map_err(|e| NetioError::Publish(e.to_string()));
                 match &res {
                     Ok(_) => self.published += 1,
+                    Err(_) if duplicate => {}
                     Err(e) => {
                         self.publish_errors += 1;
                         tracing::debug!(%subnet, error = %e, "publish failed");

@@ -702,3 +702,54 @@ fn wrong_roots_and_unknown_validators_are_refused() {
     );
     assert!(out.is_empty());
 }
+
+/// A finished duty's round timer is dropped (the Go node's `HasRunningDuty`): a decided,
+/// complete slot sends no round change however often its timer fires, while a slot that is
+/// still running does.
+#[test]
+fn no_round_change_after_a_duty_completes() {
+    let mut net = Net::new(4, &[], 7);
+    let slot = 64u64;
+    for i in 0..4 {
+        net.start(i, slot, 10);
+    }
+    net.run(slot);
+    net.assert_complete(slot, 10);
+    let check = BeaconVoteCheck {
+        slot,
+        chain: ChainSpec::MAINNET,
+    };
+    for node in &mut net.nodes {
+        let env = Env {
+            signer: &node.signer,
+            verifier: &Verifier,
+            value_check: &check,
+        };
+        for _ in 0..5 {
+            let mut out = vec![];
+            node.runner.on_timeout(env, slot, &mut out).unwrap();
+            assert!(out.is_empty(), "a finished duty acted on a timeout: {out:?}");
+        }
+    }
+    // The next slot has started but not decided: its timeout changes round.
+    let next = slot + 1;
+    let node = &mut net.nodes[0];
+    let env = Env {
+        signer: &node.signer,
+        verifier: &Verifier,
+        value_check: &BeaconVoteCheck {
+            slot: next,
+            chain: ChainSpec::MAINNET,
+        },
+    };
+    let mut out = vec![];
+    node.runner
+        .start_duty(env, duty(next, 10), vote(next), &mut out)
+        .unwrap();
+    let mut out = vec![];
+    node.runner.on_timeout(env, next, &mut out).unwrap();
+    assert!(
+        out.iter().any(|a| matches!(a, RunnerAction::Broadcast(_))),
+        "a running duty's timeout must send a round change"
+    );
+}

@@ -263,6 +263,14 @@ impl Controller {
         if prev_decided {
             return Ok(None);
         }
+        // Relay the proof the first time it decides an instance here. ssv-spec broadcasts the
+        // aggregated commit only where commits completed the quorum
+        // (`UponExistingInstanceMsg` → `broadcastDecided`); an operator that learns the
+        // decision from a decided message then stops voting, and if the decided message
+        // reached it alone (a Byzantine decider sending others a corrupted copy), the
+        // operators still in rounds can lose their quorum for good. Re-broadcasting costs one
+        // message per operator per decided instance.
+        out.push(Action::Broadcast(msg.signed.clone()));
         out.push(Action::Decided {
             height,
             round,

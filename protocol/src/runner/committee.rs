@@ -1048,13 +1048,19 @@ impl CommitteeRunner {
         emit_reconstruct(slot, state, roots, ready, out);
     }
 
-    /// The round timer of `slot` expired.
+    /// The round timer of `slot` expired. Dropped when the slot's duty has finished (every
+    /// signature verified or impossible), as the Go node drops a timeout of a runner without
+    /// a running duty (`HasRunningDuty` in `protocol/v2/ssv/validator/timer.go`): a decided
+    /// instance would otherwise keep broadcasting a round change at every timeout.
     pub fn on_timeout(
         &mut self,
         env: Env<'_>,
         slot: Slot,
         out: &mut Vec<RunnerAction>,
     ) -> Result<(), Error> {
+        if self.is_complete(slot) {
+            return Ok(());
+        }
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
         let Some(r) = self.with_slot_controller(env, slot, |c, env| {
