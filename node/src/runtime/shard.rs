@@ -135,6 +135,7 @@ impl AttestationSlashing for StoreSlashing {
     fn check(
         &self,
         pubkeys: &[ssv_protocol::types::BlsPublicKey],
+        _slot: u64,
         source: u64,
         target: u64,
         signing_root: &Root,

@@ -238,12 +238,15 @@ fn slot_value_check<'a>(
     slashing: Option<&'a (dyn AttestationSlashing + Send + Sync)>,
 ) -> SlotValueCheck<'a> {
     SlotValueCheck {
+        spec: BeaconVoteValueCheck {
+            slot: duty.slot,
+            expected_source: ours.source.epoch,
+            expected_target: ours.target.epoch,
+            attester_domain: duty.attester_domain,
+            keys: attesters,
+            slashing: slashing.map(|s| s as &dyn AttestationSlashing),
+        },
         outer,
-        slot: duty.slot,
-        ours,
-        attester_domain: duty.attester_domain,
-        attesters,
-        slashing: slashing.map(|s| s as &dyn AttestationSlashing),
     }
 }
 
@@ -321,63 +324,97 @@ impl ValueCheck for BeaconVoteCheck {
 /// (ssv-spec's `IsAttestationSlashable` in `BeaconVoteValueCheckF`): the node answers from
 /// its own records, without recording anything.
 pub trait AttestationSlashing {
-    /// `Err` (with a reason) when signing an attestation with these epochs and this signing
-    /// root would be slashable for any of `pubkeys`, or when the records cannot say.
+    /// `Err` (with a reason) when signing the attestation of `slot` with these epochs and this
+    /// signing root would be slashable for any of `pubkeys`, or when the records cannot say.
     fn check(
         &self,
         pubkeys: &[BlsPublicKey],
+        slot: Slot,
         source: Epoch,
         target: Epoch,
         signing_root: &Root,
     ) -> Result<(), String>;
 }
 
-/// The value check of one slot: the caller's [`BeaconVoteCheck`] (or any other), then the
-/// parts of ssv-spec's `BeaconVoteValueCheckF` that need the duty — source and target
-/// epochs equal to our own beacon node's (`CheckpointMismatch`), and not slashable for any
-/// attester of the duty (`SlashableAttestation`), so that honest operators do not decide a
-/// value they would then refuse to sign.
-struct SlotValueCheck<'a> {
-    outer: &'a dyn ValueCheck,
-    slot: Slot,
-    ours: BeaconVote,
-    attester_domain: Domain,
-    attesters: &'a [BlsPublicKey],
-    slashing: Option<&'a dyn AttestationSlashing>,
+/// ssv-spec's `BeaconVoteValueCheckF`, check for check and code for code: the vote decodes
+/// (`DecodeBeaconVote`), its source is before its target (`AttestationSourceNotLessThanTarget`),
+/// both equal the expected epochs — our own beacon node's (`CheckpointMismatch`) — and
+/// signing it is not slashable for any of `keys` (`SlashableAttestation`), so that honest
+/// operators do not decide a value they would then refuse to sign.
+#[derive(Clone, Copy)]
+pub struct BeaconVoteValueCheck<'a> {
+    /// The duty's slot.
+    pub slot: Slot,
+    /// The source epoch our beacon node gave.
+    pub expected_source: Epoch,
+    /// The target epoch our beacon node gave.
+    pub expected_target: Epoch,
+    /// `DOMAIN_BEACON_ATTESTER` of the slot (the signing root slashing protection sees).
+    pub attester_domain: Domain,
+    /// The keys slashing protection is asked about (the duty's attesters).
+    pub keys: &'a [BlsPublicKey],
+    /// Slashing protection; `None` skips that part.
+    pub slashing: Option<&'a dyn AttestationSlashing>,
 }
 
-impl ValueCheck for SlotValueCheck<'_> {
+impl std::fmt::Debug for BeaconVoteValueCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeaconVoteValueCheck")
+            .field("slot", &self.slot)
+            .field("expected_source", &self.expected_source)
+            .field("expected_target", &self.expected_target)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValueCheck for BeaconVoteValueCheck<'_> {
     fn check_value(&self, value: &[u8]) -> Result<(), Error> {
-        self.outer.check_value(value)?;
-        let vote = BeaconVote::from_ssz(value)
-            .map_err(|e| Error::spec(ErrorCode::DecodeBeaconVote, e.to_string()))?;
-        if vote.source.epoch != self.ours.source.epoch {
+        let vote = BeaconVote::from_ssz(value).map_err(|e| {
+            Error::spec(
+                ErrorCode::DecodeBeaconVote,
+                format!("failed decoding beacon vote: {e}"),
+            )
+        })?;
+        if vote.source.epoch >= vote.target.epoch {
+            return Err(Error::spec(
+                ErrorCode::AttestationSourceNotLessThanTarget,
+                "attestation data source >= target",
+            ));
+        }
+        if vote.source.epoch != self.expected_source {
             return Err(Error::spec(
                 ErrorCode::CheckpointMismatch,
                 format!(
                     "attestation data source checkpoint {} does not match expected {}",
-                    vote.source.epoch, self.ours.source.epoch
+                    vote.source.epoch, self.expected_source
                 ),
             ));
         }
-        if vote.target.epoch != self.ours.target.epoch {
+        if vote.target.epoch != self.expected_target {
             return Err(Error::spec(
                 ErrorCode::CheckpointMismatch,
                 format!(
                     "attestation data target checkpoint {} does not match expected {}",
-                    vote.target.epoch, self.ours.target.epoch
+                    vote.target.epoch, self.expected_target
                 ),
             ));
         }
         if let Some(slashing) = self.slashing
-            && !self.attesters.is_empty()
+            && !self.keys.is_empty()
         {
             let root = compute_signing_root(
                 vote.attestation_data(self.slot).tree_hash_root().0,
                 self.attester_domain,
             );
             slashing
-                .check(self.attesters, vote.source.epoch, vote.target.epoch, &root)
+                .check(
+                    self.keys,
+                    self.slot,
+                    vote.source.epoch,
+                    vote.target.epoch,
+                    &root,
+                )
                 .map_err(|why| {
                     Error::spec(
                         ErrorCode::SlashableAttestation,
@@ -386,6 +423,20 @@ impl ValueCheck for SlotValueCheck<'_> {
                 })?;
         }
         Ok(())
+    }
+}
+
+/// The value check of one slot: ssv-spec's [`BeaconVoteValueCheck`] with the duty's attesters
+/// and our own vote's epochs, then the caller's own check (the node's [`BeaconVoteCheck`]).
+struct SlotValueCheck<'a> {
+    spec: BeaconVoteValueCheck<'a>,
+    outer: &'a dyn ValueCheck,
+}
+
+impl ValueCheck for SlotValueCheck<'_> {
+    fn check_value(&self, value: &[u8]) -> Result<(), Error> {
+        self.spec.check_value(value)?;
+        self.outer.check_value(value)
     }
 }
 

@@ -2,10 +2,16 @@
 //! that go to the beacon node.
 //!
 //! One file a role. Today: the committee role ([`committee`]: attester and sync-committee
-//! messages of every validator of a committee, one QBFT instance a slot). The role-neutral
-//! core and the other roles (proposer, aggregator, sync-committee contribution, validator
-//! registration, voluntary exit) join this folder.
+//! messages of every validator of a committee, one QBFT instance a slot). Shared by every
+//! role: [`collector`] (partial signatures, quorum per validator and root) and [`key`]
+//! (which runner a message belongs to, and the spec's rule on a runner's shares). The other
+//! roles (proposer, aggregator, sync-committee contribution, validator registration,
+//! voluntary exit) join this folder.
 
+pub mod collector;
 pub mod committee;
+pub mod key;
 
+pub use collector::{Added, PartialSigCollector};
 pub use committee::*;
+pub use key::{RunnerKey, check_share_count};

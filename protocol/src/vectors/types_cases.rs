@@ -242,16 +242,35 @@ fn signed_ssv_msg_encoding(v: &Value, _: &CaseContext) -> Result<(), String> {
     Ok(())
 }
 
-fn signed_ssv_msg_validation(v: &Value, _: &CaseContext) -> Result<(), String> {
+/// `signedssvmsg.SignedSSVMessageTest`: each message is validated, then (when the vector
+/// gives `RSAPublicKey`, base64 of PEM public keys) its i-th signature is verified with the
+/// i-th key over the SSZ encoding of its `SSVMessage`, as the Go test does.
+pub fn signed_ssv_msg_validation(v: &Value, _: &CaseContext) -> Result<(), String> {
     let expected = u64_field(v, "ExpectedErrorCode")?;
-    if !matches!(v.get("RSAPublicKey"), None | Some(Value::Null)) {
-        return Err("RSAPublicKey checks are not part of this case type".into());
-    }
+    let keys = as_array(v.get("RSAPublicKey").unwrap_or(&Value::Null))?
+        .iter()
+        .map(|k| super::rsa::public_key_der_from_pem(&as_b64(k)?))
+        .collect::<Result<Vec<_>, String>>()?;
     for m in as_array(field(v, "Messages")?)? {
         let loose = LooseSignedSsvMessage::from_json(m)?;
         let result = loose
             .validate()
-            .and_then(|()| loose.into_strict().map(drop));
+            .and_then(|()| loose.into_strict())
+            .and_then(|msg| {
+                let encoded = msg.ssv_message.as_ssz_bytes();
+                for (i, der) in keys.iter().enumerate() {
+                    let valid = msg
+                        .signature(i)
+                        .is_some_and(|sig| super::rsa::verify(der, &encoded, sig));
+                    if !valid {
+                        return Err(Error::spec(
+                            crate::error_code::ErrorCode::SSVMessageHasInvalidSignature,
+                            format!("signature {i} does not verify with RSA key {i}"),
+                        ));
+                    }
+                }
+                Ok(())
+            });
         expect_code(result, expected)?;
     }
     Ok(())
