@@ -414,16 +414,25 @@ impl Instance {
         {
             return Ok(());
         }
-        if let Some((justified, value)) = self.proposal_justification_for_leading_round(env, msg) {
-            if had_quorum {
+        if let Some((justified, value, round_changes)) =
+            self.proposal_justification_for_leading_round(env, msg)
+        {
+            // The spec proposes only when the quorum first forms. A subset justification may
+            // only exist after more round changes came (the quorum formed with two prepared
+            // values in it), so that path proposes whenever it finds one; the justification
+            // check refuses a round that already has an accepted proposal.
+            if had_quorum && round_changes.is_none() {
                 return Ok(());
             }
             let prepares = justified.round_change_justifications()?;
-            let round_changes = self
-                .state
-                .round_change_container
-                .messages_for_round(self.state.round)
-                .to_vec();
+            let round_changes = match round_changes {
+                Some(subset) => subset,
+                None => self
+                    .state
+                    .round_change_container
+                    .messages_for_round(self.state.round)
+                    .to_vec(),
+            };
             let proposal =
                 create_proposal(&self.state, env.signer, &value, &round_changes, &prepares)?;
             return self.broadcast(proposal, out);
@@ -460,12 +469,14 @@ impl Instance {
 
     /// ssv-spec `hasReceivedProposalJustificationForLeadingRound`: with a round-change
     /// quorum for `msg`'s round and this operator leading it, the first round change (in
-    /// arrival order) that justifies a proposal, and the value to propose.
+    /// arrival order) that justifies a proposal, and the value to propose. The third part is
+    /// `Some(round changes)` when the proposal must carry a subset of the round's round
+    /// changes (see [`Self::proposal_justification_by_subset`]), `None` for all of them.
     fn proposal_justification_for_leading_round(
         &self,
         env: Env<'_>,
         msg: &ProcessingMessage,
-    ) -> Option<(ProcessingMessage, Vec<u8>)> {
+    ) -> Option<(ProcessingMessage, Vec<u8>, Option<Vec<ProcessingMessage>>)> {
         let state = &self.state;
         let round = msg.qbft.round;
         let round_changes = state.round_change_container.messages_for_round(round);
@@ -485,7 +496,66 @@ impl Instance {
                 .is_received_proposal_justification(env, round_changes, &prepares, round, &value)
                 .is_ok()
             {
-                return Some((rc.clone(), value));
+                return Some((rc.clone(), value, None));
+            }
+        }
+        self.proposal_justification_by_subset(env, round_changes, round)
+            .map(|(rc, value, subset)| (rc, value, Some(subset)))
+    }
+
+    /// The leader's way out where the spec's rule stalls. ssv-spec justifies a proposal with
+    /// every round change of the round and requires each prepared one to be for the proposed
+    /// value (`validRoundChangeForDataIgnoreSignature`: `H(data) != root`); once two operators
+    /// have prepared different values in different rounds (each prepare quorum formed while
+    /// the other's round change was late — all honest, measured in the long simulation), no
+    /// value passes and the instance changes rounds until the cut-off. QBFT (the paper)
+    /// justifies with any quorum of round changes whose highest prepared value is proposed,
+    /// which is as safe: a decided value was prepared by a quorum, which intersects every
+    /// quorum of round changes in an honest operator that reports it as its highest. So when
+    /// the spec's rule finds nothing, the leader tries, highest prepared value first, the
+    /// quorum made of the round changes that are unprepared or prepared for that value. The
+    /// proposal carries that subset, which receivers check with the spec's own rule; the
+    /// spec's own path is tried first, so its vectors see the spec's proposals.
+    fn proposal_justification_by_subset(
+        &self,
+        env: Env<'_>,
+        round_changes: &[ProcessingMessage],
+        round: Round,
+    ) -> Option<(ProcessingMessage, Vec<u8>, Vec<ProcessingMessage>)> {
+        let mut prepared: Vec<&ProcessingMessage> = round_changes
+            .iter()
+            .filter(|rc| rc.round_change_prepared())
+            .collect();
+        prepared.sort_by(|a, b| b.qbft.data_round.cmp(&a.qbft.data_round));
+        let candidates = prepared
+            .iter()
+            .map(|rc| rc.signed.full_data.to_vec())
+            .chain(std::iter::once(self.start_value.clone()));
+        for value in candidates {
+            let root = hash_data_root(&value);
+            let subset: Vec<ProcessingMessage> = round_changes
+                .iter()
+                .filter(|rc| !rc.round_change_prepared() || rc.qbft.root == root)
+                .cloned()
+                .collect();
+            if !self.state.has_quorum(unique_signer_count(&subset)) {
+                continue;
+            }
+            let Some(justified) = highest_prepared(&subset).or(subset.first()).cloned() else {
+                continue;
+            };
+            // Without a prepared round change in the subset the leader proposes its own value.
+            if !justified.round_change_prepared() && value != self.start_value {
+                continue;
+            }
+            let Ok(prepares) = justified.round_change_justifications() else {
+                continue;
+            };
+            if self
+                .is_received_proposal_justification(env, &subset, &prepares, round, &value)
+                .is_ok()
+            {
+                return Some((justified, value, subset));
             }
         }
         None
