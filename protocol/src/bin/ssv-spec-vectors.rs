@@ -1,6 +1,7 @@
-//! `ssv-spec-vectors --vectors DIR --module types|qbft`: runs every ssv-spec conformance
-//! vector of a module, prints one line per failing file, a count per test type, and ends with
-//! `N passed, M failed`. Exits non-zero if any file failed.
+//! `ssv-spec-vectors --vectors DIR --module types|qbft|ssv|all`: runs every ssv-spec
+//! conformance vector of a module, prints one line per failing file (per failing subtest in
+//! the runner suite, `ssv`), a count per test type (and per role for `ssv`), and ends with
+//! `N passed, M failed`. Exits non-zero if anything failed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use ssv_protocol::vectors::{MODULES, run_module};
 
 const USAGE: &str = "usage: ssv-spec-vectors --vectors DIR [--module MODULE]...\n\
-                     (modules: every known module when none is given)";
+                     (modules: types, qbft, ssv; `all` or none given: every one)";
 
 fn main() -> ExitCode {
     let mut dir: Option<PathBuf> = None;
@@ -17,7 +18,11 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--vectors" => dir = args.next().map(PathBuf::from),
-            "--module" => modules.extend(args.next()),
+            "--module" => match args.next() {
+                Some(m) if m == "all" => modules.extend(MODULES.iter().map(|m| m.to_string())),
+                Some(m) => modules.push(m),
+                None => {}
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -51,6 +56,9 @@ fn main() -> ExitCode {
         }
         for (test_type, (p, f)) in report.per_type() {
             println!("  {module} {test_type}: {p} passed, {f} failed");
+        }
+        for (role, (p, f)) in report.per_role() {
+            println!("  {module} role {role}: {p} passed, {f} failed");
         }
         passed += report.passed();
         failed += report.failed();

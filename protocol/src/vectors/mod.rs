@@ -9,6 +9,7 @@ pub mod beacon_cases;
 pub mod json;
 pub mod qbft_cases;
 pub mod rsa;
+pub mod ssv;
 pub mod types_cases;
 
 use std::collections::BTreeMap;
@@ -36,12 +37,13 @@ pub fn cases_for_module(module: &str) -> Option<&'static [&'static [(&'static st
     match module {
         "types" => Some(&[types_cases::CASES, beacon_cases::CASES]),
         "qbft" => Some(&[qbft_cases::CASES]),
+        // The runner suite has its own dispatch (one outcome per subtest): `ssv::run`.
         _ => None,
     }
 }
 
-/// The modules the runner knows.
-pub const MODULES: &[&str] = &["types", "qbft"];
+/// The modules the runner knows (`all` on the command line means every one).
+pub const MODULES: &[&str] = &["types", "qbft", "ssv"];
 
 /// Result of one file.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct FileOutcome {
     pub file: String,
     /// Test-type prefix.
     pub test_type: String,
+    /// The duty role a runner-suite subtest exercises (`None` outside the `ssv` module).
+    pub role: Option<String>,
     /// `Err(reason)` if the file failed.
     pub result: Result<(), String>,
 }
@@ -74,9 +78,19 @@ impl Report {
 
     /// `(passed, failed)` per test type.
     pub fn per_type(&self) -> BTreeMap<String, (usize, usize)> {
+        self.count_by(|o| Some(o.test_type.clone()))
+    }
+
+    /// `(passed, failed)` per role (runner-suite outcomes only).
+    pub fn per_role(&self) -> BTreeMap<String, (usize, usize)> {
+        self.count_by(|o| o.role.clone())
+    }
+
+    fn count_by(&self, key: impl Fn(&FileOutcome) -> Option<String>) -> BTreeMap<String, (usize, usize)> {
         let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for o in &self.outcomes {
-            let e = m.entry(o.test_type.clone()).or_default();
+            let Some(k) = key(o) else { continue };
+            let e = m.entry(k).or_default();
             if o.result.is_ok() {
                 e.0 += 1;
             } else {
@@ -90,6 +104,9 @@ impl Report {
 /// Runs every file of `root/<module>/tests`. Errors only if the module is unknown or the
 /// folder cannot be listed; a file that cannot be read or parsed is a failed file.
 pub fn run_module(root: &Path, module: &str) -> Result<Report, String> {
+    if module == "ssv" {
+        return ssv::run(root);
+    }
     let cases = cases_for_module(module)
         .ok_or_else(|| format!("unknown module {module:?}; known: {}", MODULES.join(", ")))?;
     let dir = root.join(module).join("tests");
@@ -128,6 +145,7 @@ pub fn run_module(root: &Path, module: &str) -> Result<Report, String> {
         report.outcomes.push(FileOutcome {
             file,
             test_type,
+            role: None,
             result,
         });
     }

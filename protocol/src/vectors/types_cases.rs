@@ -144,7 +144,8 @@ pub fn committee_member_from_json(v: &Value) -> Result<CommitteeMember, String> 
     })
 }
 
-fn partial_sig_message_from_json(v: &Value) -> Result<PartialSignatureMessage, String> {
+/// Reads a `PartialSignatureMessage` from the Go JSON.
+pub fn partial_sig_message_from_json(v: &Value) -> Result<PartialSignatureMessage, String> {
     Ok(PartialSignatureMessage {
         partial_signature: as_fixed::<96>(field(v, "PartialSignature")?)?,
         signing_root: as_fixed::<32>(field(v, "SigningRoot")?)?,
@@ -153,7 +154,8 @@ fn partial_sig_message_from_json(v: &Value) -> Result<PartialSignatureMessage, S
     })
 }
 
-fn partial_sig_messages_from_json(v: &Value) -> Result<PartialSignatureMessages, String> {
+/// Reads a `PartialSignatureMessages` from the Go JSON.
+pub fn partial_sig_messages_from_json(v: &Value) -> Result<PartialSignatureMessages, String> {
     let messages = as_array(field(v, "Messages")?)?
         .iter()
         .map(partial_sig_message_from_json)

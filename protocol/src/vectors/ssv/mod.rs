@@ -1,0 +1,196 @@
+//! The runner suite of ssv-spec (`ssv` module): every test type of the suite is dispatched,
+//! every subtest is one outcome, and a subtest of a role this crate has not built yet is a
+//! failure (never a skip). See `testdata/ssv-spec-v1.2.2/ssv/SOURCE.md` for the format and the
+//! fixed environment of the Go harness that these cases reproduce.
+
+pub mod bls;
+pub mod keys;
+pub mod suite;
+
+mod basic_cases;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::json::{as_array, field, u64_field};
+use super::{FileOutcome, Report};
+use crate::message::RunnerRole;
+use keys::TestKeys;
+use suite::Suite;
+
+/// What every case of the suite may need.
+pub struct SsvContext {
+    /// The suite's files.
+    pub suite: Suite,
+    /// The harness's keys.
+    pub keys: TestKeys,
+}
+
+/// One subtest's verdict.
+pub struct SubOutcome {
+    /// Subtest name (the file's `Name`, then the subtest's).
+    pub name: String,
+    /// The role it exercises (`None`: role-independent, e.g. the signature container).
+    pub role: Option<RunnerRole>,
+    /// `Err(reason)` when it failed.
+    pub result: Result<(), String>,
+}
+
+type SsvCaseFn = fn(&Value, &SsvContext) -> Vec<SubOutcome>;
+
+/// `(test type prefix, runner)`.
+const CASES: &[(&str, SsvCaseFn)] = &[
+    (
+        "partialsigcontainer.PartialSigContainerTest",
+        basic_cases::partial_sig_container,
+    ),
+    (
+        "runnerconstruction.RunnerConstructionSpecTest",
+        basic_cases::runner_construction,
+    ),
+    ("valcheck.SpecTest", basic_cases::valcheck_single),
+    ("valcheck.MultiSpecTest", basic_cases::valcheck_multi),
+    ("tests.MultiMsgProcessingSpecTest", not_built_multi),
+    ("tests.MsgProcessingSpecTest", not_built_single),
+    ("committee.MultiCommitteeSpecTest", not_built_multi),
+    ("committee.CommitteeSpecTest", not_built_single),
+    ("newduty.MultiStartNewRunnerDutySpecTest", not_built_multi),
+    (
+        "synccommitteeaggregator.SyncCommitteeAggregatorProofSpecTest",
+        not_built_single,
+    ),
+];
+
+/// The display name of a role in the summary.
+pub fn role_name(role: Option<RunnerRole>) -> &'static str {
+    match role {
+        None => "role-independent",
+        Some(RunnerRole::Committee) => "committee",
+        Some(RunnerRole::Aggregator) => "aggregator",
+        Some(RunnerRole::Proposer) => "proposer",
+        Some(RunnerRole::SyncCommitteeContribution) => "sync committee contribution",
+        Some(RunnerRole::ValidatorRegistration) => "validator registration",
+        Some(RunnerRole::VoluntaryExit) => "voluntary exit",
+    }
+}
+
+/// The role of a subtest from its runner, its `RunnerRole` field, or its file's type.
+fn role_of(v: &Value, test_type: &str) -> Option<RunnerRole> {
+    if test_type.starts_with("committee.") {
+        return Some(RunnerRole::Committee);
+    }
+    if test_type.starts_with("synccommitteeaggregator.") {
+        return Some(RunnerRole::SyncCommitteeContribution);
+    }
+    let raw = v
+        .get("Runner")
+        .and_then(|r| r.get("BaseRunner"))
+        .and_then(|b| b.get("RunnerRoleType"))
+        .or_else(|| v.get("RunnerRole"))?;
+    RunnerRole::from_i32(i32::try_from(super::json::as_u64(raw).ok()?).ok()?)
+}
+
+/// A subtest's name (`Name`).
+fn name_of(v: &Value) -> String {
+    v.get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>")
+        .to_string()
+}
+
+/// The outcome of a subtest of a case this crate cannot run yet.
+fn not_built(v: &Value, test_type: &str, prefix: &str) -> SubOutcome {
+    let role = role_of(v, test_type);
+    SubOutcome {
+        name: format!("{prefix}{}", name_of(v)),
+        role,
+        result: Err(format!(
+            "the {} runner is not built yet",
+            role_name(role)
+        )),
+    }
+}
+
+fn not_built_multi(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
+    let top = format!("{} / ", name_of(v));
+    let ty = v.get("Type").and_then(Value::as_str).unwrap_or_default();
+    match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
+        Ok(tests) => tests.iter().map(|t| not_built(t, ty, &top)).collect(),
+        Err(e) => vec![SubOutcome {
+            name: name_of(v),
+            role: None,
+            result: Err(e),
+        }],
+    }
+}
+
+fn not_built_single(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
+    let ty = v.get("Type").and_then(Value::as_str).unwrap_or_default();
+    vec![not_built(v, ty, "")]
+}
+
+/// Runs every file of the runner suite under `root` (`root/ssv/...`).
+pub fn run(root: &Path) -> Result<Report, String> {
+    let suite = Suite::open(root)?;
+    let keys = TestKeys::from_json(
+        &serde_json::from_slice(
+            &std::fs::read(root.join("ssv").join("testing-keys.json"))
+                .map_err(|e| format!("testing-keys.json: {e}"))?,
+        )
+        .map_err(|e| format!("testing-keys.json: {e}"))?,
+    )?;
+    let ctx = SsvContext { suite, keys };
+    let mut report = Report::default();
+    for rel in ctx.suite.test_files()? {
+        let file = rel.trim_start_matches("tests/").to_string();
+        let test_type = file.split('_').next().unwrap_or_default().to_string();
+        let outcomes = match CASES.iter().find(|(p, _)| *p == test_type) {
+            None => vec![SubOutcome {
+                name: file.clone(),
+                role: None,
+                result: Err(format!("unknown test type {test_type:?}")),
+            }],
+            Some((_, case)) => match ctx.suite.json(&rel) {
+                Ok(json) => {
+                    let mut out = case(&json, &ctx);
+                    for o in &mut out {
+                        if o.role.is_none() {
+                            o.role = role_of(&json, &test_type);
+                        }
+                    }
+                    out
+                }
+                Err(e) => vec![SubOutcome {
+                    name: file.clone(),
+                    role: None,
+                    result: Err(e),
+                }],
+            },
+        };
+        for o in outcomes {
+            report.outcomes.push(FileOutcome {
+                file: format!("{file} :: {}", o.name),
+                test_type: test_type.clone(),
+                role: Some(role_name(o.role).to_string()),
+                result: o.result,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// `ExpectedErrorCode` (absent: 0).
+pub fn expected_code(v: &Value) -> Result<u64, String> {
+    match v.get("ExpectedErrorCode") {
+        None | Some(Value::Null) => Ok(0),
+        Some(_) => u64_field(v, "ExpectedErrorCode"),
+    }
+}
+
+/// `v[name]` as a string.
+pub fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, String> {
+    field(v, name)?
+        .as_str()
+        .ok_or_else(|| format!("{name}: expected a string"))
+}
