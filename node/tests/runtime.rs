@@ -112,6 +112,7 @@ fn duty() -> CommitteeDuty {
         duties,
         attester_domain: ATTESTER_DOMAIN,
         sync_domain: SYNC_DOMAIN,
+        pre_electra: false,
     }
 }
 

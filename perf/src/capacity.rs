@@ -701,6 +701,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 duties: duties.clone(),
                 attester_domain: fx.attester_domain,
                 sync_domain: fx.sync_domain,
+                pre_electra: false,
             };
             shard_txs[shard_of[*ci]]
                 .send_blocking(ShardEvent::Duty {

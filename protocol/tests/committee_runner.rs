@@ -135,6 +135,7 @@ fn duty(slot: u64, validators: u64) -> CommitteeDuty {
         duties,
         attester_domain: [1; 32],
         sync_domain: [7; 32],
+        pre_electra: false,
     }
 }
 

@@ -315,6 +315,9 @@ impl Scheduler {
                 duties,
                 attester_domain,
                 sync_domain,
+                // The node submits Electra attestations only (the fork schedule comes
+                // with the duty-roles issue).
+                pre_electra: false,
             };
             let shard = self.shard_of[committee];
             let event = ShardEvent::Duty {

@@ -572,6 +572,7 @@ fn slot_duty(validators: &[fixtures::ThresholdValidator]) -> CommitteeDuty {
         duties,
         attester_domain: [1; 32],
         sync_domain: [7; 32],
+        pre_electra: false,
     }
 }
 

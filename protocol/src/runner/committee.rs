@@ -99,6 +99,10 @@ pub struct CommitteeDuty {
     pub attester_domain: Domain,
     /// `DOMAIN_SYNC_COMMITTEE` domain of the slot's epoch.
     pub sync_domain: Domain,
+    /// The slot is before Electra: attestation data carries each attester's committee index
+    /// (one signing root per beacon committee); from Electra on the index is 0 (EIP-7549) and
+    /// every attester of the slot signs the same root.
+    pub pre_electra: bool,
 }
 
 /// One signature this operator must produce with its share.
@@ -187,11 +191,58 @@ pub enum Processed {
 }
 
 /// The roots each validator may sign at a slot, once decided.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Roots {
     vote: BeaconVote,
-    attester: Root,
-    sync: Root,
+    /// The signing root of each validator duty, by (validator, is attester).
+    expected: HashMap<(ValidatorIndex, bool), Root>,
+}
+
+impl Roots {
+    /// The duty `(validator, root)` belongs to, if the root is the one expected of it.
+    fn duty_of(&self, validator: ValidatorIndex, root: &Root) -> Option<bool> {
+        [true, false]
+            .into_iter()
+            .find(|kind| self.expected.get(&(validator, *kind)) == Some(root))
+    }
+}
+
+/// How a runner behaves where the node and ssv-spec's test environment differ.
+///
+/// The spec's runner (and its vectors) never sees its own broadcasts unless they come back
+/// as inputs, refuses messages for slots without a runner instead of keeping them, and
+/// stores any partial signature it is sent (unknown validators and wrong roots included),
+/// verifying partials only when a reconstruction fails. The node runs hardened: its own
+/// messages are applied as they are sent (gossip does not deliver a node its own messages),
+/// messages that arrive before their duty starts or their proposal are kept and retried,
+/// and a partial-signature message with a root or validator the duty does not expect is
+/// refused whole (so a hostile operator cannot fill containers) and its sender's later
+/// partials of the slot are refused once one failed verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerOptions {
+    /// Apply our own QBFT messages and partial signatures as we send them.
+    pub loopback: bool,
+    /// The node's hardening (see above); `false` is ssv-spec's behaviour, code for code.
+    pub hardened: bool,
+}
+
+impl RunnerOptions {
+    /// What the node runs.
+    pub const NODE: RunnerOptions = RunnerOptions {
+        loopback: true,
+        hardened: true,
+    };
+    /// ssv-spec's test environment.
+    pub const SPEC: RunnerOptions = RunnerOptions {
+        loopback: false,
+        hardened: false,
+    };
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self::NODE
+    }
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +277,8 @@ struct SlotState {
     /// Operators whose partials failed verification at this slot.
     culprits: HashSet<OperatorId>,
     signed: bool,
+    /// Every validator duty of the slot has a verified signature (ssv-spec `Finished`).
+    finished: bool,
 }
 
 /// The value check of a slot around the caller's `outer` one (fields of its `SlotState`,
@@ -280,6 +333,10 @@ pub struct CommitteeRunner {
     qbft_out: Vec<Action>,
     stats: RunnerStats,
     slashing: Option<std::sync::Arc<dyn AttestationSlashing + Send + Sync>>,
+    options: RunnerOptions,
+    /// The first error of a decision made while processing the current message (a decided
+    /// value that fails the value check), returned by that message's processing.
+    decide_error: Option<Error>,
 }
 
 impl std::fmt::Debug for CommitteeRunner {
@@ -440,15 +497,33 @@ impl ValueCheck for SlotValueCheck<'_> {
     }
 }
 
-/// The signing roots a decided vote gives at `slot`.
+/// The signing roots a decided vote gives to each duty of `duty`.
 fn roots_for(vote: BeaconVote, duty: &CommitteeDuty) -> Roots {
-    let data = vote.attestation_data(duty.slot);
-    Roots {
-        vote,
-        attester: compute_signing_root(data.tree_hash_root().0, duty.attester_domain),
-        // hash_tree_root of a Bytes32 is the bytes themselves.
-        sync: compute_signing_root(vote.block_root, duty.sync_domain),
-    }
+    // hash_tree_root of a Bytes32 is the bytes themselves.
+    let sync = compute_signing_root(vote.block_root, duty.sync_domain);
+    let mut by_index: HashMap<u64, Root> = HashMap::new();
+    let mut attester_root = |index: u64| {
+        *by_index.entry(index).or_insert_with(|| {
+            let mut data = vote.attestation_data(duty.slot);
+            data.index = index;
+            compute_signing_root(data.tree_hash_root().0, duty.attester_domain)
+        })
+    };
+    let expected = duty
+        .duties
+        .iter()
+        .map(|d| {
+            let root = match d.kind {
+                DutyKind::Attester {
+                    committee_index, ..
+                } if duty.pre_electra => attester_root(committee_index),
+                DutyKind::Attester { .. } => attester_root(0),
+                DutyKind::SyncCommittee => sync,
+            };
+            ((d.validator_index, d.kind.is_attester()), root)
+        })
+        .collect();
+    Roots { vote, expected }
 }
 
 impl CommitteeRunner {
@@ -470,7 +545,15 @@ impl CommitteeRunner {
             qbft_out: Vec::new(),
             stats: RunnerStats::default(),
             slashing: None,
+            options: RunnerOptions::NODE,
+            decide_error: None,
         }
+    }
+
+    /// Runs with `options` instead of the node's.
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Lets the value check ask slashing protection (the node's records) whether a proposed
@@ -506,17 +589,20 @@ impl CommitteeRunner {
     /// Whether every validator duty of `slot` has a verified signature (or cannot get one).
     pub fn is_complete(&self, slot: Slot) -> bool {
         self.slots.get(&slot).is_some_and(|s| {
-            s.roots.is_some()
-                && s.duty.duties.iter().all(|d| {
-                    let root = if d.kind.is_attester() {
-                        s.roots.map(|r| r.attester)
-                    } else {
-                        s.roots.map(|r| r.sync)
-                    };
-                    root.and_then(|r| s.containers.get(&(d.validator_index, r)))
-                        .is_some_and(|c| c.done || c.failed)
+            s.finished
+                || s.roots.as_ref().is_some_and(|roots| {
+                    roots.expected.iter().all(|(&(v, _), root)| {
+                        s.containers
+                            .get(&(v, *root))
+                            .is_some_and(|c| c.done || c.failed)
+                    })
                 })
         })
+    }
+
+    /// Whether `slot` has a duty here (started or restored, not pruned).
+    pub fn has_slot(&self, slot: Slot) -> bool {
+        self.slots.contains_key(&slot)
     }
 
     /// Starts the duty of a slot with this operator's vote (from its beacon node).
@@ -546,7 +632,7 @@ impl CommitteeRunner {
                 format!("duty of slot {slot} already running"),
             ));
         }
-        if self.highest_started.is_some_and(|h| slot <= h) {
+        if self.options.hardened && self.highest_started.is_some_and(|h| slot <= h) {
             return Err(Error::spec(
                 ErrorCode::DutyAlreadyPassed,
                 format!("duty of slot {slot} is not after the last started one"),
@@ -590,7 +676,7 @@ impl CommitteeRunner {
             self.qbft_out = qbft_out;
             return Err(e);
         }
-        self.highest_started = Some(slot);
+        self.highest_started = Some(self.highest_started.map_or(slot, |h| h.max(slot)));
         self.stats.duties_started += 1;
         self.slots.insert(
             slot,
@@ -606,6 +692,7 @@ impl CommitteeRunner {
                 partial_senders: HashSet::new(),
                 culprits: HashSet::new(),
                 signed: false,
+                finished: false,
             },
         );
         self.prune();
@@ -717,9 +804,25 @@ impl CommitteeRunner {
         let qbft_msg = qbft::Message::from_ssz_bytes(&msg.ssv_message.data)
             .map_err(|e| Error::spec(ErrorCode::UnmarshalSSZ, format!("{e:?}")))?;
         let slot = qbft_msg.height;
-        if !self.slots.contains_key(&slot) {
+        let Some(state) = self.slots.get(&slot) else {
+            if !self.options.hardened {
+                return Err(Error::spec(
+                    ErrorCode::NoRunnerForSlot,
+                    "no runner found for message's slot",
+                ));
+            }
             return self.hold_unstarted(slot, msg, ErrorCode::FutureMessage);
+        };
+        // ssv-spec `baseConsensusMsgProcessing`: consensus has decided and the duty is still
+        // collecting signatures; a finished duty's messages go on to QBFT (which refuses them
+        // as decided).
+        if state.roots.is_some() && !state.finished {
+            return Err(Error::spec(
+                ErrorCode::SkipConsensusMessageAsConsensusHasFinished,
+                "consensus message can't be processed as consensus has finished",
+            ));
         }
+        self.decide_error = None;
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
         let result = self
@@ -734,7 +837,7 @@ impl CommitteeRunner {
             });
         let processed = match result {
             Ok(_) => Ok(Processed::Applied),
-            Err(e) if qbft::is_retryable(&e) => {
+            Err(e) if self.options.hardened && qbft::is_retryable(&e) => {
                 self.buffer(slot, msg);
                 Ok(Processed::Buffered)
             }
@@ -743,6 +846,10 @@ impl CommitteeRunner {
         self.drain_qbft(env, &mut qbft_out, out);
         self.qbft_out = qbft_out;
         self.flush_loopback(env, out);
+        let processed = match (processed, self.decide_error.take()) {
+            (Ok(_), Some(e)) => Err(e),
+            (p, _) => p,
+        };
         // An applied message may unlock buffered ones (a proposal the prepares before it, a
         // round change the votes of its round).
         if processed == Ok(Processed::Applied) && !self.pending.is_empty() {
@@ -797,8 +904,11 @@ impl CommitteeRunner {
         for action in qbft_out.drain(..) {
             match action {
                 Action::Broadcast(m) => {
-                    // The spec's network loops an operator's own messages back to it.
-                    self.loopback.push_back(m.clone());
+                    // The node applies its own messages as it sends them (gossip does not
+                    // deliver them back); the spec's environment feeds them back as inputs.
+                    if self.options.loopback {
+                        self.loopback.push_back(m.clone());
+                    }
                     out.push(RunnerAction::Broadcast(m));
                 }
                 Action::SetTimer {
@@ -834,34 +944,46 @@ impl CommitteeRunner {
         if state.roots.is_some() {
             return;
         }
-        // The value passed the value check of every honest quorum member; a vote that does
-        // not decode here cannot have been decided by one.
+        // ssv-spec `validateDecidedConsensusData`: the decided value passes the value check
+        // again (a decided message carries no proposal that was checked here), or nothing is
+        // signed and the duty keeps no decided value.
+        let check = slot_value_check(
+            env.value_check,
+            &state.duty,
+            state.ours,
+            &state.attesters,
+            self.slashing.as_deref(),
+        );
+        if let Err(e) = check.check_value(value) {
+            self.decide_error.get_or_insert(e);
+            return;
+        }
         let Ok(vote) = BeaconVote::from_ssz(value) else {
             return;
         };
         let roots = roots_for(vote, &state.duty);
-        state.roots = Some(roots);
         self.stats.decided += 1;
         out.push(RunnerAction::Decided { slot, vote, proof });
         let items = state
             .duty
             .duties
             .iter()
-            .map(|d| SignItem {
-                duty: *d,
-                signing_root: if d.kind.is_attester() {
-                    roots.attester
-                } else {
-                    roots.sync
-                },
+            .filter_map(|d| {
+                roots
+                    .expected
+                    .get(&(d.validator_index, d.kind.is_attester()))
+                    .map(|root| SignItem {
+                        duty: *d,
+                        signing_root: *root,
+                    })
             })
             .collect();
+        state.roots = Some(roots);
         out.push(RunnerAction::Sign { slot, vote, items });
         let early = std::mem::take(&mut state.early_partials);
         for m in early {
             let _ = self.apply_partials(slot, m, out);
         }
-        let _ = env;
     }
 
     fn process_partials(
@@ -900,6 +1022,12 @@ impl CommitteeRunner {
         }
         let slot = psm.slot;
         if !self.slots.contains_key(&slot) {
+            if !self.options.hardened {
+                return Err(Error::spec(
+                    ErrorCode::NoRunnerForSlot,
+                    "no runner found for message's slot",
+                ));
+            }
             return self.hold_unstarted(slot, msg, ErrorCode::PartialSigMessageFutureSlot);
         }
         self.apply_partials(slot, psm, out)
@@ -913,6 +1041,7 @@ impl CommitteeRunner {
         out: &mut Vec<RunnerAction>,
     ) -> Result<Processed, Error> {
         let quorum = self.quorum;
+        let hardened = self.options.hardened;
         let state = self.slots.get_mut(&slot).ok_or_else(|| {
             Error::spec(
                 ErrorCode::NoRunnerForSlot,
@@ -920,7 +1049,14 @@ impl CommitteeRunner {
             )
         })?;
         let sender = psm.signer().unwrap_or(0);
-        let Some(roots) = state.roots else {
+        // ssv-spec `ValidatePostConsensusMsg`.
+        if !hardened && state.finished {
+            return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
+        }
+        let Some(roots) = state.roots.as_ref() else {
+            if !hardened {
+                return Err(Error::spec(ErrorCode::NoDecidedValue, "no decided value"));
+            }
             if state.early_partials.len() >= self.member.committee.len() * 2 {
                 return Err(Error::spec(
                     ErrorCode::NoDecidedValue,
@@ -930,65 +1066,62 @@ impl CommitteeRunner {
             state.early_partials.push(psm);
             return Ok(Processed::Buffered);
         };
-        if state.culprits.contains(&sender) {
-            return Err(Error::spec(
-                ErrorCode::MessageSignatureInvalid,
-                format!("operator {sender} already sent invalid partials for slot {slot}"),
-            ));
-        }
-        if !state.partial_senders.insert(sender) {
-            return Err(Error::spec(
-                ErrorCode::NonUniqueSigner,
-                format!("operator {sender} already sent its partials for slot {slot}"),
-            ));
-        }
-        // Check every message before applying any: a message with one bad root is refused
-        // whole.
-        for m in psm.messages.iter() {
-            let want = state
-                .by_validator
-                .get(&(m.validator_index, true))
-                .filter(|_| m.signing_root == roots.attester)
-                .or_else(|| {
-                    state
-                        .by_validator
-                        .get(&(m.validator_index, false))
-                        .filter(|_| m.signing_root == roots.sync)
-                });
-            if want.is_none() {
-                state.partial_senders.remove(&sender);
+        if hardened {
+            if state.culprits.contains(&sender) {
                 return Err(Error::spec(
-                    if state.by_validator.contains_key(&(m.validator_index, true))
-                        || state.by_validator.contains_key(&(m.validator_index, false))
-                    {
-                        ErrorCode::WrongSigningRoot
-                    } else {
-                        ErrorCode::UnknownValidatorIndex
-                    },
-                    format!(
-                        "partial for validator {} at slot {slot} with an unexpected root",
-                        m.validator_index
-                    ),
+                    ErrorCode::MessageSignatureInvalid,
+                    format!("operator {sender} already sent invalid partials for slot {slot}"),
                 ));
+            }
+            if !state.partial_senders.insert(sender) {
+                return Err(Error::spec(
+                    ErrorCode::NonUniqueSigner,
+                    format!("operator {sender} already sent its partials for slot {slot}"),
+                ));
+            }
+            // Check every message before applying any: a message with one bad root is
+            // refused whole.
+            for m in psm.messages.iter() {
+                if roots.duty_of(m.validator_index, &m.signing_root).is_none() {
+                    state.partial_senders.remove(&sender);
+                    let known = state.by_validator.contains_key(&(m.validator_index, true))
+                        || state.by_validator.contains_key(&(m.validator_index, false));
+                    return Err(Error::spec(
+                        if known {
+                            ErrorCode::WrongSigningRoot
+                        } else {
+                            ErrorCode::UnknownValidatorIndex
+                        },
+                        format!(
+                            "partial for validator {} at slot {slot} with an unexpected root",
+                            m.validator_index
+                        ),
+                    ));
+                }
             }
         }
         let mut ready: Vec<(Root, ValidatorDuty)> = Vec::new();
         for m in psm.messages.iter() {
             let key = (m.validator_index, m.signing_root);
             let c = state.containers.entry(key).or_default();
-            if c.done || c.failed {
+            if hardened && (c.done || c.failed) {
                 continue;
             }
-            c.partials.insert(sender, m.partial_signature);
-            if !c.in_flight && c.partials.len() >= quorum {
+            // The first partial of an operator for a validator and root stays.
+            c.partials.entry(sender).or_insert(m.partial_signature);
+            if c.done || c.in_flight || c.partials.len() < quorum {
+                continue;
+            }
+            // Partials over roots no duty expects are kept (the spec's container keeps them)
+            // but never reconstructed.
+            if let Some(is_attester) = roots.duty_of(m.validator_index, &m.signing_root)
+                && let Some(d) = state.by_validator.get(&(m.validator_index, is_attester))
+            {
                 c.in_flight = true;
-                let is_attester = m.signing_root == roots.attester;
-                if let Some(d) = state.by_validator.get(&(m.validator_index, is_attester)) {
-                    ready.push((m.signing_root, *d));
-                }
+                ready.push((m.signing_root, *d));
             }
         }
-        emit_reconstruct(slot, state, roots, ready, out);
+        emit_reconstruct(slot, state, ready, out);
         Ok(Processed::Applied)
     }
 
@@ -1033,6 +1166,9 @@ impl CommitteeRunner {
         let signature = env.signer.sign_ssv_message(&ssv.as_ssz_bytes())?;
         let signed = SignedSsvMessage::new(vec![signature], vec![me], ssv, Vec::new())?;
         out.push(RunnerAction::Broadcast(signed));
+        if !self.options.loopback {
+            return Ok(());
+        }
         self.apply_partials(slot, psm, out).map(|_| ())
     }
 
@@ -1046,14 +1182,13 @@ impl CommitteeRunner {
         out: &mut Vec<RunnerAction>,
     ) {
         let quorum = self.quorum;
+        let hardened = self.options.hardened;
         let Some(state) = self.slots.get_mut(&slot) else {
             return;
         };
-        let Some(roots) = state.roots else {
+        let Some(roots) = state.roots.as_ref() else {
             return;
         };
-        let is_attester = signing_root == roots.attester;
-        let mut ready = Vec::new();
         for (validator, verdict) in verdicts {
             let Some(c) = state.containers.get_mut(&(validator, signing_root)) else {
                 continue;
@@ -1064,39 +1199,51 @@ impl CommitteeRunner {
                     c.done = true;
                     self.stats.signatures_done += 1;
                 }
-                Err(ReconstructFailure::Mismatch) => c.failed = true,
+                // The node gives up on a validator whose valid partials do not combine (its
+                // shares do not match its key); the spec keeps waiting.
+                Err(ReconstructFailure::Mismatch) => c.failed = hardened,
                 Err(ReconstructFailure::InvalidPartials(ops)) => {
                     for op in ops {
                         if c.partials.remove(&op).is_some() {
                             self.stats.bad_partials += 1;
                         }
-                        state.culprits.insert(op);
+                        if hardened {
+                            state.culprits.insert(op);
+                        }
                     }
                 }
             }
         }
-        // Drop the culprits' partials everywhere in the slot and re-check quorums: partials
-        // that arrived while the batch was in flight may complete one again.
+        // The node drops the culprits' partials everywhere in the slot (the spec only this
+        // validator's); then quorums are checked again: partials that arrived while the
+        // batch was in flight may complete one.
+        let mut ready = Vec::new();
         for ((validator, root), c) in state.containers.iter_mut() {
             if *root != signing_root {
                 continue;
             }
-            for op in &state.culprits {
-                if c.partials.remove(op).is_some() {
-                    self.stats.bad_partials += 1;
+            if hardened {
+                for op in &state.culprits {
+                    if c.partials.remove(op).is_some() {
+                        self.stats.bad_partials += 1;
+                    }
                 }
             }
             if !c.done
                 && !c.failed
                 && !c.in_flight
                 && c.partials.len() >= quorum
+                && let Some(is_attester) = roots.duty_of(*validator, root)
                 && let Some(d) = state.by_validator.get(&(*validator, is_attester))
             {
                 c.in_flight = true;
                 ready.push((signing_root, *d));
             }
         }
-        emit_reconstruct(slot, state, roots, ready, out);
+        state.finished = roots.expected.iter().all(|(&(v, _), root)| {
+            state.containers.get(&(v, *root)).is_some_and(|c| c.done)
+        });
+        emit_reconstruct(slot, state, ready, out);
     }
 
     /// The round timer of `slot` expired. Dropped when the slot's duty has finished (every
@@ -1131,29 +1278,27 @@ impl CommitteeRunner {
 fn emit_reconstruct(
     slot: Slot,
     state: &SlotState,
-    roots: Roots,
     ready: Vec<(Root, ValidatorDuty)>,
     out: &mut Vec<RunnerAction>,
 ) {
-    for root in [roots.attester, roots.sync] {
-        let items: Vec<QuorumItem> = ready
-            .iter()
-            .filter(|(r, _)| *r == root)
-            .filter_map(|(r, d)| {
-                let c = state.containers.get(&(d.validator_index, *r))?;
-                Some(QuorumItem {
-                    duty: *d,
-                    partials: c.partials.iter().map(|(o, s)| (*o, *s)).collect(),
-                })
-            })
-            .collect();
-        if !items.is_empty() {
-            out.push(RunnerAction::Reconstruct {
-                slot,
-                signing_root: root,
-                vote: roots.vote,
-                items,
+    let Some(roots) = state.roots.as_ref() else {
+        return;
+    };
+    let mut by_root: BTreeMap<Root, Vec<QuorumItem>> = BTreeMap::new();
+    for (root, duty) in ready {
+        if let Some(c) = state.containers.get(&(duty.validator_index, root)) {
+            by_root.entry(root).or_default().push(QuorumItem {
+                duty,
+                partials: c.partials.iter().map(|(o, s)| (*o, *s)).collect(),
             });
         }
+    }
+    for (signing_root, items) in by_root {
+        out.push(RunnerAction::Reconstruct {
+            slot,
+            signing_root,
+            vote: roots.vote,
+            items,
+        });
     }
 }

@@ -56,7 +56,7 @@ fn testing_proposer(state: &State, _round: Round) -> OperatorId {
     }
 }
 
-fn testing_config() -> Config {
+pub(crate) fn testing_config() -> Config {
     Config {
         proposer: testing_proposer,
         cut_off_round: TESTING_CUT_OFF_ROUND,
@@ -158,12 +158,12 @@ fn bool_field(v: &Value, name: &str) -> bool {
     v.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn processing_from_json(v: &Value) -> Result<ProcessingMessage, String> {
+pub(crate) fn processing_from_json(v: &Value) -> Result<ProcessingMessage, String> {
     let signed = signed_ssv_message_from_json(field(v, "SignedMessage")?)?;
     ProcessingMessage::new(signed).map_err(|e| e.to_string())
 }
 
-fn container_from_json(v: &Value) -> Result<MsgContainer, String> {
+pub(crate) fn container_from_json(v: &Value) -> Result<MsgContainer, String> {
     let mut c = MsgContainer::default();
     if let Some(Value::Object(rounds)) = v.get("Msgs") {
         for (round, msgs) in rounds {
@@ -180,7 +180,7 @@ fn container_from_json(v: &Value) -> Result<MsgContainer, String> {
     Ok(c)
 }
 
-fn state_from_json(v: &Value) -> Result<State, String> {
+pub(crate) fn state_from_json(v: &Value) -> Result<State, String> {
     let proposal = match v.get("ProposalAcceptedForCurrentRound") {
         None | Some(Value::Null) => None,
         Some(p) => Some(processing_from_json(p)?),
@@ -202,7 +202,7 @@ fn state_from_json(v: &Value) -> Result<State, String> {
     })
 }
 
-fn instance_from_json(v: &Value, config: Config) -> Result<Instance, String> {
+pub(crate) fn instance_from_json(v: &Value, config: Config) -> Result<Instance, String> {
     Ok(Instance::from_parts(
         config,
         state_from_json(field(v, "State")?)?,
@@ -211,7 +211,7 @@ fn instance_from_json(v: &Value, config: Config) -> Result<Instance, String> {
     ))
 }
 
-fn controller_from_json(v: &Value, config: Config) -> Result<Controller, String> {
+pub(crate) fn controller_from_json(v: &Value, config: Config) -> Result<Controller, String> {
     let stored = as_array(v.get("StoredInstances").unwrap_or(&Value::Null))?
         .iter()
         .map(|i| instance_from_json(i, config))
@@ -226,7 +226,7 @@ fn controller_from_json(v: &Value, config: Config) -> Result<Controller, String>
 }
 
 /// Compares two states field by field and names the first difference.
-fn compare_states(actual: &State, expected: &State, at: &str) -> Result<(), String> {
+pub(crate) fn compare_states(actual: &State, expected: &State, at: &str) -> Result<(), String> {
     macro_rules! check {
         ($f:ident) => {
             if actual.$f != expected.$f {
@@ -255,7 +255,7 @@ fn compare_states(actual: &State, expected: &State, at: &str) -> Result<(), Stri
     Ok(())
 }
 
-fn short(s: &str) -> String {
+pub(crate) fn short(s: &str) -> String {
     const SHOWN_MAX: usize = 300;
     if s.len() > SHOWN_MAX {
         format!("{}…", &s[..s.floor_char_boundary(SHOWN_MAX)])
@@ -473,7 +473,7 @@ fn controller(v: &Value, ctx: &CaseContext) -> Result<(), String> {
     Ok(())
 }
 
-fn compare_controllers(
+pub(crate) fn compare_controllers(
     actual: &Controller,
     expected: &Controller,
     run: usize,
