@@ -124,9 +124,10 @@ impl Controller {
         value: Vec<u8>,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
+        // The spec wraps the value check's error (`errors.Wrap`), keeping its code.
         env.value_check
             .check_value(&value)
-            .map_err(|e| err(ErrorCode::QBFTValueInvalid, &format!("value invalid: {e}")))?;
+            .map_err(|e| Error::spec(e.code(), format!("value invalid: {e}")))?;
         if height < self.height {
             return Err(err(
                 ErrorCode::StartInstance,

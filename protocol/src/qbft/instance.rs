@@ -621,12 +621,10 @@ fn is_proposal_justification(
     round: Round,
     full_data: &[u8],
 ) -> Result<(), Error> {
-    env.value_check.check_value(full_data).map_err(|e| {
-        err(
-            ErrorCode::QBFTValueInvalid,
-            &format!("proposal fullData invalid: {e}"),
-        )
-    })?;
+    // The spec wraps the value check's error (`errors.Wrap`), keeping its code.
+    env.value_check
+        .check_value(full_data)
+        .map_err(|e| Error::spec(e.code(), format!("proposal fullData invalid: {e}")))?;
     if round == FIRST_ROUND {
         return Ok(());
     }

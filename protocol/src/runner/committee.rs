@@ -303,6 +303,41 @@ fn slot_value_check<'a>(
     }
 }
 
+/// A slot's duty as ssv-spec's runner state describes it (see
+/// [`CommitteeRunner::restore_slot`]).
+#[derive(Debug, Clone)]
+pub struct RestoredSlot {
+    /// The duty.
+    pub duty: CommitteeDuty,
+    /// Our beacon node's vote (the value check's expected epochs).
+    pub ours: BeaconVote,
+    /// The slot's QBFT controller.
+    pub controller: Controller,
+    /// `State.DecidedValue`: the decided vote, SSZ (`None`: not decided here).
+    pub decided_value: Option<Vec<u8>>,
+    /// `State.PostConsensusContainer`: every partial collected.
+    pub post_consensus: Vec<PartialSignatureMessage>,
+    /// `State.Finished`.
+    pub finished: bool,
+}
+
+/// A slot's state in ssv-spec's terms.
+#[derive(Debug)]
+pub struct SlotView<'a> {
+    /// The duty.
+    pub duty: &'a CommitteeDuty,
+    /// The slot's QBFT controller (`QBFTController`; `RunningInstance` is its instance of
+    /// the slot).
+    pub controller: &'a Controller,
+    /// `State.DecidedValue`.
+    pub decided_value: Option<Vec<u8>>,
+    /// `State.Finished`.
+    pub finished: bool,
+    /// `State.PostConsensusContainer.Signatures`: validator → root → operator → partial.
+    pub post_consensus:
+        BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>,
+}
+
 /// Counters of one runner (exported as metrics).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RunnerStats {
@@ -701,6 +736,98 @@ impl CommitteeRunner {
         self.flush_loopback(env, out);
         self.replay_pending(env, out);
         Ok(())
+    }
+
+    /// Puts back a slot's duty as ssv-spec's runner state describes it (its QBFT controller,
+    /// decided value, collected post-consensus partials and whether it finished): how the
+    /// runner suite's vectors start from a runner in the middle of a duty.
+    pub fn restore_slot(&mut self, restored: RestoredSlot) -> Result<(), Error> {
+        let RestoredSlot {
+            duty,
+            ours,
+            controller,
+            decided_value,
+            post_consensus,
+            finished,
+        } = restored;
+        let slot = duty.slot;
+        let roots = match &decided_value {
+            Some(v) => Some(roots_for(
+                BeaconVote::from_ssz(v)
+                    .map_err(|e| Error::spec(ErrorCode::DecodeBeaconVote, e.to_string()))?,
+                &duty,
+            )),
+            None => None,
+        };
+        let mut containers: HashMap<(ValidatorIndex, Root), Container> = HashMap::new();
+        for m in post_consensus {
+            containers
+                .entry((m.validator_index, m.signing_root))
+                .or_default()
+                .partials
+                .entry(m.signer)
+                .or_insert(m.partial_signature);
+        }
+        if finished && let Some(roots) = &roots {
+            for (&(v, _), root) in &roots.expected {
+                containers.entry((v, *root)).or_default().done = true;
+            }
+        }
+        let attesters = duty
+            .duties
+            .iter()
+            .filter(|d| d.kind.is_attester())
+            .map(|d| d.pubkey)
+            .collect();
+        let by_validator = duty
+            .duties
+            .iter()
+            .map(|d| ((d.validator_index, d.kind.is_attester()), *d))
+            .collect();
+        self.highest_started = Some(self.highest_started.map_or(slot, |h| h.max(slot)));
+        self.slots.insert(
+            slot,
+            SlotState {
+                controller,
+                duty,
+                ours,
+                attesters,
+                by_validator,
+                signed: roots.is_some(),
+                roots,
+                early_partials: Vec::new(),
+                containers,
+                partial_senders: HashSet::new(),
+                culprits: HashSet::new(),
+                finished,
+            },
+        );
+        Ok(())
+    }
+
+    /// A slot's state in ssv-spec's terms (what the runner suite compares).
+    pub fn slot_view(&self, slot: Slot) -> Option<SlotView<'_>> {
+        let s = self.slots.get(&slot)?;
+        let mut post_consensus: BTreeMap<
+            ValidatorIndex,
+            BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>,
+        > = BTreeMap::new();
+        for ((v, root), c) in &s.containers {
+            if c.partials.is_empty() {
+                continue;
+            }
+            post_consensus
+                .entry(*v)
+                .or_default()
+                .insert(*root, c.partials.clone());
+        }
+        Some(SlotView {
+            duty: &s.duty,
+            controller: &s.controller,
+            decided_value: s.roots.as_ref().map(|r| r.vote.to_ssz()),
+            finished: s.finished,
+            post_consensus,
+        })
     }
 
     /// Drops slots beyond [`SLOTS_KEPT`] and buffered messages of dropped slots.

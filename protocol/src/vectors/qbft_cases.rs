@@ -65,9 +65,9 @@ pub(crate) fn testing_config() -> Config {
 }
 
 /// Signs with a fixture key.
-struct FixtureSigner {
-    id: OperatorId,
-    key: Option<OperatorKey>,
+pub(crate) struct FixtureSigner {
+    pub(crate) id: OperatorId,
+    pub(crate) key: Option<OperatorKey>,
 }
 
 impl OperatorSigner for FixtureSigner {
@@ -88,7 +88,7 @@ impl OperatorSigner for FixtureSigner {
 
 /// Verifies with the committee's PEM keys (DER cached per key).
 #[derive(Default)]
-struct FixtureVerifier {
+pub(crate) struct FixtureVerifier {
     der: RefCell<HashMap<Vec<u8>, Vec<u8>>>,
 }
 

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod suite;
 
 mod basic_cases;
+mod committee_cases;
 
 use std::path::Path;
 
@@ -51,10 +52,10 @@ const CASES: &[(&str, SsvCaseFn)] = &[
     ),
     ("valcheck.SpecTest", basic_cases::valcheck_single),
     ("valcheck.MultiSpecTest", basic_cases::valcheck_multi),
-    ("tests.MultiMsgProcessingSpecTest", not_built_multi),
-    ("tests.MsgProcessingSpecTest", not_built_single),
-    ("committee.MultiCommitteeSpecTest", not_built_multi),
-    ("committee.CommitteeSpecTest", not_built_single),
+    ("tests.MultiMsgProcessingSpecTest", msg_processing_multi),
+    ("tests.MsgProcessingSpecTest", msg_processing_single),
+    ("committee.MultiCommitteeSpecTest", committee_multi),
+    ("committee.CommitteeSpecTest", committee_single),
     ("newduty.MultiStartNewRunnerDutySpecTest", not_built_multi),
     (
         "synccommitteeaggregator.SyncCommitteeAggregatorProofSpecTest",
@@ -123,6 +124,52 @@ fn not_built_multi(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
             result: Err(e),
         }],
     }
+}
+
+fn msg_processing_multi(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
+    let top = name_of(v);
+    match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
+        Ok(tests) => tests
+            .iter()
+            .map(|t| committee_cases::run_subtest(t, ctx, Some(&top)))
+            .collect(),
+        Err(e) => vec![SubOutcome {
+            name: top,
+            role: None,
+            result: Err(e),
+        }],
+    }
+}
+
+fn msg_processing_single(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
+    vec![committee_cases::run_subtest(v, ctx, None)]
+}
+
+fn committee_multi(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
+    let top = name_of(v);
+    match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
+        Ok(tests) => tests
+            .iter()
+            .map(|t| SubOutcome {
+                name: format!("{top} / {}", name_of(t)),
+                role: Some(RunnerRole::Committee),
+                result: committee_cases::committee_case(t, ctx, Some(&top)),
+            })
+            .collect(),
+        Err(e) => vec![SubOutcome {
+            name: top,
+            role: Some(RunnerRole::Committee),
+            result: Err(e),
+        }],
+    }
+}
+
+fn committee_single(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
+    vec![SubOutcome {
+        name: name_of(v),
+        role: Some(RunnerRole::Committee),
+        result: committee_cases::committee_case(v, ctx, None),
+    }]
 }
 
 fn not_built_single(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
