@@ -37,7 +37,10 @@ use crate::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
 use crate::partial_sig::{
     BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
+use crate::message::RunnerRole;
 use crate::qbft::{self, Action, Config, Controller, Env, ValueCheck};
+use super::base::{BaseRunner, Phase, RunnerState};
+use super::collector::PartialSigCollector;
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{
     BlsPublicKey, CommitteeMember, Epoch, OperatorId, Root, Round, Slot, ValidatorIndex, quorum,
@@ -245,10 +248,9 @@ impl Default for RunnerOptions {
     }
 }
 
+/// Where a validator's reconstruction stands (its partials are in the duty's collector).
 #[derive(Debug, Default)]
-struct Container {
-    /// Partials by operator.
-    partials: BTreeMap<OperatorId, BlsSignature>,
+struct Status {
     /// Quorum handed to the caller, waiting for the verdict.
     in_flight: bool,
     /// Verified and done.
@@ -259,8 +261,9 @@ struct Container {
 
 #[derive(Debug)]
 struct SlotState {
-    /// The QBFT controller of this slot's instance.
-    controller: Controller,
+    /// The role-neutral core: this slot's QBFT controller, and the duty's state (the
+    /// post-consensus collector, the decided value, finished).
+    base: BaseRunner,
     duty: CommitteeDuty,
     /// Our own beacon node's vote (the expected source and target).
     ours: BeaconVote,
@@ -271,14 +274,22 @@ struct SlotState {
     roots: Option<Roots>,
     /// Post-consensus partial messages that arrived before the decision.
     early_partials: Vec<PartialSignatureMessages>,
-    containers: HashMap<(ValidatorIndex, Root), Container>,
+    status: HashMap<(ValidatorIndex, Root), Status>,
     /// Operators who sent their post-consensus partials for this slot.
     partial_senders: HashSet<OperatorId>,
     /// Operators whose partials failed verification at this slot.
     culprits: HashSet<OperatorId>,
     signed: bool,
-    /// Every validator duty of the slot has a verified signature (ssv-spec `Finished`).
-    finished: bool,
+}
+
+impl SlotState {
+    fn finished(&self) -> bool {
+        self.base.state.as_ref().is_some_and(|s| s.finished)
+    }
+
+    fn collector(&self) -> Option<&PartialSigCollector> {
+        self.base.state.as_ref().map(|s| &s.post_consensus)
+    }
 }
 
 /// The value check of a slot around the caller's `outer` one (fields of its `SlotState`,
@@ -333,6 +344,8 @@ pub struct SlotView<'a> {
     pub decided_value: Option<Vec<u8>>,
     /// `State.Finished`.
     pub finished: bool,
+    /// Where the duty stands.
+    pub phase: Phase,
     /// `State.PostConsensusContainer.Signatures`: validator → root → operator → partial.
     pub post_consensus:
         BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>,
@@ -624,10 +637,10 @@ impl CommitteeRunner {
     /// Whether every validator duty of `slot` has a verified signature (or cannot get one).
     pub fn is_complete(&self, slot: Slot) -> bool {
         self.slots.get(&slot).is_some_and(|s| {
-            s.finished
+            s.finished()
                 || s.roots.as_ref().is_some_and(|roots| {
                     roots.expected.iter().all(|(&(v, _), root)| {
-                        s.containers
+                        s.status
                             .get(&(v, *root))
                             .is_some_and(|c| c.done || c.failed)
                     })
@@ -640,7 +653,10 @@ impl CommitteeRunner {
         self.slots.contains_key(&slot)
     }
 
-    /// Starts the duty of a slot with this operator's vote (from its beacon node).
+    /// Starts the duty of a slot with this operator's vote (from its beacon node), on a
+    /// runner of its own (a fresh QBFT controller): as ssv-spec's committee creates one
+    /// runner per duty, a new slot's instance does not stop the previous slot's, which may
+    /// still be changing rounds.
     pub fn start_duty(
         &mut self,
         env: Env<'_>,
@@ -673,6 +689,67 @@ impl CommitteeRunner {
                 format!("duty of slot {slot} is not after the last started one"),
             ));
         }
+        let base = BaseRunner::new(
+            RunnerRole::Committee,
+            Controller::new(
+                self.msg_id.0.to_vec(),
+                self.member.clone(),
+                self.qbft_config,
+            ),
+        );
+        self.start_on(env, base, duty, vote, out)
+            .map_err(|(e, _)| e)
+    }
+
+    /// Starts `duty` on the runner of slot `from`, whose QBFT controller carries on (ssv-spec's
+    /// runner-level `StartNewDuty`: the duty must be above the controller's height, else
+    /// `DutyAlreadyPassed` and nothing changes; the earlier instance stops). The runner moves
+    /// to the new duty's slot. The node starts every duty on its own runner
+    /// ([`Self::start_duty`]); this is the spec's path for one runner's successive duties.
+    pub fn start_duty_on(
+        &mut self,
+        from: Slot,
+        env: Env<'_>,
+        duty: CommitteeDuty,
+        vote: BeaconVote,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<(), Error> {
+        let previous = self.slots.get(&from).ok_or_else(|| {
+            Error::spec(
+                ErrorCode::NoRunnerForSlot,
+                format!("no runner for slot {from}"),
+            )
+        })?;
+        previous.base.should_process_duty(duty.slot)?;
+        if duty.slot != from && self.slots.contains_key(&duty.slot) {
+            return Err(Error::spec(
+                ErrorCode::InstanceAlreadyRunning,
+                format!("duty of slot {} already running", duty.slot),
+            ));
+        }
+        let Some(previous) = self.slots.remove(&from) else {
+            return Ok(());
+        };
+        let mut base = previous.base;
+        base.state = None;
+        self.start_on(env, base, duty, vote, out)
+            .map_err(|(e, _)| e)
+    }
+
+    /// Starts `duty` on `base` (a runner without a running duty).
+    fn start_on(
+        &mut self,
+        env: Env<'_>,
+        mut base: BaseRunner,
+        duty: CommitteeDuty,
+        vote: BeaconVote,
+        out: &mut Vec<RunnerAction>,
+    ) -> Result<(), (Error, BaseRunner)> {
+        let slot = duty.slot;
+        if let Err(e) = base.should_process_duty(slot) {
+            return Err((e, base));
+        }
+        base.setup_for_new_duty(slot, self.quorum);
         let by_validator = duty
             .duties
             .iter()
@@ -680,13 +757,6 @@ impl CommitteeRunner {
             .collect();
         self.qbft_out.clear();
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
-        // One controller per slot, as ssv-spec runs one runner per duty: a new slot's
-        // instance must not stop the previous slot's, which may still be changing rounds.
-        let mut controller = Controller::new(
-            self.msg_id.0.to_vec(),
-            self.member.clone(),
-            self.qbft_config,
-        );
         let attesters: Vec<BlsPublicKey> = duty
             .duties
             .iter()
@@ -705,29 +775,28 @@ impl CommitteeRunner {
                 value_check: &check,
                 ..env
             };
-            controller.start_new_instance(env, slot, vote.to_ssz(), &mut qbft_out)
+            base.decide(env, slot, vote.to_ssz(), &mut qbft_out)
         };
         if let Err(e) = started {
             self.qbft_out = qbft_out;
-            return Err(e);
+            return Err((e, base));
         }
         self.highest_started = Some(self.highest_started.map_or(slot, |h| h.max(slot)));
         self.stats.duties_started += 1;
         self.slots.insert(
             slot,
             SlotState {
-                controller,
+                base,
                 duty,
                 ours: vote,
                 attesters,
                 by_validator,
                 roots: None,
                 early_partials: Vec::new(),
-                containers: HashMap::new(),
+                status: HashMap::new(),
                 partial_senders: HashSet::new(),
                 culprits: HashSet::new(),
                 signed: false,
-                finished: false,
             },
         );
         self.prune();
@@ -759,18 +828,16 @@ impl CommitteeRunner {
             )),
             None => None,
         };
-        let mut containers: HashMap<(ValidatorIndex, Root), Container> = HashMap::new();
-        for m in post_consensus {
-            containers
-                .entry((m.validator_index, m.signing_root))
-                .or_default()
-                .partials
-                .entry(m.signer)
-                .or_insert(m.partial_signature);
+        let mut state = RunnerState::new(slot, self.quorum);
+        for m in &post_consensus {
+            state.post_consensus.add(m);
         }
+        state.decided_value = decided_value;
+        state.finished = finished;
+        let mut status: HashMap<(ValidatorIndex, Root), Status> = HashMap::new();
         if finished && let Some(roots) = &roots {
             for (&(v, _), root) in &roots.expected {
-                containers.entry((v, *root)).or_default().done = true;
+                status.entry((v, *root)).or_default().done = true;
             }
         }
         let attesters = duty
@@ -784,11 +851,13 @@ impl CommitteeRunner {
             .iter()
             .map(|d| ((d.validator_index, d.kind.is_attester()), *d))
             .collect();
+        let mut base = BaseRunner::new(RunnerRole::Committee, controller);
+        base.state = Some(state);
         self.highest_started = Some(self.highest_started.map_or(slot, |h| h.max(slot)));
         self.slots.insert(
             slot,
             SlotState {
-                controller,
+                base,
                 duty,
                 ours,
                 attesters,
@@ -796,10 +865,9 @@ impl CommitteeRunner {
                 signed: roots.is_some(),
                 roots,
                 early_partials: Vec::new(),
-                containers,
+                status,
                 partial_senders: HashSet::new(),
                 culprits: HashSet::new(),
-                finished,
             },
         );
         Ok(())
@@ -808,25 +876,22 @@ impl CommitteeRunner {
     /// A slot's state in ssv-spec's terms (what the runner suite compares).
     pub fn slot_view(&self, slot: Slot) -> Option<SlotView<'_>> {
         let s = self.slots.get(&slot)?;
-        let mut post_consensus: BTreeMap<
-            ValidatorIndex,
-            BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>,
-        > = BTreeMap::new();
-        for ((v, root), c) in &s.containers {
-            if c.partials.is_empty() {
-                continue;
-            }
-            post_consensus
-                .entry(*v)
-                .or_default()
-                .insert(*root, c.partials.clone());
-        }
+        let mut post_consensus = s
+            .collector()
+            .map(|c| c.signatures().clone())
+            .unwrap_or_default();
+        post_consensus.retain(|_, roots| {
+            roots.retain(|_, ops| !ops.is_empty());
+            !roots.is_empty()
+        });
+        let state = s.base.state.as_ref();
         Some(SlotView {
             duty: &s.duty,
-            controller: &s.controller,
-            decided_value: s.roots.as_ref().map(|r| r.vote.to_ssz()),
-            finished: s.finished,
+            controller: &s.base.controller,
+            decided_value: state.and_then(|st| st.decided_value.clone()),
+            finished: s.finished(),
             post_consensus,
+            phase: s.base.phase(),
         })
     }
 
@@ -940,15 +1005,9 @@ impl CommitteeRunner {
             }
             return self.hold_unstarted(slot, msg, ErrorCode::FutureMessage);
         };
-        // ssv-spec `baseConsensusMsgProcessing`: consensus has decided and the duty is still
-        // collecting signatures; a finished duty's messages go on to QBFT (which refuses them
-        // as decided).
-        if state.roots.is_some() && !state.finished {
-            return Err(Error::spec(
-                ErrorCode::SkipConsensusMessageAsConsensusHasFinished,
-                "consensus message can't be processed as consensus has finished",
-            ));
-        }
+        // Consensus has decided and the duty is still collecting signatures; a finished
+        // duty's messages go on to QBFT (which refuses them as decided).
+        state.base.check_consensus_wanted()?;
         self.decide_error = None;
         let mut qbft_out = std::mem::take(&mut self.qbft_out);
         qbft_out.clear();
@@ -1006,7 +1065,7 @@ impl CommitteeRunner {
             value_check: &check,
             ..env
         };
-        Some(f(&mut state.controller, env))
+        Some(f(&mut state.base.controller, env))
     }
 
     fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<RunnerAction>) {
@@ -1089,6 +1148,9 @@ impl CommitteeRunner {
             return;
         };
         let roots = roots_for(vote, &state.duty);
+        if let Some(st) = state.base.state.as_mut() {
+            st.decided_value = Some(vote.to_ssz());
+        }
         self.stats.decided += 1;
         out.push(RunnerAction::Decided { slot, vote, proof });
         let items = state
@@ -1167,7 +1229,6 @@ impl CommitteeRunner {
         psm: PartialSignatureMessages,
         out: &mut Vec<RunnerAction>,
     ) -> Result<Processed, Error> {
-        let quorum = self.quorum;
         let hardened = self.options.hardened;
         let state = self.slots.get_mut(&slot).ok_or_else(|| {
             Error::spec(
@@ -1176,9 +1237,9 @@ impl CommitteeRunner {
             )
         })?;
         let sender = psm.signer().unwrap_or(0);
-        // ssv-spec `ValidatePostConsensusMsg`.
-        if !hardened && state.finished {
-            return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
+        // ssv-spec `ValidatePostConsensusMsg` (the node keeps early partials instead).
+        if !hardened {
+            state.base.validate_post_consensus(&psm)?;
         }
         let Some(roots) = state.roots.as_ref() else {
             if !hardened {
@@ -1228,15 +1289,19 @@ impl CommitteeRunner {
             }
         }
         let mut ready: Vec<(Root, ValidatorDuty)> = Vec::new();
+        let Some(collector) = state.base.state.as_mut().map(|s| &mut s.post_consensus) else {
+            return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
+        };
         for m in psm.messages.iter() {
             let key = (m.validator_index, m.signing_root);
-            let c = state.containers.entry(key).or_default();
+            let c = state.status.entry(key).or_default();
             if hardened && (c.done || c.failed) {
                 continue;
             }
             // The first partial of an operator for a validator and root stays.
-            c.partials.entry(sender).or_insert(m.partial_signature);
-            if c.done || c.in_flight || c.partials.len() < quorum {
+            collector.add(m);
+            if c.done || c.in_flight || !collector.has_quorum(m.validator_index, &m.signing_root)
+            {
                 continue;
             }
             // Partials over roots no duty expects are kept (the spec's container keeps them)
@@ -1308,7 +1373,6 @@ impl CommitteeRunner {
         verdicts: Vec<(ValidatorIndex, Result<(), ReconstructFailure>)>,
         out: &mut Vec<RunnerAction>,
     ) {
-        let quorum = self.quorum;
         let hardened = self.options.hardened;
         let Some(state) = self.slots.get_mut(&slot) else {
             return;
@@ -1316,8 +1380,11 @@ impl CommitteeRunner {
         let Some(roots) = state.roots.as_ref() else {
             return;
         };
+        let Some(run) = state.base.state.as_mut() else {
+            return;
+        };
         for (validator, verdict) in verdicts {
-            let Some(c) = state.containers.get_mut(&(validator, signing_root)) else {
+            let Some(c) = state.status.get_mut(&(validator, signing_root)) else {
                 continue;
             };
             c.in_flight = false;
@@ -1331,7 +1398,7 @@ impl CommitteeRunner {
                 Err(ReconstructFailure::Mismatch) => c.failed = hardened,
                 Err(ReconstructFailure::InvalidPartials(ops)) => {
                     for op in ops {
-                        if c.partials.remove(&op).is_some() {
+                        if run.post_consensus.remove(validator, op, &signing_root) {
                             self.stats.bad_partials += 1;
                         }
                         if hardened {
@@ -1345,13 +1412,13 @@ impl CommitteeRunner {
         // validator's); then quorums are checked again: partials that arrived while the
         // batch was in flight may complete one.
         let mut ready = Vec::new();
-        for ((validator, root), c) in state.containers.iter_mut() {
+        for ((validator, root), c) in state.status.iter_mut() {
             if *root != signing_root {
                 continue;
             }
             if hardened {
                 for op in &state.culprits {
-                    if c.partials.remove(op).is_some() {
+                    if run.post_consensus.remove(*validator, *op, root) {
                         self.stats.bad_partials += 1;
                     }
                 }
@@ -1359,7 +1426,7 @@ impl CommitteeRunner {
             if !c.done
                 && !c.failed
                 && !c.in_flight
-                && c.partials.len() >= quorum
+                && run.post_consensus.has_quorum(*validator, root)
                 && let Some(is_attester) = roots.duty_of(*validator, root)
                 && let Some(d) = state.by_validator.get(&(*validator, is_attester))
             {
@@ -1367,9 +1434,10 @@ impl CommitteeRunner {
                 ready.push((signing_root, *d));
             }
         }
-        state.finished = roots.expected.iter().all(|(&(v, _), root)| {
-            state.containers.get(&(v, *root)).is_some_and(|c| c.done)
-        });
+        run.finished = roots
+            .expected
+            .iter()
+            .all(|(&(v, _), root)| state.status.get(&(v, *root)).is_some_and(|c| c.done));
         emit_reconstruct(slot, state, ready, out);
     }
 
@@ -1412,11 +1480,14 @@ fn emit_reconstruct(
         return;
     };
     let mut by_root: BTreeMap<Root, Vec<QuorumItem>> = BTreeMap::new();
+    let Some(collector) = state.collector() else {
+        return;
+    };
     for (root, duty) in ready {
-        if let Some(c) = state.containers.get(&(duty.validator_index, root)) {
+        if let Some(partials) = collector.partials(duty.validator_index, &root) {
             by_root.entry(root).or_default().push(QuorumItem {
                 duty,
-                partials: c.partials.iter().map(|(o, s)| (*o, *s)).collect(),
+                partials: partials.iter().map(|(o, s)| (*o, *s)).collect(),
             });
         }
     }

@@ -8,10 +8,12 @@
 //! roles (proposer, aggregator, sync-committee contribution, validator registration,
 //! voluntary exit) join this folder.
 
+pub mod base;
 pub mod collector;
 pub mod committee;
 pub mod key;
 
+pub use base::{BaseRunner, Phase, RunnerState, collect_partials};
 pub use collector::{Added, PartialSigCollector};
 pub use committee::*;
 pub use key::{RunnerKey, check_share_count};

@@ -1,0 +1,342 @@
+//! The role-neutral runner core (ssv-spec `ssv/runner.go`, `ssv/runner_state.go`): one duty at
+//! a time through explicit phases, on one QBFT controller that carries on from duty to duty.
+//!
+//! ```text
+//!  Idle ─start─► PreConsensus ─quorum of pre-consensus partials─► Consensus ─decided─►
+//!                 (RANDAO, selection proofs; roles without it      PostConsensus ─quorum,
+//!                  start in Consensus; registration and exit       reconstructed─► Finished
+//!                  finish after PreConsensus)
+//! ```
+//!
+//! A role's runner owns a [`BaseRunner`] and adds what is its own: the value it proposes, its
+//! value check, the roots it signs and the beacon objects it submits. The base keeps the
+//! rules every role shares, with the spec's error codes: when a duty may start
+//! (`DutyAlreadyPassed`), when a consensus message is still wanted
+//! (`SkipConsensusMessageAsConsensusHasFinished`), that a decision is for the running
+//! instance (`DecidedWrongInstance`), when partial signatures are acceptable (`NoRunningDuty`,
+//! `NoDecidedValue`, `NoRunningConsensusInstance`, `ConsensusInstanceNotDecided`, slot
+//! checks), and how partials are collected ([`PartialSigCollector`], quorum per validator and
+//! root).
+
+use super::collector::{Added, PartialSigCollector};
+use crate::error::Error;
+use crate::error_code::ErrorCode;
+use crate::message::{RunnerRole, SignedSsvMessage};
+use crate::partial_sig::PartialSignatureMessages;
+use crate::qbft::{self, Action, Controller, Env, Instance};
+use crate::types::{Root, Slot};
+
+/// Where a duty stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No duty.
+    Idle,
+    /// Collecting pre-consensus partial signatures.
+    PreConsensus,
+    /// QBFT on the duty's value is running.
+    Consensus,
+    /// Decided; collecting post-consensus partial signatures.
+    PostConsensus,
+    /// Everything submitted.
+    Finished,
+}
+
+/// One duty's state (ssv-spec `State`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerState {
+    /// The duty's slot (the QBFT height of its instance).
+    pub slot: Slot,
+    /// Pre-consensus partial signatures.
+    pub pre_consensus: PartialSigCollector,
+    /// Post-consensus partial signatures.
+    pub post_consensus: PartialSigCollector,
+    /// The decided value as the runner accepted it (after its value check), SSZ.
+    pub decided_value: Option<Vec<u8>>,
+    /// Everything the duty had to submit was submitted.
+    pub finished: bool,
+}
+
+impl RunnerState {
+    /// A duty's state at its start.
+    pub fn new(slot: Slot, quorum: usize) -> Self {
+        RunnerState {
+            slot,
+            pre_consensus: PartialSigCollector::new(quorum),
+            post_consensus: PartialSigCollector::new(quorum),
+            decided_value: None,
+            finished: false,
+        }
+    }
+}
+
+/// The core every role's runner is built on (ssv-spec `BaseRunner`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRunner {
+    /// The role.
+    pub role: RunnerRole,
+    /// The QBFT controller (height = the last started or decided duty's slot).
+    pub controller: Controller,
+    /// The current duty, if any.
+    pub state: Option<RunnerState>,
+}
+
+impl BaseRunner {
+    /// A runner with no duty yet.
+    pub fn new(role: RunnerRole, controller: Controller) -> Self {
+        BaseRunner {
+            role,
+            controller,
+            state: None,
+        }
+    }
+
+    /// The QBFT instance of the current duty.
+    pub fn running_instance(&self) -> Option<&Instance> {
+        let slot = self.state.as_ref()?.slot;
+        self.controller.instance_for_height(slot)
+    }
+
+    /// Where the current duty stands.
+    pub fn phase(&self) -> Phase {
+        match &self.state {
+            None => Phase::Idle,
+            Some(s) if s.finished => Phase::Finished,
+            Some(s) if s.decided_value.is_some() => Phase::PostConsensus,
+            Some(_) if self.running_instance().is_some() => Phase::Consensus,
+            Some(_) => Phase::PreConsensus,
+        }
+    }
+
+    /// A duty is started and not finished (ssv-spec `hasRunningDuty`).
+    pub fn has_running_duty(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| !s.finished)
+    }
+
+    /// ssv-spec `ShouldProcessDuty`: a duty must be above the controller's height (except at
+    /// the first height).
+    pub fn should_process_duty(&self, slot: Slot) -> Result<(), Error> {
+        let height = self.controller.height;
+        if height >= slot && height != 0 {
+            return Err(Error::spec(
+                ErrorCode::DutyAlreadyPassed,
+                format!("duty for slot {slot} already passed. Current height is {height}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// ssv-spec `ShouldProcessNonBeaconDuty` (roles without consensus): a duty must be after
+    /// the previous one.
+    pub fn should_process_non_beacon_duty(&self, slot: Slot) -> Result<(), Error> {
+        match &self.state {
+            Some(s) if s.slot >= slot => Err(Error::spec(
+                ErrorCode::DutyAlreadyPassed,
+                format!(
+                    "duty for slot {slot} already passed. Current slot is {}",
+                    s.slot
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A fresh state for a duty at `slot` (ssv-spec `baseSetupForNewDuty`).
+    pub fn setup_for_new_duty(&mut self, slot: Slot, quorum: usize) {
+        self.state = Some(RunnerState::new(slot, quorum));
+    }
+
+    /// Starts QBFT on `value` at the duty's slot (ssv-spec `decide`): the value check (its
+    /// error code kept), then a new instance; instances of other heights stop.
+    pub fn decide(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        value: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        env.value_check
+            .check_value(&value)
+            .map_err(|e| Error::spec(e.code(), format!("input data invalid: {e}")))?;
+        self.controller.start_new_instance(env, slot, value, out)
+    }
+
+    /// Before a consensus message goes to QBFT (ssv-spec `baseConsensusMsgProcessing`): a
+    /// running duty whose instance has decided takes no more.
+    pub fn check_consensus_wanted(&self) -> Result<(), Error> {
+        if self.has_running_duty() && self.running_instance().is_some_and(|i| i.state.decided) {
+            return Err(Error::spec(
+                ErrorCode::SkipConsensusMessageAsConsensusHasFinished,
+                "not processing consensus message since consensus has already finished",
+            ));
+        }
+        Ok(())
+    }
+
+    /// After QBFT processed a message that decided an instance (ssv-spec
+    /// `didDecideCorrectly`): the decision must be the running instance's.
+    pub fn check_decided_instance(&self, decided: &SignedSsvMessage) -> Result<(), Error> {
+        let msg = qbft::Message::from_ssz(&decided.ssv_message.data)?;
+        match self.running_instance() {
+            Some(i) if i.height() == msg.height => Ok(()),
+            _ => Err(Error::spec(
+                ErrorCode::DecidedWrongInstance,
+                "decided wrong instance",
+            )),
+        }
+    }
+
+    /// Whether post-consensus partials are acceptable now (ssv-spec
+    /// `ValidatePostConsensusMsg`, without the signer's membership, which the caller checks).
+    pub fn validate_post_consensus(&self, psm: &PartialSignatureMessages) -> Result<(), Error> {
+        let Some(state) = self.state.as_ref().filter(|s| !s.finished) else {
+            return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
+        };
+        if state.decided_value.is_none() {
+            return Err(Error::spec(ErrorCode::NoDecidedValue, "no decided value"));
+        }
+        let Some(instance) = self.running_instance() else {
+            return Err(Error::spec(
+                ErrorCode::NoRunningConsensusInstance,
+                "no running consensus instance",
+            ));
+        };
+        if !instance.state.decided {
+            return Err(Error::spec(
+                ErrorCode::ConsensusInstanceNotDecided,
+                "consensus instance not decided",
+            ));
+        }
+        validate_slot(psm, state.slot)
+    }
+
+    /// Whether pre-consensus partials are acceptable now (ssv-spec
+    /// `ValidatePreConsensusMsg`).
+    pub fn validate_pre_consensus(&self, psm: &PartialSignatureMessages) -> Result<(), Error> {
+        let Some(state) = self.state.as_ref().filter(|s| !s.finished) else {
+            return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
+        };
+        validate_slot(psm, state.slot)
+    }
+}
+
+/// The partials of a message must be for the duty's slot.
+fn validate_slot(psm: &PartialSignatureMessages, slot: Slot) -> Result<(), Error> {
+    psm.validate()?;
+    if psm.slot < slot {
+        return Err(Error::spec(
+            ErrorCode::PartialSigMessageInvalidSlot,
+            "invalid partial sig slot",
+        ));
+    }
+    if psm.slot > slot {
+        return Err(Error::spec(
+            ErrorCode::PartialSigMessageFutureSlot,
+            "future partial sig slot",
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a message's partials to `collector` (ssv-spec `basePartialSigMsgProcessing`; the
+/// first partial of an operator for a validator and root stays) and returns the roots of the
+/// `(validator, root)` pairs this message brought to quorum.
+pub fn collect_partials(
+    collector: &mut PartialSigCollector,
+    psm: &PartialSignatureMessages,
+) -> Vec<(u64, Root)> {
+    psm.messages
+        .iter()
+        .filter(|m| collector.add(m) == Added::ReachedQuorum)
+        .map(|m| (m.validator_index, m.signing_root))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partial_sig::{PartialSigMsgType, PartialSignatureMessage};
+    use crate::qbft::Config;
+    use crate::types::{CommitteeMember, CommitteeOperator, DomainType};
+
+    fn member() -> CommitteeMember {
+        CommitteeMember {
+            operator_id: 1,
+            committee_id: crate::committee::CommitteeId::from_operators(&[1, 2, 3, 4]),
+            rsa_public_key_pem: Vec::new(),
+            faulty_nodes: 1,
+            committee: (1..=4)
+                .map(|id| CommitteeOperator {
+                    operator_id: id,
+                    rsa_public_key_pem: Vec::new(),
+                })
+                .collect(),
+            domain: DomainType([0, 0, 3, 1]),
+        }
+    }
+
+    fn runner() -> BaseRunner {
+        BaseRunner::new(
+            RunnerRole::Committee,
+            Controller::new(vec![0; 56], member(), Config::default()),
+        )
+    }
+
+    fn psm(slot: Slot) -> PartialSignatureMessages {
+        PartialSignatureMessages::new(
+            PartialSigMsgType::PostConsensus,
+            slot,
+            vec![PartialSignatureMessage {
+                partial_signature: [1; 96],
+                signing_root: [2; 32],
+                signer: 1,
+                validator_index: 7,
+            }],
+        )
+        .expect("one message")
+    }
+
+    fn code(r: Result<(), Error>) -> Option<u16> {
+        r.err().map(|e| e.code().as_u16())
+    }
+
+    #[test]
+    fn phases_and_post_consensus_checks_follow_the_spec() {
+        let mut r = runner();
+        assert_eq!(r.phase(), Phase::Idle);
+        assert_eq!(code(r.validate_post_consensus(&psm(12))), Some(4));
+        r.setup_for_new_duty(12, 3);
+        assert_eq!(r.phase(), Phase::PreConsensus);
+        assert_eq!(code(r.validate_post_consensus(&psm(12))), Some(45));
+        r.state.as_mut().expect("state").decided_value = Some(vec![1]);
+        assert_eq!(r.phase(), Phase::PostConsensus);
+        // Decided value but no instance at the height.
+        assert_eq!(code(r.validate_post_consensus(&psm(12))), Some(46));
+        r.state.as_mut().expect("state").finished = true;
+        assert_eq!(r.phase(), Phase::Finished);
+        assert_eq!(code(r.validate_post_consensus(&psm(12))), Some(4));
+    }
+
+    #[test]
+    fn duties_must_move_forward() {
+        let mut r = runner();
+        assert!(r.should_process_duty(0).is_ok(), "the first height");
+        r.controller.height = 12;
+        assert_eq!(code(r.should_process_duty(12)), Some(42));
+        assert_eq!(code(r.should_process_duty(11)), Some(42));
+        assert!(r.should_process_duty(13).is_ok());
+        r.setup_for_new_duty(12, 3);
+        assert_eq!(code(r.should_process_non_beacon_duty(12)), Some(42));
+        assert!(r.should_process_non_beacon_duty(13).is_ok());
+    }
+
+    #[test]
+    fn partials_reach_quorum_once() {
+        let mut c = PartialSigCollector::new(2);
+        let mut m = psm(12);
+        assert!(collect_partials(&mut c, &m).is_empty());
+        m.messages[0].signer = 2;
+        assert_eq!(collect_partials(&mut c, &m), vec![(7, [2; 32])]);
+        m.messages[0].signer = 3;
+        assert!(collect_partials(&mut c, &m).is_empty(), "already at quorum");
+    }
+}
