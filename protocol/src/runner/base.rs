@@ -46,6 +46,8 @@ pub enum Phase {
 pub struct RunnerState {
     /// The duty's slot (the QBFT height of its instance).
     pub slot: Slot,
+    /// The height of the duty's QBFT instance once started (ssv-spec `RunningInstance`).
+    pub running_height: Option<Slot>,
     /// Pre-consensus partial signatures.
     pub pre_consensus: PartialSigCollector,
     /// Post-consensus partial signatures.
@@ -61,6 +63,7 @@ impl RunnerState {
     pub fn new(slot: Slot, quorum: usize) -> Self {
         RunnerState {
             slot,
+            running_height: None,
             pre_consensus: PartialSigCollector::new(quorum),
             post_consensus: PartialSigCollector::new(quorum),
             decided_value: None,
@@ -92,8 +95,8 @@ impl BaseRunner {
 
     /// The QBFT instance of the current duty.
     pub fn running_instance(&self) -> Option<&Instance> {
-        let slot = self.state.as_ref()?.slot;
-        self.controller.instance_for_height(slot)
+        let height = self.state.as_ref()?.running_height?;
+        self.controller.instance_for_height(height)
     }
 
     /// Where the current duty stands.
@@ -157,7 +160,11 @@ impl BaseRunner {
         env.value_check
             .check_value(&value)
             .map_err(|e| Error::spec(e.code(), format!("input data invalid: {e}")))?;
-        self.controller.start_new_instance(env, slot, value, out)
+        self.controller.start_new_instance(env, slot, value, out)?;
+        if let Some(state) = self.state.as_mut() {
+            state.running_height = Some(slot);
+        }
+        Ok(())
     }
 
     /// Before a consensus message goes to QBFT (ssv-spec `baseConsensusMsgProcessing`): a

@@ -330,6 +330,8 @@ pub struct RestoredSlot {
     pub post_consensus: Vec<PartialSignatureMessage>,
     /// `State.Finished`.
     pub finished: bool,
+    /// The height of `State.RunningInstance` in the controller (`None`: no instance).
+    pub running_height: Option<Slot>,
 }
 
 /// A slot's state in ssv-spec's terms.
@@ -346,6 +348,8 @@ pub struct SlotView<'a> {
     pub finished: bool,
     /// Where the duty stands.
     pub phase: Phase,
+    /// `State.RunningInstance`.
+    pub running_instance: Option<&'a qbft::Instance>,
     /// `State.PostConsensusContainer.Signatures`: validator → root → operator → partial.
     pub post_consensus:
         BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>,
@@ -818,6 +822,7 @@ impl CommitteeRunner {
             decided_value,
             post_consensus,
             finished,
+            running_height,
         } = restored;
         let slot = duty.slot;
         let roots = match &decided_value {
@@ -834,6 +839,7 @@ impl CommitteeRunner {
         }
         state.decided_value = decided_value;
         state.finished = finished;
+        state.running_height = running_height;
         let mut status: HashMap<(ValidatorIndex, Root), Status> = HashMap::new();
         if finished && let Some(roots) = &roots {
             for (&(v, _), root) in &roots.expected {
@@ -892,6 +898,7 @@ impl CommitteeRunner {
             finished: s.finished(),
             post_consensus,
             phase: s.base.phase(),
+            running_instance: s.base.running_instance(),
         })
     }
 

@@ -399,6 +399,10 @@ impl<'k> Run<'k> {
                     .get("Finished")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
+                running_height: match state.get("RunningInstance") {
+                    Some(i) if !i.is_null() => Some(u64_field(field(i, "State")?, "Height")?),
+                    _ => None,
+                },
             })
             .map_err(|e| format!("restore: {e}"))
     }
@@ -785,15 +789,14 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
     // RunningInstance
     match state.get("RunningInstance") {
         None | Some(Value::Null) => {
-            if view.controller.instance_for_height(slot).is_some() {
+            if view.running_instance.is_some() {
                 return Err(format!("{at}: a running instance, expected none"));
             }
         }
         Some(inst) => {
             let want = instance_from_json(inst, spec_config())?;
             let got = view
-                .controller
-                .instance_for_height(slot)
+                .running_instance
                 .ok_or_else(|| format!("{at}: no running instance"))?;
             compare_states(&got.state, &want.state, &format!("{at}: RunningInstance"))?;
             if got.start_value != want.start_value {
@@ -973,6 +976,88 @@ pub fn committee_case(v: &Value, ctx: &SsvContext, top: Option<&str>) -> Result<
         }
     }
     Ok(())
+}
+
+/// One `newduty.MultiStartNewRunnerDutySpecTest` subtest of the committee role: a runner
+/// loaded from the vector starts a new duty itself (ssv-spec's runner-level `StartNewDuty`, its
+/// QBFT controller carrying on).
+fn new_duty(v: &Value, ctx: &SsvContext, top: &str) -> Result<(), String> {
+    let runner_json = field(v, "Runner")?;
+    let base = field(runner_json, "BaseRunner")?;
+    let member =
+        committee_member_from_json(field(field(base, "QBFTController")?, "CommitteeMember")?)?;
+    let shares = shares_from_json(field(base, "Share")?)?;
+    let mut run = Run::new(&ctx.keys, member, shares)?;
+    let duty_json = field(v, "CommitteeDuty")?;
+    let (duty, extra) = duty_from_json(duty_json)?;
+    let state = field(base, "State")?;
+    let from = if state.is_null() {
+        let controller = field(base, "QBFTController")?;
+        if u64_field(controller, "Height")? != 0
+            || !as_array(controller.get("StoredInstances").unwrap_or(&Value::Null))?.is_empty()
+        {
+            return Err("a runner without a state but with QBFT history".into());
+        }
+        None
+    } else {
+        let d = state.get("CommitteeDuty").cloned().unwrap_or(Value::Null);
+        run.restore(runner_json, &d)?;
+        Some(u64_field(&d, "Slot")?)
+    };
+    run.extras.insert(duty.slot, extra);
+    run.register_duty(&duty);
+    let new_slot = duty.slot;
+    let mut out = Vec::new();
+    let env = Env {
+        signer: &run.signer,
+        verifier: &run.verifier,
+        value_check: &AcceptAll,
+    };
+    let result = match from {
+        Some(from) => run.runner.start_duty_on(from, env, duty, mock_vote(), &mut out),
+        None => run.runner.start_duty(env, duty, mock_vote(), &mut out),
+    };
+    let handled = run.handle(out);
+    let result = result.and(handled);
+    let failed = result.is_err();
+    run.record(result);
+    check_code(run.last_error.take().map_or(Ok(()), Err), expected_code(v)?)?;
+    check_outputs(v, &run, true)?;
+    let slot = match (failed, from) {
+        (true, Some(from)) => from,
+        _ => new_slot,
+    };
+    let expected = state_comparison(
+        ctx,
+        "newduty_MultiStartNewRunnerDutySpecTest",
+        Some(top),
+        &name_of(v),
+    )?;
+    compare_runner(&expected, &run, slot, "post-state")
+}
+
+/// A `newduty.MultiStartNewRunnerDutySpecTest` subtest; roles other than the committee's
+/// fail as not built.
+pub fn new_duty_subtest(v: &Value, ctx: &SsvContext, top: &str) -> SubOutcome {
+    let role = v
+        .get("Runner")
+        .and_then(|r| r.get("BaseRunner"))
+        .and_then(|b| b.get("RunnerRoleType"))
+        .and_then(|r| as_u64(r).ok())
+        .and_then(|r| RunnerRole::from_i32(r as i32));
+    let result = match role {
+        Some(RunnerRole::Committee) => new_duty(v, ctx, top),
+        Some(other) => Err(format!(
+            "the {} runner is not built yet",
+            super::role_name(Some(other))
+        )),
+        None => Err("unknown runner role".into()),
+    };
+    SubOutcome {
+        name: format!("{top} / {}", name_of(v)),
+        role,
+        result,
+    }
 }
 
 /// Dispatches one subtest of a message-processing file by role.

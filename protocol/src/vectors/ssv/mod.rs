@@ -56,7 +56,7 @@ const CASES: &[(&str, SsvCaseFn)] = &[
     ("tests.MsgProcessingSpecTest", msg_processing_single),
     ("committee.MultiCommitteeSpecTest", committee_multi),
     ("committee.CommitteeSpecTest", committee_single),
-    ("newduty.MultiStartNewRunnerDutySpecTest", not_built_multi),
+    ("newduty.MultiStartNewRunnerDutySpecTest", new_duty_multi),
     (
         "synccommitteeaggregator.SyncCommitteeAggregatorProofSpecTest",
         not_built_single,
@@ -113,19 +113,6 @@ fn not_built(v: &Value, test_type: &str, prefix: &str) -> SubOutcome {
     }
 }
 
-fn not_built_multi(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
-    let top = format!("{} / ", name_of(v));
-    let ty = v.get("Type").and_then(Value::as_str).unwrap_or_default();
-    match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
-        Ok(tests) => tests.iter().map(|t| not_built(t, ty, &top)).collect(),
-        Err(e) => vec![SubOutcome {
-            name: name_of(v),
-            role: None,
-            result: Err(e),
-        }],
-    }
-}
-
 fn msg_processing_multi(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
     let top = name_of(v);
     match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
@@ -159,6 +146,21 @@ fn committee_multi(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
         Err(e) => vec![SubOutcome {
             name: top,
             role: Some(RunnerRole::Committee),
+            result: Err(e),
+        }],
+    }
+}
+
+fn new_duty_multi(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
+    let top = name_of(v);
+    match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
+        Ok(tests) => tests
+            .iter()
+            .map(|t| committee_cases::new_duty_subtest(t, ctx, &top))
+            .collect(),
+        Err(e) => vec![SubOutcome {
+            name: top,
+            role: None,
             result: Err(e),
         }],
     }
