@@ -26,7 +26,7 @@ use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
 use ssv_protocol::partial_sig::BlsSignature;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
 use ssv_protocol::runner::{
-    AttestationSlashing, BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind,
+    AttestationSlashing, BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind, RunnerKey,
     ReconstructFailure, RunnerAction, SignItem, ValidatorDuty,
 };
 use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
@@ -237,8 +237,9 @@ pub struct Shard {
     services: Arc<Services>,
     events_tx: async_channel::Sender<ShardEvent>,
     committees: HashMap<usize, CommitteeState>,
-    /// Message ID → committee.
-    by_msg_id: HashMap<[u8; 56], usize>,
+    /// The runner a message belongs to (its ID without the domain, checked first) → its
+    /// committee. Keyed role-neutrally, so the other roles' runners join the same map.
+    by_runner: HashMap<RunnerKey, usize>,
     actions: Vec<RunnerAction>,
     pending_sign: Vec<SignJob>,
     pending_reconstruct: Vec<ReconstructJob>,
@@ -253,7 +254,7 @@ impl Shard {
         events_tx: async_channel::Sender<ShardEvent>,
     ) -> Self {
         let mut committees = HashMap::new();
-        let mut by_msg_id = HashMap::new();
+        let mut by_runner = HashMap::new();
         let slashing: Arc<dyn AttestationSlashing + Send + Sync> =
             Arc::new(StoreSlashing(services.store.clone()));
         for (i, info) in services.registry.committees.iter().enumerate() {
@@ -273,7 +274,7 @@ impl Shard {
                 },
             )
             .with_slashing(slashing.clone());
-            by_msg_id.insert(runner.message_id().0, i);
+            by_runner.insert(RunnerKey::Committee(info.member.committee_id), i);
             committees.insert(
                 i,
                 CommitteeState {
@@ -289,7 +290,7 @@ impl Shard {
             services,
             events_tx,
             committees,
-            by_msg_id,
+            by_runner,
             actions: Vec::new(),
             pending_sign: Vec::new(),
             pending_reconstruct: Vec::new(),
@@ -681,7 +682,8 @@ impl Shard {
             return ValidationResult::Reject;
         }
         let encoded = signed.ssv_message.as_ssz_bytes();
-        let Some(&committee) = self.by_msg_id.get(&id.0) else {
+        let Some(&committee) = RunnerKey::from_message_id(id).and_then(|k| self.by_runner.get(&k))
+        else {
             // Another committee on our subnet: forward it if every signer is a known
             // operator and signed it.
             let ok = signed.operator_ids.iter().enumerate().all(|(i, op)| {

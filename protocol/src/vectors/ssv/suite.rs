@@ -93,6 +93,32 @@ impl Suite {
         }
     }
 
+    /// Every file whose path starts with `prefix` (relative to `DIR/ssv`), sorted.
+    pub fn files_under(&self, prefix: &str) -> Result<Vec<String>, String> {
+        match self {
+            Suite::Dir(dir) => {
+                let mut out = Vec::new();
+                let mut stack = vec![dir.join(prefix)];
+                while let Some(p) = stack.pop() {
+                    if p.is_dir() {
+                        for e in std::fs::read_dir(&p).map_err(|e| format!("{}: {e}", p.display()))? {
+                            stack.push(e.map_err(|e| e.to_string())?.path());
+                        }
+                    } else if let Ok(rel) = p.strip_prefix(dir) {
+                        out.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            Suite::Archive(files) => Ok(files
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect()),
+        }
+    }
+
     /// One file as JSON.
     pub fn json(&self, rel: &str) -> Result<serde_json::Value, String> {
         serde_json::from_slice(&self.read(rel)?).map_err(|e| format!("{rel}: json: {e}"))
