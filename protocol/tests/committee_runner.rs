@@ -729,7 +729,10 @@ fn no_round_change_after_a_duty_completes() {
         for _ in 0..5 {
             let mut out = vec![];
             node.runner.on_timeout(env, slot, &mut out).unwrap();
-            assert!(out.is_empty(), "a finished duty acted on a timeout: {out:?}");
+            assert!(
+                out.is_empty(),
+                "a finished duty acted on a timeout: {out:?}"
+            );
         }
     }
     // The next slot has started but not decided: its timeout changes round.

@@ -396,9 +396,15 @@ impl Sim {
                     };
                     // Errors are the normal fate of late, future, duplicate or Byzantine
                     // messages; the state machine must just not be harmed by them.
-                    let info = ProcessingMessage::new(msg.clone())
-                        .ok()
-                        .map(|m| (m.kind(), m.qbft.round, m.signers().to_vec(), m.qbft.data_round, hex::encode(&m.qbft.root[..2])));
+                    let info = ProcessingMessage::new(msg.clone()).ok().map(|m| {
+                        (
+                            m.kind(),
+                            m.qbft.round,
+                            m.signers().to_vec(),
+                            m.qbft.data_round,
+                            hex::encode(&m.qbft.root[..2]),
+                        )
+                    });
                     let result = node.controller.process_msg(env, msg.clone(), &mut actions);
                     if self.trace {
                         let round = node

@@ -21,7 +21,11 @@ const OUTCOMES: usize = 1_236 + 3 * 5;
 #[test]
 fn the_committee_role_and_the_role_independent_types_pass() {
     let report = run_module(&vectors_root(), "ssv").expect("the suite runs");
-    assert_eq!(report.outcomes.len(), OUTCOMES, "every subtest has an outcome");
+    assert_eq!(
+        report.outcomes.len(),
+        OUTCOMES,
+        "every subtest has an outcome"
+    );
     let failures: Vec<String> = report
         .outcomes
         .iter()

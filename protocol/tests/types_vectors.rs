@@ -128,18 +128,27 @@ fn the_signed_ssv_message_tests_missing_from_the_snapshot() {
     )
     .expect("json");
     let operator = |id: &str| {
-        let pem = hex::decode(keys["BySize"]["4"]["OperatorKeys"][id].as_str().expect("hex"))
-            .expect("hex");
+        let pem = hex::decode(
+            keys["BySize"]["4"]["OperatorKeys"][id]
+                .as_str()
+                .expect("hex"),
+        )
+        .expect("hex");
         OperatorKey::from_pem(&pem).expect("rsa key")
     };
     let pem_b64 = |key: &OperatorKey| {
         let body = base64::engine::general_purpose::STANDARD.encode(key.public_der());
-        b64(format!("-----BEGIN RSA PUBLIC KEY-----\n{body}\n-----END RSA PUBLIC KEY-----\n").as_bytes())
+        b64(
+            format!("-----BEGIN RSA PUBLIC KEY-----\n{body}\n-----END RSA PUBLIC KEY-----\n")
+                .as_bytes(),
+        )
     };
     // A randao partial-signature message of the aggregator role, as the Go test's
     // `SSVMsgAggregator(nil, PreConsensusRandaoMsg(...))` (its content is not what is tested).
     let mut msg_id = vec![0u8, 0, 3, 1, 1, 0, 0, 0];
-    msg_id.extend(hex::decode(keys["BySize"]["4"]["ValidatorPK"].as_str().expect("pk")).expect("hex"));
+    msg_id.extend(
+        hex::decode(keys["BySize"]["4"]["ValidatorPK"].as_str().expect("pk")).expect("hex"),
+    );
     let data = vec![1u8; 40];
     let ssv = ssv_protocol::message::SsvMessage::new(
         ssv_protocol::message::MsgType::PartialSignature,
@@ -150,7 +159,8 @@ fn the_signed_ssv_message_tests_missing_from_the_snapshot() {
     let encoded = ssz::Encode::as_ssz_bytes(&ssv);
     let one = operator("1");
     let signature = one.sign(&encoded).expect("sign");
-    let ssv_json = serde_json::json!({"MsgType": 1, "MsgID": hex::encode(&msg_id), "Data": b64(&data)});
+    let ssv_json =
+        serde_json::json!({"MsgType": 1, "MsgID": hex::encode(&msg_id), "Data": b64(&data)});
     let ctx = CaseContext {
         root: vectors_root(),
         module: "types".into(),

@@ -26,8 +26,8 @@ use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
 use ssv_protocol::partial_sig::BlsSignature;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
 use ssv_protocol::runner::{
-    AttestationSlashing, BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind, RunnerKey,
-    ReconstructFailure, RunnerAction, SignItem, ValidatorDuty,
+    AttestationSlashing, BeaconVoteCheck, CommitteeDuty, CommitteeRunner, DutyKind,
+    ReconstructFailure, RunnerAction, RunnerKey, SignItem, ValidatorDuty,
 };
 use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};

@@ -526,7 +526,7 @@ impl Instance {
             .iter()
             .filter(|rc| rc.round_change_prepared())
             .collect();
-        prepared.sort_by(|a, b| b.qbft.data_round.cmp(&a.qbft.data_round));
+        prepared.sort_by_key(|rc| std::cmp::Reverse(rc.qbft.data_round));
         let candidates = prepared
             .iter()
             .map(|rc| rc.signed.full_data.to_vec())

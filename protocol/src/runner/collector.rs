@@ -71,7 +71,12 @@ impl PartialSigCollector {
     }
 
     /// Whether `operator` has a partial for `validator` over `root`.
-    pub fn has_signature(&self, validator: ValidatorIndex, operator: OperatorId, root: &Root) -> bool {
+    pub fn has_signature(
+        &self,
+        validator: ValidatorIndex,
+        operator: OperatorId,
+        root: &Root,
+    ) -> bool {
         self.partials(validator, root)
             .is_some_and(|m| m.contains_key(&operator))
     }
@@ -147,7 +152,12 @@ impl PartialSigCollector {
 mod tests {
     use super::*;
 
-    fn msg(signer: OperatorId, validator: ValidatorIndex, root: u8, sig: u8) -> PartialSignatureMessage {
+    fn msg(
+        signer: OperatorId,
+        validator: ValidatorIndex,
+        root: u8,
+        sig: u8,
+    ) -> PartialSignatureMessage {
         PartialSignatureMessage {
             partial_signature: [sig; 96],
             signing_root: [root; 32],
@@ -178,7 +188,10 @@ mod tests {
         let mut c = PartialSigCollector::new(2);
         c.add(&msg(1, 7, 1, 1));
         assert_eq!(c.add(&msg(1, 7, 1, 9)), Added::Duplicate);
-        assert_eq!(c.partials(7, &[1; 32]).and_then(|m| m.get(&1)), Some(&[1; 96]));
+        assert_eq!(
+            c.partials(7, &[1; 32]).and_then(|m| m.get(&1)),
+            Some(&[1; 96])
+        );
     }
 
     #[test]

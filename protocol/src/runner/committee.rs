@@ -29,18 +29,18 @@ use std::time::Duration;
 use ssz::{Decode, Encode};
 use tree_hash::TreeHash;
 
+use super::base::{BaseRunner, Phase, RunnerState};
+use super::collector::PartialSigCollector;
 use crate::beacon_vote::BeaconVote;
 use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
+use crate::message::RunnerRole;
 use crate::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
 use crate::partial_sig::{
     BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
-use crate::message::RunnerRole;
 use crate::qbft::{self, Action, Config, Controller, Env, ValueCheck};
-use super::base::{BaseRunner, Phase, RunnerState};
-use super::collector::PartialSigCollector;
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{
     BlsPublicKey, CommitteeMember, Epoch, OperatorId, Root, Round, Slot, ValidatorIndex, quorum,
@@ -702,7 +702,6 @@ impl CommitteeRunner {
             ),
         );
         self.start_on(env, base, duty, vote, out)
-            .map_err(|(e, _)| e)
     }
 
     /// Starts `duty` on the runner of slot `from`, whose QBFT controller carries on (ssv-spec's
@@ -737,7 +736,6 @@ impl CommitteeRunner {
         let mut base = previous.base;
         base.state = None;
         self.start_on(env, base, duty, vote, out)
-            .map_err(|(e, _)| e)
     }
 
     /// Starts `duty` on `base` (a runner without a running duty).
@@ -748,11 +746,9 @@ impl CommitteeRunner {
         duty: CommitteeDuty,
         vote: BeaconVote,
         out: &mut Vec<RunnerAction>,
-    ) -> Result<(), (Error, BaseRunner)> {
+    ) -> Result<(), Error> {
         let slot = duty.slot;
-        if let Err(e) = base.should_process_duty(slot) {
-            return Err((e, base));
-        }
+        base.should_process_duty(slot)?;
         base.setup_for_new_duty(slot, self.quorum);
         let by_validator = duty
             .duties
@@ -783,7 +779,7 @@ impl CommitteeRunner {
         };
         if let Err(e) = started {
             self.qbft_out = qbft_out;
-            return Err((e, base));
+            return Err(e);
         }
         self.highest_started = Some(self.highest_started.map_or(slot, |h| h.max(slot)));
         self.stats.duties_started += 1;
@@ -1307,8 +1303,7 @@ impl CommitteeRunner {
             }
             // The first partial of an operator for a validator and root stays.
             collector.add(m);
-            if c.done || c.in_flight || !collector.has_quorum(m.validator_index, &m.signing_root)
-            {
+            if c.done || c.in_flight || !collector.has_quorum(m.validator_index, &m.signing_root) {
                 continue;
             }
             // Partials over roots no duty expects are kept (the spec's container keeps them)

@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn share_counts_follow_the_spec() {
-        assert_eq!(check_share_count(RunnerRole::Committee, 0), Err("no shares"));
+        assert_eq!(
+            check_share_count(RunnerRole::Committee, 0),
+            Err("no shares")
+        );
         assert_eq!(check_share_count(RunnerRole::Committee, 30), Ok(()));
         assert_eq!(check_share_count(RunnerRole::Proposer, 1), Ok(()));
         assert_eq!(

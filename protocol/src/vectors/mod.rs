@@ -86,7 +86,10 @@ impl Report {
         self.count_by(|o| o.role.clone())
     }
 
-    fn count_by(&self, key: impl Fn(&FileOutcome) -> Option<String>) -> BTreeMap<String, (usize, usize)> {
+    fn count_by(
+        &self,
+        key: impl Fn(&FileOutcome) -> Option<String>,
+    ) -> BTreeMap<String, (usize, usize)> {
         let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for o in &self.outcomes {
             let Some(k) = key(o) else { continue };

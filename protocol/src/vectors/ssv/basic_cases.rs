@@ -106,10 +106,7 @@ pub fn runner_construction(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
     role_errors
         .iter()
         .map(|(role, want)| {
-            let role = role
-                .parse::<i32>()
-                .ok()
-                .and_then(RunnerRole::from_i32);
+            let role = role.parse::<i32>().ok().and_then(RunnerRole::from_i32);
             let name = format!("{} / {}", name_of(v), role_name(role));
             let want = want.as_str().unwrap_or_default();
             let result = match role {
@@ -183,11 +180,12 @@ pub fn slashable_slots(v: &Value) -> Result<SlashableSlots, String> {
 
 /// Operator 1's share secret of the 4-operator set: the Go test's default "share public key"
 /// of the committee value check (an opaque key; see `SOURCE.md`).
-const DEFAULT_VALCHECK_KEY: &str = "5f4711a796c1116b5118ec35279fb64d551d9b38813d2939954dd2df5160d3d9";
+const DEFAULT_VALCHECK_KEY: &str =
+    "5f4711a796c1116b5118ec35279fb64d551d9b38813d2939954dd2df5160d3d9";
 
 fn valcheck_one(v: &Value) -> Result<(), String> {
-    let role = RunnerRole::from_i32(u64_field(v, "RunnerRole")? as i32)
-        .ok_or("unknown RunnerRole")?;
+    let role =
+        RunnerRole::from_i32(u64_field(v, "RunnerRole")? as i32).ok_or("unknown RunnerRole")?;
     let input = as_b64(field(v, "Input")?)?;
     let result = match role {
         RunnerRole::Committee => {

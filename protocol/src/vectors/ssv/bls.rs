@@ -5,9 +5,9 @@
 
 use blst::min_pk::{PublicKey, SecretKey, Signature};
 use blst::{
-    BLST_ERROR, blst_fr, blst_fr_from_uint64, blst_fr_inverse, blst_fr_mul, blst_fr_sub,
-    blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_from_affine, blst_p2_mult,
-    blst_p2_to_affine, blst_scalar, blst_scalar_from_fr,
+    BLST_ERROR, blst_fr, blst_fr_from_uint64, blst_fr_inverse, blst_fr_mul, blst_fr_sub, blst_p2,
+    blst_p2_add_or_double, blst_p2_affine, blst_p2_from_affine, blst_p2_mult, blst_p2_to_affine,
+    blst_scalar, blst_scalar_from_fr,
 };
 
 /// The Ethereum proof-of-possession ciphersuite.
@@ -27,8 +27,10 @@ pub fn public_key(secret: &[u8; 32]) -> Result<[u8; 48], String> {
 
 /// Whether `sig` is a valid signature of `root` by `pubkey`.
 pub fn verify(pubkey: &[u8], root: &[u8; 32], sig: &[u8]) -> bool {
-    let (Ok(pk), Ok(sig)) = (PublicKey::key_validate(pubkey), Signature::sig_validate(sig, true))
-    else {
+    let (Ok(pk), Ok(sig)) = (
+        PublicKey::key_validate(pubkey),
+        Signature::sig_validate(sig, true),
+    ) else {
         return false;
     };
     sig.verify(true, root, DST, &[], &pk, false) == BLST_ERROR::BLST_SUCCESS
@@ -42,7 +44,11 @@ fn fr(x: u64) -> blst_fr {
     out
 }
 
-fn fr_op(a: &blst_fr, b: &blst_fr, op: unsafe extern "C" fn(*mut blst_fr, *const blst_fr, *const blst_fr)) -> blst_fr {
+fn fr_op(
+    a: &blst_fr,
+    b: &blst_fr,
+    op: unsafe extern "C" fn(*mut blst_fr, *const blst_fr, *const blst_fr),
+) -> blst_fr {
     let mut out = blst_fr::default();
     // SAFETY: all three pointers refer to live, initialised values.
     unsafe { op(&mut out, a, b) };

@@ -19,8 +19,7 @@ use tree_hash_derive::TreeHash;
 
 use super::super::json::{as_array, as_b64, as_fixed, as_u64, field, u64_field};
 use super::super::qbft_cases::{
-    FixtureVerifier, compare_controllers, compare_states, controller_from_json,
-    instance_from_json,
+    FixtureVerifier, compare_controllers, compare_states, controller_from_json, instance_from_json,
 };
 use super::super::rsa::OperatorKey;
 use super::super::types_cases::{
@@ -33,11 +32,11 @@ use crate::beacon::phase0;
 use crate::beacon_vote::{AttestationData, BeaconVote, Checkpoint};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
+use crate::message::RsaSignature;
 use crate::message::{MsgType, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{
     BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
-use crate::message::RsaSignature;
 use crate::qbft::{self, Config, Env, OperatorSigner, ValueCheck};
 use crate::runner::{
     AttestationSlashing, CommitteeDuty, CommitteeRunner, DutyKind, ReconstructFailure,
@@ -95,7 +94,12 @@ struct ShareInfo {
 fn share_from_json(v: &Value) -> Result<ShareInfo, String> {
     let committee = as_array(field(v, "Committee")?)?
         .iter()
-        .map(|m| Ok((u64_field(m, "Signer")?, as_fixed::<48>(field(m, "SharePubKey")?)?)))
+        .map(|m| {
+            Ok((
+                u64_field(m, "Signer")?,
+                as_fixed::<48>(field(m, "SharePubKey")?)?,
+            ))
+        })
         .collect::<Result<_, String>>()?;
     Ok(ShareInfo {
         validator_pk: as_fixed::<48>(field(v, "ValidatorPubKey")?)?,
@@ -442,7 +446,10 @@ impl<'k> Run<'k> {
 
     /// The checks of ssv-spec's `Committee.ProcessMessage` before its runner: `Ok(None)` for
     /// a message the committee ignores (pre-consensus partial signatures).
-    fn committee_checks(&self, loose: &LooseSignedSsvMessage) -> Result<Option<SignedSsvMessage>, Error> {
+    fn committee_checks(
+        &self,
+        loose: &LooseSignedSsvMessage,
+    ) -> Result<Option<SignedSsvMessage>, Error> {
         loose.validate()?;
         let msg = LooseSignedSsvMessage {
             signatures: loose.signatures.clone(),
@@ -580,7 +587,8 @@ impl<'k> Run<'k> {
                     let mut verdicts = Vec::new();
                     for item in items {
                         let v = item.duty.validator_index;
-                        let verdict = self.reconstruct(slot, signing_root, vote, &item.duty, &item.partials);
+                        let verdict =
+                            self.reconstruct(slot, signing_root, vote, &item.duty, &item.partials);
                         if verdict.is_err() {
                             first_error.get_or_insert(Error::spec(
                                 ErrorCode::ReconstructSignature,
@@ -589,7 +597,8 @@ impl<'k> Run<'k> {
                         }
                         verdicts.push((v, verdict));
                     }
-                    self.runner.reconstructed(slot, signing_root, verdicts, &mut out);
+                    self.runner
+                        .reconstructed(slot, signing_root, verdicts, &mut out);
                 }
             }
             work.extend(out);
@@ -609,9 +618,8 @@ impl<'k> Run<'k> {
     ) -> Result<(), ReconstructFailure> {
         let share = self.shares.get(&duty.validator_index);
         let sig = bls::reconstruct(partials).ok();
-        let valid = sig.is_some_and(|sig| {
-            share.is_some_and(|s| bls::verify(&s.validator_pk, &root, &sig))
-        });
+        let valid =
+            sig.is_some_and(|sig| share.is_some_and(|s| bls::verify(&s.validator_pk, &root, &sig)));
         let (true, Some(sig)) = (valid, sig) else {
             let bad: Vec<OperatorId> = partials
                 .iter()
@@ -636,14 +644,16 @@ impl<'k> Run<'k> {
             .copied();
         let pre_electra = slot / SLOTS_PER_EPOCH < ELECTRA_EPOCH;
         let submitted = match (duty.kind, extra) {
-            (DutyKind::SyncCommittee, _) => SyncCommitteeMessage {
-                slot,
-                beacon_block_root: vote.block_root,
-                validator_index: duty.validator_index,
-                signature: sig,
+            (DutyKind::SyncCommittee, _) => {
+                SyncCommitteeMessage {
+                    slot,
+                    beacon_block_root: vote.block_root,
+                    validator_index: duty.validator_index,
+                    signature: sig,
+                }
+                .tree_hash_root()
+                .0
             }
-            .tree_hash_root()
-            .0,
             (DutyKind::Attester { .. }, Some(extra)) if pre_electra => {
                 let mut data = vote.attestation_data(slot);
                 data.index = extra.committee_index;
@@ -659,14 +669,16 @@ impl<'k> Run<'k> {
                 .tree_hash_root()
                 .0
             }
-            (DutyKind::Attester { .. }, Some(extra)) => SingleAttestation {
-                committee_index: extra.committee_index,
-                attester_index: duty.validator_index,
-                data: vote.attestation_data(slot),
-                signature: sig,
+            (DutyKind::Attester { .. }, Some(extra)) => {
+                SingleAttestation {
+                    committee_index: extra.committee_index,
+                    attester_index: duty.validator_index,
+                    data: vote.attestation_data(slot),
+                    signature: sig,
+                }
+                .tree_hash_root()
+                .0
             }
-            .tree_hash_root()
-            .0,
             (DutyKind::Attester { .. }, None) => return Err(ReconstructFailure::Mismatch),
         };
         self.submitted.push(submitted);
@@ -686,11 +698,7 @@ fn proposal_height(msg: &SignedSsvMessage) -> Option<Slot> {
 
 /// The root of one partial-signature entry (what the Go harness compares).
 fn entry_roots(psm: &PartialSignatureMessages) -> Vec<Root> {
-    let mut roots: Vec<Root> = psm
-        .messages
-        .iter()
-        .map(|m| m.tree_hash_root().0)
-        .collect();
+    let mut roots: Vec<Root> = psm.messages.iter().map(|m| m.tree_hash_root().0).collect();
     roots.sort_unstable();
     roots
 }
@@ -711,9 +719,13 @@ fn partial_outputs(run: &Run<'_>) -> Result<Vec<PartialSignatureMessages>, Strin
                 .iter()
                 .find(|o| o.operator_id == *op)
                 .zip(m.signature(i))
-                .is_some_and(|(o, sig)| qbft::SignatureVerifier::verify(&run.verifier, o, &encoded, sig));
+                .is_some_and(|(o, sig)| {
+                    qbft::SignatureVerifier::verify(&run.verifier, o, &encoded, sig)
+                });
             if !ok {
-                return Err(format!("broadcast signature of operator {op} does not verify"));
+                return Err(format!(
+                    "broadcast signature of operator {op} does not verify"
+                ));
             }
         }
         if m.ssv_message.kind() == Some(MsgType::PartialSignature) {
@@ -756,15 +768,18 @@ fn check_outputs(v: &Value, run: &Run<'_>, in_order: bool) -> Result<(), String>
     }
     let mut want: Vec<String> = as_array(v.get("BeaconBroadcastedRoots").unwrap_or(&Value::Null))?
         .iter()
-        .map(|r| r.as_str().unwrap_or_default().trim_start_matches("0x").to_string())
+        .map(|r| {
+            r.as_str()
+                .unwrap_or_default()
+                .trim_start_matches("0x")
+                .to_string()
+        })
         .collect();
     let mut got: Vec<String> = run.submitted.iter().map(hex::encode).collect();
     want.sort();
     got.sort();
     if want != got {
-        return Err(format!(
-            "submitted roots {got:?}, expected {want:?}"
-        ));
+        return Err(format!("submitted roots {got:?}, expected {want:?}"));
     }
     Ok(())
 }
@@ -778,14 +793,17 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
         if state.is_null() {
             return Ok(());
         }
-        return Err(format!("{at}: no runner for slot {slot}, expected one with a state"));
+        return Err(format!(
+            "{at}: no runner for slot {slot}, expected one with a state"
+        ));
     };
     if state.is_null() {
         return Err(format!("{at}: slot {slot} has a duty, expected no state"));
     }
     // QBFTController
     let want = controller_from_json(field(base, "QBFTController")?, spec_config())?;
-    compare_controllers(view.controller, &want, 0).map_err(|e| format!("{at}: QBFTController: {e}"))?;
+    compare_controllers(view.controller, &want, 0)
+        .map_err(|e| format!("{at}: QBFTController: {e}"))?;
     // RunningInstance
     match state.get("RunningInstance") {
         None | Some(Value::Null) => {
@@ -812,13 +830,21 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
             hex::encode(decided)
         ));
     }
-    let finished = state.get("Finished").and_then(Value::as_bool).unwrap_or(false);
+    let finished = state
+        .get("Finished")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if view.finished != finished {
-        return Err(format!("{at}: Finished {}, expected {finished}", view.finished));
+        return Err(format!(
+            "{at}: Finished {}, expected {finished}",
+            view.finished
+        ));
     }
     // PostConsensusContainer.Signatures
-    let mut want_sigs: BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>> =
-        BTreeMap::new();
+    let mut want_sigs: BTreeMap<
+        ValidatorIndex,
+        BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>,
+    > = BTreeMap::new();
     if let Some(sigs) = state
         .get("PostConsensusContainer")
         .and_then(|c| c.get("Signatures"))
@@ -830,7 +856,10 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
                 let root: Root = as_fixed::<32>(&Value::String(root.clone()))?;
                 let entry = want_sigs.entry(vi).or_default().entry(root).or_default();
                 for (op, sig) in ops.as_object().into_iter().flatten() {
-                    entry.insert(op.parse().map_err(|e| format!("{op}: {e}"))?, as_fixed::<96>(sig)?);
+                    entry.insert(
+                        op.parse().map_err(|e| format!("{op}: {e}"))?,
+                        as_fixed::<96>(sig)?,
+                    );
                 }
             }
         }
@@ -840,19 +869,24 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
         !roots.is_empty()
     });
     if view.post_consensus != want_sigs {
-        let describe = |m: &BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>| {
-            m.iter()
-                .map(|(v, r)| {
-                    format!(
-                        "{v}: {:?}",
-                        r.iter()
-                            .map(|(root, ops)| format!("{}…{:?}", hex::encode(&root[..3]), ops.keys().collect::<Vec<_>>()))
-                            .collect::<Vec<_>>()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
+        let describe =
+            |m: &BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>| {
+                m.iter()
+                    .map(|(v, r)| {
+                        format!(
+                            "{v}: {:?}",
+                            r.iter()
+                                .map(|(root, ops)| format!(
+                                    "{}…{:?}",
+                                    hex::encode(&root[..3]),
+                                    ops.keys().collect::<Vec<_>>()
+                                ))
+                                .collect::<Vec<_>>()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
         return Err(format!(
             "{at}: PostConsensusContainer {} != expected {}",
             describe(&view.post_consensus),
@@ -870,29 +904,36 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
 }
 
 /// The state-comparison file of a subtest.
-fn state_comparison(ctx: &SsvContext, dir: &str, top: Option<&str>, name: &str) -> Result<Value, String> {
+fn state_comparison(
+    ctx: &SsvContext,
+    dir: &str,
+    top: Option<&str>,
+    name: &str,
+) -> Result<Value, String> {
     let rel = match top {
-        Some(top) => format!("state_comparison/{dir}/{}/{name}.json", top.replace(' ', "_")),
+        Some(top) => format!(
+            "state_comparison/{dir}/{}/{name}.json",
+            top.replace(' ', "_")
+        ),
         None => format!("state_comparison/{dir}/{name}.json"),
     };
     ctx.suite.json(&rel)
 }
 
 /// One `MsgProcessingSpecTest` of the committee role.
-fn msg_processing(
-    v: &Value,
-    ctx: &SsvContext,
-    dir: &str,
-    top: Option<&str>,
-) -> Result<(), String> {
+fn msg_processing(v: &Value, ctx: &SsvContext, dir: &str, top: Option<&str>) -> Result<(), String> {
     let runner_json = field(v, "Runner")?;
     let base = field(runner_json, "BaseRunner")?;
-    let member = committee_member_from_json(field(field(base, "QBFTController")?, "CommitteeMember")?)?;
+    let member =
+        committee_member_from_json(field(field(base, "QBFTController")?, "CommitteeMember")?)?;
     let shares = shares_from_json(field(base, "Share")?)?;
     let mut run = Run::new(&ctx.keys, member, shares)?;
     let duty_json = field(v, "CommitteeDuty")?;
     let slot = u64_field(duty_json, "Slot")?;
-    let dont_start = v.get("DontStartDuty").and_then(Value::as_bool).unwrap_or(false);
+    let dont_start = v
+        .get("DontStartDuty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if dont_start {
         if field(base, "State")?.is_null() {
             run.stateless.insert(slot);
@@ -902,7 +943,10 @@ fn msg_processing(
     } else {
         run.start_duty(duty_json)?;
     }
-    let slashable = v.get("DecidedSlashable").and_then(Value::as_bool).unwrap_or(false);
+    let slashable = v
+        .get("DecidedSlashable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     for m in as_array(field(v, "Messages")?)? {
         run.process(m, slashable)?;
     }
@@ -932,7 +976,9 @@ pub fn committee_case(v: &Value, ctx: &SsvContext, top: Option<&str>) -> Result<
     let mut run = Run::new(&ctx.keys, member, shares)?;
     if let Some(runners) = committee.get("Runners").and_then(Value::as_object) {
         for (slot, r) in runners {
-            let slot: Slot = slot.parse().map_err(|e| format!("runner slot {slot}: {e}"))?;
+            let slot: Slot = slot
+                .parse()
+                .map_err(|e| format!("runner slot {slot}: {e}"))?;
             let state = field(field(r, "BaseRunner")?, "State")?;
             if !state.is_null() {
                 let duty = state.get("CommitteeDuty").cloned().unwrap_or(Value::Null);
@@ -966,7 +1012,9 @@ pub fn committee_case(v: &Value, ctx: &SsvContext, top: Option<&str>) -> Result<
         .unwrap_or_default();
     let mut expected_slots = HashSet::new();
     for (slot, r) in &runners {
-        let slot: Slot = slot.parse().map_err(|e| format!("runner slot {slot}: {e}"))?;
+        let slot: Slot = slot
+            .parse()
+            .map_err(|e| format!("runner slot {slot}: {e}"))?;
         expected_slots.insert(slot);
         compare_runner(r, &run, slot, &format!("runner of slot {slot}"))?;
     }
@@ -1014,7 +1062,9 @@ fn new_duty(v: &Value, ctx: &SsvContext, top: &str) -> Result<(), String> {
         value_check: &AcceptAll,
     };
     let result = match from {
-        Some(from) => run.runner.start_duty_on(from, env, duty, mock_vote(), &mut out),
+        Some(from) => run
+            .runner
+            .start_duty_on(from, env, duty, mock_vote(), &mut out),
         None => run.runner.start_duty(env, duty, mock_vote(), &mut out),
     };
     let handled = run.handle(out);

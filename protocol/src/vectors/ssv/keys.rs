@@ -55,7 +55,13 @@ fn id_map<'a>(v: &'a Value, name: &str) -> Result<Vec<(u64, &'a Value)>, String>
         .as_object()
         .ok_or_else(|| format!("{name}: expected an object"))?
         .iter()
-        .map(|(k, v)| Ok((k.parse::<u64>().map_err(|e| format!("{name} key {k}: {e}"))?, v)))
+        .map(|(k, v)| {
+            Ok((
+                k.parse::<u64>()
+                    .map_err(|e| format!("{name} key {k}: {e}"))?,
+                v,
+            ))
+        })
         .collect()
 }
 

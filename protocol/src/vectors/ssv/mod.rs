@@ -106,10 +106,7 @@ fn not_built(v: &Value, test_type: &str, prefix: &str) -> SubOutcome {
     SubOutcome {
         name: format!("{prefix}{}", name_of(v)),
         role,
-        result: Err(format!(
-            "the {} runner is not built yet",
-            role_name(role)
-        )),
+        result: Err(format!("the {} runner is not built yet", role_name(role))),
     }
 }
 

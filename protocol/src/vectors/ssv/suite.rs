@@ -83,9 +83,7 @@ impl Suite {
     /// The bytes of one file.
     pub fn read(&self, rel: &str) -> Result<Vec<u8>, String> {
         match self {
-            Suite::Dir(dir) => {
-                std::fs::read(dir.join(rel)).map_err(|e| format!("read {rel}: {e}"))
-            }
+            Suite::Dir(dir) => std::fs::read(dir.join(rel)).map_err(|e| format!("read {rel}: {e}")),
             Suite::Archive(files) => files
                 .get(rel)
                 .cloned()
@@ -101,7 +99,9 @@ impl Suite {
                 let mut stack = vec![dir.join(prefix)];
                 while let Some(p) = stack.pop() {
                     if p.is_dir() {
-                        for e in std::fs::read_dir(&p).map_err(|e| format!("{}: {e}", p.display()))? {
+                        for e in
+                            std::fs::read_dir(&p).map_err(|e| format!("{}: {e}", p.display()))?
+                        {
                             stack.push(e.map_err(|e| e.to_string())?.path());
                         }
                     } else if let Ok(rel) = p.strip_prefix(dir) {
