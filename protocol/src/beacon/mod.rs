@@ -12,6 +12,7 @@
 //! each checked against its `*_MAX` constant), so decoding never allocates beyond it.
 
 pub mod altair;
+pub mod builder;
 pub mod capella;
 pub mod consensus_data;
 pub mod deneb;
