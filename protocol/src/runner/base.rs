@@ -77,15 +77,16 @@ impl RunnerState {
 pub struct BaseRunner {
     /// The role.
     pub role: RunnerRole,
-    /// The QBFT controller (height = the last started or decided duty's slot).
-    pub controller: Controller,
+    /// The QBFT controller (height = the last started or decided duty's slot); `None` for
+    /// the roles without consensus (validator registration, voluntary exit).
+    pub controller: Option<Controller>,
     /// The current duty, if any.
     pub state: Option<RunnerState>,
 }
 
 impl BaseRunner {
-    /// A runner with no duty yet.
-    pub fn new(role: RunnerRole, controller: Controller) -> Self {
+    /// A runner with no duty yet (`controller: None` for the roles without consensus).
+    pub fn new(role: RunnerRole, controller: Option<Controller>) -> Self {
         BaseRunner {
             role,
             controller,
@@ -96,7 +97,7 @@ impl BaseRunner {
     /// The QBFT instance of the current duty.
     pub fn running_instance(&self) -> Option<&Instance> {
         let height = self.state.as_ref()?.running_height?;
-        self.controller.instance_for_height(height)
+        self.controller.as_ref()?.instance_for_height(height)
     }
 
     /// Where the current duty stands.
@@ -118,7 +119,7 @@ impl BaseRunner {
     /// ssv-spec `ShouldProcessDuty`: a duty must be above the controller's height (except at
     /// the first height).
     pub fn should_process_duty(&self, slot: Slot) -> Result<(), Error> {
-        let height = self.controller.height;
+        let height = self.controller.as_ref().map_or(0, |c| c.height);
         if height >= slot && height != 0 {
             return Err(Error::spec(
                 ErrorCode::DutyAlreadyPassed,
@@ -160,7 +161,15 @@ impl BaseRunner {
         env.value_check
             .check_value(&value)
             .map_err(|e| Error::spec(e.code(), format!("input data invalid: {e}")))?;
-        self.controller.start_new_instance(env, slot, value, out)?;
+        self.controller
+            .as_mut()
+            .ok_or_else(|| {
+                Error::spec(
+                    ErrorCode::StartInstance,
+                    "the role has no consensus phase",
+                )
+            })?
+            .start_new_instance(env, slot, value, out)?;
         if let Some(state) = self.state.as_mut() {
             state.running_height = Some(slot);
         }
@@ -284,7 +293,7 @@ mod tests {
     fn runner() -> BaseRunner {
         BaseRunner::new(
             RunnerRole::Committee,
-            Controller::new(vec![0; 56], member(), Config::default()),
+            Some(Controller::new(vec![0; 56], member(), Config::default())),
         )
     }
 
@@ -327,7 +336,9 @@ mod tests {
     fn duties_must_move_forward() {
         let mut r = runner();
         assert!(r.should_process_duty(0).is_ok(), "the first height");
-        r.controller.height = 12;
+        if let Some(c) = r.controller.as_mut() {
+            c.height = 12;
+        }
         assert_eq!(code(r.should_process_duty(12)), Some(42));
         assert_eq!(code(r.should_process_duty(11)), Some(42));
         assert!(r.should_process_duty(13).is_ok());

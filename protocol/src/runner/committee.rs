@@ -695,11 +695,11 @@ impl CommitteeRunner {
         }
         let base = BaseRunner::new(
             RunnerRole::Committee,
-            Controller::new(
+            Some(Controller::new(
                 self.msg_id.0.to_vec(),
                 self.member.clone(),
                 self.qbft_config,
-            ),
+            )),
         );
         self.start_on(env, base, duty, vote, out)
     }
@@ -853,7 +853,7 @@ impl CommitteeRunner {
             .iter()
             .map(|d| ((d.validator_index, d.kind.is_attester()), *d))
             .collect();
-        let mut base = BaseRunner::new(RunnerRole::Committee, controller);
+        let mut base = BaseRunner::new(RunnerRole::Committee, Some(controller));
         base.state = Some(state);
         self.highest_started = Some(self.highest_started.map_or(slot, |h| h.max(slot)));
         self.slots.insert(
@@ -878,6 +878,7 @@ impl CommitteeRunner {
     /// A slot's state in ssv-spec's terms (what the runner suite compares).
     pub fn slot_view(&self, slot: Slot) -> Option<SlotView<'_>> {
         let s = self.slots.get(&slot)?;
+        let controller = s.base.controller.as_ref()?;
         let mut post_consensus = s
             .collector()
             .map(|c| c.signatures().clone())
@@ -889,7 +890,7 @@ impl CommitteeRunner {
         let state = s.base.state.as_ref();
         Some(SlotView {
             duty: &s.duty,
-            controller: &s.base.controller,
+            controller,
             decided_value: state.and_then(|st| st.decided_value.clone()),
             finished: s.finished(),
             post_consensus,
@@ -1068,7 +1069,8 @@ impl CommitteeRunner {
             value_check: &check,
             ..env
         };
-        Some(f(&mut state.base.controller, env))
+        let controller = state.base.controller.as_mut()?;
+        Some(f(controller, env))
     }
 
     fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<RunnerAction>) {

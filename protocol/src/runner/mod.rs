@@ -12,8 +12,14 @@ pub mod base;
 pub mod collector;
 pub mod committee;
 pub mod key;
+pub mod signing_only;
+pub mod validator_registration;
+pub mod voluntary_exit;
 
 pub use base::{BaseRunner, Phase, RunnerState, collect_partials};
 pub use collector::{Added, PartialSigCollector};
 pub use committee::*;
 pub use key::{RunnerKey, check_share_count};
+pub use signing_only::{
+    BeaconObject, RunnerShare, SigningObject, SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
+};
