@@ -164,10 +164,7 @@ impl BaseRunner {
         self.controller
             .as_mut()
             .ok_or_else(|| {
-                Error::spec(
-                    ErrorCode::StartInstance,
-                    "the role has no consensus phase",
-                )
+                Error::spec(ErrorCode::StartInstance, "the role has no consensus phase")
             })?
             .start_new_instance(env, slot, value, out)?;
         if let Some(state) = self.state.as_mut() {

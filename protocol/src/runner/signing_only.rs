@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use ssz::Encode;
 use tree_hash::TreeHash;
 
-use super::base::{BaseRunner, collect_partials};
+use super::base::BaseRunner;
+use super::collector::Added;
 use super::committee::{ReconstructFailure, RunnerOptions};
 use crate::beacon::builder::{SignedValidatorRegistration, ValidatorRegistration};
 use crate::beacon::phase0::{SignedVoluntaryExit, VoluntaryExit};
@@ -184,8 +185,17 @@ pub enum ValidatorAction {
     Submit(BeaconObject),
 }
 
+/// Verifies one operator's partial signature against its share key. The runners are free of
+/// curve code; this is how the caller lends it for the one check ssv-spec makes on arrival —
+/// a second partial of an operator for the same validator and root replaces the first only if
+/// the first is invalid and the second valid (`resolveDuplicateSignature`).
+pub trait PartialSigVerifier {
+    /// Whether `signature` is `share`'s signature of `root`.
+    fn verify(&self, share: &BlsPublicKey, root: &Root, signature: &BlsSignature) -> bool;
+}
+
 /// The runner of a signing-only role for one validator. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SigningOnlyRunner {
     role: SigningOnlyRole,
     base: BaseRunner,
@@ -197,6 +207,17 @@ pub struct SigningOnlyRunner {
     object: Option<SigningObject>,
     signing_root: Option<Root>,
     in_flight: bool,
+    duplicates: Option<std::sync::Arc<dyn PartialSigVerifier + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SigningOnlyRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningOnlyRunner")
+            .field("role", &self.role)
+            .field("validator", &self.share.validator_index)
+            .field("phase", &self.base.phase())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SigningOnlyRunner {
@@ -207,7 +228,8 @@ impl SigningOnlyRunner {
         share: RunnerShare,
         options: RunnerOptions,
     ) -> Self {
-        let msg_id = MessageId::for_validator(member.domain, role.runner_role(), &share.validator_pk);
+        let msg_id =
+            MessageId::for_validator(member.domain, role.runner_role(), &share.validator_pk);
         let quorum = quorum(member.committee.len());
         SigningOnlyRunner {
             role,
@@ -220,7 +242,18 @@ impl SigningOnlyRunner {
             object: None,
             signing_root: None,
             in_flight: false,
+            duplicates: None,
         }
+    }
+
+    /// Resolves an operator's second partial for the same root as ssv-spec does (keep the
+    /// valid one) instead of keeping the first.
+    pub fn with_duplicate_check(
+        mut self,
+        verifier: std::sync::Arc<dyn PartialSigVerifier + Send + Sync>,
+    ) -> Self {
+        self.duplicates = Some(verifier);
+        self
     }
 
     /// The runner's message ID.
@@ -339,7 +372,10 @@ impl SigningOnlyRunner {
                 }
                 self.process_pre_consensus(&psm, out)
             }
-            None => Err(Error::spec(ErrorCode::MessageTypeInvalid, "unknown message type")),
+            None => Err(Error::spec(
+                ErrorCode::MessageTypeInvalid,
+                "unknown message type",
+            )),
         }
     }
 
@@ -374,13 +410,39 @@ impl SigningOnlyRunner {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
         if psm.messages.iter().any(|m| m.signing_root != signing_root) {
-            return Err(Error::spec(ErrorCode::WrongSigningRoot, "wrong signing root"));
+            return Err(Error::spec(
+                ErrorCode::WrongSigningRoot,
+                "wrong signing root",
+            ));
         }
         let Some(state) = self.base.state.as_mut() else {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
-        let reached = collect_partials(&mut state.pre_consensus, psm);
-        if reached.is_empty() || self.in_flight {
+        let mut reached = false;
+        for m in psm.messages.iter() {
+            let old = state
+                .pre_consensus
+                .partials(m.validator_index, &m.signing_root)
+                .and_then(|p| p.get(&m.signer))
+                .copied();
+            if let (Some(old), Some(verifier), Some(share)) =
+                (old, &self.duplicates, self.share.committee.get(&m.signer))
+            {
+                // ssv-spec `resolveDuplicateSignature`: a valid first partial stays; an
+                // invalid one goes, and the new one takes its place only if valid.
+                if verifier.verify(share, &m.signing_root, &old) {
+                    continue;
+                }
+                state
+                    .pre_consensus
+                    .remove(m.validator_index, m.signer, &m.signing_root);
+                if !verifier.verify(share, &m.signing_root, &m.partial_signature) {
+                    continue;
+                }
+            }
+            reached |= state.pre_consensus.add(m) == Added::ReachedQuorum;
+        }
+        if !reached || self.in_flight {
             return Ok(());
         }
         let partials = state
@@ -426,5 +488,133 @@ impl SigningOnlyRunner {
             }
             Err(ReconstructFailure::Mismatch) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::RsaSignature;
+    use crate::qbft::{OperatorSigner, SignatureVerifier, ValueCheck};
+    use crate::types::{CommitteeOperator, DomainType};
+
+    struct Signer;
+    impl OperatorSigner for Signer {
+        fn operator_id(&self) -> OperatorId {
+            1
+        }
+        fn sign_ssv_message(&self, _: &[u8]) -> Result<RsaSignature, Error> {
+            Ok([1; 256])
+        }
+    }
+    struct Verifier;
+    impl SignatureVerifier for Verifier {
+        fn verify(&self, _: &CommitteeOperator, _: &[u8], _: &RsaSignature) -> bool {
+            true
+        }
+    }
+    struct Any;
+    impl ValueCheck for Any {
+        fn check_value(&self, _: &[u8]) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn runner(options: RunnerOptions) -> SigningOnlyRunner {
+        let committee: Vec<CommitteeOperator> = (1..=4)
+            .map(|id| CommitteeOperator {
+                operator_id: id,
+                rsa_public_key_pem: Vec::new(),
+            })
+            .collect();
+        let member = CommitteeMember {
+            operator_id: 1,
+            committee_id: crate::committee::CommitteeId::from_operators(&[1, 2, 3, 4]),
+            rsa_public_key_pem: Vec::new(),
+            faulty_nodes: 1,
+            committee,
+            domain: DomainType([0, 0, 3, 1]),
+        };
+        let share = RunnerShare {
+            validator_index: 9,
+            validator_pk: [9; 48],
+            committee: (1..=4).map(|id| (id, [id as u8; 48])).collect(),
+        };
+        SigningOnlyRunner::new(SigningOnlyRole::VoluntaryExit, member, share, options)
+    }
+
+    fn partial(signer: OperatorId, slot: Slot, root: Root) -> SignedSsvMessage {
+        let r = runner(RunnerOptions::NODE);
+        let psm = PartialSignatureMessages::new(
+            PartialSigMsgType::VoluntaryExitPartialSig,
+            slot,
+            vec![PartialSignatureMessage {
+                partial_signature: [signer as u8; 96],
+                signing_root: root,
+                signer,
+                validator_index: 9,
+            }],
+        )
+        .expect("psm");
+        let ssv =
+            SsvMessage::new(MsgType::PartialSignature, *r.message_id(), psm.to_ssz()).expect("ssv");
+        SignedSsvMessage::new(vec![[1; 256]], vec![signer], ssv, Vec::new()).expect("signed")
+    }
+
+    /// The node's runner collects its own partial as it sends it, and three operators'
+    /// partials (ours included) complete the exit; a second exit at the same slot is refused
+    /// (`DutyAlreadyPassed`), and partials after the duty finished are refused
+    /// (`NoRunningDuty`).
+    #[test]
+    fn an_exit_completes_with_our_own_partial_and_two_more() {
+        let mut r = runner(RunnerOptions::NODE);
+        let mut out = Vec::new();
+        let exit =
+            super::super::voluntary_exit::exit_object(&crate::chain::ChainSpec::MAINNET, 64, 9);
+        r.start_duty(64, exit.clone(), [4; 32], &mut out)
+            .expect("start");
+        let Some(ValidatorAction::Sign { signing_root, .. }) = out.pop() else {
+            panic!("a signing request");
+        };
+        let env = Env {
+            signer: &Signer,
+            verifier: &Verifier,
+            value_check: &Any,
+        };
+        r.signed(env, [1; 96], &mut out).expect("signed");
+        assert!(matches!(out.pop(), Some(ValidatorAction::Broadcast(_))));
+        r.process_message(&partial(2, 64, signing_root), &mut out)
+            .expect("operator 2");
+        assert!(out.is_empty(), "no quorum with two partials");
+        // A wrong root and a wrong slot are refused with the spec's codes.
+        let code = |res: Result<(), Error>| res.err().map(|e| e.code().as_u16());
+        assert_eq!(
+            code(r.process_message(&partial(3, 64, [0; 32]), &mut out)),
+            Some(43)
+        );
+        assert_eq!(
+            code(r.process_message(&partial(3, 65, signing_root), &mut out)),
+            Some(49)
+        );
+        r.process_message(&partial(3, 64, signing_root), &mut out)
+            .expect("operator 3");
+        let Some(ValidatorAction::Reconstruct { partials, .. }) = out.pop() else {
+            panic!("a reconstruction at quorum");
+        };
+        assert_eq!(
+            partials.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        r.reconstructed(Ok([7; 96]), &mut out);
+        let Some(ValidatorAction::Submit(BeaconObject::VoluntaryExit(signed))) = out.pop() else {
+            panic!("a submission");
+        };
+        assert_eq!(signed.message.validator_index, 9);
+        assert_eq!(r.base().phase(), super::super::base::Phase::Finished);
+        assert_eq!(
+            code(r.process_message(&partial(4, 64, signing_root), &mut out)),
+            Some(4)
+        );
+        assert_eq!(code(r.start_duty(64, exit, [4; 32], &mut out)), Some(42));
     }
 }

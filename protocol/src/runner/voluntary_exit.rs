@@ -9,7 +9,11 @@ use crate::signing::{DOMAIN_VOLUNTARY_EXIT, Domain, compute_domain};
 use crate::types::{Root, Slot, ValidatorIndex};
 
 /// The exit a duty at `slot` signs: effective from the slot's epoch.
-pub fn exit_object(chain: &ChainSpec, slot: Slot, validator_index: ValidatorIndex) -> SigningObject {
+pub fn exit_object(
+    chain: &ChainSpec,
+    slot: Slot,
+    validator_index: ValidatorIndex,
+) -> SigningObject {
     SigningObject::VoluntaryExit(VoluntaryExit {
         epoch: chain.epoch_of(slot),
         validator_index,
@@ -36,10 +40,11 @@ mod tests {
     /// mainnet epoch 411392).
     #[test]
     fn the_exit_domain_is_pinned_to_capella() {
-        let gvr: Root = hex::decode("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95")
-            .expect("hex")
-            .try_into()
-            .expect("32 bytes");
+        let gvr: Root =
+            hex::decode("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95")
+                .expect("hex")
+                .try_into()
+                .expect("32 bytes");
         let domain = exit_domain([3, 0, 0, 0], gvr);
         assert_eq!(
             hex::encode(domain),

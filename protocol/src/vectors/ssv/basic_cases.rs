@@ -111,15 +111,17 @@ pub fn runner_construction(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
             let want = want.as_str().unwrap_or_default();
             let result = match role {
                 None => Err("unknown role".to_string()),
-                Some(RunnerRole::Committee) => {
-                    match (check_share_count(RunnerRole::Committee, shares), want) {
-                        (Ok(()), "") => Ok(()),
-                        (Ok(()), want) => Err(format!("built, expected error {want:?}")),
-                        (Err(e), "") => Err(format!("expected success, got {e:?}")),
-                        (Err(e), want) if e.contains(want) => Ok(()),
-                        (Err(e), want) => Err(format!("error {e:?}, expected {want:?}")),
-                    }
-                }
+                Some(
+                    built @ (RunnerRole::Committee
+                    | RunnerRole::ValidatorRegistration
+                    | RunnerRole::VoluntaryExit),
+                ) => match (check_share_count(built, shares), want) {
+                    (Ok(()), "") => Ok(()),
+                    (Ok(()), want) => Err(format!("built, expected error {want:?}")),
+                    (Err(e), "") => Err(format!("expected success, got {e:?}")),
+                    (Err(e), want) if e.contains(want) => Ok(()),
+                    (Err(e), want) => Err(format!("error {e:?}, expected {want:?}")),
+                },
                 Some(other) => Err(format!(
                     "the {} runner is not built yet",
                     role_name(Some(other))

@@ -1097,10 +1097,12 @@ pub fn new_duty_subtest(v: &Value, ctx: &SsvContext, top: &str) -> SubOutcome {
         .and_then(|r| RunnerRole::from_i32(r as i32));
     let result = match role {
         Some(RunnerRole::Committee) => new_duty(v, ctx, top),
-        Some(other) => Err(format!(
-            "the {} runner is not built yet",
-            super::role_name(Some(other))
-        )),
+        Some(other) => super::validator_cases::new_duty(v, ctx, other, top).unwrap_or_else(|| {
+            Err(format!(
+                "the {} runner is not built yet",
+                super::role_name(Some(other))
+            ))
+        }),
         None => Err("unknown runner role".into()),
     };
     SubOutcome {
@@ -1124,10 +1126,14 @@ pub fn run_subtest(v: &Value, ctx: &SsvContext, top: Option<&str>) -> SubOutcome
     };
     let result = match role {
         Some(RunnerRole::Committee) => msg_processing_case(v, ctx, top),
-        Some(other) => Err(format!(
-            "the {} runner is not built yet",
-            super::role_name(Some(other))
-        )),
+        Some(other) => {
+            super::validator_cases::msg_processing(v, ctx, other, top).unwrap_or_else(|| {
+                Err(format!(
+                    "the {} runner is not built yet",
+                    super::role_name(Some(other))
+                ))
+            })
+        }
         None => Err("unknown runner role".into()),
     };
     SubOutcome { name, role, result }

@@ -1,0 +1,627 @@
+//! The validator roles of the runner suite that the crate has built (validator registration
+//! and voluntary exit, [`SigningOnlyRunner`]): `tests.*` message-processing subtests and
+//! `newduty` subtests. The harness plays ssv-spec's `Validator` around the runner (message
+//! checks, RSA verification, routing by role and partial-signature type), the key manager and
+//! the mock beacon node.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use ssz::Encode;
+
+use super::super::json::{as_array, as_b64, as_fixed, as_hex, field, u64_field};
+use super::super::qbft_cases::FixtureVerifier;
+use super::super::rsa::OperatorKey;
+use super::super::types_cases::{LooseSignedSsvMessage, partial_sig_messages_from_json};
+use super::basic_cases::check_code;
+use super::keys::TestKeys;
+use super::{SsvContext, bls, expected_code};
+use crate::committee::CommitteeId;
+use crate::error::Error;
+use crate::error_code::ErrorCode;
+use crate::message::{MessageId, MsgType, RsaSignature, RunnerRole, SignedSsvMessage};
+use crate::partial_sig::{BlsSignature, PartialSignatureMessage, PartialSignatureMessages};
+use crate::qbft::{self, Env, OperatorSigner, SignatureVerifier, ValueCheck};
+use crate::runner::validator_registration::{DEFAULT_GAS_LIMIT, registration_object};
+use crate::runner::voluntary_exit::exit_object;
+use crate::runner::{
+    ReconstructFailure, RunnerOptions, RunnerShare, SigningObject, SigningOnlyRole,
+    SigningOnlyRunner, ValidatorAction,
+};
+use crate::signing::{DOMAIN_APPLICATION_BUILDER, DOMAIN_VOLUNTARY_EXIT, Domain, compute_domain};
+use crate::types::{
+    BlsPublicKey, CommitteeMember, CommitteeOperator, DomainType, OperatorId, Root,
+};
+
+/// `now_test_network`: genesis time and seconds per epoch (12 s × 32).
+const GENESIS_TIME: u64 = 1_616_508_000;
+const EPOCH_SECONDS: u64 = 384;
+const SLOTS_PER_EPOCH: u64 = 32;
+
+fn signing_only(role: RunnerRole) -> Option<SigningOnlyRole> {
+    match role {
+        RunnerRole::ValidatorRegistration => Some(SigningOnlyRole::ValidatorRegistration),
+        RunnerRole::VoluntaryExit => Some(SigningOnlyRole::VoluntaryExit),
+        _ => None,
+    }
+}
+
+/// The one share of a validator runner's `Share` map.
+struct Share {
+    validator_index: u64,
+    validator_pk: BlsPublicKey,
+    share_pk: BlsPublicKey,
+    committee: BTreeMap<OperatorId, BlsPublicKey>,
+    fee_recipient: [u8; 20],
+}
+
+fn share_from_runner(base: &Value) -> Result<Share, String> {
+    let map = field(base, "Share")?
+        .as_object()
+        .ok_or("Share: expected an object")?;
+    let [(vi, s)] = map.iter().collect::<Vec<_>>()[..] else {
+        return Err(format!("{} shares, expected one", map.len()));
+    };
+    let committee = as_array(field(s, "Committee")?)?
+        .iter()
+        .map(|m| {
+            Ok((
+                u64_field(m, "Signer")?,
+                as_fixed::<48>(field(m, "SharePubKey")?)?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Share {
+        validator_index: vi.parse().map_err(|e| format!("share key {vi}: {e}"))?,
+        validator_pk: as_fixed::<48>(field(s, "ValidatorPubKey")?)?,
+        share_pk: as_fixed::<48>(field(s, "SharePubKey")?)?,
+        committee,
+        fee_recipient: as_hex(field(s, "FeeRecipientAddress")?)?
+            .try_into()
+            .map_err(|_| "fee recipient: 20 bytes".to_string())?,
+    })
+}
+
+/// The committee of the Go harness's validator: operator 1 of the key set of the share's
+/// committee size, every operator with its RSA public key.
+fn member_for(keys: &TestKeys, share: &Share) -> Result<CommitteeMember, String> {
+    use base64::Engine as _;
+    let set = keys.set_for(share.committee.len())?;
+    let pem = |k: &OperatorKey| {
+        let body = base64::engine::general_purpose::STANDARD.encode(k.public_der());
+        format!("-----BEGIN RSA PUBLIC KEY-----\n{body}\n-----END RSA PUBLIC KEY-----\n")
+            .into_bytes()
+    };
+    let committee: Vec<CommitteeOperator> = set
+        .operators
+        .iter()
+        .map(|(id, k)| CommitteeOperator {
+            operator_id: *id,
+            rsa_public_key_pem: pem(k),
+        })
+        .collect();
+    let ids: Vec<OperatorId> = committee.iter().map(|o| o.operator_id).collect();
+    Ok(CommitteeMember {
+        operator_id: 1,
+        committee_id: CommitteeId::from_operators(&ids),
+        rsa_public_key_pem: committee
+            .first()
+            .map(|o| o.rsa_public_key_pem.clone())
+            .unwrap_or_default(),
+        faulty_nodes: (ids.len() as u64).saturating_sub(1) / 3,
+        committee,
+        domain: DomainType([0, 0, 3, 1]),
+    })
+}
+
+/// What the duty signs and under which domain (the harness's fixed domains).
+fn object_for(
+    role: SigningOnlyRole,
+    share: &Share,
+    slot: u64,
+    validator_index: u64,
+) -> (SigningObject, Domain) {
+    let epoch = slot / SLOTS_PER_EPOCH;
+    match role {
+        SigningOnlyRole::VoluntaryExit => (
+            exit_object(&crate::chain::ChainSpec::MAINNET, slot, validator_index),
+            compute_domain(DOMAIN_VOLUNTARY_EXIT, [0; 4], [0; 32]),
+        ),
+        SigningOnlyRole::ValidatorRegistration => (
+            registration_object(
+                share.fee_recipient,
+                DEFAULT_GAS_LIMIT,
+                GENESIS_TIME + epoch * EPOCH_SECONDS,
+                share.validator_pk,
+            ),
+            compute_domain(DOMAIN_APPLICATION_BUILDER, [0; 4], [0; 32]),
+        ),
+    }
+}
+
+struct KeySigner<'a> {
+    key: &'a OperatorKey,
+}
+
+impl OperatorSigner for KeySigner<'_> {
+    fn operator_id(&self) -> OperatorId {
+        1
+    }
+    fn sign_ssv_message(&self, encoded: &[u8]) -> Result<RsaSignature, Error> {
+        self.key
+            .sign(encoded)
+            .map_err(|e| Error::spec(ErrorCode::MessageSignatureInvalid, e))
+    }
+}
+
+struct AcceptAll;
+
+/// The harness's BLS check of one partial (the key manager's `verifyBeaconPartialSignature`).
+struct BlsVerifier;
+
+impl crate::runner::signing_only::PartialSigVerifier for BlsVerifier {
+    fn verify(&self, share: &BlsPublicKey, root: &Root, signature: &BlsSignature) -> bool {
+        bls::verify(share, root, signature)
+    }
+}
+
+impl ValueCheck for AcceptAll {
+    fn check_value(&self, _value: &[u8]) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+struct Run<'k> {
+    keys: &'k TestKeys,
+    share: Share,
+    member: CommitteeMember,
+    runner: SigningOnlyRunner,
+    signer: KeySigner<'k>,
+    verifier: FixtureVerifier,
+    broadcasts: Vec<SignedSsvMessage>,
+    submitted: Vec<Root>,
+    last_error: Option<Error>,
+}
+
+impl<'k> Run<'k> {
+    fn new(keys: &'k TestKeys, role: SigningOnlyRole, base: &Value) -> Result<Self, String> {
+        let share = share_from_runner(base)?;
+        let member = member_for(keys, &share)?;
+        let key = keys
+            .set_for(share.committee.len())?
+            .operators
+            .get(&1)
+            .ok_or("no RSA key of operator 1")?;
+        let runner = SigningOnlyRunner::new(
+            role,
+            member.clone(),
+            RunnerShare {
+                validator_index: share.validator_index,
+                validator_pk: share.validator_pk,
+                committee: share.committee.clone(),
+            },
+            RunnerOptions::SPEC,
+        )
+        .with_duplicate_check(std::sync::Arc::new(BlsVerifier));
+        Ok(Run {
+            keys,
+            share,
+            member,
+            runner,
+            signer: KeySigner { key },
+            verifier: FixtureVerifier::default(),
+            broadcasts: Vec::new(),
+            submitted: Vec::new(),
+            last_error: None,
+        })
+    }
+
+    fn record(&mut self, result: Result<(), Error>) {
+        if let Err(e) = result {
+            self.last_error = Some(e);
+        }
+    }
+
+    fn handle(&mut self, actions: Vec<ValidatorAction>) -> Result<(), Error> {
+        let mut work: std::collections::VecDeque<ValidatorAction> = actions.into();
+        let mut error = None;
+        while let Some(action) = work.pop_front() {
+            let mut out = Vec::new();
+            match action {
+                ValidatorAction::Broadcast(m) => self.broadcasts.push(m),
+                ValidatorAction::Submit(object) => self.submitted.push(object.root()),
+                ValidatorAction::Sign { signing_root, .. } => {
+                    let sk = self
+                        .keys
+                        .secret_by_public
+                        .get(&self.share.share_pk)
+                        .ok_or_else(|| Error::Decode("no share key".into()))?;
+                    let sig = bls::sign(sk, &signing_root).map_err(Error::Decode)?;
+                    let env = Env {
+                        signer: &self.signer,
+                        verifier: &self.verifier,
+                        value_check: &AcceptAll,
+                    };
+                    self.runner.signed(env, sig, &mut out)?;
+                }
+                ValidatorAction::Reconstruct {
+                    signing_root,
+                    partials,
+                    ..
+                } => {
+                    let verdict = self.reconstruct(&signing_root, &partials);
+                    if verdict.is_err() {
+                        error.get_or_insert(Error::spec(
+                            ErrorCode::ReconstructSignature,
+                            "got pre-consensus quorum but it has invalid signatures",
+                        ));
+                    }
+                    self.runner.reconstructed(verdict, &mut out);
+                }
+            }
+            work.extend(out);
+        }
+        error.map_or(Ok(()), Err)
+    }
+
+    fn reconstruct(
+        &self,
+        root: &Root,
+        partials: &[(OperatorId, BlsSignature)],
+    ) -> Result<BlsSignature, ReconstructFailure> {
+        if let Ok(sig) = bls::reconstruct(partials)
+            && bls::verify(&self.share.validator_pk, root, &sig)
+        {
+            return Ok(sig);
+        }
+        let bad: Vec<OperatorId> = partials
+            .iter()
+            .filter(|(op, p)| {
+                !self
+                    .share
+                    .committee
+                    .get(op)
+                    .is_some_and(|pk| bls::verify(pk, root, p))
+            })
+            .map(|(op, _)| *op)
+            .collect();
+        Err(if bad.is_empty() {
+            ReconstructFailure::Mismatch
+        } else {
+            ReconstructFailure::InvalidPartials(bad)
+        })
+    }
+
+    /// ssv-spec `Validator.ProcessMessage`, then the runner.
+    fn process(&mut self, msg_json: &Value) -> Result<(), String> {
+        let loose = LooseSignedSsvMessage::from_json(msg_json)?;
+        let result = self.checks(loose).and_then(|msg| {
+            let mut out = Vec::new();
+            let r = self.runner.process_message(&msg, &mut out);
+            let handled = self.handle(out);
+            r.and(handled)
+        });
+        self.record(result);
+        Ok(())
+    }
+
+    fn checks(&self, loose: LooseSignedSsvMessage) -> Result<SignedSsvMessage, Error> {
+        loose.validate()?;
+        let msg = loose.into_strict().map_err(|e| {
+            Error::spec(
+                ErrorCode::SSVMessageHasInvalidSignature,
+                format!("SignedSSVMessage has an invalid signature: {e}"),
+            )
+        })?;
+        let encoded = msg.ssv_message.as_ssz_bytes();
+        for (i, op) in msg.operator_ids.iter().enumerate() {
+            let valid = self
+                .member
+                .committee
+                .iter()
+                .find(|o| o.operator_id == *op)
+                .zip(msg.signature(i))
+                .is_some_and(|(o, sig)| self.verifier.verify(o, &encoded, sig));
+            if !valid {
+                return Err(Error::spec(
+                    ErrorCode::SSVMessageHasInvalidSignature,
+                    "SignedSSVMessage has an invalid signature",
+                ));
+            }
+        }
+        let id: &MessageId = &msg.ssv_message.msg_id;
+        if id.role() != Some(self.runner.base().role) {
+            return Err(Error::Decode("could not get duty runner for msg ID".into()));
+        }
+        if !id.belongs_to_validator(&self.share.validator_pk) {
+            return Err(Error::Decode("msg ID doesn't match validator ID".into()));
+        }
+        if msg.ssv_message.data.is_empty() {
+            return Err(Error::Decode("msg data is invalid".into()));
+        }
+        match msg.ssv_message.kind() {
+            Some(MsgType::Consensus) => {
+                qbft::Message::from_ssz(&msg.ssv_message.data)?.validate()?;
+            }
+            Some(MsgType::PartialSignature) => {
+                let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)?;
+                if msg.operator_ids.len() != 1 {
+                    return Err(Error::Decode(
+                        "PartialSignatureMessage has more than 1 signer".into(),
+                    ));
+                }
+                psm.validate()?;
+                if psm.signer() != Some(msg.operator_ids[0]) {
+                    return Err(Error::spec(
+                        ErrorCode::PartialSigInconsistentSigner,
+                        "inconsistent signers",
+                    ));
+                }
+            }
+            None => return Err(Error::Decode("unknown msg".into())),
+        }
+        Ok(msg)
+    }
+
+    /// Loads the runner's state from its JSON (`DontStartDuty` and `newduty`).
+    fn restore(&mut self, role: SigningOnlyRole, state: &Value) -> Result<(), String> {
+        let duty = field(state, "ValidatorDuty")?;
+        let slot = u64_field(duty, "Slot")?;
+        let (object, domain) =
+            object_for(role, &self.share, slot, u64_field(duty, "ValidatorIndex")?);
+        let partials = container(state, "PreConsensusContainer")?;
+        let finished = state
+            .get("Finished")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.runner
+            .restore(slot, object, domain, &partials, finished);
+        Ok(())
+    }
+
+    fn start(&mut self, role: SigningOnlyRole, duty: &Value) -> Result<(), String> {
+        let slot = u64_field(duty, "Slot")?;
+        let (object, domain) =
+            object_for(role, &self.share, slot, u64_field(duty, "ValidatorIndex")?);
+        let mut out = Vec::new();
+        let r = self.runner.start_duty(slot, object, domain, &mut out);
+        let handled = self.handle(out);
+        self.record(r.and(handled));
+        Ok(())
+    }
+}
+
+/// A `{"Signatures": {vi: {root: {op: sig}}}}` container as partial-signature entries.
+fn container(state: &Value, name: &str) -> Result<Vec<PartialSignatureMessage>, String> {
+    let mut out = Vec::new();
+    if let Some(sigs) = state
+        .get(name)
+        .and_then(|c| c.get("Signatures"))
+        .and_then(Value::as_object)
+    {
+        for (vi, roots) in sigs {
+            let vi: u64 = vi.parse().map_err(|e| format!("{vi}: {e}"))?;
+            for (root, ops) in roots.as_object().into_iter().flatten() {
+                let root = as_fixed::<32>(&Value::String(root.clone()))?;
+                for (op, sig) in ops.as_object().into_iter().flatten() {
+                    out.push(PartialSignatureMessage {
+                        partial_signature: as_fixed::<96>(sig)?,
+                        signing_root: root,
+                        signer: op.parse().map_err(|e| format!("{op}: {e}"))?,
+                        validator_index: vi,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_outputs(v: &Value, run: &Run<'_>) -> Result<(), String> {
+    let expected = as_array(v.get("OutputMessages").unwrap_or(&Value::Null))?
+        .iter()
+        .map(partial_sig_messages_from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    let actual: Vec<PartialSignatureMessages> = run
+        .broadcasts
+        .iter()
+        .filter(|m| m.ssv_message.kind() == Some(MsgType::PartialSignature))
+        .map(|m| PartialSignatureMessages::from_ssz(&m.ssv_message.data).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    if actual.len() != expected.len() {
+        return Err(format!(
+            "{} partial-signature broadcasts, expected {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+        use tree_hash::TreeHash;
+        let roots = |p: &PartialSignatureMessages| {
+            let mut r: Vec<[u8; 32]> = p.messages.iter().map(|m| m.tree_hash_root().0).collect();
+            r.sort_unstable();
+            r
+        };
+        if a.msg_type != e.msg_type || a.slot != e.slot || roots(a) != roots(e) {
+            return Err(format!("broadcast {i} differs from the expected one"));
+        }
+    }
+    let mut want: Vec<String> = as_array(v.get("BeaconBroadcastedRoots").unwrap_or(&Value::Null))?
+        .iter()
+        .map(|r| {
+            r.as_str()
+                .unwrap_or_default()
+                .trim_start_matches("0x")
+                .to_string()
+        })
+        .collect();
+    let mut got: Vec<String> = run.submitted.iter().map(hex::encode).collect();
+    want.sort();
+    got.sort();
+    if want != got {
+        return Err(format!("submitted roots {got:?}, expected {want:?}"));
+    }
+    Ok(())
+}
+
+fn compare_state(expected: &Value, run: &Run<'_>) -> Result<(), String> {
+    let state = field(field(expected, "BaseRunner")?, "State")?;
+    let ours = run.runner.base().state.as_ref();
+    let Some(ours) = ours else {
+        return if state.is_null() {
+            Ok(())
+        } else {
+            Err("post-state: no duty, expected one".into())
+        };
+    };
+    if state.is_null() {
+        return Err("post-state: a duty, expected none".into());
+    }
+    let mut want = PartialSigCollectorView::default();
+    for m in container(state, "PreConsensusContainer")? {
+        want.0
+            .entry(m.validator_index)
+            .or_default()
+            .entry(m.signing_root)
+            .or_default()
+            .insert(m.signer, m.partial_signature);
+    }
+    let mut got = ours.pre_consensus.signatures().clone();
+    got.retain(|_, r| {
+        r.retain(|_, ops| !ops.is_empty());
+        !r.is_empty()
+    });
+    if got != want.0 {
+        return Err(format!(
+            "post-state: PreConsensusContainer has {} validators / {:?}, expected {} / {:?}",
+            got.len(),
+            got.values()
+                .flat_map(|r| r.values().map(|o| o.keys().copied().collect::<Vec<_>>()))
+                .collect::<Vec<_>>(),
+            want.0.len(),
+            want.0
+                .values()
+                .flat_map(|r| r.values().map(|o| o.keys().copied().collect::<Vec<_>>()))
+                .collect::<Vec<_>>()
+        ));
+    }
+    if !container(state, "PostConsensusContainer")?.is_empty() {
+        return Err("post-state: expected post-consensus partials".into());
+    }
+    for (name, empty) in [
+        (
+            "RunningInstance",
+            state.get("RunningInstance").is_none_or(Value::is_null),
+        ),
+        (
+            "DecidedValue",
+            as_b64(state.get("DecidedValue").unwrap_or(&Value::Null))?.is_empty(),
+        ),
+    ] {
+        if !empty {
+            return Err(format!("post-state: expected a {name}"));
+        }
+    }
+    let finished = state
+        .get("Finished")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if ours.finished != finished {
+        return Err(format!(
+            "post-state: Finished {}, expected {finished}",
+            ours.finished
+        ));
+    }
+    let slot = u64_field(field(state, "ValidatorDuty")?, "Slot")?;
+    if ours.slot != slot {
+        return Err(format!(
+            "post-state: duty slot {}, expected {slot}",
+            ours.slot
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct PartialSigCollectorView(BTreeMap<u64, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>);
+
+fn state_comparison(
+    ctx: &SsvContext,
+    dir: &str,
+    top: Option<&str>,
+    name: &str,
+) -> Result<Value, String> {
+    let rel = match top {
+        Some(top) => format!(
+            "state_comparison/{dir}/{}/{name}.json",
+            top.replace(' ', "_")
+        ),
+        None => format!("state_comparison/{dir}/{name}.json"),
+    };
+    ctx.suite.json(&rel)
+}
+
+/// A message-processing subtest of a signing-only role; `None` when the role is not one.
+pub fn msg_processing(
+    v: &Value,
+    ctx: &SsvContext,
+    role: RunnerRole,
+    top: Option<&str>,
+) -> Option<Result<(), String>> {
+    let role = signing_only(role)?;
+    Some((|| {
+        let base = field(field(v, "Runner")?, "BaseRunner")?;
+        let mut run = Run::new(&ctx.keys, role, base)?;
+        let state = field(base, "State")?;
+        if !state.is_null() {
+            run.restore(role, state)?;
+        }
+        let dont_start = v
+            .get("DontStartDuty")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if !dont_start {
+            run.start(role, field(v, "ValidatorDuty")?)?;
+        }
+        for m in as_array(field(v, "Messages")?)? {
+            run.process(m)?;
+        }
+        check_code(run.last_error.take().map_or(Ok(()), Err), expected_code(v)?)?;
+        check_outputs(v, &run)?;
+        let dir = if top.is_some() {
+            "tests_MultiMsgProcessingSpecTest"
+        } else {
+            "tests_MsgProcessingSpecTest"
+        };
+        let expected = state_comparison(ctx, dir, top, &super::name_of(v))?;
+        compare_state(&expected, &run)
+    })())
+}
+
+/// A `newduty` subtest of a signing-only role; `None` when the role is not one.
+pub fn new_duty(
+    v: &Value,
+    ctx: &SsvContext,
+    role: RunnerRole,
+    top: &str,
+) -> Option<Result<(), String>> {
+    let role = signing_only(role)?;
+    Some((|| {
+        let base = field(field(v, "Runner")?, "BaseRunner")?;
+        let mut run = Run::new(&ctx.keys, role, base)?;
+        let state = field(base, "State")?;
+        if !state.is_null() {
+            run.restore(role, state)?;
+        }
+        run.start(role, field(v, "ValidatorDuty")?)?;
+        check_code(run.last_error.take().map_or(Ok(()), Err), expected_code(v)?)?;
+        check_outputs(v, &run)?;
+        let expected = state_comparison(
+            ctx,
+            "newduty_MultiStartNewRunnerDutySpecTest",
+            Some(top),
+            &super::name_of(v),
+        )?;
+        compare_state(&expected, &run)
+    })())
+}
