@@ -14,6 +14,7 @@ pub mod committee;
 pub mod key;
 pub mod signing_only;
 pub mod validator_registration;
+pub mod value_check;
 pub mod voluntary_exit;
 
 pub use base::{BaseRunner, Phase, RunnerState, collect_partials};
@@ -23,3 +24,4 @@ pub use key::{RunnerKey, check_share_count};
 pub use signing_only::{
     BeaconObject, RunnerShare, SigningObject, SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
 };
+pub use value_check::{BlockSlashing, DutyValueCheck};

@@ -8,14 +8,16 @@ use serde_json::Value;
 use super::super::json::{as_array, as_b64, as_u64, field, u64_field};
 use super::super::types_cases::partial_sig_message_from_json;
 use super::{SsvContext, SubOutcome, bls, expected_code, name_of, role_name};
+use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::RunnerRole;
 use crate::qbft::ValueCheck;
 use crate::runner::{
-    AttestationSlashing, BeaconVoteValueCheck, PartialSigCollector, check_share_count,
+    AttestationSlashing, BeaconVoteValueCheck, BlockSlashing, DutyValueCheck, PartialSigCollector,
+    check_share_count,
 };
-use crate::types::{BlsPublicKey, Epoch, Root, Slot};
+use crate::types::{BeaconRole, BlsPublicKey, Epoch, Root, Slot};
 
 fn one(v: &Value, role: Option<RunnerRole>, result: Result<(), String>) -> Vec<SubOutcome> {
     vec![SubOutcome {
@@ -180,6 +182,26 @@ pub fn slashable_slots(v: &Value) -> Result<SlashableSlots, String> {
     Ok(SlashableSlots(map))
 }
 
+/// The validator key of the harness's key sets (`TestingValidatorPubKey`).
+const TESTING_VALIDATOR_PK: &str = "8e80066551a81b318258709edaf7dd1f63cd686a0e4db8b29bbb7acfe65608677af5a527d9448ee47835485e02b50bc0";
+
+/// "Now" of the harness's value checks, fixed: 2026-01-01 on `now_test_network` (genesis
+/// 1616508000, 12 s slots, 32 slots an epoch). The vectors need a now after their Fulu epoch
+/// (242,000) and before their far-future slot's epoch (3,125,000); see `SOURCE.md`.
+pub fn harness_current_epoch() -> u64 {
+    const NOW: u64 = 1_767_225_600;
+    (NOW - 1_616_508_000) / 384
+}
+
+/// The Go test key manager never finds a block slashable.
+struct NeverSlashable;
+
+impl BlockSlashing for NeverSlashable {
+    fn check(&self, _pubkey: &BlsPublicKey, _slot: Slot) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Operator 1's share secret of the 4-operator set: the Go test's default "share public key"
 /// of the committee value check (an opaque key; see `SOURCE.md`).
 const DEFAULT_VALCHECK_KEY: &str =
@@ -210,6 +232,26 @@ fn valcheck_one(v: &Value) -> Result<(), String> {
                 slashing: Some(&slashing),
             };
             check.check_value(&input)
+        }
+        RunnerRole::Proposer | RunnerRole::Aggregator | RunnerRole::SyncCommitteeContribution => {
+            let beacon_role = match role {
+                RunnerRole::Proposer => BeaconRole::Proposer,
+                RunnerRole::Aggregator => BeaconRole::Aggregator,
+                _ => BeaconRole::SyncCommitteeContribution,
+            };
+            let pk: BlsPublicKey = hex::decode(TESTING_VALIDATOR_PK)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or("testing validator key")?;
+            DutyValueCheck {
+                role: beacon_role,
+                validator_pk: pk,
+                validator_index: 1,
+                chain: ChainSpec::MAINNET,
+                current_epoch: harness_current_epoch(),
+                blocks: Some(&NeverSlashable),
+            }
+            .check_value(&input)
         }
         other => {
             return Err(format!(
