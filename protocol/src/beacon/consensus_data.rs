@@ -362,6 +362,43 @@ impl AggregateAndProofData {
             AggregateAndProofData::Electra(a) => a.as_ssz_bytes(),
         }
     }
+
+    /// With the aggregator's signature, what the beacon node takes.
+    pub fn signed(&self, signature: BlsSignature) -> SignedAggregateAndProofData {
+        match self {
+            AggregateAndProofData::Phase0(a) => {
+                SignedAggregateAndProofData::Phase0(Box::new(phase0::SignedAggregateAndProof {
+                    message: (**a).clone(),
+                    signature,
+                }))
+            }
+            AggregateAndProofData::Electra(a) => {
+                SignedAggregateAndProofData::Electra(Box::new(electra::SignedAggregateAndProof {
+                    message: (**a).clone(),
+                    signature,
+                }))
+            }
+        }
+    }
+}
+
+/// A signed aggregate and proof of either shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedAggregateAndProofData {
+    /// Phase 0 to Deneb.
+    Phase0(Box<phase0::SignedAggregateAndProof>),
+    /// Electra and Fulu.
+    Electra(Box<electra::SignedAggregateAndProof>),
+}
+
+impl SignedAggregateAndProofData {
+    /// Hash-tree-root.
+    pub fn root(&self) -> Root {
+        match self {
+            SignedAggregateAndProofData::Phase0(a) => a.tree_hash_root().0,
+            SignedAggregateAndProofData::Electra(a) => a.tree_hash_root().0,
+        }
+    }
 }
 
 /// The value a validator duty's QBFT instance agrees on.

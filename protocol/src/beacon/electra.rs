@@ -43,6 +43,15 @@ pub struct AggregateAndProof {
     pub selection_proof: BlsSignature,
 }
 
+/// An Electra aggregate and proof with the aggregator's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct SignedAggregateAndProof {
+    /// The aggregate and proof.
+    pub message: AggregateAndProof,
+    /// Aggregator signature (`DOMAIN_AGGREGATE_AND_PROOF`).
+    pub signature: BlsSignature,
+}
+
 /// An Electra attestation with its attesters listed by index.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
 pub struct IndexedAttestation {

@@ -33,6 +33,15 @@ pub struct AggregateAndProof {
     pub selection_proof: BlsSignature,
 }
 
+/// An aggregate and proof with the aggregator's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct SignedAggregateAndProof {
+    /// The aggregate and proof.
+    pub message: AggregateAndProof,
+    /// Aggregator signature (`DOMAIN_AGGREGATE_AND_PROOF`).
+    pub signature: BlsSignature,
+}
+
 /// An attestation with its attesters listed by index.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
 pub struct IndexedAttestation {

@@ -8,6 +8,7 @@
 //! roles (proposer, aggregator, sync-committee contribution, validator registration,
 //! voluntary exit) join this folder.
 
+pub mod aggregator;
 pub mod base;
 pub mod collector;
 pub mod committee;
@@ -17,11 +18,13 @@ pub mod validator_registration;
 pub mod value_check;
 pub mod voluntary_exit;
 
+pub use aggregator::{AggregatorDomains, AggregatorRunner};
 pub use base::{BaseRunner, Phase, RunnerState, collect_partials};
 pub use collector::{Added, PartialSigCollector};
 pub use committee::*;
 pub use key::{RunnerKey, check_share_count};
 pub use signing_only::{
-    BeaconObject, RunnerShare, SigningObject, SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
+    BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, SigningObject,
+    SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
 };
 pub use value_check::{BlockSlashing, DutyValueCheck};

@@ -142,6 +142,8 @@ pub enum BeaconObject {
     VoluntaryExit(SignedVoluntaryExit),
     /// `POST /eth/v1/validator/register_validator`.
     ValidatorRegistration(SignedValidatorRegistration),
+    /// `POST /eth/v2/validator/aggregate_and_proofs`.
+    AggregateAndProof(crate::beacon::consensus_data::SignedAggregateAndProofData),
 }
 
 impl BeaconObject {
@@ -150,8 +152,28 @@ impl BeaconObject {
         match self {
             BeaconObject::VoluntaryExit(e) => e.tree_hash_root().0,
             BeaconObject::ValidatorRegistration(r) => r.tree_hash_root().0,
+            BeaconObject::AggregateAndProof(a) => a.root(),
         }
     }
+}
+
+/// Beacon data a runner needs in the middle of a duty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeaconDataRequest {
+    /// The aggregate to propose (`GET /eth/v2/validator/aggregate_attestation` after the
+    /// selection proof made the validator an aggregator): answer with `beacon_data`.
+    AggregateAndProof {
+        /// Duty slot.
+        slot: Slot,
+        /// The beacon committee.
+        committee_index: u64,
+        /// Its length.
+        committee_length: u64,
+        /// The aggregator.
+        validator_index: ValidatorIndex,
+        /// The reconstructed selection proof.
+        selection_proof: BlsSignature,
+    },
 }
 
 /// What a validator-role runner asks its caller to do (role-neutral: the roles with
@@ -183,6 +205,17 @@ pub enum ValidatorAction {
     },
     /// Submit this signed object.
     Submit(BeaconObject),
+    /// Fetch beacon data; answer with the runner's `beacon_data`.
+    FetchBeaconData(BeaconDataRequest),
+    /// Arm the QBFT round timer; call the runner's `on_timeout` after `after`.
+    SetTimer {
+        /// The QBFT height (duty slot).
+        slot: Slot,
+        /// The round the timer guards.
+        round: crate::types::Round,
+        /// How long from now.
+        after: std::time::Duration,
+    },
 }
 
 /// Verifies one operator's partial signature against its share key. The runners are free of

@@ -115,6 +115,7 @@ pub fn runner_construction(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
                 None => Err("unknown role".to_string()),
                 Some(
                     built @ (RunnerRole::Committee
+                    | RunnerRole::Aggregator
                     | RunnerRole::ValidatorRegistration
                     | RunnerRole::VoluntaryExit),
                 ) => match (check_share_count(built, shares), want) {

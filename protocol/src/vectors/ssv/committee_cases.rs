@@ -70,7 +70,7 @@ fn mock_vote() -> BeaconVote {
 }
 
 /// The harness's QBFT configuration: operator 1 leads every round, cut-off round 15.
-fn spec_config() -> Config {
+pub(super) fn spec_config() -> Config {
     fn leader(_: &qbft::State, _: crate::types::Round) -> OperatorId {
         1
     }

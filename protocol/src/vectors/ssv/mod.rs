@@ -60,7 +60,7 @@ const CASES: &[(&str, SsvCaseFn)] = &[
     ("newduty.MultiStartNewRunnerDutySpecTest", new_duty_multi),
     (
         "synccommitteeaggregator.SyncCommitteeAggregatorProofSpecTest",
-        not_built_single,
+        sync_aggregator_proof,
     ),
 ];
 
@@ -172,9 +172,8 @@ fn committee_single(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
     }]
 }
 
-fn not_built_single(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
-    let ty = v.get("Type").and_then(Value::as_str).unwrap_or_default();
-    vec![not_built(v, ty, "")]
+fn sync_aggregator_proof(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
+    vec![not_built(v, "synccommitteeaggregator.", "")]
 }
 
 /// Runs every file of the runner suite under `root` (`root/ssv/...`).

@@ -1,0 +1,605 @@
+//! The aggregator role (ssv-spec `AggregatorRunner`) on the runner core:
+//!
+//! ```text
+//! start_duty ─► Sign(selection proof: the slot under DOMAIN_SELECTION_PROOF)
+//!   pre-consensus partials, quorum ─► Reconstruct ─► FetchBeaconData(aggregate, with the proof)
+//!   beacon_data(version, AggregateAndProof) ─► QBFT on ValidatorConsensusData
+//!   decided ─► Sign(AggregateAndProof under DOMAIN_AGGREGATE_AND_PROOF)
+//!   post-consensus partials, quorum ─► Reconstruct ─► Submit(SignedAggregateAndProof)
+//! ```
+//!
+//! Phase 0 to Deneb aggregates and Electra/Fulu ones (committee bits) alike: the shape follows
+//! the data version of the value. Sans-IO: the caller signs, reconstructs, verifies, fetches and
+//! submits; QBFT runs inside.
+
+use std::collections::VecDeque;
+
+use ssz::Encode;
+use tree_hash::TreeHash;
+
+use super::base::{BaseRunner, Phase};
+use super::collector::Added;
+use super::committee::{ReconstructFailure, RunnerOptions};
+use super::signing_only::{
+    BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
+};
+use super::value_check::DutyValueCheck;
+use crate::beacon::consensus_data::{ValidatorConsensusData, ValidatorDuty};
+use crate::chain::ChainSpec;
+use crate::error::Error;
+use crate::error_code::ErrorCode;
+use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage, SsvMessage};
+use crate::partial_sig::{
+    BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
+};
+use crate::qbft::{Action, Config, Controller, Env, ValueCheck};
+use crate::signing::{Domain, compute_signing_root};
+use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot, quorum};
+
+/// The signing domains of an aggregator duty (from the fork schedule at the duty's epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregatorDomains {
+    /// `DOMAIN_SELECTION_PROOF`.
+    pub selection_proof: Domain,
+    /// `DOMAIN_AGGREGATE_AND_PROOF`.
+    pub aggregate_and_proof: Domain,
+}
+
+/// The aggregator runner of one validator. See the module docs.
+pub struct AggregatorRunner {
+    base: BaseRunner,
+    member: CommitteeMember,
+    share: RunnerShare,
+    msg_id: MessageId,
+    options: RunnerOptions,
+    quorum: usize,
+    chain: ChainSpec,
+    duty: Option<ValidatorDuty>,
+    domains: Option<AggregatorDomains>,
+    current_epoch: Epoch,
+    pre_root: Option<Root>,
+    post_root: Option<Root>,
+    in_flight: Option<Root>,
+    loopback: VecDeque<SignedSsvMessage>,
+    duplicates: Option<std::sync::Arc<dyn PartialSigVerifier + Send + Sync>>,
+}
+
+impl std::fmt::Debug for AggregatorRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregatorRunner")
+            .field("validator", &self.share.validator_index)
+            .field("phase", &self.base.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AggregatorRunner {
+    /// An aggregator runner for the validator of `share`, run by `member`'s operator.
+    pub fn new(
+        member: CommitteeMember,
+        share: RunnerShare,
+        config: Config,
+        chain: ChainSpec,
+        options: RunnerOptions,
+    ) -> Self {
+        let msg_id =
+            MessageId::for_validator(member.domain, RunnerRole::Aggregator, &share.validator_pk);
+        let controller = Controller::new(msg_id.0.to_vec(), member.clone(), config);
+        AggregatorRunner {
+            base: BaseRunner::new(RunnerRole::Aggregator, Some(controller)),
+            quorum: quorum(member.committee.len()),
+            member,
+            share,
+            msg_id,
+            options,
+            chain,
+            duty: None,
+            domains: None,
+            current_epoch: 0,
+            pre_root: None,
+            post_root: None,
+            in_flight: None,
+            loopback: VecDeque::new(),
+            duplicates: None,
+        }
+    }
+
+    /// Resolves an operator's second partial for the same root as ssv-spec does.
+    pub fn with_duplicate_check(
+        mut self,
+        verifier: std::sync::Arc<dyn PartialSigVerifier + Send + Sync>,
+    ) -> Self {
+        self.duplicates = Some(verifier);
+        self
+    }
+
+    /// The current wall-clock epoch, for the value check (a duty more than one epoch ahead
+    /// of it is refused); the caller keeps it current.
+    pub fn set_current_epoch(&mut self, epoch: Epoch) {
+        self.current_epoch = epoch;
+    }
+
+    /// The role-neutral core.
+    pub fn base(&self) -> &BaseRunner {
+        &self.base
+    }
+
+    /// The core, to restore a runner's state (the runner suite's vectors).
+    pub fn base_mut(&mut self) -> &mut BaseRunner {
+        &mut self.base
+    }
+
+    /// The runner's message ID.
+    pub fn message_id(&self) -> &MessageId {
+        &self.msg_id
+    }
+
+    fn value_check(&self) -> DutyValueCheck<'static> {
+        DutyValueCheck {
+            role: BeaconRole::Aggregator,
+            validator_pk: self.share.validator_pk,
+            validator_index: self.share.validator_index,
+            chain: self.chain,
+            current_epoch: self.current_epoch,
+            blocks: None,
+        }
+    }
+
+    /// Sets the duty a restored state belongs to (the runner suite's vectors): the duty, its
+    /// domains and, when decided, the decided value.
+    pub fn restore_duty(
+        &mut self,
+        duty: ValidatorDuty,
+        domains: AggregatorDomains,
+        current_epoch: Epoch,
+    ) -> Result<(), Error> {
+        self.pre_root = Some(compute_signing_root(
+            duty.slot.tree_hash_root().0,
+            domains.selection_proof,
+        ));
+        self.post_root = match self
+            .base
+            .state
+            .as_ref()
+            .and_then(|s| s.decided_value.as_ref())
+        {
+            Some(v) => Some(compute_signing_root(
+                ValidatorConsensusData::from_ssz(v)?
+                    .aggregate_and_proof()?
+                    .root(),
+                domains.aggregate_and_proof,
+            )),
+            None => None,
+        };
+        self.duty = Some(duty);
+        self.domains = Some(domains);
+        self.current_epoch = current_epoch;
+        Ok(())
+    }
+
+    /// Starts a duty (ssv-spec `baseStartNewDuty`: the duty must be above the controller's
+    /// height): asks for our selection-proof partial.
+    pub fn start_duty(
+        &mut self,
+        duty: ValidatorDuty,
+        domains: AggregatorDomains,
+        current_epoch: Epoch,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        self.base.should_process_duty(duty.slot)?;
+        self.base.setup_for_new_duty(duty.slot, self.quorum);
+        let root = compute_signing_root(duty.slot.tree_hash_root().0, domains.selection_proof);
+        self.pre_root = Some(root);
+        self.post_root = None;
+        self.in_flight = None;
+        self.current_epoch = current_epoch;
+        self.domains = Some(domains);
+        let slot = duty.slot;
+        self.duty = Some(duty);
+        out.push(ValidatorAction::Sign {
+            slot,
+            validator_index: self.share.validator_index,
+            signing_root: root,
+        });
+        Ok(())
+    }
+
+    /// Our partial for the last [`ValidatorAction::Sign`] (selection proof before the
+    /// decision, the aggregate after): broadcast, and with loopback collected.
+    pub fn signed(
+        &mut self,
+        env: Env<'_>,
+        signature: BlsSignature,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        let slot = self
+            .base
+            .state
+            .as_ref()
+            .map(|s| s.slot)
+            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no running duty"))?;
+        let (kind, root) = match (self.base.phase(), self.post_root, self.pre_root) {
+            (Phase::PostConsensus | Phase::Finished, Some(post), _) => {
+                (PartialSigMsgType::PostConsensus, post)
+            }
+            (_, _, Some(pre)) => (PartialSigMsgType::SelectionProofPartialSig, pre),
+            _ => return Err(Error::spec(ErrorCode::NoRunningDuty, "nothing to sign")),
+        };
+        let psm = PartialSignatureMessages::new(
+            kind,
+            slot,
+            vec![PartialSignatureMessage {
+                partial_signature: signature,
+                signing_root: root,
+                signer: self.member.operator_id,
+                validator_index: self.share.validator_index,
+            }],
+        )?;
+        let ssv = SsvMessage::new(MsgType::PartialSignature, self.msg_id, psm.to_ssz())?;
+        let rsa = env.signer.sign_ssv_message(&ssv.as_ssz_bytes())?;
+        out.push(ValidatorAction::Broadcast(SignedSsvMessage::new(
+            vec![rsa],
+            vec![self.member.operator_id],
+            ssv,
+            Vec::new(),
+        )?));
+        if self.options.loopback {
+            if kind == PartialSigMsgType::PostConsensus {
+                self.process_post_consensus(&psm, out)?;
+            } else {
+                self.process_pre_consensus(&psm, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes a message of this runner whose outer structure and operator signatures the
+    /// caller has checked.
+    pub fn process_message(
+        &mut self,
+        env: Env<'_>,
+        msg: SignedSsvMessage,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        if msg.ssv_message.msg_id != self.msg_id {
+            return Err(Error::spec(
+                ErrorCode::MessageIdentifierInvalid,
+                "message is not for this runner",
+            ));
+        }
+        let result = match msg.ssv_message.kind() {
+            Some(MsgType::Consensus) => self.process_consensus(env, msg, out),
+            Some(MsgType::PartialSignature) => {
+                let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)?;
+                if psm.kind() == Some(PartialSigMsgType::PostConsensus) {
+                    self.process_post_consensus(&psm, out)
+                } else {
+                    self.process_pre_consensus(&psm, out)
+                }
+            }
+            None => Err(Error::spec(
+                ErrorCode::MessageTypeInvalid,
+                "unknown message type",
+            )),
+        };
+        self.flush_loopback(env, out);
+        result
+    }
+
+    fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<ValidatorAction>) {
+        while let Some(m) = self.loopback.pop_front() {
+            // Our own messages are valid by construction; a refusal is not an error.
+            let _ = self.process_consensus(env, m, out);
+        }
+    }
+
+    fn drain_qbft(&mut self, actions: Vec<Action>, out: &mut Vec<ValidatorAction>) {
+        for action in actions {
+            match action {
+                Action::Broadcast(m) => {
+                    if self.options.loopback {
+                        self.loopback.push_back(m.clone());
+                    }
+                    out.push(ValidatorAction::Broadcast(m));
+                }
+                Action::SetTimer {
+                    height,
+                    round,
+                    after,
+                } => out.push(ValidatorAction::SetTimer {
+                    slot: height,
+                    round,
+                    after,
+                }),
+                Action::Decided { .. } => {}
+            }
+        }
+    }
+
+    /// ssv-spec `baseConsensusMsgProcessing` and the aggregator's `ProcessConsensus`.
+    fn process_consensus(
+        &mut self,
+        env: Env<'_>,
+        msg: SignedSsvMessage,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        self.base.check_consensus_wanted()?;
+        let check = self.value_check();
+        let env = Env {
+            value_check: &check,
+            ..env
+        };
+        let mut actions = Vec::new();
+        let controller =
+            self.base.controller.as_mut().ok_or_else(|| {
+                Error::spec(ErrorCode::NoRunningConsensusInstance, "no controller")
+            })?;
+        let decided = controller.process_msg(env, msg, &mut actions);
+        self.drain_qbft(actions, out);
+        let Some(decided) = decided? else {
+            return Ok(());
+        };
+        if !self.base.has_running_duty() {
+            return Ok(());
+        }
+        self.base.check_decided_instance(&decided)?;
+        let value = decided.full_data.to_vec();
+        check
+            .check_value(&value)
+            .map_err(|e| Error::spec(e.code(), format!("decided value is invalid: {e}")))?;
+        let cd = ValidatorConsensusData::from_ssz(&value)?;
+        let domain = self
+            .domains
+            .map(|d| d.aggregate_and_proof)
+            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
+        let root = compute_signing_root(cd.aggregate_and_proof()?.root(), domain);
+        if let Some(state) = self.base.state.as_mut() {
+            state.decided_value = Some(value);
+        }
+        self.post_root = Some(root);
+        out.push(ValidatorAction::Sign {
+            slot: cd.duty.slot,
+            validator_index: self.share.validator_index,
+            signing_root: root,
+        });
+        Ok(())
+    }
+
+    /// The partials of a message must be this validator's, one over `expected` (ssv-spec
+    /// `validateValidatorIndexInPartialSigMsg` and `verifyExpectedRoot`), from an operator of
+    /// the committee.
+    fn check_partials(
+        &self,
+        psm: &PartialSignatureMessages,
+        expected: Option<Root>,
+    ) -> Result<(), Error> {
+        let signer = psm.signer().unwrap_or(0);
+        if !self.share.committee.contains_key(&signer) {
+            return Err(Error::Decode("unknown signer".into()));
+        }
+        if psm
+            .messages
+            .iter()
+            .any(|m| m.validator_index != self.share.validator_index)
+        {
+            return Err(Error::spec(
+                ErrorCode::UnknownValidatorIndex,
+                "unknown validator index",
+            ));
+        }
+        if psm.messages.len() != 1 {
+            return Err(Error::spec(
+                ErrorCode::WrongRootsCount,
+                "wrong expected roots count",
+            ));
+        }
+        if psm
+            .messages
+            .iter()
+            .any(|m| Some(m.signing_root) != expected)
+        {
+            return Err(Error::spec(
+                ErrorCode::WrongSigningRoot,
+                "wrong signing root",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds partials to the pre- or post-consensus collector, resolving duplicates; whether a
+    /// quorum formed.
+    fn collect(&mut self, psm: &PartialSignatureMessages, post: bool) -> bool {
+        let Some(state) = self.base.state.as_mut() else {
+            return false;
+        };
+        let collector = if post {
+            &mut state.post_consensus
+        } else {
+            &mut state.pre_consensus
+        };
+        let mut reached = false;
+        for m in psm.messages.iter() {
+            let old = collector
+                .partials(m.validator_index, &m.signing_root)
+                .and_then(|p| p.get(&m.signer))
+                .copied();
+            if let (Some(old), Some(verifier), Some(share)) =
+                (old, &self.duplicates, self.share.committee.get(&m.signer))
+            {
+                if verifier.verify(share, &m.signing_root, &old) {
+                    continue;
+                }
+                collector.remove(m.validator_index, m.signer, &m.signing_root);
+                if !verifier.verify(share, &m.signing_root, &m.partial_signature) {
+                    continue;
+                }
+            }
+            reached |= collector.add(m) == Added::ReachedQuorum;
+        }
+        reached
+    }
+
+    fn process_pre_consensus(
+        &mut self,
+        psm: &PartialSignatureMessages,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        self.base.validate_pre_consensus(psm)?;
+        self.check_partials(psm, self.pre_root)?;
+        if self.collect(psm, false) {
+            self.request_reconstruct(false, out);
+        }
+        Ok(())
+    }
+
+    fn process_post_consensus(
+        &mut self,
+        psm: &PartialSignatureMessages,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        self.base.validate_post_consensus(psm)?;
+        self.check_partials(psm, self.post_root)?;
+        if self.collect(psm, true) {
+            self.request_reconstruct(true, out);
+        }
+        Ok(())
+    }
+
+    fn request_reconstruct(&mut self, post: bool, out: &mut Vec<ValidatorAction>) {
+        let (Some(state), Some(root)) = (
+            self.base.state.as_ref(),
+            if post { self.post_root } else { self.pre_root },
+        ) else {
+            return;
+        };
+        if self.in_flight == Some(root) {
+            return;
+        }
+        let collector = if post {
+            &state.post_consensus
+        } else {
+            &state.pre_consensus
+        };
+        let partials = collector
+            .quorum_partials(self.share.validator_index, &root)
+            .unwrap_or_default();
+        self.in_flight = Some(root);
+        out.push(ValidatorAction::Reconstruct {
+            slot: state.slot,
+            validator_index: self.share.validator_index,
+            signing_root: root,
+            partials,
+        });
+    }
+
+    /// The verdict of a [`ValidatorAction::Reconstruct`] over `signing_root`.
+    pub fn reconstructed(
+        &mut self,
+        signing_root: Root,
+        verdict: Result<BlsSignature, ReconstructFailure>,
+        out: &mut Vec<ValidatorAction>,
+    ) {
+        if self.in_flight == Some(signing_root) {
+            self.in_flight = None;
+        }
+        let post = Some(signing_root) == self.post_root;
+        let vi = self.share.validator_index;
+        let Some(state) = self.base.state.as_mut() else {
+            return;
+        };
+        match verdict {
+            Err(ReconstructFailure::InvalidPartials(ops)) => {
+                let collector = if post {
+                    &mut state.post_consensus
+                } else {
+                    &mut state.pre_consensus
+                };
+                for op in ops {
+                    collector.remove(vi, op, &signing_root);
+                }
+            }
+            Err(ReconstructFailure::Mismatch) => {}
+            Ok(signature) if post => {
+                let Some(value) = state.decided_value.as_ref() else {
+                    return;
+                };
+                let Ok(aggregate) =
+                    ValidatorConsensusData::from_ssz(value).and_then(|cd| cd.aggregate_and_proof())
+                else {
+                    return;
+                };
+                out.push(ValidatorAction::Submit(BeaconObject::AggregateAndProof(
+                    aggregate.signed(signature),
+                )));
+                state.finished = true;
+            }
+            Ok(selection_proof) => {
+                let Some(duty) = &self.duty else {
+                    return;
+                };
+                out.push(ValidatorAction::FetchBeaconData(
+                    BeaconDataRequest::AggregateAndProof {
+                        slot: duty.slot,
+                        committee_index: duty.committee_index,
+                        committee_length: duty.committee_length,
+                        validator_index: duty.validator_index,
+                        selection_proof,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// The beacon node's aggregate for a [`BeaconDataRequest::AggregateAndProof`]: starts QBFT
+    /// on it (ssv-spec `decide`: the value check first).
+    pub fn beacon_data(
+        &mut self,
+        env: Env<'_>,
+        version: u64,
+        aggregate_and_proof_ssz: Vec<u8>,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        let duty = self
+            .duty
+            .clone()
+            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
+        let slot = duty.slot;
+        let value = ValidatorConsensusData::new(duty, version, aggregate_and_proof_ssz)?.to_ssz();
+        let check = self.value_check();
+        let env = Env {
+            value_check: &check,
+            ..env
+        };
+        let mut actions = Vec::new();
+        let result = self.base.decide(env, slot, value, &mut actions);
+        self.drain_qbft(actions, out);
+        self.flush_loopback(env, out);
+        result
+    }
+
+    /// The round timer of the running instance expired (dropped when the duty is not
+    /// running, as the Go node does).
+    pub fn on_timeout(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        if !self.base.has_running_duty() {
+            return Ok(());
+        }
+        let check = self.value_check();
+        let env = Env {
+            value_check: &check,
+            ..env
+        };
+        let mut actions = Vec::new();
+        let result = match self.base.controller.as_mut() {
+            Some(c) => c.upon_round_timeout(env, slot, &mut actions),
+            None => Ok(()),
+        };
+        self.drain_qbft(actions, out);
+        self.flush_loopback(env, out);
+        result
+    }
+}
