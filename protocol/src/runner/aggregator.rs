@@ -14,11 +14,11 @@
 
 use std::collections::VecDeque;
 
-use ssz::Encode;
 use tree_hash::TreeHash;
 
-use super::base::{BaseRunner, Phase};
-use super::collector::Added;
+use super::base::{
+    BaseRunner, Phase, check_validator_partials, collect_resolving_duplicates, own_partials,
+};
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
@@ -28,10 +28,8 @@ use crate::beacon::consensus_data::{ValidatorConsensusData, ValidatorDuty};
 use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage, SsvMessage};
-use crate::partial_sig::{
-    BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
-};
+use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
+use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
 use crate::qbft::{Action, Config, Controller, Env, ValueCheck};
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot, quorum};
@@ -48,7 +46,6 @@ pub struct AggregatorDomains {
 /// The aggregator runner of one validator. See the module docs.
 pub struct AggregatorRunner {
     base: BaseRunner,
-    member: CommitteeMember,
     share: RunnerShare,
     msg_id: MessageId,
     options: RunnerOptions,
@@ -88,7 +85,6 @@ impl AggregatorRunner {
         AggregatorRunner {
             base: BaseRunner::new(RunnerRole::Aggregator, Some(controller)),
             quorum: quorum(member.committee.len()),
-            member,
             share,
             msg_id,
             options,
@@ -225,24 +221,15 @@ impl AggregatorRunner {
             (_, _, Some(pre)) => (PartialSigMsgType::SelectionProofPartialSig, pre),
             _ => return Err(Error::spec(ErrorCode::NoRunningDuty, "nothing to sign")),
         };
-        let psm = PartialSignatureMessages::new(
+        let (psm, msg) = own_partials(
+            env,
+            self.msg_id,
             kind,
             slot,
-            vec![PartialSignatureMessage {
-                partial_signature: signature,
-                signing_root: root,
-                signer: self.member.operator_id,
-                validator_index: self.share.validator_index,
-            }],
+            self.share.validator_index,
+            vec![(root, signature)],
         )?;
-        let ssv = SsvMessage::new(MsgType::PartialSignature, self.msg_id, psm.to_ssz())?;
-        let rsa = env.signer.sign_ssv_message(&ssv.as_ssz_bytes())?;
-        out.push(ValidatorAction::Broadcast(SignedSsvMessage::new(
-            vec![rsa],
-            vec![self.member.operator_id],
-            ssv,
-            Vec::new(),
-        )?));
+        out.push(ValidatorAction::Broadcast(msg));
         if self.options.loopback {
             if kind == PartialSigMsgType::PostConsensus {
                 self.process_post_consensus(&psm, out)?;
@@ -365,49 +352,7 @@ impl AggregatorRunner {
         Ok(())
     }
 
-    /// The partials of a message must be this validator's, one over `expected` (ssv-spec
-    /// `validateValidatorIndexInPartialSigMsg` and `verifyExpectedRoot`), from an operator of
-    /// the committee.
-    fn check_partials(
-        &self,
-        psm: &PartialSignatureMessages,
-        expected: Option<Root>,
-    ) -> Result<(), Error> {
-        let signer = psm.signer().unwrap_or(0);
-        if !self.share.committee.contains_key(&signer) {
-            return Err(Error::Decode("unknown signer".into()));
-        }
-        if psm
-            .messages
-            .iter()
-            .any(|m| m.validator_index != self.share.validator_index)
-        {
-            return Err(Error::spec(
-                ErrorCode::UnknownValidatorIndex,
-                "unknown validator index",
-            ));
-        }
-        if psm.messages.len() != 1 {
-            return Err(Error::spec(
-                ErrorCode::WrongRootsCount,
-                "wrong expected roots count",
-            ));
-        }
-        if psm
-            .messages
-            .iter()
-            .any(|m| Some(m.signing_root) != expected)
-        {
-            return Err(Error::spec(
-                ErrorCode::WrongSigningRoot,
-                "wrong signing root",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Adds partials to the pre- or post-consensus collector, resolving duplicates; whether a
-    /// quorum formed.
+    /// Adds partials to the pre- or post-consensus collector; whether a quorum formed.
     fn collect(&mut self, psm: &PartialSignatureMessages, post: bool) -> bool {
         let Some(state) = self.base.state.as_mut() else {
             return false;
@@ -417,26 +362,13 @@ impl AggregatorRunner {
         } else {
             &mut state.pre_consensus
         };
-        let mut reached = false;
-        for m in psm.messages.iter() {
-            let old = collector
-                .partials(m.validator_index, &m.signing_root)
-                .and_then(|p| p.get(&m.signer))
-                .copied();
-            if let (Some(old), Some(verifier), Some(share)) =
-                (old, &self.duplicates, self.share.committee.get(&m.signer))
-            {
-                if verifier.verify(share, &m.signing_root, &old) {
-                    continue;
-                }
-                collector.remove(m.validator_index, m.signer, &m.signing_root);
-                if !verifier.verify(share, &m.signing_root, &m.partial_signature) {
-                    continue;
-                }
-            }
-            reached |= collector.add(m) == Added::ReachedQuorum;
-        }
-        reached
+        !collect_resolving_duplicates(
+            collector,
+            psm,
+            &self.share.committee,
+            self.duplicates.as_deref(),
+        )
+        .is_empty()
     }
 
     fn process_pre_consensus(
@@ -445,7 +377,11 @@ impl AggregatorRunner {
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
         self.base.validate_pre_consensus(psm)?;
-        self.check_partials(psm, self.pre_root)?;
+        check_validator_partials(
+            &self.share,
+            psm,
+            &self.pre_root.into_iter().collect::<Vec<_>>(),
+        )?;
         if self.collect(psm, false) {
             self.request_reconstruct(false, out);
         }
@@ -458,7 +394,11 @@ impl AggregatorRunner {
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
         self.base.validate_post_consensus(psm)?;
-        self.check_partials(psm, self.post_root)?;
+        check_validator_partials(
+            &self.share,
+            psm,
+            &self.post_root.into_iter().collect::<Vec<_>>(),
+        )?;
         if self.collect(psm, true) {
             self.request_reconstruct(true, out);
         }

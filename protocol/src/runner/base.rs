@@ -18,13 +18,18 @@
 //! checks), and how partials are collected ([`PartialSigCollector`], quorum per validator and
 //! root).
 
+use std::collections::BTreeMap;
+
 use super::collector::{Added, PartialSigCollector};
+use super::signing_only::{PartialSigVerifier, RunnerShare};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{RunnerRole, SignedSsvMessage};
-use crate::partial_sig::PartialSignatureMessages;
+use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage, SsvMessage};
+use crate::partial_sig::{
+    BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
+};
 use crate::qbft::{self, Action, Controller, Env, Instance};
-use crate::types::{Root, Slot};
+use crate::types::{BlsPublicKey, OperatorId, Root, Slot};
 
 /// Where a duty stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,18 +255,111 @@ fn validate_slot(psm: &PartialSignatureMessages, slot: Slot) -> Result<(), Error
     Ok(())
 }
 
-/// Adds a message's partials to `collector` (ssv-spec `basePartialSigMsgProcessing`; the
-/// first partial of an operator for a validator and root stays) and returns the roots of the
-/// `(validator, root)` pairs this message brought to quorum.
-pub fn collect_partials(
+/// Our partial signatures of a validator as the message the committee receives: the
+/// `PartialSignatureMessages` (to apply locally, with loopback) and the signed SSV message to
+/// broadcast.
+pub fn own_partials(
+    env: Env<'_>,
+    msg_id: MessageId,
+    kind: PartialSigMsgType,
+    slot: Slot,
+    validator_index: u64,
+    signed: Vec<(Root, BlsSignature)>,
+) -> Result<(PartialSignatureMessages, SignedSsvMessage), Error> {
+    let signer = env.signer.operator_id();
+    let messages = signed
+        .into_iter()
+        .map(
+            |(signing_root, partial_signature)| PartialSignatureMessage {
+                partial_signature,
+                signing_root,
+                signer,
+                validator_index,
+            },
+        )
+        .collect();
+    let psm = PartialSignatureMessages::new(kind, slot, messages)?;
+    let ssv = SsvMessage::new(MsgType::PartialSignature, msg_id, psm.to_ssz())?;
+    let rsa = env
+        .signer
+        .sign_ssv_message(&ssz::Encode::as_ssz_bytes(&ssv))?;
+    let msg = SignedSsvMessage::new(vec![rsa], vec![signer], ssv, Vec::new())?;
+    Ok((psm, msg))
+}
+
+/// The checks a validator runner makes on the partials of a message (ssv-spec
+/// `validatePartialSigMsgForSlot`'s signer rule, `validateValidatorIndexInPartialSigMsg` and
+/// `verifyExpectedRoot`): the signer is in the validator's committee, every partial is for
+/// the validator, and the roots are the expected ones (count first, then the sorted roots).
+pub fn check_validator_partials(
+    share: &RunnerShare,
+    psm: &PartialSignatureMessages,
+    expected: &[Root],
+) -> Result<(), Error> {
+    let signer = psm.signer().unwrap_or(0);
+    if !share.committee.contains_key(&signer) {
+        return Err(Error::Decode("unknown signer".into()));
+    }
+    if psm
+        .messages
+        .iter()
+        .any(|m| m.validator_index != share.validator_index)
+    {
+        return Err(Error::spec(
+            ErrorCode::UnknownValidatorIndex,
+            "unknown validator index",
+        ));
+    }
+    if psm.messages.len() != expected.len() {
+        return Err(Error::spec(
+            ErrorCode::WrongRootsCount,
+            "wrong expected roots count",
+        ));
+    }
+    let mut want = expected.to_vec();
+    want.sort_unstable();
+    let mut got: Vec<Root> = psm.messages.iter().map(|m| m.signing_root).collect();
+    got.sort_unstable();
+    if want != got {
+        return Err(Error::spec(
+            ErrorCode::WrongSigningRoot,
+            "wrong signing root",
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a message's partials to `collector` and says whether a `(validator, root)` reached
+/// its quorum. A second partial of an operator for the same validator and root replaces the
+/// first only if the first is invalid and the second valid (ssv-spec
+/// `resolveDuplicateSignature`) when `verifier` is given; without one the first stays.
+pub fn collect_resolving_duplicates(
     collector: &mut PartialSigCollector,
     psm: &PartialSignatureMessages,
-) -> Vec<(u64, Root)> {
-    psm.messages
-        .iter()
-        .filter(|m| collector.add(m) == Added::ReachedQuorum)
-        .map(|m| (m.validator_index, m.signing_root))
-        .collect()
+    committee: &BTreeMap<OperatorId, BlsPublicKey>,
+    verifier: Option<&(dyn PartialSigVerifier + Send + Sync)>,
+) -> Vec<Root> {
+    let mut reached = Vec::new();
+    for m in psm.messages.iter() {
+        let old = collector
+            .partials(m.validator_index, &m.signing_root)
+            .and_then(|p| p.get(&m.signer))
+            .copied();
+        if let (Some(old), Some(verifier), Some(share)) = (old, verifier, committee.get(&m.signer))
+        {
+            if verifier.verify(share, &m.signing_root, &old) {
+                continue;
+            }
+            collector.remove(m.validator_index, m.signer, &m.signing_root);
+            if !verifier.verify(share, &m.signing_root, &m.partial_signature) {
+                continue;
+            }
+        }
+        if collector.add(m) == Added::ReachedQuorum {
+            reached.push(m.signing_root);
+        }
+    }
+    reached
 }
 
 #[cfg(test)]
@@ -348,10 +446,17 @@ mod tests {
     fn partials_reach_quorum_once() {
         let mut c = PartialSigCollector::new(2);
         let mut m = psm(12);
-        assert!(collect_partials(&mut c, &m).is_empty());
+        let committee = BTreeMap::new();
+        assert!(collect_resolving_duplicates(&mut c, &m, &committee, None).is_empty());
         m.messages[0].signer = 2;
-        assert_eq!(collect_partials(&mut c, &m), vec![(7, [2; 32])]);
+        assert_eq!(
+            collect_resolving_duplicates(&mut c, &m, &committee, None),
+            vec![[2; 32]]
+        );
         m.messages[0].signer = 3;
-        assert!(collect_partials(&mut c, &m).is_empty(), "already at quorum");
+        assert!(
+            collect_resolving_duplicates(&mut c, &m, &committee, None).is_empty(),
+            "already at quorum"
+        );
     }
 }

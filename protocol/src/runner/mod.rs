@@ -19,7 +19,9 @@ pub mod value_check;
 pub mod voluntary_exit;
 
 pub use aggregator::{AggregatorDomains, AggregatorRunner};
-pub use base::{BaseRunner, Phase, RunnerState, collect_partials};
+pub use base::{
+    BaseRunner, Phase, RunnerState, check_validator_partials, collect_resolving_duplicates,
+};
 pub use collector::{Added, PartialSigCollector};
 pub use committee::*;
 pub use key::{RunnerKey, check_share_count};

@@ -16,17 +16,17 @@
 
 use std::collections::BTreeMap;
 
-use ssz::Encode;
 use tree_hash::TreeHash;
 
-use super::base::BaseRunner;
-use super::collector::Added;
+use super::base::{
+    BaseRunner, check_validator_partials, collect_resolving_duplicates, own_partials,
+};
 use super::committee::{ReconstructFailure, RunnerOptions};
 use crate::beacon::builder::{SignedValidatorRegistration, ValidatorRegistration};
 use crate::beacon::phase0::{SignedVoluntaryExit, VoluntaryExit};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage, SsvMessage};
+use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{
     BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
@@ -232,7 +232,6 @@ pub trait PartialSigVerifier {
 pub struct SigningOnlyRunner {
     role: SigningOnlyRole,
     base: BaseRunner,
-    member: CommitteeMember,
     share: RunnerShare,
     msg_id: MessageId,
     options: RunnerOptions,
@@ -267,7 +266,6 @@ impl SigningOnlyRunner {
         SigningOnlyRunner {
             role,
             base: BaseRunner::new(role.runner_role(), None),
-            member,
             share,
             msg_id,
             options,
@@ -359,24 +357,15 @@ impl SigningOnlyRunner {
         else {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
-        let psm = PartialSignatureMessages::new(
+        let (psm, msg) = own_partials(
+            env,
+            self.msg_id,
             self.role.partial_type(),
             state.slot,
-            vec![PartialSignatureMessage {
-                partial_signature: signature,
-                signing_root,
-                signer: self.member.operator_id,
-                validator_index: self.share.validator_index,
-            }],
+            self.share.validator_index,
+            vec![(signing_root, signature)],
         )?;
-        let ssv = SsvMessage::new(MsgType::PartialSignature, self.msg_id, psm.to_ssz())?;
-        let rsa = env.signer.sign_ssv_message(&ssv.as_ssz_bytes())?;
-        out.push(ValidatorAction::Broadcast(SignedSsvMessage::new(
-            vec![rsa],
-            vec![self.member.operator_id],
-            ssv,
-            Vec::new(),
-        )?));
+        out.push(ValidatorAction::Broadcast(msg));
         if self.options.loopback {
             self.process_pre_consensus(&psm, out)?;
         }
@@ -419,62 +408,20 @@ impl SigningOnlyRunner {
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
         self.base.validate_pre_consensus(psm)?;
-        let signer = psm.signer().unwrap_or(0);
-        if !self.share.committee.contains_key(&signer) {
-            return Err(Error::Decode("unknown signer".into()));
-        }
-        if psm
-            .messages
-            .iter()
-            .any(|m| m.validator_index != self.share.validator_index)
-        {
-            return Err(Error::spec(
-                ErrorCode::UnknownValidatorIndex,
-                "unknown validator index",
-            ));
-        }
-        if psm.messages.len() != 1 {
-            return Err(Error::spec(
-                ErrorCode::WrongRootsCount,
-                "wrong expected roots count",
-            ));
-        }
         let Some(signing_root) = self.signing_root else {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
-        if psm.messages.iter().any(|m| m.signing_root != signing_root) {
-            return Err(Error::spec(
-                ErrorCode::WrongSigningRoot,
-                "wrong signing root",
-            ));
-        }
+        check_validator_partials(&self.share, psm, &[signing_root])?;
         let Some(state) = self.base.state.as_mut() else {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
-        let mut reached = false;
-        for m in psm.messages.iter() {
-            let old = state
-                .pre_consensus
-                .partials(m.validator_index, &m.signing_root)
-                .and_then(|p| p.get(&m.signer))
-                .copied();
-            if let (Some(old), Some(verifier), Some(share)) =
-                (old, &self.duplicates, self.share.committee.get(&m.signer))
-            {
-                // ssv-spec `resolveDuplicateSignature`: a valid first partial stays; an
-                // invalid one goes, and the new one takes its place only if valid.
-                if verifier.verify(share, &m.signing_root, &old) {
-                    continue;
-                }
-                state
-                    .pre_consensus
-                    .remove(m.validator_index, m.signer, &m.signing_root);
-                if !verifier.verify(share, &m.signing_root, &m.partial_signature) {
-                    continue;
-                }
-            }
-            reached |= state.pre_consensus.add(m) == Added::ReachedQuorum;
-        }
+        let reached = !collect_resolving_duplicates(
+            &mut state.pre_consensus,
+            psm,
+            &self.share.committee,
+            self.duplicates.as_deref(),
+        )
+        .is_empty();
         if !reached || self.in_flight {
             return Ok(());
         }
@@ -527,7 +474,7 @@ impl SigningOnlyRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::RsaSignature;
+    use crate::message::{RsaSignature, SsvMessage};
     use crate::qbft::{OperatorSigner, SignatureVerifier, ValueCheck};
     use crate::types::{CommitteeOperator, DomainType};
 

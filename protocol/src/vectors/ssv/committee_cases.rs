@@ -21,23 +21,21 @@ use super::super::json::{as_array, as_b64, as_fixed, as_u64, field, u64_field};
 use super::super::qbft_cases::{
     FixtureVerifier, compare_controllers, compare_states, controller_from_json, instance_from_json,
 };
-use super::super::rsa::OperatorKey;
-use super::super::types_cases::{
-    LooseSignedSsvMessage, committee_member_from_json, partial_sig_messages_from_json,
-};
+use super::super::types_cases::{LooseSignedSsvMessage, committee_member_from_json};
 use super::basic_cases::check_code;
+use super::harness::{
+    AcceptAll, KeySigner, check_partial_outputs, check_submitted, container, container_signatures,
+    describe, state_comparison,
+};
 use super::keys::TestKeys;
 use super::{SsvContext, SubOutcome, bls, expected_code, name_of};
 use crate::beacon::phase0;
 use crate::beacon_vote::{AttestationData, BeaconVote, Checkpoint};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::RsaSignature;
 use crate::message::{MsgType, RunnerRole, SignedSsvMessage};
-use crate::partial_sig::{
-    BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
-};
-use crate::qbft::{self, Config, Env, OperatorSigner, ValueCheck};
+use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
+use crate::qbft::{self, Config, Env};
 use crate::runner::{
     AttestationSlashing, CommitteeDuty, CommitteeRunner, DutyKind, ReconstructFailure,
     RestoredSlot, RunnerAction, RunnerOptions, SignItem, ValidatorDuty,
@@ -171,33 +169,6 @@ fn duty_from_json(
         },
         extra,
     ))
-}
-
-/// Signs with an operator's RSA key of the key set.
-struct KeySigner<'a> {
-    id: OperatorId,
-    key: &'a OperatorKey,
-}
-
-impl OperatorSigner for KeySigner<'_> {
-    fn operator_id(&self) -> OperatorId {
-        self.id
-    }
-    fn sign_ssv_message(&self, encoded: &[u8]) -> Result<RsaSignature, Error> {
-        self.key
-            .sign(encoded)
-            .map_err(|e| Error::spec(ErrorCode::MessageSignatureInvalid, e))
-    }
-}
-
-/// The caller's value check of the node (its beacon node's limits) has no part here: the
-/// runner's own spec check is the harness's `BeaconVoteValueCheckF`.
-struct AcceptAll;
-
-impl ValueCheck for AcceptAll {
-    fn check_value(&self, _value: &[u8]) -> Result<(), Error> {
-        Ok(())
-    }
 }
 
 /// The Go test key manager's slashing answer over the runner's validators: slashable when the
@@ -368,30 +339,7 @@ impl<'k> Run<'k> {
         self.register_duty(&duty);
         let controller = controller_from_json(field(base, "QBFTController")?, spec_config())?;
         let decided = as_b64(state.get("DecidedValue").unwrap_or(&Value::Null))?;
-        let mut post = Vec::new();
-        if let Some(sigs) = state
-            .get("PostConsensusContainer")
-            .and_then(|c| c.get("Signatures"))
-            .and_then(Value::as_object)
-        {
-            for (vi, roots) in sigs {
-                let vi: u64 = vi.parse().map_err(|e| format!("validator key {vi}: {e}"))?;
-                for (root, ops) in roots.as_object().into_iter().flatten() {
-                    let root: Root = hex::decode(root)
-                        .ok()
-                        .and_then(|r| r.try_into().ok())
-                        .ok_or("container root")?;
-                    for (op, sig) in ops.as_object().into_iter().flatten() {
-                        post.push(PartialSignatureMessage {
-                            partial_signature: as_fixed::<96>(sig)?,
-                            signing_root: root,
-                            signer: op.parse().map_err(|e| format!("signer {op}: {e}"))?,
-                            validator_index: vi,
-                        });
-                    }
-                }
-            }
-        }
+        let post = container(state, "PostConsensusContainer")?;
         self.runner
             .restore_slot(RestoredSlot {
                 duty,
@@ -696,17 +644,6 @@ fn proposal_height(msg: &SignedSsvMessage) -> Option<Slot> {
     (q.kind() == Some(qbft::MessageType::Proposal)).then_some(q.height)
 }
 
-/// The root of one partial-signature entry (what the Go harness compares).
-fn entry_roots(psm: &PartialSignatureMessages) -> Vec<Root> {
-    let mut roots: Vec<Root> = psm.messages.iter().map(|m| m.tree_hash_root().0).collect();
-    roots.sort_unstable();
-    roots
-}
-
-fn same_message(a: &PartialSignatureMessages, b: &PartialSignatureMessages) -> bool {
-    a.msg_type == b.msg_type && a.slot == b.slot && entry_roots(a) == entry_roots(b)
-}
-
 /// Our partial-signature broadcasts (each RSA-verified).
 fn partial_outputs(run: &Run<'_>) -> Result<Vec<PartialSignatureMessages>, String> {
     let mut out = Vec::new();
@@ -739,49 +676,8 @@ fn partial_outputs(run: &Run<'_>) -> Result<Vec<PartialSignatureMessages>, Strin
 }
 
 fn check_outputs(v: &Value, run: &Run<'_>, in_order: bool) -> Result<(), String> {
-    let expected = as_array(v.get("OutputMessages").unwrap_or(&Value::Null))?
-        .iter()
-        .map(partial_sig_messages_from_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    let actual = partial_outputs(run)?;
-    if actual.len() != expected.len() {
-        return Err(format!(
-            "{} partial-signature broadcasts, expected {}",
-            actual.len(),
-            expected.len()
-        ));
-    }
-    if in_order {
-        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
-            if !same_message(a, e) {
-                return Err(format!("broadcast {i} differs from the expected one"));
-            }
-        }
-    } else {
-        let mut unused: Vec<&PartialSignatureMessages> = actual.iter().collect();
-        for (i, e) in expected.iter().enumerate() {
-            let Some(k) = unused.iter().position(|a| same_message(a, e)) else {
-                return Err(format!("expected broadcast {i} was not sent"));
-            };
-            unused.remove(k);
-        }
-    }
-    let mut want: Vec<String> = as_array(v.get("BeaconBroadcastedRoots").unwrap_or(&Value::Null))?
-        .iter()
-        .map(|r| {
-            r.as_str()
-                .unwrap_or_default()
-                .trim_start_matches("0x")
-                .to_string()
-        })
-        .collect();
-    let mut got: Vec<String> = run.submitted.iter().map(hex::encode).collect();
-    want.sort();
-    got.sort();
-    if want != got {
-        return Err(format!("submitted roots {got:?}, expected {want:?}"));
-    }
-    Ok(())
+    check_partial_outputs(v, &partial_outputs(run)?, in_order)?;
+    check_submitted(v, &run.submitted)
 }
 
 /// Compares a runner's JSON (`{"BaseRunner": ...}`) with our slot `slot`.
@@ -841,52 +737,8 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
         ));
     }
     // PostConsensusContainer.Signatures
-    let mut want_sigs: BTreeMap<
-        ValidatorIndex,
-        BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>,
-    > = BTreeMap::new();
-    if let Some(sigs) = state
-        .get("PostConsensusContainer")
-        .and_then(|c| c.get("Signatures"))
-        .and_then(Value::as_object)
-    {
-        for (vi, roots) in sigs {
-            let vi: u64 = vi.parse().map_err(|e| format!("{vi}: {e}"))?;
-            for (root, ops) in roots.as_object().into_iter().flatten() {
-                let root: Root = as_fixed::<32>(&Value::String(root.clone()))?;
-                let entry = want_sigs.entry(vi).or_default().entry(root).or_default();
-                for (op, sig) in ops.as_object().into_iter().flatten() {
-                    entry.insert(
-                        op.parse().map_err(|e| format!("{op}: {e}"))?,
-                        as_fixed::<96>(sig)?,
-                    );
-                }
-            }
-        }
-    }
-    want_sigs.retain(|_, roots| {
-        roots.retain(|_, ops| !ops.is_empty());
-        !roots.is_empty()
-    });
+    let want_sigs = container_signatures(state, "PostConsensusContainer")?;
     if view.post_consensus != want_sigs {
-        let describe =
-            |m: &BTreeMap<ValidatorIndex, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>| {
-                m.iter()
-                    .map(|(v, r)| {
-                        format!(
-                            "{v}: {:?}",
-                            r.iter()
-                                .map(|(root, ops)| format!(
-                                    "{}…{:?}",
-                                    hex::encode(&root[..3]),
-                                    ops.keys().collect::<Vec<_>>()
-                                ))
-                                .collect::<Vec<_>>()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
         return Err(format!(
             "{at}: PostConsensusContainer {} != expected {}",
             describe(&view.post_consensus),
@@ -901,23 +753,6 @@ fn compare_runner(expected: &Value, run: &Run<'_>, slot: Slot, at: &str) -> Resu
         }
     }
     Ok(())
-}
-
-/// The state-comparison file of a subtest.
-fn state_comparison(
-    ctx: &SsvContext,
-    dir: &str,
-    top: Option<&str>,
-    name: &str,
-) -> Result<Value, String> {
-    let rel = match top {
-        Some(top) => format!(
-            "state_comparison/{dir}/{}/{name}.json",
-            top.replace(' ', "_")
-        ),
-        None => format!("state_comparison/{dir}/{name}.json"),
-    };
-    ctx.suite.json(&rel)
 }
 
 /// One `MsgProcessingSpecTest` of the committee role.

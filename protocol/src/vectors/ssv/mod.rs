@@ -9,6 +9,7 @@ pub mod suite;
 
 mod basic_cases;
 mod committee_cases;
+mod harness;
 mod validator_cases;
 
 use std::path::Path;

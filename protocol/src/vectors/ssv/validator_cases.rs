@@ -16,16 +16,20 @@ use super::super::qbft_cases::{
     compare_controllers, compare_states, controller_from_json, instance_from_json,
 };
 use super::super::rsa::OperatorKey;
-use super::super::types_cases::{LooseSignedSsvMessage, partial_sig_messages_from_json};
+use super::super::types_cases::LooseSignedSsvMessage;
 use super::basic_cases::check_code;
+use super::harness::{
+    AcceptAll, BlsVerifier, KeySigner, check_partial_outputs, check_submitted, container,
+    container_signatures, describe, non_empty, state_comparison,
+};
 use super::keys::TestKeys;
 use super::{SsvContext, bls, expected_code};
 use crate::committee::CommitteeId;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, MsgType, RsaSignature, RunnerRole, SignedSsvMessage};
-use crate::partial_sig::{BlsSignature, PartialSignatureMessage, PartialSignatureMessages};
-use crate::qbft::{self, Env, OperatorSigner, SignatureVerifier, ValueCheck};
+use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
+use crate::partial_sig::{BlsSignature, PartialSignatureMessages};
+use crate::qbft::{self, Env, SignatureVerifier};
 use crate::runner::validator_registration::{DEFAULT_GAS_LIMIT, registration_object};
 use crate::runner::voluntary_exit::exit_object;
 use crate::runner::{
@@ -259,38 +263,6 @@ fn object_for(
     }
 }
 
-struct KeySigner<'a> {
-    key: &'a OperatorKey,
-}
-
-impl OperatorSigner for KeySigner<'_> {
-    fn operator_id(&self) -> OperatorId {
-        1
-    }
-    fn sign_ssv_message(&self, encoded: &[u8]) -> Result<RsaSignature, Error> {
-        self.key
-            .sign(encoded)
-            .map_err(|e| Error::spec(ErrorCode::MessageSignatureInvalid, e))
-    }
-}
-
-struct AcceptAll;
-
-/// The harness's BLS check of one partial (the key manager's `verifyBeaconPartialSignature`).
-struct BlsVerifier;
-
-impl crate::runner::signing_only::PartialSigVerifier for BlsVerifier {
-    fn verify(&self, share: &BlsPublicKey, root: &Root, signature: &BlsSignature) -> bool {
-        bls::verify(share, root, signature)
-    }
-}
-
-impl ValueCheck for AcceptAll {
-    fn check_value(&self, _value: &[u8]) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
 struct Run<'k> {
     keys: &'k TestKeys,
     share: Share,
@@ -355,7 +327,7 @@ impl<'k> Run<'k> {
             share,
             member,
             runner,
-            signer: KeySigner { key },
+            signer: KeySigner { id: 1, key },
             verifier: FixtureVerifier::default(),
             broadcasts: Vec::new(),
             submitted: Vec::new(),
@@ -616,77 +588,15 @@ impl<'k> Run<'k> {
     }
 }
 
-/// A `{"Signatures": {vi: {root: {op: sig}}}}` container as partial-signature entries.
-fn container(state: &Value, name: &str) -> Result<Vec<PartialSignatureMessage>, String> {
-    let mut out = Vec::new();
-    if let Some(sigs) = state
-        .get(name)
-        .and_then(|c| c.get("Signatures"))
-        .and_then(Value::as_object)
-    {
-        for (vi, roots) in sigs {
-            let vi: u64 = vi.parse().map_err(|e| format!("{vi}: {e}"))?;
-            for (root, ops) in roots.as_object().into_iter().flatten() {
-                let root = as_fixed::<32>(&Value::String(root.clone()))?;
-                for (op, sig) in ops.as_object().into_iter().flatten() {
-                    out.push(PartialSignatureMessage {
-                        partial_signature: as_fixed::<96>(sig)?,
-                        signing_root: root,
-                        signer: op.parse().map_err(|e| format!("{op}: {e}"))?,
-                        validator_index: vi,
-                    });
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn check_outputs(v: &Value, run: &Run<'_>) -> Result<(), String> {
-    let expected = as_array(v.get("OutputMessages").unwrap_or(&Value::Null))?
-        .iter()
-        .map(partial_sig_messages_from_json)
-        .collect::<Result<Vec<_>, _>>()?;
     let actual: Vec<PartialSignatureMessages> = run
         .broadcasts
         .iter()
         .filter(|m| m.ssv_message.kind() == Some(MsgType::PartialSignature))
         .map(|m| PartialSignatureMessages::from_ssz(&m.ssv_message.data).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    if actual.len() != expected.len() {
-        return Err(format!(
-            "{} partial-signature broadcasts, expected {}",
-            actual.len(),
-            expected.len()
-        ));
-    }
-    for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
-        use tree_hash::TreeHash;
-        let roots = |p: &PartialSignatureMessages| {
-            let mut r: Vec<[u8; 32]> = p.messages.iter().map(|m| m.tree_hash_root().0).collect();
-            r.sort_unstable();
-            r
-        };
-        if a.msg_type != e.msg_type || a.slot != e.slot || roots(a) != roots(e) {
-            return Err(format!("broadcast {i} differs from the expected one"));
-        }
-    }
-    let mut want: Vec<String> = as_array(v.get("BeaconBroadcastedRoots").unwrap_or(&Value::Null))?
-        .iter()
-        .map(|r| {
-            r.as_str()
-                .unwrap_or_default()
-                .trim_start_matches("0x")
-                .to_string()
-        })
-        .collect();
-    let mut got: Vec<String> = run.submitted.iter().map(hex::encode).collect();
-    want.sort();
-    got.sort();
-    if want != got {
-        return Err(format!("submitted roots {got:?}, expected {want:?}"));
-    }
-    Ok(())
+    check_partial_outputs(v, &actual, true)?;
+    check_submitted(v, &run.submitted)
 }
 
 fn compare_state(expected: &Value, run: &Run<'_>) -> Result<(), String> {
@@ -702,55 +612,19 @@ fn compare_state(expected: &Value, run: &Run<'_>) -> Result<(), String> {
     if state.is_null() {
         return Err("post-state: a duty, expected none".into());
     }
-    let mut want = PartialSigCollectorView::default();
-    for m in container(state, "PreConsensusContainer")? {
-        want.0
-            .entry(m.validator_index)
-            .or_default()
-            .entry(m.signing_root)
-            .or_default()
-            .insert(m.signer, m.partial_signature);
-    }
-    let mut got = ours.pre_consensus.signatures().clone();
-    got.retain(|_, r| {
-        r.retain(|_, ops| !ops.is_empty());
-        !r.is_empty()
-    });
-    if got != want.0 {
-        return Err(format!(
-            "post-state: PreConsensusContainer has {} validators / {:?}, expected {} / {:?}",
-            got.len(),
-            got.values()
-                .flat_map(|r| r.values().map(|o| o.keys().copied().collect::<Vec<_>>()))
-                .collect::<Vec<_>>(),
-            want.0.len(),
-            want.0
-                .values()
-                .flat_map(|r| r.values().map(|o| o.keys().copied().collect::<Vec<_>>()))
-                .collect::<Vec<_>>()
-        ));
-    }
-    let mut want_post: BTreeMap<u64, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>> =
-        BTreeMap::new();
-    for m in container(state, "PostConsensusContainer")? {
-        want_post
-            .entry(m.validator_index)
-            .or_default()
-            .entry(m.signing_root)
-            .or_default()
-            .insert(m.signer, m.partial_signature);
-    }
-    let mut got_post = ours.post_consensus.signatures().clone();
-    got_post.retain(|_, r| {
-        r.retain(|_, ops| !ops.is_empty());
-        !r.is_empty()
-    });
-    if got_post != want_post {
-        return Err(format!(
-            "post-state: PostConsensusContainer has {} validators, expected {}",
-            got_post.len(),
-            want_post.len()
-        ));
+    for (name, ours_sigs) in [
+        ("PreConsensusContainer", ours.pre_consensus.signatures()),
+        ("PostConsensusContainer", ours.post_consensus.signatures()),
+    ] {
+        let want = container_signatures(state, name)?;
+        let got = non_empty(ours_sigs);
+        if got != want {
+            return Err(format!(
+                "post-state: {name} {} != expected {}",
+                describe(&got),
+                describe(&want)
+            ));
+        }
     }
     let decided = as_b64(state.get("DecidedValue").unwrap_or(&Value::Null))?;
     if ours.decided_value.clone().unwrap_or_default() != decided {
@@ -805,25 +679,6 @@ fn compare_state(expected: &Value, run: &Run<'_>) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-#[derive(Default)]
-struct PartialSigCollectorView(BTreeMap<u64, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>);
-
-fn state_comparison(
-    ctx: &SsvContext,
-    dir: &str,
-    top: Option<&str>,
-    name: &str,
-) -> Result<Value, String> {
-    let rel = match top {
-        Some(top) => format!(
-            "state_comparison/{dir}/{}/{name}.json",
-            top.replace(' ', "_")
-        ),
-        None => format!("state_comparison/{dir}/{name}.json"),
-    };
-    ctx.suite.json(&rel)
 }
 
 /// A message-processing subtest of a signing-only role; `None` when the role is not one.
