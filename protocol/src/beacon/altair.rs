@@ -42,3 +42,22 @@ pub struct ContributionAndProof {
     /// Selection proof.
     pub selection_proof: BlsSignature,
 }
+
+/// A contribution and proof with the aggregator's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct SignedContributionAndProof {
+    /// The contribution and proof.
+    pub message: ContributionAndProof,
+    /// Aggregator signature (`DOMAIN_CONTRIBUTION_AND_PROOF`).
+    pub signature: BlsSignature,
+}
+
+/// What a sync-committee member signs to prove it aggregates a subcommittee
+/// (`DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF`).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+pub struct SyncAggregatorSelectionData {
+    /// Slot.
+    pub slot: Slot,
+    /// Subcommittee (0..4).
+    pub subcommittee_index: u64,
+}

@@ -14,6 +14,7 @@ pub mod collector;
 pub mod committee;
 pub mod key;
 pub mod signing_only;
+pub mod sync_committee_contribution;
 pub mod validator_registration;
 pub mod value_check;
 pub mod voluntary_exit;
@@ -29,4 +30,5 @@ pub use signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, SigningObject,
     SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
 };
+pub use sync_committee_contribution::{ContributionDomains, SyncCommitteeContributionRunner};
 pub use value_check::{BlockSlashing, DutyValueCheck};

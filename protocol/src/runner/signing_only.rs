@@ -144,6 +144,8 @@ pub enum BeaconObject {
     ValidatorRegistration(SignedValidatorRegistration),
     /// `POST /eth/v2/validator/aggregate_and_proofs`.
     AggregateAndProof(crate::beacon::consensus_data::SignedAggregateAndProofData),
+    /// `POST /eth/v1/validator/contribution_and_proofs`.
+    ContributionAndProof(Box<crate::beacon::altair::SignedContributionAndProof>),
 }
 
 impl BeaconObject {
@@ -153,6 +155,7 @@ impl BeaconObject {
             BeaconObject::VoluntaryExit(e) => e.tree_hash_root().0,
             BeaconObject::ValidatorRegistration(r) => r.tree_hash_root().0,
             BeaconObject::AggregateAndProof(a) => a.root(),
+            BeaconObject::ContributionAndProof(c) => c.tree_hash_root().0,
         }
     }
 }
@@ -173,6 +176,16 @@ pub enum BeaconDataRequest {
         validator_index: ValidatorIndex,
         /// The reconstructed selection proof.
         selection_proof: BlsSignature,
+    },
+    /// The sync-committee contributions to propose (`GET
+    /// /eth/v1/validator/sync_committee_contribution` for each subcommittee whose selection
+    /// proof makes the validator an aggregator; the beacon node's side decides which):
+    /// answer with `beacon_data`, `None` when it aggregates none.
+    SyncCommitteeContributions {
+        /// Duty slot.
+        slot: Slot,
+        /// The reconstructed selection proofs, each with its subcommittee.
+        candidates: Vec<(BlsSignature, u64)>,
     },
 }
 

@@ -24,32 +24,46 @@ pub fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("pem base64: {e}"))
 }
 
+/// `AlgorithmIdentifier { rsaEncryption, NULL }`.
+const RSA_ALG: [u8; 15] = [
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+
+fn der_len(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// `tag ‖ len ‖ body`.
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    der_len(body.len(), &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
 /// Wraps a PKCS#1 `RSAPrivateKey` DER in a PKCS#8 `PrivateKeyInfo`.
 fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
-    // AlgorithmIdentifier { rsaEncryption, NULL }
-    const ALG: [u8; 15] = [
-        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
-    ];
-    fn der_len(len: usize, out: &mut Vec<u8>) {
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-    }
-    let mut octet = vec![0x04];
-    der_len(pkcs1.len(), &mut octet);
-    octet.extend_from_slice(pkcs1);
     let mut inner = vec![0x02, 0x01, 0x00];
-    inner.extend_from_slice(&ALG);
-    inner.extend_from_slice(&octet);
-    let mut out = vec![0x30];
-    der_len(inner.len(), &mut out);
-    out.extend_from_slice(&inner);
-    out
+    inner.extend_from_slice(&RSA_ALG);
+    inner.extend_from_slice(&der(0x04, pkcs1));
+    der(0x30, &inner)
+}
+
+/// Wraps a PKCS#1 `RSAPublicKey` DER in a PKIX `SubjectPublicKeyInfo` (what Go's
+/// `x509.MarshalPKIXPublicKey` writes, and what ssv-spec puts in its PEM blocks).
+pub fn pkcs1_to_spki(pkcs1: &[u8]) -> Vec<u8> {
+    let mut bits = vec![0x00];
+    bits.extend_from_slice(pkcs1);
+    let mut inner = RSA_ALG.to_vec();
+    inner.extend_from_slice(&der(0x03, &bits));
+    der(0x30, &inner)
 }
 
 /// An operator private key of the fixtures.

@@ -116,6 +116,7 @@ pub fn runner_construction(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
                 Some(
                     built @ (RunnerRole::Committee
                     | RunnerRole::Aggregator
+                    | RunnerRole::SyncCommitteeContribution
                     | RunnerRole::ValidatorRegistration
                     | RunnerRole::VoluntaryExit),
                 ) => match (check_share_count(built, shares), want) {

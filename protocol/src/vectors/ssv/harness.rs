@@ -133,12 +133,39 @@ pub fn describe(s: &Signatures) -> String {
 /// Two partial-signature messages match as the Go harness compares them: same type, slot and
 /// multiset of entry roots (the signatures included).
 pub fn same_message(a: &PartialSignatureMessages, b: &PartialSignatureMessages) -> bool {
-    let roots = |p: &PartialSignatureMessages| {
-        let mut r: Vec<Root> = p.messages.iter().map(|m| m.tree_hash_root().0).collect();
-        r.sort_unstable();
-        r
-    };
-    a.msg_type == b.msg_type && a.slot == b.slot && roots(a) == roots(b)
+    a.msg_type == b.msg_type && a.slot == b.slot && entry_roots(a) == entry_roots(b)
+}
+
+/// The newduty harness's laxer comparison: in order, the same multiset of entry roots (type
+/// and slot are not compared; some vectors' expected messages carry the testing duty's slot
+/// while their entries sign the duty's own).
+pub fn check_partial_output_roots(
+    v: &Value,
+    actual: &[PartialSignatureMessages],
+) -> Result<(), String> {
+    let expected = as_array(v.get("OutputMessages").unwrap_or(&Value::Null))?
+        .iter()
+        .map(partial_sig_messages_from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    if actual.len() != expected.len() {
+        return Err(format!(
+            "{} partial-signature broadcasts, expected {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+        if entry_roots(a) != entry_roots(e) {
+            return Err(format!("broadcast {i} differs from the expected one"));
+        }
+    }
+    Ok(())
+}
+
+fn entry_roots(p: &PartialSignatureMessages) -> Vec<Root> {
+    let mut r: Vec<Root> = p.messages.iter().map(|m| m.tree_hash_root().0).collect();
+    r.sort_unstable();
+    r
 }
 
 /// Our partial-signature broadcasts against `OutputMessages`, in order or as a one-to-one

@@ -102,16 +102,6 @@ fn name_of(v: &Value) -> String {
         .to_string()
 }
 
-/// The outcome of a subtest of a case this crate cannot run yet.
-fn not_built(v: &Value, test_type: &str, prefix: &str) -> SubOutcome {
-    let role = role_of(v, test_type);
-    SubOutcome {
-        name: format!("{prefix}{}", name_of(v)),
-        role,
-        result: Err(format!("the {} runner is not built yet", role_name(role))),
-    }
-}
-
 fn msg_processing_multi(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
     let top = name_of(v);
     match as_array(v.get("Tests").unwrap_or(&Value::Null)) {
@@ -173,8 +163,12 @@ fn committee_single(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
     }]
 }
 
-fn sync_aggregator_proof(v: &Value, _ctx: &SsvContext) -> Vec<SubOutcome> {
-    vec![not_built(v, "synccommitteeaggregator.", "")]
+fn sync_aggregator_proof(v: &Value, ctx: &SsvContext) -> Vec<SubOutcome> {
+    vec![SubOutcome {
+        name: name_of(v),
+        role: Some(RunnerRole::SyncCommitteeContribution),
+        result: validator_cases::sync_aggregator_proof(v, ctx),
+    }]
 }
 
 /// Runs every file of the runner suite under `root` (`root/ssv/...`).
