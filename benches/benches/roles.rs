@@ -231,9 +231,9 @@ fn run_duty(keys: &Keys, make: &dyn Fn(&Keys, OperatorId) -> Runner) -> usize {
             let mut out = Vec::new();
             match action {
                 ValidatorAction::Broadcast(m) => {
-                    for j in 0..runners.len() {
+                    for (j, runner) in runners.iter_mut().enumerate() {
                         if j != i {
-                            deliver(&mut runners[j], j as u64 + 1, m.clone(), &mut queue);
+                            deliver(runner, j as u64 + 1, m.clone(), &mut queue);
                         }
                     }
                 }
