@@ -17,7 +17,8 @@ use std::collections::VecDeque;
 use tree_hash::TreeHash;
 
 use super::base::{
-    BaseRunner, Phase, check_validator_partials, collect_resolving_duplicates, own_partials,
+    BaseRunner, Phase, check_validator_partials, collect_resolving_duplicates, drain_qbft,
+    own_partials,
 };
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::signing_only::{
@@ -30,7 +31,7 @@ use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
-use crate::qbft::{Action, Config, Controller, Env, ValueCheck};
+use crate::qbft::{Config, Controller, Env};
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot, quorum};
 
@@ -280,29 +281,6 @@ impl AggregatorRunner {
         }
     }
 
-    fn drain_qbft(&mut self, actions: Vec<Action>, out: &mut Vec<ValidatorAction>) {
-        for action in actions {
-            match action {
-                Action::Broadcast(m) => {
-                    if self.options.loopback {
-                        self.loopback.push_back(m.clone());
-                    }
-                    out.push(ValidatorAction::Broadcast(m));
-                }
-                Action::SetTimer {
-                    height,
-                    round,
-                    after,
-                } => out.push(ValidatorAction::SetTimer {
-                    slot: height,
-                    round,
-                    after,
-                }),
-                Action::Decided { .. } => {}
-            }
-        }
-    }
-
     /// ssv-spec `baseConsensusMsgProcessing` and the aggregator's `ProcessConsensus`.
     fn process_consensus(
         &mut self,
@@ -310,39 +288,24 @@ impl AggregatorRunner {
         msg: SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.check_consensus_wanted()?;
         let check = self.value_check();
         let env = Env {
             value_check: &check,
             ..env
         };
-        let mut actions = Vec::new();
-        let controller =
-            self.base.controller.as_mut().ok_or_else(|| {
-                Error::spec(ErrorCode::NoRunningConsensusInstance, "no controller")
-            })?;
-        let decided = controller.process_msg(env, msg, &mut actions);
-        self.drain_qbft(actions, out);
-        let Some(decided) = decided? else {
+        let loopback = self.options.loopback.then_some(&mut self.loopback);
+        let Some(value) = self
+            .base
+            .process_validator_consensus(env, msg, loopback, out)?
+        else {
             return Ok(());
         };
-        if !self.base.has_running_duty() {
-            return Ok(());
-        }
-        self.base.check_decided_instance(&decided)?;
-        let value = decided.full_data.to_vec();
-        check
-            .check_value(&value)
-            .map_err(|e| Error::spec(e.code(), format!("decided value is invalid: {e}")))?;
         let cd = ValidatorConsensusData::from_ssz(&value)?;
         let domain = self
             .domains
             .map(|d| d.aggregate_and_proof)
             .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
         let root = compute_signing_root(cd.aggregate_and_proof()?.root(), domain);
-        if let Some(state) = self.base.state.as_mut() {
-            state.decided_value = Some(value);
-        }
         self.post_root = Some(root);
         out.push(ValidatorAction::Sign {
             slot: cd.duty.slot,
@@ -512,7 +475,11 @@ impl AggregatorRunner {
         };
         let mut actions = Vec::new();
         let result = self.base.decide(env, slot, value, &mut actions);
-        self.drain_qbft(actions, out);
+        drain_qbft(
+            actions,
+            self.options.loopback.then_some(&mut self.loopback),
+            out,
+        );
         self.flush_loopback(env, out);
         result
     }
@@ -525,20 +492,13 @@ impl AggregatorRunner {
         slot: Slot,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        if !self.base.has_running_duty() {
-            return Ok(());
-        }
         let check = self.value_check();
         let env = Env {
             value_check: &check,
             ..env
         };
-        let mut actions = Vec::new();
-        let result = match self.base.controller.as_mut() {
-            Some(c) => c.upon_round_timeout(env, slot, &mut actions),
-            None => Ok(()),
-        };
-        self.drain_qbft(actions, out);
+        let loopback = self.options.loopback.then_some(&mut self.loopback);
+        let result = self.base.validator_timeout(env, slot, loopback, out);
         self.flush_loopback(env, out);
         result
     }

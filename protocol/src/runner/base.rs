@@ -18,10 +18,10 @@
 //! checks), and how partials are collected ([`PartialSigCollector`], quorum per validator and
 //! root).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::collector::{Added, PartialSigCollector};
-use super::signing_only::{PartialSigVerifier, RunnerShare};
+use super::signing_only::{PartialSigVerifier, RunnerShare, ValidatorAction};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage, SsvMessage};
@@ -253,6 +253,96 @@ fn validate_slot(psm: &PartialSignatureMessages, slot: Slot) -> Result<(), Error
         ));
     }
     Ok(())
+}
+
+/// Hands QBFT's actions to a validator runner's caller: broadcasts (queued on `loopback` too
+/// when the node applies its own messages) and round timers; decisions are read from the
+/// controller's return value instead.
+pub fn drain_qbft(
+    actions: Vec<Action>,
+    loopback: Option<&mut VecDeque<SignedSsvMessage>>,
+    out: &mut Vec<ValidatorAction>,
+) {
+    let mut loopback = loopback;
+    for action in actions {
+        match action {
+            Action::Broadcast(m) => {
+                if let Some(queue) = loopback.as_deref_mut() {
+                    queue.push_back(m.clone());
+                }
+                out.push(ValidatorAction::Broadcast(m));
+            }
+            Action::SetTimer {
+                height,
+                round,
+                after,
+            } => out.push(ValidatorAction::SetTimer {
+                slot: height,
+                round,
+                after,
+            }),
+            Action::Decided { .. } => {}
+        }
+    }
+}
+
+impl BaseRunner {
+    /// ssv-spec `baseConsensusMsgProcessing` for a validator role, with `env.value_check` the
+    /// role's check: the message goes to QBFT unless consensus already decided; the first
+    /// decision of the running instance is checked again and becomes the duty's decided value,
+    /// which is returned.
+    pub fn process_validator_consensus(
+        &mut self,
+        env: Env<'_>,
+        msg: SignedSsvMessage,
+        loopback: Option<&mut VecDeque<SignedSsvMessage>>,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.check_consensus_wanted()?;
+        let mut actions = Vec::new();
+        let controller = self
+            .controller
+            .as_mut()
+            .ok_or_else(|| Error::spec(ErrorCode::NoRunningConsensusInstance, "no controller"))?;
+        let decided = controller.process_msg(env, msg, &mut actions);
+        drain_qbft(actions, loopback, out);
+        let Some(decided) = decided? else {
+            return Ok(None);
+        };
+        if !self.has_running_duty() {
+            return Ok(None);
+        }
+        self.check_decided_instance(&decided)?;
+        let value = decided.full_data.to_vec();
+        env.value_check
+            .check_value(&value)
+            .map_err(|e| Error::spec(e.code(), format!("decided value is invalid: {e}")))?;
+        if let Some(state) = self.state.as_mut() {
+            state.decided_value = Some(value.clone());
+        }
+        Ok(Some(value))
+    }
+
+    /// The round timer of the running instance expired: dropped when the duty is not running
+    /// (the Go node's `HasRunningDuty`), else QBFT changes round.
+    pub fn validator_timeout(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        loopback: Option<&mut VecDeque<SignedSsvMessage>>,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        if !self.has_running_duty() {
+            return Ok(());
+        }
+        let mut actions = Vec::new();
+        let result = match self.controller.as_mut() {
+            Some(c) => c.upon_round_timeout(env, slot, &mut actions),
+            None => Ok(()),
+        };
+        drain_qbft(actions, loopback, out);
+        result
+    }
 }
 
 /// Our partial signatures of a validator as the message the committee receives: the

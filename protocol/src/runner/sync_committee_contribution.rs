@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use tree_hash::TreeHash;
 
 use super::base::{
-    BaseRunner, Phase, check_validator_partials, collect_resolving_duplicates, own_partials,
+    BaseRunner, Phase, check_validator_partials, collect_resolving_duplicates, drain_qbft,
+    own_partials,
 };
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::signing_only::{
@@ -34,7 +35,7 @@ use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
-use crate::qbft::{Action, Config, Controller, Env, ValueCheck};
+use crate::qbft::{Config, Controller, Env};
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot, quorum};
 
@@ -73,7 +74,7 @@ pub struct SyncCommitteeContributionRunner {
     /// Our signatures of the roots being signed, by root, until all are there.
     signing: BTreeMap<Root, Option<BlsSignature>>,
     batch: Option<Batch>,
-    loopback: Vec<SignedSsvMessage>,
+    loopback: std::collections::VecDeque<SignedSsvMessage>,
     duplicates: Option<std::sync::Arc<dyn PartialSigVerifier + Send + Sync>>,
 }
 
@@ -116,7 +117,7 @@ impl SyncCommitteeContributionRunner {
             post_roots: Vec::new(),
             signing: BTreeMap::new(),
             batch: None,
-            loopback: Vec::new(),
+            loopback: std::collections::VecDeque::new(),
             duplicates: None,
         }
     }
@@ -345,33 +346,9 @@ impl SyncCommitteeContributionRunner {
     }
 
     fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<ValidatorAction>) {
-        while !self.loopback.is_empty() {
-            let m = self.loopback.remove(0);
+        while let Some(m) = self.loopback.pop_front() {
             // Our own messages are valid by construction; a refusal is not an error.
             let _ = self.process_consensus(env, m, out);
-        }
-    }
-
-    fn drain_qbft(&mut self, actions: Vec<Action>, out: &mut Vec<ValidatorAction>) {
-        for action in actions {
-            match action {
-                Action::Broadcast(m) => {
-                    if self.options.loopback {
-                        self.loopback.push(m.clone());
-                    }
-                    out.push(ValidatorAction::Broadcast(m));
-                }
-                Action::SetTimer {
-                    height,
-                    round,
-                    after,
-                } => out.push(ValidatorAction::SetTimer {
-                    slot: height,
-                    round,
-                    after,
-                }),
-                Action::Decided { .. } => {}
-            }
         }
     }
 
@@ -381,39 +358,24 @@ impl SyncCommitteeContributionRunner {
         msg: SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.check_consensus_wanted()?;
         let check = self.value_check();
         let env = Env {
             value_check: &check,
             ..env
         };
-        let mut actions = Vec::new();
-        let controller =
-            self.base.controller.as_mut().ok_or_else(|| {
-                Error::spec(ErrorCode::NoRunningConsensusInstance, "no controller")
-            })?;
-        let decided = controller.process_msg(env, msg, &mut actions);
-        self.drain_qbft(actions, out);
-        let Some(decided) = decided? else {
+        let loopback = self.options.loopback.then_some(&mut self.loopback);
+        let Some(value) = self
+            .base
+            .process_validator_consensus(env, msg, loopback, out)?
+        else {
             return Ok(());
         };
-        if !self.base.has_running_duty() {
-            return Ok(());
-        }
-        self.base.check_decided_instance(&decided)?;
-        let value = decided.full_data.to_vec();
-        check
-            .check_value(&value)
-            .map_err(|e| Error::spec(e.code(), format!("decided value is invalid: {e}")))?;
         let roots: Vec<Root> = self
             .contribution_roots(&value)?
             .into_iter()
             .map(|(r, _)| r)
             .collect();
         let slot = ValidatorConsensusData::from_ssz(&value)?.duty.slot;
-        if let Some(state) = self.base.state.as_mut() {
-            state.decided_value = Some(value);
-        }
         self.post_roots = roots.clone();
         self.request_signatures(slot, roots, out);
         Ok(())
@@ -628,7 +590,11 @@ impl SyncCommitteeContributionRunner {
         };
         let mut actions = Vec::new();
         let result = self.base.decide(env, slot, value, &mut actions);
-        self.drain_qbft(actions, out);
+        drain_qbft(
+            actions,
+            self.options.loopback.then_some(&mut self.loopback),
+            out,
+        );
         self.flush_loopback(env, out);
         result
     }
@@ -641,20 +607,13 @@ impl SyncCommitteeContributionRunner {
         slot: Slot,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        if !self.base.has_running_duty() {
-            return Ok(());
-        }
         let check = self.value_check();
         let env = Env {
             value_check: &check,
             ..env
         };
-        let mut actions = Vec::new();
-        let result = match self.base.controller.as_mut() {
-            Some(c) => c.upon_round_timeout(env, slot, &mut actions),
-            None => Ok(()),
-        };
-        self.drain_qbft(actions, out);
+        let loopback = self.options.loopback.then_some(&mut self.loopback);
+        let result = self.base.validator_timeout(env, slot, loopback, out);
         self.flush_loopback(env, out);
         result
     }
