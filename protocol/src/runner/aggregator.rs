@@ -17,8 +17,8 @@ use std::collections::VecDeque;
 use tree_hash::TreeHash;
 
 use super::base::{
-    BaseRunner, Phase, check_validator_partials, collect_resolving_duplicates, drain_qbft,
-    own_partials,
+    BaseRunner, Phase, Routed, check_validator_partials, collect_resolving_duplicates, drain_qbft,
+    own_partials, route_validator_message,
 };
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::signing_only::{
@@ -29,7 +29,7 @@ use crate::beacon::consensus_data::{ValidatorConsensusData, ValidatorDuty};
 use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
+use crate::message::{MessageId, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
 use crate::qbft::{Config, Controller, Env};
 use crate::signing::{Domain, compute_signing_root};
@@ -249,26 +249,10 @@ impl AggregatorRunner {
         msg: SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        if msg.ssv_message.msg_id != self.msg_id {
-            return Err(Error::spec(
-                ErrorCode::MessageIdentifierInvalid,
-                "message is not for this runner",
-            ));
-        }
-        let result = match msg.ssv_message.kind() {
-            Some(MsgType::Consensus) => self.process_consensus(env, msg, out),
-            Some(MsgType::PartialSignature) => {
-                let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)?;
-                if psm.kind() == Some(PartialSigMsgType::PostConsensus) {
-                    self.process_post_consensus(&psm, out)
-                } else {
-                    self.process_pre_consensus(&psm, out)
-                }
-            }
-            None => Err(Error::spec(
-                ErrorCode::MessageTypeInvalid,
-                "unknown message type",
-            )),
+        let result = match route_validator_message(&self.msg_id, msg)? {
+            Routed::Consensus(m) => self.process_consensus(env, m, out),
+            Routed::PreConsensus(psm) => self.process_pre_consensus(&psm, out),
+            Routed::PostConsensus(psm) => self.process_post_consensus(&psm, out),
         };
         self.flush_loopback(env, out);
         result

@@ -255,6 +255,43 @@ fn validate_slot(psm: &PartialSignatureMessages, slot: Slot) -> Result<(), Error
     Ok(())
 }
 
+/// A validator runner's message, by what it is for.
+#[derive(Debug)]
+pub enum Routed {
+    /// A QBFT message.
+    Consensus(SignedSsvMessage),
+    /// Pre-consensus partial signatures (any type but post-consensus).
+    PreConsensus(PartialSignatureMessages),
+    /// Post-consensus partial signatures.
+    PostConsensus(PartialSignatureMessages),
+}
+
+/// Routes a message of the runner of `msg_id` (ssv-spec `Validator.ProcessMessage` after its
+/// checks: consensus, or partial signatures by type).
+pub fn route_validator_message(msg_id: &MessageId, msg: SignedSsvMessage) -> Result<Routed, Error> {
+    if msg.ssv_message.msg_id != *msg_id {
+        return Err(Error::spec(
+            ErrorCode::MessageIdentifierInvalid,
+            "message is not for this runner",
+        ));
+    }
+    match msg.ssv_message.kind() {
+        Some(MsgType::Consensus) => Ok(Routed::Consensus(msg)),
+        Some(MsgType::PartialSignature) => {
+            let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)?;
+            Ok(if psm.kind() == Some(PartialSigMsgType::PostConsensus) {
+                Routed::PostConsensus(psm)
+            } else {
+                Routed::PreConsensus(psm)
+            })
+        }
+        None => Err(Error::spec(
+            ErrorCode::MessageTypeInvalid,
+            "unknown message type",
+        )),
+    }
+}
+
 /// Hands QBFT's actions to a validator runner's caller: broadcasts (queued on `loopback` too
 /// when the node applies its own messages) and round timers; decisions are read from the
 /// controller's return value instead.

@@ -19,14 +19,15 @@ use std::collections::BTreeMap;
 use tree_hash::TreeHash;
 
 use super::base::{
-    BaseRunner, check_validator_partials, collect_resolving_duplicates, own_partials,
+    BaseRunner, Routed, check_validator_partials, collect_resolving_duplicates, own_partials,
+    route_validator_message,
 };
 use super::committee::{ReconstructFailure, RunnerOptions};
 use crate::beacon::builder::{SignedValidatorRegistration, ValidatorRegistration};
 use crate::beacon::phase0::{SignedVoluntaryExit, VoluntaryExit};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
+use crate::message::{MessageId, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{
     BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
@@ -392,25 +393,10 @@ impl SigningOnlyRunner {
         msg: &SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        if msg.ssv_message.msg_id != self.msg_id {
-            return Err(Error::spec(
-                ErrorCode::MessageIdentifierInvalid,
-                "message is not for this runner",
-            ));
-        }
-        match msg.ssv_message.kind() {
-            Some(MsgType::Consensus) => Err(self.role.no_consensus()),
-            Some(MsgType::PartialSignature) => {
-                let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)?;
-                if psm.kind() == Some(PartialSigMsgType::PostConsensus) {
-                    return Err(self.role.no_post_consensus());
-                }
-                self.process_pre_consensus(&psm, out)
-            }
-            None => Err(Error::spec(
-                ErrorCode::MessageTypeInvalid,
-                "unknown message type",
-            )),
+        match route_validator_message(&self.msg_id, msg.clone())? {
+            Routed::Consensus(_) => Err(self.role.no_consensus()),
+            Routed::PostConsensus(_) => Err(self.role.no_post_consensus()),
+            Routed::PreConsensus(psm) => self.process_pre_consensus(&psm, out),
         }
     }
 
@@ -487,7 +473,7 @@ impl SigningOnlyRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{RsaSignature, SsvMessage};
+    use crate::message::{MsgType, RsaSignature, SsvMessage};
     use crate::qbft::{OperatorSigner, SignatureVerifier, ValueCheck};
     use crate::types::{CommitteeOperator, DomainType};
 
