@@ -17,8 +17,7 @@ use std::collections::VecDeque;
 use tree_hash::TreeHash;
 
 use super::base::{
-    BaseRunner, Phase, Routed, check_validator_partials, collect_resolving_duplicates, drain_qbft,
-    own_partials, route_validator_message,
+    BaseRunner, Phase, Routed, accept_partials, drain_qbft, own_partials, route_validator_message,
 };
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::signing_only::{
@@ -299,40 +298,12 @@ impl AggregatorRunner {
         Ok(())
     }
 
-    /// Adds partials to the pre- or post-consensus collector; whether a quorum formed.
-    fn collect(&mut self, psm: &PartialSignatureMessages, post: bool) -> bool {
-        let Some(state) = self.base.state.as_mut() else {
-            return false;
-        };
-        let collector = if post {
-            &mut state.post_consensus
-        } else {
-            &mut state.pre_consensus
-        };
-        !collect_resolving_duplicates(
-            collector,
-            psm,
-            &self.share.committee,
-            self.duplicates.as_deref(),
-        )
-        .is_empty()
-    }
-
     fn process_pre_consensus(
         &mut self,
         psm: &PartialSignatureMessages,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.validate_pre_consensus(psm)?;
-        check_validator_partials(
-            &self.share,
-            psm,
-            &self.pre_root.into_iter().collect::<Vec<_>>(),
-        )?;
-        if self.collect(psm, false) {
-            self.request_reconstruct(false, out);
-        }
-        Ok(())
+        self.process_partials(psm, false, out)
     }
 
     fn process_post_consensus(
@@ -340,14 +311,28 @@ impl AggregatorRunner {
         psm: &PartialSignatureMessages,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.validate_post_consensus(psm)?;
-        check_validator_partials(
+        self.process_partials(psm, true, out)
+    }
+
+    fn process_partials(
+        &mut self,
+        psm: &PartialSignatureMessages,
+        post: bool,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        let expected: Vec<Root> = if post { self.post_root } else { self.pre_root }
+            .into_iter()
+            .collect();
+        let reached = accept_partials(
+            &mut self.base,
             &self.share,
             psm,
-            &self.post_root.into_iter().collect::<Vec<_>>(),
+            post,
+            &expected,
+            self.duplicates.as_deref(),
         )?;
-        if self.collect(psm, true) {
-            self.request_reconstruct(true, out);
+        if !reached.is_empty() {
+            self.request_reconstruct(post, out);
         }
         Ok(())
     }

@@ -382,6 +382,40 @@ impl BaseRunner {
     }
 }
 
+/// Accepts a validator runner's partial signatures of one phase: the phase's acceptance rule
+/// (ssv-spec `ValidatePreConsensusMsg` / `ValidatePostConsensusMsg`), the partial checks
+/// against the phase's `expected` roots, then the collector (duplicates resolved with
+/// `verifier`); returns the roots that reached their quorum with this message.
+pub fn accept_partials(
+    base: &mut BaseRunner,
+    share: &RunnerShare,
+    psm: &PartialSignatureMessages,
+    post: bool,
+    expected: &[Root],
+    verifier: Option<&(dyn PartialSigVerifier + Send + Sync)>,
+) -> Result<Vec<Root>, Error> {
+    if post {
+        base.validate_post_consensus(psm)?;
+    } else {
+        base.validate_pre_consensus(psm)?;
+    }
+    check_validator_partials(share, psm, expected)?;
+    let Some(state) = base.state.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let collector = if post {
+        &mut state.post_consensus
+    } else {
+        &mut state.pre_consensus
+    };
+    Ok(collect_resolving_duplicates(
+        collector,
+        psm,
+        &share.committee,
+        verifier,
+    ))
+}
+
 /// Our partial signatures of a validator as the message the committee receives: the
 /// `PartialSignatureMessages` (to apply locally, with loopback) and the signed SSV message to
 /// broadcast.

@@ -18,10 +18,7 @@ use std::collections::BTreeMap;
 
 use tree_hash::TreeHash;
 
-use super::base::{
-    BaseRunner, Routed, check_validator_partials, collect_resolving_duplicates, own_partials,
-    route_validator_message,
-};
+use super::base::{BaseRunner, Routed, accept_partials, own_partials, route_validator_message};
 use super::committee::{ReconstructFailure, RunnerOptions};
 use crate::beacon::builder::{SignedValidatorRegistration, ValidatorRegistration};
 use crate::beacon::phase0::{SignedVoluntaryExit, VoluntaryExit};
@@ -406,21 +403,21 @@ impl SigningOnlyRunner {
         psm: &PartialSignatureMessages,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.validate_pre_consensus(psm)?;
         let Some(signing_root) = self.signing_root else {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
-        check_validator_partials(&self.share, psm, &[signing_root])?;
-        let Some(state) = self.base.state.as_mut() else {
+        let reached = !accept_partials(
+            &mut self.base,
+            &self.share,
+            psm,
+            false,
+            &[signing_root],
+            self.duplicates.as_deref(),
+        )?
+        .is_empty();
+        let Some(state) = self.base.state.as_ref() else {
             return Err(Error::spec(ErrorCode::NoRunningDuty, "no running duty"));
         };
-        let reached = !collect_resolving_duplicates(
-            &mut state.pre_consensus,
-            psm,
-            &self.share.committee,
-            self.duplicates.as_deref(),
-        )
-        .is_empty();
         if !reached || self.in_flight {
             return Ok(());
         }

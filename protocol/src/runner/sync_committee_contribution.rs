@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use tree_hash::TreeHash;
 
 use super::base::{
-    BaseRunner, Phase, Routed, check_validator_partials, collect_resolving_duplicates, drain_qbft,
-    own_partials, route_validator_message,
+    BaseRunner, Phase, Routed, accept_partials, drain_qbft, own_partials, route_validator_message,
 };
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::signing_only::{
@@ -365,33 +364,12 @@ impl SyncCommitteeContributionRunner {
         Ok(())
     }
 
-    fn collect(&mut self, psm: &PartialSignatureMessages, post: bool) -> Vec<Root> {
-        let Some(state) = self.base.state.as_mut() else {
-            return Vec::new();
-        };
-        let collector = if post {
-            &mut state.post_consensus
-        } else {
-            &mut state.pre_consensus
-        };
-        collect_resolving_duplicates(
-            collector,
-            psm,
-            &self.share.committee,
-            self.duplicates.as_deref(),
-        )
-    }
-
     fn process_pre_consensus(
         &mut self,
         psm: &PartialSignatureMessages,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.validate_pre_consensus(psm)?;
-        check_validator_partials(&self.share, psm, &self.pre_roots)?;
-        let reached = self.collect(psm, false);
-        self.request_reconstruct(false, reached, out);
-        Ok(())
+        self.process_partials(psm, false, out)
     }
 
     fn process_post_consensus(
@@ -399,10 +377,29 @@ impl SyncCommitteeContributionRunner {
         psm: &PartialSignatureMessages,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.validate_post_consensus(psm)?;
-        check_validator_partials(&self.share, psm, &self.post_roots)?;
-        let reached = self.collect(psm, true);
-        self.request_reconstruct(true, reached, out);
+        self.process_partials(psm, true, out)
+    }
+
+    fn process_partials(
+        &mut self,
+        psm: &PartialSignatureMessages,
+        post: bool,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        let expected = if post {
+            self.post_roots.clone()
+        } else {
+            self.pre_roots.clone()
+        };
+        let reached = accept_partials(
+            &mut self.base,
+            &self.share,
+            psm,
+            post,
+            &expected,
+            self.duplicates.as_deref(),
+        )?;
+        self.request_reconstruct(post, reached, out);
         Ok(())
     }
 
