@@ -16,10 +16,9 @@ use std::collections::VecDeque;
 
 use tree_hash::TreeHash;
 
-use super::base::{
-    BaseRunner, Phase, Routed, accept_partials, drain_qbft, own_partials, route_validator_message,
-};
+use super::base::{BaseRunner, Phase, accept_partials, own_partials};
 use super::committee::{ReconstructFailure, RunnerOptions};
+use super::consensus_role::ConsensusRole;
 use super::signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
 };
@@ -231,11 +230,7 @@ impl AggregatorRunner {
         )?;
         out.push(ValidatorAction::Broadcast(msg));
         if self.options.loopback {
-            if kind == PartialSigMsgType::PostConsensus {
-                self.process_post_consensus(&psm, out)?;
-            } else {
-                self.process_pre_consensus(&psm, out)?;
-            }
+            self.take_partials(&psm, kind == PartialSigMsgType::PostConsensus, out)?;
         }
         Ok(())
     }
@@ -248,41 +243,14 @@ impl AggregatorRunner {
         msg: SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let result = match route_validator_message(&self.msg_id, msg)? {
-            Routed::Consensus(m) => self.process_consensus(env, m, out),
-            Routed::PreConsensus(psm) => self.process_pre_consensus(&psm, out),
-            Routed::PostConsensus(psm) => self.process_post_consensus(&psm, out),
-        };
-        self.flush_loopback(env, out);
-        result
+        self.route(env, msg, out)
     }
 
-    fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<ValidatorAction>) {
-        while let Some(m) = self.loopback.pop_front() {
-            // Our own messages are valid by construction; a refusal is not an error.
-            let _ = self.process_consensus(env, m, out);
-        }
-    }
-
-    /// ssv-spec `baseConsensusMsgProcessing` and the aggregator's `ProcessConsensus`.
-    fn process_consensus(
+    fn on_decided_value(
         &mut self,
-        env: Env<'_>,
-        msg: SignedSsvMessage,
+        value: Vec<u8>,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let check = self.value_check();
-        let env = Env {
-            value_check: &check,
-            ..env
-        };
-        let loopback = self.options.loopback.then_some(&mut self.loopback);
-        let Some(value) = self
-            .base
-            .process_validator_consensus(env, msg, loopback, out)?
-        else {
-            return Ok(());
-        };
         let cd = ValidatorConsensusData::from_ssz(&value)?;
         let domain = self
             .domains
@@ -298,23 +266,7 @@ impl AggregatorRunner {
         Ok(())
     }
 
-    fn process_pre_consensus(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.process_partials(psm, false, out)
-    }
-
-    fn process_post_consensus(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.process_partials(psm, true, out)
-    }
-
-    fn process_partials(
+    fn take_partials(
         &mut self,
         psm: &PartialSignatureMessages,
         post: bool,
@@ -437,20 +389,7 @@ impl AggregatorRunner {
             .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
         let slot = duty.slot;
         let value = ValidatorConsensusData::new(duty, version, aggregate_and_proof_ssz)?.to_ssz();
-        let check = self.value_check();
-        let env = Env {
-            value_check: &check,
-            ..env
-        };
-        let mut actions = Vec::new();
-        let result = self.base.decide(env, slot, value, &mut actions);
-        drain_qbft(
-            actions,
-            self.options.loopback.then_some(&mut self.loopback),
-            out,
-        );
-        self.flush_loopback(env, out);
-        result
+        self.start_consensus(env, slot, value, out)
     }
 
     /// The round timer of the running instance expired (dropped when the duty is not
@@ -461,14 +400,36 @@ impl AggregatorRunner {
         slot: Slot,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let check = self.value_check();
-        let env = Env {
-            value_check: &check,
-            ..env
-        };
-        let loopback = self.options.loopback.then_some(&mut self.loopback);
-        let result = self.base.validator_timeout(env, slot, loopback, out);
-        self.flush_loopback(env, out);
-        result
+        self.timeout(env, slot, out)
+    }
+}
+
+impl ConsensusRole for AggregatorRunner {
+    fn parts(&mut self) -> (&mut BaseRunner, Option<&mut VecDeque<SignedSsvMessage>>) {
+        (
+            &mut self.base,
+            self.options.loopback.then_some(&mut self.loopback),
+        )
+    }
+
+    fn msg_id(&self) -> &MessageId {
+        &self.msg_id
+    }
+
+    fn value_check(&self) -> DutyValueCheck<'static> {
+        AggregatorRunner::value_check(self)
+    }
+
+    fn on_decided(&mut self, value: Vec<u8>, out: &mut Vec<ValidatorAction>) -> Result<(), Error> {
+        self.on_decided_value(value, out)
+    }
+
+    fn process_partials(
+        &mut self,
+        psm: &PartialSignatureMessages,
+        post: bool,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        self.take_partials(psm, post, out)
     }
 }

@@ -12,6 +12,7 @@ pub mod aggregator;
 pub mod base;
 pub mod collector;
 pub mod committee;
+mod consensus_role;
 pub mod key;
 pub mod signing_only;
 pub mod sync_committee_contribution;

@@ -17,10 +17,9 @@ use std::collections::BTreeMap;
 
 use tree_hash::TreeHash;
 
-use super::base::{
-    BaseRunner, Phase, Routed, accept_partials, drain_qbft, own_partials, route_validator_message,
-};
+use super::base::{BaseRunner, Phase, accept_partials, own_partials};
 use super::committee::{ReconstructFailure, RunnerOptions};
+use super::consensus_role::ConsensusRole;
 use super::signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
 };
@@ -302,11 +301,7 @@ impl SyncCommitteeContributionRunner {
         )?;
         out.push(ValidatorAction::Broadcast(msg));
         if self.options.loopback {
-            if post {
-                self.process_post_consensus(&psm, out)?;
-            } else {
-                self.process_pre_consensus(&psm, out)?;
-            }
+            self.take_partials(&psm, post, out)?;
         }
         Ok(())
     }
@@ -319,40 +314,14 @@ impl SyncCommitteeContributionRunner {
         msg: SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let result = match route_validator_message(&self.msg_id, msg)? {
-            Routed::Consensus(m) => self.process_consensus(env, m, out),
-            Routed::PreConsensus(psm) => self.process_pre_consensus(&psm, out),
-            Routed::PostConsensus(psm) => self.process_post_consensus(&psm, out),
-        };
-        self.flush_loopback(env, out);
-        result
+        self.route(env, msg, out)
     }
 
-    fn flush_loopback(&mut self, env: Env<'_>, out: &mut Vec<ValidatorAction>) {
-        while let Some(m) = self.loopback.pop_front() {
-            // Our own messages are valid by construction; a refusal is not an error.
-            let _ = self.process_consensus(env, m, out);
-        }
-    }
-
-    fn process_consensus(
+    fn on_decided_value(
         &mut self,
-        env: Env<'_>,
-        msg: SignedSsvMessage,
+        value: Vec<u8>,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let check = self.value_check();
-        let env = Env {
-            value_check: &check,
-            ..env
-        };
-        let loopback = self.options.loopback.then_some(&mut self.loopback);
-        let Some(value) = self
-            .base
-            .process_validator_consensus(env, msg, loopback, out)?
-        else {
-            return Ok(());
-        };
         let roots: Vec<Root> = self
             .contribution_roots(&value)?
             .into_iter()
@@ -364,23 +333,7 @@ impl SyncCommitteeContributionRunner {
         Ok(())
     }
 
-    fn process_pre_consensus(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.process_partials(psm, false, out)
-    }
-
-    fn process_post_consensus(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.process_partials(psm, true, out)
-    }
-
-    fn process_partials(
+    fn take_partials(
         &mut self,
         psm: &PartialSignatureMessages,
         post: bool,
@@ -564,20 +517,7 @@ impl SyncCommitteeContributionRunner {
             .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
         let slot = duty.slot;
         let value = ValidatorConsensusData::new(duty, version, data)?.to_ssz();
-        let check = self.value_check();
-        let env = Env {
-            value_check: &check,
-            ..env
-        };
-        let mut actions = Vec::new();
-        let result = self.base.decide(env, slot, value, &mut actions);
-        drain_qbft(
-            actions,
-            self.options.loopback.then_some(&mut self.loopback),
-            out,
-        );
-        self.flush_loopback(env, out);
-        result
+        self.start_consensus(env, slot, value, out)
     }
 
     /// The round timer of the running instance expired (dropped when the duty is not
@@ -588,14 +528,41 @@ impl SyncCommitteeContributionRunner {
         slot: Slot,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let check = self.value_check();
-        let env = Env {
-            value_check: &check,
-            ..env
-        };
-        let loopback = self.options.loopback.then_some(&mut self.loopback);
-        let result = self.base.validator_timeout(env, slot, loopback, out);
-        self.flush_loopback(env, out);
-        result
+        self.timeout(env, slot, out)
+    }
+}
+
+impl ConsensusRole for SyncCommitteeContributionRunner {
+    fn parts(
+        &mut self,
+    ) -> (
+        &mut BaseRunner,
+        Option<&mut std::collections::VecDeque<SignedSsvMessage>>,
+    ) {
+        (
+            &mut self.base,
+            self.options.loopback.then_some(&mut self.loopback),
+        )
+    }
+
+    fn msg_id(&self) -> &MessageId {
+        &self.msg_id
+    }
+
+    fn value_check(&self) -> DutyValueCheck<'static> {
+        SyncCommitteeContributionRunner::value_check(self)
+    }
+
+    fn on_decided(&mut self, value: Vec<u8>, out: &mut Vec<ValidatorAction>) -> Result<(), Error> {
+        self.on_decided_value(value, out)
+    }
+
+    fn process_partials(
+        &mut self,
+        psm: &PartialSignatureMessages,
+        post: bool,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
+        self.take_partials(psm, post, out)
     }
 }
