@@ -433,3 +433,132 @@ impl ConsensusRole for AggregatorRunner {
         self.take_partials(psm, post, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::RsaSignature;
+    use crate::qbft::{OperatorSigner, SignatureVerifier, ValueCheck};
+    use crate::types::{CommitteeOperator, DomainType, OperatorId};
+
+    struct Signer;
+    impl OperatorSigner for Signer {
+        fn operator_id(&self) -> OperatorId {
+            1
+        }
+        fn sign_ssv_message(&self, _: &[u8]) -> Result<RsaSignature, Error> {
+            Ok([1; 256])
+        }
+    }
+    struct Any;
+    impl SignatureVerifier for Any {
+        fn verify(&self, _: &CommitteeOperator, _: &[u8], _: &RsaSignature) -> bool {
+            true
+        }
+    }
+    impl ValueCheck for Any {
+        fn check_value(&self, _: &[u8]) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn runner() -> AggregatorRunner {
+        let ids: Vec<OperatorId> = vec![1, 2, 3, 4];
+        let member = CommitteeMember {
+            operator_id: 1,
+            committee_id: crate::committee::CommitteeId::from_operators(&ids),
+            rsa_public_key_pem: Vec::new(),
+            faulty_nodes: 1,
+            committee: ids
+                .iter()
+                .map(|id| CommitteeOperator {
+                    operator_id: *id,
+                    rsa_public_key_pem: Vec::new(),
+                })
+                .collect(),
+            domain: DomainType([0, 0, 3, 1]),
+        };
+        let share = RunnerShare {
+            validator_index: 9,
+            validator_pk: [9; 48],
+            committee: ids.iter().map(|id| (*id, [*id as u8; 48])).collect(),
+        };
+        AggregatorRunner::new(
+            member,
+            share,
+            Config::default(),
+            ChainSpec::MAINNET,
+            RunnerOptions::NODE,
+        )
+    }
+
+    fn duty() -> ValidatorDuty {
+        ValidatorDuty {
+            role: BeaconRole::Aggregator.to_u64(),
+            pubkey: [9; 48],
+            slot: 64,
+            validator_index: 9,
+            committee_index: 3,
+            committee_length: 128,
+            committees_at_slot: 36,
+            validator_committee_index: 11,
+            validator_sync_committee_indices: Vec::new().try_into().expect("empty"),
+        }
+    }
+
+    /// A round timeout changes round while consensus runs, and is dropped once the duty has
+    /// finished (the Go node's `HasRunningDuty`) and before any duty.
+    #[test]
+    fn timeouts_change_rounds_only_while_the_duty_runs() {
+        let env = Env {
+            signer: &Signer,
+            verifier: &Any,
+            value_check: &Any,
+        };
+        let mut r = runner();
+        let mut out = Vec::new();
+        r.on_timeout(env, 64, &mut out).expect("no duty");
+        assert!(out.is_empty(), "a timeout without a duty does nothing");
+        let domains = AggregatorDomains {
+            selection_proof: [5; 32],
+            aggregate_and_proof: [6; 32],
+        };
+        r.start_duty(duty(), domains, 2, &mut out).expect("start");
+        let Some(ValidatorAction::Sign { signing_root, .. }) = out.pop() else {
+            panic!("a selection-proof signature request");
+        };
+        // The selection proof reconstructed (the caller's part), the aggregate fetched.
+        r.reconstructed(signing_root, Ok([1; 96]), &mut out);
+        assert!(matches!(
+            out.pop(),
+            Some(ValidatorAction::FetchBeaconData(
+                BeaconDataRequest::AggregateAndProof { .. }
+            ))
+        ));
+        let aggregate = crate::beacon::phase0::AggregateAndProof {
+            aggregator_index: 9,
+            aggregate: crate::beacon::phase0::Attestation {
+                aggregation_bits: ssz_types::BitList::with_capacity(128).expect("bits"),
+                data: crate::beacon_vote::BeaconVote::default().attestation_data(64),
+                signature: [0; 96],
+            },
+            selection_proof: [1; 96],
+        };
+        r.beacon_data(env, 1, ssz::Encode::as_ssz_bytes(&aggregate), &mut out)
+            .expect("consensus starts");
+        assert_eq!(r.base().phase(), Phase::Consensus);
+        out.clear();
+        r.on_timeout(env, 64, &mut out).expect("timeout");
+        assert!(
+            out.iter()
+                .any(|a| matches!(a, ValidatorAction::Broadcast(_))),
+            "a running instance sends a round change"
+        );
+        if let Some(state) = r.base_mut().state.as_mut() {
+            state.finished = true;
+        }
+        out.clear();
+        r.on_timeout(env, 64, &mut out).expect("timeout");
+        assert!(out.is_empty(), "a finished duty's timeout is dropped");
+    }
+}
