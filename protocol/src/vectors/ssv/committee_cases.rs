@@ -24,8 +24,8 @@ use super::super::qbft_cases::{
 use super::super::types_cases::{LooseSignedSsvMessage, committee_member_from_json};
 use super::basic_cases::check_code;
 use super::harness::{
-    AcceptAll, KeySigner, check_partial_outputs, check_submitted, container, container_signatures,
-    describe, state_comparison,
+    AcceptAll, KeySigner, check_partial_outputs, check_submitted, checked_signed_message,
+    container, container_signatures, describe, state_comparison,
 };
 use super::keys::TestKeys;
 use super::{SsvContext, SubOutcome, bls, expected_code, name_of};
@@ -362,7 +362,7 @@ impl<'k> Run<'k> {
     /// ssv-spec `Committee.ProcessMessage`, then the runner.
     fn process(&mut self, msg_json: &Value, decided_slashable: bool) -> Result<(), String> {
         let loose = LooseSignedSsvMessage::from_json(msg_json)?;
-        let result = self.committee_checks(&loose);
+        let result = self.committee_checks(loose);
         let result = match result {
             Err(e) => Err(e),
             Ok(None) => Ok(()),
@@ -396,40 +396,9 @@ impl<'k> Run<'k> {
     /// a message the committee ignores (pre-consensus partial signatures).
     fn committee_checks(
         &self,
-        loose: &LooseSignedSsvMessage,
+        loose: LooseSignedSsvMessage,
     ) -> Result<Option<SignedSsvMessage>, Error> {
-        loose.validate()?;
-        let msg = LooseSignedSsvMessage {
-            signatures: loose.signatures.clone(),
-            operator_ids: loose.operator_ids.clone(),
-            ssv_message: loose.ssv_message.clone(),
-            full_data: loose.full_data.clone(),
-        }
-        .into_strict()
-        .map_err(|e| {
-            Error::spec(
-                ErrorCode::SSVMessageHasInvalidSignature,
-                format!("SignedSSVMessage has an invalid signature: {e}"),
-            )
-        })?;
-        let encoded = msg.ssv_message.as_ssz_bytes();
-        for (i, op) in msg.operator_ids.iter().enumerate() {
-            let valid = self
-                .member
-                .committee
-                .iter()
-                .find(|o| o.operator_id == *op)
-                .zip(msg.signature(i))
-                .is_some_and(|(o, sig)| {
-                    qbft::SignatureVerifier::verify(&self.verifier, o, &encoded, sig)
-                });
-            if !valid {
-                return Err(Error::spec(
-                    ErrorCode::SSVMessageHasInvalidSignature,
-                    "SignedSSVMessage has an invalid signature",
-                ));
-            }
-        }
+        let msg = checked_signed_message(loose, &self.member, &self.verifier)?;
         if msg.ssv_message.msg_id.0[24..56] != self.member.committee_id.0 {
             return Err(Error::spec(
                 ErrorCode::MessageIDCommitteeIDMismatch,

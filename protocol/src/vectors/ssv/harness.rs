@@ -9,15 +9,15 @@ use tree_hash::TreeHash;
 
 use super::super::json::{as_array, as_fixed};
 use super::super::rsa::OperatorKey;
-use super::super::types_cases::partial_sig_messages_from_json;
+use super::super::types_cases::{LooseSignedSsvMessage, partial_sig_messages_from_json};
 use super::{SsvContext, bls};
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::RsaSignature;
+use crate::message::{RsaSignature, SignedSsvMessage};
 use crate::partial_sig::{BlsSignature, PartialSignatureMessage, PartialSignatureMessages};
-use crate::qbft::{OperatorSigner, ValueCheck};
+use crate::qbft::{OperatorSigner, SignatureVerifier, ValueCheck};
 use crate::runner::PartialSigVerifier;
-use crate::types::{BlsPublicKey, OperatorId, Root};
+use crate::types::{BlsPublicKey, CommitteeMember, OperatorId, Root};
 
 /// Partials by validator, root and operator (a container's `Signatures`).
 pub type Signatures = BTreeMap<u64, BTreeMap<Root, BTreeMap<OperatorId, BlsSignature>>>;
@@ -240,4 +240,37 @@ pub fn state_comparison(
         None => format!("state_comparison/{dir}/{name}.json"),
     };
     ctx.suite.json(&rel)
+}
+
+/// The first checks of ssv-spec's `Committee.ProcessMessage` and `Validator.ProcessMessage`:
+/// the message's structure, then every operator signature against `member`'s committee
+/// (`SSVMessageHasInvalidSignature` for a bad or unknown signer).
+pub fn checked_signed_message(
+    loose: LooseSignedSsvMessage,
+    member: &CommitteeMember,
+    verifier: &dyn SignatureVerifier,
+) -> Result<SignedSsvMessage, Error> {
+    loose.validate()?;
+    let msg = loose.into_strict().map_err(|e| {
+        Error::spec(
+            ErrorCode::SSVMessageHasInvalidSignature,
+            format!("SignedSSVMessage has an invalid signature: {e}"),
+        )
+    })?;
+    let encoded = ssz::Encode::as_ssz_bytes(&msg.ssv_message);
+    for (i, op) in msg.operator_ids.iter().enumerate() {
+        let valid = member
+            .committee
+            .iter()
+            .find(|o| o.operator_id == *op)
+            .zip(msg.signature(i))
+            .is_some_and(|(o, sig)| verifier.verify(o, &encoded, sig));
+        if !valid {
+            return Err(Error::spec(
+                ErrorCode::SSVMessageHasInvalidSignature,
+                "SignedSSVMessage has an invalid signature",
+            ));
+        }
+    }
+    Ok(msg)
 }

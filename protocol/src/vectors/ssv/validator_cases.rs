@@ -20,7 +20,8 @@ use super::super::types_cases::LooseSignedSsvMessage;
 use super::basic_cases::check_code;
 use super::harness::{
     AcceptAll, BlsVerifier, KeySigner, check_partial_output_roots, check_partial_outputs,
-    check_submitted, container, container_signatures, describe, non_empty, state_comparison,
+    check_submitted, checked_signed_message, container, container_signatures, describe, non_empty,
+    state_comparison,
 };
 use super::keys::TestKeys;
 use super::{SsvContext, bls, expected_code};
@@ -29,7 +30,7 @@ use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::{MessageId, MsgType, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{BlsSignature, PartialSignatureMessage, PartialSignatureMessages};
-use crate::qbft::{self, Env, SignatureVerifier};
+use crate::qbft::{self, Env};
 use crate::runner::validator_registration::{DEFAULT_GAS_LIMIT, registration_object};
 use crate::runner::voluntary_exit::exit_object;
 use crate::runner::{
@@ -371,11 +372,8 @@ impl<'k> Run<'k> {
                 .with_duplicate_check(std::sync::Arc::new(BlsVerifier));
                 r.set_current_epoch(super::basic_cases::harness_current_epoch());
                 // The runner's controller as the vector has it, with or without a duty.
-                if let Some(c) = base.get("QBFTController").filter(|c| !c.is_null()) {
-                    r.base_mut().controller = Some(controller_from_json(
-                        c,
-                        super::committee_cases::spec_config(),
-                    )?);
+                if let Some(c) = vector_controller(base)? {
+                    r.base_mut().controller = Some(c);
                 }
                 RoleRunner::Aggregator(Box::new(r))
             }
@@ -389,11 +387,8 @@ impl<'k> Run<'k> {
                 )
                 .with_duplicate_check(std::sync::Arc::new(BlsVerifier));
                 r.set_current_epoch(super::basic_cases::harness_current_epoch());
-                if let Some(c) = base.get("QBFTController").filter(|c| !c.is_null()) {
-                    r.base_mut().controller = Some(controller_from_json(
-                        c,
-                        super::committee_cases::spec_config(),
-                    )?);
+                if let Some(c) = vector_controller(base)? {
+                    r.base_mut().controller = Some(c);
                 }
                 RoleRunner::Contribution(Box::new(r))
             }
@@ -570,29 +565,7 @@ impl<'k> Run<'k> {
     }
 
     fn checks(&self, loose: LooseSignedSsvMessage) -> Result<SignedSsvMessage, Error> {
-        loose.validate()?;
-        let msg = loose.into_strict().map_err(|e| {
-            Error::spec(
-                ErrorCode::SSVMessageHasInvalidSignature,
-                format!("SignedSSVMessage has an invalid signature: {e}"),
-            )
-        })?;
-        let encoded = msg.ssv_message.as_ssz_bytes();
-        for (i, op) in msg.operator_ids.iter().enumerate() {
-            let valid = self
-                .member
-                .committee
-                .iter()
-                .find(|o| o.operator_id == *op)
-                .zip(msg.signature(i))
-                .is_some_and(|(o, sig)| self.verifier.verify(o, &encoded, sig));
-            if !valid {
-                return Err(Error::spec(
-                    ErrorCode::SSVMessageHasInvalidSignature,
-                    "SignedSSVMessage has an invalid signature",
-                ));
-            }
-        }
+        let msg = checked_signed_message(loose, &self.member, &self.verifier)?;
         let id: &MessageId = &msg.ssv_message.msg_id;
         if id.role() != Some(self.runner.base().role) {
             return Err(Error::Decode("could not get duty runner for msg ID".into()));
@@ -628,7 +601,7 @@ impl<'k> Run<'k> {
     }
 
     /// Loads the runner's state from its JSON (`DontStartDuty` and `newduty`).
-    fn restore(&mut self, base_json: &Value, state: &Value) -> Result<(), String> {
+    fn restore(&mut self, state: &Value) -> Result<(), String> {
         let duty = field(state, "ValidatorDuty")?;
         let slot = u64_field(duty, "Slot")?;
         let finished = state
@@ -645,42 +618,14 @@ impl<'k> Run<'k> {
                 r.restore(slot, object, domain, &pre, finished);
             }
             RoleRunner::Contribution(r) => {
-                let st = restored_state(state, slot, quorum, &pre, finished)?;
-                if let Some(c) = base_json.get("QBFTController").filter(|c| !c.is_null()) {
-                    r.base_mut().controller = Some(controller_from_json(
-                        c,
-                        super::committee_cases::spec_config(),
-                    )?);
-                }
-                r.base_mut().state = Some(st);
+                r.base_mut().state = Some(restored_state(state, slot, quorum, &pre, finished)?);
                 let duty = validator_duty_from_json(duty)?;
                 let subnets = duty.validator_sync_committee_indices.to_vec();
                 r.restore_duty(duty, subnets, contribution_domains())
                     .map_err(|e| format!("restore: {e}"))?;
             }
             RoleRunner::Aggregator(r) => {
-                let base = r.base_mut();
-                if let Some(c) = base_json.get("QBFTController").filter(|c| !c.is_null()) {
-                    base.controller = Some(controller_from_json(
-                        c,
-                        super::committee_cases::spec_config(),
-                    )?);
-                }
-                let mut st = crate::runner::RunnerState::new(slot, quorum);
-                for m in &pre {
-                    st.pre_consensus.add(m);
-                }
-                for m in container(state, "PostConsensusContainer")? {
-                    st.post_consensus.add(&m);
-                }
-                let decided = as_b64(state.get("DecidedValue").unwrap_or(&Value::Null))?;
-                st.decided_value = (!decided.is_empty()).then_some(decided);
-                st.finished = finished;
-                st.running_height = match state.get("RunningInstance") {
-                    Some(i) if !i.is_null() => Some(u64_field(field(i, "State")?, "Height")?),
-                    _ => None,
-                };
-                base.state = Some(st);
+                r.base_mut().state = Some(restored_state(state, slot, quorum, &pre, finished)?);
                 r.restore_duty(
                     validator_duty_from_json(duty)?,
                     aggregator_domains(),
@@ -718,6 +663,17 @@ impl<'k> Run<'k> {
         let handled = self.handle(out);
         self.record(r.and(handled));
         Ok(())
+    }
+}
+
+/// The runner's QBFT controller as the vector has it (`None`: the role has none).
+fn vector_controller(base: &Value) -> Result<Option<crate::qbft::Controller>, String> {
+    match base.get("QBFTController").filter(|c| !c.is_null()) {
+        Some(c) => Ok(Some(controller_from_json(
+            c,
+            super::committee_cases::spec_config(),
+        )?)),
+        None => Ok(None),
     }
 }
 
@@ -933,7 +889,7 @@ pub fn msg_processing(
         let mut run = Run::new(&ctx.keys, role, base)?;
         let state = field(base, "State")?;
         if !state.is_null() {
-            run.restore(base, state)?;
+            run.restore(state)?;
         }
         let dont_start = v
             .get("DontStartDuty")
@@ -970,7 +926,7 @@ pub fn new_duty(
         let mut run = Run::new(&ctx.keys, role, base)?;
         let state = field(base, "State")?;
         if !state.is_null() {
-            run.restore(base, state)?;
+            run.restore(state)?;
         }
         run.start(field(v, "ValidatorDuty")?)?;
         check_code(run.last_error.take().map_or(Ok(()), Err), expected_code(v)?)?;
