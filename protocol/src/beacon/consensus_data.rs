@@ -287,6 +287,27 @@ impl Proposal {
         }
     }
 
+    /// The block's proposer.
+    pub fn proposer_index(&self) -> ValidatorIndex {
+        match self {
+            Proposal::Capella(b) => b.proposer_index,
+            Proposal::CapellaBlinded(b) => b.proposer_index,
+            Proposal::Deneb(c) => c.block.proposer_index,
+            Proposal::DenebBlinded(b) => b.proposer_index,
+            Proposal::Electra(c) => c.block.proposer_index,
+            Proposal::ElectraBlinded(b) | Proposal::FuluBlinded(b) => b.proposer_index,
+            Proposal::Fulu(c) => c.block.proposer_index,
+        }
+    }
+
+    /// The signed form the beacon node takes, with the validator's `signature`.
+    pub fn signed(self, signature: BlsSignature) -> SignedProposal {
+        SignedProposal {
+            proposal: self,
+            signature,
+        }
+    }
+
     /// Hash-tree-root of the (blinded) block: what the proposer signs, and equal for a block
     /// and its blinded form.
     pub fn block_root(&self) -> Root {
@@ -313,6 +334,46 @@ impl Proposal {
             Proposal::Fulu(c) => c.as_ssz_bytes(),
         }
     }
+}
+
+/// A proposal with the validator's block signature: what `POST /eth/v2/beacon/blocks` (full)
+/// or `POST /eth/v2/beacon/blinded_blocks` (blinded) takes — a `SignedBeaconBlock` for Capella,
+/// `SignedBlockContents` (the signed block with its KZG proofs and blobs) from Deneb on, a
+/// `SignedBlindedBeaconBlock` for a blinded block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedProposal {
+    /// The block.
+    pub proposal: Proposal,
+    /// The validator's signature of its root under `DOMAIN_BEACON_PROPOSER`.
+    pub signature: BlsSignature,
+}
+
+impl SignedProposal {
+    /// Hash-tree-root of the signed container (of the signed block contents for a full block
+    /// from Deneb on).
+    pub fn root(&self) -> Root {
+        let signed_block = container_root(&[
+            self.proposal.block_root(),
+            self.signature.tree_hash_root().0,
+        ]);
+        let contents = |proofs: tree_hash::Hash256, blobs: tree_hash::Hash256| {
+            container_root(&[signed_block, proofs.0, blobs.0])
+        };
+        match &self.proposal {
+            Proposal::Deneb(c) => contents(c.kzg_proofs.tree_hash_root(), c.blobs.tree_hash_root()),
+            Proposal::Electra(c) => {
+                contents(c.kzg_proofs.tree_hash_root(), c.blobs.tree_hash_root())
+            }
+            Proposal::Fulu(c) => contents(c.kzg_proofs.tree_hash_root(), c.blobs.tree_hash_root()),
+            _ => signed_block,
+        }
+    }
+}
+
+/// Hash-tree-root of a container from its fields' roots.
+fn container_root(fields: &[Root]) -> Root {
+    let bytes: Vec<u8> = fields.iter().flatten().copied().collect();
+    tree_hash::merkle_root(&bytes, fields.len()).0
 }
 
 /// A decoded aggregator value.

@@ -22,7 +22,7 @@ pub mod fulu;
 pub mod phase0;
 
 pub use consensus_data::{
-    AggregateAndProofData, Contribution, Contributions, DataVersion, Proposal,
+    AggregateAndProofData, Contribution, Contributions, DataVersion, Proposal, SignedProposal,
     ValidatorConsensusData, ValidatorDuty,
 };
 

@@ -16,9 +16,10 @@ use std::collections::VecDeque;
 
 use tree_hash::TreeHash;
 
-use super::base::{BaseRunner, Phase, accept_partials, own_partials};
+use super::base::BaseRunner;
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::consensus_role::ConsensusRole;
+use super::one_root::{OneRoot, Reconstructed};
 use super::signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
 };
@@ -29,9 +30,9 @@ use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::message::{MessageId, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
-use crate::qbft::{Config, Controller, Env};
+use crate::qbft::{Config, Env};
 use crate::signing::{Domain, compute_signing_root};
-use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot, quorum};
+use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot};
 
 /// The signing domains of an aggregator duty (from the fork schedule at the duty's epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,27 +45,15 @@ pub struct AggregatorDomains {
 
 /// The aggregator runner of one validator. See the module docs.
 pub struct AggregatorRunner {
-    base: BaseRunner,
-    share: RunnerShare,
-    msg_id: MessageId,
-    options: RunnerOptions,
-    quorum: usize,
-    chain: ChainSpec,
-    duty: Option<ValidatorDuty>,
+    core: OneRoot,
     domains: Option<AggregatorDomains>,
-    current_epoch: Epoch,
-    pre_root: Option<Root>,
-    post_root: Option<Root>,
-    in_flight: Option<Root>,
-    loopback: VecDeque<SignedSsvMessage>,
-    duplicates: Option<std::sync::Arc<dyn PartialSigVerifier + Send + Sync>>,
 }
 
 impl std::fmt::Debug for AggregatorRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AggregatorRunner")
-            .field("validator", &self.share.validator_index)
-            .field("phase", &self.base.phase())
+            .field("validator", &self.core.share.validator_index)
+            .field("phase", &self.core.base.phase())
             .finish_non_exhaustive()
     }
 }
@@ -78,24 +67,17 @@ impl AggregatorRunner {
         chain: ChainSpec,
         options: RunnerOptions,
     ) -> Self {
-        let msg_id =
-            MessageId::for_validator(member.domain, RunnerRole::Aggregator, &share.validator_pk);
-        let controller = Controller::new(msg_id.0.to_vec(), member.clone(), config);
         AggregatorRunner {
-            base: BaseRunner::new(RunnerRole::Aggregator, Some(controller)),
-            quorum: quorum(member.committee.len()),
-            share,
-            msg_id,
-            options,
-            chain,
-            duty: None,
+            core: OneRoot::new(
+                RunnerRole::Aggregator,
+                PartialSigMsgType::SelectionProofPartialSig,
+                member,
+                share,
+                config,
+                chain,
+                options,
+            ),
             domains: None,
-            current_epoch: 0,
-            pre_root: None,
-            post_root: None,
-            in_flight: None,
-            loopback: VecDeque::new(),
-            duplicates: None,
         }
     }
 
@@ -104,40 +86,29 @@ impl AggregatorRunner {
         mut self,
         verifier: std::sync::Arc<dyn PartialSigVerifier + Send + Sync>,
     ) -> Self {
-        self.duplicates = Some(verifier);
+        self.core.set_duplicate_check(verifier);
         self
     }
 
     /// The current wall-clock epoch, for the value check (a duty more than one epoch ahead
     /// of it is refused); the caller keeps it current.
     pub fn set_current_epoch(&mut self, epoch: Epoch) {
-        self.current_epoch = epoch;
+        self.core.current_epoch = epoch;
     }
 
     /// The role-neutral core.
     pub fn base(&self) -> &BaseRunner {
-        &self.base
+        &self.core.base
     }
 
     /// The core, to restore a runner's state (the runner suite's vectors).
     pub fn base_mut(&mut self) -> &mut BaseRunner {
-        &mut self.base
+        &mut self.core.base
     }
 
     /// The runner's message ID.
     pub fn message_id(&self) -> &MessageId {
-        &self.msg_id
-    }
-
-    fn value_check(&self) -> DutyValueCheck<'static> {
-        DutyValueCheck {
-            role: BeaconRole::Aggregator,
-            validator_pk: self.share.validator_pk,
-            validator_index: self.share.validator_index,
-            chain: self.chain,
-            current_epoch: self.current_epoch,
-            blocks: None,
-        }
+        &self.core.msg_id
     }
 
     /// Sets the duty a restored state belongs to (the runner suite's vectors): the duty, its
@@ -148,27 +119,16 @@ impl AggregatorRunner {
         domains: AggregatorDomains,
         current_epoch: Epoch,
     ) -> Result<(), Error> {
-        self.pre_root = Some(compute_signing_root(
-            duty.slot.tree_hash_root().0,
-            domains.selection_proof,
-        ));
-        self.post_root = match self
-            .base
-            .state
-            .as_ref()
-            .and_then(|s| s.decided_value.as_ref())
-        {
-            Some(v) => Some(compute_signing_root(
-                ValidatorConsensusData::from_ssz(v)?
-                    .aggregate_and_proof()?
-                    .root(),
+        let pre = compute_signing_root(duty.slot.tree_hash_root().0, domains.selection_proof);
+        let post = match self.core.restored_decided()? {
+            Some(cd) => Some(compute_signing_root(
+                cd.aggregate_and_proof()?.root(),
                 domains.aggregate_and_proof,
             )),
             None => None,
         };
-        self.duty = Some(duty);
+        self.core.restore(duty, pre, post, current_epoch);
         self.domains = Some(domains);
-        self.current_epoch = current_epoch;
         Ok(())
     }
 
@@ -181,21 +141,9 @@ impl AggregatorRunner {
         current_epoch: Epoch,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.base.should_process_duty(duty.slot)?;
-        self.base.setup_for_new_duty(duty.slot, self.quorum);
         let root = compute_signing_root(duty.slot.tree_hash_root().0, domains.selection_proof);
-        self.pre_root = Some(root);
-        self.post_root = None;
-        self.in_flight = None;
-        self.current_epoch = current_epoch;
+        self.core.start(duty, root, current_epoch, out)?;
         self.domains = Some(domains);
-        let slot = duty.slot;
-        self.duty = Some(duty);
-        out.push(ValidatorAction::Sign {
-            slot,
-            validator_index: self.share.validator_index,
-            signing_root: root,
-        });
         Ok(())
     }
 
@@ -207,32 +155,7 @@ impl AggregatorRunner {
         signature: BlsSignature,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let slot = self
-            .base
-            .state
-            .as_ref()
-            .map(|s| s.slot)
-            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no running duty"))?;
-        let (kind, root) = match (self.base.phase(), self.post_root, self.pre_root) {
-            (Phase::PostConsensus | Phase::Finished, Some(post), _) => {
-                (PartialSigMsgType::PostConsensus, post)
-            }
-            (_, _, Some(pre)) => (PartialSigMsgType::SelectionProofPartialSig, pre),
-            _ => return Err(Error::spec(ErrorCode::NoRunningDuty, "nothing to sign")),
-        };
-        let (psm, msg) = own_partials(
-            env,
-            self.msg_id,
-            kind,
-            slot,
-            self.share.validator_index,
-            vec![(root, signature)],
-        )?;
-        out.push(ValidatorAction::Broadcast(msg));
-        if self.options.loopback {
-            self.take_partials(&psm, kind == PartialSigMsgType::PostConsensus, out)?;
-        }
-        Ok(())
+        self.core.signed(env, signature, out)
     }
 
     /// Processes a message of this runner whose outer structure and operator signatures the
@@ -246,76 +169,6 @@ impl AggregatorRunner {
         self.route(env, msg, out)
     }
 
-    fn on_decided_value(
-        &mut self,
-        value: Vec<u8>,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        let cd = ValidatorConsensusData::from_ssz(&value)?;
-        let domain = self
-            .domains
-            .map(|d| d.aggregate_and_proof)
-            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
-        let root = compute_signing_root(cd.aggregate_and_proof()?.root(), domain);
-        self.post_root = Some(root);
-        out.push(ValidatorAction::Sign {
-            slot: cd.duty.slot,
-            validator_index: self.share.validator_index,
-            signing_root: root,
-        });
-        Ok(())
-    }
-
-    fn take_partials(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        post: bool,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        let expected: Vec<Root> = if post { self.post_root } else { self.pre_root }
-            .into_iter()
-            .collect();
-        let reached = accept_partials(
-            &mut self.base,
-            &self.share,
-            psm,
-            post,
-            &expected,
-            self.duplicates.as_deref(),
-        )?;
-        if !reached.is_empty() {
-            self.request_reconstruct(post, out);
-        }
-        Ok(())
-    }
-
-    fn request_reconstruct(&mut self, post: bool, out: &mut Vec<ValidatorAction>) {
-        let (Some(state), Some(root)) = (
-            self.base.state.as_ref(),
-            if post { self.post_root } else { self.pre_root },
-        ) else {
-            return;
-        };
-        if self.in_flight == Some(root) {
-            return;
-        }
-        let collector = if post {
-            &state.post_consensus
-        } else {
-            &state.pre_consensus
-        };
-        let partials = collector
-            .quorum_partials(self.share.validator_index, &root)
-            .unwrap_or_default();
-        self.in_flight = Some(root);
-        out.push(ValidatorAction::Reconstruct {
-            slot: state.slot,
-            validator_index: self.share.validator_index,
-            signing_root: root,
-            partials,
-        });
-    }
-
     /// The verdict of a [`ValidatorAction::Reconstruct`] over `signing_root`.
     pub fn reconstructed(
         &mut self,
@@ -323,42 +176,18 @@ impl AggregatorRunner {
         verdict: Result<BlsSignature, ReconstructFailure>,
         out: &mut Vec<ValidatorAction>,
     ) {
-        if self.in_flight == Some(signing_root) {
-            self.in_flight = None;
-        }
-        let post = Some(signing_root) == self.post_root;
-        let vi = self.share.validator_index;
-        let Some(state) = self.base.state.as_mut() else {
-            return;
-        };
-        match verdict {
-            Err(ReconstructFailure::InvalidPartials(ops)) => {
-                let collector = if post {
-                    &mut state.post_consensus
-                } else {
-                    &mut state.pre_consensus
-                };
-                for op in ops {
-                    collector.remove(vi, op, &signing_root);
+        match self.core.reconstructed(signing_root, verdict) {
+            Some(Reconstructed::Post(signature, value)) => {
+                if let Ok(aggregate) =
+                    ValidatorConsensusData::from_ssz(&value).and_then(|cd| cd.aggregate_and_proof())
+                {
+                    out.push(ValidatorAction::Submit(BeaconObject::AggregateAndProof(
+                        aggregate.signed(signature),
+                    )));
                 }
             }
-            Err(ReconstructFailure::Mismatch) => {}
-            Ok(signature) if post => {
-                let Some(value) = state.decided_value.as_ref() else {
-                    return;
-                };
-                let Ok(aggregate) =
-                    ValidatorConsensusData::from_ssz(value).and_then(|cd| cd.aggregate_and_proof())
-                else {
-                    return;
-                };
-                out.push(ValidatorAction::Submit(BeaconObject::AggregateAndProof(
-                    aggregate.signed(signature),
-                )));
-                state.finished = true;
-            }
-            Ok(selection_proof) => {
-                let Some(duty) = &self.duty else {
+            Some(Reconstructed::Pre(selection_proof)) => {
+                let Some(duty) = &self.core.duty else {
                     return;
                 };
                 out.push(ValidatorAction::FetchBeaconData(
@@ -371,6 +200,7 @@ impl AggregatorRunner {
                     },
                 ));
             }
+            None => {}
         }
     }
 
@@ -383,12 +213,9 @@ impl AggregatorRunner {
         aggregate_and_proof_ssz: Vec<u8>,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        let duty = self
-            .duty
-            .clone()
-            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
-        let slot = duty.slot;
-        let value = ValidatorConsensusData::new(duty, version, aggregate_and_proof_ssz)?.to_ssz();
+        let (slot, value) = self
+            .core
+            .consensus_value(version, aggregate_and_proof_ssz)?;
         self.start_consensus(env, slot, value, out)
     }
 
@@ -406,22 +233,26 @@ impl AggregatorRunner {
 
 impl ConsensusRole for AggregatorRunner {
     fn parts(&mut self) -> (&mut BaseRunner, Option<&mut VecDeque<SignedSsvMessage>>) {
-        (
-            &mut self.base,
-            self.options.loopback.then_some(&mut self.loopback),
-        )
+        self.core.parts()
     }
 
     fn msg_id(&self) -> &MessageId {
-        &self.msg_id
+        &self.core.msg_id
     }
 
-    fn value_check(&self) -> DutyValueCheck<'static> {
-        AggregatorRunner::value_check(self)
+    fn value_check(&self) -> DutyValueCheck {
+        self.core.value_check(BeaconRole::Aggregator, None)
     }
 
     fn on_decided(&mut self, value: Vec<u8>, out: &mut Vec<ValidatorAction>) -> Result<(), Error> {
-        self.on_decided_value(value, out)
+        let cd = ValidatorConsensusData::from_ssz(&value)?;
+        let domain = self
+            .domains
+            .map(|d| d.aggregate_and_proof)
+            .ok_or_else(|| Error::spec(ErrorCode::NoRunningDuty, "no duty"))?;
+        let root = compute_signing_root(cd.aggregate_and_proof()?.root(), domain);
+        self.core.sign_post(cd.duty.slot, root, out);
+        Ok(())
     }
 
     fn process_partials(
@@ -430,7 +261,7 @@ impl ConsensusRole for AggregatorRunner {
         post: bool,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
-        self.take_partials(psm, post, out)
+        self.core.take_partials(psm, post, out)
     }
 }
 
@@ -439,6 +270,7 @@ mod tests {
     use super::*;
     use crate::message::RsaSignature;
     use crate::qbft::{OperatorSigner, SignatureVerifier, ValueCheck};
+    use crate::runner::Phase;
     use crate::types::{CommitteeOperator, DomainType, OperatorId};
 
     struct Signer;

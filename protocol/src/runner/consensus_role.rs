@@ -24,7 +24,7 @@ pub(crate) trait ConsensusRole {
     fn msg_id(&self) -> &MessageId;
 
     /// The role's value check (spec `*ValueCheckF`).
-    fn value_check(&self) -> DutyValueCheck<'static>;
+    fn value_check(&self) -> DutyValueCheck;
 
     /// The decided value passed the value check: ask for what the role signs after consensus.
     fn on_decided(&mut self, value: Vec<u8>, out: &mut Vec<ValidatorAction>) -> Result<(), Error>;

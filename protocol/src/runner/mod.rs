@@ -14,6 +14,8 @@ pub mod collector;
 pub mod committee;
 mod consensus_role;
 pub mod key;
+mod one_root;
+pub mod proposer;
 pub mod signing_only;
 pub mod sync_committee_contribution;
 pub mod validator_registration;
@@ -27,6 +29,7 @@ pub use base::{
 pub use collector::{Added, PartialSigCollector};
 pub use committee::*;
 pub use key::{RunnerKey, check_share_count};
+pub use proposer::{ProposerDomains, ProposerRunner};
 pub use signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, SigningObject,
     SigningOnlyRole, SigningOnlyRunner, ValidatorAction,

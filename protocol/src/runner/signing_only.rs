@@ -144,6 +144,8 @@ pub enum BeaconObject {
     AggregateAndProof(crate::beacon::consensus_data::SignedAggregateAndProofData),
     /// `POST /eth/v1/validator/contribution_and_proofs`.
     ContributionAndProof(Box<crate::beacon::altair::SignedContributionAndProof>),
+    /// `POST /eth/v2/beacon/blocks` or `/eth/v2/beacon/blinded_blocks`.
+    Proposal(Box<crate::beacon::consensus_data::SignedProposal>),
 }
 
 impl BeaconObject {
@@ -154,6 +156,7 @@ impl BeaconObject {
             BeaconObject::ValidatorRegistration(r) => r.tree_hash_root().0,
             BeaconObject::AggregateAndProof(a) => a.root(),
             BeaconObject::ContributionAndProof(c) => c.tree_hash_root().0,
+            BeaconObject::Proposal(p) => p.root(),
         }
     }
 }
@@ -184,6 +187,17 @@ pub enum BeaconDataRequest {
         slot: Slot,
         /// The reconstructed selection proofs, each with its subcommittee.
         candidates: Vec<(BlsSignature, u64)>,
+    },
+    /// The block to propose (`GET /eth/v3/validator/blocks/{slot}` with the RANDAO reveal;
+    /// full or blinded, as the beacon node and its builder choose): answer with
+    /// `beacon_data`.
+    Block {
+        /// Duty slot.
+        slot: Slot,
+        /// The proposer.
+        validator_index: ValidatorIndex,
+        /// The reconstructed RANDAO reveal.
+        randao_reveal: BlsSignature,
     },
 }
 

@@ -144,7 +144,7 @@ impl SyncCommitteeContributionRunner {
         &mut self.base
     }
 
-    fn value_check(&self) -> DutyValueCheck<'static> {
+    fn value_check(&self) -> DutyValueCheck {
         DutyValueCheck {
             role: BeaconRole::SyncCommitteeContribution,
             validator_pk: self.share.validator_pk,
@@ -549,7 +549,7 @@ impl ConsensusRole for SyncCommitteeContributionRunner {
         &self.msg_id
     }
 
-    fn value_check(&self) -> DutyValueCheck<'static> {
+    fn value_check(&self) -> DutyValueCheck {
         SyncCommitteeContributionRunner::value_check(self)
     }
 

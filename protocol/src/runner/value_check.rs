@@ -19,8 +19,8 @@ pub trait BlockSlashing {
 }
 
 /// The value check of one validator duty with consensus.
-#[derive(Clone, Copy)]
-pub struct DutyValueCheck<'a> {
+#[derive(Clone)]
+pub struct DutyValueCheck {
     /// The role the value must be for.
     pub role: BeaconRole,
     /// The validator.
@@ -32,10 +32,10 @@ pub struct DutyValueCheck<'a> {
     /// The current wall-clock epoch (a duty more than one epoch ahead is refused).
     pub current_epoch: Epoch,
     /// Slashing protection of blocks (proposer only; `None` skips that part).
-    pub blocks: Option<&'a dyn BlockSlashing>,
+    pub blocks: Option<std::sync::Arc<dyn BlockSlashing + Send + Sync>>,
 }
 
-impl std::fmt::Debug for DutyValueCheck<'_> {
+impl std::fmt::Debug for DutyValueCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DutyValueCheck")
             .field("role", &self.role)
@@ -45,7 +45,7 @@ impl std::fmt::Debug for DutyValueCheck<'_> {
     }
 }
 
-impl ValueCheck for DutyValueCheck<'_> {
+impl ValueCheck for DutyValueCheck {
     fn check_value(&self, value: &[u8]) -> Result<(), Error> {
         let cd = ValidatorConsensusData::from_ssz(value)
             .map_err(|e| Error::Decode(format!("failed decoding consensus data: {e}")))?;
@@ -78,7 +78,7 @@ impl ValueCheck for DutyValueCheck<'_> {
             ));
         }
         if self.role == BeaconRole::Proposer
-            && let Some(blocks) = self.blocks
+            && let Some(blocks) = &self.blocks
         {
             let slot = cd.proposal()?.slot();
             blocks.check(&self.validator_pk, slot).map_err(|why| {

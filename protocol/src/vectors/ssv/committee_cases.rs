@@ -761,8 +761,8 @@ fn msg_processing(v: &Value, ctx: &SsvContext, dir: &str, top: Option<&str>) -> 
     compare_runner(&expected, &run, slot, "post-state")
 }
 
-/// `tests.MultiMsgProcessingSpecTest` / `tests.MsgProcessingSpecTest` subtests of role 0;
-/// other roles fail as not built.
+/// `tests.MultiMsgProcessingSpecTest` / `tests.MsgProcessingSpecTest` subtests of role 0 (the
+/// other roles run in `validator_cases`).
 pub fn msg_processing_case(v: &Value, ctx: &SsvContext, top: Option<&str>) -> Result<(), String> {
     let dir = if top.is_some() {
         "tests_MultiMsgProcessingSpecTest"
@@ -890,8 +890,8 @@ fn new_duty(v: &Value, ctx: &SsvContext, top: &str) -> Result<(), String> {
     compare_runner(&expected, &run, slot, "post-state")
 }
 
-/// A `newduty.MultiStartNewRunnerDutySpecTest` subtest; roles other than the committee's
-/// fail as not built.
+/// A `newduty.MultiStartNewRunnerDutySpecTest` subtest (the committee's here, the other roles'
+/// in `validator_cases`).
 pub fn new_duty_subtest(v: &Value, ctx: &SsvContext, top: &str) -> SubOutcome {
     let role = v
         .get("Runner")
@@ -903,7 +903,7 @@ pub fn new_duty_subtest(v: &Value, ctx: &SsvContext, top: &str) -> SubOutcome {
         Some(RunnerRole::Committee) => new_duty(v, ctx, top),
         Some(other) => super::validator_cases::new_duty(v, ctx, other, top).unwrap_or_else(|| {
             Err(format!(
-                "the {} runner is not built yet",
+                "no validator runner for the {} role",
                 super::role_name(Some(other))
             ))
         }),
@@ -933,7 +933,7 @@ pub fn run_subtest(v: &Value, ctx: &SsvContext, top: Option<&str>) -> SubOutcome
         Some(other) => {
             super::validator_cases::msg_processing(v, ctx, other, top).unwrap_or_else(|| {
                 Err(format!(
-                    "the {} runner is not built yet",
+                    "no validator runner for the {} role",
                     super::role_name(Some(other))
                 ))
             })

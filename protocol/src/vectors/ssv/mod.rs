@@ -1,6 +1,6 @@
 //! The runner suite of ssv-spec (`ssv` module): every test type of the suite is dispatched,
-//! every subtest is one outcome, and a subtest of a role this crate has not built yet is a
-//! failure (never a skip). See `testdata/ssv-spec-v1.2.2/ssv/SOURCE.md` for the format and the
+//! every subtest is one outcome, and a subtest nothing here can run is a failure (never a
+//! skip). See `testdata/ssv-spec-v1.2.2/ssv/SOURCE.md` for the format and the
 //! fixed environment of the Go harness that these cases reproduce.
 
 pub mod bls;
@@ -28,6 +28,8 @@ pub struct SsvContext {
     pub suite: Suite,
     /// The harness's keys.
     pub keys: TestKeys,
+    /// The mock beacon node's block of each fork.
+    pub blocks: validator_cases::MockBlocks,
 }
 
 /// One subtest's verdict.
@@ -181,7 +183,12 @@ pub fn run(root: &Path) -> Result<Report, String> {
         )
         .map_err(|e| format!("testing-keys.json: {e}"))?,
     )?;
-    let ctx = SsvContext { suite, keys };
+    let blocks = validator_cases::MockBlocks::load(root);
+    let ctx = SsvContext {
+        suite,
+        keys,
+        blocks,
+    };
     let mut report = Report::default();
     for rel in ctx.suite.test_files()? {
         let file = rel.trim_start_matches("tests/").to_string();

@@ -1,6 +1,6 @@
-//! The validator roles of the runner suite that the crate has built (validator registration
-//! and voluntary exit, [`SigningOnlyRunner`]): `tests.*` message-processing subtests and
-//! `newduty` subtests. The harness plays ssv-spec's `Validator` around the runner (message
+//! The validator roles of the runner suite (proposer, aggregator, sync-committee
+//! contribution, and the signing-only validator registration and voluntary exit):
+//! `tests.*` message-processing subtests and `newduty` subtests. The harness plays ssv-spec's `Validator` around the runner (message
 //! checks, RSA verification, routing by role and partial-signature type), the key manager and
 //! the mock beacon node.
 
@@ -34,14 +34,14 @@ use crate::qbft::{self, Env};
 use crate::runner::validator_registration::{DEFAULT_GAS_LIMIT, registration_object};
 use crate::runner::voluntary_exit::exit_object;
 use crate::runner::{
-    AggregatorDomains, AggregatorRunner, BeaconDataRequest, ContributionDomains,
-    ReconstructFailure, RunnerOptions, RunnerShare, SigningObject, SigningOnlyRole,
+    AggregatorDomains, AggregatorRunner, BeaconDataRequest, ContributionDomains, ProposerDomains,
+    ProposerRunner, ReconstructFailure, RunnerOptions, RunnerShare, SigningObject, SigningOnlyRole,
     SigningOnlyRunner, SyncCommitteeContributionRunner, ValidatorAction,
 };
 use crate::signing::{
-    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_APPLICATION_BUILDER, DOMAIN_CONTRIBUTION_AND_PROOF,
-    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, DOMAIN_VOLUNTARY_EXIT, Domain,
-    compute_domain,
+    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_APPLICATION_BUILDER, DOMAIN_BEACON_PROPOSER,
+    DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO, DOMAIN_SELECTION_PROOF,
+    DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, DOMAIN_VOLUNTARY_EXIT, Domain, compute_domain,
 };
 use crate::types::{
     BlsPublicKey, CommitteeMember, CommitteeOperator, DomainType, OperatorId, Root,
@@ -58,6 +58,7 @@ enum Role {
     SigningOnly(SigningOnlyRole),
     Aggregator,
     Contribution,
+    Proposer,
 }
 
 fn built(role: RunnerRole) -> Option<Role> {
@@ -68,7 +69,8 @@ fn built(role: RunnerRole) -> Option<Role> {
         RunnerRole::VoluntaryExit => Some(Role::SigningOnly(SigningOnlyRole::VoluntaryExit)),
         RunnerRole::Aggregator => Some(Role::Aggregator),
         RunnerRole::SyncCommitteeContribution => Some(Role::Contribution),
-        _ => None,
+        RunnerRole::Proposer => Some(Role::Proposer),
+        RunnerRole::Committee => None,
     }
 }
 
@@ -77,6 +79,7 @@ enum RoleRunner {
     SigningOnly(Box<SigningOnlyRunner>),
     Aggregator(Box<AggregatorRunner>),
     Contribution(Box<SyncCommitteeContributionRunner>),
+    Proposer(Box<ProposerRunner>),
 }
 
 impl RoleRunner {
@@ -85,6 +88,7 @@ impl RoleRunner {
             RoleRunner::SigningOnly(r) => r.base(),
             RoleRunner::Aggregator(r) => r.base(),
             RoleRunner::Contribution(r) => r.base(),
+            RoleRunner::Proposer(r) => r.base(),
         }
     }
 
@@ -210,6 +214,51 @@ fn mock_contributions() -> Result<Vec<u8>, String> {
     Ok(list.as_ssz_bytes())
 }
 
+/// The mock beacon node's block of each fork (ssv-spec `TestingBeaconBlockV`: always a full
+/// block, block contents from Deneb on). The types suite beside the runner suite carries each
+/// as the `DataSSZ` of its `validatorconsensusdata` "valid {fork} block" test
+/// (`TestProposerConsensusDataV`), which is where the harness takes it from.
+pub struct MockBlocks(BTreeMap<u64, Result<Vec<u8>, String>>);
+
+impl MockBlocks {
+    /// Reads the four forks' blocks from `root/types/tests/` (an unreadable one is an error
+    /// for the subtests that need it, not for the others).
+    pub fn load(root: &std::path::Path) -> Self {
+        let mut blocks = BTreeMap::new();
+        for fork in ["capella", "deneb", "electra", "fulu"] {
+            let path = root.join("types").join("tests").join(format!(
+                "validatorconsensusdata.ValidatorConsensusDataTest_validatorconsensusdata_valid_{fork}_block.json"
+            ));
+            let block = std::fs::read(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
+                .and_then(|v| {
+                    let cd = field(&v, "ConsensusData")?;
+                    as_b64(field(cd, "DataSSZ")?)
+                });
+            if let Some(version) = crate::beacon::DataVersion::from_name(fork) {
+                blocks.insert(version.to_u64(), block);
+            }
+        }
+        MockBlocks(blocks)
+    }
+
+    fn get(&self, version: u64) -> Result<Vec<u8>, Error> {
+        match self.0.get(&version) {
+            Some(Ok(b)) => Ok(b.clone()),
+            Some(Err(e)) => Err(Error::Decode(format!("mock beacon block: {e}"))),
+            None => Err(Error::Decode(format!("unsupported version {version}"))),
+        }
+    }
+}
+
+fn proposer_domains() -> ProposerDomains {
+    ProposerDomains {
+        randao: compute_domain(DOMAIN_RANDAO, [0; 4], [0; 32]),
+        proposer: compute_domain(DOMAIN_BEACON_PROPOSER, [0; 4], [0; 32]),
+    }
+}
+
 fn aggregator_domains() -> AggregatorDomains {
     AggregatorDomains {
         selection_proof: compute_domain(DOMAIN_SELECTION_PROOF, [0; 4], [0; 32]),
@@ -322,6 +371,7 @@ fn object_for(
 
 struct Run<'k> {
     keys: &'k TestKeys,
+    blocks: &'k MockBlocks,
     share: Share,
     member: CommitteeMember,
     runner: RoleRunner,
@@ -335,7 +385,8 @@ struct Run<'k> {
 }
 
 impl<'k> Run<'k> {
-    fn new(keys: &'k TestKeys, role: Role, base: &Value) -> Result<Self, String> {
+    fn new(ctx: &'k SsvContext, role: Role, base: &Value) -> Result<Self, String> {
+        let keys = &ctx.keys;
         let share = share_from_runner(base)?;
         // The runner's own committee view when it has a controller (the Go harness's PEM
         // spelling of the operators' keys); the key set's otherwise.
@@ -392,9 +443,26 @@ impl<'k> Run<'k> {
                 }
                 RoleRunner::Contribution(Box::new(r))
             }
+            Role::Proposer => {
+                let mut r = ProposerRunner::new(
+                    member.clone(),
+                    runner_share,
+                    super::committee_cases::spec_config(),
+                    crate::chain::ChainSpec::MAINNET,
+                    RunnerOptions::SPEC,
+                    std::sync::Arc::new(super::basic_cases::NeverSlashable),
+                )
+                .with_duplicate_check(std::sync::Arc::new(BlsVerifier));
+                r.set_current_epoch(super::basic_cases::harness_current_epoch());
+                if let Some(c) = vector_controller(base)? {
+                    r.base_mut().controller = Some(c);
+                }
+                RoleRunner::Proposer(Box::new(r))
+            }
         };
         Ok(Run {
             keys,
+            blocks: &ctx.blocks,
             share,
             member,
             runner,
@@ -445,6 +513,7 @@ impl<'k> Run<'k> {
                     match &mut self.runner {
                         RoleRunner::SigningOnly(r) => r.signed(env, sig, &mut out)?,
                         RoleRunner::Aggregator(r) => r.signed(env, sig, &mut out)?,
+                        RoleRunner::Proposer(r) => r.signed(env, sig, &mut out)?,
                         RoleRunner::Contribution(r) => {
                             r.signed(env, signing_root, sig, &mut out)?
                         }
@@ -464,6 +533,18 @@ impl<'k> Run<'k> {
                     };
                     if let RoleRunner::Aggregator(r) = &mut self.runner {
                         r.beacon_data(env, version, data, &mut out)?;
+                    }
+                }
+                ValidatorAction::FetchBeaconData(BeaconDataRequest::Block { slot, .. }) => {
+                    let version = version_by_slot(slot);
+                    let block = self.blocks.get(version)?;
+                    let env = Env {
+                        signer: &self.signer,
+                        verifier: &self.verifier,
+                        value_check: &AcceptAll,
+                    };
+                    if let RoleRunner::Proposer(r) = &mut self.runner {
+                        r.beacon_data(env, version, block, &mut out)?;
                     }
                 }
                 ValidatorAction::FetchBeaconData(
@@ -506,6 +587,7 @@ impl<'k> Run<'k> {
                         RoleRunner::Contribution(r) => {
                             r.reconstructed(signing_root, verdict, &mut out)
                         }
+                        RoleRunner::Proposer(r) => r.reconstructed(signing_root, verdict, &mut out),
                     }
                 }
             }
@@ -556,6 +638,7 @@ impl<'k> Run<'k> {
                 RoleRunner::SigningOnly(r) => r.process_message(&msg, &mut out),
                 RoleRunner::Aggregator(r) => r.process_message(env, msg, &mut out),
                 RoleRunner::Contribution(r) => r.process_message(env, msg, &mut out),
+                RoleRunner::Proposer(r) => r.process_message(env, msg, &mut out),
             };
             let handled = self.handle(out);
             r.and(handled)
@@ -633,6 +716,15 @@ impl<'k> Run<'k> {
                 )
                 .map_err(|e| format!("restore: {e}"))?;
             }
+            RoleRunner::Proposer(r) => {
+                r.base_mut().state = Some(restored_state(state, slot, quorum, &pre, finished)?);
+                r.restore_duty(
+                    validator_duty_from_json(duty)?,
+                    proposer_domains(),
+                    super::basic_cases::harness_current_epoch(),
+                )
+                .map_err(|e| format!("restore: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -659,6 +751,12 @@ impl<'k> Run<'k> {
                 let subnets = duty.validator_sync_committee_indices.to_vec();
                 r.start_duty(duty, subnets, contribution_domains(), &mut out)
             }
+            RoleRunner::Proposer(r) => r.start_duty(
+                validator_duty_from_json(duty)?,
+                proposer_domains(),
+                super::basic_cases::harness_current_epoch(),
+                &mut out,
+            ),
         };
         let handled = self.handle(out);
         self.record(r.and(handled));
@@ -840,7 +938,7 @@ pub fn sync_aggregator_proof(v: &Value, ctx: &SsvContext) -> Result<(), String> 
         "QBFTController": null,
         "State": null,
     });
-    let mut run = Run::new(&ctx.keys, Role::Contribution, &base)?;
+    let mut run = Run::new(ctx, Role::Contribution, &base)?;
     let proofs = v.get("ProofRootsMap").and_then(Value::as_object).map(|m| {
         m.iter()
             .map(|(k, v)| (k.clone(), v.as_bool().unwrap_or(false)))
@@ -876,7 +974,7 @@ pub fn sync_aggregator_proof(v: &Value, ctx: &SsvContext) -> Result<(), String> 
     )
 }
 
-/// A message-processing subtest of a signing-only role; `None` when the role is not one.
+/// A message-processing subtest of a validator role; `None` for the committee role.
 pub fn msg_processing(
     v: &Value,
     ctx: &SsvContext,
@@ -886,7 +984,7 @@ pub fn msg_processing(
     let role = built(role)?;
     Some((|| {
         let base = field(field(v, "Runner")?, "BaseRunner")?;
-        let mut run = Run::new(&ctx.keys, role, base)?;
+        let mut run = Run::new(ctx, role, base)?;
         let state = field(base, "State")?;
         if !state.is_null() {
             run.restore(state)?;
@@ -913,7 +1011,7 @@ pub fn msg_processing(
     })())
 }
 
-/// A `newduty` subtest of a signing-only role; `None` when the role is not one.
+/// A `newduty` subtest of a validator role; `None` for the committee role.
 pub fn new_duty(
     v: &Value,
     ctx: &SsvContext,
@@ -923,7 +1021,7 @@ pub fn new_duty(
     let role = built(role)?;
     Some((|| {
         let base = field(field(v, "Runner")?, "BaseRunner")?;
-        let mut run = Run::new(&ctx.keys, role, base)?;
+        let mut run = Run::new(ctx, role, base)?;
         let state = field(base, "State")?;
         if !state.is_null() {
             run.restore(state)?;
