@@ -9,8 +9,13 @@
 //! - `roles/sync_committee_contribution`: selection proofs of three subcommittees, QBFT on
 //!   three contributions, three contribution-and-proof signatures.
 //! - `roles/voluntary_exit`: one pre-consensus round, no QBFT (the cheapest role, for scale).
+//! - `roles/proposer_deneb_full`: RANDAO reveal, QBFT on the spec's Deneb testing block
+//!   contents (six blobs, ~0.8 MB of value: the encoding, hashing and block-root work of a full
+//!   block), block signature, submission of the signed block contents.
+//! - `roles/proposer_electra_blinded`: the same with the spec's Electra block blinded (what a
+//!   node proposing through MEV-boost decides on).
 //!
-//! The proposer role is not built yet. `cargo bench -p ssv-benches --bench roles`
+//! `cargo bench -p ssv-benches --bench roles`
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hint::black_box;
@@ -21,7 +26,9 @@ use ssv_crypto_pipeline::threshold::{LagrangeCache, reconstruct_signature, split
 use ssv_crypto_pipeline::{SecretKey, Signature};
 use ssv_protocol::Error;
 use ssv_protocol::beacon::altair::SyncCommitteeContribution;
-use ssv_protocol::beacon::consensus_data::{Contribution, Contributions, ValidatorDuty};
+use ssv_protocol::beacon::consensus_data::{
+    Contribution, Contributions, DataVersion, Proposal, ValidatorDuty,
+};
 use ssv_protocol::beacon::phase0;
 use ssv_protocol::beacon_vote::{AttestationData, Checkpoint};
 use ssv_protocol::chain::ChainSpec;
@@ -30,9 +37,9 @@ use ssv_protocol::message::{RsaSignature, SignedSsvMessage};
 use ssv_protocol::qbft::{Config, Env, OperatorSigner, SignatureVerifier, ValueCheck};
 use ssv_protocol::runner::voluntary_exit::exit_object;
 use ssv_protocol::runner::{
-    AggregatorDomains, AggregatorRunner, BeaconDataRequest, ContributionDomains,
-    ReconstructFailure, RunnerOptions, RunnerShare, SigningOnlyRole, SigningOnlyRunner,
-    SyncCommitteeContributionRunner, ValidatorAction,
+    AggregatorDomains, AggregatorRunner, BeaconDataRequest, BlockSlashing, ContributionDomains,
+    ProposerDomains, ProposerRunner, ReconstructFailure, RunnerOptions, RunnerShare,
+    SigningOnlyRole, SigningOnlyRunner, SyncCommitteeContributionRunner, ValidatorAction,
 };
 use ssv_protocol::types::{BeaconRole, CommitteeMember, CommitteeOperator, DomainType, OperatorId};
 use ssz::Encode;
@@ -169,8 +176,44 @@ fn contributions(proofs: &[([u8; 96], u64)]) -> Vec<u8> {
     list.as_ssz_bytes()
 }
 
+/// The spec's testing block of `fork` (the types suite's "valid {fork} block" vector): its
+/// data version and `DataSSZ`, blinded on request.
+fn testing_block(fork: &str, blind: bool) -> (u64, Vec<u8>) {
+    use base64::Engine as _;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../testdata/ssv-spec-v1.2.2/types/tests/validatorconsensusdata.ValidatorConsensusDataTest_validatorconsensusdata_valid_{fork}_block.json"
+    ));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("block vector")).expect("json");
+    let ssz = base64::engine::general_purpose::STANDARD
+        .decode(json["ConsensusData"]["DataSSZ"].as_str().expect("DataSSZ"))
+        .expect("base64");
+    let version = DataVersion::from_name(fork).expect("fork").to_u64();
+    if !blind {
+        return (version, ssz);
+    }
+    let blinded = match Proposal::from_ssz(version, &ssz).expect("block") {
+        Proposal::Deneb(c) => c.block.to_blinded().as_ssz_bytes(),
+        Proposal::Electra(c) => c.block.to_blinded().as_ssz_bytes(),
+        Proposal::Fulu(c) => c.block.to_blinded().as_ssz_bytes(),
+        Proposal::Capella(b) => b.to_blinded().as_ssz_bytes(),
+        _ => panic!("a full block"),
+    };
+    (version, blinded)
+}
+
+/// Slashing protection that allows every block (its cost is the storage benches').
+struct NoRecords;
+
+impl BlockSlashing for NoRecords {
+    fn check(&self, _: &[u8; 48], _: u64) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// A runner of any of the benched roles.
 enum Runner {
+    Proposer(Box<ProposerRunner>, (u64, Vec<u8>)),
     Aggregator(Box<AggregatorRunner>),
     Contribution(Box<SyncCommitteeContributionRunner>),
     Exit(Box<SigningOnlyRunner>),
@@ -185,6 +228,24 @@ fn run_duty(keys: &Keys, make: &dyn Fn(&Keys, OperatorId) -> Runner) -> usize {
         let mut out = Vec::new();
         let d = |role| duty(role, keys.share.validator_pk);
         match r {
+            Runner::Proposer(r, (version, block)) => {
+                let block = Proposal::from_ssz(*version, block).expect("block");
+                let duty = ValidatorDuty {
+                    slot: block.slot(),
+                    validator_index: block.proposer_index(),
+                    ..d(BeaconRole::Proposer)
+                };
+                r.start_duty(
+                    duty,
+                    ProposerDomains {
+                        randao: [2; 32],
+                        proposer: [3; 32],
+                    },
+                    block.slot() / 32,
+                    &mut out,
+                )
+                .expect("start")
+            }
             Runner::Aggregator(r) => r
                 .start_duty(
                     d(BeaconRole::Aggregator),
@@ -240,6 +301,7 @@ fn run_duty(keys: &Keys, make: &dyn Fn(&Keys, OperatorId) -> Runner) -> usize {
                 ValidatorAction::Sign { signing_root, .. } => {
                     let sig = keys.shares[&id].sign(&signing_root).to_bytes();
                     match &mut runners[i] {
+                        Runner::Proposer(r, _) => r.signed(env, sig, &mut out),
                         Runner::Aggregator(r) => r.signed(env, sig, &mut out),
                         Runner::Contribution(r) => r.signed(env, signing_root, sig, &mut out),
                         Runner::Exit(r) => r.signed(env, sig, &mut out),
@@ -261,6 +323,7 @@ fn run_duty(keys: &Keys, make: &dyn Fn(&Keys, OperatorId) -> Runner) -> usize {
                         .map(|s| s.to_bytes())
                         .ok_or(ReconstructFailure::Mismatch);
                     match &mut runners[i] {
+                        Runner::Proposer(r, _) => r.reconstructed(signing_root, verdict, &mut out),
                         Runner::Aggregator(r) => r.reconstructed(signing_root, verdict, &mut out),
                         Runner::Contribution(r) => r.reconstructed(signing_root, verdict, &mut out),
                         Runner::Exit(r) => r.reconstructed(verdict, &mut out),
@@ -271,6 +334,12 @@ fn run_duty(keys: &Keys, make: &dyn Fn(&Keys, OperatorId) -> Runner) -> usize {
                 }) => {
                     if let Runner::Aggregator(r) = &mut runners[i] {
                         r.beacon_data(env, 1, aggregate(), &mut out)
+                            .expect("decide");
+                    }
+                }
+                ValidatorAction::FetchBeaconData(BeaconDataRequest::Block { .. }) => {
+                    if let Runner::Proposer(r, (version, block)) = &mut runners[i] {
+                        r.beacon_data(env, *version, block.clone(), &mut out)
                             .expect("decide");
                     }
                 }
@@ -312,6 +381,7 @@ fn deliver(
     // Refusals (a late partial after the quorum, our own decided relay) are the normal fate
     // of some messages; the duty's completion is what is checked.
     let _ = match runner {
+        Runner::Proposer(r, _) => r.process_message(env, msg, &mut out),
         Runner::Aggregator(r) => r.process_message(env, msg, &mut out),
         Runner::Contribution(r) => r.process_message(env, msg, &mut out),
         Runner::Exit(r) => r.process_message(&msg, &mut out),
@@ -357,8 +427,40 @@ fn roles(c: &mut Criterion) {
             RunnerOptions::NODE,
         )))
     };
-    // Each operator submits once per object: 4 for the aggregate and the exit, 12 for the
-    // three contributions.
+    let proposer = |block: (u64, Vec<u8>)| {
+        move |k: &Keys, id| {
+            let parsed = Proposal::from_ssz(block.0, &block.1).expect("block");
+            // The validator is the block's proposer (the node checks it).
+            let share = RunnerShare {
+                validator_index: parsed.proposer_index(),
+                ..k.share.clone()
+            };
+            let mut r = ProposerRunner::new(
+                member(id),
+                share,
+                config,
+                ChainSpec::MAINNET,
+                RunnerOptions::NODE,
+                std::sync::Arc::new(NoRecords),
+            );
+            r.set_current_epoch(parsed.slot() / 32);
+            Runner::Proposer(Box::new(r), block.clone())
+        }
+    };
+    let deneb_full = proposer(testing_block("deneb", false));
+    let electra_blinded = proposer(testing_block("electra", true));
+    // Each operator submits once per object: 4 for the block, the aggregate and the exit, 12
+    // for the three contributions.
+    assert_eq!(
+        run_duty(&keys, &deneb_full),
+        4,
+        "full proposer duty completes"
+    );
+    assert_eq!(
+        run_duty(&keys, &electra_blinded),
+        4,
+        "blinded proposer duty completes"
+    );
     assert_eq!(run_duty(&keys, &aggregator), 4, "aggregator duty completes");
     assert_eq!(
         run_duty(&keys, &contribution),
@@ -366,6 +468,12 @@ fn roles(c: &mut Criterion) {
         "contribution duty completes"
     );
     assert_eq!(run_duty(&keys, &exit), 4, "exit duty completes");
+    group.bench_function("proposer_deneb_full", |b| {
+        b.iter(|| run_duty(&keys, &deneb_full))
+    });
+    group.bench_function("proposer_electra_blinded", |b| {
+        b.iter(|| run_duty(&keys, &electra_blinded))
+    });
     group.bench_function("aggregator", |b| b.iter(|| run_duty(&keys, &aggregator)));
     group.bench_function("sync_committee_contribution", |b| {
         b.iter(|| run_duty(&keys, &contribution))

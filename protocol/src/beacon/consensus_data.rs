@@ -360,14 +360,26 @@ impl SignedProposal {
             container_root(&[signed_block, proofs.0, blobs.0])
         };
         match &self.proposal {
-            Proposal::Deneb(c) => contents(c.kzg_proofs.tree_hash_root(), c.blobs.tree_hash_root()),
-            Proposal::Electra(c) => {
-                contents(c.kzg_proofs.tree_hash_root(), c.blobs.tree_hash_root())
-            }
-            Proposal::Fulu(c) => contents(c.kzg_proofs.tree_hash_root(), c.blobs.tree_hash_root()),
+            Proposal::Deneb(c) => contents(c.kzg_proofs.tree_hash_root(), blobs_root(&c.blobs)),
+            Proposal::Electra(c) => contents(c.kzg_proofs.tree_hash_root(), blobs_root(&c.blobs)),
+            Proposal::Fulu(c) => contents(c.kzg_proofs.tree_hash_root(), blobs_root(&c.blobs)),
             _ => signed_block,
         }
     }
+}
+
+/// Hash-tree-root of a list of blobs, as its `TreeHash` gives it but with each blob's bytes
+/// merkleized as whole chunks (the generic path packs a byte vector one byte at a time, which
+/// made the blobs' root most of a full block's cost; `roles/proposer_deneb_full`).
+fn blobs_root<N: ssz_types::typenum::Unsigned>(
+    blobs: &VariableList<super::Blob, N>,
+) -> tree_hash::Hash256 {
+    let chunks_per_blob = super::BLOB_SIZE / 32;
+    let roots: Vec<u8> = blobs
+        .iter()
+        .flat_map(|b| tree_hash::merkle_root(&b[..], chunks_per_blob).0)
+        .collect();
+    tree_hash::mix_in_length(&tree_hash::merkle_root(&roots, N::to_usize()), blobs.len())
 }
 
 /// Hash-tree-root of a container from its fields' roots.
@@ -560,6 +572,26 @@ mod tests {
             committees_at_slot: 36,
             validator_committee_index: 11,
             validator_sync_committee_indices: VariableList::new(vec![0, 1, 2]).unwrap(),
+        }
+    }
+
+    /// The chunked blob-list root equals the generic `TreeHash` one (0, 1 and 3 blobs of
+    /// varied bytes).
+    #[test]
+    fn blobs_root_matches_the_generic_tree_hash() {
+        use super::super::{Blob, DenebBlobCommitmentsMax};
+        for n in [0usize, 1, 3] {
+            let blobs: Vec<Blob> = (0..n)
+                .map(|i| {
+                    let bytes: Vec<u8> = (0..super::super::BLOB_SIZE)
+                        .map(|j| (j * 31 + i * 7) as u8)
+                        .collect();
+                    Blob::new(bytes).unwrap()
+                })
+                .collect();
+            let list: VariableList<Blob, DenebBlobCommitmentsMax> =
+                VariableList::new(blobs).unwrap();
+            assert_eq!(blobs_root(&list), list.tree_hash_root(), "{n} blobs");
         }
     }
 
