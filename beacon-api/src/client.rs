@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::types::{
     AttestationData, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork, Genesis, HeadEvent,
-    SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry,
+    ProducedBlock, ProposerDuties, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty,
+    Syncing, ValidatorEntry,
 };
 
 /// Timeout of one request. Too small and a loaded beacon node looks down (duties fail over or
@@ -77,6 +78,11 @@ enum Attempt {
     Fatal(BeaconError),
 }
 
+/// Hex with `0x`, as the API writes byte fields in query strings.
+fn hex0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
 /// Reads a response body of at most `max` bytes (refused up front when the declared length
 /// is larger, abandoned as soon as the bytes read pass it).
 async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
@@ -123,9 +129,28 @@ impl BeaconClient {
     async fn request<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: Option<&dyn erased::Body>,
+        body: Option<&Payload>,
         headers: &[(&str, &str)],
     ) -> Result<Option<T>, BeaconError> {
+        let raw = self.request_raw(path, body, headers).await?;
+        if raw.bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&raw.bytes)
+            .map(Some)
+            .map_err(|e| BeaconError::Malformed {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// One request with fail-over: the body and the headers the block endpoints answer with.
+    async fn request_raw(
+        &self,
+        path: &str,
+        body: Option<&Payload>,
+        headers: &[(&str, &str)],
+    ) -> Result<Raw, BeaconError> {
         let n = self.urls.len();
         let start = self.preferred.load(Ordering::Relaxed) % n;
         let mut last = String::new();
@@ -134,7 +159,7 @@ impl BeaconClient {
                 tokio::time::sleep(RETRY_BACKOFF * (attempt / n) as u32).await;
             }
             let i = (start + attempt) % n;
-            match self.try_once::<T>(i, path, body, headers).await {
+            match self.try_once(i, path, body, headers).await {
                 Ok(v) => {
                     self.preferred.store(i, Ordering::Relaxed);
                     return Ok(v);
@@ -153,20 +178,25 @@ impl BeaconClient {
         })
     }
 
-    async fn try_once<T: DeserializeOwned>(
+    async fn try_once(
         &self,
         i: usize,
         path: &str,
-        body: Option<&dyn erased::Body>,
+        body: Option<&Payload>,
         headers: &[(&str, &str)],
-    ) -> Result<Option<T>, Attempt> {
+    ) -> Result<Raw, Attempt> {
         let url = format!("{}{path}", self.urls[i]);
         let mut req = match body {
-            Some(b) => self
+            Some(Payload::Json(b)) => self
                 .http
                 .post(&url)
                 .header("content-type", "application/json")
-                .body(b.json()),
+                .body(b.clone()),
+            Some(Payload::Ssz(b)) => self
+                .http
+                .post(&url)
+                .header("content-type", "application/octet-stream")
+                .body(b.clone()),
             None => self.http.get(&url),
         };
         for (k, v) in headers {
@@ -177,6 +207,15 @@ impl BeaconClient {
             .await
             .map_err(|e| Attempt::Retry(e.to_string()))?;
         let status = resp.status();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let version = header("eth-consensus-version");
+        let blinded = header("eth-execution-payload-blinded");
+        let content_type = header("content-type");
         let bytes = read_capped(resp, RESPONSE_BYTES_MAX)
             .await
             .map_err(Attempt::Retry)?;
@@ -193,14 +232,11 @@ impl BeaconClient {
                 body: String::from_utf8_lossy(&bytes).chars().take(512).collect(),
             }));
         }
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Attempt::Fatal(BeaconError::Malformed {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })
+        Ok(Raw {
+            bytes,
+            version,
+            blinded,
+            content_type,
         })
     }
 
@@ -219,13 +255,12 @@ impl BeaconClient {
         body: &B,
         headers: &[(&str, &str)],
     ) -> Result<Option<T>, BeaconError> {
-        let body =
-            erased::JsonBody(
-                serde_json::to_vec(body).map_err(|e| BeaconError::Malformed {
-                    path: path.to_string(),
-                    reason: e.to_string(),
-                })?,
-            );
+        let body = Payload::Json(serde_json::to_vec(body).map_err(|e| {
+            BeaconError::Malformed {
+                path: path.to_string(),
+                reason: e.to_string(),
+            }
+        })?);
         self.request(path, Some(&body), headers).await
     }
 
@@ -330,6 +365,84 @@ impl BeaconClient {
             .map(drop)
     }
 
+    /// `GET /eth/v1/validator/duties/proposer/{epoch}`: every proposer of the epoch.
+    pub async fn proposer_duties(&self, epoch: u64) -> Result<ProposerDuties, BeaconError> {
+        self.get(&format!("/eth/v1/validator/duties/proposer/{epoch}"))
+            .await
+    }
+
+    /// `GET /eth/v3/validator/blocks/{slot}` in SSZ (`Accept: application/octet-stream`): the
+    /// block to propose, full or blinded as the beacon node and its builder choose. A beacon
+    /// node that answers in JSON is refused (the SSZ form is the one this node decodes).
+    pub async fn produce_block(
+        &self,
+        slot: u64,
+        randao_reveal: &[u8; 96],
+        graffiti: &[u8; 32],
+    ) -> Result<ProducedBlock, BeaconError> {
+        let path = format!(
+            "/eth/v3/validator/blocks/{slot}?randao_reveal={}&graffiti={}",
+            hex0x(randao_reveal),
+            hex0x(graffiti)
+        );
+        let raw = self
+            .request_raw(&path, None, &[("accept", "application/octet-stream")])
+            .await?;
+        let malformed = |reason: String| BeaconError::Malformed {
+            path: path.clone(),
+            reason,
+        };
+        if raw
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.contains("json"))
+        {
+            return Err(malformed(
+                "block served as JSON; this node takes produced blocks in SSZ".into(),
+            ));
+        }
+        let version = raw
+            .version
+            .ok_or_else(|| malformed("no Eth-Consensus-Version header".into()))?
+            .to_ascii_lowercase();
+        let blinded = match raw.blinded.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("true") => true,
+            Some("false") => false,
+            other => {
+                return Err(malformed(format!(
+                    "Eth-Execution-Payload-Blinded header {other:?}"
+                )));
+            }
+        };
+        Ok(ProducedBlock {
+            version,
+            blinded,
+            ssz: raw.bytes,
+        })
+    }
+
+    /// `POST /eth/v2/beacon/blocks` (full) or `/eth/v2/beacon/blinded_blocks` (blinded) with an
+    /// SSZ body and the fork's `Eth-Consensus-Version`.
+    pub async fn publish_block(
+        &self,
+        version: &str,
+        blinded: bool,
+        signed_ssz: Vec<u8>,
+    ) -> Result<(), BeaconError> {
+        let path = if blinded {
+            "/eth/v2/beacon/blinded_blocks"
+        } else {
+            "/eth/v2/beacon/blocks"
+        };
+        self.request_raw(
+            path,
+            Some(&Payload::Ssz(signed_ssz)),
+            &[("Eth-Consensus-Version", version)],
+        )
+        .await
+        .map(drop)
+    }
+
     /// `GET /eth/v1/events?topics=head` as a stream of head events from the first node that
     /// accepts the subscription. The stream ends when the connection does; callers
     /// resubscribe.
@@ -397,17 +510,16 @@ where
     )
 }
 
-mod erased {
-    /// A request body, type-erased so the retry loop is not generic over it.
-    pub trait Body: Sync {
-        fn json(&self) -> Vec<u8>;
-    }
+/// A request body.
+enum Payload {
+    Json(Vec<u8>),
+    Ssz(Vec<u8>),
+}
 
-    pub struct JsonBody(pub Vec<u8>);
-
-    impl Body for JsonBody {
-        fn json(&self) -> Vec<u8> {
-            self.0.clone()
-        }
-    }
+/// A successful response: its body and the headers the block endpoints use.
+struct Raw {
+    bytes: Vec<u8>,
+    version: Option<String>,
+    blinded: Option<String>,
+    content_type: Option<String>,
 }

@@ -222,3 +222,44 @@ pub struct ApiError {
     /// What went wrong.
     pub message: String,
 }
+
+/// A proposer duty (`GET /eth/v1/validator/duties/proposer/{epoch}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposerDuty {
+    /// The proposer's public key.
+    #[serde(with = "hex_bytes")]
+    pub pubkey: [u8; 48],
+    /// Its index.
+    #[serde(with = "u64_str")]
+    pub validator_index: u64,
+    /// The slot it proposes in.
+    #[serde(with = "u64_str")]
+    pub slot: u64,
+}
+
+/// The proposer duties of one epoch, with the root they depend on (a change of it means the
+/// duties must be fetched again).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposerDuties {
+    /// Block root the duties were computed from.
+    #[serde(with = "hex_bytes")]
+    pub dependent_root: [u8; 32],
+    /// Whether the beacon node's head is optimistic.
+    #[serde(default)]
+    pub execution_optimistic: bool,
+    /// The epoch's duties (one per slot network-wide; ours are a few of them).
+    pub data: Vec<ProposerDuty>,
+}
+
+/// A block produced by `GET /eth/v3/validator/blocks/{slot}` in SSZ: the fork it belongs to
+/// (`Eth-Consensus-Version`), whether it is blinded (`Eth-Execution-Payload-Blinded`), and
+/// its bytes (block contents from Deneb on for a full block; a blinded block otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedBlock {
+    /// Fork name (`"electra"`, ...).
+    pub version: String,
+    /// Blinded (the payload is the builder's).
+    pub blinded: bool,
+    /// SSZ bytes.
+    pub ssz: Vec<u8>,
+}

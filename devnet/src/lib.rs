@@ -208,6 +208,11 @@ pub struct DevnetArgs {
     /// another build.
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
+    /// Raise the simulator's duty rates so that a short run sees every duty type: every
+    /// slot's proposer is one of the devnet's validators (mainnet-like otherwise: one
+    /// proposer per slot among a million validators).
+    #[arg(long)]
+    pub all_duties: bool,
 }
 
 fn parse_committee_size(s: &str) -> Result<u64, String> {
@@ -522,7 +527,7 @@ async fn beacon_sim(args: BeaconSimArgs) -> anyhow::Result<()> {
         if last_printed.is_none_or(|p| s.slot >= p + every.max(1)) {
             last_printed = Some(s.slot);
             println!(
-                "slot {:>6}  attestations {}/{} valid ({} invalid, {} late)  sync {}/{} valid  missed {}",
+                "slot {:>6}  attestations {}/{} valid ({} invalid, {} late)  sync {}/{} valid  blocks {}/{} valid  missed {}",
                 s.slot,
                 s.attestations_valid,
                 s.attestations_expected,
@@ -530,6 +535,8 @@ async fn beacon_sim(args: BeaconSimArgs) -> anyhow::Result<()> {
                 s.attestations_late,
                 s.sync_messages_valid,
                 s.sync_messages_expected,
+                s.proposals_valid,
+                s.proposals_expected,
                 s.missed
             );
         }
@@ -688,6 +695,9 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     );
     cfg.seed = args.seed;
     cfg.fault = args.beacon_fault;
+    if args.all_duties {
+        cfg.network_validators = args.validators;
+    }
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
     cfg.last_slot = Some(last);
@@ -773,6 +783,10 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         sync_messages_valid: stats.sync_messages_valid,
         sync_messages_invalid: stats.sync_messages_invalid,
         sync_messages_late: stats.sync_messages_late,
+        proposals_expected: stats.proposals_expected,
+        proposals_valid: stats.proposals_valid,
+        proposals_invalid: stats.proposals_invalid,
+        proposals_late: stats.proposals_late,
         missed: stats.missed,
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
@@ -1016,6 +1030,7 @@ mod tests {
             beacon_fault: None,
             restart_after_ms: None,
             node_binary: None,
+            all_duties: false,
         };
         good.validate().expect("good");
         let cases = [
@@ -1077,6 +1092,10 @@ mod tests {
             sync_messages_valid: 2,
             sync_messages_invalid: 0,
             sync_messages_late: 0,
+            proposals_expected: 0,
+            proposals_valid: 0,
+            proposals_invalid: 0,
+            proposals_late: 0,
             missed: 0,
             duty_latency_ms_p50: 1,
             duty_latency_ms_p99: 2,

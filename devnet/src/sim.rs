@@ -21,16 +21,19 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use ssv_crypto_pipeline::{PublicKey, Signature};
 use ssv_protocol::chain::{ChainSpec, SlotClock};
+use ssv_protocol::beacon::consensus_data::{DataVersion, Proposal, SignedProposal};
+use ssv_protocol::beacon::{altair, deneb, electra, phase0};
 use ssv_protocol::signing::{
-    DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE, compute_domain, compute_signing_root,
+    DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO, DOMAIN_SYNC_COMMITTEE,
+    compute_domain, compute_signing_root,
 };
 use tokio::sync::broadcast;
 use tree_hash::TreeHash;
 
 use ssv_beacon_api::types::{
     ApiError, AttestationData, AttesterDuties, AttesterDuty, BlockRoot, Checkpoint, Data, Fork,
-    Genesis, HeadEvent, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing,
-    ValidatorEntry, ValidatorInfo,
+    Genesis, HeadEvent, ProposerDuties, ProposerDuty, SingleAttestation, Spec,
+    SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry, ValidatorInfo,
 };
 
 /// `SLOTS_PER_EPOCH` the simulator serves (mainnet's, from [`ChainSpec::MAINNET`]).
@@ -118,7 +121,15 @@ pub struct SimConfig {
     pub last_slot: Option<u64>,
     /// A fault to serve (`None`: an honest beacon node).
     pub fault: Option<SimFault>,
+    /// Validators of the whole simulated network, ours among them: each slot's proposer is a
+    /// seeded draw from this many, and is one of ours when the draw falls on one (mainnet-like
+    /// by default, [`MAINNET_VALIDATORS`]; the number of our validators makes every slot's
+    /// proposer one of ours).
+    pub network_validators: u64,
 }
+
+/// The network size the simulator assumes by default for proposer draws.
+pub const MAINNET_VALIDATORS: u64 = 1_000_000;
 
 impl SimConfig {
     /// A config starting `start_delay` from now.
@@ -144,6 +155,7 @@ impl SimConfig {
             first_slot,
             last_slot: None,
             fault: None,
+            network_validators: MAINNET_VALIDATORS,
         }
     }
 }
@@ -183,8 +195,21 @@ pub struct SimStats {
     pub sync_messages_invalid: u64,
     /// Valid sync-committee messages received late.
     pub sync_messages_late: u64,
+    /// Proposals (slots whose proposer is one of our validators) that have been reached.
+    #[serde(default)]
+    pub proposals_expected: u64,
+    /// Valid signed blocks (the block the simulator produced for the slot, signed by its
+    /// proposer under the proposer domain).
+    #[serde(default)]
+    pub proposals_valid: u64,
+    /// Blocks with a bad signature, another block than the one produced, or no duty.
+    #[serde(default)]
+    pub proposals_invalid: u64,
+    /// Valid blocks received after the lateness threshold.
+    #[serde(default)]
+    pub proposals_late: u64,
     /// Latency from slot start to a valid submission, in milliseconds, one per valid
-    /// submission (attestations and sync messages).
+    /// submission (attestations, sync messages and blocks).
     pub latencies_ms: Vec<u64>,
     /// Latest slot whose submissions are complete when counted (`slot - 2`).
     pub settled_slot: Option<u64>,
@@ -194,7 +219,9 @@ pub struct SimStats {
     /// slashing check runs over.
     pub attestations_signed: u64,
     /// Correctly signed attestations that form a slashable pair (double vote or surround
-    /// vote, EIP-3076 rules) with one received earlier for the same validator. Must be 0.
+    /// vote, EIP-3076 rules) with one received earlier for the same validator, and correctly
+    /// signed blocks that differ from one signed earlier for the same validator and slot
+    /// (double proposal). Must be 0.
     pub slashable_submissions: u64,
     /// The first few slashable pairs, in words.
     pub slashable_examples: Vec<String>,
@@ -206,6 +233,8 @@ struct Inner {
     pubkeys: HashMap<u64, PublicKey>,
     domain_attester: [u8; 32],
     domain_sync: [u8; 32],
+    domain_randao: [u8; 32],
+    domain_proposer: [u8; 32],
     genesis_validators_root: [u8; 32],
     state: Mutex<SimState>,
     head_tx: broadcast::Sender<HeadEvent>,
@@ -226,6 +255,12 @@ struct SimState {
     signed: HashMap<u64, Vec<(u64, u64, [u8; 32])>>,
     /// Epochs whose first duties request [`SimFault::Slow`] has delayed.
     slowed_epochs: HashSet<u64>,
+    /// Root of the block produced for each slot.
+    produced: HashMap<u64, [u8; 32]>,
+    /// Slots with a valid block accepted.
+    proposed: HashSet<u64>,
+    /// Every correctly signed block per (validator, slot): its root.
+    signed_blocks: HashMap<(u64, u64), [u8; 32]>,
 }
 
 /// A running simulator.
@@ -259,6 +294,8 @@ impl BeaconSim {
             inner: Arc::new(Inner {
                 domain_attester: compute_domain(DOMAIN_BEACON_ATTESTER, SIM_FORK_VERSION, gvr),
                 domain_sync: compute_domain(DOMAIN_SYNC_COMMITTEE, SIM_FORK_VERSION, gvr),
+                domain_randao: compute_domain(DOMAIN_RANDAO, SIM_FORK_VERSION, gvr),
+                domain_proposer: compute_domain(DOMAIN_BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
                 genesis_validators_root: gvr,
                 cfg,
                 by_index,
@@ -428,6 +465,7 @@ impl BeaconSim {
             st.stats.sync_messages_expected += self
                 .sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD)
                 .len() as u64;
+            st.stats.proposals_expected += u64::from(self.proposer(s).is_some());
         }
         if from <= through {
             st.counted_through = Some(through);
@@ -455,7 +493,8 @@ impl BeaconSim {
                     .iter()
                     .filter(|i| !st.synced.contains(&(s, **i)))
                     .count();
-                st.stats.missed += (missed_att + missed_sync) as u64;
+                let missed_block = self.proposer(s).is_some() && !st.proposed.contains(&s);
+                st.stats.missed += (missed_att + missed_sync) as u64 + u64::from(missed_block);
             }
             if from <= settle {
                 st.stats.settled_slot = Some(settle);
@@ -620,6 +659,208 @@ impl BeaconSim {
         }
     }
 
+    /// The proposer of `slot` when it is one of our validators: a seeded draw from
+    /// [`SimConfig::network_validators`].
+    pub fn proposer(&self, slot: u64) -> Option<&SimValidator> {
+        let ours = &self.inner.cfg.validators;
+        let n = self.inner.cfg.network_validators.max(ours.len() as u64).max(1);
+        let d = h(&[b"proposer", &self.inner.cfg.seed.to_le_bytes(), &slot.to_le_bytes()]);
+        let draw = u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8])) % n;
+        ours.get(usize::try_from(draw).ok()?)
+    }
+
+    /// The proposer duties of `epoch` (ours: the simulator knows no other validator).
+    pub fn proposer_duties(&self, epoch: u64) -> ProposerDuties {
+        let first = epoch * SLOTS_PER_EPOCH;
+        ProposerDuties {
+            dependent_root: Self::block_root(first.saturating_sub(1)),
+            execution_optimistic: false,
+            data: (first..first + SLOTS_PER_EPOCH)
+                .filter_map(|slot| {
+                    self.proposer(slot).map(|v| ProposerDuty {
+                        pubkey: v.pubkey,
+                        validator_index: v.index,
+                        slot,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the proposer of a slot gets blinded blocks (half of the validators, as if
+    /// registered with a builder).
+    fn blinded_for(index: u64) -> bool {
+        index % 2 == 1
+    }
+
+    /// `produce block v3`: an Electra block of the simulator's making for the slot's
+    /// proposer, after checking its RANDAO reveal; full (block contents without blobs) or
+    /// blinded. Returns whether it is blinded and its SSZ.
+    pub fn produce_block(
+        &self,
+        slot: u64,
+        randao_reveal: &[u8; 96],
+        graffiti: [u8; 32],
+    ) -> Result<(bool, Vec<u8>), String> {
+        use ssz::Encode as _;
+        let v = self
+            .proposer(slot)
+            .ok_or_else(|| format!("no validator of ours proposes at slot {slot}"))?;
+        let epoch = slot / SLOTS_PER_EPOCH;
+        let randao_root = compute_signing_root(epoch.tree_hash_root().0, self.inner.domain_randao);
+        self.verify(v.index, &randao_root, randao_reveal)
+            .map_err(|e| format!("RANDAO reveal: {e}"))?;
+        let parent = Self::block_root(slot.saturating_sub(1));
+        let payload = deneb::ExecutionPayload {
+            parent_hash: h(&[b"payload", &slot.saturating_sub(1).to_le_bytes()]),
+            fee_recipient: v.pubkey[..20].try_into().unwrap_or([0; 20]),
+            state_root: h(&[b"el state", &slot.to_le_bytes()]),
+            receipts_root: h(&[b"receipts", &slot.to_le_bytes()]),
+            logs_bloom: [0; 256],
+            prev_randao: h(&[b"randao mix", &slot.to_le_bytes()]),
+            block_number: slot,
+            gas_limit: 36_000_000,
+            gas_used: 21_000 * (slot % 7),
+            timestamp: (self.slot_start_ms(slot) / 1000),
+            extra_data: ssz_types::VariableList::new(b"beacon-sim".to_vec()).unwrap_or_default(),
+            base_fee_per_gas: {
+                let mut fee = [0u8; 32];
+                fee[..8].copy_from_slice(&1_000_000_000u64.to_le_bytes());
+                fee
+            },
+            block_hash: h(&[b"payload", &slot.to_le_bytes()]),
+            transactions: ssz_types::VariableList::new(vec![
+                ssz_types::VariableList::new(h(&[b"tx", &slot.to_le_bytes()]).to_vec())
+                    .unwrap_or_default(),
+            ])
+            .unwrap_or_default(),
+            withdrawals: Default::default(),
+            blob_gas_used: 0,
+            excess_blob_gas: 0,
+        };
+        let block = electra::BeaconBlock {
+            slot,
+            proposer_index: v.index,
+            parent_root: parent,
+            state_root: h(&[b"state", &slot.to_le_bytes()]),
+            body: electra::BeaconBlockBody {
+                randao_reveal: *randao_reveal,
+                eth1_data: phase0::Eth1Data {
+                    deposit_root: h(&[b"deposits"]),
+                    deposit_count: 0,
+                    block_hash: h(&[b"eth1"]),
+                },
+                graffiti,
+                proposer_slashings: Default::default(),
+                attester_slashings: Default::default(),
+                attestations: Default::default(),
+                deposits: Default::default(),
+                voluntary_exits: Default::default(),
+                sync_aggregate: altair::SyncAggregate {
+                    sync_committee_bits: Default::default(),
+                    sync_committee_signature: {
+                        // The infinity point: the aggregate of no signatures.
+                        let mut s = [0u8; 96];
+                        s[0] = 0xc0;
+                        s
+                    },
+                },
+                execution_payload: payload,
+                bls_to_execution_changes: Default::default(),
+                blob_kzg_commitments: Default::default(),
+                execution_requests: electra::ExecutionRequests {
+                    deposits: Default::default(),
+                    withdrawals: Default::default(),
+                    consolidations: Default::default(),
+                },
+            },
+        };
+        self.inner
+            .state
+            .lock()
+            .produced
+            .insert(slot, block.tree_hash_root().0);
+        let blinded = Self::blinded_for(v.index);
+        let ssz = if blinded {
+            block.to_blinded().as_ssz_bytes()
+        } else {
+            electra::BlockContents {
+                block,
+                kzg_proofs: Default::default(),
+                blobs: Default::default(),
+            }
+            .as_ssz_bytes()
+        };
+        Ok((blinded, ssz))
+    }
+
+    /// Checks and records one published block (`version` from `Eth-Consensus-Version`).
+    pub fn submit_block(&self, version: &str, blinded: bool, body: &[u8]) -> Result<(), String> {
+        let received_ms = SlotClock::now_ms();
+        let v = DataVersion::from_name(&version.to_ascii_lowercase())
+            .filter(|v| *v == DataVersion::Electra)
+            .ok_or_else(|| format!("the simulator serves Electra blocks, not {version:?}"))?;
+        let signed = SignedProposal::from_ssz(v.to_u64(), blinded, body)
+            .map_err(|e| format!("signed block: {e}"))?;
+        let (slot, index) = (signed.proposal.slot(), signed.proposal.proposer_index());
+        let root = signed.proposal.block_root();
+        let signing_root = compute_signing_root(root, self.inner.domain_proposer);
+        let signed_ok = self.verify(index, &signing_root, &signed.signature);
+        if signed_ok.is_ok() {
+            self.block_ledger(index, slot, root);
+        }
+        let verdict = signed_ok.and_then(|()| {
+            match self.proposer(slot) {
+                Some(p) if p.index == index => {}
+                _ => return Err(format!("validator {index} does not propose at slot {slot}")),
+            }
+            if matches!(signed.proposal, Proposal::Electra(_) | Proposal::ElectraBlinded(_))
+                && self.inner.state.lock().produced.get(&slot) != Some(&root)
+            {
+                return Err("not the block produced for the slot".into());
+            }
+            Ok(())
+        });
+        if !self.counted(slot) {
+            return verdict;
+        }
+        let mut st = self.inner.state.lock();
+        match verdict {
+            Err(e) => {
+                st.stats.proposals_invalid += 1;
+                Err(e)
+            }
+            Ok(()) => {
+                if !st.proposed.insert(slot) {
+                    return Ok(());
+                }
+                st.stats.proposals_valid += 1;
+                let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
+                if latency > self.inner.cfg.late_after.as_millis() as u64 {
+                    st.stats.proposals_late += 1;
+                }
+                st.stats.latencies_ms.push(latency);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a correctly signed block; a second, different one of the same validator and
+    /// slot is a double proposal.
+    fn block_ledger(&self, index: u64, slot: u64, root: [u8; 32]) {
+        let mut st = self.inner.state.lock();
+        let previous = *st.signed_blocks.entry((index, slot)).or_insert(root);
+        if previous != root {
+            st.stats.slashable_submissions += 1;
+            tracing::error!(validator = index, slot, "SLASHABLE block submitted: double proposal");
+            if st.stats.slashable_examples.len() < SLASHABLE_EXAMPLES_MAX {
+                st.stats
+                    .slashable_examples
+                    .push(format!("validator {index} at slot {slot}: double proposal"));
+            }
+        }
+    }
+
     /// Runs the slot clock: emits a head event at every slot start until the task is dropped.
     pub async fn run_clock(self) {
         loop {
@@ -658,6 +899,13 @@ impl BeaconSim {
             .route("/eth/v1/beacon/states/{state}/validators", post(validators))
             .route("/eth/v2/beacon/pool/attestations", post(pool_attestations))
             .route("/eth/v1/beacon/pool/sync_committees", post(pool_sync))
+            .route(
+                "/eth/v1/validator/duties/proposer/{epoch}",
+                get(proposer_duties),
+            )
+            .route("/eth/v3/validator/blocks/{slot}", get(produce_block))
+            .route("/eth/v2/beacon/blocks", post(publish_block))
+            .route("/eth/v2/beacon/blinded_blocks", post(publish_blinded_block))
             .route("/eth/v1/events", get(events))
             .route("/sim/v1/stats", get(stats))
             .with_state(self.clone())
@@ -948,6 +1196,75 @@ async fn pool_sync(
     } else {
         api_error(StatusCode::BAD_REQUEST, failures.join("; "))
     }
+}
+
+async fn proposer_duties(State(sim): State<BeaconSim>, Path(epoch): Path<u64>) -> Response {
+    Json(sim.proposer_duties(epoch)).into_response()
+}
+
+fn hex_param<const N: usize>(q: &BTreeMap<String, String>, name: &str) -> Result<[u8; N], String> {
+    let v = q.get(name).ok_or_else(|| format!("{name} missing"))?;
+    hex::decode(v.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("{name}: {N} hex bytes expected"))
+}
+
+async fn produce_block(
+    State(sim): State<BeaconSim>,
+    Path(slot): Path<u64>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let params = hex_param::<96>(&q, "randao_reveal").and_then(|r| {
+        let graffiti = match q.get("graffiti") {
+            Some(_) => hex_param::<32>(&q, "graffiti")?,
+            None => [0; 32],
+        };
+        Ok((r, graffiti))
+    });
+    let produced = params.and_then(|(randao, graffiti)| sim.produce_block(slot, &randao, graffiti));
+    match produced {
+        Ok((blinded, ssz)) => (
+            [
+                ("content-type", "application/octet-stream"),
+                ("eth-consensus-version", "electra"),
+                (
+                    "eth-execution-payload-blinded",
+                    if blinded { "true" } else { "false" },
+                ),
+            ],
+            ssz,
+        )
+            .into_response(),
+        Err(e) => api_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn publish(sim: &BeaconSim, blinded: bool, headers: &axum::http::HeaderMap, body: &[u8]) -> Response {
+    let version = headers
+        .get("eth-consensus-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match sim.submit_block(version, blinded, body) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => api_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn publish_block(
+    State(sim): State<BeaconSim>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    publish(&sim, false, &headers, &body).await
+}
+
+async fn publish_blinded_block(
+    State(sim): State<BeaconSim>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    publish(&sim, true, &headers, &body).await
 }
 
 async fn events(

@@ -50,7 +50,16 @@ pub struct Summary {
     pub sync_messages_invalid: u64,
     /// Valid sync-committee messages received late.
     pub sync_messages_late: u64,
-    /// Duties (attestations and sync messages) with no valid submission.
+    /// Proposals of our validators in the counted slots.
+    pub proposals_expected: u64,
+    /// Valid signed blocks of those proposals.
+    pub proposals_valid: u64,
+    /// Invalid blocks naming a counted slot.
+    pub proposals_invalid: u64,
+    /// Valid blocks received late.
+    pub proposals_late: u64,
+    /// Duties of every type (attestations, sync messages, proposals) with no valid
+    /// submission.
     pub missed: u64,
     /// Median latency from slot start to a valid submission.
     pub duty_latency_ms_p50: u64,
@@ -133,6 +142,10 @@ impl Summary {
             sync_messages_valid: 0,
             sync_messages_invalid: 0,
             sync_messages_late: 0,
+            proposals_expected: 0,
+            proposals_valid: 0,
+            proposals_invalid: 0,
+            proposals_late: 0,
             missed: 0,
             duty_latency_ms_p50: 0,
             duty_latency_ms_p99: 0,
@@ -188,10 +201,14 @@ impl Summary {
                 .find(|o| !o.clean)
                 .map(|o| format!("operator {} {}", o.id, o.status));
         }
-        if self.attestations_invalid > 0 || self.sync_messages_invalid > 0 {
+        if self.attestations_invalid > 0
+            || self.sync_messages_invalid > 0
+            || self.proposals_invalid > 0
+        {
             return Some(format!(
-                "{} invalid attestations and {} invalid sync-committee messages",
-                self.attestations_invalid, self.sync_messages_invalid
+                "{} invalid attestations, {} invalid sync-committee messages and {} invalid \
+                 blocks",
+                self.attestations_invalid, self.sync_messages_invalid, self.proposals_invalid
             ));
         }
         if self.missed > 0 {
@@ -207,6 +224,12 @@ impl Summary {
             return Some(format!(
                 "{} of {} expected sync-committee messages valid",
                 self.sync_messages_valid, self.sync_messages_expected
+            ));
+        }
+        if self.proposals_valid < self.proposals_expected {
+            return Some(format!(
+                "{} of {} expected blocks valid",
+                self.proposals_valid, self.proposals_expected
             ));
         }
         if self.attestations_expected + self.sync_messages_expected == 0 {
@@ -253,6 +276,13 @@ impl Summary {
                 self.sync_messages_valid,
                 self.sync_messages_invalid,
                 self.sync_messages_late,
+            ),
+            (
+                "proposals",
+                self.proposals_expected,
+                self.proposals_valid,
+                self.proposals_invalid,
+                self.proposals_late,
             ),
         ] {
             let _ = writeln!(

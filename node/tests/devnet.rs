@@ -50,6 +50,12 @@ fn assert_all_duties_done(s: &serde_json::Value, slots: u64) {
         u(s, "sync_messages_expected"),
         "{s:#}"
     );
+    assert_eq!(u(s, "proposals_invalid"), 0, "{s:#}");
+    assert_eq!(
+        u(s, "proposals_valid"),
+        u(s, "proposals_expected"),
+        "{s:#}"
+    );
     assert!(u(s, "duty_latency_ms_p50") <= u(s, "duty_latency_ms_p99"));
 }
 
@@ -73,6 +79,7 @@ fn one_operator_killed_mid_run_every_duty_still_done() {
         "4",
         "--kill-at-slot",
         "2",
+        "--all-duties",
         "--data-dir",
         data.to_str().expect("utf-8 path"),
         "--json-summary",
@@ -81,6 +88,7 @@ fn one_operator_killed_mid_run_every_duty_still_done() {
     assert!(out.status.success(), "{}", show(&out));
     let s = summary(&json);
     assert_all_duties_done(&s, 6);
+    assert!(u(&s, "proposals_expected") > 0, "{s:#}");
     assert_eq!(u(&s, "killed_operator"), 4);
     let exits = s["operator_exits"].as_array().expect("operator_exits");
     assert_eq!(exits.len(), 4);
@@ -111,6 +119,7 @@ fn corrupted_partials_are_caught_and_the_culprit_named() {
         "6",
         "--slot-ms",
         "1500",
+        "--all-duties",
         "--faulty-operator",
         "2",
         "--data-dir",
@@ -122,6 +131,7 @@ fn corrupted_partials_are_caught_and_the_culprit_named() {
     assert!(out.status.success(), "{}", show(&out));
     let s = summary(&json);
     assert_all_duties_done(&s, 6);
+    assert!(u(&s, "proposals_expected") > 0, "{s:#}");
     assert_eq!(u(&s, "faulty_operator"), 2);
     for id in [1, 3, 4] {
         let log = std::fs::read_to_string(data.join(format!("op{id}/node.log")))

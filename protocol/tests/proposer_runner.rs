@@ -400,3 +400,25 @@ fn an_operator_whose_records_refuse_the_slot_never_signs_the_block() {
         }
     }
 }
+
+/// The publish body of every fork, full and blinded, decodes back to the same signed block
+/// (and root); a body of the other blindness or cut short is refused.
+#[test]
+fn signed_blocks_round_trip_through_their_publish_body() {
+    use ssv_protocol::beacon::consensus_data::SignedProposal;
+    for fork in ["capella", "deneb", "electra", "fulu"] {
+        let (version, full, _) = testing_block(fork);
+        for (blind, block) in [(false, full.clone()), (true, blinded(version, &full))] {
+            let signed = Proposal::from_ssz(version, &block).unwrap().signed([0x5A; 96]);
+            let body = signed.to_ssz();
+            let back = SignedProposal::from_ssz(version, blind, &body).unwrap();
+            assert_eq!(back, signed, "{fork} blinded={blind}");
+            assert_eq!(back.root(), signed.root());
+            assert!(
+                SignedProposal::from_ssz(version, !blind, &body).is_err(),
+                "{fork} blinded={blind}: read as the other kind"
+            );
+            assert!(SignedProposal::from_ssz(version, blind, &body[..body.len() / 2]).is_err());
+        }
+    }
+}

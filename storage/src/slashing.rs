@@ -314,6 +314,7 @@ impl SlashingRead for WriteView<'_, '_> {
 pub(crate) struct ReadView<'a> {
     txn: &'a crate::db::ReadTxn<'a>,
     attestations: Handle<'a, SignedAttestations>,
+    blocks: Handle<'a, SignedBlocks>,
     summaries: Handle<'a, SlashingSummaries>,
 }
 
@@ -322,6 +323,7 @@ impl<'a> ReadView<'a> {
         Ok(ReadView {
             txn,
             attestations: txn.table()?,
+            blocks: txn.table()?,
             summaries: txn.table()?,
         })
     }
@@ -377,6 +379,35 @@ impl SlashingRead for ReadView<'_> {
     fn has_records(&self, pubkey: &ValidatorPubkey) -> Result<bool> {
         Ok(self.any_of::<SignedAttestations>(pubkey)? || self.any_of::<SignedBlocks>(pubkey)?)
     }
+}
+
+/// What the rules say, from a read snapshot, of signing some block of `pubkey` at `slot`
+/// (the consensus value check's question, asked before the block's signing root is known):
+/// refused when a block at that slot is already recorded (only the very same block could be
+/// signed again, and which block will be decided is not known yet), at or below the
+/// watermark's lowest slot, or when the watermark is missing or damaged.
+pub(crate) fn block_slot_verdict(
+    view: &ReadView<'_>,
+    pubkey: &ValidatorPubkey,
+    slot: u64,
+) -> Result<Option<SlashingViolation>> {
+    let recorded = view
+        .txn
+        .get_with(&view.blocks, &PrefixedU64(*pubkey, slot))?
+        .is_some();
+    if recorded {
+        return Ok(Some(SlashingViolation::DoubleProposal));
+    }
+    let summary = match watermark(view, pubkey)? {
+        Ok(s) => s,
+        Err(v) => return Ok(Some(v)),
+    };
+    Ok(match summary.low_slot {
+        Some(low_slot) if slot <= low_slot => {
+            Some(SlashingViolation::SlotNotAboveLowerBound { low_slot })
+        }
+        _ => None,
+    })
 }
 
 /// What the rules say of an attestation before anything is recorded.

@@ -236,6 +236,21 @@ impl Store {
             .collect()
     }
 
+    /// What [`Store::check_and_record`] would say of *some* block of `pubkey` at `slot`, from
+    /// a read snapshot and recording nothing: `None` when a block there may be signed, else
+    /// why not (a block at that slot is already recorded, or the slot is not above the
+    /// watermark). For the proposer's consensus value check, which runs before the decided
+    /// block, and so its signing root, is known.
+    pub fn block_slot_violation(
+        &self,
+        pubkey: &[u8; 48],
+        slot: u64,
+    ) -> Result<Option<crate::slashing::SlashingViolation>> {
+        let txn = self.read()?;
+        let view = crate::slashing::ReadView::new(&txn)?;
+        crate::slashing::block_slot_verdict(&view, pubkey, slot)
+    }
+
     /// Imports an EIP-3076 interchange document (minified merge: see
     /// [`crate::slashing`]). All or nothing: a malformed document or one for another network
     /// changes nothing.

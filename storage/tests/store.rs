@@ -929,3 +929,34 @@ fn attestation_violations_check_without_recording() {
     let v = store.check_and_record(&[], &[att(1, 21, 22)]).unwrap();
     assert_eq!(v.attestations[0], Ok(Safe::Recorded));
 }
+
+/// The value check's read-only question on blocks: a slot already holding a block, or not
+/// above the watermark, is refused; a later slot and an unknown validator are not; nothing is
+/// recorded by asking.
+#[test]
+fn block_slot_violation_reads_without_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.block_slot_violation(&[1; 48], 10).unwrap(), None);
+    assert_eq!(store.block_slot_violation(&[1; 48], 10).unwrap(), None, "asking records nothing");
+    store
+        .check_and_record(
+            &[BlockToSign {
+                pubkey: [1; 48],
+                slot: 10,
+                signing_root: [1; 32],
+            }],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        store.block_slot_violation(&[1; 48], 10).unwrap(),
+        Some(SlashingViolation::DoubleProposal)
+    );
+    assert_eq!(
+        store.block_slot_violation(&[1; 48], 9).unwrap(),
+        Some(SlashingViolation::SlotNotAboveLowerBound { low_slot: 10 })
+    );
+    assert_eq!(store.block_slot_violation(&[1; 48], 11).unwrap(), None);
+    assert_eq!(store.block_slot_violation(&[2; 48], 10).unwrap(), None);
+}

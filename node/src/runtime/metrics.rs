@@ -62,6 +62,8 @@ counters! {
     attestations_submitted,
     /// Sync-committee messages submitted to the beacon node.
     sync_messages_submitted,
+    /// Blocks published through the beacon node.
+    blocks_submitted,
     /// Submissions the beacon node refused or that failed.
     submission_errors,
     /// Slots whose duties could not be scheduled (beacon node errors).

@@ -19,6 +19,7 @@ pub mod pprof;
 pub mod registry;
 pub mod scheduler;
 pub mod shard;
+pub mod validator_runners;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -541,5 +542,45 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, s: Submission) {
                 tracing::error!(count = msgs.len(), "submitting sync messages: {e}");
             }
         },
+        Submission::Block(signed) => {
+            let version = signed.proposal.version().name();
+            let blinded = signed.proposal.is_blinded();
+            let slot = signed.proposal.slot();
+            match client
+                .publish_block(version, blinded, signed.to_ssz())
+                .await
+            {
+                Ok(()) => {
+                    Metrics::add(&metrics.blocks_submitted, 1);
+                    tracing::info!(slot, blinded, version, "block published");
+                }
+                Err(e) => {
+                    Metrics::add(&metrics.submission_errors, 1);
+                    tracing::error!(slot, "publishing the block: {e}");
+                }
+            }
+        }
+        Submission::FetchBlock {
+            key,
+            slot,
+            randao_reveal,
+            reply,
+        } => {
+            let block = client
+                .produce_block(slot, &randao_reveal, &GRAFFITI)
+                .await
+                .map(|b| (b.version, b.blinded, b.ssz))
+                .map_err(|e| e.to_string());
+            if reply
+                .send(ShardEvent::BeaconBlock { key, block })
+                .await
+                .is_err()
+            {
+                tracing::warn!(slot, "shard stopped before its block arrived");
+            }
+        }
     }
 }
+
+/// The graffiti of the blocks this node proposes.
+pub const GRAFFITI: [u8; 32] = *b"ssv-node (rust)\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";

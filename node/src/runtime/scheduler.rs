@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use ssv_protocol::runner::{CommitteeDuty, DutyKind, ValidatorDuty};
+use ssv_protocol::runner::{CommitteeDuty, DutyKind, ProposerDomains, ValidatorDuty};
 use ssv_protocol::signing::{
-    DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE, Domain, compute_domain,
+    DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO, DOMAIN_SYNC_COMMITTEE, Domain,
+    compute_domain,
 };
+use ssv_protocol::types::BeaconRole;
 use tokio::sync::watch;
 
 use super::metrics::Metrics;
@@ -19,7 +21,7 @@ use super::registry::Registry;
 use super::shard::ShardEvent;
 use ssv_beacon_api::check_attestation_data;
 use ssv_beacon_api::client::BeaconClient;
-use ssv_beacon_api::types::{AttesterDuty, Fork, SyncDuty};
+use ssv_beacon_api::types::{AttesterDuty, Fork, ProposerDuty, SyncDuty};
 use ssv_protocol::chain::SlotClock;
 
 /// Validator indices per duties request (beacon nodes cap request bodies).
@@ -85,6 +87,8 @@ pub struct Scheduler {
 struct EpochDuties {
     attester: Vec<AttesterDuty>,
     sync: Vec<SyncDuty>,
+    /// Our validators' proposals (the beacon node lists every proposer of the epoch).
+    proposer: Vec<ProposerDuty>,
 }
 
 /// Duties of one epoch as the beacon node sent them, checked against our registry: only
@@ -168,6 +172,36 @@ fn sanitize_duties(
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    for d in duties.proposer {
+        // Every proposer of the epoch is listed; only ours are kept, silently.
+        if !registry.committee_of.contains_key(&d.validator_index) {
+            continue;
+        }
+        let why = if !slots.contains(&d.slot) {
+            Err("slot outside the epoch")
+        } else {
+            ours(d.validator_index, &d.pubkey).and_then(|()| {
+                if seen.insert(d.slot) {
+                    Ok(())
+                } else {
+                    Err("second proposer of the slot")
+                }
+            })
+        };
+        match why {
+            Ok(()) => out.proposer.push(d),
+            Err(why) => {
+                refused += 1;
+                tracing::error!(
+                    epoch,
+                    slot = d.slot,
+                    validator = d.validator_index,
+                    "proposer duty from the beacon node refused: {why}"
+                );
+            }
+        }
+    }
     (out, refused)
 }
 
@@ -182,6 +216,7 @@ impl Scheduler {
                 .sync
                 .extend(self.client.sync_duties(epoch, chunk).await?);
         }
+        duties.proposer = self.client.proposer_duties(epoch).await?.data;
         Ok(duties)
     }
 
@@ -253,6 +288,10 @@ impl Scheduler {
 
     async fn run_slot(&self, slot: u64, duties: &EpochDuties, mut head: watch::Receiver<u64>) {
         let epoch = self.clock.spec().epoch_of(slot);
+        // Proposals first and at once: the block is built on the parent the beacon node has.
+        for d in duties.proposer.iter().filter(|d| d.slot == slot) {
+            self.start_proposal(d, epoch);
+        }
         let mut by_committee: HashMap<usize, Vec<ValidatorDuty>> = HashMap::new();
         for d in duties.attester.iter().filter(|d| d.slot == slot) {
             if let Some(&c) = self.registry.committee_of.get(&d.validator_index) {
@@ -329,6 +368,38 @@ impl Scheduler {
                 Metrics::add(&self.metrics.slots_skipped, 1);
                 tracing::error!(slot, shard, "shard queue full: committee duty dropped");
             }
+        }
+    }
+}
+
+impl Scheduler {
+    /// Hands a proposer duty of ours to the shard that owns the validator's committee.
+    fn start_proposal(&self, d: &ProposerDuty, epoch: u64) {
+        let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
+            return;
+        };
+        let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
+            role: BeaconRole::Proposer.to_u64(),
+            pubkey: d.pubkey,
+            slot: d.slot,
+            validator_index: d.validator_index,
+            committee_index: 0,
+            committee_length: 0,
+            committees_at_slot: 0,
+            validator_committee_index: 0,
+            validator_sync_committee_indices: Default::default(),
+        };
+        let domains = ProposerDomains {
+            randao: self.fork.domain(DOMAIN_RANDAO, epoch),
+            proposer: self.fork.domain(DOMAIN_BEACON_PROPOSER, epoch),
+        };
+        let shard = self.shard_of[committee];
+        if self.shards[shard]
+            .try_send(ShardEvent::Proposal { duty, domains })
+            .is_err()
+        {
+            Metrics::add(&self.metrics.slots_skipped, 1);
+            tracing::error!(slot = d.slot, shard, "shard queue full: proposer duty dropped");
         }
     }
 }
@@ -473,8 +544,8 @@ mod tests {
     }
 
     /// What a lying beacon node may list: a duplicate duty in the epoch (with our pubkey or
-    /// another), a foreign index, a slot of another epoch; only the first genuine duty of
-    /// each of our validators is kept.
+    /// another), a foreign index, a slot of another epoch, two proposers of one slot; only the
+    /// first genuine duty of each of our validators is kept (and one proposer per slot).
     #[test]
     fn duties_are_checked_against_our_registry() {
         let pk = |i| key(i).public_key().to_bytes();
@@ -500,6 +571,33 @@ mod tests {
                     validator_sync_committee_indices: vec![4],
                 },
             ],
+            proposer: vec![
+                ProposerDuty {
+                    pubkey: pk(7),
+                    validator_index: 7,
+                    slot: 64,
+                }, // not ours: dropped without counting
+                ProposerDuty {
+                    pubkey: pk(9),
+                    validator_index: 5,
+                    slot: 65,
+                }, // our index, another pubkey
+                ProposerDuty {
+                    pubkey: pk(5),
+                    validator_index: 5,
+                    slot: 66,
+                },
+                ProposerDuty {
+                    pubkey: pk(6),
+                    validator_index: 6,
+                    slot: 66,
+                }, // a second proposer of slot 66
+                ProposerDuty {
+                    pubkey: pk(6),
+                    validator_index: 6,
+                    slot: 96,
+                }, // next epoch's slot
+            ],
         };
         let (kept, refused) = sanitize_duties(2, &clock(), &registry(), raw);
         assert_eq!(
@@ -516,6 +614,13 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![6]
         );
-        assert_eq!(refused, 6);
+        assert_eq!(
+            kept.proposer
+                .iter()
+                .map(|d| (d.validator_index, d.slot))
+                .collect::<Vec<_>>(),
+            vec![(5, 66)]
+        );
+        assert_eq!(refused, 9);
     }
 }

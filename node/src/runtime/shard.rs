@@ -33,6 +33,7 @@ use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::metrics::Metrics;
+use super::validator_runners::ValidatorRunners;
 use super::registry::{CommitteeInfo, Registry, ValidatorShare};
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
@@ -86,6 +87,45 @@ pub enum ShardEvent {
         /// Per item: the verified signature or why not.
         verdicts: Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)>,
     },
+    /// Start a proposer duty of one of the shard's validators.
+    Proposal {
+        /// The duty.
+        duty: ssv_protocol::beacon::consensus_data::ValidatorDuty,
+        /// Its signing domains.
+        domains: ssv_protocol::runner::ProposerDomains,
+    },
+    /// A validator runner's round timer expired.
+    ValidatorTimer {
+        /// The runner.
+        key: RunnerKey,
+        /// Slot (height).
+        slot: Slot,
+        /// Round the timer guarded.
+        round: u64,
+    },
+    /// A validator runner's partial signature is ready (`None`: not signed, see the log).
+    ValidatorSigned {
+        /// The runner.
+        key: RunnerKey,
+        /// Our partial signature.
+        signature: Option<BlsSignature>,
+    },
+    /// A validator runner's reconstruction finished.
+    ValidatorReconstructed {
+        /// The runner.
+        key: RunnerKey,
+        /// The signing root.
+        root: Root,
+        /// The verified signature or why not.
+        verdict: Result<BlsSignature, ReconstructFailure>,
+    },
+    /// The beacon node's block for a proposer runner: fork name, blinded, SSZ (or why none).
+    BeaconBlock {
+        /// The runner.
+        key: RunnerKey,
+        /// The block.
+        block: Result<(String, bool, Vec<u8>), String>,
+    },
     /// Stop the shard.
     Shutdown,
 }
@@ -97,6 +137,19 @@ pub enum Submission {
     Attestations(Vec<SingleAttestation>),
     /// Sync-committee messages.
     SyncMessages(Vec<SyncCommitteeMessage>),
+    /// A signed block (full or blinded).
+    Block(Box<ssv_protocol::beacon::consensus_data::SignedProposal>),
+    /// Fetch the block to propose; the answer goes to `reply` as [`ShardEvent::BeaconBlock`].
+    FetchBlock {
+        /// The proposer runner.
+        key: RunnerKey,
+        /// Duty slot.
+        slot: Slot,
+        /// The reconstructed RANDAO reveal.
+        randao_reveal: BlsSignature,
+        /// The shard's event channel.
+        reply: async_channel::Sender<ShardEvent>,
+    },
 }
 
 /// Shared, read-only (or internally synchronised) services of all shards.
@@ -191,7 +244,8 @@ impl OperatorSigner for RsaSigner<'_> {
     }
 }
 
-struct Verifier<'a>(&'a ssv_crypto_pipeline::OperatorKeyCache);
+/// Verifies operators' RSA signatures from the registry's key cache.
+pub(super) struct Verifier<'a>(pub(super) &'a ssv_crypto_pipeline::OperatorKeyCache);
 
 impl SignatureVerifier for Verifier<'_> {
     fn verify(&self, op: &CommitteeOperator, encoded: &[u8], sig: &RsaSignature) -> bool {
@@ -243,6 +297,8 @@ pub struct Shard {
     actions: Vec<RunnerAction>,
     pending_sign: Vec<SignJob>,
     pending_reconstruct: Vec<ReconstructJob>,
+    /// The validator roles' runners of the shard's validators.
+    validators: ValidatorRunners,
 }
 
 impl Shard {
@@ -285,10 +341,16 @@ impl Shard {
                 },
             );
         }
+        let validators = ValidatorRunners::new(
+            services.clone(),
+            events_tx.clone(),
+            committees.iter().map(|(i, c)| (*i, c.info.clone())),
+        );
         Shard {
             index,
             services,
             events_tx,
+            validators,
             committees,
             by_runner,
             actions: Vec::new(),
@@ -328,6 +390,19 @@ impl Shard {
                 vote,
                 verdicts,
             } => self.on_reconstructed(committee, slot, root, vote, verdicts),
+            ShardEvent::Proposal { duty, domains } => {
+                self.validators.start_proposal(duty, domains);
+            }
+            ShardEvent::ValidatorTimer { key, slot, round } => {
+                self.validators.on_timer(key, slot, round);
+            }
+            ShardEvent::ValidatorSigned { key, signature } => {
+                self.validators.on_signed(key, signature);
+            }
+            ShardEvent::ValidatorReconstructed { key, root, verdict } => {
+                self.validators.on_reconstructed(key, root, verdict);
+            }
+            ShardEvent::BeaconBlock { key, block } => self.validators.on_block(key, block),
         }
         true
     }
@@ -666,13 +741,53 @@ impl Shard {
             return ValidationResult::Reject;
         }
         let id = &signed.ssv_message.msg_id;
-        let registry = &self.services.registry;
+        let registry = self.services.registry.clone();
+        let registry = &*registry;
         if id.domain() != self.services.domain {
             return ValidationResult::Reject;
         }
-        if id.role() != Some(RunnerRole::Committee) {
-            // Roles other than committee duties are not run by this node yet.
-            return ValidationResult::Ignore;
+        let encoded = signed.ssv_message.as_ssz_bytes();
+        let signed_by_known = |signed: &SignedSsvMessage| {
+            signed.operator_ids.iter().enumerate().all(|(i, op)| {
+                signed
+                    .signature(i)
+                    .is_some_and(|s| registry.operator_keys.verify(*op, &encoded, s).is_ok())
+            })
+        };
+        match id.role() {
+            Some(RunnerRole::Committee) => {}
+            Some(RunnerRole::Proposer) => {
+                let Some(key) = RunnerKey::from_message_id(id) else {
+                    return ValidationResult::Reject;
+                };
+                let RunnerKey::Validator(pubkey, _) = key else {
+                    return ValidationResult::Reject;
+                };
+                let Some(info) = self.validators.committee_of(&pubkey).cloned() else {
+                    // Another validator on our subnet: forward it if every signer is a known
+                    // operator and signed it.
+                    return if signed_by_known(&signed) {
+                        ValidationResult::Accept
+                    } else {
+                        ValidationResult::Ignore
+                    };
+                };
+                if info.subnet != msg.subnet.index() as u64 {
+                    return ValidationResult::Reject;
+                }
+                if let Err(verdict) = check_signers(&info, registry, &signed, &encoded) {
+                    return verdict;
+                }
+                return match self.validators.on_message(key, signed) {
+                    Ok(()) => ValidationResult::Accept,
+                    Err(e) => {
+                        tracing::debug!(code = ?e.code(), "validator runner refused a message: {e}");
+                        runner_verdict(&e)
+                    }
+                };
+            }
+            // The other validator roles are not run by this node yet.
+            _ => return ValidationResult::Ignore,
         }
         // The subnet must be the committee's.
         let mut committee_id = [0u8; 32];
@@ -681,17 +796,11 @@ impl Shard {
         if committee_subnet != msg.subnet.index() as u64 {
             return ValidationResult::Reject;
         }
-        let encoded = signed.ssv_message.as_ssz_bytes();
         let Some(&committee) = RunnerKey::from_message_id(id).and_then(|k| self.by_runner.get(&k))
         else {
             // Another committee on our subnet: forward it if every signer is a known
             // operator and signed it.
-            let ok = signed.operator_ids.iter().enumerate().all(|(i, op)| {
-                signed
-                    .signature(i)
-                    .is_some_and(|s| registry.operator_keys.verify(*op, &encoded, s).is_ok())
-            });
-            return if ok {
+            return if signed_by_known(&signed) {
                 ValidationResult::Accept
             } else {
                 ValidationResult::Ignore
@@ -700,18 +809,8 @@ impl Shard {
         let Some(state) = self.committees.get(&committee) else {
             return ValidationResult::Ignore;
         };
-        for (i, op) in signed.operator_ids.iter().enumerate() {
-            if !state.info.member.is_member(*op) {
-                tracing::debug!(operator = op, "signer is not in the committee");
-                return ValidationResult::Reject;
-            }
-            let ok = signed
-                .signature(i)
-                .is_some_and(|s| registry.operator_keys.verify(*op, &encoded, s).is_ok());
-            if !ok {
-                tracing::debug!(operator = op, "bad operator signature");
-                return ValidationResult::Reject;
-            }
+        if let Err(verdict) = check_signers(&state.info, registry, &signed, &encoded) {
+            return verdict;
         }
         let mut result = ValidationResult::Accept;
         self.with_runner(committee, |runner, env, out| {
@@ -722,6 +821,29 @@ impl Shard {
         });
         result
     }
+}
+
+/// Every signer must be a member of the committee and have signed `encoded`.
+fn check_signers(
+    info: &CommitteeInfo,
+    registry: &Registry,
+    signed: &SignedSsvMessage,
+    encoded: &[u8],
+) -> Result<(), ValidationResult> {
+    for (i, op) in signed.operator_ids.iter().enumerate() {
+        if !info.member.is_member(*op) {
+            tracing::debug!(operator = op, "signer is not in the committee");
+            return Err(ValidationResult::Reject);
+        }
+        let ok = signed
+            .signature(i)
+            .is_some_and(|s| registry.operator_keys.verify(*op, encoded, s).is_ok());
+        if !ok {
+            tracing::debug!(operator = op, "bad operator signature");
+            return Err(ValidationResult::Reject);
+        }
+    }
+    Ok(())
 }
 
 /// How a runner refusal is reported to gossipsub.
@@ -740,7 +862,7 @@ fn runner_verdict(e: &ProtocolError) -> ValidationResult {
 }
 
 /// The key a faulty devnet operator signs with instead of its share.
-fn wrong_key(share: &SecretKey) -> SecretKey {
+pub(super) fn wrong_key(share: &SecretKey) -> SecretKey {
     use sha2::{Digest, Sha256};
     SecretKey::from_ikm(&Sha256::digest(share.to_bytes()).into())
 }

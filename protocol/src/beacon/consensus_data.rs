@@ -368,6 +368,120 @@ impl SignedProposal {
     }
 }
 
+impl SignedProposal {
+    /// The SSZ body of the publish request: `SignedBeaconBlock` (Capella),
+    /// `SignedBlockContents` (a full block from Deneb on) or `SignedBlindedBeaconBlock`.
+    pub fn to_ssz(&self) -> Vec<u8> {
+        let signed = |message: Vec<u8>| {
+            let mut out = Vec::with_capacity(SIGNED_FIXED + message.len());
+            out.extend_from_slice(&(SIGNED_FIXED as u32).to_le_bytes());
+            out.extend_from_slice(&self.signature);
+            out.extend_from_slice(&message);
+            out
+        };
+        let contents = |block: Vec<u8>, proofs: Vec<u8>, blobs: Vec<u8>| {
+            let sb = signed(block);
+            let o1 = CONTENTS_FIXED;
+            let o2 = o1 + sb.len();
+            let o3 = o2 + proofs.len();
+            let mut out = Vec::with_capacity(o3 + blobs.len());
+            for o in [o1, o2, o3] {
+                out.extend_from_slice(&(o as u32).to_le_bytes());
+            }
+            out.extend_from_slice(&sb);
+            out.extend_from_slice(&proofs);
+            out.extend_from_slice(&blobs);
+            out
+        };
+        match &self.proposal {
+            Proposal::Deneb(c) => contents(
+                c.block.as_ssz_bytes(),
+                c.kzg_proofs.as_ssz_bytes(),
+                c.blobs.as_ssz_bytes(),
+            ),
+            Proposal::Electra(c) => contents(
+                c.block.as_ssz_bytes(),
+                c.kzg_proofs.as_ssz_bytes(),
+                c.blobs.as_ssz_bytes(),
+            ),
+            Proposal::Fulu(c) => contents(
+                c.block.as_ssz_bytes(),
+                c.kzg_proofs.as_ssz_bytes(),
+                c.blobs.as_ssz_bytes(),
+            ),
+            other => signed(other.to_ssz()),
+        }
+    }
+
+    /// Decodes a publish request's SSZ body of `version` (full or `blinded`), the inverse of
+    /// [`SignedProposal::to_ssz`].
+    pub fn from_ssz(version: u64, blinded: bool, bytes: &[u8]) -> Result<Self, Error> {
+        let bad = |what: &str| Error::Decode(format!("signed block: {what}"));
+        let offset = |at: usize| -> Result<usize, Error> {
+            let b = bytes.get(at..at + 4).ok_or_else(|| bad("short"))?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let split_signed = |b: &[u8]| -> Result<(BlsSignature, Vec<u8>), Error> {
+            let head = b.get(..4).ok_or_else(|| bad("short"))?;
+            if u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize != SIGNED_FIXED {
+                return Err(bad("message offset"));
+            }
+            let sig: BlsSignature = b
+                .get(4..SIGNED_FIXED)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| bad("short"))?;
+            Ok((sig, b[SIGNED_FIXED..].to_vec()))
+        };
+        let version_kind = DataVersion::from_u64(version).ok_or(Error::UnknownDataVersion(version))?;
+        let has_contents = !blinded && !matches!(version_kind, DataVersion::Capella);
+        if !has_contents {
+            let (signature, message) = split_signed(bytes)?;
+            let proposal = Proposal::from_ssz(version, &message)?;
+            if proposal.is_blinded() != blinded {
+                return Err(bad("blinded or not, as the request said"));
+            }
+            return Ok(SignedProposal {
+                proposal,
+                signature,
+            });
+        }
+        let (o1, o2, o3) = (offset(0)?, offset(4)?, offset(8)?);
+        if o1 != CONTENTS_FIXED || o2 < o1 || o3 < o2 || o3 > bytes.len() {
+            return Err(bad("contents offsets"));
+        }
+        let (signature, block) = split_signed(&bytes[o1..o2])?;
+        let (proofs, blobs) = (&bytes[o2..o3], &bytes[o3..]);
+        let err = |e: ssz::DecodeError| Error::Decode(format!("signed block contents: {e:?}"));
+        let proposal = match version_kind {
+            DataVersion::Deneb => Proposal::Deneb(Box::new(deneb::BlockContents {
+                block: deneb::BeaconBlock::from_ssz_bytes(&block).map_err(err)?,
+                kzg_proofs: Decode::from_ssz_bytes(proofs).map_err(err)?,
+                blobs: Decode::from_ssz_bytes(blobs).map_err(err)?,
+            })),
+            DataVersion::Electra => Proposal::Electra(Box::new(electra::BlockContents {
+                block: electra::BeaconBlock::from_ssz_bytes(&block).map_err(err)?,
+                kzg_proofs: Decode::from_ssz_bytes(proofs).map_err(err)?,
+                blobs: Decode::from_ssz_bytes(blobs).map_err(err)?,
+            })),
+            DataVersion::Fulu => Proposal::Fulu(Box::new(fulu::BlockContents {
+                block: electra::BeaconBlock::from_ssz_bytes(&block).map_err(err)?,
+                kzg_proofs: Decode::from_ssz_bytes(proofs).map_err(err)?,
+                blobs: Decode::from_ssz_bytes(blobs).map_err(err)?,
+            })),
+            _ => return Err(Error::UnknownDataVersion(version)),
+        };
+        Ok(SignedProposal {
+            proposal,
+            signature,
+        })
+    }
+}
+
+/// Fixed part of a signed block (the message's offset and the signature).
+const SIGNED_FIXED: usize = 4 + 96;
+/// Fixed part of signed block contents (three offsets).
+const CONTENTS_FIXED: usize = 12;
+
 /// Hash-tree-root of a list of blobs, as its `TreeHash` gives it but with each blob's bytes
 /// merkleized as whole chunks (the generic path packs a byte vector one byte at a time, which
 /// made the blobs' root most of a full block's cost; `roles/proposer_deneb_full`).

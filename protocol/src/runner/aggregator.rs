@@ -120,7 +120,7 @@ impl AggregatorRunner {
         current_epoch: Epoch,
     ) -> Result<(), Error> {
         let pre = compute_signing_root(duty.slot.tree_hash_root().0, domains.selection_proof);
-        let post = match self.core.restored_decided()? {
+        let post = match self.core.decided_data()? {
             Some(cd) => Some(compute_signing_root(
                 cd.aggregate_and_proof()?.root(),
                 domains.aggregate_and_proof,

@@ -160,8 +160,8 @@ impl OneRoot {
         self.current_epoch = current_epoch;
     }
 
-    /// The decided value of a restored state, if any.
-    pub(crate) fn restored_decided(&self) -> Result<Option<ValidatorConsensusData>, Error> {
+    /// The decided value of the current duty, if any.
+    pub(crate) fn decided_data(&self) -> Result<Option<ValidatorConsensusData>, Error> {
         match self
             .base
             .state

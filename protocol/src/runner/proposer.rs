@@ -130,6 +130,22 @@ impl ProposerRunner {
         compute_signing_root(epoch.tree_hash_root().0, domains.randao)
     }
 
+    /// When `signing_root` is the decided block's signing root: the block's slot, for
+    /// slashing protection to check and record before the caller signs it (the RANDAO reveal,
+    /// the other thing this runner asks to sign, is not slashable).
+    pub fn block_to_sign(&self, signing_root: &Root) -> Option<Slot> {
+        if self.core.post_root.as_ref() != Some(signing_root) {
+            return None;
+        }
+        let cd = self.core.decided_data().ok().flatten()?;
+        cd.proposal().ok().map(|p| p.slot())
+    }
+
+    /// The validator.
+    pub fn share(&self) -> &RunnerShare {
+        &self.core.share
+    }
+
     /// Sets the duty a restored state belongs to (the runner suite's vectors): the duty, its
     /// domains and, when decided, the decided block.
     pub fn restore_duty(
@@ -139,7 +155,7 @@ impl ProposerRunner {
         current_epoch: Epoch,
     ) -> Result<(), Error> {
         let pre = self.randao_root(duty.slot, domains);
-        let post = match self.core.restored_decided()? {
+        let post = match self.core.decided_data()? {
             Some(cd) => Some(compute_signing_root(
                 cd.proposal()?.block_root(),
                 domains.proposer,

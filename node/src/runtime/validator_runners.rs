@@ -1,0 +1,545 @@
+//! The validator roles' runners of one shard: one runner per (validator, role) of the
+//! shard's committees, made on the validator's first duty or first message, living on the
+//! shard's core like the committee runners. Today the proposer; the other validator roles
+//! (aggregator, sync-committee contribution, registration, exit) join through the same
+//! [`ValidatorAction`] interface.
+//!
+//! ```text
+//! duty (scheduler) ─► runner ─► Sign ─► crypto pool: slashing protection (blocks), share sig
+//!                       ▲   └──► Reconstruct ─► crypto pool: reconstruct + verify
+//!   gossip (checked) ───┤   └──► FetchBeaconData ─► control plane: produce block v3
+//!   results (events) ───┘   └──► Submit ─► control plane: publish block v2
+//! ```
+//!
+//! Safety: the block signature is checked against and recorded in slashing protection (by
+//! the pubkey of our share, never the duty's) before the share signs it, in one durable
+//! commit; the consensus value check refuses a block slot that our records already hold.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ssv_crypto_pipeline::{CryptoError, Partial, Signature, ValidatorPartials, reconstruct_and_verify};
+use ssv_netio::Subnet;
+use ssv_protocol::Error as ProtocolError;
+use ssv_protocol::beacon::consensus_data::{DataVersion, ValidatorDuty as BeaconDuty};
+use ssv_protocol::message::{RunnerRole, SignedSsvMessage};
+use ssv_protocol::partial_sig::BlsSignature;
+use ssv_protocol::qbft::{Config as QbftConfig, Env, ValueCheck};
+use ssv_protocol::runner::{
+    BeaconDataRequest, BeaconObject, BlockSlashing, ProposerDomains, ProposerRunner,
+    ReconstructFailure, RunnerKey, RunnerOptions, RunnerShare, ValidatorAction,
+};
+use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
+use ssv_storage::{BlockToSign, Store};
+
+use super::metrics::Metrics;
+use super::registry::{CommitteeInfo, ValidatorShare};
+use super::shard::{
+    RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, wrong_key,
+};
+use crate::config::Fault;
+
+/// Duties after which a runner's round timers are forgotten.
+const TIMERS_KEPT_SLOTS: u64 = 8;
+/// Messages a runner keeps while it has no running duty (operators start a duty a few
+/// milliseconds apart: a peer's first partial can arrive before our scheduler's duty).
+const EARLY_MESSAGES_MAX: usize = 32;
+
+/// A validator's runner of one role.
+enum Runner {
+    Proposer(Box<ProposerRunner>),
+}
+
+struct RunnerState {
+    committee: usize,
+    info: Arc<CommitteeInfo>,
+    share: Arc<ValidatorShare>,
+    runner: Runner,
+    /// Latest armed round per slot (older timers are stale).
+    timers: HashMap<Slot, u64>,
+    started: Option<(Slot, Instant)>,
+    /// Messages that arrived before the duty started, replayed when it does.
+    early: Vec<SignedSsvMessage>,
+}
+
+/// The value check's view of block slashing protection: our records, from a snapshot.
+struct StoreBlocks(Arc<Store>);
+
+impl BlockSlashing for StoreBlocks {
+    fn check(&self, pubkey: &BlsPublicKey, slot: Slot) -> Result<(), String> {
+        match self.0.block_slot_violation(pubkey, slot) {
+            Ok(None) => Ok(()),
+            Ok(Some(v)) => Err(v.to_string()),
+            Err(e) => Err(format!("slashing protection unreadable: {e}")),
+        }
+    }
+}
+
+/// The `Env` value check of the validator roles is their own ([`ConsensusRole`] replaces
+/// it); this one refuses, so that a path that forgot to replace it cannot decide anything.
+///
+/// [`ConsensusRole`]: ssv_protocol::runner
+struct RoleCheckOnly;
+
+impl ValueCheck for RoleCheckOnly {
+    fn check_value(&self, _: &[u8]) -> Result<(), ProtocolError> {
+        Err(ProtocolError::Decode(
+            "no role value check in this environment".into(),
+        ))
+    }
+}
+
+/// The validator runners of one shard.
+pub struct ValidatorRunners {
+    services: Arc<Services>,
+    events_tx: async_channel::Sender<ShardEvent>,
+    /// Our validators in this shard's committees: committee and share.
+    by_pubkey: HashMap<BlsPublicKey, (usize, Arc<CommitteeInfo>, Arc<ValidatorShare>)>,
+    runners: HashMap<RunnerKey, RunnerState>,
+    blocks: Arc<dyn BlockSlashing + Send + Sync>,
+}
+
+impl ValidatorRunners {
+    /// The runners of the validators of `committees` (index into the registry, info).
+    pub fn new(
+        services: Arc<Services>,
+        events_tx: async_channel::Sender<ShardEvent>,
+        committees: impl Iterator<Item = (usize, Arc<CommitteeInfo>)>,
+    ) -> Self {
+        let mut by_pubkey = HashMap::new();
+        for (i, info) in committees {
+            for share in info.validators.values() {
+                by_pubkey.insert(share.pubkey, (i, info.clone(), share.clone()));
+            }
+        }
+        ValidatorRunners {
+            blocks: Arc::new(StoreBlocks(services.store.clone())),
+            services,
+            events_tx,
+            by_pubkey,
+            runners: HashMap::new(),
+        }
+    }
+
+    /// The committee running `pubkey`, when it is one of this shard's validators.
+    pub fn committee_of(&self, pubkey: &BlsPublicKey) -> Option<&Arc<CommitteeInfo>> {
+        self.by_pubkey.get(pubkey).map(|(_, info, _)| info)
+    }
+
+    /// The runner of `key`, made on first use; `None` for a validator not in this shard or a
+    /// role not run here yet.
+    fn runner(&mut self, key: RunnerKey) -> Option<&mut RunnerState> {
+        let RunnerKey::Validator(pubkey, role) = key else {
+            return None;
+        };
+        if !self.runners.contains_key(&key) {
+            let (committee, info, share) = self.by_pubkey.get(&pubkey)?.clone();
+            let runner_share = RunnerShare {
+                validator_index: share.index,
+                validator_pk: share.pubkey,
+                committee: share
+                    .share_pubkeys
+                    .iter()
+                    .map(|(op, pk)| (*op, pk.to_bytes()))
+                    .collect(),
+            };
+            let config = QbftConfig {
+                // Inbound messages' signatures are verified before the runner sees them.
+                verify_all_signatures: false,
+                ..QbftConfig::default()
+            };
+            let runner = match role {
+                RunnerRole::Proposer => {
+                    let mut r = ProposerRunner::new(
+                        info.member.clone(),
+                        runner_share,
+                        config,
+                        *self.services.clock.spec(),
+                        RunnerOptions::NODE,
+                        self.blocks.clone(),
+                    );
+                    r.set_current_epoch(self.current_epoch());
+                    Runner::Proposer(Box::new(r))
+                }
+                _ => return None,
+            };
+            self.runners.insert(
+                key,
+                RunnerState {
+                    committee,
+                    info,
+                    share,
+                    runner,
+                    timers: HashMap::new(),
+                    started: None,
+                    early: Vec::new(),
+                },
+            );
+        }
+        self.runners.get_mut(&key)
+    }
+
+    fn current_epoch(&self) -> u64 {
+        let clock = &self.services.clock;
+        clock
+            .current_slot()
+            .map_or(0, |s| clock.spec().epoch_of(s))
+    }
+
+    /// Runs `f` on the runner of `key` with the node's environment, then applies what it
+    /// asked for.
+    fn with_runner(
+        &mut self,
+        key: RunnerKey,
+        f: impl FnOnce(&mut Runner, Env<'_>, &mut Vec<ValidatorAction>) -> Result<(), ProtocolError>,
+    ) -> Result<(), ProtocolError> {
+        let services = self.services.clone();
+        let epoch = self.current_epoch();
+        let Some(state) = self.runner(key) else {
+            return Err(ProtocolError::Decode("no runner for this validator and role".into()));
+        };
+        let signer = RsaSigner {
+            id: services.registry.operator_id,
+            key: &services.operator_key,
+        };
+        let verifier = Verifier(&services.registry.operator_keys);
+        let env = Env {
+            signer: &signer,
+            verifier: &verifier,
+            value_check: &RoleCheckOnly,
+        };
+        let mut out = Vec::new();
+        let Runner::Proposer(r) = &mut state.runner;
+        r.set_current_epoch(epoch);
+        let result = f(&mut state.runner, env, &mut out);
+        for action in out {
+            self.apply(key, action);
+        }
+        result
+    }
+
+    /// Starts a proposer duty of one of this shard's validators.
+    pub fn start_proposal(&mut self, duty: BeaconDuty, domains: ProposerDomains) {
+        let key = RunnerKey::Validator(duty.pubkey, RunnerRole::Proposer);
+        let slot = duty.slot;
+        let epoch = self.current_epoch().max(self.services.clock.spec().epoch_of(slot));
+        Metrics::add(&self.services.metrics.duties_started, 1);
+        if let Some(state) = self.runner(key) {
+            state.started = Some((slot, Instant::now()));
+            state.timers.retain(|s, _| *s + TIMERS_KEPT_SLOTS > slot);
+        }
+        let result = self.with_runner(key, |runner, _env, out| {
+            let Runner::Proposer(r) = runner;
+            r.start_duty(duty, domains, epoch, out)
+        });
+        if let Err(e) = result {
+            tracing::warn!(slot, "cannot start proposer duty: {e}");
+            return;
+        }
+        let early = self
+            .runners
+            .get_mut(&key)
+            .map(|s| std::mem::take(&mut s.early))
+            .unwrap_or_default();
+        for msg in early {
+            if let Err(e) = self.on_message(key, msg) {
+                tracing::debug!(slot, "early message refused on replay: {e}");
+            }
+        }
+    }
+
+    /// A gossip message of one of this shard's validator runners whose outer structure, signers
+    /// and operator signatures the shard has checked.
+    pub fn on_message(&mut self, key: RunnerKey, msg: SignedSsvMessage) -> Result<(), ProtocolError> {
+        let idle = self.runner(key).is_some_and(|s| {
+            let Runner::Proposer(r) = &s.runner;
+            !r.base().has_running_duty()
+        });
+        if idle {
+            // Kept for the duty our scheduler is about to start (see `EARLY_MESSAGES_MAX`).
+            // The newest are kept: a late message of a finished duty must not crowd out the
+            // next duty's early ones.
+            if let Some(state) = self.runners.get_mut(&key) {
+                if state.early.len() >= EARLY_MESSAGES_MAX {
+                    state.early.remove(0);
+                }
+                state.early.push(msg);
+            }
+            return Ok(());
+        }
+        self.with_runner(key, |runner, env, out| {
+            let Runner::Proposer(r) = runner;
+            r.process_message(env, msg, out)
+        })
+    }
+
+    /// A round timer expired.
+    pub fn on_timer(&mut self, key: RunnerKey, slot: Slot, round: u64) {
+        let current = self
+            .runners
+            .get(&key)
+            .and_then(|s| s.timers.get(&slot).copied());
+        if current != Some(round) {
+            return;
+        }
+        let _ = self.with_runner(key, |runner, env, out| {
+            let Runner::Proposer(r) = runner;
+            r.on_timeout(env, slot, out)
+        });
+    }
+
+    /// Our partial signature over `root` (`None`: not signed, see the log).
+    pub fn on_signed(&mut self, key: RunnerKey, signature: Option<BlsSignature>) {
+        let Some(signature) = signature else {
+            return;
+        };
+        Metrics::add(&self.services.metrics.partials_signed, 1);
+        if let Err(e) = self.with_runner(key, |runner, env, out| {
+            let Runner::Proposer(r) = runner;
+            r.signed(env, signature, out)
+        }) {
+            tracing::warn!("our validator-duty partial signature: {e}");
+        }
+    }
+
+    /// The verdict of a reconstruction over `root`.
+    pub fn on_reconstructed(
+        &mut self,
+        key: RunnerKey,
+        root: Root,
+        verdict: Result<BlsSignature, ReconstructFailure>,
+    ) {
+        let metrics = self.services.metrics.clone();
+        match &verdict {
+            Ok(_) => Metrics::add(&metrics.signatures_reconstructed, 1),
+            Err(ReconstructFailure::InvalidPartials(ops)) => {
+                Metrics::add(&metrics.bad_partials, ops.len() as u64);
+                for op in ops {
+                    tracing::warn!(
+                        "invalid partial signatures from operator {op}: dropped, waiting for \
+                         another operator's"
+                    );
+                }
+            }
+            Err(ReconstructFailure::Mismatch) => tracing::error!(
+                "reconstructed signature does not verify although every partial does: share \
+                 keys do not match the validator key"
+            ),
+        }
+        let _ = self.with_runner(key, |runner, _env, out| {
+            let Runner::Proposer(r) = runner;
+            r.reconstructed(root, verdict, out);
+            Ok(())
+        });
+    }
+
+    /// The beacon node's block for a proposal (or why there is none).
+    pub fn on_block(&mut self, key: RunnerKey, block: Result<(String, bool, Vec<u8>), String>) {
+        let (version, blinded, ssz) = match block {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("no block from the beacon node: {e}");
+                return;
+            }
+        };
+        let Some(v) = DataVersion::from_name(&version) else {
+            Metrics::add(&self.services.metrics.beacon_data_refused, 1);
+            tracing::error!(version, "block of an unknown fork from the beacon node: refused");
+            return;
+        };
+        let result = self.with_runner(key, |runner, env, out| {
+            let Runner::Proposer(r) = runner;
+            r.beacon_data(env, v.to_u64(), ssz, out)
+        });
+        if let Err(e) = result {
+            Metrics::add(&self.services.metrics.beacon_data_refused, 1);
+            tracing::error!(blinded, "block from the beacon node refused: {e}");
+        }
+    }
+
+    fn apply(&mut self, key: RunnerKey, action: ValidatorAction) {
+        let services = self.services.clone();
+        let Some(state) = self.runners.get_mut(&key) else {
+            return;
+        };
+        match action {
+            ValidatorAction::Broadcast(msg) => {
+                let subnet = Subnet::new(state.info.subnet as usize);
+                match subnet.map(|s| services.network.try_publish(s, msg.to_ssz())) {
+                    Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
+                    Ok(Err(e)) | Err(e) => {
+                        Metrics::add(&services.metrics.publish_errors, 1);
+                        tracing::warn!("publish: {e}");
+                    }
+                }
+            }
+            ValidatorAction::SetTimer { slot, round, after } => {
+                state.timers.insert(slot, round);
+                let tx = self.events_tx.clone();
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(after).await;
+                    let _ = tx
+                        .send(ShardEvent::ValidatorTimer { key, slot, round })
+                        .await;
+                })
+                .detach();
+            }
+            ValidatorAction::Sign { signing_root, .. } => {
+                let Runner::Proposer(r) = &state.runner;
+                let block_slot = r.block_to_sign(&signing_root);
+                let share = state.share.clone();
+                let tx = self.events_tx.clone();
+                let svc = services.clone();
+                services.pool.spawn(move || {
+                    let signature = sign_one(&svc, &share, &signing_root, block_slot);
+                    let _ = tx.send_blocking(ShardEvent::ValidatorSigned { key, signature });
+                });
+            }
+            ValidatorAction::Reconstruct {
+                signing_root,
+                partials,
+                ..
+            } => {
+                let share = state.share.clone();
+                let tx = self.events_tx.clone();
+                let svc = services.clone();
+                services.pool.spawn(move || {
+                    let verdict = reconstruct_one(&svc, &share, &signing_root, &partials);
+                    let _ = tx.send_blocking(ShardEvent::ValidatorReconstructed {
+                        key,
+                        root: signing_root,
+                        verdict,
+                    });
+                });
+            }
+            ValidatorAction::FetchBeaconData(BeaconDataRequest::Block {
+                slot,
+                randao_reveal,
+                ..
+            }) => {
+                let request = Submission::FetchBlock {
+                    key,
+                    slot,
+                    randao_reveal,
+                    reply: self.events_tx.clone(),
+                };
+                if services.submissions.try_send(request).is_err() {
+                    Metrics::add(&services.metrics.submission_errors, 1);
+                    tracing::error!(slot, "control-plane queue full: block request dropped");
+                }
+            }
+            ValidatorAction::FetchBeaconData(other) => {
+                tracing::error!(?other, "beacon data of a role not run here: not fetched");
+            }
+            ValidatorAction::Submit(object) => {
+                if let Some((slot, t)) = state.started {
+                    tracing::info!(
+                        slot,
+                        validator = state.share.index,
+                        committee = state.committee,
+                        "validator duty complete in {:?}",
+                        t.elapsed()
+                    );
+                }
+                let submission = match object {
+                    BeaconObject::Proposal(p) => Submission::Block(p),
+                    other => {
+                        tracing::error!(root = hex::encode(other.root()), "submission of a role not run here");
+                        return;
+                    }
+                };
+                if services.submissions.try_send(submission).is_err() {
+                    Metrics::add(&services.metrics.submission_errors, 1);
+                    tracing::error!("submission queue full: dropping a submission");
+                }
+            }
+        }
+    }
+}
+
+/// On the crypto pool: our share's signature of `root`; for a block (`block_slot`), only
+/// after slashing protection has checked and durably recorded it.
+fn sign_one(
+    services: &Services,
+    share: &ValidatorShare,
+    root: &Root,
+    block_slot: Option<Slot>,
+) -> Option<BlsSignature> {
+    if let Some(slot) = block_slot {
+        let block = BlockToSign {
+            pubkey: share.pubkey,
+            slot,
+            signing_root: *root,
+        };
+        match services
+            .store
+            .check_and_record_within(&[block], &[], Some(SLASHING_COMMIT_TIMEOUT))
+        {
+            Ok(v) => match v.blocks.first() {
+                Some(Ok(_)) => {}
+                Some(Err(violation)) => {
+                    Metrics::add(&services.metrics.slashing_refusals, 1);
+                    tracing::warn!(
+                        validator = share.index,
+                        slot,
+                        "slashing protection refused the block: {violation}"
+                    );
+                    return None;
+                }
+                None => return None,
+            },
+            Err(e) => {
+                Metrics::add(&services.metrics.slashing_unavailable, 1);
+                tracing::error!(
+                    validator = share.index,
+                    slot,
+                    "slashing protection unavailable, not signing the block: {e}"
+                );
+                return None;
+            }
+        }
+    }
+    let key = if services.fault == Some(Fault::CorruptPartials) {
+        &wrong_key(&share.secret_share)
+    } else {
+        &share.secret_share
+    };
+    Some(services.hash_cache.sign(key, root).to_bytes())
+}
+
+/// On the crypto pool: the validator's signature from a quorum of partials, verified.
+fn reconstruct_one(
+    services: &Services,
+    share: &ValidatorShare,
+    root: &Root,
+    partials: &[(OperatorId, BlsSignature)],
+) -> Result<BlsSignature, ReconstructFailure> {
+    let mut ps = Vec::with_capacity(partials.len());
+    let mut bad = Vec::new();
+    for (op, bytes) in partials {
+        match (share.share_pubkeys.get(op), Signature::from_bytes(bytes).ok()) {
+            (Some(pk), Some(sig)) => ps.push(Partial {
+                operator_id: *op,
+                share_public_key: *pk,
+                signature: sig,
+            }),
+            _ => bad.push(*op),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(ReconstructFailure::InvalidPartials(bad));
+    }
+    let validators = [ValidatorPartials {
+        validator_public_key: share.public_key,
+        partials: &ps,
+    }];
+    match reconstruct_and_verify(root, &validators, &services.lagrange, None)
+        .into_iter()
+        .next()
+    {
+        Some(Ok(sig)) => Ok(sig.to_bytes()),
+        Some(Err(CryptoError::InvalidPartials(ops))) => Err(ReconstructFailure::InvalidPartials(ops)),
+        _ => Err(ReconstructFailure::Mismatch),
+    }
+}
