@@ -255,12 +255,12 @@ impl BeaconClient {
         body: &B,
         headers: &[(&str, &str)],
     ) -> Result<Option<T>, BeaconError> {
-        let body = Payload::Json(serde_json::to_vec(body).map_err(|e| {
-            BeaconError::Malformed {
+        let body = Payload::Json(
+            serde_json::to_vec(body).map_err(|e| BeaconError::Malformed {
                 path: path.to_string(),
                 reason: e.to_string(),
-            }
-        })?);
+            })?,
+        );
         self.request(path, Some(&body), headers).await
     }
 
@@ -405,7 +405,12 @@ impl BeaconClient {
             .version
             .ok_or_else(|| malformed("no Eth-Consensus-Version header".into()))?
             .to_ascii_lowercase();
-        let blinded = match raw.blinded.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let blinded = match raw
+            .blinded
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("true") => true,
             Some("false") => false,
             other => {

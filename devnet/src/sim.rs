@@ -20,9 +20,9 @@ use axum::{Json, Router};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use ssv_crypto_pipeline::{PublicKey, Signature};
-use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_protocol::beacon::consensus_data::{DataVersion, Proposal, SignedProposal};
 use ssv_protocol::beacon::{altair, deneb, electra, phase0};
+use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_protocol::signing::{
     DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO, DOMAIN_SYNC_COMMITTEE,
     compute_domain, compute_signing_root,
@@ -663,8 +663,17 @@ impl BeaconSim {
     /// [`SimConfig::network_validators`].
     pub fn proposer(&self, slot: u64) -> Option<&SimValidator> {
         let ours = &self.inner.cfg.validators;
-        let n = self.inner.cfg.network_validators.max(ours.len() as u64).max(1);
-        let d = h(&[b"proposer", &self.inner.cfg.seed.to_le_bytes(), &slot.to_le_bytes()]);
+        let n = self
+            .inner
+            .cfg
+            .network_validators
+            .max(ours.len() as u64)
+            .max(1);
+        let d = h(&[
+            b"proposer",
+            &self.inner.cfg.seed.to_le_bytes(),
+            &slot.to_le_bytes(),
+        ]);
         let draw = u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8])) % n;
         ours.get(usize::try_from(draw).ok()?)
     }
@@ -814,8 +823,10 @@ impl BeaconSim {
                 Some(p) if p.index == index => {}
                 _ => return Err(format!("validator {index} does not propose at slot {slot}")),
             }
-            if matches!(signed.proposal, Proposal::Electra(_) | Proposal::ElectraBlinded(_))
-                && self.inner.state.lock().produced.get(&slot) != Some(&root)
+            if matches!(
+                signed.proposal,
+                Proposal::Electra(_) | Proposal::ElectraBlinded(_)
+            ) && self.inner.state.lock().produced.get(&slot) != Some(&root)
             {
                 return Err("not the block produced for the slot".into());
             }
@@ -852,7 +863,11 @@ impl BeaconSim {
         let previous = *st.signed_blocks.entry((index, slot)).or_insert(root);
         if previous != root {
             st.stats.slashable_submissions += 1;
-            tracing::error!(validator = index, slot, "SLASHABLE block submitted: double proposal");
+            tracing::error!(
+                validator = index,
+                slot,
+                "SLASHABLE block submitted: double proposal"
+            );
             if st.stats.slashable_examples.len() < SLASHABLE_EXAMPLES_MAX {
                 st.stats
                     .slashable_examples
@@ -1240,7 +1255,12 @@ async fn produce_block(
     }
 }
 
-async fn publish(sim: &BeaconSim, blinded: bool, headers: &axum::http::HeaderMap, body: &[u8]) -> Response {
+async fn publish(
+    sim: &BeaconSim,
+    blinded: bool,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Response {
     let version = headers
         .get("eth-consensus-version")
         .and_then(|v| v.to_str().ok())

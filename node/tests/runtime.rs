@@ -346,6 +346,8 @@ impl Cluster {
                 match s {
                     Submission::Attestations(a) => entry.attestations.extend(a),
                     Submission::SyncMessages(m) => entry.sync.extend(m),
+                    // These runs schedule committee duties only.
+                    Submission::Block(_) | Submission::FetchBlock { .. } => {}
                 }
             }
         }

@@ -724,6 +724,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     let n = match &s {
                         Submission::Attestations(a) => a.len(),
                         Submission::SyncMessages(m) => m.len(),
+                        // The capacity run schedules committee duties only.
+                        Submission::Block(_) | Submission::FetchBlock { .. } => 0,
                     } as u64;
                     got += n;
                     let ms = at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
@@ -779,6 +781,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     sets.push((m.validator_index, root, m.signature));
                 }
             }
+            Submission::Block(_) | Submission::FetchBlock { .. } => {}
         }
     }
     let signature_sets: Vec<Option<SignatureSet>> = sets

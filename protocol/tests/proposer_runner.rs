@@ -409,7 +409,9 @@ fn signed_blocks_round_trip_through_their_publish_body() {
     for fork in ["capella", "deneb", "electra", "fulu"] {
         let (version, full, _) = testing_block(fork);
         for (blind, block) in [(false, full.clone()), (true, blinded(version, &full))] {
-            let signed = Proposal::from_ssz(version, &block).unwrap().signed([0x5A; 96]);
+            let signed = Proposal::from_ssz(version, &block)
+                .unwrap()
+                .signed([0x5A; 96]);
             let body = signed.to_ssz();
             let back = SignedProposal::from_ssz(version, blind, &body).unwrap();
             assert_eq!(back, signed, "{fork} blinded={blind}");

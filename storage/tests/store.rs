@@ -938,7 +938,11 @@ fn block_slot_violation_reads_without_recording() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     assert_eq!(store.block_slot_violation(&[1; 48], 10).unwrap(), None);
-    assert_eq!(store.block_slot_violation(&[1; 48], 10).unwrap(), None, "asking records nothing");
+    assert_eq!(
+        store.block_slot_violation(&[1; 48], 10).unwrap(),
+        None,
+        "asking records nothing"
+    );
     store
         .check_and_record(
             &[BlockToSign {

@@ -399,7 +399,11 @@ impl Scheduler {
             .is_err()
         {
             Metrics::add(&self.metrics.slots_skipped, 1);
-            tracing::error!(slot = d.slot, shard, "shard queue full: proposer duty dropped");
+            tracing::error!(
+                slot = d.slot,
+                shard,
+                "shard queue full: proposer duty dropped"
+            );
         }
     }
 }

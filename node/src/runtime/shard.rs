@@ -33,8 +33,8 @@ use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::metrics::Metrics;
-use super::validator_runners::ValidatorRunners;
 use super::registry::{CommitteeInfo, Registry, ValidatorShare};
+use super::validator_runners::ValidatorRunners;
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
 use ssv_protocol::chain::SlotClock;

@@ -19,15 +19,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ssv_crypto_pipeline::{CryptoError, Partial, Signature, ValidatorPartials, reconstruct_and_verify};
+use ssv_crypto_pipeline::{
+    CryptoError, Partial, Signature, ValidatorPartials, reconstruct_and_verify,
+};
 use ssv_netio::Subnet;
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon::consensus_data::{DataVersion, ValidatorDuty as BeaconDuty};
-use ssv_protocol::message::{RunnerRole, SignedSsvMessage};
-use ssv_protocol::partial_sig::BlsSignature;
+use ssv_protocol::error_code::ErrorCode;
+use ssv_protocol::message::{MsgType, RunnerRole, SignedSsvMessage};
+use ssv_protocol::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
+use ssv_protocol::qbft::Message as QbftMessage;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, ValueCheck};
 use ssv_protocol::runner::{
-    BeaconDataRequest, BeaconObject, BlockSlashing, ProposerDomains, ProposerRunner,
+    BeaconDataRequest, BeaconObject, BlockSlashing, Phase, ProposerDomains, ProposerRunner,
     ReconstructFailure, RunnerKey, RunnerOptions, RunnerShare, ValidatorAction,
 };
 use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
@@ -42,9 +46,12 @@ use crate::config::Fault;
 
 /// Duties after which a runner's round timers are forgotten.
 const TIMERS_KEPT_SLOTS: u64 = 8;
-/// Messages a runner keeps while it has no running duty (operators start a duty a few
-/// milliseconds apart: a peer's first partial can arrive before our scheduler's duty).
-const EARLY_MESSAGES_MAX: usize = 32;
+/// Messages a runner keeps for a later phase of its duty, or for its next duty (the newest
+/// are kept). Operators move through a duty a few milliseconds apart: a peer's RANDAO partial
+/// can arrive before our scheduler starts the duty, the leader's proposal before our own
+/// pre-consensus quorum, a peer's block partial before our decision. The Go node keeps such
+/// messages in its runner queue until the runner's state takes them; so does this.
+const EARLY_MESSAGES_MAX: usize = 128;
 
 /// A validator's runner of one role.
 enum Runner {
@@ -59,7 +66,8 @@ struct RunnerState {
     /// Latest armed round per slot (older timers are stale).
     timers: HashMap<Slot, u64>,
     started: Option<(Slot, Instant)>,
-    /// Messages that arrived before the duty started, replayed when it does.
+    /// Messages that arrived before the runner could take them, replayed when its phase or
+    /// duty changes.
     early: Vec<SignedSsvMessage>,
 }
 
@@ -182,9 +190,7 @@ impl ValidatorRunners {
 
     fn current_epoch(&self) -> u64 {
         let clock = &self.services.clock;
-        clock
-            .current_slot()
-            .map_or(0, |s| clock.spec().epoch_of(s))
+        clock.current_slot().map_or(0, |s| clock.spec().epoch_of(s))
     }
 
     /// Runs `f` on the runner of `key` with the node's environment, then applies what it
@@ -197,7 +203,9 @@ impl ValidatorRunners {
         let services = self.services.clone();
         let epoch = self.current_epoch();
         let Some(state) = self.runner(key) else {
-            return Err(ProtocolError::Decode("no runner for this validator and role".into()));
+            return Err(ProtocolError::Decode(
+                "no runner for this validator and role".into(),
+            ));
         };
         let signer = RsaSigner {
             id: services.registry.operator_id,
@@ -212,9 +220,15 @@ impl ValidatorRunners {
         let mut out = Vec::new();
         let Runner::Proposer(r) = &mut state.runner;
         r.set_current_epoch(epoch);
+        let before = progress(r.base());
         let result = f(&mut state.runner, env, &mut out);
+        let Runner::Proposer(r) = &state.runner;
+        let moved = progress(r.base()) != before;
         for action in out {
             self.apply(key, action);
+        }
+        if moved {
+            self.replay_early(key);
         }
         result
     }
@@ -223,7 +237,9 @@ impl ValidatorRunners {
     pub fn start_proposal(&mut self, duty: BeaconDuty, domains: ProposerDomains) {
         let key = RunnerKey::Validator(duty.pubkey, RunnerRole::Proposer);
         let slot = duty.slot;
-        let epoch = self.current_epoch().max(self.services.clock.spec().epoch_of(slot));
+        let epoch = self
+            .current_epoch()
+            .max(self.services.clock.spec().epoch_of(slot));
         Metrics::add(&self.services.metrics.duties_started, 1);
         if let Some(state) = self.runner(key) {
             state.started = Some((slot, Instant::now()));
@@ -235,43 +251,68 @@ impl ValidatorRunners {
         });
         if let Err(e) = result {
             tracing::warn!(slot, "cannot start proposer duty: {e}");
-            return;
-        }
-        let early = self
-            .runners
-            .get_mut(&key)
-            .map(|s| std::mem::take(&mut s.early))
-            .unwrap_or_default();
-        for msg in early {
-            if let Err(e) = self.on_message(key, msg) {
-                tracing::debug!(slot, "early message refused on replay: {e}");
-            }
         }
     }
 
     /// A gossip message of one of this shard's validator runners whose outer structure, signers
     /// and operator signatures the shard has checked.
-    pub fn on_message(&mut self, key: RunnerKey, msg: SignedSsvMessage) -> Result<(), ProtocolError> {
-        let idle = self.runner(key).is_some_and(|s| {
-            let Runner::Proposer(r) = &s.runner;
-            !r.base().has_running_duty()
-        });
-        if idle {
-            // Kept for the duty our scheduler is about to start (see `EARLY_MESSAGES_MAX`).
-            // The newest are kept: a late message of a finished duty must not crowd out the
-            // next duty's early ones.
-            if let Some(state) = self.runners.get_mut(&key) {
-                if state.early.len() >= EARLY_MESSAGES_MAX {
-                    state.early.remove(0);
-                }
-                state.early.push(msg);
+    pub fn on_message(
+        &mut self,
+        key: RunnerKey,
+        msg: SignedSsvMessage,
+    ) -> Result<(), ProtocolError> {
+        let (slot, kind) = message_slot(&msg)?;
+        let state = self
+            .runner(key)
+            .ok_or_else(|| ProtocolError::Decode("no runner for this validator and role".into()))?;
+        let Runner::Proposer(r) = &state.runner;
+        let base = r.base();
+        let duty_slot = base.state.as_ref().map(|s| s.slot);
+        let later = match duty_slot {
+            None => true,
+            Some(d) if slot > d => true,
+            Some(d) if slot == d => matches!(
+                (kind, base.phase()),
+                (Kind::Consensus, Phase::PreConsensus)
+                    | (Kind::Post, Phase::PreConsensus | Phase::Consensus)
+            ),
+            Some(_) => false,
+        };
+        if later {
+            if state.early.len() >= EARLY_MESSAGES_MAX {
+                state.early.remove(0);
             }
+            state.early.push(msg);
             return Ok(());
         }
         self.with_runner(key, |runner, env, out| {
             let Runner::Proposer(r) = runner;
             r.process_message(env, msg, out)
         })
+    }
+
+    /// Replays the kept messages of `key` that its runner can now take (after its phase or
+    /// duty changed); the others stay kept, those of past duties are dropped.
+    fn replay_early(&mut self, key: RunnerKey) {
+        let Some(state) = self.runners.get_mut(&key) else {
+            return;
+        };
+        let Runner::Proposer(r) = &state.runner;
+        let duty_slot = r.base().state.as_ref().map(|s| s.slot);
+        let kept = std::mem::take(&mut state.early);
+        for msg in kept {
+            let stale = match (message_slot(&msg), duty_slot) {
+                (Ok((slot, _)), Some(d)) => slot < d,
+                (Err(_), _) => true,
+                (Ok(_), None) => false,
+            };
+            if stale {
+                continue;
+            }
+            if let Err(e) = self.on_message(key, msg) {
+                tracing::debug!("kept message refused on replay: {e}");
+            }
+        }
     }
 
     /// A round timer expired.
@@ -295,11 +336,16 @@ impl ValidatorRunners {
             return;
         };
         Metrics::add(&self.services.metrics.partials_signed, 1);
-        if let Err(e) = self.with_runner(key, |runner, env, out| {
+        match self.with_runner(key, |runner, env, out| {
             let Runner::Proposer(r) = runner;
             r.signed(env, signature, out)
         }) {
-            tracing::warn!("our validator-duty partial signature: {e}");
+            Ok(()) => {}
+            // The others' partials completed the duty while ours was being made.
+            Err(e) if e.code() == ErrorCode::NoRunningDuty => {
+                tracing::debug!("our partial signature after the duty completed: {e}");
+            }
+            Err(e) => tracing::warn!("our validator-duty partial signature: {e}"),
         }
     }
 
@@ -345,7 +391,10 @@ impl ValidatorRunners {
         };
         let Some(v) = DataVersion::from_name(&version) else {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
-            tracing::error!(version, "block of an unknown fork from the beacon node: refused");
+            tracing::error!(
+                version,
+                "block of an unknown fork from the beacon node: refused"
+            );
             return;
         };
         let result = self.with_runner(key, |runner, env, out| {
@@ -445,7 +494,10 @@ impl ValidatorRunners {
                 let submission = match object {
                     BeaconObject::Proposal(p) => Submission::Block(p),
                     other => {
-                        tracing::error!(root = hex::encode(other.root()), "submission of a role not run here");
+                        tracing::error!(
+                            root = hex::encode(other.root()),
+                            "submission of a role not run here"
+                        );
                         return;
                     }
                 };
@@ -456,6 +508,42 @@ impl ValidatorRunners {
             }
         }
     }
+}
+
+/// What a message is for, to keep it until its runner can take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Pre-consensus partial signatures.
+    Pre,
+    /// A QBFT message.
+    Consensus,
+    /// Post-consensus partial signatures.
+    Post,
+}
+
+/// The slot (QBFT height) a message is for and its kind.
+fn message_slot(msg: &SignedSsvMessage) -> Result<(Slot, Kind), ProtocolError> {
+    match msg.ssv_message.kind() {
+        Some(MsgType::Consensus) => {
+            let m = QbftMessage::from_ssz(&msg.ssv_message.data)?;
+            Ok((m.height, Kind::Consensus))
+        }
+        Some(MsgType::PartialSignature) => {
+            let psm = PartialSignatureMessages::from_ssz(&msg.ssv_message.data)?;
+            let kind = if psm.msg_type == PartialSigMsgType::PostConsensus.to_u64() {
+                Kind::Post
+            } else {
+                Kind::Pre
+            };
+            Ok((psm.slot, kind))
+        }
+        None => Err(ProtocolError::Decode("unknown message type".into())),
+    }
+}
+
+/// Where a runner stands: its duty's slot and phase.
+fn progress(base: &ssv_protocol::runner::BaseRunner) -> (Option<Slot>, Phase) {
+    (base.state.as_ref().map(|s| s.slot), base.phase())
 }
 
 /// On the crypto pool: our share's signature of `root`; for a block (`block_slot`), only
@@ -518,7 +606,10 @@ fn reconstruct_one(
     let mut ps = Vec::with_capacity(partials.len());
     let mut bad = Vec::new();
     for (op, bytes) in partials {
-        match (share.share_pubkeys.get(op), Signature::from_bytes(bytes).ok()) {
+        match (
+            share.share_pubkeys.get(op),
+            Signature::from_bytes(bytes).ok(),
+        ) {
             (Some(pk), Some(sig)) => ps.push(Partial {
                 operator_id: *op,
                 share_public_key: *pk,
@@ -539,7 +630,9 @@ fn reconstruct_one(
         .next()
     {
         Some(Ok(sig)) => Ok(sig.to_bytes()),
-        Some(Err(CryptoError::InvalidPartials(ops))) => Err(ReconstructFailure::InvalidPartials(ops)),
+        Some(Err(CryptoError::InvalidPartials(ops))) => {
+            Err(ReconstructFailure::InvalidPartials(ops))
+        }
         _ => Err(ReconstructFailure::Mismatch),
     }
 }

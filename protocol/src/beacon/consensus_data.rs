@@ -432,7 +432,8 @@ impl SignedProposal {
                 .ok_or_else(|| bad("short"))?;
             Ok((sig, b[SIGNED_FIXED..].to_vec()))
         };
-        let version_kind = DataVersion::from_u64(version).ok_or(Error::UnknownDataVersion(version))?;
+        let version_kind =
+            DataVersion::from_u64(version).ok_or(Error::UnknownDataVersion(version))?;
         let has_contents = !blinded && !matches!(version_kind, DataVersion::Capella);
         if !has_contents {
             let (signature, message) = split_signed(bytes)?;
