@@ -162,6 +162,11 @@ fn partial(op: OperatorId, root: &Root) -> BlsSignature {
 struct Net {
     ops: BTreeMap<OperatorId, Operator>,
     queue: VecDeque<(OperatorId, ValidatorAction)>,
+    /// An operator whose partial signatures are garbage.
+    corrupt: Option<OperatorId>,
+    /// Reconstructions wait until nothing else is queued (as when the crypto pool is busy:
+    /// every partial has arrived by the time the verdict comes).
+    slow_reconstruction: bool,
 }
 
 impl Net {
@@ -203,6 +208,8 @@ impl Net {
         Net {
             ops,
             queue: VecDeque::new(),
+            corrupt: None,
+            slow_reconstruction: false,
         }
     }
 
@@ -223,6 +230,16 @@ impl Net {
         while let Some((id, action)) = self.queue.pop_front() {
             steps += 1;
             assert!(steps < 100_000, "no progress");
+            if self.slow_reconstruction
+                && matches!(action, ValidatorAction::Reconstruct { .. })
+                && self
+                    .queue
+                    .iter()
+                    .any(|(_, a)| !matches!(a, ValidatorAction::Reconstruct { .. }))
+            {
+                self.queue.push_back((id, action));
+                continue;
+            }
             let mut out = Vec::new();
             let op = self.ops.get_mut(&id).unwrap();
             let env = Env {
@@ -251,7 +268,12 @@ impl Net {
                 }
                 ValidatorAction::Sign { signing_root, .. } => {
                     op.signed_roots.push(signing_root);
-                    op.runner.signed(env, partial(id, &signing_root), &mut out)
+                    let sig = if self.corrupt == Some(id) {
+                        [0xEE; 96]
+                    } else {
+                        partial(id, &signing_root)
+                    };
+                    op.runner.signed(env, sig, &mut out)
                 }
                 ValidatorAction::Reconstruct {
                     signing_root,
@@ -259,11 +281,19 @@ impl Net {
                     ..
                 } => {
                     assert!(partials.len() >= 3, "a quorum of partials");
-                    for (signer, sig) in &partials {
-                        assert_eq!(*sig, partial(*signer, &signing_root), "partials as signed");
-                    }
-                    op.runner
-                        .reconstructed(signing_root, Ok([0xAB; 96]), &mut out);
+                    let bad: Vec<OperatorId> = partials
+                        .iter()
+                        .filter(|(signer, sig)| *sig != partial(*signer, &signing_root))
+                        .map(|(signer, _)| *signer)
+                        .collect();
+                    let verdict = if bad.is_empty() {
+                        Ok([0xAB; 96])
+                    } else {
+                        Err(ssv_protocol::runner::ReconstructFailure::InvalidPartials(
+                            bad,
+                        ))
+                    };
+                    op.runner.reconstructed(signing_root, verdict, &mut out);
                     Ok(())
                 }
                 ValidatorAction::FetchBeaconData(BeaconDataRequest::Block {
@@ -422,5 +452,26 @@ fn signed_blocks_round_trip_through_their_publish_body() {
             );
             assert!(SignedProposal::from_ssz(version, blind, &body[..body.len() / 2]).is_err());
         }
+    }
+}
+
+/// An operator sending garbage partials (RANDAO and block) does not stop the other three:
+/// its partials are dropped when reconstruction names it, and the quorum that the fourth
+/// operator's partial completes (often while the first reconstruction was in flight) is
+/// reconstructed again.
+#[test]
+fn a_corrupt_operator_does_not_stop_the_others() {
+    let (version, full, cd) = testing_block("electra");
+    let mut net = Net::new(version, &full, &cd, &[]);
+    net.corrupt = Some(2);
+    net.slow_reconstruction = true;
+    net.start(&cd);
+    net.run();
+    for (id, op) in &net.ops {
+        if *id == 2 {
+            continue;
+        }
+        assert_eq!(op.runner.base().phase(), Phase::Finished, "op {id}");
+        assert_eq!(op.submitted.len(), 1, "op {id}");
     }
 }

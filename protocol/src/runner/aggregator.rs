@@ -176,7 +176,7 @@ impl AggregatorRunner {
         verdict: Result<BlsSignature, ReconstructFailure>,
         out: &mut Vec<ValidatorAction>,
     ) {
-        match self.core.reconstructed(signing_root, verdict) {
+        match self.core.reconstructed(signing_root, verdict, out) {
             Some(Reconstructed::Post(signature, value)) => {
                 if let Ok(aggregate) =
                     ValidatorConsensusData::from_ssz(&value).and_then(|cd| cd.aggregate_and_proof())

@@ -276,12 +276,14 @@ impl OneRoot {
     }
 
     /// The verdict of a [`ValidatorAction::Reconstruct`] over `signing_root`: invalid partials
-    /// leave the collector; a valid signature goes to the role. A post-consensus signature
+    /// leave the collector (and a quorum still there is reconstructed again); a valid
+    /// signature goes to the role. A post-consensus signature
     /// marks the duty finished.
     pub(crate) fn reconstructed(
         &mut self,
         signing_root: Root,
         verdict: Result<BlsSignature, ReconstructFailure>,
+        out: &mut Vec<ValidatorAction>,
     ) -> Option<Reconstructed> {
         if self.in_flight == Some(signing_root) {
             self.in_flight = None;
@@ -298,6 +300,11 @@ impl OneRoot {
                 };
                 for op in ops {
                     collector.remove(vi, op, &signing_root);
+                }
+                // Partials that arrived while the reconstruction was in flight may still make
+                // a quorum without the culprits'.
+                if collector.quorum_partials(vi, &signing_root).is_some() {
+                    self.request_reconstruct(post, out);
                 }
                 None
             }

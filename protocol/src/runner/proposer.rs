@@ -211,7 +211,7 @@ impl ProposerRunner {
         verdict: Result<BlsSignature, ReconstructFailure>,
         out: &mut Vec<ValidatorAction>,
     ) {
-        match self.core.reconstructed(signing_root, verdict) {
+        match self.core.reconstructed(signing_root, verdict, out) {
             Some(Reconstructed::Post(signature, value)) => {
                 if let Ok(proposal) =
                     ValidatorConsensusData::from_ssz(&value).and_then(|cd| cd.proposal())

@@ -470,10 +470,20 @@ impl SigningOnlyRunner {
                 state.finished = true;
             }
             Err(ReconstructFailure::InvalidPartials(ops)) => {
+                let vi = self.share.validator_index;
                 for op in ops {
-                    state
-                        .pre_consensus
-                        .remove(self.share.validator_index, op, &signing_root);
+                    state.pre_consensus.remove(vi, op, &signing_root);
+                }
+                // Partials that arrived while the reconstruction was in flight may still make
+                // a quorum without the culprits'.
+                if let Some(partials) = state.pre_consensus.quorum_partials(vi, &signing_root) {
+                    self.in_flight = true;
+                    out.push(ValidatorAction::Reconstruct {
+                        slot: state.slot,
+                        validator_index: vi,
+                        signing_root,
+                        partials,
+                    });
                 }
             }
             Err(ReconstructFailure::Mismatch) => {}
