@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::types::{
-    AttestationData, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork, Genesis, HeadEvent,
-    ProducedBlock, ProposerDuties, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty,
-    Syncing, ValidatorEntry,
+    AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork,
+    Genesis, HeadEvent, ProducedBlock, ProposerDuties, SignedAggregateAndProofElectra,
+    SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry,
 };
 
 /// Timeout of one request. Too small and a loaded beacon node looks down (duties fail over or
@@ -443,6 +443,35 @@ impl BeaconClient {
             path,
             Some(&Payload::Ssz(signed_ssz)),
             &[("Eth-Consensus-Version", version)],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /eth/v2/validator/aggregate_attestation`: the best aggregate the beacon node has
+    /// of `committee_index`'s attestations to the data of `attestation_data_root`.
+    pub async fn aggregate_attestation(
+        &self,
+        slot: u64,
+        attestation_data_root: &[u8; 32],
+        committee_index: u64,
+    ) -> Result<AttestationElectra, BeaconError> {
+        let path = format!(
+            "/eth/v2/validator/aggregate_attestation?attestation_data_root={}&slot={slot}&committee_index={committee_index}",
+            hex0x(attestation_data_root)
+        );
+        Ok(self.get::<Data<AttestationElectra>>(&path).await?.data)
+    }
+
+    /// `POST /eth/v2/validator/aggregate_and_proofs` with Electra aggregates.
+    pub async fn publish_aggregates(
+        &self,
+        aggregates: &[SignedAggregateAndProofElectra],
+    ) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>(
+            "/eth/v2/validator/aggregate_and_proofs",
+            &aggregates,
+            &[("Eth-Consensus-Version", "electra")],
         )
         .await
         .map(drop)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ssv_protocol::beacon_vote::{AttestationData, Checkpoint};
 pub use ssv_protocol::json as quoted;
-use ssv_protocol::json::{hex_bytes, u64_str, u64_vec_str};
+use ssv_protocol::json::{hex_bytes, hex_vec, u64_str, u64_vec_str};
 
 /// `{"data": T}`, the envelope of most responses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,4 +262,98 @@ pub struct ProducedBlock {
     pub blinded: bool,
     /// SSZ bytes.
     pub ssz: Vec<u8>,
+}
+
+/// An Electra attestation as the API writes it (`GET /eth/v2/validator/aggregate_attestation`):
+/// bitfields as the hex of their SSZ bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationElectra {
+    /// Participants (SSZ bitlist bytes).
+    #[serde(with = "hex_vec")]
+    pub aggregation_bits: Vec<u8>,
+    /// The vote.
+    pub data: AttestationData,
+    /// Aggregate signature.
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 96],
+    /// Committees taking part (SSZ bitvector bytes).
+    #[serde(with = "hex_vec")]
+    pub committee_bits: Vec<u8>,
+}
+
+impl AttestationElectra {
+    /// The SSZ container (bitfields checked against their bounds).
+    pub fn to_container(&self) -> Result<ssv_protocol::beacon::electra::Attestation, String> {
+        use ssz::Decode as _;
+        Ok(ssv_protocol::beacon::electra::Attestation {
+            aggregation_bits: ssz_types::BitList::from_ssz_bytes(&self.aggregation_bits)
+                .map_err(|e| format!("aggregation_bits: {e:?}"))?,
+            data: self.data,
+            signature: self.signature,
+            committee_bits: ssz_types::BitVector::from_ssz_bytes(&self.committee_bits)
+                .map_err(|e| format!("committee_bits: {e:?}"))?,
+        })
+    }
+
+    /// From the SSZ container.
+    pub fn from_container(a: &ssv_protocol::beacon::electra::Attestation) -> Self {
+        use ssz::Encode as _;
+        AttestationElectra {
+            aggregation_bits: a.aggregation_bits.as_ssz_bytes(),
+            data: a.data,
+            signature: a.signature,
+            committee_bits: a.committee_bits.as_ssz_bytes(),
+        }
+    }
+}
+
+/// An Electra aggregate and proof as the API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateAndProofElectra {
+    /// The aggregator.
+    #[serde(with = "u64_str")]
+    pub aggregator_index: u64,
+    /// The aggregate.
+    pub aggregate: AttestationElectra,
+    /// The aggregator's selection proof.
+    #[serde(with = "hex_bytes")]
+    pub selection_proof: [u8; 96],
+}
+
+/// `POST /eth/v2/validator/aggregate_and_proofs` (Electra): one signed aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAggregateAndProofElectra {
+    /// The aggregate and proof.
+    pub message: AggregateAndProofElectra,
+    /// The aggregator's signature of it.
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 96],
+}
+
+impl SignedAggregateAndProofElectra {
+    /// From the SSZ container.
+    pub fn from_container(s: &ssv_protocol::beacon::electra::SignedAggregateAndProof) -> Self {
+        SignedAggregateAndProofElectra {
+            message: AggregateAndProofElectra {
+                aggregator_index: s.message.aggregator_index,
+                aggregate: AttestationElectra::from_container(&s.message.aggregate),
+                selection_proof: s.message.selection_proof,
+            },
+            signature: s.signature,
+        }
+    }
+
+    /// The SSZ container.
+    pub fn to_container(
+        &self,
+    ) -> Result<ssv_protocol::beacon::electra::SignedAggregateAndProof, String> {
+        Ok(ssv_protocol::beacon::electra::SignedAggregateAndProof {
+            message: ssv_protocol::beacon::electra::AggregateAndProof {
+                aggregator_index: self.message.aggregator_index,
+                aggregate: self.message.aggregate.to_container()?,
+                selection_proof: self.message.selection_proof,
+            },
+            signature: self.signature,
+        })
+    }
 }

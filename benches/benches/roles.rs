@@ -127,7 +127,9 @@ fn duty(role: BeaconRole, pubkey: [u8; 48]) -> ValidatorDuty {
         slot: SLOT,
         validator_index: 9,
         committee_index: 3,
-        committee_length: 128,
+        // Under 32 members every member aggregates (`is_aggregator`), so the aggregator duty
+        // runs to its submission.
+        committee_length: 16,
         committees_at_slot: 36,
         validator_committee_index: 11,
         validator_sync_committee_indices: vec![0, 1, 2].try_into().expect("three indices"),

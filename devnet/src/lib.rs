@@ -501,6 +501,7 @@ async fn beacon_sim(args: BeaconSimArgs) -> anyhow::Result<()> {
         .map(|l| SimValidator {
             index: l.index,
             pubkey: l.pubkey,
+            secret: None,
         })
         .collect();
     let cfg = SimConfig::new(
@@ -787,6 +788,10 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         proposals_valid: stats.proposals_valid,
         proposals_invalid: stats.proposals_invalid,
         proposals_late: stats.proposals_late,
+        aggregations_expected: stats.aggregations_expected,
+        aggregations_valid: stats.aggregations_valid,
+        aggregations_invalid: stats.aggregations_invalid,
+        aggregations_late: stats.aggregations_late,
         missed: stats.missed,
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
@@ -1096,6 +1101,10 @@ mod tests {
             proposals_valid: 0,
             proposals_invalid: 0,
             proposals_late: 0,
+            aggregations_expected: 0,
+            aggregations_valid: 0,
+            aggregations_invalid: 0,
+            aggregations_late: 0,
             missed: 0,
             duty_latency_ms_p50: 1,
             duty_latency_ms_p99: 2,

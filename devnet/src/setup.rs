@@ -248,6 +248,7 @@ impl Setup {
             .map(|v| SimValidator {
                 index: v.index,
                 pubkey: v.pubkey,
+                secret: Some(v.secret.clone()),
             })
             .collect()
     }

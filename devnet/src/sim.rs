@@ -19,13 +19,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use ssv_crypto_pipeline::{PublicKey, Signature};
+use ssv_crypto_pipeline::{PublicKey, SecretKey, Signature};
 use ssv_protocol::beacon::consensus_data::{DataVersion, Proposal, SignedProposal};
 use ssv_protocol::beacon::{altair, deneb, electra, phase0};
 use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_protocol::signing::{
-    DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO, DOMAIN_SYNC_COMMITTEE,
-    compute_domain, compute_signing_root,
+    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO,
+    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, compute_domain, compute_signing_root,
 };
 use tokio::sync::broadcast;
 use tree_hash::TreeHash;
@@ -60,6 +60,11 @@ pub struct SimValidator {
     pub index: u64,
     /// Full (not shared) public key.
     pub pubkey: [u8; 48],
+    /// Its secret key when the simulator may know it (a devnet's own validators): the
+    /// simulator then computes selection proofs to know which attesters aggregate. Without
+    /// it an attester's aggregation is expected only when every member of its committee
+    /// aggregates (committees under 32).
+    pub secret: Option<SecretKey>,
 }
 
 /// A way the simulated beacon node lies or misbehaves (`--beacon-fault`), to prove that the
@@ -208,8 +213,22 @@ pub struct SimStats {
     /// Valid blocks received after the lateness threshold.
     #[serde(default)]
     pub proposals_late: u64,
+    /// Aggregations expected (attesters whose selection proof makes them aggregators) whose
+    /// slot has been reached.
+    #[serde(default)]
+    pub aggregations_expected: u64,
+    /// Valid signed aggregates and proofs.
+    #[serde(default)]
+    pub aggregations_valid: u64,
+    /// Aggregates with a bad signature or proof, another aggregate than the one served, or
+    /// from a validator that does not aggregate.
+    #[serde(default)]
+    pub aggregations_invalid: u64,
+    /// Valid aggregates received late.
+    #[serde(default)]
+    pub aggregations_late: u64,
     /// Latency from slot start to a valid submission, in milliseconds, one per valid
-    /// submission (attestations, sync messages and blocks).
+    /// submission (attestations, sync messages, blocks and aggregates).
     pub latencies_ms: Vec<u64>,
     /// Latest slot whose submissions are complete when counted (`slot - 2`).
     pub settled_slot: Option<u64>,
@@ -235,6 +254,8 @@ struct Inner {
     domain_sync: [u8; 32],
     domain_randao: [u8; 32],
     domain_proposer: [u8; 32],
+    domain_selection: [u8; 32],
+    domain_aggregate: [u8; 32],
     genesis_validators_root: [u8; 32],
     state: Mutex<SimState>,
     head_tx: broadcast::Sender<HeadEvent>,
@@ -261,6 +282,12 @@ struct SimState {
     proposed: HashSet<u64>,
     /// Every correctly signed block per (validator, slot): its root.
     signed_blocks: HashMap<(u64, u64), [u8; 32]>,
+    /// Per epoch: whether each attester aggregates (`None`: cannot be told).
+    aggregators: HashMap<u64, HashMap<u64, Option<bool>>>,
+    /// Root of the aggregate served per (slot, committee index).
+    aggregates: HashMap<(u64, u64), [u8; 32]>,
+    /// (slot, validator) of aggregates accepted.
+    aggregated: HashSet<(u64, u64)>,
 }
 
 /// A running simulator.
@@ -296,6 +323,8 @@ impl BeaconSim {
                 domain_sync: compute_domain(DOMAIN_SYNC_COMMITTEE, SIM_FORK_VERSION, gvr),
                 domain_randao: compute_domain(DOMAIN_RANDAO, SIM_FORK_VERSION, gvr),
                 domain_proposer: compute_domain(DOMAIN_BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
+                domain_selection: compute_domain(DOMAIN_SELECTION_PROOF, SIM_FORK_VERSION, gvr),
+                domain_aggregate: compute_domain(DOMAIN_AGGREGATE_AND_PROOF, SIM_FORK_VERSION, gvr),
                 genesis_validators_root: gvr,
                 cfg,
                 by_index,
@@ -466,6 +495,8 @@ impl BeaconSim {
                 .sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD)
                 .len() as u64;
             st.stats.proposals_expected += u64::from(self.proposer(s).is_some());
+            let aggregating = self.aggregators_of_slot(st, s);
+            st.stats.aggregations_expected += aggregating.len() as u64;
         }
         if from <= through {
             st.counted_through = Some(through);
@@ -494,7 +525,13 @@ impl BeaconSim {
                     .filter(|i| !st.synced.contains(&(s, **i)))
                     .count();
                 let missed_block = self.proposer(s).is_some() && !st.proposed.contains(&s);
-                st.stats.missed += (missed_att + missed_sync) as u64 + u64::from(missed_block);
+                let missed_agg = self
+                    .aggregators_of_slot(st, s)
+                    .into_iter()
+                    .filter(|i| !st.aggregated.contains(&(s, *i)))
+                    .count();
+                st.stats.missed +=
+                    (missed_att + missed_sync + missed_agg) as u64 + u64::from(missed_block);
             }
             if from <= settle {
                 st.stats.settled_slot = Some(settle);
@@ -652,6 +689,164 @@ impl BeaconSim {
                 let latency = received_ms.saturating_sub(self.slot_start_ms(m.slot));
                 if latency > self.inner.cfg.late_after.as_millis() as u64 {
                     st.stats.sync_messages_late += 1;
+                }
+                st.stats.latencies_ms.push(latency);
+                Ok(())
+            }
+        }
+    }
+
+    /// The selection proof of validator `v` for `slot` (its full-key signature of the slot),
+    /// when the simulator knows its key.
+    fn selection_proof(&self, v: &SimValidator, slot: u64) -> Option<[u8; 96]> {
+        let root = compute_signing_root(slot.tree_hash_root().0, self.inner.domain_selection);
+        v.secret.as_ref().map(|sk| sk.sign(&root).to_bytes())
+    }
+
+    /// Whether the attester of `duty` aggregates (`None`: its key is unknown and its
+    /// committee is large enough that not everyone does).
+    fn aggregates(&self, duty: &AttesterDuty) -> Option<bool> {
+        if duty.committee_length
+            / ssv_protocol::runner::aggregator::TARGET_AGGREGATORS_PER_COMMITTEE
+            <= 1
+        {
+            return Some(true);
+        }
+        let v = self.inner.by_index.get(&duty.validator_index)?;
+        let proof = self.selection_proof(v, duty.slot)?;
+        Some(ssv_protocol::runner::is_aggregator(
+            duty.committee_length,
+            &proof,
+        ))
+    }
+
+    /// The attesters of `slot` known to aggregate.
+    fn aggregators_of_slot(&self, st: &mut SimState, slot: u64) -> Vec<u64> {
+        let epoch = slot / SLOTS_PER_EPOCH;
+        if !st.aggregators.contains_key(&epoch) {
+            let duties = self.duties_locked(st, epoch).clone();
+            let known = duties
+                .iter()
+                .map(|d| (d.validator_index, self.aggregates(d)))
+                .collect();
+            st.aggregators.insert(epoch, known);
+        }
+        let duties = self.duties_locked(st, epoch).clone();
+        let known = &st.aggregators[&epoch];
+        duties
+            .iter()
+            .filter(|d| d.slot == slot && known.get(&d.validator_index) == Some(&Some(true)))
+            .map(|d| d.validator_index)
+            .collect()
+    }
+
+    /// The aggregate of committee `committee_index` at `slot` (`GET
+    /// /eth/v2/validator/aggregate_attestation`): every member's bit, over the chain's data.
+    pub fn aggregate_attestation(
+        &self,
+        slot: u64,
+        data_root: &[u8; 32],
+        committee_index: u64,
+    ) -> Result<electra::Attestation, String> {
+        let data = self.attestation_data(slot);
+        if data.tree_hash_root().0 != *data_root {
+            return Err("no aggregate for that attestation data".into());
+        }
+        let length = {
+            let mut st = self.inner.state.lock();
+            self.duties_locked(&mut st, slot / SLOTS_PER_EPOCH)
+                .iter()
+                .find(|d| d.slot == slot && d.committee_index == committee_index)
+                .map(|d| d.committee_length)
+        }
+        .ok_or_else(|| format!("no committee {committee_index} at slot {slot}"))?;
+        let mut bits =
+            ssz_types::BitList::with_capacity(length as usize).map_err(|e| format!("{e:?}"))?;
+        for i in 0..length as usize {
+            bits.set(i, true).map_err(|e| format!("{e:?}"))?;
+        }
+        let mut committee_bits = ssz_types::BitVector::new();
+        committee_bits
+            .set(committee_index as usize, true)
+            .map_err(|e| format!("{e:?}"))?;
+        let aggregate = electra::Attestation {
+            aggregation_bits: bits,
+            data,
+            signature: {
+                let d = h(&[
+                    b"aggregate",
+                    &slot.to_le_bytes(),
+                    &committee_index.to_le_bytes(),
+                ]);
+                let mut s = [0u8; 96];
+                s[..32].copy_from_slice(&d);
+                s
+            },
+            committee_bits,
+        };
+        self.inner
+            .state
+            .lock()
+            .aggregates
+            .insert((slot, committee_index), aggregate.tree_hash_root().0);
+        Ok(aggregate)
+    }
+
+    /// Checks and records one published aggregate and proof.
+    pub fn submit_aggregate(&self, a: &electra::SignedAggregateAndProof) -> Result<(), String> {
+        let received_ms = SlotClock::now_ms();
+        let m = &a.message;
+        let slot = m.aggregate.data.slot;
+        let index = m.aggregator_index;
+        let verdict = (|| {
+            let sel_root =
+                compute_signing_root(slot.tree_hash_root().0, self.inner.domain_selection);
+            self.verify(index, &sel_root, &m.selection_proof)
+                .map_err(|e| format!("selection proof: {e}"))?;
+            let root = compute_signing_root(m.tree_hash_root().0, self.inner.domain_aggregate);
+            self.verify(index, &root, &a.signature)?;
+            let duty = {
+                let mut st = self.inner.state.lock();
+                self.duties_locked(&mut st, slot / SLOTS_PER_EPOCH)
+                    .iter()
+                    .find(|d| d.validator_index == index && d.slot == slot)
+                    .cloned()
+            }
+            .ok_or_else(|| format!("validator {index} has no duty at slot {slot}"))?;
+            if !ssv_protocol::runner::is_aggregator(duty.committee_length, &m.selection_proof) {
+                return Err(format!(
+                    "validator {index} does not aggregate at slot {slot}"
+                ));
+            }
+            let served = self
+                .inner
+                .state
+                .lock()
+                .aggregates
+                .get(&(slot, duty.committee_index))
+                .copied();
+            if served != Some(m.aggregate.tree_hash_root().0) {
+                return Err("not the aggregate served for the committee".into());
+            }
+            Ok(())
+        })();
+        if !self.counted(slot) {
+            return verdict;
+        }
+        let mut st = self.inner.state.lock();
+        match verdict {
+            Err(e) => {
+                st.stats.aggregations_invalid += 1;
+                Err(e)
+            }
+            Ok(()) => {
+                if !st.aggregated.insert((slot, index)) {
+                    return Ok(());
+                }
+                st.stats.aggregations_valid += 1;
+                let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
+                if latency > self.inner.cfg.late_after.as_millis() as u64 {
+                    st.stats.aggregations_late += 1;
                 }
                 st.stats.latencies_ms.push(latency);
                 Ok(())
@@ -919,6 +1114,14 @@ impl BeaconSim {
                 get(proposer_duties),
             )
             .route("/eth/v3/validator/blocks/{slot}", get(produce_block))
+            .route(
+                "/eth/v2/validator/aggregate_attestation",
+                get(aggregate_attestation),
+            )
+            .route(
+                "/eth/v2/validator/aggregate_and_proofs",
+                post(publish_aggregates),
+            )
             .route("/eth/v2/beacon/blocks", post(publish_block))
             .route("/eth/v2/beacon/blinded_blocks", post(publish_blinded_block))
             .route("/eth/v1/events", get(events))
@@ -1287,6 +1490,51 @@ async fn publish_blinded_block(
     publish(&sim, true, &headers, &body).await
 }
 
+async fn aggregate_attestation(
+    State(sim): State<BeaconSim>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let num = |name: &str| -> Result<u64, String> {
+        q.get(name)
+            .ok_or_else(|| format!("{name} missing"))?
+            .parse()
+            .map_err(|_| format!("{name}: a number expected"))
+    };
+    let result = (|| {
+        let root = hex_param::<32>(&q, "attestation_data_root")?;
+        sim.aggregate_attestation(num("slot")?, &root, num("committee_index")?)
+    })();
+    match result {
+        Ok(a) => Json(serde_json::json!({
+            "version": "electra",
+            "data": ssv_beacon_api::types::AttestationElectra::from_container(&a),
+        }))
+        .into_response(),
+        Err(e) => api_error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+async fn publish_aggregates(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<ssv_beacon_api::types::SignedAggregateAndProofElectra>>,
+) -> Response {
+    let failures: Vec<String> = body
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            a.to_container()
+                .and_then(|c| sim.submit_aggregate(&c))
+                .err()
+                .map(|e| format!("{i}: {e}"))
+        })
+        .collect();
+    if failures.is_empty() {
+        StatusCode::OK.into_response()
+    } else {
+        api_error(StatusCode::BAD_REQUEST, failures.join("; "))
+    }
+}
+
 async fn events(
     State(sim): State<BeaconSim>,
     Query(q): Query<BTreeMap<String, String>>,
@@ -1341,6 +1589,7 @@ mod tests {
             .map(|(i, sk)| SimValidator {
                 index: i as u64,
                 pubkey: sk.public_key().to_bytes(),
+                secret: Some(sk.clone()),
             })
             .collect();
         let mut cfg = SimConfig::new(validators, Duration::from_millis(SLOT_MS), Duration::ZERO);

@@ -58,8 +58,17 @@ pub struct Summary {
     pub proposals_invalid: u64,
     /// Valid blocks received late.
     pub proposals_late: u64,
-    /// Duties of every type (attestations, sync messages, proposals) with no valid
-    /// submission.
+    /// Aggregations expected in the counted slots (attesters whose selection proof makes
+    /// them aggregators).
+    pub aggregations_expected: u64,
+    /// Valid signed aggregates and proofs of those.
+    pub aggregations_valid: u64,
+    /// Invalid aggregates naming a counted slot.
+    pub aggregations_invalid: u64,
+    /// Valid aggregates received late.
+    pub aggregations_late: u64,
+    /// Duties of every type (attestations, sync messages, proposals, aggregations) with no
+    /// valid submission.
     pub missed: u64,
     /// Median latency from slot start to a valid submission.
     pub duty_latency_ms_p50: u64,
@@ -146,6 +155,10 @@ impl Summary {
             proposals_valid: 0,
             proposals_invalid: 0,
             proposals_late: 0,
+            aggregations_expected: 0,
+            aggregations_valid: 0,
+            aggregations_invalid: 0,
+            aggregations_late: 0,
             missed: 0,
             duty_latency_ms_p50: 0,
             duty_latency_ms_p99: 0,
@@ -204,11 +217,15 @@ impl Summary {
         if self.attestations_invalid > 0
             || self.sync_messages_invalid > 0
             || self.proposals_invalid > 0
+            || self.aggregations_invalid > 0
         {
             return Some(format!(
-                "{} invalid attestations, {} invalid sync-committee messages and {} invalid \
-                 blocks",
-                self.attestations_invalid, self.sync_messages_invalid, self.proposals_invalid
+                "{} invalid attestations, {} invalid sync-committee messages, {} invalid \
+                 blocks and {} invalid aggregates",
+                self.attestations_invalid,
+                self.sync_messages_invalid,
+                self.proposals_invalid,
+                self.aggregations_invalid
             ));
         }
         if self.missed > 0 {
@@ -230,6 +247,12 @@ impl Summary {
             return Some(format!(
                 "{} of {} expected blocks valid",
                 self.proposals_valid, self.proposals_expected
+            ));
+        }
+        if self.aggregations_valid < self.aggregations_expected {
+            return Some(format!(
+                "{} of {} expected aggregates valid",
+                self.aggregations_valid, self.aggregations_expected
             ));
         }
         if self.attestations_expected + self.sync_messages_expected == 0 {
@@ -283,6 +306,13 @@ impl Summary {
                 self.proposals_valid,
                 self.proposals_invalid,
                 self.proposals_late,
+            ),
+            (
+                "aggregations",
+                self.aggregations_expected,
+                self.aggregations_valid,
+                self.aggregations_invalid,
+                self.aggregations_late,
             ),
         ] {
             let _ = writeln!(

@@ -51,6 +51,12 @@ fn assert_all_duties_done(s: &serde_json::Value, slots: u64) {
         "{s:#}"
     );
     assert_eq!(u(s, "proposals_invalid"), 0, "{s:#}");
+    assert_eq!(u(s, "aggregations_invalid"), 0, "{s:#}");
+    assert_eq!(
+        u(s, "aggregations_valid"),
+        u(s, "aggregations_expected"),
+        "{s:#}"
+    );
     assert_eq!(u(s, "proposals_valid"), u(s, "proposals_expected"), "{s:#}");
     assert!(u(s, "duty_latency_ms_p50") <= u(s, "duty_latency_ms_p99"));
 }
@@ -85,6 +91,7 @@ fn one_operator_killed_mid_run_every_duty_still_done() {
     let s = summary(&json);
     assert_all_duties_done(&s, 6);
     assert!(u(&s, "proposals_expected") > 0, "{s:#}");
+    assert!(u(&s, "aggregations_expected") > 0, "{s:#}");
     assert_eq!(u(&s, "killed_operator"), 4);
     let exits = s["operator_exits"].as_array().expect("operator_exits");
     assert_eq!(exits.len(), 4);
@@ -128,6 +135,7 @@ fn corrupted_partials_are_caught_and_the_culprit_named() {
     let s = summary(&json);
     assert_all_duties_done(&s, 6);
     assert!(u(&s, "proposals_expected") > 0, "{s:#}");
+    assert!(u(&s, "aggregations_expected") > 0, "{s:#}");
     assert_eq!(u(&s, "faulty_operator"), 2);
     for id in [1, 3, 4] {
         let log = std::fs::read_to_string(data.join(format!("op{id}/node.log")))

@@ -67,6 +67,23 @@ pub mod hex_bytes {
     }
 }
 
+/// A byte string of any length as `0x`-prefixed hex (bitfields, as the Beacon API writes
+/// them: their SSZ bytes).
+pub mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as `0x` hex.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", hex::encode(v)))
+    }
+
+    /// Parses `0x` hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)
+    }
+}
+
 /// An optional `u64` as a decimal string (absent or `null`: `None`).
 pub mod opt_u64_str {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -64,6 +64,8 @@ counters! {
     sync_messages_submitted,
     /// Blocks published through the beacon node.
     blocks_submitted,
+    /// Aggregates and proofs published through the beacon node.
+    aggregates_submitted,
     /// Submissions the beacon node refused or that failed.
     submission_errors,
     /// Slots whose duties could not be scheduled (beacon node errors).
@@ -119,6 +121,6 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 21);
+        assert_eq!(text.matches("# TYPE").count(), 22);
     }
 }

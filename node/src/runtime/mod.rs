@@ -289,7 +289,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 let metrics = metrics.clone();
                 // Each submission on its own task: a slow beacon node does not hold back
                 // the next slot's submissions.
-                tokio::spawn(async move { submit(&client, &metrics, s).await });
+                tokio::spawn(async move { submit(&client, &metrics, clock, s).await });
             }
         })
     };
@@ -526,7 +526,7 @@ async fn resolve_indices(store: &Store, client: &BeaconClient) -> anyhow::Result
     Ok(resolved)
 }
 
-async fn submit(client: &BeaconClient, metrics: &Metrics, s: Submission) {
+async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: Submission) {
     match s {
         Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
             Ok(()) => Metrics::add(&metrics.attestations_submitted, atts.len() as u64),
@@ -566,20 +566,128 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, s: Submission) {
             randao_reveal,
             reply,
         } => {
-            let block = client
+            let data = client
                 .produce_block(slot, &randao_reveal, &GRAFFITI)
                 .await
-                .map(|b| (b.version, b.blinded, b.ssz))
+                .map(|b| {
+                    tracing::debug!(
+                        slot,
+                        blinded = b.blinded,
+                        version = b.version,
+                        "block produced"
+                    );
+                    (b.version, b.ssz)
+                })
                 .map_err(|e| e.to_string());
             if reply
-                .send(ShardEvent::BeaconBlock { key, block })
+                .send(ShardEvent::BeaconData { key, data })
                 .await
                 .is_err()
             {
                 tracing::warn!(slot, "shard stopped before its block arrived");
             }
         }
+        Submission::FetchAggregate {
+            key,
+            slot,
+            committee_index,
+            validator_index,
+            selection_proof,
+            reply,
+        } => {
+            // Aggregates are made at two thirds of the slot, when the committee's
+            // attestations have had a third of the slot to spread.
+            let at = clock.slot_start_ms(slot) + clock.spec().slot_ms() * 2 / 3;
+            let wait = at.saturating_sub(SlotClock::now_ms());
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            let data = fetch_aggregate(
+                client,
+                slot,
+                committee_index,
+                validator_index,
+                selection_proof,
+            )
+            .await;
+            if let Err(e) = &data {
+                Metrics::add(&metrics.beacon_data_refused, 1);
+                tracing::error!(slot, validator = validator_index, "no aggregate: {e}");
+            }
+            if reply
+                .send(ShardEvent::BeaconData { key, data })
+                .await
+                .is_err()
+            {
+                tracing::warn!(slot, "shard stopped before its aggregate arrived");
+            }
+        }
+        Submission::Aggregate(signed) => {
+            use ssv_protocol::beacon::consensus_data::SignedAggregateAndProofData;
+            let SignedAggregateAndProofData::Electra(a) = &*signed else {
+                Metrics::add(&metrics.submission_errors, 1);
+                tracing::error!("a phase 0 aggregate: this node publishes Electra aggregates only");
+                return;
+            };
+            let body = ssv_beacon_api::types::SignedAggregateAndProofElectra::from_container(a);
+            match client.publish_aggregates(&[body]).await {
+                Ok(()) => Metrics::add(&metrics.aggregates_submitted, 1),
+                Err(e) => {
+                    Metrics::add(&metrics.submission_errors, 1);
+                    tracing::error!(
+                        slot = a.message.aggregate.data.slot,
+                        "publishing the aggregate: {e}"
+                    );
+                }
+            }
+        }
     }
+}
+
+/// The beacon node's aggregate of our validator's committee, checked (the slot, the
+/// attestation data the beacon node gives for the slot, the committee's bit set), as the
+/// SSZ `AggregateAndProof` the runner decides on.
+async fn fetch_aggregate(
+    client: &BeaconClient,
+    slot: u64,
+    committee_index: u64,
+    validator_index: u64,
+    selection_proof: [u8; 96],
+) -> Result<(String, Vec<u8>), String> {
+    use ssz::Encode as _;
+    use tree_hash::TreeHash as _;
+    let data = client
+        .attestation_data(slot, committee_index)
+        .await
+        .map_err(|e| e.to_string())?;
+    if data.slot != slot {
+        return Err(format!(
+            "attestation data for slot {} (asked {slot})",
+            data.slot
+        ));
+    }
+    let root = data.tree_hash_root().0;
+    let aggregate = client
+        .aggregate_attestation(slot, &root, committee_index)
+        .await
+        .map_err(|e| e.to_string())?
+        .to_container()?;
+    if aggregate.data != data {
+        return Err("the aggregate is of other attestation data".into());
+    }
+    if !aggregate
+        .committee_bits
+        .get(committee_index as usize)
+        .unwrap_or(false)
+    {
+        return Err(format!(
+            "the aggregate is not of committee {committee_index}"
+        ));
+    }
+    let aggregate_and_proof = ssv_protocol::beacon::electra::AggregateAndProof {
+        aggregator_index: validator_index,
+        aggregate,
+        selection_proof,
+    };
+    Ok(("electra".into(), aggregate_and_proof.as_ssz_bytes()))
 }
 
 /// The graffiti of the blocks this node proposes.

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use ssv_protocol::runner::{CommitteeDuty, DutyKind, ProposerDomains, ValidatorDuty};
+use ssv_protocol::runner::{
+    AggregatorDomains, CommitteeDuty, DutyKind, ProposerDomains, ValidatorDuty,
+};
 use ssv_protocol::signing::{
-    DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO, DOMAIN_SYNC_COMMITTEE, Domain,
-    compute_domain,
+    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO,
+    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, Domain, compute_domain,
 };
 use ssv_protocol::types::BeaconRole;
 use tokio::sync::watch;
@@ -19,6 +21,7 @@ use tokio::sync::watch;
 use super::metrics::Metrics;
 use super::registry::Registry;
 use super::shard::ShardEvent;
+use super::validator_runners::ValidatorStart;
 use ssv_beacon_api::check_attestation_data;
 use ssv_beacon_api::client::BeaconClient;
 use ssv_beacon_api::types::{AttesterDuty, Fork, ProposerDuty, SyncDuty};
@@ -292,6 +295,12 @@ impl Scheduler {
         for d in duties.proposer.iter().filter(|d| d.slot == slot) {
             self.start_proposal(d, epoch);
         }
+        // Every attester also tries to aggregate: whether it is an aggregator is known only
+        // from its selection proof, a threshold signature of the slot (the Go node does the
+        // same). The aggregate itself is fetched at two thirds of the slot.
+        for d in duties.attester.iter().filter(|d| d.slot == slot) {
+            self.start_aggregation(d, epoch);
+        }
         let mut by_committee: HashMap<usize, Vec<ValidatorDuty>> = HashMap::new();
         for d in duties.attester.iter().filter(|d| d.slot == slot) {
             if let Some(&c) = self.registry.committee_of.get(&d.validator_index) {
@@ -393,17 +402,48 @@ impl Scheduler {
             randao: self.fork.domain(DOMAIN_RANDAO, epoch),
             proposer: self.fork.domain(DOMAIN_BEACON_PROPOSER, epoch),
         };
+        self.start_validator_duty(
+            committee,
+            d.slot,
+            ValidatorStart::Proposal { duty, domains },
+        );
+    }
+
+    /// Hands the aggregation duty of one of our attesters to its committee's shard.
+    fn start_aggregation(&self, d: &AttesterDuty, epoch: u64) {
+        let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
+            return;
+        };
+        let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
+            role: BeaconRole::Aggregator.to_u64(),
+            pubkey: d.pubkey,
+            slot: d.slot,
+            validator_index: d.validator_index,
+            committee_index: d.committee_index,
+            committee_length: d.committee_length,
+            committees_at_slot: d.committees_at_slot,
+            validator_committee_index: d.validator_committee_index,
+            validator_sync_committee_indices: Default::default(),
+        };
+        let domains = AggregatorDomains {
+            selection_proof: self.fork.domain(DOMAIN_SELECTION_PROOF, epoch),
+            aggregate_and_proof: self.fork.domain(DOMAIN_AGGREGATE_AND_PROOF, epoch),
+        };
+        self.start_validator_duty(
+            committee,
+            d.slot,
+            ValidatorStart::Aggregation { duty, domains },
+        );
+    }
+
+    fn start_validator_duty(&self, committee: usize, slot: u64, start: ValidatorStart) {
         let shard = self.shard_of[committee];
         if self.shards[shard]
-            .try_send(ShardEvent::Proposal { duty, domains })
+            .try_send(ShardEvent::ValidatorDuty(start))
             .is_err()
         {
             Metrics::add(&self.metrics.slots_skipped, 1);
-            tracing::error!(
-                slot = d.slot,
-                shard,
-                "shard queue full: proposer duty dropped"
-            );
+            tracing::error!(slot, shard, "shard queue full: validator duty dropped");
         }
     }
 }

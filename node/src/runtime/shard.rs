@@ -87,13 +87,8 @@ pub enum ShardEvent {
         /// Per item: the verified signature or why not.
         verdicts: Vec<(ValidatorDuty, Result<BlsSignature, ReconstructFailure>)>,
     },
-    /// Start a proposer duty of one of the shard's validators.
-    Proposal {
-        /// The duty.
-        duty: ssv_protocol::beacon::consensus_data::ValidatorDuty,
-        /// Its signing domains.
-        domains: ssv_protocol::runner::ProposerDomains,
-    },
+    /// Start a validator duty (proposal, aggregation) of one of the shard's validators.
+    ValidatorDuty(super::validator_runners::ValidatorStart),
     /// A validator runner's round timer expired.
     ValidatorTimer {
         /// The runner.
@@ -119,12 +114,13 @@ pub enum ShardEvent {
         /// The verified signature or why not.
         verdict: Result<BlsSignature, ReconstructFailure>,
     },
-    /// The beacon node's block for a proposer runner: fork name, blinded, SSZ (or why none).
-    BeaconBlock {
+    /// The beacon node's data for a validator runner: fork name and SSZ (a block, an
+    /// aggregate and proof), or why there is none.
+    BeaconData {
         /// The runner.
         key: RunnerKey,
-        /// The block.
-        block: Result<(String, bool, Vec<u8>), String>,
+        /// The data.
+        data: Result<(String, Vec<u8>), String>,
     },
     /// Stop the shard.
     Shutdown,
@@ -139,7 +135,25 @@ pub enum Submission {
     SyncMessages(Vec<SyncCommitteeMessage>),
     /// A signed block (full or blinded).
     Block(Box<ssv_protocol::beacon::consensus_data::SignedProposal>),
-    /// Fetch the block to propose; the answer goes to `reply` as [`ShardEvent::BeaconBlock`].
+    /// A signed aggregate and proof.
+    Aggregate(Box<ssv_protocol::beacon::consensus_data::SignedAggregateAndProofData>),
+    /// Fetch the aggregate to propose (at two thirds of the slot); the answer goes to `reply`
+    /// as [`ShardEvent::BeaconData`].
+    FetchAggregate {
+        /// The aggregator runner.
+        key: RunnerKey,
+        /// Duty slot.
+        slot: Slot,
+        /// The validator's beacon committee.
+        committee_index: u64,
+        /// The aggregator.
+        validator_index: u64,
+        /// Its reconstructed selection proof.
+        selection_proof: BlsSignature,
+        /// The shard's event channel.
+        reply: async_channel::Sender<ShardEvent>,
+    },
+    /// Fetch the block to propose; the answer goes to `reply` as [`ShardEvent::BeaconData`].
     FetchBlock {
         /// The proposer runner.
         key: RunnerKey,
@@ -390,9 +404,7 @@ impl Shard {
                 vote,
                 verdicts,
             } => self.on_reconstructed(committee, slot, root, vote, verdicts),
-            ShardEvent::Proposal { duty, domains } => {
-                self.validators.start_proposal(duty, domains);
-            }
+            ShardEvent::ValidatorDuty(start) => self.validators.start(start),
             ShardEvent::ValidatorTimer { key, slot, round } => {
                 self.validators.on_timer(key, slot, round);
             }
@@ -402,7 +414,7 @@ impl Shard {
             ShardEvent::ValidatorReconstructed { key, root, verdict } => {
                 self.validators.on_reconstructed(key, root, verdict);
             }
-            ShardEvent::BeaconBlock { key, block } => self.validators.on_block(key, block),
+            ShardEvent::BeaconData { key, data } => self.validators.on_beacon_data(key, data),
         }
         true
     }
@@ -756,7 +768,7 @@ impl Shard {
         };
         match id.role() {
             Some(RunnerRole::Committee) => {}
-            Some(RunnerRole::Proposer) => {
+            Some(RunnerRole::Proposer | RunnerRole::Aggregator) => {
                 let Some(key) = RunnerKey::from_message_id(id) else {
                     return ValidationResult::Reject;
                 };

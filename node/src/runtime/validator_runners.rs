@@ -31,8 +31,9 @@ use ssv_protocol::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatur
 use ssv_protocol::qbft::Message as QbftMessage;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, ValueCheck};
 use ssv_protocol::runner::{
-    BeaconDataRequest, BeaconObject, BlockSlashing, Phase, ProposerDomains, ProposerRunner,
-    ReconstructFailure, RunnerKey, RunnerOptions, RunnerShare, ValidatorAction,
+    AggregatorDomains, AggregatorRunner, BeaconDataRequest, BeaconObject, BlockSlashing, Phase,
+    ProposerDomains, ProposerRunner, ReconstructFailure, RunnerKey, RunnerOptions, RunnerShare,
+    ValidatorAction,
 };
 use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
 use ssv_storage::{BlockToSign, Store};
@@ -56,6 +57,81 @@ const EARLY_MESSAGES_MAX: usize = 128;
 /// A validator's runner of one role.
 enum Runner {
     Proposer(Box<ProposerRunner>),
+    Aggregator(Box<AggregatorRunner>),
+}
+
+/// Calls the same method on whichever runner it is (the roles share their signatures).
+macro_rules! each {
+    ($runner:expr, $r:ident => $body:expr) => {
+        match $runner {
+            Runner::Proposer($r) => $body,
+            Runner::Aggregator($r) => $body,
+        }
+    };
+}
+
+impl Runner {
+    fn base(&self) -> &ssv_protocol::runner::BaseRunner {
+        each!(self, r => r.base())
+    }
+
+    fn set_current_epoch(&mut self, epoch: u64) {
+        each!(self, r => r.set_current_epoch(epoch))
+    }
+
+    fn process_message(
+        &mut self,
+        env: Env<'_>,
+        msg: SignedSsvMessage,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), ProtocolError> {
+        each!(self, r => r.process_message(env, msg, out))
+    }
+
+    fn signed(
+        &mut self,
+        env: Env<'_>,
+        signature: BlsSignature,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), ProtocolError> {
+        each!(self, r => r.signed(env, signature, out))
+    }
+
+    fn reconstructed(
+        &mut self,
+        root: Root,
+        verdict: Result<BlsSignature, ReconstructFailure>,
+        out: &mut Vec<ValidatorAction>,
+    ) {
+        each!(self, r => r.reconstructed(root, verdict, out))
+    }
+
+    fn on_timeout(
+        &mut self,
+        env: Env<'_>,
+        slot: Slot,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), ProtocolError> {
+        each!(self, r => r.on_timeout(env, slot, out))
+    }
+
+    fn beacon_data(
+        &mut self,
+        env: Env<'_>,
+        version: u64,
+        ssz: Vec<u8>,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), ProtocolError> {
+        each!(self, r => r.beacon_data(env, version, ssz, out))
+    }
+
+    /// The block slot when `root` is a decided block's signing root (slashable).
+    fn block_to_sign(&self, root: &Root) -> Option<Slot> {
+        match self {
+            Runner::Proposer(r) => r.block_to_sign(root),
+            Runner::Aggregator(_) => None,
+        }
+    }
 }
 
 struct RunnerState {
@@ -170,6 +246,17 @@ impl ValidatorRunners {
                     r.set_current_epoch(self.current_epoch());
                     Runner::Proposer(Box::new(r))
                 }
+                RunnerRole::Aggregator => {
+                    let mut r = AggregatorRunner::new(
+                        info.member.clone(),
+                        runner_share,
+                        config,
+                        *self.services.clock.spec(),
+                        RunnerOptions::NODE,
+                    );
+                    r.set_current_epoch(self.current_epoch());
+                    Runner::Aggregator(Box::new(r))
+                }
                 _ => return None,
             };
             self.runners.insert(
@@ -218,12 +305,10 @@ impl ValidatorRunners {
             value_check: &RoleCheckOnly,
         };
         let mut out = Vec::new();
-        let Runner::Proposer(r) = &mut state.runner;
-        r.set_current_epoch(epoch);
-        let before = progress(r.base());
+        state.runner.set_current_epoch(epoch);
+        let before = progress(state.runner.base());
         let result = f(&mut state.runner, env, &mut out);
-        let Runner::Proposer(r) = &state.runner;
-        let moved = progress(r.base()) != before;
+        let moved = progress(state.runner.base()) != before;
         for action in out {
             self.apply(key, action);
         }
@@ -233,10 +318,15 @@ impl ValidatorRunners {
         result
     }
 
-    /// Starts a proposer duty of one of this shard's validators.
-    pub fn start_proposal(&mut self, duty: BeaconDuty, domains: ProposerDomains) {
-        let key = RunnerKey::Validator(duty.pubkey, RunnerRole::Proposer);
-        let slot = duty.slot;
+    /// Starts a validator duty of one of this shard's validators.
+    pub fn start(&mut self, duty: ValidatorStart) {
+        let (pubkey, slot, role) = match &duty {
+            ValidatorStart::Proposal { duty, .. } => (duty.pubkey, duty.slot, RunnerRole::Proposer),
+            ValidatorStart::Aggregation { duty, .. } => {
+                (duty.pubkey, duty.slot, RunnerRole::Aggregator)
+            }
+        };
+        let key = RunnerKey::Validator(pubkey, role);
         let epoch = self
             .current_epoch()
             .max(self.services.clock.spec().epoch_of(slot));
@@ -245,12 +335,17 @@ impl ValidatorRunners {
             state.started = Some((slot, Instant::now()));
             state.timers.retain(|s, _| *s + TIMERS_KEPT_SLOTS > slot);
         }
-        let result = self.with_runner(key, |runner, _env, out| {
-            let Runner::Proposer(r) = runner;
-            r.start_duty(duty, domains, epoch, out)
+        let result = self.with_runner(key, |runner, _env, out| match (runner, duty) {
+            (Runner::Proposer(r), ValidatorStart::Proposal { duty, domains }) => {
+                r.start_duty(duty, domains, epoch, out)
+            }
+            (Runner::Aggregator(r), ValidatorStart::Aggregation { duty, domains }) => {
+                r.start_duty(duty, domains, epoch, out)
+            }
+            _ => Err(ProtocolError::Decode("duty of another role".into())),
         });
         if let Err(e) = result {
-            tracing::warn!(slot, "cannot start proposer duty: {e}");
+            tracing::warn!(slot, ?role, "cannot start validator duty: {e}");
         }
     }
 
@@ -265,8 +360,7 @@ impl ValidatorRunners {
         let state = self
             .runner(key)
             .ok_or_else(|| ProtocolError::Decode("no runner for this validator and role".into()))?;
-        let Runner::Proposer(r) = &state.runner;
-        let base = r.base();
+        let base = state.runner.base();
         let duty_slot = base.state.as_ref().map(|s| s.slot);
         let later = match duty_slot {
             None => true,
@@ -286,8 +380,7 @@ impl ValidatorRunners {
             return Ok(());
         }
         self.with_runner(key, |runner, env, out| {
-            let Runner::Proposer(r) = runner;
-            r.process_message(env, msg, out)
+            runner.process_message(env, msg, out)
         })
     }
 
@@ -297,8 +390,7 @@ impl ValidatorRunners {
         let Some(state) = self.runners.get_mut(&key) else {
             return;
         };
-        let Runner::Proposer(r) = &state.runner;
-        let duty_slot = r.base().state.as_ref().map(|s| s.slot);
+        let duty_slot = state.runner.base().state.as_ref().map(|s| s.slot);
         let kept = std::mem::take(&mut state.early);
         for msg in kept {
             let stale = match (message_slot(&msg), duty_slot) {
@@ -324,10 +416,7 @@ impl ValidatorRunners {
         if current != Some(round) {
             return;
         }
-        let _ = self.with_runner(key, |runner, env, out| {
-            let Runner::Proposer(r) = runner;
-            r.on_timeout(env, slot, out)
-        });
+        let _ = self.with_runner(key, |runner, env, out| runner.on_timeout(env, slot, out));
     }
 
     /// Our partial signature over `root` (`None`: not signed, see the log).
@@ -336,10 +425,7 @@ impl ValidatorRunners {
             return;
         };
         Metrics::add(&self.services.metrics.partials_signed, 1);
-        match self.with_runner(key, |runner, env, out| {
-            let Runner::Proposer(r) = runner;
-            r.signed(env, signature, out)
-        }) {
+        match self.with_runner(key, |runner, env, out| runner.signed(env, signature, out)) {
             Ok(()) => {}
             // The others' partials completed the duty while ours was being made.
             Err(e) if e.code() == ErrorCode::NoRunningDuty => {
@@ -374,36 +460,32 @@ impl ValidatorRunners {
             ),
         }
         let _ = self.with_runner(key, |runner, _env, out| {
-            let Runner::Proposer(r) = runner;
-            r.reconstructed(root, verdict, out);
+            runner.reconstructed(root, verdict, out);
             Ok(())
         });
     }
 
-    /// The beacon node's block for a proposal (or why there is none).
-    pub fn on_block(&mut self, key: RunnerKey, block: Result<(String, bool, Vec<u8>), String>) {
-        let (version, blinded, ssz) = match block {
-            Ok(b) => b,
+    /// The beacon node's data for a runner (fork name and SSZ: a block to propose, an
+    /// aggregate and proof), or why there is none.
+    pub fn on_beacon_data(&mut self, key: RunnerKey, data: Result<(String, Vec<u8>), String>) {
+        let (version, ssz) = match data {
+            Ok(d) => d,
             Err(e) => {
-                tracing::error!("no block from the beacon node: {e}");
+                tracing::error!("no beacon data for the duty: {e}");
                 return;
             }
         };
         let Some(v) = DataVersion::from_name(&version) else {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
-            tracing::error!(
-                version,
-                "block of an unknown fork from the beacon node: refused"
-            );
+            tracing::error!(version, "beacon data of an unknown fork: refused");
             return;
         };
         let result = self.with_runner(key, |runner, env, out| {
-            let Runner::Proposer(r) = runner;
-            r.beacon_data(env, v.to_u64(), ssz, out)
+            runner.beacon_data(env, v.to_u64(), ssz, out)
         });
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
-            tracing::error!(blinded, "block from the beacon node refused: {e}");
+            tracing::error!("beacon data for the duty refused: {e}");
         }
     }
 
@@ -435,8 +517,7 @@ impl ValidatorRunners {
                 .detach();
             }
             ValidatorAction::Sign { signing_root, .. } => {
-                let Runner::Proposer(r) = &state.runner;
-                let block_slot = r.block_to_sign(&signing_root);
+                let block_slot = state.runner.block_to_sign(&signing_root);
                 let share = state.share.clone();
                 let tx = self.events_tx.clone();
                 let svc = services.clone();
@@ -478,6 +559,26 @@ impl ValidatorRunners {
                     tracing::error!(slot, "control-plane queue full: block request dropped");
                 }
             }
+            ValidatorAction::FetchBeaconData(BeaconDataRequest::AggregateAndProof {
+                slot,
+                committee_index,
+                validator_index,
+                selection_proof,
+                ..
+            }) => {
+                let request = Submission::FetchAggregate {
+                    key,
+                    slot,
+                    committee_index,
+                    validator_index,
+                    selection_proof,
+                    reply: self.events_tx.clone(),
+                };
+                if services.submissions.try_send(request).is_err() {
+                    Metrics::add(&services.metrics.submission_errors, 1);
+                    tracing::error!(slot, "control-plane queue full: aggregate request dropped");
+                }
+            }
             ValidatorAction::FetchBeaconData(other) => {
                 tracing::error!(?other, "beacon data of a role not run here: not fetched");
             }
@@ -493,6 +594,7 @@ impl ValidatorRunners {
                 }
                 let submission = match object {
                     BeaconObject::Proposal(p) => Submission::Block(p),
+                    BeaconObject::AggregateAndProof(a) => Submission::Aggregate(Box::new(a)),
                     other => {
                         tracing::error!(
                             root = hex::encode(other.root()),
@@ -508,6 +610,26 @@ impl ValidatorRunners {
             }
         }
     }
+}
+
+/// A validator duty for a shard to start.
+#[derive(Debug)]
+pub enum ValidatorStart {
+    /// Propose a block.
+    Proposal {
+        /// The duty.
+        duty: BeaconDuty,
+        /// Its signing domains.
+        domains: ProposerDomains,
+    },
+    /// Aggregate the attestations of the validator's beacon committee, if its selection proof
+    /// makes it an aggregator.
+    Aggregation {
+        /// The duty (the attester duty's committee fields).
+        duty: BeaconDuty,
+        /// Its signing domains.
+        domains: AggregatorDomains,
+    },
 }
 
 /// What a message is for, to keep it until its runner can take it.

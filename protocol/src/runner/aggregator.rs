@@ -34,6 +34,21 @@ use crate::qbft::{Config, Env};
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot};
 
+/// `TARGET_AGGREGATORS_PER_COMMITTEE` of the consensus specs.
+pub const TARGET_AGGREGATORS_PER_COMMITTEE: u64 = 16;
+
+/// The consensus specs' `is_aggregator`: whether the validator whose selection proof (slot
+/// signature) is `proof` aggregates for its beacon committee of `committee_length`:
+/// `bytes_to_uint64(hash(proof)[0:8]) % max(1, committee_length / 16) == 0`.
+pub fn is_aggregator(committee_length: u64, proof: &BlsSignature) -> bool {
+    use sha2::Digest as _;
+    let modulo = (committee_length / TARGET_AGGREGATORS_PER_COMMITTEE).max(1);
+    let h = sha2::Sha256::digest(proof);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&h[..8]);
+    u64::from_le_bytes(first) % modulo == 0
+}
+
 /// The signing domains of an aggregator duty (from the fork schedule at the duty's epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregatorDomains {
@@ -190,6 +205,17 @@ impl AggregatorRunner {
                 let Some(duty) = &self.core.duty else {
                     return;
                 };
+                // The node, as the Go node does, ends the duty here when the proof does not
+                // make the validator an aggregator (the spec asks its beacon node, which
+                // decides).
+                if self.core.options.hardened
+                    && !is_aggregator(duty.committee_length, &selection_proof)
+                {
+                    if let Some(state) = self.core.base.state.as_mut() {
+                        state.finished = true;
+                    }
+                    return;
+                }
                 out.push(ValidatorAction::FetchBeaconData(
                     BeaconDataRequest::AggregateAndProof {
                         slot: duty.slot,
@@ -331,11 +357,29 @@ mod tests {
             slot: 64,
             validator_index: 9,
             committee_index: 3,
-            committee_length: 128,
+            // Under 32 members: every member aggregates (`is_aggregator`).
+            committee_length: 16,
             committees_at_slot: 36,
             validator_committee_index: 11,
             validator_sync_committee_indices: Vec::new().try_into().expect("empty"),
         }
+    }
+
+    /// `is_aggregator` against hand-computed answers: sha256 of 96 zero bytes starts with
+    /// 9251468512758311214 (little-endian), of 96 0x01 bytes with 15010667366611956363.
+    #[test]
+    fn is_aggregator_follows_the_consensus_spec() {
+        // Committees below 32 members: everyone aggregates.
+        assert!(is_aggregator(0, &[0; 96]));
+        assert!(is_aggregator(31, &[7; 96]));
+        // modulo 2 (32..=47 members): 9251468512758311214 is even, 15010667366611956363 odd.
+        assert!(is_aggregator(32, &[0; 96]));
+        assert!(!is_aggregator(47, &[1; 96]));
+        // modulo 8 (128 members): remainders 6 and 3.
+        assert!(!is_aggregator(128, &[0; 96]));
+        assert!(!is_aggregator(128, &[1; 96]));
+        // modulo 3 (48 members): 15010667366611956363 % 3 == 0.
+        assert!(is_aggregator(48, &[1; 96]));
     }
 
     /// A round timeout changes round while consensus runs, and is dropped once the duty has

@@ -22,7 +22,7 @@ pub mod validator_registration;
 pub mod value_check;
 pub mod voluntary_exit;
 
-pub use aggregator::{AggregatorDomains, AggregatorRunner};
+pub use aggregator::{AggregatorDomains, AggregatorRunner, is_aggregator};
 pub use base::{
     BaseRunner, Phase, RunnerState, check_validator_partials, collect_resolving_duplicates,
 };
