@@ -64,6 +64,7 @@ pub mod chain;
 pub mod process;
 pub mod setup;
 pub mod sim;
+pub mod sim_signing;
 pub mod summary;
 
 use process::NodeState;

@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sim_signing::{
+    self as signing, domain as compute_domain, signing_root as compute_signing_root,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,10 +26,6 @@ use ssv_crypto_pipeline::{PublicKey, SecretKey, Signature};
 use ssv_protocol::beacon::consensus_data::{DataVersion, Proposal, SignedProposal};
 use ssv_protocol::beacon::{altair, deneb, electra, phase0};
 use ssv_protocol::chain::{ChainSpec, SlotClock};
-use ssv_protocol::signing::{
-    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO,
-    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, compute_domain, compute_signing_root,
-};
 use tokio::sync::broadcast;
 use tree_hash::TreeHash;
 
@@ -319,12 +318,16 @@ impl BeaconSim {
         let (head_tx, _) = broadcast::channel(HEAD_EVENTS_MAX);
         Ok(BeaconSim {
             inner: Arc::new(Inner {
-                domain_attester: compute_domain(DOMAIN_BEACON_ATTESTER, SIM_FORK_VERSION, gvr),
-                domain_sync: compute_domain(DOMAIN_SYNC_COMMITTEE, SIM_FORK_VERSION, gvr),
-                domain_randao: compute_domain(DOMAIN_RANDAO, SIM_FORK_VERSION, gvr),
-                domain_proposer: compute_domain(DOMAIN_BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
-                domain_selection: compute_domain(DOMAIN_SELECTION_PROOF, SIM_FORK_VERSION, gvr),
-                domain_aggregate: compute_domain(DOMAIN_AGGREGATE_AND_PROOF, SIM_FORK_VERSION, gvr),
+                domain_attester: compute_domain(signing::BEACON_ATTESTER, SIM_FORK_VERSION, gvr),
+                domain_sync: compute_domain(signing::SYNC_COMMITTEE, SIM_FORK_VERSION, gvr),
+                domain_randao: compute_domain(signing::RANDAO, SIM_FORK_VERSION, gvr),
+                domain_proposer: compute_domain(signing::BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
+                domain_selection: compute_domain(signing::SELECTION_PROOF, SIM_FORK_VERSION, gvr),
+                domain_aggregate: compute_domain(
+                    signing::AGGREGATE_AND_PROOF,
+                    SIM_FORK_VERSION,
+                    gvr,
+                ),
                 genesis_validators_root: gvr,
                 cfg,
                 by_index,
@@ -699,7 +702,7 @@ impl BeaconSim {
     /// The selection proof of validator `v` for `slot` (its full-key signature of the slot),
     /// when the simulator knows its key.
     fn selection_proof(&self, v: &SimValidator, slot: u64) -> Option<[u8; 96]> {
-        let root = compute_signing_root(slot.tree_hash_root().0, self.inner.domain_selection);
+        let root = compute_signing_root(signing::u64_root(slot), self.inner.domain_selection);
         v.secret.as_ref().map(|sk| sk.sign(&root).to_bytes())
     }
 
@@ -800,7 +803,7 @@ impl BeaconSim {
         let index = m.aggregator_index;
         let verdict = (|| {
             let sel_root =
-                compute_signing_root(slot.tree_hash_root().0, self.inner.domain_selection);
+                compute_signing_root(signing::u64_root(slot), self.inner.domain_selection);
             self.verify(index, &sel_root, &m.selection_proof)
                 .map_err(|e| format!("selection proof: {e}"))?;
             let root = compute_signing_root(m.tree_hash_root().0, self.inner.domain_aggregate);
@@ -911,7 +914,7 @@ impl BeaconSim {
             .proposer(slot)
             .ok_or_else(|| format!("no validator of ours proposes at slot {slot}"))?;
         let epoch = slot / SLOTS_PER_EPOCH;
-        let randao_root = compute_signing_root(epoch.tree_hash_root().0, self.inner.domain_randao);
+        let randao_root = compute_signing_root(signing::u64_root(epoch), self.inner.domain_randao);
         self.verify(v.index, &randao_root, randao_reveal)
             .map_err(|e| format!("RANDAO reveal: {e}"))?;
         let parent = Self::block_root(slot.saturating_sub(1));
@@ -1621,7 +1624,13 @@ mod tests {
         let s = sim.stats();
         assert_eq!(s.attestations_expected, in_window);
         assert_eq!(s.sync_messages_expected, 4 * sync);
-        assert_eq!(s.missed, in_window + 4 * sync, "nothing was submitted");
+        // Committees under 32 members: every attester also aggregates.
+        assert_eq!(s.aggregations_expected, in_window);
+        assert_eq!(
+            s.missed,
+            2 * in_window + 4 * sync + s.proposals_expected,
+            "nothing was submitted"
+        );
         assert_eq!(s.settled_slot, Some(SLOTS_PER_EPOCH + 3));
         // Counting again (the clock task and `stats` race) changes nothing.
         assert_eq!(sim.stats(), s);
@@ -1705,5 +1714,128 @@ mod tests {
         assert_eq!(s.slashable_submissions, 2, "surround vote");
         assert_eq!(s.attestations_signed, 4);
         assert_eq!(s.slashable_examples.len(), 2);
+    }
+
+    /// A simulator like [`sim_in_the_past`] whose every slot's proposer is one of its
+    /// validators.
+    fn proposing_sim() -> (BeaconSim, Vec<SecretKey>) {
+        let (sim, sks) = sim_in_the_past(50);
+        let mut cfg = sim.inner.cfg.clone();
+        cfg.network_validators = 64;
+        (BeaconSim::new(cfg).expect("valid keys"), sks)
+    }
+
+    /// A block produced for the slot's proposer (RANDAO reveal checked), signed by it, is
+    /// valid once; a block of another making, a wrong signature or a wrong RANDAO reveal are
+    /// not; two different correctly signed blocks of a slot are a double proposal.
+    #[test]
+    fn blocks_are_checked_against_the_one_produced() {
+        use ssz::Decode as _;
+        let (sim, sks) = proposing_sim();
+        let slot = SLOTS_PER_EPOCH + 1;
+        let proposer = sim.proposer(slot).expect("a proposer").index;
+        let sk = &sks[proposer as usize];
+        let randao = |sk: &SecretKey| {
+            let root = compute_signing_root(signing::u64_root(1), sim.inner.domain_randao);
+            sk.sign(&root).to_bytes()
+        };
+        let other = &sks[((proposer + 1) % 64) as usize];
+        assert!(sim.produce_block(slot, &randao(other), [0; 32]).is_err());
+        let (blinded, ssz) = sim
+            .produce_block(slot, &randao(sk), [7; 32])
+            .expect("produced");
+        let proposal = Proposal::from_ssz(DataVersion::Electra.to_u64(), &ssz).expect("block");
+        assert_eq!(proposal.is_blinded(), blinded);
+        let sign = |p: &Proposal, sk: &SecretKey| {
+            let root = compute_signing_root(p.block_root(), sim.inner.domain_proposer);
+            p.clone().signed(sk.sign(&root).to_bytes()).to_ssz()
+        };
+        // Signed by another key: invalid, not recorded.
+        assert!(
+            sim.submit_block("electra", blinded, &sign(&proposal, other))
+                .is_err()
+        );
+        // Another block (other graffiti), correctly signed: invalid and recorded.
+        let mut changed = electra::BeaconBlock::from_ssz_bytes(&match &proposal {
+            Proposal::Electra(c) => {
+                use ssz::Encode as _;
+                c.block.as_ssz_bytes()
+            }
+            Proposal::ElectraBlinded(b) => {
+                // A blinded block's own fields are enough to tell it apart.
+                let mut b = (**b).clone();
+                b.body.graffiti = [9; 32];
+                let p = Proposal::ElectraBlinded(Box::new(b));
+                assert!(sim.submit_block("electra", true, &sign(&p, sk)).is_err());
+                // The produced one is then a second, different block of the slot.
+                sim.submit_block("electra", true, &sign(&proposal, sk))
+                    .expect("the produced block");
+                let s = sim.stats();
+                assert_eq!((s.proposals_valid, s.proposals_invalid), (1, 2));
+                assert_eq!(s.slashable_submissions, 1, "double proposal");
+                return;
+            }
+            _ => panic!("an Electra block"),
+        })
+        .expect("block");
+        changed.body.graffiti = [9; 32];
+        let p = Proposal::Electra(Box::new(electra::BlockContents {
+            block: changed,
+            kzg_proofs: Default::default(),
+            blobs: Default::default(),
+        }));
+        assert!(sim.submit_block("electra", false, &sign(&p, sk)).is_err());
+        sim.submit_block("electra", false, &sign(&proposal, sk))
+            .expect("the produced block");
+        let s = sim.stats();
+        assert_eq!((s.proposals_valid, s.proposals_invalid), (1, 2));
+        assert_eq!(s.slashable_submissions, 1, "double proposal");
+    }
+
+    /// An aggregate served for a committee, with a valid selection proof and signature, is
+    /// valid; a wrong selection proof or another aggregate is not.
+    #[test]
+    fn aggregates_are_checked() {
+        let (sim, sks) = sim_in_the_past(50);
+        let d = sim
+            .attester_duties(1)
+            .into_iter()
+            .find(|d| d.slot == SLOTS_PER_EPOCH + 2)
+            .expect("a duty in the window");
+        let sk = &sks[d.validator_index as usize];
+        let data_root = sim.attestation_data(d.slot).tree_hash_root().0;
+        let aggregate = sim
+            .aggregate_attestation(d.slot, &data_root, d.committee_index)
+            .expect("served");
+        assert!(
+            sim.aggregate_attestation(d.slot, &[0; 32], d.committee_index)
+                .is_err()
+        );
+        let proof = |sk: &SecretKey| {
+            let root = compute_signing_root(signing::u64_root(d.slot), sim.inner.domain_selection);
+            sk.sign(&root).to_bytes()
+        };
+        let sign = |message: electra::AggregateAndProof, sk: &SecretKey| {
+            let root = compute_signing_root(message.tree_hash_root().0, sim.inner.domain_aggregate);
+            electra::SignedAggregateAndProof {
+                signature: sk.sign(&root).to_bytes(),
+                message,
+            }
+        };
+        let good = electra::AggregateAndProof {
+            aggregator_index: d.validator_index,
+            aggregate: aggregate.clone(),
+            selection_proof: proof(sk),
+        };
+        let other = &sks[((d.validator_index + 1) % 64) as usize];
+        let mut bad_proof = good.clone();
+        bad_proof.selection_proof = proof(other);
+        assert!(sim.submit_aggregate(&sign(bad_proof, sk)).is_err());
+        let mut bad_aggregate = good.clone();
+        bad_aggregate.aggregate.signature = [1; 96];
+        assert!(sim.submit_aggregate(&sign(bad_aggregate, sk)).is_err());
+        sim.submit_aggregate(&sign(good, sk)).expect("valid");
+        let s = sim.stats();
+        assert_eq!((s.aggregations_valid, s.aggregations_invalid), (1, 2));
     }
 }

@@ -36,6 +36,7 @@ async fn start(
         .map(|(i, sk)| SimValidator {
             index: i as u64,
             pubkey: sk.public_key().to_bytes(),
+            secret: Some(sk.clone()),
         })
         .collect();
     let cfg = SimConfig::new(

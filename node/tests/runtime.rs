@@ -347,7 +347,10 @@ impl Cluster {
                     Submission::Attestations(a) => entry.attestations.extend(a),
                     Submission::SyncMessages(m) => entry.sync.extend(m),
                     // These runs schedule committee duties only.
-                    Submission::Block(_) | Submission::FetchBlock { .. } => {}
+                    Submission::Block(_)
+                    | Submission::FetchBlock { .. }
+                    | Submission::Aggregate(_)
+                    | Submission::FetchAggregate { .. } => {}
                 }
             }
         }
