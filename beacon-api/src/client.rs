@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::types::{
     AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork,
     Genesis, HeadEvent, ProducedBlock, ProposerDuties, SignedAggregateAndProofElectra,
-    SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry,
+    SignedValidatorRegistrationJson, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty,
+    Syncing, ValidatorEntry,
 };
 
 /// Timeout of one request. Too small and a loaded beacon node looks down (duties fail over or
@@ -472,6 +473,21 @@ impl BeaconClient {
             "/eth/v2/validator/aggregate_and_proofs",
             &aggregates,
             &[("Eth-Consensus-Version", "electra")],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /eth/v1/validator/register_validator`: builder registrations (the beacon node
+    /// forwards them to its builder network).
+    pub async fn register_validators(
+        &self,
+        registrations: &[SignedValidatorRegistrationJson],
+    ) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>(
+            "/eth/v1/validator/register_validator",
+            &registrations,
+            &[],
         )
         .await
         .map(drop)

@@ -357,3 +357,58 @@ impl SignedAggregateAndProofElectra {
         })
     }
 }
+
+/// A builder registration as the API writes it (`POST /eth/v1/validator/register_validator`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorRegistrationJson {
+    /// Where execution rewards go.
+    #[serde(with = "hex_bytes")]
+    pub fee_recipient: [u8; 20],
+    /// Preferred gas limit.
+    #[serde(with = "u64_str")]
+    pub gas_limit: u64,
+    /// Unix seconds.
+    #[serde(with = "u64_str")]
+    pub timestamp: u64,
+    /// The validator.
+    #[serde(with = "hex_bytes")]
+    pub pubkey: [u8; 48],
+}
+
+/// A signed builder registration as the API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedValidatorRegistrationJson {
+    /// The registration.
+    pub message: ValidatorRegistrationJson,
+    /// The validator's signature (builder domain).
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 96],
+}
+
+impl SignedValidatorRegistrationJson {
+    /// From the SSZ container.
+    pub fn from_container(r: &ssv_protocol::beacon::builder::SignedValidatorRegistration) -> Self {
+        SignedValidatorRegistrationJson {
+            message: ValidatorRegistrationJson {
+                fee_recipient: r.message.fee_recipient,
+                gas_limit: r.message.gas_limit,
+                timestamp: r.message.timestamp,
+                pubkey: r.message.pubkey,
+            },
+            signature: r.signature,
+        }
+    }
+
+    /// The SSZ container.
+    pub fn to_container(&self) -> ssv_protocol::beacon::builder::SignedValidatorRegistration {
+        ssv_protocol::beacon::builder::SignedValidatorRegistration {
+            message: ssv_protocol::beacon::builder::ValidatorRegistration {
+                fee_recipient: self.message.fee_recipient,
+                gas_limit: self.message.gas_limit,
+                timestamp: self.message.timestamp,
+                pubkey: self.message.pubkey,
+            },
+            signature: self.signature,
+        }
+    }
+}

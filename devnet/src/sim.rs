@@ -132,6 +132,9 @@ pub struct SimConfig {
     pub network_validators: u64,
 }
 
+/// Slots between two builder registrations of a validator (ten epochs, as the Go node).
+pub const REGISTRATION_PERIOD_SLOTS: u64 = 10 * SLOTS_PER_EPOCH;
+
 /// The network size the simulator assumes by default for proposer draws.
 pub const MAINNET_VALIDATORS: u64 = 1_000_000;
 
@@ -226,8 +229,21 @@ pub struct SimStats {
     /// Valid aggregates received late.
     #[serde(default)]
     pub aggregations_late: u64,
+    /// Builder registrations expected (each validator once every ten epochs, in the slot
+    /// matching its index) whose slot has been reached.
+    #[serde(default)]
+    pub registrations_expected: u64,
+    /// Valid registrations.
+    #[serde(default)]
+    pub registrations_valid: u64,
+    /// Registrations with a bad signature or of no expected slot.
+    #[serde(default)]
+    pub registrations_invalid: u64,
+    /// Valid registrations received late.
+    #[serde(default)]
+    pub registrations_late: u64,
     /// Latency from slot start to a valid submission, in milliseconds, one per valid
-    /// submission (attestations, sync messages, blocks and aggregates).
+    /// submission (attestations, sync messages, blocks, aggregates and registrations).
     pub latencies_ms: Vec<u64>,
     /// Latest slot whose submissions are complete when counted (`slot - 2`).
     pub settled_slot: Option<u64>,
@@ -255,6 +271,7 @@ struct Inner {
     domain_proposer: [u8; 32],
     domain_selection: [u8; 32],
     domain_aggregate: [u8; 32],
+    domain_builder: [u8; 32],
     genesis_validators_root: [u8; 32],
     state: Mutex<SimState>,
     head_tx: broadcast::Sender<HeadEvent>,
@@ -287,6 +304,8 @@ struct SimState {
     aggregates: HashMap<(u64, u64), [u8; 32]>,
     /// (slot, validator) of aggregates accepted.
     aggregated: HashSet<(u64, u64)>,
+    /// (slot, validator) of registrations accepted.
+    registered: HashSet<(u64, u64)>,
 }
 
 /// A running simulator.
@@ -323,6 +342,11 @@ impl BeaconSim {
                 domain_randao: compute_domain(signing::RANDAO, SIM_FORK_VERSION, gvr),
                 domain_proposer: compute_domain(signing::BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
                 domain_selection: compute_domain(signing::SELECTION_PROOF, SIM_FORK_VERSION, gvr),
+                domain_builder: compute_domain(
+                    signing::APPLICATION_BUILDER,
+                    SIM_FORK_VERSION,
+                    [0; 32],
+                ),
                 domain_aggregate: compute_domain(
                     signing::AGGREGATE_AND_PROOF,
                     SIM_FORK_VERSION,
@@ -500,6 +524,7 @@ impl BeaconSim {
             st.stats.proposals_expected += u64::from(self.proposer(s).is_some());
             let aggregating = self.aggregators_of_slot(st, s);
             st.stats.aggregations_expected += aggregating.len() as u64;
+            st.stats.registrations_expected += self.registering(s).count() as u64;
         }
         if from <= through {
             st.counted_through = Some(through);
@@ -857,6 +882,67 @@ impl BeaconSim {
         }
     }
 
+    /// The validators whose builder registration falls in `slot` (index and slot equal
+    /// modulo [`REGISTRATION_PERIOD_SLOTS`]).
+    fn registering(&self, slot: u64) -> impl Iterator<Item = u64> + '_ {
+        self.inner
+            .cfg
+            .validators
+            .iter()
+            .map(|v| v.index)
+            .filter(move |i| i % REGISTRATION_PERIOD_SLOTS == slot % REGISTRATION_PERIOD_SLOTS)
+    }
+
+    /// Checks and records one builder registration: signed by the validator under the
+    /// builder domain, with the start of an epoch holding the validator's registration slot as
+    /// its timestamp.
+    pub fn submit_registration(
+        &self,
+        r: &ssv_protocol::beacon::builder::SignedValidatorRegistration,
+    ) -> Result<(), String> {
+        let received_ms = SlotClock::now_ms();
+        let m = &r.message;
+        let v = self
+            .inner
+            .cfg
+            .validators
+            .iter()
+            .find(|v| v.pubkey == m.pubkey)
+            .ok_or("unknown validator")?
+            .clone();
+        let root = compute_signing_root(m.tree_hash_root().0, self.inner.domain_builder);
+        self.verify(v.index, &root, &r.signature)?;
+        // The epoch whose start the timestamp is, then the validator's slot in it.
+        let epoch_ms = self.slot_ms() * SLOTS_PER_EPOCH;
+        let x = (m.timestamp * 1000).saturating_sub(self.inner.cfg.genesis_time_ms);
+        let epoch = [x / epoch_ms, x / epoch_ms + 1]
+            .into_iter()
+            .find(|e| self.slot_start_ms(e * SLOTS_PER_EPOCH) / 1000 == m.timestamp)
+            .ok_or_else(|| format!("timestamp {} is no epoch's start", m.timestamp))?;
+        let slot = (epoch * SLOTS_PER_EPOCH..(epoch + 1) * SLOTS_PER_EPOCH)
+            .find(|s| s % REGISTRATION_PERIOD_SLOTS == v.index % REGISTRATION_PERIOD_SLOTS)
+            .ok_or_else(|| {
+                format!(
+                    "validator {} registers in no slot of epoch {epoch}",
+                    v.index
+                )
+            })?;
+        if !self.counted(slot) {
+            return Ok(());
+        }
+        let mut st = self.inner.state.lock();
+        if !st.registered.insert((slot, v.index)) {
+            return Ok(());
+        }
+        st.stats.registrations_valid += 1;
+        let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
+        if latency > self.inner.cfg.late_after.as_millis() as u64 {
+            st.stats.registrations_late += 1;
+        }
+        st.stats.latencies_ms.push(latency);
+        Ok(())
+    }
+
     /// The proposer of `slot` when it is one of our validators: a seeded draw from
     /// [`SimConfig::network_validators`].
     pub fn proposer(&self, slot: u64) -> Option<&SimValidator> {
@@ -1124,6 +1210,10 @@ impl BeaconSim {
             .route(
                 "/eth/v2/validator/aggregate_and_proofs",
                 post(publish_aggregates),
+            )
+            .route(
+                "/eth/v1/validator/register_validator",
+                post(register_validator),
             )
             .route("/eth/v2/beacon/blocks", post(publish_block))
             .route("/eth/v2/beacon/blinded_blocks", post(publish_blinded_block))
@@ -1531,6 +1621,25 @@ async fn publish_aggregates(
                 .map(|e| format!("{i}: {e}"))
         })
         .collect();
+    if failures.is_empty() {
+        StatusCode::OK.into_response()
+    } else {
+        api_error(StatusCode::BAD_REQUEST, failures.join("; "))
+    }
+}
+
+async fn register_validator(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<ssv_beacon_api::types::SignedValidatorRegistrationJson>>,
+) -> Response {
+    let mut failures = Vec::new();
+    for (i, r) in body.iter().enumerate() {
+        if let Err(e) = sim.submit_registration(&r.to_container()) {
+            failures.push(format!("{i}: {e}"));
+            let mut st = sim.inner.state.lock();
+            st.stats.registrations_invalid += 1;
+        }
+    }
     if failures.is_empty() {
         StatusCode::OK.into_response()
     } else {

@@ -67,8 +67,16 @@ pub struct Summary {
     pub aggregations_invalid: u64,
     /// Valid aggregates received late.
     pub aggregations_late: u64,
-    /// Duties of every type (attestations, sync messages, proposals, aggregations) with no
-    /// valid submission.
+    /// Builder registrations expected in the counted slots.
+    pub registrations_expected: u64,
+    /// Valid registrations of those.
+    pub registrations_valid: u64,
+    /// Invalid registrations.
+    pub registrations_invalid: u64,
+    /// Valid registrations received late.
+    pub registrations_late: u64,
+    /// Duties of every type (attestations, sync messages, proposals, aggregations,
+    /// registrations) with no valid submission.
     pub missed: u64,
     /// Median latency from slot start to a valid submission.
     pub duty_latency_ms_p50: u64,
@@ -159,6 +167,10 @@ impl Summary {
             aggregations_valid: 0,
             aggregations_invalid: 0,
             aggregations_late: 0,
+            registrations_expected: 0,
+            registrations_valid: 0,
+            registrations_invalid: 0,
+            registrations_late: 0,
             missed: 0,
             duty_latency_ms_p50: 0,
             duty_latency_ms_p99: 0,
@@ -218,14 +230,16 @@ impl Summary {
             || self.sync_messages_invalid > 0
             || self.proposals_invalid > 0
             || self.aggregations_invalid > 0
+            || self.registrations_invalid > 0
         {
             return Some(format!(
                 "{} invalid attestations, {} invalid sync-committee messages, {} invalid \
-                 blocks and {} invalid aggregates",
+                 blocks, {} invalid aggregates and {} invalid registrations",
                 self.attestations_invalid,
                 self.sync_messages_invalid,
                 self.proposals_invalid,
-                self.aggregations_invalid
+                self.aggregations_invalid,
+                self.registrations_invalid
             ));
         }
         if self.missed > 0 {
@@ -253,6 +267,12 @@ impl Summary {
             return Some(format!(
                 "{} of {} expected aggregates valid",
                 self.aggregations_valid, self.aggregations_expected
+            ));
+        }
+        if self.registrations_valid < self.registrations_expected {
+            return Some(format!(
+                "{} of {} expected registrations valid",
+                self.registrations_valid, self.registrations_expected
             ));
         }
         if self.attestations_expected + self.sync_messages_expected == 0 {
@@ -313,6 +333,13 @@ impl Summary {
                 self.aggregations_valid,
                 self.aggregations_invalid,
                 self.aggregations_late,
+            ),
+            (
+                "registrations",
+                self.registrations_expected,
+                self.registrations_valid,
+                self.registrations_invalid,
+                self.registrations_late,
             ),
         ] {
             let _ = writeln!(

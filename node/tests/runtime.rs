@@ -195,6 +195,8 @@ impl Cluster {
                         pubkey: validator_keys[v as usize].to_bytes(),
                         public_key: validator_keys[v as usize],
                         secret_share: s[&id].clone(),
+                        fee_recipient: [0; 20],
+                        exit_requested: None,
                         share_pubkeys: s.iter().map(|(o, k)| (*o, k.public_key())).collect(),
                     };
                     (v, Arc::new(share))
@@ -350,6 +352,7 @@ impl Cluster {
                     Submission::Block(_)
                     | Submission::FetchBlock { .. }
                     | Submission::Aggregate(_)
+                    | Submission::Registration(_)
                     | Submission::FetchAggregate { .. } => {}
                 }
             }

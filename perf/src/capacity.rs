@@ -577,6 +577,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     pubkey: fx.validator_pk[vi].to_bytes(),
                     public_key: fx.validator_pk[vi],
                     secret_share: fx.shares[vi][&OUR_ID].clone(),
+                    fee_recipient: [0; 20],
+                    exit_requested: None,
                     share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
                 }),
             );
@@ -728,6 +730,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                         Submission::Block(_)
                         | Submission::FetchBlock { .. }
                         | Submission::Aggregate(_)
+                        | Submission::Registration(_)
                         | Submission::FetchAggregate { .. } => 0,
                     } as u64;
                     got += n;
@@ -787,6 +790,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             Submission::Block(_)
             | Submission::FetchBlock { .. }
             | Submission::Aggregate(_)
+            | Submission::Registration(_)
             | Submission::FetchAggregate { .. } => {}
         }
     }

@@ -16,7 +16,7 @@ use crate::interchange::{
     INTERCHANGE_FORMAT_VERSION, ImportSummary, Interchange, InterchangeAttestation,
     InterchangeBlock, InterchangeMetadata, InterchangeRecord, to_hex,
 };
-use crate::records::{DecidedRecord, QbftIdentifier, ShareRecord, ValidatorPubkey};
+use crate::records::{Address, DecidedRecord, QbftIdentifier, ShareRecord, ValidatorPubkey};
 use crate::slashing::{
     AttestationToSign, BlockToSign, PruneBelow, PruneSummary, SLASHING_BATCH_MAX, SlashingVerdicts,
 };
@@ -364,6 +364,28 @@ impl Store {
             .get::<Shares>(pubkey)?
             .map(|v| v.to_owned())
             .transpose()
+    }
+
+    /// The fee recipient `owner` set (`FeeRecipientAddressUpdated`); `None` when it set none
+    /// (the owner's address is then the recipient, as the Go node has it).
+    pub fn fee_recipient(&self, owner: &Address) -> Result<Option<Address>> {
+        Ok(self
+            .read()?
+            .get::<crate::tables::FeeRecipients>(owner)?
+            .map(|v| v.to_owned())
+            .transpose()?
+            .map(|r| r.recipient))
+    }
+
+    /// The block of the last `ValidatorExited` event of `pubkey` (an exit request of its
+    /// owner), if any.
+    pub fn exit_requested(&self, pubkey: &ValidatorPubkey) -> Result<Option<u64>> {
+        Ok(self
+            .read()?
+            .get::<crate::tables::ValidatorEvents>(pubkey)?
+            .map(|v| v.to_owned())
+            .transpose()?
+            .and_then(|r| r.exit_requested_block))
     }
 
     /// The highest decided instance of `identifier`.

@@ -66,6 +66,8 @@ counters! {
     blocks_submitted,
     /// Aggregates and proofs published through the beacon node.
     aggregates_submitted,
+    /// Builder registrations submitted through the beacon node.
+    registrations_submitted,
     /// Submissions the beacon node refused or that failed.
     submission_errors,
     /// Slots whose duties could not be scheduled (beacon node errors).
@@ -121,6 +123,6 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 22);
+        assert_eq!(text.matches("# TYPE").count(), 23);
     }
 }

@@ -300,7 +300,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shards: shard_txs.clone(),
         shard_of,
         clock,
-        fork: ForkInfo::new(&fork, genesis.genesis_validators_root),
+        fork: ForkInfo::new(&fork, &genesis),
         metrics: metrics.clone(),
     };
     let sched = tokio::spawn(scheduler.run(stop_rx.clone()));
@@ -618,6 +618,16 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
                 .is_err()
             {
                 tracing::warn!(slot, "shard stopped before its aggregate arrived");
+            }
+        }
+        Submission::Registration(r) => {
+            let body = ssv_beacon_api::types::SignedValidatorRegistrationJson::from_container(&r);
+            match client.register_validators(&[body]).await {
+                Ok(()) => Metrics::add(&metrics.registrations_submitted, 1),
+                Err(e) => {
+                    Metrics::add(&metrics.submission_errors, 1);
+                    tracing::error!("submitting a builder registration: {e}");
+                }
             }
         }
         Submission::Aggregate(signed) => {

@@ -32,6 +32,11 @@ pub struct ValidatorShare {
     pub secret_share: SecretKey,
     /// Every member's share public key, by operator.
     pub share_pubkeys: BTreeMap<OperatorId, PublicKey>,
+    /// Where its execution rewards go: its owner's fee recipient, or the owner's address
+    /// when it set none (builder registrations, `prepare_beacon_proposer`).
+    pub fee_recipient: [u8; 20],
+    /// Block of its owner's exit request (`ValidatorExited`), if any.
+    pub exit_requested: Option<u64>,
 }
 
 /// One of our committees.
@@ -229,11 +234,20 @@ fn load_share(
             PublicKey::from_bytes(pk).with_context(|| format!("share public key of {op}"))?,
         );
     }
+    let fee_recipient = store
+        .fee_recipient(&record.owner)
+        .context("reading the owner's fee recipient")?
+        .unwrap_or(record.owner);
+    let exit_requested = store
+        .exit_requested(pubkey)
+        .context("reading the validator's exit request")?;
     Ok(ValidatorShare {
         index,
         pubkey: *pubkey,
         public_key: PublicKey::from_bytes(pubkey).context("validator public key")?,
         secret_share,
         share_pubkeys,
+        fee_recipient,
+        exit_requested,
     })
 }

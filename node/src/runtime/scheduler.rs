@@ -45,16 +45,19 @@ pub struct ForkInfo {
     pub epoch: u64,
     /// Genesis validators root.
     pub genesis_validators_root: [u8; 32],
+    /// Genesis fork version (the builder domain's).
+    pub genesis_fork_version: [u8; 4],
 }
 
 impl ForkInfo {
     /// From the beacon node's fork and genesis.
-    pub fn new(fork: &Fork, genesis_validators_root: [u8; 32]) -> Self {
+    pub fn new(fork: &Fork, genesis: &ssv_beacon_api::types::Genesis) -> Self {
         ForkInfo {
             previous_version: fork.previous_version,
             current_version: fork.current_version,
             epoch: fork.epoch,
-            genesis_validators_root,
+            genesis_validators_root: genesis.genesis_validators_root,
+            genesis_fork_version: genesis.genesis_fork_version,
         }
     }
 
@@ -295,6 +298,7 @@ impl Scheduler {
         for d in duties.proposer.iter().filter(|d| d.slot == slot) {
             self.start_proposal(d, epoch);
         }
+        self.start_registrations(slot);
         // Every attester also tries to aggregate: whether it is an aggregator is known only
         // from its selection proof, a threshold signature of the slot (the Go node does the
         // same). The aggregate itself is fetched at two thirds of the slot.
@@ -436,6 +440,50 @@ impl Scheduler {
         );
     }
 
+    /// Builder registrations of the slot: each validator once every
+    /// [`REGISTRATION_PERIOD_EPOCHS`], in the slot of that period whose number matches its
+    /// index (as the Go node spreads them).
+    fn start_registrations(&self, slot: u64) {
+        let spec = self.clock.spec();
+        let period = REGISTRATION_PERIOD_EPOCHS * spec.slots_per_epoch();
+        let epoch_start_s = self
+            .clock
+            .slot_start_ms(spec.first_slot(spec.epoch_of(slot)))
+            / 1000;
+        let domain = ssv_protocol::runner::validator_registration::builder_domain(
+            self.fork.genesis_fork_version,
+        );
+        for (&index, &committee) in &self.registry.committee_of {
+            if index % period != slot % period {
+                continue;
+            }
+            let Some(share) = self
+                .registry
+                .committees
+                .get(committee)
+                .and_then(|c| c.validators.get(&index))
+            else {
+                continue;
+            };
+            let object = ssv_protocol::runner::validator_registration::registration_object(
+                share.fee_recipient,
+                ssv_protocol::runner::validator_registration::DEFAULT_GAS_LIMIT,
+                epoch_start_s,
+                share.pubkey,
+            );
+            self.start_validator_duty(
+                committee,
+                slot,
+                ValidatorStart::Registration {
+                    pubkey: share.pubkey,
+                    slot,
+                    object,
+                    domain,
+                },
+            );
+        }
+    }
+
     fn start_validator_duty(&self, committee: usize, slot: u64, start: ValidatorStart) {
         let shard = self.shard_of[committee];
         if self.shards[shard]
@@ -447,6 +495,9 @@ impl Scheduler {
         }
     }
 }
+
+/// Epochs between two builder registrations of a validator (the Go node's).
+pub const REGISTRATION_PERIOD_EPOCHS: u64 = 10;
 
 /// Pause between attempts to fetch an epoch's duties that failed.
 pub const DUTIES_RETRY: Duration = Duration::from_millis(500);
@@ -543,6 +594,8 @@ mod tests {
                     pubkey: sk.public_key().to_bytes(),
                     public_key: sk.public_key(),
                     secret_share: sk,
+                    fee_recipient: [0; 20],
+                    exit_requested: None,
                     share_pubkeys: Default::default(),
                 };
                 (i, Arc::new(share))

@@ -135,6 +135,8 @@ pub enum Submission {
     SyncMessages(Vec<SyncCommitteeMessage>),
     /// A signed block (full or blinded).
     Block(Box<ssv_protocol::beacon::consensus_data::SignedProposal>),
+    /// A signed builder registration.
+    Registration(ssv_protocol::beacon::builder::SignedValidatorRegistration),
     /// A signed aggregate and proof.
     Aggregate(Box<ssv_protocol::beacon::consensus_data::SignedAggregateAndProofData>),
     /// Fetch the aggregate to propose (at two thirds of the slot); the answer goes to `reply`
@@ -768,7 +770,9 @@ impl Shard {
         };
         match id.role() {
             Some(RunnerRole::Committee) => {}
-            Some(RunnerRole::Proposer | RunnerRole::Aggregator) => {
+            Some(
+                RunnerRole::Proposer | RunnerRole::Aggregator | RunnerRole::ValidatorRegistration,
+            ) => {
                 let Some(key) = RunnerKey::from_message_id(id) else {
                     return ValidationResult::Reject;
                 };

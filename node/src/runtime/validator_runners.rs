@@ -33,7 +33,7 @@ use ssv_protocol::qbft::{Config as QbftConfig, Env, ValueCheck};
 use ssv_protocol::runner::{
     AggregatorDomains, AggregatorRunner, BeaconDataRequest, BeaconObject, BlockSlashing, Phase,
     ProposerDomains, ProposerRunner, ReconstructFailure, RunnerKey, RunnerOptions, RunnerShare,
-    ValidatorAction,
+    SigningObject, SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
 };
 use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
 use ssv_storage::{BlockToSign, Store};
@@ -58,25 +58,29 @@ const EARLY_MESSAGES_MAX: usize = 128;
 enum Runner {
     Proposer(Box<ProposerRunner>),
     Aggregator(Box<AggregatorRunner>),
+    /// Validator registration (and voluntary exit): pre-consensus only.
+    SigningOnly(Box<SigningOnlyRunner>),
 }
 
-/// Calls the same method on whichever runner it is (the roles share their signatures).
+/// Calls the same method on whichever runner with consensus it is (the roles share their
+/// signatures); `$other` for the signing-only runner.
 macro_rules! each {
-    ($runner:expr, $r:ident => $body:expr) => {
+    ($runner:expr, $r:ident => $body:expr, $o:ident => $other:expr) => {
         match $runner {
             Runner::Proposer($r) => $body,
             Runner::Aggregator($r) => $body,
+            Runner::SigningOnly($o) => $other,
         }
     };
 }
 
 impl Runner {
     fn base(&self) -> &ssv_protocol::runner::BaseRunner {
-        each!(self, r => r.base())
+        each!(self, r => r.base(), o => o.base())
     }
 
     fn set_current_epoch(&mut self, epoch: u64) {
-        each!(self, r => r.set_current_epoch(epoch))
+        each!(self, r => r.set_current_epoch(epoch), _o => ())
     }
 
     fn process_message(
@@ -85,7 +89,7 @@ impl Runner {
         msg: SignedSsvMessage,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), ProtocolError> {
-        each!(self, r => r.process_message(env, msg, out))
+        each!(self, r => r.process_message(env, msg, out), o => o.process_message(&msg, out))
     }
 
     fn signed(
@@ -94,7 +98,7 @@ impl Runner {
         signature: BlsSignature,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), ProtocolError> {
-        each!(self, r => r.signed(env, signature, out))
+        each!(self, r => r.signed(env, signature, out), o => o.signed(env, signature, out))
     }
 
     fn reconstructed(
@@ -103,7 +107,7 @@ impl Runner {
         verdict: Result<BlsSignature, ReconstructFailure>,
         out: &mut Vec<ValidatorAction>,
     ) {
-        each!(self, r => r.reconstructed(root, verdict, out))
+        each!(self, r => r.reconstructed(root, verdict, out), o => o.reconstructed(verdict, out))
     }
 
     fn on_timeout(
@@ -112,7 +116,7 @@ impl Runner {
         slot: Slot,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), ProtocolError> {
-        each!(self, r => r.on_timeout(env, slot, out))
+        each!(self, r => r.on_timeout(env, slot, out), _o => Ok(()))
     }
 
     fn beacon_data(
@@ -122,14 +126,18 @@ impl Runner {
         ssz: Vec<u8>,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), ProtocolError> {
-        each!(self, r => r.beacon_data(env, version, ssz, out))
+        each!(
+            self,
+            r => r.beacon_data(env, version, ssz, out),
+            _o => Err(ProtocolError::Decode("no beacon data for this role".into()))
+        )
     }
 
     /// The block slot when `root` is a decided block's signing root (slashable).
     fn block_to_sign(&self, root: &Root) -> Option<Slot> {
         match self {
             Runner::Proposer(r) => r.block_to_sign(root),
-            Runner::Aggregator(_) => None,
+            Runner::Aggregator(_) | Runner::SigningOnly(_) => None,
         }
     }
 }
@@ -257,6 +265,14 @@ impl ValidatorRunners {
                     r.set_current_epoch(self.current_epoch());
                     Runner::Aggregator(Box::new(r))
                 }
+                RunnerRole::ValidatorRegistration => {
+                    Runner::SigningOnly(Box::new(SigningOnlyRunner::new(
+                        SigningOnlyRole::ValidatorRegistration,
+                        info.member.clone(),
+                        runner_share,
+                        RunnerOptions::NODE,
+                    )))
+                }
                 _ => return None,
             };
             self.runners.insert(
@@ -325,6 +341,9 @@ impl ValidatorRunners {
             ValidatorStart::Aggregation { duty, .. } => {
                 (duty.pubkey, duty.slot, RunnerRole::Aggregator)
             }
+            ValidatorStart::Registration { pubkey, slot, .. } => {
+                (*pubkey, *slot, RunnerRole::ValidatorRegistration)
+            }
         };
         let key = RunnerKey::Validator(pubkey, role);
         let epoch = self
@@ -342,6 +361,15 @@ impl ValidatorRunners {
             (Runner::Aggregator(r), ValidatorStart::Aggregation { duty, domains }) => {
                 r.start_duty(duty, domains, epoch, out)
             }
+            (
+                Runner::SigningOnly(r),
+                ValidatorStart::Registration {
+                    slot,
+                    object,
+                    domain,
+                    ..
+                },
+            ) => r.start_duty(slot, object, domain, out),
             _ => Err(ProtocolError::Decode("duty of another role".into())),
         });
         if let Err(e) = result {
@@ -595,6 +623,7 @@ impl ValidatorRunners {
                 let submission = match object {
                     BeaconObject::Proposal(p) => Submission::Block(p),
                     BeaconObject::AggregateAndProof(a) => Submission::Aggregate(Box::new(a)),
+                    BeaconObject::ValidatorRegistration(r) => Submission::Registration(r),
                     other => {
                         tracing::error!(
                             root = hex::encode(other.root()),
@@ -629,6 +658,17 @@ pub enum ValidatorStart {
         duty: BeaconDuty,
         /// Its signing domains.
         domains: AggregatorDomains,
+    },
+    /// Register the validator with the builder network (fee recipient, gas limit).
+    Registration {
+        /// The validator.
+        pubkey: BlsPublicKey,
+        /// The duty's slot.
+        slot: Slot,
+        /// The registration to sign.
+        object: SigningObject,
+        /// The builder domain.
+        domain: ssv_protocol::signing::Domain,
     },
 }
 
