@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::types::{
     AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork,
     Genesis, HeadEvent, ProducedBlock, ProposerDuties, SignedAggregateAndProofElectra,
-    SignedValidatorRegistrationJson, SingleAttestation, Spec, SyncCommitteeMessage, SyncDuty,
-    Syncing, ValidatorEntry,
+    SignedContributionAndProofJson, SignedValidatorRegistrationJson, SingleAttestation, Spec,
+    SyncCommitteeContributionJson, SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry,
 };
 
 /// Timeout of one request. Too small and a loaded beacon node looks down (duties fail over or
@@ -487,6 +487,38 @@ impl BeaconClient {
         self.post::<_, serde_json::Value>(
             "/eth/v1/validator/register_validator",
             &registrations,
+            &[],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /eth/v1/validator/sync_committee_contribution`: the aggregate of a subcommittee's
+    /// messages for `beacon_block_root` at `slot`.
+    pub async fn sync_committee_contribution(
+        &self,
+        slot: u64,
+        subcommittee_index: u64,
+        beacon_block_root: &[u8; 32],
+    ) -> Result<SyncCommitteeContributionJson, BeaconError> {
+        let path = format!(
+            "/eth/v1/validator/sync_committee_contribution?slot={slot}&subcommittee_index={subcommittee_index}&beacon_block_root={}",
+            hex0x(beacon_block_root)
+        );
+        Ok(self
+            .get::<Data<SyncCommitteeContributionJson>>(&path)
+            .await?
+            .data)
+    }
+
+    /// `POST /eth/v1/validator/contribution_and_proofs`.
+    pub async fn publish_contributions(
+        &self,
+        contributions: &[SignedContributionAndProofJson],
+    ) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>(
+            "/eth/v1/validator/contribution_and_proofs",
+            &contributions,
             &[],
         )
         .await

@@ -412,3 +412,105 @@ impl SignedValidatorRegistrationJson {
         }
     }
 }
+
+/// A sync-committee contribution as the API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCommitteeContributionJson {
+    /// Slot.
+    #[serde(with = "u64_str")]
+    pub slot: u64,
+    /// The block root the members signed.
+    #[serde(with = "hex_bytes")]
+    pub beacon_block_root: [u8; 32],
+    /// The subcommittee.
+    #[serde(with = "u64_str")]
+    pub subcommittee_index: u64,
+    /// Participants (SSZ bitvector bytes).
+    #[serde(with = "hex_vec")]
+    pub aggregation_bits: Vec<u8>,
+    /// Aggregate signature.
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 96],
+}
+
+impl SyncCommitteeContributionJson {
+    /// The SSZ container.
+    pub fn to_container(
+        &self,
+    ) -> Result<ssv_protocol::beacon::altair::SyncCommitteeContribution, String> {
+        use ssz::Decode as _;
+        Ok(ssv_protocol::beacon::altair::SyncCommitteeContribution {
+            slot: self.slot,
+            beacon_block_root: self.beacon_block_root,
+            subcommittee_index: self.subcommittee_index,
+            aggregation_bits: ssz_types::BitVector::from_ssz_bytes(&self.aggregation_bits)
+                .map_err(|e| format!("aggregation_bits: {e:?}"))?,
+            signature: self.signature,
+        })
+    }
+
+    /// From the SSZ container.
+    pub fn from_container(c: &ssv_protocol::beacon::altair::SyncCommitteeContribution) -> Self {
+        use ssz::Encode as _;
+        SyncCommitteeContributionJson {
+            slot: c.slot,
+            beacon_block_root: c.beacon_block_root,
+            subcommittee_index: c.subcommittee_index,
+            aggregation_bits: c.aggregation_bits.as_ssz_bytes(),
+            signature: c.signature,
+        }
+    }
+}
+
+/// A contribution and proof as the API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContributionAndProofJson {
+    /// The aggregator.
+    #[serde(with = "u64_str")]
+    pub aggregator_index: u64,
+    /// The contribution.
+    pub contribution: SyncCommitteeContributionJson,
+    /// The aggregator's selection proof.
+    #[serde(with = "hex_bytes")]
+    pub selection_proof: [u8; 96],
+}
+
+/// `POST /eth/v1/validator/contribution_and_proofs`: one signed contribution and proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedContributionAndProofJson {
+    /// The contribution and proof.
+    pub message: ContributionAndProofJson,
+    /// The aggregator's signature of it.
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 96],
+}
+
+impl SignedContributionAndProofJson {
+    /// From the SSZ container.
+    pub fn from_container(s: &ssv_protocol::beacon::altair::SignedContributionAndProof) -> Self {
+        SignedContributionAndProofJson {
+            message: ContributionAndProofJson {
+                aggregator_index: s.message.aggregator_index,
+                contribution: SyncCommitteeContributionJson::from_container(
+                    &s.message.contribution,
+                ),
+                selection_proof: s.message.selection_proof,
+            },
+            signature: s.signature,
+        }
+    }
+
+    /// The SSZ container.
+    pub fn to_container(
+        &self,
+    ) -> Result<ssv_protocol::beacon::altair::SignedContributionAndProof, String> {
+        Ok(ssv_protocol::beacon::altair::SignedContributionAndProof {
+            message: ssv_protocol::beacon::altair::ContributionAndProof {
+                aggregator_index: self.message.aggregator_index,
+                contribution: self.message.contribution.to_container()?,
+                selection_proof: self.message.selection_proof,
+            },
+            signature: self.signature,
+        })
+    }
+}

@@ -229,6 +229,20 @@ pub struct SimStats {
     /// Valid aggregates received late.
     #[serde(default)]
     pub aggregations_late: u64,
+    /// Contributions expected (a sync-committee member's subcommittee whose selection proof
+    /// makes it an aggregator) whose slot has been reached.
+    #[serde(default)]
+    pub contributions_expected: u64,
+    /// Valid signed contributions and proofs.
+    #[serde(default)]
+    pub contributions_valid: u64,
+    /// Contributions with a bad signature or proof, another contribution than the one
+    /// served, or from a member that does not aggregate.
+    #[serde(default)]
+    pub contributions_invalid: u64,
+    /// Valid contributions received late.
+    #[serde(default)]
+    pub contributions_late: u64,
     /// Builder registrations expected (each validator once every ten epochs, in the slot
     /// matching its index) whose slot has been reached.
     #[serde(default)]
@@ -272,6 +286,8 @@ struct Inner {
     domain_selection: [u8; 32],
     domain_aggregate: [u8; 32],
     domain_builder: [u8; 32],
+    domain_sync_selection: [u8; 32],
+    domain_contribution: [u8; 32],
     genesis_validators_root: [u8; 32],
     state: Mutex<SimState>,
     head_tx: broadcast::Sender<HeadEvent>,
@@ -306,6 +322,10 @@ struct SimState {
     aggregated: HashSet<(u64, u64)>,
     /// (slot, validator) of registrations accepted.
     registered: HashSet<(u64, u64)>,
+    /// Root of the contribution served per (slot, subcommittee).
+    contributions: HashMap<(u64, u64), [u8; 32]>,
+    /// (slot, validator, subcommittee) of contributions accepted.
+    contributed: HashSet<(u64, u64, u64)>,
 }
 
 /// A running simulator.
@@ -342,6 +362,16 @@ impl BeaconSim {
                 domain_randao: compute_domain(signing::RANDAO, SIM_FORK_VERSION, gvr),
                 domain_proposer: compute_domain(signing::BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
                 domain_selection: compute_domain(signing::SELECTION_PROOF, SIM_FORK_VERSION, gvr),
+                domain_sync_selection: compute_domain(
+                    signing::SYNC_COMMITTEE_SELECTION_PROOF,
+                    SIM_FORK_VERSION,
+                    gvr,
+                ),
+                domain_contribution: compute_domain(
+                    signing::CONTRIBUTION_AND_PROOF,
+                    SIM_FORK_VERSION,
+                    gvr,
+                ),
                 domain_builder: compute_domain(
                     signing::APPLICATION_BUILDER,
                     SIM_FORK_VERSION,
@@ -525,6 +555,7 @@ impl BeaconSim {
             let aggregating = self.aggregators_of_slot(st, s);
             st.stats.aggregations_expected += aggregating.len() as u64;
             st.stats.registrations_expected += self.registering(s).count() as u64;
+            st.stats.contributions_expected += self.contributing(s).len() as u64;
         }
         if from <= through {
             st.counted_through = Some(through);
@@ -882,6 +913,149 @@ impl BeaconSim {
         }
     }
 
+    /// The root a sync-committee selection proof signs.
+    fn sync_selection_root(&self, slot: u64, subcommittee_index: u64) -> [u8; 32] {
+        let data = ssv_protocol::beacon::altair::SyncAggregatorSelectionData {
+            slot,
+            subcommittee_index,
+        };
+        compute_signing_root(data.tree_hash_root().0, self.inner.domain_sync_selection)
+    }
+
+    /// The (member, subcommittee) pairs of `slot` known to contribute: sync-committee
+    /// members whose selection proof of their subcommittee makes them aggregators.
+    fn contributing(&self, slot: u64) -> Vec<(u64, u64)> {
+        let epoch = slot / SLOTS_PER_EPOCH;
+        let committee = self.sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
+        committee
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, i)| {
+                let sub = pos as u64 / ssv_protocol::beacon::SYNC_SUBCOMMITTEE_SIZE as u64;
+                let v = self.inner.by_index.get(i)?;
+                let root = self.sync_selection_root(slot, sub);
+                let proof = v.secret.as_ref()?.sign(&root).to_bytes();
+                ssv_protocol::runner::is_sync_committee_aggregator(&proof).then_some((*i, sub))
+            })
+            .collect()
+    }
+
+    /// The contribution of subcommittee `subcommittee_index` at `slot` (`GET
+    /// /eth/v1/validator/sync_committee_contribution`): every member's bit, over the slot's
+    /// block.
+    pub fn sync_contribution(
+        &self,
+        slot: u64,
+        subcommittee_index: u64,
+        block_root: &[u8; 32],
+    ) -> Result<altair::SyncCommitteeContribution, String> {
+        if *block_root != Self::block_root(slot) {
+            return Err("no contribution for that block".into());
+        }
+        let per = ssv_protocol::beacon::SYNC_SUBCOMMITTEE_SIZE;
+        let committee =
+            self.sync_committee(slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
+        let mut bits = ssz_types::BitVector::new();
+        for pos in 0..committee.len() {
+            if pos / per == subcommittee_index as usize {
+                bits.set(pos % per, true).map_err(|e| format!("{e:?}"))?;
+            }
+        }
+        let c = altair::SyncCommitteeContribution {
+            slot,
+            beacon_block_root: *block_root,
+            subcommittee_index,
+            aggregation_bits: bits,
+            signature: {
+                let d = h(&[
+                    b"contribution",
+                    &slot.to_le_bytes(),
+                    &subcommittee_index.to_le_bytes(),
+                ]);
+                let mut s = [0u8; 96];
+                s[..32].copy_from_slice(&d);
+                s
+            },
+        };
+        self.inner
+            .state
+            .lock()
+            .contributions
+            .insert((slot, subcommittee_index), c.tree_hash_root().0);
+        Ok(c)
+    }
+
+    /// Checks and records one published contribution and proof.
+    pub fn submit_contribution(
+        &self,
+        c: &altair::SignedContributionAndProof,
+    ) -> Result<(), String> {
+        let received_ms = SlotClock::now_ms();
+        let m = &c.message;
+        let (slot, sub, index) = (
+            m.contribution.slot,
+            m.contribution.subcommittee_index,
+            m.aggregator_index,
+        );
+        let verdict = (|| {
+            self.verify(
+                index,
+                &self.sync_selection_root(slot, sub),
+                &m.selection_proof,
+            )
+            .map_err(|e| format!("selection proof: {e}"))?;
+            let root = compute_signing_root(m.tree_hash_root().0, self.inner.domain_contribution);
+            self.verify(index, &root, &c.signature)?;
+            let committee =
+                self.sync_committee(slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
+            let member = committee.iter().enumerate().any(|(pos, i)| {
+                *i == index
+                    && pos as u64 / ssv_protocol::beacon::SYNC_SUBCOMMITTEE_SIZE as u64 == sub
+            });
+            if !member {
+                return Err(format!("validator {index} is not in subcommittee {sub}"));
+            }
+            if !ssv_protocol::runner::is_sync_committee_aggregator(&m.selection_proof) {
+                return Err(format!(
+                    "validator {index} does not aggregate subcommittee {sub}"
+                ));
+            }
+            let served = self
+                .inner
+                .state
+                .lock()
+                .contributions
+                .get(&(slot, sub))
+                .copied();
+            if served != Some(m.contribution.tree_hash_root().0) {
+                return Err("not the contribution served for the subcommittee".into());
+            }
+            Ok(())
+        })();
+        if !self.counted(slot) {
+            return verdict;
+        }
+        let mut st = self.inner.state.lock();
+        match verdict {
+            Err(e) => {
+                st.stats.contributions_invalid += 1;
+                Err(e)
+            }
+            Ok(()) => {
+                if !st.contributed.insert((slot, index, sub)) {
+                    return Ok(());
+                }
+                st.stats.contributions_valid += 1;
+                let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
+                if latency > self.inner.cfg.late_after.as_millis() as u64 {
+                    st.stats.contributions_late += 1;
+                }
+                st.stats.latencies_ms.push(latency);
+                Ok(())
+            }
+        }
+    }
+
     /// The validators whose builder registration falls in `slot` (index and slot equal
     /// modulo [`REGISTRATION_PERIOD_SLOTS`]).
     fn registering(&self, slot: u64) -> impl Iterator<Item = u64> + '_ {
@@ -1214,6 +1388,14 @@ impl BeaconSim {
             .route(
                 "/eth/v1/validator/register_validator",
                 post(register_validator),
+            )
+            .route(
+                "/eth/v1/validator/sync_committee_contribution",
+                get(sync_committee_contribution),
+            )
+            .route(
+                "/eth/v1/validator/contribution_and_proofs",
+                post(publish_contributions),
             )
             .route("/eth/v2/beacon/blocks", post(publish_block))
             .route("/eth/v2/beacon/blinded_blocks", post(publish_blinded_block))
@@ -1640,6 +1822,50 @@ async fn register_validator(
             st.stats.registrations_invalid += 1;
         }
     }
+    if failures.is_empty() {
+        StatusCode::OK.into_response()
+    } else {
+        api_error(StatusCode::BAD_REQUEST, failures.join("; "))
+    }
+}
+
+async fn sync_committee_contribution(
+    State(sim): State<BeaconSim>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let num = |name: &str| -> Result<u64, String> {
+        q.get(name)
+            .ok_or_else(|| format!("{name} missing"))?
+            .parse()
+            .map_err(|_| format!("{name}: a number expected"))
+    };
+    let result = (|| {
+        let root = hex_param::<32>(&q, "beacon_block_root")?;
+        sim.sync_contribution(num("slot")?, num("subcommittee_index")?, &root)
+    })();
+    match result {
+        Ok(c) => Json(Data {
+            data: ssv_beacon_api::types::SyncCommitteeContributionJson::from_container(&c),
+        })
+        .into_response(),
+        Err(e) => api_error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+async fn publish_contributions(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<ssv_beacon_api::types::SignedContributionAndProofJson>>,
+) -> Response {
+    let failures: Vec<String> = body
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.to_container()
+                .and_then(|c| sim.submit_contribution(&c))
+                .err()
+                .map(|e| format!("{i}: {e}"))
+        })
+        .collect();
     if failures.is_empty() {
         StatusCode::OK.into_response()
     } else {

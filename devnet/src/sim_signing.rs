@@ -21,6 +21,10 @@ pub const SELECTION_PROOF: [u8; 4] = [5, 0, 0, 0];
 pub const AGGREGATE_AND_PROOF: [u8; 4] = [6, 0, 0, 0];
 /// `DOMAIN_SYNC_COMMITTEE`.
 pub const SYNC_COMMITTEE: [u8; 4] = [7, 0, 0, 0];
+/// `DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF`.
+pub const SYNC_COMMITTEE_SELECTION_PROOF: [u8; 4] = [8, 0, 0, 0];
+/// `DOMAIN_CONTRIBUTION_AND_PROOF`.
+pub const CONTRIBUTION_AND_PROOF: [u8; 4] = [9, 0, 0, 0];
 /// `DOMAIN_APPLICATION_BUILDER`.
 pub const APPLICATION_BUILDER: [u8; 4] = [0, 0, 0, 1];
 

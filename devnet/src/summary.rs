@@ -67,6 +67,14 @@ pub struct Summary {
     pub aggregations_invalid: u64,
     /// Valid aggregates received late.
     pub aggregations_late: u64,
+    /// Sync-committee contributions expected in the counted slots.
+    pub contributions_expected: u64,
+    /// Valid contributions and proofs of those.
+    pub contributions_valid: u64,
+    /// Invalid contributions.
+    pub contributions_invalid: u64,
+    /// Valid contributions received late.
+    pub contributions_late: u64,
     /// Builder registrations expected in the counted slots.
     pub registrations_expected: u64,
     /// Valid registrations of those.
@@ -76,7 +84,7 @@ pub struct Summary {
     /// Valid registrations received late.
     pub registrations_late: u64,
     /// Duties of every type (attestations, sync messages, proposals, aggregations,
-    /// registrations) with no valid submission.
+    /// contributions, registrations) with no valid submission.
     pub missed: u64,
     /// Median latency from slot start to a valid submission.
     pub duty_latency_ms_p50: u64,
@@ -167,6 +175,10 @@ impl Summary {
             aggregations_valid: 0,
             aggregations_invalid: 0,
             aggregations_late: 0,
+            contributions_expected: 0,
+            contributions_valid: 0,
+            contributions_invalid: 0,
+            contributions_late: 0,
             registrations_expected: 0,
             registrations_valid: 0,
             registrations_invalid: 0,
@@ -231,14 +243,17 @@ impl Summary {
             || self.proposals_invalid > 0
             || self.aggregations_invalid > 0
             || self.registrations_invalid > 0
+            || self.contributions_invalid > 0
         {
             return Some(format!(
                 "{} invalid attestations, {} invalid sync-committee messages, {} invalid \
-                 blocks, {} invalid aggregates and {} invalid registrations",
+                 blocks, {} invalid aggregates, {} invalid contributions and {} invalid \
+                 registrations",
                 self.attestations_invalid,
                 self.sync_messages_invalid,
                 self.proposals_invalid,
                 self.aggregations_invalid,
+                self.contributions_invalid,
                 self.registrations_invalid
             ));
         }
@@ -267,6 +282,12 @@ impl Summary {
             return Some(format!(
                 "{} of {} expected aggregates valid",
                 self.aggregations_valid, self.aggregations_expected
+            ));
+        }
+        if self.contributions_valid < self.contributions_expected {
+            return Some(format!(
+                "{} of {} expected contributions valid",
+                self.contributions_valid, self.contributions_expected
             ));
         }
         if self.registrations_valid < self.registrations_expected {
@@ -333,6 +354,13 @@ impl Summary {
                 self.aggregations_valid,
                 self.aggregations_invalid,
                 self.aggregations_late,
+            ),
+            (
+                "contributions",
+                self.contributions_expected,
+                self.contributions_valid,
+                self.contributions_invalid,
+                self.contributions_late,
             ),
             (
                 "registrations",

@@ -620,6 +620,42 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
                 tracing::warn!(slot, "shard stopped before its aggregate arrived");
             }
         }
+        Submission::FetchContributions {
+            key,
+            slot,
+            candidates,
+            reply,
+        } => {
+            // Contributions are made at two thirds of the slot, as aggregates are.
+            let at = clock.slot_start_ms(slot) + clock.spec().slot_ms() * 2 / 3;
+            let wait = at.saturating_sub(SlotClock::now_ms());
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            let data = fetch_contributions(client, slot, &candidates).await;
+            if let Err(e) = &data {
+                Metrics::add(&metrics.beacon_data_refused, 1);
+                tracing::error!(slot, "no sync-committee contributions: {e}");
+            }
+            if reply
+                .send(ShardEvent::Contributions { key, data })
+                .await
+                .is_err()
+            {
+                tracing::warn!(slot, "shard stopped before its contributions arrived");
+            }
+        }
+        Submission::Contribution(c) => {
+            let body = ssv_beacon_api::types::SignedContributionAndProofJson::from_container(&c);
+            match client.publish_contributions(&[body]).await {
+                Ok(()) => Metrics::add(&metrics.contributions_submitted, 1),
+                Err(e) => {
+                    Metrics::add(&metrics.submission_errors, 1);
+                    tracing::error!(
+                        slot = c.message.contribution.slot,
+                        "publishing a contribution: {e}"
+                    );
+                }
+            }
+        }
         Submission::Registration(r) => {
             let body = ssv_beacon_api::types::SignedValidatorRegistrationJson::from_container(&r);
             match client.register_validators(&[body]).await {
@@ -650,6 +686,53 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
             }
         }
     }
+}
+
+/// The contributions of the subcommittees whose selection proof makes the validator an
+/// aggregator (`None`: none does), each checked (slot, subcommittee, block root), as the SSZ
+/// list the runner decides on. The block root is the one the slot's sync-committee messages
+/// sign (the beacon node's head at the slot, from its attestation data).
+async fn fetch_contributions(
+    client: &BeaconClient,
+    slot: u64,
+    candidates: &[([u8; 96], u64)],
+) -> Result<Option<(u64, Vec<u8>)>, String> {
+    use ssv_protocol::beacon::consensus_data::{Contribution, Contributions, DataVersion};
+    use ssz::Encode as _;
+    let aggregating: Vec<&([u8; 96], u64)> = candidates
+        .iter()
+        .filter(|(proof, _)| ssv_protocol::runner::is_sync_committee_aggregator(proof))
+        .collect();
+    if aggregating.is_empty() {
+        return Ok(None);
+    }
+    let root = client
+        .attestation_data(slot, 0)
+        .await
+        .map_err(|e| e.to_string())?
+        .beacon_block_root;
+    let mut list = Vec::new();
+    for (proof, subnet) in aggregating {
+        let c = client
+            .sync_committee_contribution(slot, *subnet, &root)
+            .await
+            .map_err(|e| e.to_string())?
+            .to_container()?;
+        if c.slot != slot || c.subcommittee_index != *subnet || c.beacon_block_root != root {
+            return Err(format!(
+                "contribution of slot {} subcommittee {} is not the one asked for",
+                c.slot, c.subcommittee_index
+            ));
+        }
+        list.push(Contribution {
+            selection_proof_sig: *proof,
+            contribution: c,
+        });
+    }
+    let list: Contributions = list
+        .try_into()
+        .map_err(|e| format!("too many contributions: {e:?}"))?;
+    Ok(Some((DataVersion::Electra.to_u64(), list.as_ssz_bytes())))
 }
 
 /// The beacon node's aggregate of our validator's committee, checked (the slot, the

@@ -9,11 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use ssv_protocol::runner::{
-    AggregatorDomains, CommitteeDuty, DutyKind, ProposerDomains, ValidatorDuty,
+    AggregatorDomains, CommitteeDuty, ContributionDomains, DutyKind, ProposerDomains, ValidatorDuty,
 };
 use ssv_protocol::signing::{
-    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO,
-    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, Domain, compute_domain,
+    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER,
+    DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
+    DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, Domain, compute_domain,
 };
 use ssv_protocol::types::BeaconRole;
 use tokio::sync::watch;
@@ -305,6 +306,10 @@ impl Scheduler {
         for d in duties.attester.iter().filter(|d| d.slot == slot) {
             self.start_aggregation(d, epoch);
         }
+        // Every sync-committee member tries to contribute, for each of its subcommittees.
+        for d in &duties.sync {
+            self.start_contribution(d, slot, epoch);
+        }
         let mut by_committee: HashMap<usize, Vec<ValidatorDuty>> = HashMap::new();
         for d in duties.attester.iter().filter(|d| d.slot == slot) {
             if let Some(&c) = self.registry.committee_of.get(&d.validator_index) {
@@ -482,6 +487,53 @@ impl Scheduler {
                 },
             );
         }
+    }
+
+    /// Hands the contribution duty of one of our sync-committee members to its committee's
+    /// shard.
+    fn start_contribution(&self, d: &SyncDuty, slot: u64, epoch: u64) {
+        let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
+            return;
+        };
+        let Ok(indices) = d.validator_sync_committee_indices.clone().try_into() else {
+            tracing::error!(
+                validator = d.validator_index,
+                "too many sync-committee indices"
+            );
+            return;
+        };
+        let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
+            role: BeaconRole::SyncCommitteeContribution.to_u64(),
+            pubkey: d.pubkey,
+            slot,
+            validator_index: d.validator_index,
+            committee_index: 0,
+            committee_length: 0,
+            committees_at_slot: 0,
+            validator_committee_index: 0,
+            validator_sync_committee_indices: indices,
+        };
+        // The subcommittee of a sync-committee index (SYNC_COMMITTEE_SIZE / 4 per subnet).
+        let subnets = d
+            .validator_sync_committee_indices
+            .iter()
+            .map(|i| i / ssv_protocol::beacon::SYNC_SUBCOMMITTEE_SIZE as u64)
+            .collect();
+        let domains = ContributionDomains {
+            selection_proof: self
+                .fork
+                .domain(DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, epoch),
+            contribution_and_proof: self.fork.domain(DOMAIN_CONTRIBUTION_AND_PROOF, epoch),
+        };
+        self.start_validator_duty(
+            committee,
+            slot,
+            ValidatorStart::Contribution {
+                duty,
+                subnets,
+                domains,
+            },
+        );
     }
 
     fn start_validator_duty(&self, committee: usize, slot: u64, start: ValidatorStart) {

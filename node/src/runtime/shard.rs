@@ -102,6 +102,8 @@ pub enum ShardEvent {
     ValidatorSigned {
         /// The runner.
         key: RunnerKey,
+        /// The root signed.
+        root: Root,
         /// Our partial signature.
         signature: Option<BlsSignature>,
     },
@@ -122,6 +124,14 @@ pub enum ShardEvent {
         /// The data.
         data: Result<(String, Vec<u8>), String>,
     },
+    /// The beacon node's contributions for a contribution runner (`None`: the validator
+    /// aggregates none of its subcommittees), or why there are none.
+    Contributions {
+        /// The runner.
+        key: RunnerKey,
+        /// Data version and SSZ of the contributions list.
+        data: Result<Option<(u64, Vec<u8>)>, String>,
+    },
     /// Stop the shard.
     Shutdown,
 }
@@ -135,6 +145,21 @@ pub enum Submission {
     SyncMessages(Vec<SyncCommitteeMessage>),
     /// A signed block (full or blinded).
     Block(Box<ssv_protocol::beacon::consensus_data::SignedProposal>),
+    /// A signed contribution and proof.
+    Contribution(Box<ssv_protocol::beacon::altair::SignedContributionAndProof>),
+    /// Fetch the contributions of the subcommittees whose selection proof makes the
+    /// validator an aggregator (at two thirds of the slot); the answer goes to `reply` as
+    /// [`ShardEvent::Contributions`].
+    FetchContributions {
+        /// The contribution runner.
+        key: RunnerKey,
+        /// Duty slot.
+        slot: Slot,
+        /// Each reconstructed selection proof with its subcommittee.
+        candidates: Vec<(BlsSignature, u64)>,
+        /// The shard's event channel.
+        reply: async_channel::Sender<ShardEvent>,
+    },
     /// A signed builder registration.
     Registration(ssv_protocol::beacon::builder::SignedValidatorRegistration),
     /// A signed aggregate and proof.
@@ -410,9 +435,12 @@ impl Shard {
             ShardEvent::ValidatorTimer { key, slot, round } => {
                 self.validators.on_timer(key, slot, round);
             }
-            ShardEvent::ValidatorSigned { key, signature } => {
-                self.validators.on_signed(key, signature);
-            }
+            ShardEvent::ValidatorSigned {
+                key,
+                root,
+                signature,
+            } => self.validators.on_signed(key, root, signature),
+            ShardEvent::Contributions { key, data } => self.validators.on_contributions(key, data),
             ShardEvent::ValidatorReconstructed { key, root, verdict } => {
                 self.validators.on_reconstructed(key, root, verdict);
             }
@@ -771,7 +799,10 @@ impl Shard {
         match id.role() {
             Some(RunnerRole::Committee) => {}
             Some(
-                RunnerRole::Proposer | RunnerRole::Aggregator | RunnerRole::ValidatorRegistration,
+                RunnerRole::Proposer
+                | RunnerRole::Aggregator
+                | RunnerRole::SyncCommitteeContribution
+                | RunnerRole::ValidatorRegistration,
             ) => {
                 let Some(key) = RunnerKey::from_message_id(id) else {
                     return ValidationResult::Reject;

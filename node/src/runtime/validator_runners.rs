@@ -31,9 +31,10 @@ use ssv_protocol::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatur
 use ssv_protocol::qbft::Message as QbftMessage;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, ValueCheck};
 use ssv_protocol::runner::{
-    AggregatorDomains, AggregatorRunner, BeaconDataRequest, BeaconObject, BlockSlashing, Phase,
-    ProposerDomains, ProposerRunner, ReconstructFailure, RunnerKey, RunnerOptions, RunnerShare,
-    SigningObject, SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
+    AggregatorDomains, AggregatorRunner, BeaconDataRequest, BeaconObject, BlockSlashing,
+    ContributionDomains, Phase, ProposerDomains, ProposerRunner, ReconstructFailure, RunnerKey,
+    RunnerOptions, RunnerShare, SigningObject, SigningOnlyRole, SigningOnlyRunner,
+    SyncCommitteeContributionRunner, ValidatorAction,
 };
 use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
 use ssv_storage::{BlockToSign, Store};
@@ -60,6 +61,7 @@ enum Runner {
     Aggregator(Box<AggregatorRunner>),
     /// Validator registration (and voluntary exit): pre-consensus only.
     SigningOnly(Box<SigningOnlyRunner>),
+    Contribution(Box<SyncCommitteeContributionRunner>),
 }
 
 /// Calls the same method on whichever runner with consensus it is (the roles share their
@@ -69,6 +71,7 @@ macro_rules! each {
         match $runner {
             Runner::Proposer($r) => $body,
             Runner::Aggregator($r) => $body,
+            Runner::Contribution($r) => $body,
             Runner::SigningOnly($o) => $other,
         }
     };
@@ -95,10 +98,16 @@ impl Runner {
     fn signed(
         &mut self,
         env: Env<'_>,
+        root: Root,
         signature: BlsSignature,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), ProtocolError> {
-        each!(self, r => r.signed(env, signature, out), o => o.signed(env, signature, out))
+        match self {
+            Runner::Proposer(r) => r.signed(env, signature, out),
+            Runner::Aggregator(r) => r.signed(env, signature, out),
+            Runner::Contribution(r) => r.signed(env, root, signature, out),
+            Runner::SigningOnly(o) => o.signed(env, signature, out),
+        }
     }
 
     fn reconstructed(
@@ -126,18 +135,21 @@ impl Runner {
         ssz: Vec<u8>,
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), ProtocolError> {
-        each!(
-            self,
-            r => r.beacon_data(env, version, ssz, out),
-            _o => Err(ProtocolError::Decode("no beacon data for this role".into()))
-        )
+        match self {
+            Runner::Proposer(r) => r.beacon_data(env, version, ssz, out),
+            Runner::Aggregator(r) => r.beacon_data(env, version, ssz, out),
+            Runner::Contribution(r) => r.beacon_data(env, Some((version, ssz)), out),
+            Runner::SigningOnly(_) => {
+                Err(ProtocolError::Decode("no beacon data for this role".into()))
+            }
+        }
     }
 
     /// The block slot when `root` is a decided block's signing root (slashable).
     fn block_to_sign(&self, root: &Root) -> Option<Slot> {
         match self {
             Runner::Proposer(r) => r.block_to_sign(root),
-            Runner::Aggregator(_) | Runner::SigningOnly(_) => None,
+            Runner::Aggregator(_) | Runner::Contribution(_) | Runner::SigningOnly(_) => None,
         }
     }
 }
@@ -265,6 +277,17 @@ impl ValidatorRunners {
                     r.set_current_epoch(self.current_epoch());
                     Runner::Aggregator(Box::new(r))
                 }
+                RunnerRole::SyncCommitteeContribution => {
+                    let mut r = SyncCommitteeContributionRunner::new(
+                        info.member.clone(),
+                        runner_share,
+                        config,
+                        *self.services.clock.spec(),
+                        RunnerOptions::NODE,
+                    );
+                    r.set_current_epoch(self.current_epoch());
+                    Runner::Contribution(Box::new(r))
+                }
                 RunnerRole::ValidatorRegistration => {
                     Runner::SigningOnly(Box::new(SigningOnlyRunner::new(
                         SigningOnlyRole::ValidatorRegistration,
@@ -344,6 +367,11 @@ impl ValidatorRunners {
             ValidatorStart::Registration { pubkey, slot, .. } => {
                 (*pubkey, *slot, RunnerRole::ValidatorRegistration)
             }
+            ValidatorStart::Contribution { duty, .. } => (
+                duty.pubkey,
+                duty.slot,
+                RunnerRole::SyncCommitteeContribution,
+            ),
         };
         let key = RunnerKey::Validator(pubkey, role);
         let epoch = self
@@ -370,6 +398,14 @@ impl ValidatorRunners {
                     ..
                 },
             ) => r.start_duty(slot, object, domain, out),
+            (
+                Runner::Contribution(r),
+                ValidatorStart::Contribution {
+                    duty,
+                    subnets,
+                    domains,
+                },
+            ) => r.start_duty(duty, subnets, domains, out),
             _ => Err(ProtocolError::Decode("duty of another role".into())),
         });
         if let Err(e) = result {
@@ -448,12 +484,14 @@ impl ValidatorRunners {
     }
 
     /// Our partial signature over `root` (`None`: not signed, see the log).
-    pub fn on_signed(&mut self, key: RunnerKey, signature: Option<BlsSignature>) {
+    pub fn on_signed(&mut self, key: RunnerKey, root: Root, signature: Option<BlsSignature>) {
         let Some(signature) = signature else {
             return;
         };
         Metrics::add(&self.services.metrics.partials_signed, 1);
-        match self.with_runner(key, |runner, env, out| runner.signed(env, signature, out)) {
+        match self.with_runner(key, |runner, env, out| {
+            runner.signed(env, root, signature, out)
+        }) {
             Ok(()) => {}
             // The others' partials completed the duty while ours was being made.
             Err(e) if e.code() == ErrorCode::NoRunningDuty => {
@@ -517,6 +555,32 @@ impl ValidatorRunners {
         }
     }
 
+    /// The beacon node's contributions for a contribution runner: `None` when no selection
+    /// proof made the validator an aggregator (the duty is done).
+    pub fn on_contributions(
+        &mut self,
+        key: RunnerKey,
+        data: Result<Option<(u64, Vec<u8>)>, String>,
+    ) {
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("no sync-committee contributions: {e}");
+                return;
+            }
+        };
+        let result = self.with_runner(key, |runner, env, out| match runner {
+            Runner::Contribution(r) => r.beacon_data(env, data, out),
+            _ => Err(ProtocolError::Decode(
+                "contributions for another role".into(),
+            )),
+        });
+        if let Err(e) = result {
+            Metrics::add(&self.services.metrics.beacon_data_refused, 1);
+            tracing::error!("contributions refused: {e}");
+        }
+    }
+
     fn apply(&mut self, key: RunnerKey, action: ValidatorAction) {
         let services = self.services.clone();
         let Some(state) = self.runners.get_mut(&key) else {
@@ -551,7 +615,11 @@ impl ValidatorRunners {
                 let svc = services.clone();
                 services.pool.spawn(move || {
                     let signature = sign_one(&svc, &share, &signing_root, block_slot);
-                    let _ = tx.send_blocking(ShardEvent::ValidatorSigned { key, signature });
+                    let _ = tx.send_blocking(ShardEvent::ValidatorSigned {
+                        key,
+                        root: signing_root,
+                        signature,
+                    });
                 });
             }
             ValidatorAction::Reconstruct {
@@ -607,8 +675,23 @@ impl ValidatorRunners {
                     tracing::error!(slot, "control-plane queue full: aggregate request dropped");
                 }
             }
-            ValidatorAction::FetchBeaconData(other) => {
-                tracing::error!(?other, "beacon data of a role not run here: not fetched");
+            ValidatorAction::FetchBeaconData(BeaconDataRequest::SyncCommitteeContributions {
+                slot,
+                candidates,
+            }) => {
+                let request = Submission::FetchContributions {
+                    key,
+                    slot,
+                    candidates,
+                    reply: self.events_tx.clone(),
+                };
+                if services.submissions.try_send(request).is_err() {
+                    Metrics::add(&services.metrics.submission_errors, 1);
+                    tracing::error!(
+                        slot,
+                        "control-plane queue full: contributions request dropped"
+                    );
+                }
             }
             ValidatorAction::Submit(object) => {
                 if let Some((slot, t)) = state.started {
@@ -624,6 +707,7 @@ impl ValidatorRunners {
                     BeaconObject::Proposal(p) => Submission::Block(p),
                     BeaconObject::AggregateAndProof(a) => Submission::Aggregate(Box::new(a)),
                     BeaconObject::ValidatorRegistration(r) => Submission::Registration(r),
+                    BeaconObject::ContributionAndProof(c) => Submission::Contribution(c),
                     other => {
                         tracing::error!(
                             root = hex::encode(other.root()),
@@ -658,6 +742,16 @@ pub enum ValidatorStart {
         duty: BeaconDuty,
         /// Its signing domains.
         domains: AggregatorDomains,
+    },
+    /// Contribute the sync-committee messages of the validator's subcommittees, for those
+    /// whose selection proof makes it an aggregator.
+    Contribution {
+        /// The duty (with the validator's sync-committee indices).
+        duty: BeaconDuty,
+        /// The subcommittee of each index, in the same order.
+        subnets: Vec<u64>,
+        /// Its signing domains.
+        domains: ContributionDomains,
     },
     /// Register the validator with the builder network (fee recipient, gas limit).
     Registration {

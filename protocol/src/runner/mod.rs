@@ -34,5 +34,7 @@ pub use signing_only::{
     BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, SigningObject,
     SigningOnlyRole, SigningOnlyRunner, ValidatorAction,
 };
-pub use sync_committee_contribution::{ContributionDomains, SyncCommitteeContributionRunner};
+pub use sync_committee_contribution::{
+    ContributionDomains, SyncCommitteeContributionRunner, is_sync_committee_aggregator,
+};
 pub use value_check::{BlockSlashing, DutyValueCheck};

@@ -37,6 +37,18 @@ use crate::qbft::{Config, Controller, Env};
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot, quorum};
 
+/// The consensus specs' `is_sync_committee_aggregator`: `bytes_to_uint64(hash(proof)[0:8])
+/// % max(1, SYNC_COMMITTEE_SIZE / SYNC_COMMITTEE_SUBNET_COUNT /
+/// TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE) == 0` (mainnet: one in eight).
+pub fn is_sync_committee_aggregator(proof: &BlsSignature) -> bool {
+    use sha2::Digest as _;
+    const MODULO: u64 = crate::beacon::SYNC_SUBCOMMITTEE_SIZE as u64 / 16;
+    let h = sha2::Sha256::digest(proof);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&h[..8]);
+    u64::from_le_bytes(first) % MODULO.max(1) == 0
+}
+
 /// The signing domains of a contribution duty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContributionDomains {
@@ -72,6 +84,10 @@ pub struct SyncCommitteeContributionRunner {
     /// Our signatures of the roots being signed, by root, until all are there.
     signing: BTreeMap<Root, Option<BlsSignature>>,
     batch: Option<Batch>,
+    /// Verified validator signatures of the current phase's roots, kept across batches (a
+    /// batch that names a culprit leaves its good roots here while the bad ones wait for
+    /// another operator's partial).
+    verified: BTreeMap<Root, BlsSignature>,
     loopback: std::collections::VecDeque<SignedSsvMessage>,
     duplicates: Option<std::sync::Arc<dyn PartialSigVerifier + Send + Sync>>,
 }
@@ -115,6 +131,7 @@ impl SyncCommitteeContributionRunner {
             post_roots: Vec::new(),
             signing: BTreeMap::new(),
             batch: None,
+            verified: BTreeMap::new(),
             loopback: std::collections::VecDeque::new(),
             duplicates: None,
         }
@@ -234,6 +251,7 @@ impl SyncCommitteeContributionRunner {
         self.pre_roots = Self::selection_roots(&duty, &subnets, domains.selection_proof);
         self.post_roots.clear();
         self.batch = None;
+        self.verified.clear();
         self.domains = Some(domains);
         self.subnets = subnets;
         let slot = duty.slot;
@@ -432,14 +450,48 @@ impl SyncCommitteeContributionRunner {
         let Some(batch) = self.batch.take() else {
             return;
         };
-        let mut signatures = Vec::new();
+        let mut failed = Vec::new();
         for root in &batch.roots {
             match batch.verdicts.get(root) {
-                Some(Ok(sig)) => signatures.push((*root, *sig)),
-                _ => return,
+                Some(Ok(sig)) => {
+                    self.verified.insert(*root, *sig);
+                }
+                _ => failed.push(*root),
             }
         }
-        if batch.post {
+        if !failed.is_empty() {
+            // Roots still at quorum without the culprits' partials (some arrived while the
+            // batch was in flight) are reconstructed again; the others wait for a partial.
+            let again: Vec<Root> = match self.base.state.as_ref() {
+                Some(state) => {
+                    let collector = if post {
+                        &state.post_consensus
+                    } else {
+                        &state.pre_consensus
+                    };
+                    failed
+                        .into_iter()
+                        .filter(|r| collector.quorum_partials(vi, r).is_some())
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            self.request_reconstruct(post, again, out);
+            return;
+        }
+        let expected = if post {
+            &self.post_roots
+        } else {
+            &self.pre_roots
+        };
+        let Some(signatures) = expected
+            .iter()
+            .map(|r| self.verified.get(r).map(|sig| (*r, *sig)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return;
+        };
+        if post {
             self.submit(&signatures, out);
         } else {
             self.fetch_contributions(&signatures, out);
@@ -564,5 +616,19 @@ impl ConsensusRole for SyncCommitteeContributionRunner {
         out: &mut Vec<ValidatorAction>,
     ) -> Result<(), Error> {
         self.take_partials(psm, post, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-computed: sha256 of 96 bytes 0x02 starts with 6463443705522100576
+    /// (little-endian), a multiple of 8; of 0x00 and 0x01 bytes, remainders 6 and 3.
+    #[test]
+    fn sync_committee_aggregators_are_one_in_eight() {
+        assert!(is_sync_committee_aggregator(&[2; 96]));
+        assert!(!is_sync_committee_aggregator(&[0; 96]));
+        assert!(!is_sync_committee_aggregator(&[1; 96]));
     }
 }
