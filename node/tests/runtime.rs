@@ -349,11 +349,7 @@ impl Cluster {
                     Submission::Attestations(a) => entry.attestations.extend(a),
                     Submission::SyncMessages(m) => entry.sync.extend(m),
                     // These runs schedule committee duties only.
-                    Submission::Block(_)
-                    | Submission::FetchBlock { .. }
-                    | Submission::Aggregate(_)
-                    | Submission::Registration(_)
-                    | Submission::FetchAggregate { .. } => {}
+                    _ => {}
                 }
             }
         }

@@ -727,11 +727,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                         Submission::Attestations(a) => a.len(),
                         Submission::SyncMessages(m) => m.len(),
                         // The capacity run schedules committee duties only.
-                        Submission::Block(_)
-                        | Submission::FetchBlock { .. }
-                        | Submission::Aggregate(_)
-                        | Submission::Registration(_)
-                        | Submission::FetchAggregate { .. } => 0,
+                        _ => 0,
                     } as u64;
                     got += n;
                     let ms = at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
@@ -787,11 +783,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     sets.push((m.validator_index, root, m.signature));
                 }
             }
-            Submission::Block(_)
-            | Submission::FetchBlock { .. }
-            | Submission::Aggregate(_)
-            | Submission::Registration(_)
-            | Submission::FetchAggregate { .. } => {}
+            _ => {}
         }
     }
     let signature_sets: Vec<Option<SignatureSet>> = sets
