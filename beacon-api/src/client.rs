@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 use crate::types::{
     AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork,
     Genesis, HeadEvent, ProducedBlock, ProposerDuties, SignedAggregateAndProofElectra,
-    SignedContributionAndProofJson, SignedValidatorRegistrationJson, SingleAttestation, Spec,
-    SyncCommitteeContributionJson, SyncCommitteeMessage, SyncDuty, Syncing, ValidatorEntry,
+    SignedContributionAndProofJson, SignedValidatorRegistrationJson, SignedVoluntaryExitJson,
+    SingleAttestation, Spec, SyncCommitteeContributionJson, SyncCommitteeMessage, SyncDuty,
+    Syncing, ValidatorEntry,
 };
 
 /// Timeout of one request. Too small and a loaded beacon node looks down (duties fail over or
@@ -523,6 +524,13 @@ impl BeaconClient {
         )
         .await
         .map(drop)
+    }
+
+    /// `POST /eth/v1/beacon/pool/voluntary_exits`.
+    pub async fn submit_exit(&self, exit: &SignedVoluntaryExitJson) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>("/eth/v1/beacon/pool/voluntary_exits", exit, &[])
+            .await
+            .map(drop)
     }
 
     /// `GET /eth/v1/events?topics=head` as a stream of head events from the first node that

@@ -192,6 +192,33 @@ pub struct Spec {
     /// Epochs per sync-committee period.
     #[serde(with = "u64_str")]
     pub epochs_per_sync_committee_period: u64,
+    /// The Capella fork version: voluntary exits are signed under it (EIP-7044).
+    #[serde(default, with = "opt_hex4", skip_serializing_if = "Option::is_none")]
+    pub capella_fork_version: Option<[u8; 4]>,
+}
+
+/// An optional 4-byte version as `0x` hex.
+mod opt_hex4 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 4]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&format!("0x{}", hex::encode(v))),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 4]>, D::Error> {
+        let Some(s) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes =
+            hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("a 4-byte fork version expected"))
+    }
 }
 
 /// One validator of `POST /eth/v1/beacon/states/{state_id}/validators`.
@@ -512,5 +539,50 @@ impl SignedContributionAndProofJson {
             },
             signature: self.signature,
         })
+    }
+}
+
+/// A signed voluntary exit as the API writes it (`POST /eth/v1/beacon/pool/voluntary_exits`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVoluntaryExitJson {
+    /// The exit.
+    pub message: VoluntaryExitJson,
+    /// The validator's signature (Capella exit domain).
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 96],
+}
+
+/// A voluntary exit as the API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoluntaryExitJson {
+    /// Earliest exit epoch.
+    #[serde(with = "u64_str")]
+    pub epoch: u64,
+    /// The validator.
+    #[serde(with = "u64_str")]
+    pub validator_index: u64,
+}
+
+impl SignedVoluntaryExitJson {
+    /// From the SSZ container.
+    pub fn from_container(e: &ssv_protocol::beacon::phase0::SignedVoluntaryExit) -> Self {
+        SignedVoluntaryExitJson {
+            message: VoluntaryExitJson {
+                epoch: e.message.epoch,
+                validator_index: e.message.validator_index,
+            },
+            signature: e.signature,
+        }
+    }
+
+    /// The SSZ container.
+    pub fn to_container(&self) -> ssv_protocol::beacon::phase0::SignedVoluntaryExit {
+        ssv_protocol::beacon::phase0::SignedVoluntaryExit {
+            message: ssv_protocol::beacon::phase0::VoluntaryExit {
+                epoch: self.message.epoch,
+                validator_index: self.message.validator_index,
+            },
+            signature: self.signature,
+        }
     }
 }

@@ -656,6 +656,11 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let sim_addr = listener.local_addr().context("simulator address")?;
     let beacon_url = format!("http://{sim_addr}");
     let gvr = genesis_validators_root(args.seed);
+    let mut setup = setup;
+    if args.all_duties {
+        // Two exit requests (the last validators), as contract sync would have stored them.
+        setup.exit_requests = (args.validators.saturating_sub(2)..args.validators).collect();
+    }
     let setup = Arc::new(setup);
     let mut nodes_to_start = Vec::new();
     for id in 1..=n {
@@ -699,6 +704,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     cfg.fault = args.beacon_fault;
     if args.all_duties {
         cfg.network_validators = args.validators;
+        cfg.exit_requests = setup.exit_requests.clone();
     }
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
@@ -793,6 +799,9 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         aggregations_valid: stats.aggregations_valid,
         aggregations_invalid: stats.aggregations_invalid,
         aggregations_late: stats.aggregations_late,
+        exits_expected: stats.exits_expected,
+        exits_valid: stats.exits_valid,
+        exits_invalid: stats.exits_invalid,
         contributions_expected: stats.contributions_expected,
         contributions_valid: stats.contributions_valid,
         contributions_invalid: stats.contributions_invalid,
@@ -1114,6 +1123,9 @@ mod tests {
             aggregations_valid: 0,
             aggregations_invalid: 0,
             aggregations_late: 0,
+            exits_expected: 0,
+            exits_valid: 0,
+            exits_invalid: 0,
             contributions_expected: 0,
             contributions_valid: 0,
             contributions_invalid: 0,

@@ -37,6 +37,9 @@ pub struct Setup {
     pub validators: Vec<ValidatorKeys>,
     /// The account that "registered" every validator (nonce = validator index).
     pub owner: Address,
+    /// Validators whose owner requested an exit (`ValidatorExited`, seeded into the stores
+    /// as contract sync would store it).
+    pub exit_requests: Vec<u64>,
 }
 
 /// The default start delay for `shares` validator shares over all nodes on `cores` cores:
@@ -193,6 +196,7 @@ impl Setup {
             committees,
             validators: out,
             owner,
+            exit_requests: Vec::new(),
         })
     }
 
@@ -225,6 +229,17 @@ impl Setup {
                     .map(|pk| <[u8; 48]>::try_from(*pk))
                     .collect::<Result<Vec<_>, _>>()
                     .context("share public key length")?;
+                if self.exit_requests.contains(&v.index) {
+                    ops.push(WriteOp::PutValidatorEvents(
+                        v.pubkey,
+                        ssv_storage::ValidatorEventsRecord {
+                            event_operator_ids: ids.clone(),
+                            added_block: 0,
+                            exit_requested_block: Some(1),
+                            own_operator_id: Some(id),
+                        },
+                    ));
+                }
                 ops.push(WriteOp::PutShare(ShareRecord {
                     validator_pubkey: v.pubkey,
                     validator_index: Some(v.index),

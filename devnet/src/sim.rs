@@ -51,6 +51,9 @@ pub const MAX_COMMITTEES_PER_SLOT: u64 = 64;
 pub const HEAD_EVENTS_MAX: usize = 64;
 /// Fork version the simulator reports (an Electra-era devnet version of our own).
 pub const SIM_FORK_VERSION: [u8; 4] = [0x60, 0x00, 0x00, 0x38];
+/// The Capella fork version the simulator's spec reports (`CAPELLA_FORK_VERSION`): exits are
+/// signed under it (EIP-7044), not under the current fork's.
+pub const SIM_CAPELLA_VERSION: [u8; 4] = [0x30, 0x00, 0x00, 0x38];
 
 /// One validator the simulated chain knows.
 #[derive(Debug, Clone)]
@@ -125,6 +128,9 @@ pub struct SimConfig {
     pub last_slot: Option<u64>,
     /// A fault to serve (`None`: an honest beacon node).
     pub fault: Option<SimFault>,
+    /// Validators whose owner requested an exit (the nodes act on these at start-up): each
+    /// is expected to exit once in the run.
+    pub exit_requests: Vec<u64>,
     /// Validators of the whole simulated network, ours among them: each slot's proposer is a
     /// seeded draw from this many, and is one of ours when the draw falls on one (mainnet-like
     /// by default, [`MAINNET_VALIDATORS`]; the number of our validators makes every slot's
@@ -163,6 +169,7 @@ impl SimConfig {
             last_slot: None,
             fault: None,
             network_validators: MAINNET_VALIDATORS,
+            exit_requests: Vec::new(),
         }
     }
 }
@@ -229,6 +236,16 @@ pub struct SimStats {
     /// Valid aggregates received late.
     #[serde(default)]
     pub aggregations_late: u64,
+    /// Voluntary exits expected (the validators with an exit request), from the first
+    /// counted slot on.
+    #[serde(default)]
+    pub exits_expected: u64,
+    /// Validators with a valid signed exit.
+    #[serde(default)]
+    pub exits_valid: u64,
+    /// Exits with a bad signature or of a validator with no exit request.
+    #[serde(default)]
+    pub exits_invalid: u64,
     /// Contributions expected (a sync-committee member's subcommittee whose selection proof
     /// makes it an aggregator) whose slot has been reached.
     #[serde(default)]
@@ -286,6 +303,7 @@ struct Inner {
     domain_selection: [u8; 32],
     domain_aggregate: [u8; 32],
     domain_builder: [u8; 32],
+    domain_exit: [u8; 32],
     domain_sync_selection: [u8; 32],
     domain_contribution: [u8; 32],
     genesis_validators_root: [u8; 32],
@@ -326,6 +344,8 @@ struct SimState {
     contributions: HashMap<(u64, u64), [u8; 32]>,
     /// (slot, validator, subcommittee) of contributions accepted.
     contributed: HashSet<(u64, u64, u64)>,
+    /// Validators with a valid exit.
+    exited: HashSet<u64>,
 }
 
 /// A running simulator.
@@ -372,6 +392,7 @@ impl BeaconSim {
                     SIM_FORK_VERSION,
                     gvr,
                 ),
+                domain_exit: compute_domain(signing::VOLUNTARY_EXIT, SIM_CAPELLA_VERSION, gvr),
                 domain_builder: compute_domain(
                     signing::APPLICATION_BUILDER,
                     SIM_FORK_VERSION,
@@ -541,6 +562,9 @@ impl BeaconSim {
         let through = slot.min(last);
         let from = st.counted_through.map_or(first, |s| s + 1);
         for s in from..=through {
+            if s == first {
+                st.stats.exits_expected += self.inner.cfg.exit_requests.len() as u64;
+            }
             let epoch = s / SLOTS_PER_EPOCH;
             let expected = self
                 .duties_locked(st, epoch)
@@ -1056,6 +1080,36 @@ impl BeaconSim {
         }
     }
 
+    /// Checks and records one voluntary exit: of a validator with an exit request, signed
+    /// under the Capella fork's exit domain (EIP-7044).
+    pub fn submit_exit(
+        &self,
+        e: &ssv_protocol::beacon::phase0::SignedVoluntaryExit,
+    ) -> Result<(), String> {
+        let index = e.message.validator_index;
+        let root = compute_signing_root(e.message.tree_hash_root().0, self.inner.domain_exit);
+        let verdict = self.verify(index, &root, &e.signature).and_then(|()| {
+            if self.inner.cfg.exit_requests.contains(&index) {
+                Ok(())
+            } else {
+                Err(format!("validator {index} has no exit request"))
+            }
+        });
+        let mut st = self.inner.state.lock();
+        match verdict {
+            Err(e) => {
+                st.stats.exits_invalid += 1;
+                Err(e)
+            }
+            Ok(()) => {
+                if st.exited.insert(index) {
+                    st.stats.exits_valid += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The validators whose builder registration falls in `slot` (index and slot equal
     /// modulo [`REGISTRATION_PERIOD_SLOTS`]).
     fn registering(&self, slot: u64) -> impl Iterator<Item = u64> + '_ {
@@ -1372,6 +1426,7 @@ impl BeaconSim {
             .route("/eth/v1/beacon/states/{state}/validators", post(validators))
             .route("/eth/v2/beacon/pool/attestations", post(pool_attestations))
             .route("/eth/v1/beacon/pool/sync_committees", post(pool_sync))
+            .route("/eth/v1/beacon/pool/voluntary_exits", post(pool_exits))
             .route(
                 "/eth/v1/validator/duties/proposer/{epoch}",
                 get(proposer_duties),
@@ -1460,6 +1515,7 @@ async fn spec(State(sim): State<BeaconSim>) -> Json<Data<Spec>> {
             slots_per_epoch: SLOTS_PER_EPOCH,
             slot_duration_ms: Some(if zero { 0 } else { ms }),
             epochs_per_sync_committee_period: EPOCHS_PER_SYNC_COMMITTEE_PERIOD,
+            capella_fork_version: Some(SIM_CAPELLA_VERSION),
         },
     })
 }
@@ -1870,6 +1926,16 @@ async fn publish_contributions(
         StatusCode::OK.into_response()
     } else {
         api_error(StatusCode::BAD_REQUEST, failures.join("; "))
+    }
+}
+
+async fn pool_exits(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<ssv_beacon_api::types::SignedVoluntaryExitJson>,
+) -> Response {
+    match sim.submit_exit(&body.to_container()) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => api_error(StatusCode::BAD_REQUEST, e),
     }
 }
 

@@ -67,6 +67,12 @@ pub struct Summary {
     pub aggregations_invalid: u64,
     /// Valid aggregates received late.
     pub aggregations_late: u64,
+    /// Voluntary exits expected (validators with an exit request).
+    pub exits_expected: u64,
+    /// Validators with a valid signed exit.
+    pub exits_valid: u64,
+    /// Invalid exits.
+    pub exits_invalid: u64,
     /// Sync-committee contributions expected in the counted slots.
     pub contributions_expected: u64,
     /// Valid contributions and proofs of those.
@@ -84,7 +90,7 @@ pub struct Summary {
     /// Valid registrations received late.
     pub registrations_late: u64,
     /// Duties of every type (attestations, sync messages, proposals, aggregations,
-    /// contributions, registrations) with no valid submission.
+    /// contributions, registrations, exits) with no valid submission.
     pub missed: u64,
     /// Median latency from slot start to a valid submission.
     pub duty_latency_ms_p50: u64,
@@ -175,6 +181,9 @@ impl Summary {
             aggregations_valid: 0,
             aggregations_invalid: 0,
             aggregations_late: 0,
+            exits_expected: 0,
+            exits_valid: 0,
+            exits_invalid: 0,
             contributions_expected: 0,
             contributions_valid: 0,
             contributions_invalid: 0,
@@ -244,17 +253,19 @@ impl Summary {
             || self.aggregations_invalid > 0
             || self.registrations_invalid > 0
             || self.contributions_invalid > 0
+            || self.exits_invalid > 0
         {
             return Some(format!(
                 "{} invalid attestations, {} invalid sync-committee messages, {} invalid \
-                 blocks, {} invalid aggregates, {} invalid contributions and {} invalid \
-                 registrations",
+                 blocks, {} invalid aggregates, {} invalid contributions, {} invalid \
+                 registrations and {} invalid exits",
                 self.attestations_invalid,
                 self.sync_messages_invalid,
                 self.proposals_invalid,
                 self.aggregations_invalid,
                 self.contributions_invalid,
-                self.registrations_invalid
+                self.registrations_invalid,
+                self.exits_invalid
             ));
         }
         if self.missed > 0 {
@@ -288,6 +299,12 @@ impl Summary {
             return Some(format!(
                 "{} of {} expected contributions valid",
                 self.contributions_valid, self.contributions_expected
+            ));
+        }
+        if self.exits_valid < self.exits_expected {
+            return Some(format!(
+                "{} of {} expected exits valid",
+                self.exits_valid, self.exits_expected
             ));
         }
         if self.registrations_valid < self.registrations_expected {
@@ -368,6 +385,13 @@ impl Summary {
                 self.registrations_valid,
                 self.registrations_invalid,
                 self.registrations_late,
+            ),
+            (
+                "exits",
+                self.exits_expected,
+                self.exits_valid,
+                self.exits_invalid,
+                0,
             ),
         ] {
             let _ = writeln!(

@@ -54,6 +54,8 @@ fn assert_all_duties_done(s: &serde_json::Value, slots: u64) {
     assert_eq!(u(s, "aggregations_invalid"), 0, "{s:#}");
     assert_eq!(u(s, "registrations_invalid"), 0, "{s:#}");
     assert_eq!(u(s, "contributions_invalid"), 0, "{s:#}");
+    assert_eq!(u(s, "exits_invalid"), 0, "{s:#}");
+    assert_eq!(u(s, "exits_valid"), u(s, "exits_expected"), "{s:#}");
     assert_eq!(
         u(s, "contributions_valid"),
         u(s, "contributions_expected"),

@@ -70,6 +70,8 @@ counters! {
     registrations_submitted,
     /// Sync-committee contributions and proofs published through the beacon node.
     contributions_submitted,
+    /// Voluntary exits submitted through the beacon node.
+    exits_submitted,
     /// Submissions the beacon node refused or that failed.
     submission_errors,
     /// Slots whose duties could not be scheduled (beacon node errors).
@@ -125,6 +127,6 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 24);
+        assert_eq!(text.matches("# TYPE").count(), 25);
     }
 }

@@ -300,7 +300,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shards: shard_txs.clone(),
         shard_of,
         clock,
-        fork: ForkInfo::new(&fork, &genesis),
+        fork: ForkInfo::new(&fork, &genesis, &spec),
         metrics: metrics.clone(),
     };
     let sched = tokio::spawn(scheduler.run(stop_rx.clone()));
@@ -653,6 +653,22 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
                         slot = c.message.contribution.slot,
                         "publishing a contribution: {e}"
                     );
+                }
+            }
+        }
+        Submission::Exit(e) => {
+            let body = ssv_beacon_api::types::SignedVoluntaryExitJson::from_container(&e);
+            match client.submit_exit(&body).await {
+                Ok(()) => {
+                    Metrics::add(&metrics.exits_submitted, 1);
+                    tracing::info!(
+                        validator = e.message.validator_index,
+                        "voluntary exit submitted"
+                    );
+                }
+                Err(e) => {
+                    Metrics::add(&metrics.submission_errors, 1);
+                    tracing::error!("submitting a voluntary exit: {e}");
                 }
             }
         }

@@ -48,12 +48,19 @@ pub struct ForkInfo {
     pub genesis_validators_root: [u8; 32],
     /// Genesis fork version (the builder domain's).
     pub genesis_fork_version: [u8; 4],
+    /// Capella's fork version (the exit domain's, EIP-7044), when the beacon node says it.
+    pub capella_fork_version: Option<[u8; 4]>,
 }
 
 impl ForkInfo {
     /// From the beacon node's fork and genesis.
-    pub fn new(fork: &Fork, genesis: &ssv_beacon_api::types::Genesis) -> Self {
+    pub fn new(
+        fork: &Fork,
+        genesis: &ssv_beacon_api::types::Genesis,
+        spec: &ssv_beacon_api::types::Spec,
+    ) -> Self {
         ForkInfo {
+            capella_fork_version: spec.capella_fork_version,
             previous_version: fork.previous_version,
             current_version: fork.current_version,
             epoch: fork.epoch,
@@ -252,6 +259,7 @@ impl Scheduler {
         );
         let fetcher = tokio::spawn(fetch_ahead(this.clone(), indices, epochs.clone(), epoch_rx));
         let mut next_slot = this.clock.current_slot().map_or(0, |s| s + 1);
+        let mut exits_started = false;
         loop {
             let wait = this.clock.until_slot(next_slot);
             tokio::select! {
@@ -271,6 +279,10 @@ impl Scheduler {
                 );
                 next_slot = now + 1;
                 continue;
+            }
+            if !exits_started {
+                exits_started = true;
+                this.start_exits(slot);
             }
             let epoch = this.clock.spec().epoch_of(slot);
             epoch_tx.send_if_modified(|e| {
@@ -443,6 +455,55 @@ impl Scheduler {
             d.slot,
             ValidatorStart::Aggregation { duty, domains },
         );
+    }
+
+    /// Voluntary exits of the validators whose owner requested one (`ValidatorExited`, as
+    /// contract sync stored it): started once, at the node's first slot. Acting on requests
+    /// that arrive while the node runs belongs to the live registry.
+    fn start_exits(&self, slot: u64) {
+        let Some(capella) = self.fork.capella_fork_version else {
+            let pending = self
+                .registry
+                .committees
+                .iter()
+                .flat_map(|c| c.validators.values())
+                .filter(|v| v.exit_requested.is_some())
+                .count();
+            if pending > 0 {
+                tracing::error!(
+                    pending,
+                    "the beacon node's spec has no CAPELLA_FORK_VERSION: exits not signed"
+                );
+            }
+            return;
+        };
+        let domain = ssv_protocol::runner::voluntary_exit::exit_domain(
+            capella,
+            self.fork.genesis_validators_root,
+        );
+        for (committee, info) in self.registry.committees.iter().enumerate() {
+            for share in info.validators.values() {
+                if share.exit_requested.is_none() {
+                    continue;
+                }
+                tracing::info!(validator = share.index, slot, "exit requested: signing it");
+                let object = ssv_protocol::runner::voluntary_exit::exit_object(
+                    self.clock.spec(),
+                    slot,
+                    share.index,
+                );
+                self.start_validator_duty(
+                    committee,
+                    slot,
+                    ValidatorStart::Exit {
+                        pubkey: share.pubkey,
+                        slot,
+                        object,
+                        domain,
+                    },
+                );
+            }
+        }
     }
 
     /// Builder registrations of the slot: each validator once every

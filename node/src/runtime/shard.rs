@@ -160,6 +160,8 @@ pub enum Submission {
         /// The shard's event channel.
         reply: async_channel::Sender<ShardEvent>,
     },
+    /// A signed voluntary exit.
+    Exit(ssv_protocol::beacon::phase0::SignedVoluntaryExit),
     /// A signed builder registration.
     Registration(ssv_protocol::beacon::builder::SignedValidatorRegistration),
     /// A signed aggregate and proof.
@@ -802,7 +804,8 @@ impl Shard {
                 RunnerRole::Proposer
                 | RunnerRole::Aggregator
                 | RunnerRole::SyncCommitteeContribution
-                | RunnerRole::ValidatorRegistration,
+                | RunnerRole::ValidatorRegistration
+                | RunnerRole::VoluntaryExit,
             ) => {
                 let Some(key) = RunnerKey::from_message_id(id) else {
                     return ValidationResult::Reject;

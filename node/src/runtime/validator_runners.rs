@@ -288,6 +288,12 @@ impl ValidatorRunners {
                     r.set_current_epoch(self.current_epoch());
                     Runner::Contribution(Box::new(r))
                 }
+                RunnerRole::VoluntaryExit => Runner::SigningOnly(Box::new(SigningOnlyRunner::new(
+                    SigningOnlyRole::VoluntaryExit,
+                    info.member.clone(),
+                    runner_share,
+                    RunnerOptions::NODE,
+                ))),
                 RunnerRole::ValidatorRegistration => {
                     Runner::SigningOnly(Box::new(SigningOnlyRunner::new(
                         SigningOnlyRole::ValidatorRegistration,
@@ -367,6 +373,9 @@ impl ValidatorRunners {
             ValidatorStart::Registration { pubkey, slot, .. } => {
                 (*pubkey, *slot, RunnerRole::ValidatorRegistration)
             }
+            ValidatorStart::Exit { pubkey, slot, .. } => {
+                (*pubkey, *slot, RunnerRole::VoluntaryExit)
+            }
             ValidatorStart::Contribution { duty, .. } => (
                 duty.pubkey,
                 duty.slot,
@@ -392,6 +401,15 @@ impl ValidatorRunners {
             (
                 Runner::SigningOnly(r),
                 ValidatorStart::Registration {
+                    slot,
+                    object,
+                    domain,
+                    ..
+                },
+            ) => r.start_duty(slot, object, domain, out),
+            (
+                Runner::SigningOnly(r),
+                ValidatorStart::Exit {
                     slot,
                     object,
                     domain,
@@ -699,6 +717,7 @@ impl ValidatorRunners {
                         slot,
                         validator = state.share.index,
                         committee = state.committee,
+                        role = ?key_role(&key),
                         "validator duty complete in {:?}",
                         t.elapsed()
                     );
@@ -707,14 +726,8 @@ impl ValidatorRunners {
                     BeaconObject::Proposal(p) => Submission::Block(p),
                     BeaconObject::AggregateAndProof(a) => Submission::Aggregate(Box::new(a)),
                     BeaconObject::ValidatorRegistration(r) => Submission::Registration(r),
+                    BeaconObject::VoluntaryExit(e) => Submission::Exit(e),
                     BeaconObject::ContributionAndProof(c) => Submission::Contribution(c),
-                    other => {
-                        tracing::error!(
-                            root = hex::encode(other.root()),
-                            "submission of a role not run here"
-                        );
-                        return;
-                    }
                 };
                 if services.submissions.try_send(submission).is_err() {
                     Metrics::add(&services.metrics.submission_errors, 1);
@@ -753,6 +766,17 @@ pub enum ValidatorStart {
         /// Its signing domains.
         domains: ContributionDomains,
     },
+    /// Exit the validator (its owner asked for it).
+    Exit {
+        /// The validator.
+        pubkey: BlsPublicKey,
+        /// The duty's slot.
+        slot: Slot,
+        /// The exit to sign.
+        object: SigningObject,
+        /// The exit domain (Capella's fork version, EIP-7044).
+        domain: ssv_protocol::signing::Domain,
+    },
     /// Register the validator with the builder network (fee recipient, gas limit).
     Registration {
         /// The validator.
@@ -764,6 +788,14 @@ pub enum ValidatorStart {
         /// The builder domain.
         domain: ssv_protocol::signing::Domain,
     },
+}
+
+/// The role of a validator runner's key.
+fn key_role(key: &RunnerKey) -> Option<RunnerRole> {
+    match key {
+        RunnerKey::Validator(_, role) => Some(*role),
+        RunnerKey::Committee(_) => None,
+    }
 }
 
 /// What a message is for, to keep it until its runner can take it.
