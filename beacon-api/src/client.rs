@@ -287,6 +287,14 @@ impl BeaconClient {
             .data)
     }
 
+    /// `GET /eth/v1/config/fork_schedule`: every fork with its activation epoch.
+    pub async fn fork_schedule(&self) -> Result<Vec<Fork>, BeaconError> {
+        Ok(self
+            .get::<Data<Vec<Fork>>>("/eth/v1/config/fork_schedule")
+            .await?
+            .data)
+    }
+
     /// `GET /eth/v1/node/syncing`.
     pub async fn syncing(&self) -> Result<Syncing, BeaconError> {
         Ok(self

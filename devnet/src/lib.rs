@@ -209,6 +209,11 @@ pub struct DevnetArgs {
     /// another build.
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
+    /// Make the simulated chain go through a fork (a new fork version, so new signing
+    /// domains) at this epoch. Counting starts at epoch 1 (slot 32): a run crosses the fork
+    /// when `--slots` reaches past `32 * (fork_epoch - 1)` (e.g. `--fork-epoch 2 --slots 40`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub fork_epoch: Option<u64>,
     /// Raise the simulator's duty rates so that a short run sees every duty type: every
     /// slot's proposer is one of the devnet's validators (mainnet-like otherwise: one
     /// proposer per slot among a million validators).
@@ -706,6 +711,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         cfg.network_validators = args.validators;
         cfg.exit_requests = setup.exit_requests.clone();
     }
+    cfg.fork_epoch = args.fork_epoch;
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
     cfg.last_slot = Some(last);
@@ -1054,6 +1060,7 @@ mod tests {
             restart_after_ms: None,
             node_binary: None,
             all_duties: false,
+            fork_epoch: None,
         };
         good.validate().expect("good");
         let cases = [

@@ -51,6 +51,8 @@ pub const MAX_COMMITTEES_PER_SLOT: u64 = 64;
 pub const HEAD_EVENTS_MAX: usize = 64;
 /// Fork version the simulator reports (an Electra-era devnet version of our own).
 pub const SIM_FORK_VERSION: [u8; 4] = [0x60, 0x00, 0x00, 0x38];
+/// The fork version before [`SimConfig::fork_epoch`].
+pub const SIM_PRE_FORK_VERSION: [u8; 4] = [0x50, 0x00, 0x00, 0x38];
 /// The Capella fork version the simulator's spec reports (`CAPELLA_FORK_VERSION`): exits are
 /// signed under it (EIP-7044), not under the current fork's.
 pub const SIM_CAPELLA_VERSION: [u8; 4] = [0x30, 0x00, 0x00, 0x38];
@@ -128,6 +130,10 @@ pub struct SimConfig {
     pub last_slot: Option<u64>,
     /// A fault to serve (`None`: an honest beacon node).
     pub fault: Option<SimFault>,
+    /// The epoch of a fork the simulated chain goes through (`None`: none): before it the
+    /// simulator's fork version is [`SIM_PRE_FORK_VERSION`], from it [`SIM_FORK_VERSION`];
+    /// every signature is checked with the domain of its own epoch.
+    pub fork_epoch: Option<u64>,
     /// Validators whose owner requested an exit (the nodes act on these at start-up): each
     /// is expected to exit once in the run.
     pub exit_requests: Vec<u64>,
@@ -170,6 +176,7 @@ impl SimConfig {
             fault: None,
             network_validators: MAINNET_VALIDATORS,
             exit_requests: Vec::new(),
+            fork_epoch: None,
         }
     }
 }
@@ -296,16 +303,8 @@ struct Inner {
     cfg: SimConfig,
     by_index: HashMap<u64, SimValidator>,
     pubkeys: HashMap<u64, PublicKey>,
-    domain_attester: [u8; 32],
-    domain_sync: [u8; 32],
-    domain_randao: [u8; 32],
-    domain_proposer: [u8; 32],
-    domain_selection: [u8; 32],
-    domain_aggregate: [u8; 32],
     domain_builder: [u8; 32],
     domain_exit: [u8; 32],
-    domain_sync_selection: [u8; 32],
-    domain_contribution: [u8; 32],
     genesis_validators_root: [u8; 32],
     state: Mutex<SimState>,
     head_tx: broadcast::Sender<HeadEvent>,
@@ -377,31 +376,11 @@ impl BeaconSim {
         let (head_tx, _) = broadcast::channel(HEAD_EVENTS_MAX);
         Ok(BeaconSim {
             inner: Arc::new(Inner {
-                domain_attester: compute_domain(signing::BEACON_ATTESTER, SIM_FORK_VERSION, gvr),
-                domain_sync: compute_domain(signing::SYNC_COMMITTEE, SIM_FORK_VERSION, gvr),
-                domain_randao: compute_domain(signing::RANDAO, SIM_FORK_VERSION, gvr),
-                domain_proposer: compute_domain(signing::BEACON_PROPOSER, SIM_FORK_VERSION, gvr),
-                domain_selection: compute_domain(signing::SELECTION_PROOF, SIM_FORK_VERSION, gvr),
-                domain_sync_selection: compute_domain(
-                    signing::SYNC_COMMITTEE_SELECTION_PROOF,
-                    SIM_FORK_VERSION,
-                    gvr,
-                ),
-                domain_contribution: compute_domain(
-                    signing::CONTRIBUTION_AND_PROOF,
-                    SIM_FORK_VERSION,
-                    gvr,
-                ),
                 domain_exit: compute_domain(signing::VOLUNTARY_EXIT, SIM_CAPELLA_VERSION, gvr),
                 domain_builder: compute_domain(
                     signing::APPLICATION_BUILDER,
                     SIM_FORK_VERSION,
                     [0; 32],
-                ),
-                domain_aggregate: compute_domain(
-                    signing::AGGREGATE_AND_PROOF,
-                    SIM_FORK_VERSION,
-                    gvr,
                 ),
                 genesis_validators_root: gvr,
                 cfg,
@@ -411,6 +390,47 @@ impl BeaconSim {
                 head_tx,
             }),
         })
+    }
+
+    /// The fork version at `epoch`: [`SIM_PRE_FORK_VERSION`] before the configured fork
+    /// epoch, [`SIM_FORK_VERSION`] from it (and always, without a fork epoch).
+    pub fn version_at(&self, epoch: u64) -> [u8; 4] {
+        match self.inner.cfg.fork_epoch {
+            Some(f) if epoch < f => SIM_PRE_FORK_VERSION,
+            _ => SIM_FORK_VERSION,
+        }
+    }
+
+    /// The signing domain of `kind` at `epoch` (the simulator's own implementation).
+    fn domain(&self, kind: [u8; 4], epoch: u64) -> [u8; 32] {
+        compute_domain(
+            kind,
+            self.version_at(epoch),
+            self.inner.genesis_validators_root,
+        )
+    }
+
+    /// The fork schedule the simulator serves.
+    pub fn fork_schedule(&self) -> Vec<Fork> {
+        match self.inner.cfg.fork_epoch {
+            Some(f) => vec![
+                Fork {
+                    previous_version: SIM_PRE_FORK_VERSION,
+                    current_version: SIM_PRE_FORK_VERSION,
+                    epoch: 0,
+                },
+                Fork {
+                    previous_version: SIM_PRE_FORK_VERSION,
+                    current_version: SIM_FORK_VERSION,
+                    epoch: f,
+                },
+            ],
+            None => vec![Fork {
+                previous_version: SIM_FORK_VERSION,
+                current_version: SIM_FORK_VERSION,
+                epoch: 0,
+            }],
+        }
     }
 
     /// The genesis the simulator serves.
@@ -673,7 +693,10 @@ impl BeaconSim {
         let received_ms = SlotClock::now_ms();
         // Whatever the duty and the data: a correctly signed attestation could reach the
         // chain, so it goes into the slashing ledger.
-        let root = compute_signing_root(a.data.tree_hash_root().0, self.inner.domain_attester);
+        let root = compute_signing_root(
+            a.data.tree_hash_root().0,
+            self.domain(signing::BEACON_ATTESTER, a.data.target.epoch),
+        );
         let signed = self.verify(a.attester_index, &root, &a.signature);
         if signed.is_ok() {
             self.ledger(a);
@@ -752,7 +775,10 @@ impl BeaconSim {
             if m.beacon_block_root != Self::block_root(m.slot) {
                 return Err("block root differs from the chain's".into());
             }
-            let root = compute_signing_root(m.beacon_block_root, self.inner.domain_sync);
+            let root = compute_signing_root(
+                m.beacon_block_root,
+                self.domain(signing::SYNC_COMMITTEE, m.slot / SLOTS_PER_EPOCH),
+            );
             self.verify(m.validator_index, &root, &m.signature)
         })();
         if !self.counted(m.slot) {
@@ -782,7 +808,10 @@ impl BeaconSim {
     /// The selection proof of validator `v` for `slot` (its full-key signature of the slot),
     /// when the simulator knows its key.
     fn selection_proof(&self, v: &SimValidator, slot: u64) -> Option<[u8; 96]> {
-        let root = compute_signing_root(signing::u64_root(slot), self.inner.domain_selection);
+        let root = compute_signing_root(
+            signing::u64_root(slot),
+            self.domain(signing::SELECTION_PROOF, slot / SLOTS_PER_EPOCH),
+        );
         v.secret.as_ref().map(|sk| sk.sign(&root).to_bytes())
     }
 
@@ -882,11 +911,16 @@ impl BeaconSim {
         let slot = m.aggregate.data.slot;
         let index = m.aggregator_index;
         let verdict = (|| {
-            let sel_root =
-                compute_signing_root(signing::u64_root(slot), self.inner.domain_selection);
+            let sel_root = compute_signing_root(
+                signing::u64_root(slot),
+                self.domain(signing::SELECTION_PROOF, slot / SLOTS_PER_EPOCH),
+            );
             self.verify(index, &sel_root, &m.selection_proof)
                 .map_err(|e| format!("selection proof: {e}"))?;
-            let root = compute_signing_root(m.tree_hash_root().0, self.inner.domain_aggregate);
+            let root = compute_signing_root(
+                m.tree_hash_root().0,
+                self.domain(signing::AGGREGATE_AND_PROOF, slot / SLOTS_PER_EPOCH),
+            );
             self.verify(index, &root, &a.signature)?;
             let duty = {
                 let mut st = self.inner.state.lock();
@@ -943,7 +977,13 @@ impl BeaconSim {
             slot,
             subcommittee_index,
         };
-        compute_signing_root(data.tree_hash_root().0, self.inner.domain_sync_selection)
+        compute_signing_root(
+            data.tree_hash_root().0,
+            self.domain(
+                signing::SYNC_COMMITTEE_SELECTION_PROOF,
+                slot / SLOTS_PER_EPOCH,
+            ),
+        )
     }
 
     /// The (member, subcommittee) pairs of `slot` known to contribute: sync-committee
@@ -1028,7 +1068,10 @@ impl BeaconSim {
                 &m.selection_proof,
             )
             .map_err(|e| format!("selection proof: {e}"))?;
-            let root = compute_signing_root(m.tree_hash_root().0, self.inner.domain_contribution);
+            let root = compute_signing_root(
+                m.tree_hash_root().0,
+                self.domain(signing::CONTRIBUTION_AND_PROOF, slot / SLOTS_PER_EPOCH),
+            );
             self.verify(index, &root, &c.signature)?;
             let committee =
                 self.sync_committee(slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
@@ -1228,7 +1271,10 @@ impl BeaconSim {
             .proposer(slot)
             .ok_or_else(|| format!("no validator of ours proposes at slot {slot}"))?;
         let epoch = slot / SLOTS_PER_EPOCH;
-        let randao_root = compute_signing_root(signing::u64_root(epoch), self.inner.domain_randao);
+        let randao_root = compute_signing_root(
+            signing::u64_root(epoch),
+            self.domain(signing::RANDAO, epoch),
+        );
         self.verify(v.index, &randao_root, randao_reveal)
             .map_err(|e| format!("RANDAO reveal: {e}"))?;
         let parent = Self::block_root(slot.saturating_sub(1));
@@ -1325,7 +1371,10 @@ impl BeaconSim {
             .map_err(|e| format!("signed block: {e}"))?;
         let (slot, index) = (signed.proposal.slot(), signed.proposal.proposer_index());
         let root = signed.proposal.block_root();
-        let signing_root = compute_signing_root(root, self.inner.domain_proposer);
+        let signing_root = compute_signing_root(
+            root,
+            self.domain(signing::BEACON_PROPOSER, slot / SLOTS_PER_EPOCH),
+        );
         let signed_ok = self.verify(index, &signing_root, &signed.signature);
         if signed_ok.is_ok() {
             self.block_ledger(index, slot, root);
@@ -1414,6 +1463,7 @@ impl BeaconSim {
         Router::new()
             .route("/eth/v1/beacon/genesis", get(genesis))
             .route("/eth/v1/config/spec", get(spec))
+            .route("/eth/v1/config/fork_schedule", get(fork_schedule))
             .route("/eth/v1/beacon/states/{state}/fork", get(fork))
             .route("/eth/v1/node/syncing", get(syncing))
             .route(
@@ -1520,13 +1570,21 @@ async fn spec(State(sim): State<BeaconSim>) -> Json<Data<Spec>> {
     })
 }
 
-async fn fork() -> Json<Data<Fork>> {
+async fn fork(State(sim): State<BeaconSim>) -> Json<Data<Fork>> {
+    let epoch = sim.current_slot().unwrap_or(0) / SLOTS_PER_EPOCH;
+    let forks = sim.fork_schedule();
+    let current = forks
+        .iter()
+        .rev()
+        .find(|f| f.epoch <= epoch)
+        .cloned()
+        .unwrap_or_else(|| forks[0].clone());
+    Json(Data { data: current })
+}
+
+async fn fork_schedule(State(sim): State<BeaconSim>) -> Json<Data<Vec<Fork>>> {
     Json(Data {
-        data: Fork {
-            previous_version: SIM_FORK_VERSION,
-            current_version: SIM_FORK_VERSION,
-            epoch: 0,
-        },
+        data: sim.fork_schedule(),
     })
 }
 
@@ -2004,7 +2062,10 @@ mod tests {
 
     fn attestation(sim: &BeaconSim, sks: &[SecretKey], d: &AttesterDuty) -> SingleAttestation {
         let data = sim.attestation_data(d.slot);
-        let root = compute_signing_root(data.tree_hash_root().0, sim.inner.domain_attester);
+        let root = compute_signing_root(
+            data.tree_hash_root().0,
+            sim.domain(signing::BEACON_ATTESTER, data.target.epoch),
+        );
         SingleAttestation {
             committee_index: d.committee_index,
             attester_index: d.validator_index,
@@ -2086,7 +2147,10 @@ mod tests {
             data.beacon_block_root = [head; 32];
             data.source.epoch = s;
             data.target.epoch = t;
-            let root = compute_signing_root(data.tree_hash_root().0, sim.inner.domain_attester);
+            let root = compute_signing_root(
+                data.tree_hash_root().0,
+                sim.domain(signing::BEACON_ATTESTER, data.target.epoch),
+            );
             SingleAttestation {
                 committee_index: 0,
                 attester_index: v as u64,
@@ -2137,7 +2201,7 @@ mod tests {
         let proposer = sim.proposer(slot).expect("a proposer").index;
         let sk = &sks[proposer as usize];
         let randao = |sk: &SecretKey| {
-            let root = compute_signing_root(signing::u64_root(1), sim.inner.domain_randao);
+            let root = compute_signing_root(signing::u64_root(1), sim.domain(signing::RANDAO, 1));
             sk.sign(&root).to_bytes()
         };
         let other = &sks[((proposer + 1) % 64) as usize];
@@ -2148,7 +2212,10 @@ mod tests {
         let proposal = Proposal::from_ssz(DataVersion::Electra.to_u64(), &ssz).expect("block");
         assert_eq!(proposal.is_blinded(), blinded);
         let sign = |p: &Proposal, sk: &SecretKey| {
-            let root = compute_signing_root(p.block_root(), sim.inner.domain_proposer);
+            let root = compute_signing_root(
+                p.block_root(),
+                sim.domain(signing::BEACON_PROPOSER, slot / SLOTS_PER_EPOCH),
+            );
             p.clone().signed(sk.sign(&root).to_bytes()).to_ssz()
         };
         // Signed by another key: invalid, not recorded.
@@ -2213,11 +2280,17 @@ mod tests {
                 .is_err()
         );
         let proof = |sk: &SecretKey| {
-            let root = compute_signing_root(signing::u64_root(d.slot), sim.inner.domain_selection);
+            let root = compute_signing_root(
+                signing::u64_root(d.slot),
+                sim.domain(signing::SELECTION_PROOF, d.slot / SLOTS_PER_EPOCH),
+            );
             sk.sign(&root).to_bytes()
         };
         let sign = |message: electra::AggregateAndProof, sk: &SecretKey| {
-            let root = compute_signing_root(message.tree_hash_root().0, sim.inner.domain_aggregate);
+            let root = compute_signing_root(
+                message.tree_hash_root().0,
+                sim.domain(signing::AGGREGATE_AND_PROOF, d.slot / SLOTS_PER_EPOCH),
+            );
             electra::SignedAggregateAndProof {
                 signature: sk.sign(&root).to_bytes(),
                 message,

@@ -213,3 +213,41 @@ fn bad_arguments_fail_fast_with_a_reason() {
         assert!(err.contains(want), "{args:?}: {}", show(&out));
     }
 }
+
+/// Every duty type, and a fork on the way (epoch 2, at the run's slot 33 of 40): the nodes
+/// switch signing domains at the fork epoch from the beacon node's fork schedule, and the
+/// simulator checks each signature with the domain of its own epoch.
+#[test]
+fn every_duty_type_valid_across_a_fork() {
+    let tmp = TestDir::new("fork");
+    let json = tmp.0.join("summary.json");
+    let out = devnet(&[
+        "--operators",
+        "4",
+        "--validators",
+        "64",
+        "--slots",
+        "40",
+        "--slot-ms",
+        "1500",
+        "--all-duties",
+        "--fork-epoch",
+        "2",
+        "--data-dir",
+        tmp.0.join("data").to_str().expect("utf-8 path"),
+        "--json-summary",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let s = summary(&json);
+    assert_all_duties_done(&s, 40);
+    for kind in [
+        "proposals",
+        "aggregations",
+        "contributions",
+        "registrations",
+        "exits",
+    ] {
+        assert!(u(&s, &format!("{kind}_expected")) > 0, "{kind}: {s:#}");
+    }
+}

@@ -163,6 +163,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
     );
     let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
+    let schedule = match client.fork_schedule().await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("no fork schedule from the beacon node ({e}): the head fork only");
+            None
+        }
+    };
     let preset = match config.network {
         crate::config::Network::Public(name) => ssv_protocol::types::network_preset(name),
         crate::config::Network::Local => None,
@@ -300,7 +307,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shards: shard_txs.clone(),
         shard_of,
         clock,
-        fork: ForkInfo::new(&fork, &genesis, &spec),
+        fork: ForkInfo::new(&fork, schedule.as_deref(), &genesis, &spec),
         metrics: metrics.clone(),
     };
     let sched = tokio::spawn(scheduler.run(stop_rx.clone()));

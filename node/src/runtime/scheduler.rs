@@ -35,15 +35,12 @@ pub const EPOCHS_KEPT: usize = 3;
 /// Attempts to fetch a slot's attestation data before the slot is skipped.
 pub const ATTESTATION_DATA_ATTEMPTS: usize = 3;
 
-/// Fork data for signing domains.
-#[derive(Debug, Clone, Copy)]
+/// Fork data for signing domains: the beacon node's fork schedule (every fork with its
+/// activation epoch), so that domains switch at a fork epoch while the node runs.
+#[derive(Debug, Clone)]
 pub struct ForkInfo {
-    /// Version before `epoch`.
-    pub previous_version: [u8; 4],
-    /// Version from `epoch`.
-    pub current_version: [u8; 4],
-    /// Activation epoch of `current_version`.
-    pub epoch: u64,
+    /// `(activation epoch, version)`, ascending by epoch; never empty.
+    pub schedule: Vec<(u64, [u8; 4])>,
     /// Genesis validators root.
     pub genesis_validators_root: [u8; 32],
     /// Genesis fork version (the builder domain's).
@@ -53,29 +50,55 @@ pub struct ForkInfo {
 }
 
 impl ForkInfo {
-    /// From the beacon node's fork and genesis.
+    /// From the beacon node's head fork, its fork schedule (`None` when it could not be
+    /// read: the head fork's two versions only), its genesis and spec.
     pub fn new(
         fork: &Fork,
+        schedule: Option<&[Fork]>,
         genesis: &ssv_beacon_api::types::Genesis,
         spec: &ssv_beacon_api::types::Spec,
     ) -> Self {
+        let mut forks: Vec<(u64, [u8; 4])> = match schedule {
+            Some(list) if !list.is_empty() => {
+                let mut v: Vec<(u64, [u8; 4])> =
+                    list.iter().map(|f| (f.epoch, f.current_version)).collect();
+                v.push((0, list[0].previous_version));
+                v
+            }
+            _ => vec![
+                (0, fork.previous_version),
+                (fork.epoch, fork.current_version),
+            ],
+        };
+        // Ascending by epoch; at equal epochs the later entry (a scheduled fork) wins.
+        forks.sort_by_key(|(e, _)| *e);
+        let mut schedule: Vec<(u64, [u8; 4])> = Vec::with_capacity(forks.len());
+        for (e, v) in forks {
+            match schedule.last_mut() {
+                Some(last) if last.0 == e => last.1 = v,
+                _ => schedule.push((e, v)),
+            }
+        }
         ForkInfo {
             capella_fork_version: spec.capella_fork_version,
-            previous_version: fork.previous_version,
-            current_version: fork.current_version,
-            epoch: fork.epoch,
+            schedule,
             genesis_validators_root: genesis.genesis_validators_root,
             genesis_fork_version: genesis.genesis_fork_version,
         }
     }
 
+    /// The fork version in force at `epoch`.
+    pub fn version_at(&self, epoch: u64) -> [u8; 4] {
+        self.schedule
+            .iter()
+            .rev()
+            .find(|(e, _)| *e <= epoch)
+            .or(self.schedule.first())
+            .map_or([0; 4], |(_, v)| *v)
+    }
+
     fn domain(&self, kind: [u8; 4], epoch: u64) -> Domain {
-        let version = if epoch >= self.epoch {
-            self.current_version
-        } else {
-            self.previous_version
-        };
-        compute_domain(kind, version, self.genesis_validators_root)
+        compute_domain(kind, self.version_at(epoch), self.genesis_validators_root)
     }
 }
 
@@ -751,6 +774,39 @@ mod tests {
             validator_committee_index: 0,
             slot,
         }
+    }
+
+    /// The schedule's version switches at each fork epoch; the head fork alone gives two.
+    #[test]
+    fn fork_versions_switch_at_their_epochs() {
+        let genesis = ssv_beacon_api::types::Genesis {
+            genesis_time: 0,
+            genesis_validators_root: [0; 32],
+            genesis_fork_version: [0; 4],
+        };
+        let spec = ssv_beacon_api::types::Spec {
+            seconds_per_slot: 12,
+            slots_per_epoch: 32,
+            slot_duration_ms: None,
+            epochs_per_sync_committee_period: 256,
+            capella_fork_version: None,
+        };
+        let fork = |p: u8, c: u8, epoch| Fork {
+            previous_version: [p, 0, 0, 0],
+            current_version: [c, 0, 0, 0],
+            epoch,
+        };
+        let schedule = [fork(0, 0, 0), fork(0, 1, 10), fork(1, 2, 20)];
+        let f = ForkInfo::new(&fork(0, 1, 10), Some(&schedule), &genesis, &spec);
+        assert_eq!(f.version_at(0), [0, 0, 0, 0]);
+        assert_eq!(f.version_at(9), [0, 0, 0, 0]);
+        assert_eq!(f.version_at(10), [1, 0, 0, 0]);
+        assert_eq!(f.version_at(19), [1, 0, 0, 0]);
+        assert_eq!(f.version_at(20), [2, 0, 0, 0]);
+        assert_eq!(f.version_at(u64::MAX), [2, 0, 0, 0]);
+        let head_only = ForkInfo::new(&fork(1, 2, 20), None, &genesis, &spec);
+        assert_eq!(head_only.version_at(5), [1, 0, 0, 0]);
+        assert_eq!(head_only.version_at(20), [2, 0, 0, 0]);
     }
 
     /// What a lying beacon node may list: a duplicate duty in the epoch (with our pubkey or
