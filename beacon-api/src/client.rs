@@ -11,10 +11,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::types::{
-    AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BlockRoot, Data, Fork,
-    Genesis, HeadEvent, ProducedBlock, ProposerDuties, SignedAggregateAndProofElectra,
-    SignedContributionAndProofJson, SignedValidatorRegistrationJson, SignedVoluntaryExitJson,
-    SingleAttestation, Spec, SyncCommitteeContributionJson, SyncCommitteeMessage, SyncDuty,
+    AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BeaconCommitteeSubscription,
+    BlockRoot, Data, Fork, Genesis, HeadEvent, ProducedBlock, ProposerDuties, ProposerPreparation,
+    SignedAggregateAndProofElectra, SignedContributionAndProofJson,
+    SignedValidatorRegistrationJson, SignedVoluntaryExitJson, SingleAttestation, Spec,
+    SyncCommitteeContributionJson, SyncCommitteeMessage, SyncCommitteeSubscription, SyncDuty,
     Syncing, ValidatorEntry,
 };
 
@@ -539,6 +540,49 @@ impl BeaconClient {
         self.post::<_, serde_json::Value>("/eth/v1/beacon/pool/voluntary_exits", exit, &[])
             .await
             .map(drop)
+    }
+
+    /// `POST /eth/v1/validator/prepare_beacon_proposer`: our validators' fee recipients, for
+    /// the blocks the beacon node builds for them.
+    pub async fn prepare_beacon_proposer(
+        &self,
+        preparations: &[ProposerPreparation],
+    ) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>(
+            "/eth/v1/validator/prepare_beacon_proposer",
+            &preparations,
+            &[],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /eth/v1/validator/beacon_committee_subscriptions`.
+    pub async fn beacon_committee_subscriptions(
+        &self,
+        subscriptions: &[BeaconCommitteeSubscription],
+    ) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>(
+            "/eth/v1/validator/beacon_committee_subscriptions",
+            &subscriptions,
+            &[],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /eth/v1/validator/sync_committee_subscriptions`.
+    pub async fn sync_committee_subscriptions(
+        &self,
+        subscriptions: &[SyncCommitteeSubscription],
+    ) -> Result<(), BeaconError> {
+        self.post::<_, serde_json::Value>(
+            "/eth/v1/validator/sync_committee_subscriptions",
+            &subscriptions,
+            &[],
+        )
+        .await
+        .map(drop)
     }
 
     /// `GET /eth/v1/events?topics=head` as a stream of head events from the first node that

@@ -586,3 +586,50 @@ impl SignedVoluntaryExitJson {
         }
     }
 }
+
+/// `POST /eth/v1/validator/prepare_beacon_proposer`: a validator's fee recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposerPreparation {
+    /// The validator.
+    #[serde(with = "u64_str")]
+    pub validator_index: u64,
+    /// Its fee recipient.
+    #[serde(with = "hex_bytes")]
+    pub fee_recipient: [u8; 20],
+}
+
+/// `POST /eth/v1/validator/beacon_committee_subscriptions`: one attester's committee, so the
+/// beacon node joins its subnet (and aggregates it when `is_aggregator`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeaconCommitteeSubscription {
+    /// The attester.
+    #[serde(with = "u64_str")]
+    pub validator_index: u64,
+    /// Its committee.
+    #[serde(with = "u64_str")]
+    pub committee_index: u64,
+    /// Committees in the slot.
+    #[serde(with = "u64_str")]
+    pub committees_at_slot: u64,
+    /// The duty's slot.
+    #[serde(with = "u64_str")]
+    pub slot: u64,
+    /// Whether the validator may aggregate (an SSV node cannot tell before the threshold
+    /// selection proof, so it says yes, as the Go node does).
+    pub is_aggregator: bool,
+}
+
+/// `POST /eth/v1/validator/sync_committee_subscriptions`: a sync-committee member's subnets
+/// until the end of its period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCommitteeSubscription {
+    /// The member.
+    #[serde(with = "u64_str")]
+    pub validator_index: u64,
+    /// Its sync-committee indices.
+    #[serde(with = "u64_vec_str")]
+    pub sync_committee_indices: Vec<u64>,
+    /// First epoch it is no longer a member.
+    #[serde(with = "u64_str")]
+    pub until_epoch: u64,
+}

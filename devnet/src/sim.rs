@@ -243,6 +243,18 @@ pub struct SimStats {
     /// Valid aggregates received late.
     #[serde(default)]
     pub aggregations_late: u64,
+    /// Beacon-committee subscriptions received that match an attester duty.
+    #[serde(default)]
+    pub beacon_subscriptions: u64,
+    /// Sync-committee subscriptions received of sync-committee members.
+    #[serde(default)]
+    pub sync_subscriptions: u64,
+    /// Fee recipients received (`prepare_beacon_proposer`) of known validators.
+    #[serde(default)]
+    pub fee_recipients_prepared: u64,
+    /// Subscriptions or preparations naming an unknown validator or no matching duty.
+    #[serde(default)]
+    pub preparations_invalid: u64,
     /// Voluntary exits expected (the validators with an exit request), from the first
     /// counted slot on.
     #[serde(default)]
@@ -1153,6 +1165,61 @@ impl BeaconSim {
         }
     }
 
+    /// Records beacon-committee subscriptions: each must match an attester duty.
+    pub fn subscribe_committees(
+        &self,
+        subs: &[ssv_beacon_api::types::BeaconCommitteeSubscription],
+    ) {
+        let mut st = self.inner.state.lock();
+        for sub in subs {
+            let ok = self
+                .duties_locked(&mut st, sub.slot / SLOTS_PER_EPOCH)
+                .iter()
+                .any(|d| {
+                    d.validator_index == sub.validator_index
+                        && d.slot == sub.slot
+                        && d.committee_index == sub.committee_index
+                        && d.committees_at_slot == sub.committees_at_slot
+                });
+            if ok {
+                st.stats.beacon_subscriptions += 1;
+            } else {
+                st.stats.preparations_invalid += 1;
+            }
+        }
+    }
+
+    /// Records sync-committee subscriptions: each of a member, with its own indices.
+    pub fn subscribe_sync(&self, subs: &[ssv_beacon_api::types::SyncCommitteeSubscription]) {
+        let slot = self.current_slot().unwrap_or(0);
+        let committee =
+            self.sync_committee(slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
+        let mut st = self.inner.state.lock();
+        for sub in subs {
+            let ok = sub
+                .sync_committee_indices
+                .iter()
+                .all(|i| committee.get(*i as usize) == Some(&sub.validator_index));
+            if ok {
+                st.stats.sync_subscriptions += 1;
+            } else {
+                st.stats.preparations_invalid += 1;
+            }
+        }
+    }
+
+    /// Records fee recipients: each of a known validator.
+    pub fn prepare_proposers(&self, preps: &[ssv_beacon_api::types::ProposerPreparation]) {
+        let mut st = self.inner.state.lock();
+        for p in preps {
+            if self.inner.by_index.contains_key(&p.validator_index) {
+                st.stats.fee_recipients_prepared += 1;
+            } else {
+                st.stats.preparations_invalid += 1;
+            }
+        }
+    }
+
     /// The validators whose builder registration falls in `slot` (index and slot equal
     /// modulo [`REGISTRATION_PERIOD_SLOTS`]).
     fn registering(&self, slot: u64) -> impl Iterator<Item = u64> + '_ {
@@ -1477,6 +1544,18 @@ impl BeaconSim {
             .route("/eth/v2/beacon/pool/attestations", post(pool_attestations))
             .route("/eth/v1/beacon/pool/sync_committees", post(pool_sync))
             .route("/eth/v1/beacon/pool/voluntary_exits", post(pool_exits))
+            .route(
+                "/eth/v1/validator/beacon_committee_subscriptions",
+                post(committee_subscriptions),
+            )
+            .route(
+                "/eth/v1/validator/sync_committee_subscriptions",
+                post(sync_subscriptions),
+            )
+            .route(
+                "/eth/v1/validator/prepare_beacon_proposer",
+                post(prepare_beacon_proposer),
+            )
             .route(
                 "/eth/v1/validator/duties/proposer/{epoch}",
                 get(proposer_duties),
@@ -1995,6 +2074,30 @@ async fn pool_exits(
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => api_error(StatusCode::BAD_REQUEST, e),
     }
+}
+
+async fn committee_subscriptions(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<ssv_beacon_api::types::BeaconCommitteeSubscription>>,
+) -> Response {
+    sim.subscribe_committees(&body);
+    StatusCode::OK.into_response()
+}
+
+async fn sync_subscriptions(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<ssv_beacon_api::types::SyncCommitteeSubscription>>,
+) -> Response {
+    sim.subscribe_sync(&body);
+    StatusCode::OK.into_response()
+}
+
+async fn prepare_beacon_proposer(
+    State(sim): State<BeaconSim>,
+    Json(body): Json<Vec<ssv_beacon_api::types::ProposerPreparation>>,
+) -> Response {
+    sim.prepare_proposers(&body);
+    StatusCode::OK.into_response()
 }
 
 async fn events(

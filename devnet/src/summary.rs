@@ -67,6 +67,14 @@ pub struct Summary {
     pub aggregations_invalid: u64,
     /// Valid aggregates received late.
     pub aggregations_late: u64,
+    /// Beacon-committee subscriptions the simulator received that match a duty.
+    pub beacon_subscriptions: u64,
+    /// Sync-committee subscriptions of members.
+    pub sync_subscriptions: u64,
+    /// Fee recipients prepared (`prepare_beacon_proposer`) for known validators.
+    pub fee_recipients_prepared: u64,
+    /// Subscriptions or preparations naming an unknown validator or no matching duty.
+    pub preparations_invalid: u64,
     /// Voluntary exits expected (validators with an exit request).
     pub exits_expected: u64,
     /// Validators with a valid signed exit.
@@ -181,6 +189,10 @@ impl Summary {
             aggregations_valid: 0,
             aggregations_invalid: 0,
             aggregations_late: 0,
+            beacon_subscriptions: 0,
+            sync_subscriptions: 0,
+            fee_recipients_prepared: 0,
+            preparations_invalid: 0,
             exits_expected: 0,
             exits_valid: 0,
             exits_invalid: 0,

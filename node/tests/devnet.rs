@@ -241,6 +241,15 @@ fn every_duty_type_valid_across_a_fork() {
     assert!(out.status.success(), "{}", show(&out));
     let s = summary(&json);
     assert_all_duties_done(&s, 40);
+    // The beacon node was told the subnets and fee recipients the duties need.
+    assert_eq!(u(&s, "preparations_invalid"), 0, "{s:#}");
+    for what in [
+        "beacon_subscriptions",
+        "sync_subscriptions",
+        "fee_recipients_prepared",
+    ] {
+        assert!(u(&s, what) > 0, "{what}: {s:#}");
+    }
     for kind in [
         "proposals",
         "aggregations",

@@ -120,7 +120,7 @@ pub struct Scheduler {
     pub metrics: Arc<Metrics>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct EpochDuties {
     attester: Vec<AttesterDuty>,
     sync: Vec<SyncDuty>,
@@ -659,8 +659,12 @@ async fn fetch_ahead(
                         epoch = e,
                         attester = d.attester.len(),
                         sync = d.sync.len(),
+                        proposer = d.proposer.len(),
                         "duties fetched"
                     );
+                    // Not waited for: the beacon node's subnets and fee recipients are its
+                    // own affair, and a slow answer must not hold the duties back.
+                    tokio::spawn(prepare_beacon_node(this.clone(), e, Arc::new(d.clone())));
                     let mut map = epochs.lock();
                     map.insert(e, Arc::new(d));
                     while map.len() > EPOCHS_KEPT {
@@ -682,6 +686,65 @@ async fn fetch_ahead(
 }
 
 /// Follows the beacon node's head events into `tx`, reconnecting on failure.
+/// Tells the beacon node what the epoch's duties need of it: the attesters' committee
+/// subnets (every attester as a possible aggregator: an SSV node knows only after the
+/// threshold selection proof, and the Go node subscribes so too), the sync-committee members'
+/// subnets until the end of their period, and every validator's fee recipient.
+async fn prepare_beacon_node(this: Arc<Scheduler>, epoch: u64, duties: Arc<EpochDuties>) {
+    use ssv_beacon_api::types::{
+        BeaconCommitteeSubscription, ProposerPreparation, SyncCommitteeSubscription,
+    };
+    let spec = this.clock.spec();
+    let committees: Vec<BeaconCommitteeSubscription> = duties
+        .attester
+        .iter()
+        .map(|d| BeaconCommitteeSubscription {
+            validator_index: d.validator_index,
+            committee_index: d.committee_index,
+            committees_at_slot: d.committees_at_slot,
+            slot: d.slot,
+            is_aggregator: true,
+        })
+        .collect();
+    let period_end = (epoch / spec.epochs_per_sync_committee_period() + 1)
+        * spec.epochs_per_sync_committee_period();
+    let sync: Vec<SyncCommitteeSubscription> = duties
+        .sync
+        .iter()
+        .map(|d| SyncCommitteeSubscription {
+            validator_index: d.validator_index,
+            sync_committee_indices: d.validator_sync_committee_indices.clone(),
+            until_epoch: period_end,
+        })
+        .collect();
+    let mut preparations: Vec<ProposerPreparation> = this
+        .registry
+        .committees
+        .iter()
+        .flat_map(|c| c.validators.values())
+        .map(|v| ProposerPreparation {
+            validator_index: v.index,
+            fee_recipient: v.fee_recipient,
+        })
+        .collect();
+    preparations.sort_by_key(|p| p.validator_index);
+    for chunk in committees.chunks(DUTIES_REQUEST_INDICES_MAX) {
+        if let Err(e) = this.client.beacon_committee_subscriptions(chunk).await {
+            tracing::warn!(epoch, "beacon committee subscriptions: {e}");
+        }
+    }
+    for chunk in sync.chunks(DUTIES_REQUEST_INDICES_MAX) {
+        if let Err(e) = this.client.sync_committee_subscriptions(chunk).await {
+            tracing::warn!(epoch, "sync committee subscriptions: {e}");
+        }
+    }
+    for chunk in preparations.chunks(DUTIES_REQUEST_INDICES_MAX) {
+        if let Err(e) = this.client.prepare_beacon_proposer(chunk).await {
+            tracing::warn!(epoch, "fee recipients (prepare_beacon_proposer): {e}");
+        }
+    }
+}
+
 async fn follow_heads(client: Arc<BeaconClient>, tx: watch::Sender<u64>) {
     loop {
         match client.head_events().await {
