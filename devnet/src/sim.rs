@@ -195,6 +195,49 @@ fn h(parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The submission kinds counted per slot (see [`SimStats::counters`]).
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Attestation,
+    SyncMessage,
+    Proposal,
+    Aggregation,
+    Contribution,
+}
+
+impl SimStats {
+    /// The (valid, invalid, late) counters of a kind.
+    fn counters(&mut self, kind: Tally) -> (&mut u64, &mut u64, &mut u64) {
+        match kind {
+            Tally::Attestation => (
+                &mut self.attestations_valid,
+                &mut self.attestations_invalid,
+                &mut self.attestations_late,
+            ),
+            Tally::SyncMessage => (
+                &mut self.sync_messages_valid,
+                &mut self.sync_messages_invalid,
+                &mut self.sync_messages_late,
+            ),
+            Tally::Proposal => (
+                &mut self.proposals_valid,
+                &mut self.proposals_invalid,
+                &mut self.proposals_late,
+            ),
+            Tally::Aggregation => (
+                &mut self.aggregations_valid,
+                &mut self.aggregations_invalid,
+                &mut self.aggregations_late,
+            ),
+            Tally::Contribution => (
+                &mut self.contributions_valid,
+                &mut self.contributions_invalid,
+                &mut self.contributions_late,
+            ),
+        }
+    }
+}
+
 /// Counters of what the simulator received.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SimStats {
@@ -700,6 +743,39 @@ impl BeaconSim {
         }
     }
 
+    /// Counts one submission naming `slot` (only in the counted window): invalid, or valid
+    /// the first time `first` says so (a duplicate of a valid one is harmless and not counted
+    /// again), late past the threshold, its latency recorded.
+    fn tally(
+        &self,
+        kind: Tally,
+        slot: u64,
+        received_ms: u64,
+        verdict: Result<(), String>,
+        first: impl FnOnce(&mut SimState) -> bool,
+    ) -> Result<(), String> {
+        if !self.counted(slot) {
+            return verdict;
+        }
+        let mut st = self.inner.state.lock();
+        if verdict.is_err() {
+            *st.stats.counters(kind).1 += 1;
+            return verdict;
+        }
+        if !first(&mut st) {
+            return Ok(());
+        }
+        let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
+        let late = latency > self.inner.cfg.late_after.as_millis() as u64;
+        let (valid, _, late_count) = st.stats.counters(kind);
+        *valid += 1;
+        if late {
+            *late_count += 1;
+        }
+        st.stats.latencies_ms.push(latency);
+        Ok(())
+    }
+
     /// Checks and records one attestation; `Err` says why it was rejected.
     pub fn submit_attestation(&self, a: &SingleAttestation) -> Result<(), String> {
         let received_ms = SlotClock::now_ms();
@@ -714,28 +790,13 @@ impl BeaconSim {
             self.ledger(a);
         }
         let verdict = signed.and_then(|()| self.check_attestation(a));
-        if !self.counted(a.data.slot) {
-            return verdict;
-        }
-        let mut st = self.inner.state.lock();
-        match verdict {
-            Err(e) => {
-                st.stats.attestations_invalid += 1;
-                Err(e)
-            }
-            Ok(()) => {
-                if !st.attested.insert((a.data.slot, a.attester_index)) {
-                    return Ok(()); // a duplicate of a valid one: harmless, not counted twice
-                }
-                st.stats.attestations_valid += 1;
-                let latency = received_ms.saturating_sub(self.slot_start_ms(a.data.slot));
-                if latency > self.inner.cfg.late_after.as_millis() as u64 {
-                    st.stats.attestations_late += 1;
-                }
-                st.stats.latencies_ms.push(latency);
-                Ok(())
-            }
-        }
+        self.tally(
+            Tally::Attestation,
+            a.data.slot,
+            received_ms,
+            verdict,
+            |st| st.attested.insert((a.data.slot, a.attester_index)),
+        )
     }
 
     /// The duty and data checks of an attestation whose signature verified.
@@ -793,28 +854,9 @@ impl BeaconSim {
             );
             self.verify(m.validator_index, &root, &m.signature)
         })();
-        if !self.counted(m.slot) {
-            return verdict;
-        }
-        let mut st = self.inner.state.lock();
-        match verdict {
-            Err(e) => {
-                st.stats.sync_messages_invalid += 1;
-                Err(e)
-            }
-            Ok(()) => {
-                if !st.synced.insert((m.slot, m.validator_index)) {
-                    return Ok(());
-                }
-                st.stats.sync_messages_valid += 1;
-                let latency = received_ms.saturating_sub(self.slot_start_ms(m.slot));
-                if latency > self.inner.cfg.late_after.as_millis() as u64 {
-                    st.stats.sync_messages_late += 1;
-                }
-                st.stats.latencies_ms.push(latency);
-                Ok(())
-            }
-        }
+        self.tally(Tally::SyncMessage, m.slot, received_ms, verdict, |st| {
+            st.synced.insert((m.slot, m.validator_index))
+        })
     }
 
     /// The selection proof of validator `v` for `slot` (its full-key signature of the slot),
@@ -959,28 +1001,9 @@ impl BeaconSim {
             }
             Ok(())
         })();
-        if !self.counted(slot) {
-            return verdict;
-        }
-        let mut st = self.inner.state.lock();
-        match verdict {
-            Err(e) => {
-                st.stats.aggregations_invalid += 1;
-                Err(e)
-            }
-            Ok(()) => {
-                if !st.aggregated.insert((slot, index)) {
-                    return Ok(());
-                }
-                st.stats.aggregations_valid += 1;
-                let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
-                if latency > self.inner.cfg.late_after.as_millis() as u64 {
-                    st.stats.aggregations_late += 1;
-                }
-                st.stats.latencies_ms.push(latency);
-                Ok(())
-            }
-        }
+        self.tally(Tally::Aggregation, slot, received_ms, verdict, |st| {
+            st.aggregated.insert((slot, index))
+        })
     }
 
     /// The root a sync-committee selection proof signs.
@@ -1111,28 +1134,9 @@ impl BeaconSim {
             }
             Ok(())
         })();
-        if !self.counted(slot) {
-            return verdict;
-        }
-        let mut st = self.inner.state.lock();
-        match verdict {
-            Err(e) => {
-                st.stats.contributions_invalid += 1;
-                Err(e)
-            }
-            Ok(()) => {
-                if !st.contributed.insert((slot, index, sub)) {
-                    return Ok(());
-                }
-                st.stats.contributions_valid += 1;
-                let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
-                if latency > self.inner.cfg.late_after.as_millis() as u64 {
-                    st.stats.contributions_late += 1;
-                }
-                st.stats.latencies_ms.push(latency);
-                Ok(())
-            }
-        }
+        self.tally(Tally::Contribution, slot, received_ms, verdict, |st| {
+            st.contributed.insert((slot, index, sub))
+        })
     }
 
     /// Checks and records one voluntary exit: of a validator with an exit request, signed
@@ -1460,28 +1464,9 @@ impl BeaconSim {
             }
             Ok(())
         });
-        if !self.counted(slot) {
-            return verdict;
-        }
-        let mut st = self.inner.state.lock();
-        match verdict {
-            Err(e) => {
-                st.stats.proposals_invalid += 1;
-                Err(e)
-            }
-            Ok(()) => {
-                if !st.proposed.insert(slot) {
-                    return Ok(());
-                }
-                st.stats.proposals_valid += 1;
-                let latency = received_ms.saturating_sub(self.slot_start_ms(slot));
-                if latency > self.inner.cfg.late_after.as_millis() as u64 {
-                    st.stats.proposals_late += 1;
-                }
-                st.stats.latencies_ms.push(latency);
-                Ok(())
-            }
-        }
+        self.tally(Tally::Proposal, slot, received_ms, verdict, |st| {
+            st.proposed.insert(slot)
+        })
     }
 
     /// Records a correctly signed block; a second, different one of the same validator and

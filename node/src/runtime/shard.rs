@@ -615,16 +615,7 @@ impl Shard {
             return;
         };
         match action {
-            RunnerAction::Broadcast(msg) => {
-                let subnet = Subnet::new(state.info.subnet as usize);
-                match subnet.map(|s| services.network.try_publish(s, msg.to_ssz())) {
-                    Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
-                    Ok(Err(e)) | Err(e) => {
-                        Metrics::add(&services.metrics.publish_errors, 1);
-                        tracing::warn!("publish: {e}");
-                    }
-                }
-            }
+            RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             RunnerAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
                 let tx = self.events_tx.clone();
@@ -894,6 +885,17 @@ fn check_signers(
         }
     }
     Ok(())
+}
+
+/// Publishes one of our messages on a committee's subnet, counting it (or the refusal).
+pub(super) fn publish(services: &Services, subnet: u64, msg: &SignedSsvMessage) {
+    match Subnet::new(subnet as usize).map(|s| services.network.try_publish(s, msg.to_ssz())) {
+        Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
+        Ok(Err(e)) | Err(e) => {
+            Metrics::add(&services.metrics.publish_errors, 1);
+            tracing::warn!("publish: {e}");
+        }
+    }
 }
 
 /// How a runner refusal is reported to gossipsub.

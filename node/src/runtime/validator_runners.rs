@@ -22,7 +22,6 @@ use std::time::Instant;
 use ssv_crypto_pipeline::{
     CryptoError, Partial, Signature, ValidatorPartials, reconstruct_and_verify,
 };
-use ssv_netio::Subnet;
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon::consensus_data::{DataVersion, ValidatorDuty as BeaconDuty};
 use ssv_protocol::error_code::ErrorCode;
@@ -42,7 +41,8 @@ use ssv_storage::{BlockToSign, Store};
 use super::metrics::Metrics;
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
-    RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, wrong_key,
+    RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, publish,
+    wrong_key,
 };
 use crate::config::Fault;
 
@@ -605,16 +605,7 @@ impl ValidatorRunners {
             return;
         };
         match action {
-            ValidatorAction::Broadcast(msg) => {
-                let subnet = Subnet::new(state.info.subnet as usize);
-                match subnet.map(|s| services.network.try_publish(s, msg.to_ssz())) {
-                    Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
-                    Ok(Err(e)) | Err(e) => {
-                        Metrics::add(&services.metrics.publish_errors, 1);
-                        tracing::warn!("publish: {e}");
-                    }
-                }
-            }
+            ValidatorAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             ValidatorAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
                 let tx = self.events_tx.clone();

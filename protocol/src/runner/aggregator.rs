@@ -12,27 +12,25 @@
 //! the data version of the value. Sans-IO: the caller signs, reconstructs, verifies, fetches and
 //! submits; QBFT runs inside.
 
-use std::collections::VecDeque;
 
 use tree_hash::TreeHash;
 
-use super::base::BaseRunner;
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::consensus_role::ConsensusRole;
 use super::one_root::{OneRoot, Reconstructed};
 use super::signing_only::{
-    BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
+    BeaconDataRequest, BeaconObject, RunnerShare, ValidatorAction,
 };
 use super::value_check::DutyValueCheck;
 use crate::beacon::consensus_data::{ValidatorConsensusData, ValidatorDuty};
 use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, RunnerRole, SignedSsvMessage};
-use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
+use crate::message::RunnerRole;
+use crate::partial_sig::{BlsSignature, PartialSigMsgType};
 use crate::qbft::{Config, Env};
 use crate::signing::{Domain, compute_signing_root};
-use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot};
+use crate::types::{BeaconRole, CommitteeMember, Epoch, Root};
 
 /// `TARGET_AGGREGATORS_PER_COMMITTEE` of the consensus specs.
 pub const TARGET_AGGREGATORS_PER_COMMITTEE: u64 = 16;
@@ -96,36 +94,6 @@ impl AggregatorRunner {
         }
     }
 
-    /// Resolves an operator's second partial for the same root as ssv-spec does.
-    pub fn with_duplicate_check(
-        mut self,
-        verifier: std::sync::Arc<dyn PartialSigVerifier + Send + Sync>,
-    ) -> Self {
-        self.core.set_duplicate_check(verifier);
-        self
-    }
-
-    /// The current wall-clock epoch, for the value check (a duty more than one epoch ahead
-    /// of it is refused); the caller keeps it current.
-    pub fn set_current_epoch(&mut self, epoch: Epoch) {
-        self.core.current_epoch = epoch;
-    }
-
-    /// The role-neutral core.
-    pub fn base(&self) -> &BaseRunner {
-        &self.core.base
-    }
-
-    /// The core, to restore a runner's state (the runner suite's vectors).
-    pub fn base_mut(&mut self) -> &mut BaseRunner {
-        &mut self.core.base
-    }
-
-    /// The runner's message ID.
-    pub fn message_id(&self) -> &MessageId {
-        &self.core.msg_id
-    }
-
     /// Sets the duty a restored state belongs to (the runner suite's vectors): the duty, its
     /// domains and, when decided, the decided value.
     pub fn restore_duty(
@@ -160,28 +128,6 @@ impl AggregatorRunner {
         self.core.start(duty, root, current_epoch, out)?;
         self.domains = Some(domains);
         Ok(())
-    }
-
-    /// Our partial for the last [`ValidatorAction::Sign`] (selection proof before the
-    /// decision, the aggregate after): broadcast, and with loopback collected.
-    pub fn signed(
-        &mut self,
-        env: Env<'_>,
-        signature: BlsSignature,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.core.signed(env, signature, out)
-    }
-
-    /// Processes a message of this runner whose outer structure and operator signatures the
-    /// caller has checked.
-    pub fn process_message(
-        &mut self,
-        env: Env<'_>,
-        msg: SignedSsvMessage,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.route(env, msg, out)
     }
 
     /// The verdict of a [`ValidatorAction::Reconstruct`] over `signing_root`.
@@ -244,33 +190,20 @@ impl AggregatorRunner {
             .consensus_value(version, aggregate_and_proof_ssz)?;
         self.start_consensus(env, slot, value, out)
     }
-
-    /// The round timer of the running instance expired (dropped when the duty is not
-    /// running, as the Go node does).
-    pub fn on_timeout(
-        &mut self,
-        env: Env<'_>,
-        slot: Slot,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.timeout(env, slot, out)
-    }
 }
 
-impl ConsensusRole for AggregatorRunner {
-    fn parts(&mut self) -> (&mut BaseRunner, Option<&mut VecDeque<SignedSsvMessage>>) {
-        self.core.parts()
-    }
-
-    fn msg_id(&self) -> &MessageId {
-        &self.core.msg_id
-    }
-
-    fn value_check(&self) -> DutyValueCheck {
+impl AggregatorRunner {
+    /// The role's value check (ssv-spec's).
+    fn role_value_check(&self) -> DutyValueCheck {
         self.core.value_check(BeaconRole::Aggregator, None)
     }
 
-    fn on_decided(&mut self, value: Vec<u8>, out: &mut Vec<ValidatorAction>) -> Result<(), Error> {
+    /// The decided value passed the value check: sign it.
+    fn role_on_decided(
+        &mut self,
+        value: Vec<u8>,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
         let cd = ValidatorConsensusData::from_ssz(&value)?;
         let domain = self
             .domains
@@ -280,16 +213,9 @@ impl ConsensusRole for AggregatorRunner {
         self.core.sign_post(cd.duty.slot, root, out);
         Ok(())
     }
-
-    fn process_partials(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        post: bool,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.core.take_partials(psm, post, out)
-    }
 }
+
+super::one_root::one_root_role!(AggregatorRunner);
 
 #[cfg(test)]
 mod tests {

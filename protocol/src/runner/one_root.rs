@@ -338,3 +338,115 @@ impl OneRoot {
         ))
     }
 }
+
+/// The API and the [`ConsensusRole`](super::consensus_role::ConsensusRole) glue every one-root
+/// role has, over its `core: OneRoot` field; the role writes `role_value_check` and
+/// `role_on_decided` (what it checks and what it signs once decided).
+macro_rules! one_root_role {
+    ($runner:ty) => {
+        impl $runner {
+            /// Resolves an operator's second partial for the same root as ssv-spec does.
+            pub fn with_duplicate_check(
+                mut self,
+                verifier: std::sync::Arc<dyn $crate::runner::PartialSigVerifier + Send + Sync>,
+            ) -> Self {
+                self.core.set_duplicate_check(verifier);
+                self
+            }
+
+            /// The current wall-clock epoch, for the value check (a duty more than one epoch
+            /// ahead of it is refused); the caller keeps it current.
+            pub fn set_current_epoch(&mut self, epoch: $crate::types::Epoch) {
+                self.core.current_epoch = epoch;
+            }
+
+            /// The role-neutral core.
+            pub fn base(&self) -> &$crate::runner::BaseRunner {
+                &self.core.base
+            }
+
+            /// The core, to restore a runner's state (the runner suite's vectors).
+            pub fn base_mut(&mut self) -> &mut $crate::runner::BaseRunner {
+                &mut self.core.base
+            }
+
+            /// The runner's message ID.
+            pub fn message_id(&self) -> &$crate::message::MessageId {
+                &self.core.msg_id
+            }
+
+            /// Our partial for the last [`ValidatorAction::Sign`](
+            /// $crate::runner::ValidatorAction::Sign) (the pre-consensus root before the
+            /// decision, the decided object's after): broadcast, and with loopback collected.
+            pub fn signed(
+                &mut self,
+                env: $crate::qbft::Env<'_>,
+                signature: $crate::partial_sig::BlsSignature,
+                out: &mut Vec<$crate::runner::ValidatorAction>,
+            ) -> Result<(), $crate::error::Error> {
+                self.core.signed(env, signature, out)
+            }
+
+            /// Processes a message of this runner whose outer structure and operator
+            /// signatures the caller has checked.
+            pub fn process_message(
+                &mut self,
+                env: $crate::qbft::Env<'_>,
+                msg: $crate::message::SignedSsvMessage,
+                out: &mut Vec<$crate::runner::ValidatorAction>,
+            ) -> Result<(), $crate::error::Error> {
+                use $crate::runner::consensus_role::ConsensusRole as _;
+                self.route(env, msg, out)
+            }
+
+            /// The round timer of the running instance expired (dropped when the duty is not
+            /// running, as the Go node does).
+            pub fn on_timeout(
+                &mut self,
+                env: $crate::qbft::Env<'_>,
+                slot: $crate::types::Slot,
+                out: &mut Vec<$crate::runner::ValidatorAction>,
+            ) -> Result<(), $crate::error::Error> {
+                use $crate::runner::consensus_role::ConsensusRole as _;
+                self.timeout(env, slot, out)
+            }
+        }
+
+        impl $crate::runner::consensus_role::ConsensusRole for $runner {
+            fn parts(
+                &mut self,
+            ) -> (
+                &mut $crate::runner::BaseRunner,
+                Option<&mut std::collections::VecDeque<$crate::message::SignedSsvMessage>>,
+            ) {
+                self.core.parts()
+            }
+
+            fn msg_id(&self) -> &$crate::message::MessageId {
+                &self.core.msg_id
+            }
+
+            fn value_check(&self) -> $crate::runner::DutyValueCheck {
+                self.role_value_check()
+            }
+
+            fn on_decided(
+                &mut self,
+                value: Vec<u8>,
+                out: &mut Vec<$crate::runner::ValidatorAction>,
+            ) -> Result<(), $crate::error::Error> {
+                self.role_on_decided(value, out)
+            }
+
+            fn process_partials(
+                &mut self,
+                psm: &$crate::partial_sig::PartialSignatureMessages,
+                post: bool,
+                out: &mut Vec<$crate::runner::ValidatorAction>,
+            ) -> Result<(), $crate::error::Error> {
+                self.core.take_partials(psm, post, out)
+            }
+        }
+    };
+}
+pub(crate) use one_root_role;

@@ -21,25 +21,23 @@
 //! validator as its proposer. A lying beacon node then costs the block, never a signature on
 //! something else.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tree_hash::TreeHash;
 
-use super::base::BaseRunner;
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::consensus_role::ConsensusRole;
 use super::one_root::{OneRoot, Reconstructed};
 use super::signing_only::{
-    BeaconDataRequest, BeaconObject, PartialSigVerifier, RunnerShare, ValidatorAction,
+    BeaconDataRequest, BeaconObject, RunnerShare, ValidatorAction,
 };
 use super::value_check::{BlockSlashing, DutyValueCheck};
 use crate::beacon::consensus_data::{Proposal, ValidatorConsensusData, ValidatorDuty};
 use crate::chain::ChainSpec;
 use crate::error::Error;
 use crate::error_code::ErrorCode;
-use crate::message::{MessageId, RunnerRole, SignedSsvMessage};
-use crate::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
+use crate::message::RunnerRole;
+use crate::partial_sig::{BlsSignature, PartialSigMsgType};
 use crate::qbft::{Config, Env};
 use crate::signing::{Domain, compute_signing_root};
 use crate::types::{BeaconRole, CommitteeMember, Epoch, Root, Slot};
@@ -93,36 +91,6 @@ impl ProposerRunner {
             domains: None,
             blocks,
         }
-    }
-
-    /// Resolves an operator's second partial for the same root as ssv-spec does.
-    pub fn with_duplicate_check(
-        mut self,
-        verifier: Arc<dyn PartialSigVerifier + Send + Sync>,
-    ) -> Self {
-        self.core.set_duplicate_check(verifier);
-        self
-    }
-
-    /// The current wall-clock epoch, for the value check (a duty more than one epoch ahead
-    /// of it is refused); the caller keeps it current.
-    pub fn set_current_epoch(&mut self, epoch: Epoch) {
-        self.core.current_epoch = epoch;
-    }
-
-    /// The role-neutral core.
-    pub fn base(&self) -> &BaseRunner {
-        &self.core.base
-    }
-
-    /// The core, to restore a runner's state (the runner suite's vectors).
-    pub fn base_mut(&mut self) -> &mut BaseRunner {
-        &mut self.core.base
-    }
-
-    /// The runner's message ID.
-    pub fn message_id(&self) -> &MessageId {
-        &self.core.msg_id
     }
 
     fn randao_root(&self, slot: Slot, domains: ProposerDomains) -> Root {
@@ -180,28 +148,6 @@ impl ProposerRunner {
         self.core.start(duty, root, current_epoch, out)?;
         self.domains = Some(domains);
         Ok(())
-    }
-
-    /// Our partial for the last [`ValidatorAction::Sign`] (RANDAO reveal before the decision,
-    /// the block after): broadcast, and with loopback collected.
-    pub fn signed(
-        &mut self,
-        env: Env<'_>,
-        signature: BlsSignature,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.core.signed(env, signature, out)
-    }
-
-    /// Processes a message of this runner whose outer structure and operator signatures the
-    /// caller has checked.
-    pub fn process_message(
-        &mut self,
-        env: Env<'_>,
-        msg: SignedSsvMessage,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.route(env, msg, out)
     }
 
     /// The verdict of a [`ValidatorAction::Reconstruct`] over `signing_root`.
@@ -276,34 +222,21 @@ impl ProposerRunner {
         }
         Ok(())
     }
-
-    /// The round timer of the running instance expired (dropped when the duty is not
-    /// running, as the Go node does).
-    pub fn on_timeout(
-        &mut self,
-        env: Env<'_>,
-        slot: Slot,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.timeout(env, slot, out)
-    }
 }
 
-impl ConsensusRole for ProposerRunner {
-    fn parts(&mut self) -> (&mut BaseRunner, Option<&mut VecDeque<SignedSsvMessage>>) {
-        self.core.parts()
-    }
-
-    fn msg_id(&self) -> &MessageId {
-        &self.core.msg_id
-    }
-
-    fn value_check(&self) -> DutyValueCheck {
+impl ProposerRunner {
+    /// The role's value check (ssv-spec's).
+    fn role_value_check(&self) -> DutyValueCheck {
         self.core
             .value_check(BeaconRole::Proposer, Some(self.blocks.clone()))
     }
 
-    fn on_decided(&mut self, value: Vec<u8>, out: &mut Vec<ValidatorAction>) -> Result<(), Error> {
+    /// The decided value passed the value check: sign it.
+    fn role_on_decided(
+        &mut self,
+        value: Vec<u8>,
+        out: &mut Vec<ValidatorAction>,
+    ) -> Result<(), Error> {
         let cd = ValidatorConsensusData::from_ssz(&value)?;
         let domain = self
             .domains
@@ -313,13 +246,6 @@ impl ConsensusRole for ProposerRunner {
         self.core.sign_post(cd.duty.slot, root, out);
         Ok(())
     }
-
-    fn process_partials(
-        &mut self,
-        psm: &PartialSignatureMessages,
-        post: bool,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), Error> {
-        self.core.take_partials(psm, post, out)
-    }
 }
+
+super::one_root::one_root_role!(ProposerRunner);
