@@ -12,15 +12,12 @@
 //! the data version of the value. Sans-IO: the caller signs, reconstructs, verifies, fetches and
 //! submits; QBFT runs inside.
 
-
 use tree_hash::TreeHash;
 
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::consensus_role::ConsensusRole;
 use super::one_root::{OneRoot, Reconstructed};
-use super::signing_only::{
-    BeaconDataRequest, BeaconObject, RunnerShare, ValidatorAction,
-};
+use super::signing_only::{BeaconDataRequest, BeaconObject, RunnerShare, ValidatorAction};
 use super::value_check::DutyValueCheck;
 use crate::beacon::consensus_data::{ValidatorConsensusData, ValidatorDuty};
 use crate::chain::ChainSpec;

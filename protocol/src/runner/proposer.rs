@@ -28,9 +28,7 @@ use tree_hash::TreeHash;
 use super::committee::{ReconstructFailure, RunnerOptions};
 use super::consensus_role::ConsensusRole;
 use super::one_root::{OneRoot, Reconstructed};
-use super::signing_only::{
-    BeaconDataRequest, BeaconObject, RunnerShare, ValidatorAction,
-};
+use super::signing_only::{BeaconDataRequest, BeaconObject, RunnerShare, ValidatorAction};
 use super::value_check::{BlockSlashing, DutyValueCheck};
 use crate::beacon::consensus_data::{Proposal, ValidatorConsensusData, ValidatorDuty};
 use crate::chain::ChainSpec;
