@@ -54,6 +54,18 @@ const TIMERS_KEPT_SLOTS: u64 = 8;
 /// pre-consensus quorum, a peer's block partial before our decision. The Go node keeps such
 /// messages in its runner queue until the runner's state takes them; so does this.
 const EARLY_MESSAGES_MAX: usize = 128;
+/// Bytes of message data a runner keeps that way (a proposal carries its block, blobs
+/// included).
+const EARLY_BYTES_MAX: usize = 16 << 20;
+
+/// Bytes a message keeps (its data and the full value a proposal carries).
+fn message_bytes(m: &SignedSsvMessage) -> usize {
+    m.ssv_message.data.len() + m.full_data.len()
+}
+
+fn early_bytes(kept: &[SignedSsvMessage]) -> usize {
+    kept.iter().map(message_bytes).sum()
+}
 
 /// A validator's runner of one role.
 enum Runner {
@@ -439,23 +451,31 @@ impl ValidatorRunners {
         msg: SignedSsvMessage,
     ) -> Result<(), ProtocolError> {
         let (slot, kind) = message_slot(&msg)?;
+        let now = self.services.clock.current_slot().unwrap_or(0);
         let state = self
             .runner(key)
             .ok_or_else(|| ProtocolError::Decode("no runner for this validator and role".into()))?;
         let base = state.runner.base();
-        let duty_slot = base.state.as_ref().map(|s| s.slot);
-        let later = match duty_slot {
-            None => true,
-            Some(d) if slot > d => true,
-            Some(d) if slot == d => matches!(
-                (kind, base.phase()),
-                (Kind::Consensus, Phase::PreConsensus)
-                    | (Kind::Post, Phase::PreConsensus | Phase::Consensus)
-            ),
-            Some(_) => false,
-        };
+        let later = keep_for_later(
+            slot,
+            kind,
+            base.state.as_ref().map(|s| s.slot),
+            base.phase(),
+        );
         if later {
-            if state.early.len() >= EARLY_MESSAGES_MAX {
+            // Only for a duty that can be starting now: a message for a slot further ahead
+            // is no early arrival (and a committee member could fill memory with them).
+            if slot > now + 1 {
+                return Err(ProtocolError::spec(
+                    ErrorCode::FutureMessage,
+                    format!("message for slot {slot}, {now} now: too far ahead to keep"),
+                ));
+            }
+            let size = message_bytes(&msg);
+            while !state.early.is_empty()
+                && (state.early.len() >= EARLY_MESSAGES_MAX
+                    || early_bytes(&state.early) + size > EARLY_BYTES_MAX)
+            {
                 state.early.remove(0);
             }
             state.early.push(msg);
@@ -800,6 +820,23 @@ enum Kind {
     Post,
 }
 
+/// Whether a message for `slot` waits for its runner (whose duty is at `duty_slot`, in
+/// `phase`) rather than being processed now: one for a later duty, or for a later phase of
+/// the current one (a consensus message before our pre-consensus quorum, a post-consensus
+/// partial before our decision).
+fn keep_for_later(slot: Slot, kind: Kind, duty_slot: Option<Slot>, phase: Phase) -> bool {
+    match duty_slot {
+        None => true,
+        Some(d) if slot > d => true,
+        Some(d) if slot == d => matches!(
+            (kind, phase),
+            (Kind::Consensus, Phase::PreConsensus)
+                | (Kind::Post, Phase::PreConsensus | Phase::Consensus)
+        ),
+        Some(_) => false,
+    }
+}
+
 /// The slot (QBFT height) a message is for and its kind.
 fn message_slot(msg: &SignedSsvMessage) -> Result<(Slot, Kind), ProtocolError> {
     match msg.ssv_message.kind() {
@@ -913,5 +950,77 @@ fn reconstruct_one(
             Err(ReconstructFailure::InvalidPartials(ops))
         }
         _ => Err(ReconstructFailure::Mismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages wait for a later duty or a later phase of the current one, never for a past
+    /// duty or a phase already reached.
+    #[test]
+    fn messages_wait_only_for_what_is_still_to_come() {
+        // No duty yet: everything waits.
+        assert!(keep_for_later(10, Kind::Pre, None, Phase::Idle));
+        // A later duty's messages wait; a past duty's do not.
+        assert!(keep_for_later(11, Kind::Pre, Some(10), Phase::Finished));
+        assert!(!keep_for_later(
+            9,
+            Kind::Consensus,
+            Some(10),
+            Phase::Consensus
+        ));
+        // The current duty: consensus before our quorum, post partials before our decision.
+        assert!(keep_for_later(
+            10,
+            Kind::Consensus,
+            Some(10),
+            Phase::PreConsensus
+        ));
+        assert!(!keep_for_later(
+            10,
+            Kind::Consensus,
+            Some(10),
+            Phase::Consensus
+        ));
+        assert!(keep_for_later(
+            10,
+            Kind::Post,
+            Some(10),
+            Phase::PreConsensus
+        ));
+        assert!(keep_for_later(10, Kind::Post, Some(10), Phase::Consensus));
+        assert!(!keep_for_later(
+            10,
+            Kind::Post,
+            Some(10),
+            Phase::PostConsensus
+        ));
+        assert!(!keep_for_later(
+            10,
+            Kind::Pre,
+            Some(10),
+            Phase::PreConsensus
+        ));
+        assert!(!keep_for_later(10, Kind::Pre, Some(10), Phase::Finished));
+    }
+
+    /// What is kept is bounded in bytes as well as in count.
+    #[test]
+    fn kept_bytes_are_counted() {
+        let msg = |n: usize| SignedSsvMessage {
+            operator_ids: Default::default(),
+            signatures: Default::default(),
+            ssv_message: ssv_protocol::message::SsvMessage {
+                msg_type: 0,
+                msg_id: ssv_protocol::message::MessageId([0; 56]),
+                data: vec![0; n].try_into().expect("fits"),
+            },
+            full_data: Default::default(),
+        };
+        let mut proposal = msg(10);
+        proposal.full_data = vec![0; 1000].try_into().expect("fits");
+        assert_eq!(early_bytes(&[proposal, msg(20)]), 1030);
     }
 }
