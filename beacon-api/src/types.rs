@@ -170,6 +170,34 @@ pub struct HeadEvent {
     pub state: [u8; 32],
     /// Whether this head starts an epoch.
     pub epoch_transition: bool,
+    /// The block root the head epoch's proposer duties depend on: when it changes (a
+    /// reorg), the epoch's proposer duties must be fetched again.
+    #[serde(default, with = "opt_hex32", skip_serializing_if = "Option::is_none")]
+    pub current_duty_dependent_root: Option<[u8; 32]>,
+}
+
+/// An optional 32-byte root as `0x` hex.
+mod opt_hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&format!("0x{}", hex::encode(v))),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let Some(s) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes =
+            hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("a 32-byte root expected"))
+    }
 }
 
 /// The part of `GET /eth/v1/config/spec` the node reads.

@@ -209,6 +209,11 @@ pub struct DevnetArgs {
     /// another build.
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
+    /// Make the simulated chain reorganise at this chain slot: the proposers of the rest of
+    /// its epoch are drawn again, and the nodes must fetch the epoch's proposer duties again
+    /// (their dependent root changes in the head events).
+    #[arg(long)]
+    pub reorg_at_slot: Option<u64>,
     /// Make the simulated chain go through a fork (a new fork version, so new signing
     /// domains) at this epoch. Counting starts at epoch 1 (slot 32): a run crosses the fork
     /// when `--slots` reaches past `32 * (fork_epoch - 1)` (e.g. `--fork-epoch 2 --slots 40`).
@@ -712,6 +717,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         cfg.exit_requests = setup.exit_requests.clone();
     }
     cfg.fork_epoch = args.fork_epoch;
+    cfg.reorg_at = args.reorg_at_slot;
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
     cfg.last_slot = Some(last);
@@ -1065,6 +1071,7 @@ mod tests {
             node_binary: None,
             all_duties: false,
             fork_epoch: None,
+            reorg_at_slot: None,
         };
         good.validate().expect("good");
         let cases = [

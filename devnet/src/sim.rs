@@ -130,6 +130,11 @@ pub struct SimConfig {
     pub last_slot: Option<u64>,
     /// A fault to serve (`None`: an honest beacon node).
     pub fault: Option<SimFault>,
+    /// A reorg the simulated chain goes through at this slot (`None`: none): from then on the
+    /// proposers of the rest of its epoch are drawn again (their duties' dependent root
+    /// changes, as when the last block of the previous epoch is replaced), so a node must
+    /// fetch the epoch's proposer duties again to propose with the right validators.
+    pub reorg_at: Option<u64>,
     /// The epoch of a fork the simulated chain goes through (`None`: none): before it the
     /// simulator's fork version is [`SIM_PRE_FORK_VERSION`], from it [`SIM_FORK_VERSION`];
     /// every signature is checked with the domain of its own epoch.
@@ -177,6 +182,7 @@ impl SimConfig {
             network_validators: MAINNET_VALIDATORS,
             exit_requests: Vec::new(),
             fork_epoch: None,
+            reorg_at: None,
         }
     }
 }
@@ -1288,6 +1294,19 @@ impl BeaconSim {
     /// The proposer of `slot` when it is one of our validators: a seeded draw from
     /// [`SimConfig::network_validators`].
     pub fn proposer(&self, slot: u64) -> Option<&SimValidator> {
+        self.proposer_as_seen(slot, true)
+    }
+
+    /// Whether `slot` lies after the reorg, in its epoch (its proposer is drawn again).
+    fn reorged(&self, slot: u64) -> bool {
+        self.inner
+            .cfg
+            .reorg_at
+            .is_some_and(|r| slot > r && slot / SLOTS_PER_EPOCH == r / SLOTS_PER_EPOCH)
+    }
+
+    /// The proposer of `slot` before (`after_reorg` false) or after the reorg.
+    fn proposer_as_seen(&self, slot: u64, after_reorg: bool) -> Option<&SimValidator> {
         let ours = &self.inner.cfg.validators;
         let n = self
             .inner
@@ -1295,8 +1314,13 @@ impl BeaconSim {
             .network_validators
             .max(ours.len() as u64)
             .max(1);
+        let salt: &[u8] = if after_reorg && self.reorged(slot) {
+            b"proposer after the reorg"
+        } else {
+            b"proposer"
+        };
         let d = h(&[
-            b"proposer",
+            salt,
             &self.inner.cfg.seed.to_le_bytes(),
             &slot.to_le_bytes(),
         ]);
@@ -1304,15 +1328,36 @@ impl BeaconSim {
         ours.get(usize::try_from(draw).ok()?)
     }
 
-    /// The proposer duties of `epoch` (ours: the simulator knows no other validator).
+    /// Whether the chain has gone through its reorg by now.
+    fn reorg_happened(&self) -> bool {
+        match (self.inner.cfg.reorg_at, self.current_slot()) {
+            (Some(r), Some(now)) => now >= r,
+            _ => false,
+        }
+    }
+
+    /// The root the proposer duties of `epoch` depend on, as the chain stands now.
+    fn dependent_root(&self, epoch: u64) -> [u8; 32] {
+        let first = epoch * SLOTS_PER_EPOCH;
+        match self.inner.cfg.reorg_at {
+            Some(r) if r / SLOTS_PER_EPOCH == epoch && self.reorg_happened() => {
+                h(&[b"dependent root after the reorg", &epoch.to_le_bytes()])
+            }
+            _ => Self::block_root(first.saturating_sub(1)),
+        }
+    }
+
+    /// The proposer duties of `epoch` (ours: the simulator knows no other validator), as
+    /// the chain stands now (before its reorg, the proposers it will replace).
     pub fn proposer_duties(&self, epoch: u64) -> ProposerDuties {
         let first = epoch * SLOTS_PER_EPOCH;
+        let after = self.reorg_happened();
         ProposerDuties {
-            dependent_root: Self::block_root(first.saturating_sub(1)),
+            dependent_root: self.dependent_root(epoch),
             execution_optimistic: false,
             data: (first..first + SLOTS_PER_EPOCH)
                 .filter_map(|slot| {
-                    self.proposer(slot).map(|v| ProposerDuty {
+                    self.proposer_as_seen(slot, after).map(|v| ProposerDuty {
                         pubkey: v.pubkey,
                         validator_index: v.index,
                         slot,
@@ -1506,6 +1551,7 @@ impl BeaconSim {
                 block: Self::block_root(slot),
                 state: h(&[b"state", &slot.to_le_bytes()]),
                 epoch_transition: slot.is_multiple_of(SLOTS_PER_EPOCH),
+                current_duty_dependent_root: Some(self.dependent_root(slot / SLOTS_PER_EPOCH)),
             });
         }
     }

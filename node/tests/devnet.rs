@@ -214,11 +214,13 @@ fn bad_arguments_fail_fast_with_a_reason() {
     }
 }
 
-/// Every duty type, and a fork on the way (epoch 2, at the run's slot 33 of 40): the nodes
-/// switch signing domains at the fork epoch from the beacon node's fork schedule, and the
-/// simulator checks each signature with the domain of its own epoch.
+/// Every duty type, a fork on the way (epoch 2, at the run's slot 33 of 40) and then a reorg
+/// (chain slot 66): the nodes switch signing domains at the fork epoch from the beacon node's
+/// fork schedule (the simulator checks each signature with the domain of its own epoch), and
+/// fetch the epoch's proposer duties again when the head's dependent root changes (the
+/// proposers of slots 67..71 are drawn again: without the refetch they are missed).
 #[test]
-fn every_duty_type_valid_across_a_fork() {
+fn every_duty_type_valid_across_a_fork_and_a_reorg() {
     let tmp = TestDir::new("fork");
     let json = tmp.0.join("summary.json");
     let out = devnet(&[
@@ -233,6 +235,8 @@ fn every_duty_type_valid_across_a_fork() {
         "--all-duties",
         "--fork-epoch",
         "2",
+        "--reorg-at-slot",
+        "66",
         "--data-dir",
         tmp.0.join("data").to_str().expect("utf-8 path"),
         "--json-summary",
@@ -241,6 +245,11 @@ fn every_duty_type_valid_across_a_fork() {
     assert!(out.status.success(), "{}", show(&out));
     let s = summary(&json);
     assert_all_duties_done(&s, 40);
+    let log = std::fs::read_to_string(tmp.0.join("data/op1/node.log")).expect("operator 1's log");
+    assert!(
+        log.contains("dependent root changed (reorg): fetched again"),
+        "no proposer-duty refetch after the reorg"
+    );
     // The beacon node was told the subnets and fee recipients the duties need.
     assert_eq!(u(&s, "preparations_invalid"), 0, "{s:#}");
     for what in [

@@ -126,6 +126,8 @@ struct EpochDuties {
     sync: Vec<SyncDuty>,
     /// Our validators' proposals (the beacon node lists every proposer of the epoch).
     proposer: Vec<ProposerDuty>,
+    /// The block root the proposer duties depend on (a change means a reorg: fetch again).
+    proposer_dependent_root: Option<[u8; 32]>,
 }
 
 /// Duties of one epoch as the beacon node sent them, checked against our registry: only
@@ -158,7 +160,10 @@ fn sanitize_duties(
         Ok(())
     };
     let mut refused = 0u64;
-    let mut out = EpochDuties::default();
+    let mut out = EpochDuties {
+        proposer_dependent_root: duties.proposer_dependent_root,
+        ..EpochDuties::default()
+    };
     let mut seen = std::collections::HashSet::new();
     for d in duties.attester {
         // Only a duty that is ours counts as the validator's one duty of the epoch: a forged
@@ -253,7 +258,9 @@ impl Scheduler {
                 .sync
                 .extend(self.client.sync_duties(epoch, chunk).await?);
         }
-        duties.proposer = self.client.proposer_duties(epoch).await?.data;
+        let proposers = self.client.proposer_duties(epoch).await?;
+        duties.proposer = proposers.data;
+        duties.proposer_dependent_root = Some(proposers.dependent_root);
         Ok(duties)
     }
 
@@ -273,14 +280,26 @@ impl Scheduler {
         let mut indices: Vec<u64> = this.registry.committee_of.keys().copied().collect();
         indices.sort_unstable();
         let (head_tx, head_rx) = watch::channel(0u64);
-        let heads = tokio::spawn(follow_heads(this.client.clone(), head_tx));
+        let (dep_tx, dep_rx) = watch::channel(None::<(u64, [u8; 32])>);
+        let heads = tokio::spawn(follow_heads(
+            this.client.clone(),
+            head_tx,
+            dep_tx,
+            *this.clock.spec(),
+        ));
         let epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>> = Arc::default();
         let (epoch_tx, epoch_rx) = watch::channel(
             this.clock
                 .current_slot()
                 .map_or(0, |s| this.clock.spec().epoch_of(s)),
         );
-        let fetcher = tokio::spawn(fetch_ahead(this.clone(), indices, epochs.clone(), epoch_rx));
+        let fetcher = tokio::spawn(fetch_ahead(
+            this.clone(),
+            indices,
+            epochs.clone(),
+            epoch_rx,
+            dep_rx,
+        ));
         let mut next_slot = this.clock.current_slot().map_or(0, |s| s + 1);
         let mut exits_started = false;
         loop {
@@ -645,6 +664,7 @@ async fn fetch_ahead(
     indices: Vec<u64>,
     epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>>,
     mut epoch: watch::Receiver<u64>,
+    mut dependent: watch::Receiver<Option<(u64, [u8; 32])>>,
 ) {
     loop {
         let current = *epoch.borrow_and_update();
@@ -679,10 +699,63 @@ async fn fetch_ahead(
         }
         if missing {
             tokio::time::sleep(DUTIES_RETRY).await;
-        } else if epoch.changed().await.is_err() {
-            return;
+            continue;
+        }
+        tokio::select! {
+            changed = epoch.changed() => if changed.is_err() { return },
+            changed = dependent.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let seen = *dependent.borrow_and_update();
+                if let Some((e, root)) = seen {
+                    refetch_proposers(&this, &epochs, e, root).await;
+                }
+            }
         }
     }
+}
+
+/// Fetches the proposer duties of `epoch` again when the head's dependent root for them is
+/// not the one they were fetched under (a reorg replaced the block they depend on).
+async fn refetch_proposers(
+    this: &Scheduler,
+    epochs: &parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>,
+    epoch: u64,
+    root: [u8; 32],
+) {
+    let Some(old) = epochs.lock().get(&epoch).cloned() else {
+        return;
+    };
+    if old.proposer_dependent_root == Some(root) {
+        return;
+    }
+    let fetched = match this.client.proposer_duties(epoch).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(epoch, "fetching proposer duties again: {e}");
+            return;
+        }
+    };
+    let raw = EpochDuties {
+        proposer: fetched.data,
+        proposer_dependent_root: Some(fetched.dependent_root),
+        ..EpochDuties::default()
+    };
+    let (checked, refused) = sanitize_duties(epoch, &this.clock, &this.registry, raw);
+    Metrics::add(&this.metrics.beacon_duties_refused, refused);
+    tracing::warn!(
+        epoch,
+        before = old.proposer.len(),
+        after = checked.proposer.len(),
+        "proposer duties' dependent root changed (reorg): fetched again"
+    );
+    let updated = EpochDuties {
+        proposer: checked.proposer,
+        proposer_dependent_root: checked.proposer_dependent_root,
+        ..(*old).clone()
+    };
+    epochs.lock().insert(epoch, Arc::new(updated));
 }
 
 /// Follows the beacon node's head events into `tx`, reconnecting on failure.
@@ -745,7 +818,12 @@ async fn prepare_beacon_node(this: Arc<Scheduler>, epoch: u64, duties: Arc<Epoch
     }
 }
 
-async fn follow_heads(client: Arc<BeaconClient>, tx: watch::Sender<u64>) {
+async fn follow_heads(
+    client: Arc<BeaconClient>,
+    tx: watch::Sender<u64>,
+    dependent: watch::Sender<Option<(u64, [u8; 32])>>,
+    spec: ssv_protocol::chain::ChainSpec,
+) {
     loop {
         match client.head_events().await {
             Ok(mut events) => {
@@ -757,6 +835,16 @@ async fn follow_heads(client: Arc<BeaconClient>, tx: watch::Sender<u64>) {
                         }
                         newer
                     });
+                    if let Some(root) = ev.current_duty_dependent_root {
+                        let seen = Some((spec.epoch_of(ev.slot), root));
+                        dependent.send_if_modified(|d| {
+                            let changed = *d != seen;
+                            if changed {
+                                *d = seen;
+                            }
+                            changed
+                        });
+                    }
                 }
                 tracing::debug!("head event stream ended; reconnecting");
             }
@@ -927,6 +1015,7 @@ mod tests {
                     slot: 96,
                 }, // next epoch's slot
             ],
+            proposer_dependent_root: None,
         };
         let (kept, refused) = sanitize_duties(2, &clock(), &registry(), raw);
         assert_eq!(
