@@ -172,32 +172,12 @@ pub struct HeadEvent {
     pub epoch_transition: bool,
     /// The block root the head epoch's proposer duties depend on: when it changes (a
     /// reorg), the epoch's proposer duties must be fetched again.
-    #[serde(default, with = "opt_hex32", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "ssv_protocol::json::opt_hex_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub current_duty_dependent_root: Option<[u8; 32]>,
-}
-
-/// An optional 32-byte root as `0x` hex.
-mod opt_hex32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_str(&format!("0x{}", hex::encode(v))),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
-        let Some(s) = Option::<String>::deserialize(d)? else {
-            return Ok(None);
-        };
-        let bytes =
-            hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)?;
-        bytes
-            .try_into()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom("a 32-byte root expected"))
-    }
 }
 
 /// The part of `GET /eth/v1/config/spec` the node reads.
@@ -221,32 +201,12 @@ pub struct Spec {
     #[serde(with = "u64_str")]
     pub epochs_per_sync_committee_period: u64,
     /// The Capella fork version: voluntary exits are signed under it (EIP-7044).
-    #[serde(default, with = "opt_hex4", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "ssv_protocol::json::opt_hex_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capella_fork_version: Option<[u8; 4]>,
-}
-
-/// An optional 4-byte version as `0x` hex.
-mod opt_hex4 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<[u8; 4]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_str(&format!("0x{}", hex::encode(v))),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 4]>, D::Error> {
-        let Some(s) = Option::<String>::deserialize(d)? else {
-            return Ok(None);
-        };
-        let bytes =
-            hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)?;
-        bytes
-            .try_into()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom("a 4-byte fork version expected"))
-    }
 }
 
 /// One validator of `POST /eth/v1/beacon/states/{state_id}/validators`.

@@ -67,6 +67,37 @@ pub mod hex_bytes {
     }
 }
 
+/// An optional fixed-size byte array as `0x`-prefixed hex (absent or `null`: `None`).
+pub mod opt_hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as `0x` hex, or `null`.
+    pub fn serialize<S: Serializer, const N: usize>(
+        v: &Option<[u8; N]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::hex_bytes::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Parses `0x` hex of exactly N bytes, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Option<[u8; N]>, D::Error> {
+        let Some(s) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes =
+            hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map(Some)
+            .map_err(|b: Vec<u8>| serde::de::Error::custom(format!("{} bytes, want {N}", b.len())))
+    }
+}
+
 /// A byte string of any length as `0x`-prefixed hex (bitfields, as the Beacon API writes
 /// them: their SSZ bytes).
 pub mod hex_vec {

@@ -450,17 +450,7 @@ impl Scheduler {
         let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
             return;
         };
-        let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
-            role: BeaconRole::Proposer.to_u64(),
-            pubkey: d.pubkey,
-            slot: d.slot,
-            validator_index: d.validator_index,
-            committee_index: 0,
-            committee_length: 0,
-            committees_at_slot: 0,
-            validator_committee_index: 0,
-            validator_sync_committee_indices: Default::default(),
-        };
+        let duty = validator_duty(BeaconRole::Proposer, d.pubkey, d.slot, d.validator_index);
         let domains = ProposerDomains {
             randao: self.fork.domain(DOMAIN_RANDAO, epoch),
             proposer: self.fork.domain(DOMAIN_BEACON_PROPOSER, epoch),
@@ -478,15 +468,11 @@ impl Scheduler {
             return;
         };
         let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
-            role: BeaconRole::Aggregator.to_u64(),
-            pubkey: d.pubkey,
-            slot: d.slot,
-            validator_index: d.validator_index,
             committee_index: d.committee_index,
             committee_length: d.committee_length,
             committees_at_slot: d.committees_at_slot,
             validator_committee_index: d.validator_committee_index,
-            validator_sync_committee_indices: Default::default(),
+            ..validator_duty(BeaconRole::Aggregator, d.pubkey, d.slot, d.validator_index)
         };
         let domains = AggregatorDomains {
             selection_proof: self.fork.domain(DOMAIN_SELECTION_PROOF, epoch),
@@ -606,15 +592,13 @@ impl Scheduler {
             return;
         };
         let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
-            role: BeaconRole::SyncCommitteeContribution.to_u64(),
-            pubkey: d.pubkey,
-            slot,
-            validator_index: d.validator_index,
-            committee_index: 0,
-            committee_length: 0,
-            committees_at_slot: 0,
-            validator_committee_index: 0,
             validator_sync_committee_indices: indices,
+            ..validator_duty(
+                BeaconRole::SyncCommitteeContribution,
+                d.pubkey,
+                slot,
+                d.validator_index,
+            )
         };
         // The subcommittee of a sync-committee index (SYNC_COMMITTEE_SIZE / 4 per subnet).
         let subnets = d
@@ -648,6 +632,27 @@ impl Scheduler {
             Metrics::add(&self.metrics.slots_skipped, 1);
             tracing::error!(slot, shard, "shard queue full: validator duty dropped");
         }
+    }
+}
+
+/// A validator duty of `role` with no committee fields (what proposals need; the aggregator
+/// and contribution duties fill theirs in).
+fn validator_duty(
+    role: BeaconRole,
+    pubkey: [u8; 48],
+    slot: u64,
+    validator_index: u64,
+) -> ssv_protocol::beacon::consensus_data::ValidatorDuty {
+    ssv_protocol::beacon::consensus_data::ValidatorDuty {
+        role: role.to_u64(),
+        pubkey,
+        slot,
+        validator_index,
+        committee_index: 0,
+        committee_length: 0,
+        committees_at_slot: 0,
+        validator_committee_index: 0,
+        validator_sync_committee_indices: Default::default(),
     }
 }
 

@@ -618,18 +618,15 @@ impl Shard {
             RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             RunnerAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
-                let tx = self.events_tx.clone();
-                glommio::spawn_local(async move {
-                    glommio::timer::sleep(after).await;
-                    let _ = tx
-                        .send(ShardEvent::Timer {
-                            committee,
-                            slot,
-                            round,
-                        })
-                        .await;
-                })
-                .detach();
+                arm_timer(
+                    &self.events_tx,
+                    after,
+                    ShardEvent::Timer {
+                        committee,
+                        slot,
+                        round,
+                    },
+                );
             }
             RunnerAction::Decided { slot, vote, proof } => {
                 Metrics::add(&services.metrics.decided, 1);
@@ -885,6 +882,20 @@ fn check_signers(
         }
     }
     Ok(())
+}
+
+/// Sends `event` to the shard after `after` (a QBFT round timer).
+pub(super) fn arm_timer(
+    events: &async_channel::Sender<ShardEvent>,
+    after: std::time::Duration,
+    event: ShardEvent,
+) {
+    let tx = events.clone();
+    glommio::spawn_local(async move {
+        glommio::timer::sleep(after).await;
+        let _ = tx.send(event).await;
+    })
+    .detach();
 }
 
 /// Publishes one of our messages on a committee's subnet, counting it (or the refusal).

@@ -41,8 +41,8 @@ use ssv_storage::{BlockToSign, Store};
 use super::metrics::Metrics;
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
-    RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, publish,
-    wrong_key,
+    RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, arm_timer,
+    publish, wrong_key,
 };
 use crate::config::Fault;
 
@@ -628,14 +628,11 @@ impl ValidatorRunners {
             ValidatorAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             ValidatorAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
-                let tx = self.events_tx.clone();
-                glommio::spawn_local(async move {
-                    glommio::timer::sleep(after).await;
-                    let _ = tx
-                        .send(ShardEvent::ValidatorTimer { key, slot, round })
-                        .await;
-                })
-                .detach();
+                arm_timer(
+                    &self.events_tx,
+                    after,
+                    ShardEvent::ValidatorTimer { key, slot, round },
+                );
             }
             ValidatorAction::Sign { signing_root, .. } => {
                 let block_slot = state.runner.block_to_sign(&signing_root);
