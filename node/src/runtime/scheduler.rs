@@ -302,6 +302,7 @@ impl Scheduler {
         ));
         let mut next_slot = this.clock.current_slot().map_or(0, |s| s + 1);
         let mut exits_started = false;
+        let mut first_slot: Option<u64> = None;
         loop {
             let wait = this.clock.until_slot(next_slot);
             tokio::select! {
@@ -322,7 +323,11 @@ impl Scheduler {
                 next_slot = now + 1;
                 continue;
             }
-            if !exits_started {
+            // Exits wait a few slots after start-up: their partials are published once, and
+            // right after start the gossip mesh may not have formed yet (a lost partial with
+            // one faulty operator leaves no quorum).
+            let first = *first_slot.get_or_insert(slot);
+            if !exits_started && slot >= first + EXIT_DELAY_SLOTS {
                 exits_started = true;
                 this.start_exits(slot);
             }
@@ -655,6 +660,9 @@ fn validator_duty(
         validator_sync_committee_indices: Default::default(),
     }
 }
+
+/// Slots after the node's first slot before it signs the stored exit requests.
+pub const EXIT_DELAY_SLOTS: u64 = 4;
 
 /// Epochs between two builder registrations of a validator (the Go node's).
 pub const REGISTRATION_PERIOD_EPOCHS: u64 = 10;
