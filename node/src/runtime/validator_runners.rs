@@ -1,8 +1,8 @@
 //! The validator roles' runners of one shard: one runner per (validator, role) of the
 //! shard's committees, made on the validator's first duty or first message, living on the
-//! shard's core like the committee runners. Today the proposer; the other validator roles
-//! (aggregator, sync-committee contribution, registration, exit) join through the same
-//! [`ValidatorAction`] interface.
+//! shard's core like the committee runners: proposer, aggregator, sync-committee
+//! contribution, registration and exit, each an `ssv_protocol::runner::ValidatorRunner`
+//! driven through the role-neutral [`ValidatorAction`] interface.
 //!
 //! ```text
 //! duty (scheduler) ─► runner ─► Sign ─► crypto pool: slashing protection (blocks), share sig
@@ -23,17 +23,16 @@ use ssv_crypto_pipeline::{
     CryptoError, Partial, Signature, ValidatorPartials, reconstruct_and_verify,
 };
 use ssv_protocol::Error as ProtocolError;
-use ssv_protocol::beacon::consensus_data::{DataVersion, ValidatorDuty as BeaconDuty};
+use ssv_protocol::beacon::consensus_data::DataVersion;
 use ssv_protocol::error_code::ErrorCode;
 use ssv_protocol::message::{MsgType, RunnerRole, SignedSsvMessage};
 use ssv_protocol::partial_sig::{BlsSignature, PartialSigMsgType, PartialSignatureMessages};
 use ssv_protocol::qbft::Message as QbftMessage;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, ValueCheck};
+pub use ssv_protocol::runner::ValidatorStart;
 use ssv_protocol::runner::{
-    AggregatorDomains, AggregatorRunner, BeaconDataRequest, BeaconObject, BlockSlashing,
-    ContributionDomains, Phase, ProposerDomains, ProposerRunner, ReconstructFailure, RunnerKey,
-    RunnerOptions, RunnerShare, SigningObject, SigningOnlyRole, SigningOnlyRunner,
-    SyncCommitteeContributionRunner, ValidatorAction,
+    BeaconDataRequest, BeaconObject, BlockSlashing, Phase, ReconstructFailure, RunnerKey,
+    RunnerOptions, RunnerShare, ValidatorAction, ValidatorRunner,
 };
 use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
 use ssv_storage::{BlockToSign, Store};
@@ -67,110 +66,11 @@ fn early_bytes(kept: &[SignedSsvMessage]) -> usize {
     kept.iter().map(message_bytes).sum()
 }
 
-/// A validator's runner of one role.
-enum Runner {
-    Proposer(Box<ProposerRunner>),
-    Aggregator(Box<AggregatorRunner>),
-    /// Validator registration (and voluntary exit): pre-consensus only.
-    SigningOnly(Box<SigningOnlyRunner>),
-    Contribution(Box<SyncCommitteeContributionRunner>),
-}
-
-/// Calls the same method on whichever runner with consensus it is (the roles share their
-/// signatures); `$other` for the signing-only runner.
-macro_rules! each {
-    ($runner:expr, $r:ident => $body:expr, $o:ident => $other:expr) => {
-        match $runner {
-            Runner::Proposer($r) => $body,
-            Runner::Aggregator($r) => $body,
-            Runner::Contribution($r) => $body,
-            Runner::SigningOnly($o) => $other,
-        }
-    };
-}
-
-impl Runner {
-    fn base(&self) -> &ssv_protocol::runner::BaseRunner {
-        each!(self, r => r.base(), o => o.base())
-    }
-
-    fn set_current_epoch(&mut self, epoch: u64) {
-        each!(self, r => r.set_current_epoch(epoch), _o => ())
-    }
-
-    fn process_message(
-        &mut self,
-        env: Env<'_>,
-        msg: SignedSsvMessage,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), ProtocolError> {
-        each!(self, r => r.process_message(env, msg, out), o => o.process_message(&msg, out))
-    }
-
-    fn signed(
-        &mut self,
-        env: Env<'_>,
-        root: Root,
-        signature: BlsSignature,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), ProtocolError> {
-        match self {
-            Runner::Proposer(r) => r.signed(env, signature, out),
-            Runner::Aggregator(r) => r.signed(env, signature, out),
-            Runner::Contribution(r) => r.signed(env, root, signature, out),
-            Runner::SigningOnly(o) => o.signed(env, signature, out),
-        }
-    }
-
-    fn reconstructed(
-        &mut self,
-        root: Root,
-        verdict: Result<BlsSignature, ReconstructFailure>,
-        out: &mut Vec<ValidatorAction>,
-    ) {
-        each!(self, r => r.reconstructed(root, verdict, out), o => o.reconstructed(verdict, out))
-    }
-
-    fn on_timeout(
-        &mut self,
-        env: Env<'_>,
-        slot: Slot,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), ProtocolError> {
-        each!(self, r => r.on_timeout(env, slot, out), _o => Ok(()))
-    }
-
-    fn beacon_data(
-        &mut self,
-        env: Env<'_>,
-        version: u64,
-        ssz: Vec<u8>,
-        out: &mut Vec<ValidatorAction>,
-    ) -> Result<(), ProtocolError> {
-        match self {
-            Runner::Proposer(r) => r.beacon_data(env, version, ssz, out),
-            Runner::Aggregator(r) => r.beacon_data(env, version, ssz, out),
-            Runner::Contribution(r) => r.beacon_data(env, Some((version, ssz)), out),
-            Runner::SigningOnly(_) => {
-                Err(ProtocolError::Decode("no beacon data for this role".into()))
-            }
-        }
-    }
-
-    /// The block slot when `root` is a decided block's signing root (slashable).
-    fn block_to_sign(&self, root: &Root) -> Option<Slot> {
-        match self {
-            Runner::Proposer(r) => r.block_to_sign(root),
-            Runner::Aggregator(_) | Runner::Contribution(_) | Runner::SigningOnly(_) => None,
-        }
-    }
-}
-
 struct RunnerState {
     committee: usize,
     info: Arc<CommitteeInfo>,
     share: Arc<ValidatorShare>,
-    runner: Runner,
+    runner: ValidatorRunner,
     /// Latest armed round per slot (older timers are stale).
     timers: HashMap<Slot, u64>,
     started: Option<(Slot, Instant)>,
@@ -265,57 +165,16 @@ impl ValidatorRunners {
                 verify_all_signatures: false,
                 ..QbftConfig::default()
             };
-            let runner = match role {
-                RunnerRole::Proposer => {
-                    let mut r = ProposerRunner::new(
-                        info.member.clone(),
-                        runner_share,
-                        config,
-                        *self.services.clock.spec(),
-                        RunnerOptions::NODE,
-                        self.blocks.clone(),
-                    );
-                    r.set_current_epoch(self.current_epoch());
-                    Runner::Proposer(Box::new(r))
-                }
-                RunnerRole::Aggregator => {
-                    let mut r = AggregatorRunner::new(
-                        info.member.clone(),
-                        runner_share,
-                        config,
-                        *self.services.clock.spec(),
-                        RunnerOptions::NODE,
-                    );
-                    r.set_current_epoch(self.current_epoch());
-                    Runner::Aggregator(Box::new(r))
-                }
-                RunnerRole::SyncCommitteeContribution => {
-                    let mut r = SyncCommitteeContributionRunner::new(
-                        info.member.clone(),
-                        runner_share,
-                        config,
-                        *self.services.clock.spec(),
-                        RunnerOptions::NODE,
-                    );
-                    r.set_current_epoch(self.current_epoch());
-                    Runner::Contribution(Box::new(r))
-                }
-                RunnerRole::VoluntaryExit => Runner::SigningOnly(Box::new(SigningOnlyRunner::new(
-                    SigningOnlyRole::VoluntaryExit,
-                    info.member.clone(),
-                    runner_share,
-                    RunnerOptions::NODE,
-                ))),
-                RunnerRole::ValidatorRegistration => {
-                    Runner::SigningOnly(Box::new(SigningOnlyRunner::new(
-                        SigningOnlyRole::ValidatorRegistration,
-                        info.member.clone(),
-                        runner_share,
-                        RunnerOptions::NODE,
-                    )))
-                }
-                _ => return None,
-            };
+            let mut runner = ValidatorRunner::new(
+                role,
+                info.member.clone(),
+                runner_share,
+                config,
+                *self.services.clock.spec(),
+                RunnerOptions::NODE,
+                self.blocks.clone(),
+            )?;
+            runner.set_current_epoch(self.current_epoch());
             self.runners.insert(
                 key,
                 RunnerState {
@@ -342,7 +201,11 @@ impl ValidatorRunners {
     fn with_runner(
         &mut self,
         key: RunnerKey,
-        f: impl FnOnce(&mut Runner, Env<'_>, &mut Vec<ValidatorAction>) -> Result<(), ProtocolError>,
+        f: impl FnOnce(
+            &mut ValidatorRunner,
+            Env<'_>,
+            &mut Vec<ValidatorAction>,
+        ) -> Result<(), ProtocolError>,
     ) -> Result<(), ProtocolError> {
         let services = self.services.clone();
         let epoch = self.current_epoch();
@@ -377,23 +240,7 @@ impl ValidatorRunners {
 
     /// Starts a validator duty of one of this shard's validators.
     pub fn start(&mut self, duty: ValidatorStart) {
-        let (pubkey, slot, role) = match &duty {
-            ValidatorStart::Proposal { duty, .. } => (duty.pubkey, duty.slot, RunnerRole::Proposer),
-            ValidatorStart::Aggregation { duty, .. } => {
-                (duty.pubkey, duty.slot, RunnerRole::Aggregator)
-            }
-            ValidatorStart::Registration { pubkey, slot, .. } => {
-                (*pubkey, *slot, RunnerRole::ValidatorRegistration)
-            }
-            ValidatorStart::Exit { pubkey, slot, .. } => {
-                (*pubkey, *slot, RunnerRole::VoluntaryExit)
-            }
-            ValidatorStart::Contribution { duty, .. } => (
-                duty.pubkey,
-                duty.slot,
-                RunnerRole::SyncCommitteeContribution,
-            ),
-        };
+        let (pubkey, slot, role) = duty.target();
         let key = RunnerKey::Validator(pubkey, role);
         let epoch = self
             .current_epoch()
@@ -403,41 +250,7 @@ impl ValidatorRunners {
             state.started = Some((slot, Instant::now()));
             state.timers.retain(|s, _| *s + TIMERS_KEPT_SLOTS > slot);
         }
-        let result = self.with_runner(key, |runner, _env, out| match (runner, duty) {
-            (Runner::Proposer(r), ValidatorStart::Proposal { duty, domains }) => {
-                r.start_duty(duty, domains, epoch, out)
-            }
-            (Runner::Aggregator(r), ValidatorStart::Aggregation { duty, domains }) => {
-                r.start_duty(duty, domains, epoch, out)
-            }
-            (
-                Runner::SigningOnly(r),
-                ValidatorStart::Registration {
-                    slot,
-                    object,
-                    domain,
-                    ..
-                },
-            ) => r.start_duty(slot, object, domain, out),
-            (
-                Runner::SigningOnly(r),
-                ValidatorStart::Exit {
-                    slot,
-                    object,
-                    domain,
-                    ..
-                },
-            ) => r.start_duty(slot, object, domain, out),
-            (
-                Runner::Contribution(r),
-                ValidatorStart::Contribution {
-                    duty,
-                    subnets,
-                    domains,
-                },
-            ) => r.start_duty(duty, subnets, domains, out),
-            _ => Err(ProtocolError::Decode("duty of another role".into())),
-        });
+        let result = self.with_runner(key, |runner, _env, out| runner.start(duty, epoch, out));
         if let Err(e) = result {
             tracing::warn!(slot, ?role, "cannot start validator duty: {e}");
         }
@@ -607,12 +420,7 @@ impl ValidatorRunners {
                 return;
             }
         };
-        let result = self.with_runner(key, |runner, env, out| match runner {
-            Runner::Contribution(r) => r.beacon_data(env, data, out),
-            _ => Err(ProtocolError::Decode(
-                "contributions for another role".into(),
-            )),
-        });
+        let result = self.with_runner(key, |runner, env, out| runner.contributions(env, data, out));
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             tracing::error!("contributions refused: {e}");
@@ -744,58 +552,6 @@ impl ValidatorRunners {
             }
         }
     }
-}
-
-/// A validator duty for a shard to start.
-#[derive(Debug)]
-pub enum ValidatorStart {
-    /// Propose a block.
-    Proposal {
-        /// The duty.
-        duty: BeaconDuty,
-        /// Its signing domains.
-        domains: ProposerDomains,
-    },
-    /// Aggregate the attestations of the validator's beacon committee, if its selection proof
-    /// makes it an aggregator.
-    Aggregation {
-        /// The duty (the attester duty's committee fields).
-        duty: BeaconDuty,
-        /// Its signing domains.
-        domains: AggregatorDomains,
-    },
-    /// Contribute the sync-committee messages of the validator's subcommittees, for those
-    /// whose selection proof makes it an aggregator.
-    Contribution {
-        /// The duty (with the validator's sync-committee indices).
-        duty: BeaconDuty,
-        /// The subcommittee of each index, in the same order.
-        subnets: Vec<u64>,
-        /// Its signing domains.
-        domains: ContributionDomains,
-    },
-    /// Exit the validator (its owner asked for it).
-    Exit {
-        /// The validator.
-        pubkey: BlsPublicKey,
-        /// The duty's slot.
-        slot: Slot,
-        /// The exit to sign.
-        object: SigningObject,
-        /// The exit domain (Capella's fork version, EIP-7044).
-        domain: ssv_protocol::signing::Domain,
-    },
-    /// Register the validator with the builder network (fee recipient, gas limit).
-    Registration {
-        /// The validator.
-        pubkey: BlsPublicKey,
-        /// The duty's slot.
-        slot: Slot,
-        /// The registration to sign.
-        object: SigningObject,
-        /// The builder domain.
-        domain: ssv_protocol::signing::Domain,
-    },
 }
 
 /// The role of a validator runner's key.

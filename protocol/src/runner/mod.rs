@@ -18,6 +18,7 @@ mod one_root;
 pub mod proposer;
 pub mod signing_only;
 pub mod sync_committee_contribution;
+pub mod validator;
 pub mod validator_registration;
 pub mod value_check;
 pub mod voluntary_exit;
@@ -37,4 +38,5 @@ pub use signing_only::{
 pub use sync_committee_contribution::{
     ContributionDomains, SyncCommitteeContributionRunner, is_sync_committee_aggregator,
 };
+pub use validator::{ValidatorRunner, ValidatorStart};
 pub use value_check::{BlockSlashing, DutyValueCheck};
