@@ -60,6 +60,7 @@ use ssv_eth_sync::shares::{
 };
 use ssv_protocol::chain::SlotClock;
 
+pub mod beacon_objects;
 pub mod chain;
 pub mod process;
 pub mod setup;

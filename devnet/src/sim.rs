@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::beacon_objects::{self, h};
 use crate::sim_signing::{
     self as signing, domain as compute_domain, signing_root as compute_signing_root,
 };
@@ -21,10 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 use ssv_crypto_pipeline::{PublicKey, SecretKey, Signature};
 use ssv_protocol::beacon::consensus_data::{DataVersion, Proposal, SignedProposal};
-use ssv_protocol::beacon::{altair, deneb, electra, phase0};
+use ssv_protocol::beacon::{altair, electra};
 use ssv_protocol::chain::{ChainSpec, SlotClock};
 use tokio::sync::broadcast;
 use tree_hash::TreeHash;
@@ -191,14 +191,6 @@ impl SimConfig {
 /// so stores keyed by it can be prepared before the simulator is built).
 pub fn genesis_validators_root(seed: u64) -> [u8; 32] {
     h(&[b"ssv-node beacon-sim genesis", &seed.to_le_bytes()])
-}
-
-fn h(parts: &[&[u8]]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    for p in parts {
-        hasher.update(p);
-    }
-    hasher.finalize().into()
 }
 
 /// The submission kinds counted per slot (see [`SimStats::counters`]).
@@ -932,30 +924,7 @@ impl BeaconSim {
                 .map(|d| d.committee_length)
         }
         .ok_or_else(|| format!("no committee {committee_index} at slot {slot}"))?;
-        let mut bits =
-            ssz_types::BitList::with_capacity(length as usize).map_err(|e| format!("{e:?}"))?;
-        for i in 0..length as usize {
-            bits.set(i, true).map_err(|e| format!("{e:?}"))?;
-        }
-        let mut committee_bits = ssz_types::BitVector::new();
-        committee_bits
-            .set(committee_index as usize, true)
-            .map_err(|e| format!("{e:?}"))?;
-        let aggregate = electra::Attestation {
-            aggregation_bits: bits,
-            data,
-            signature: {
-                let d = h(&[
-                    b"aggregate",
-                    &slot.to_le_bytes(),
-                    &committee_index.to_le_bytes(),
-                ]);
-                let mut s = [0u8; 96];
-                s[..32].copy_from_slice(&d);
-                s
-            },
-            committee_bits,
-        };
+        let aggregate = beacon_objects::committee_aggregate(data, committee_index, length)?;
         self.inner
             .state
             .lock()
@@ -1060,28 +1029,14 @@ impl BeaconSim {
         let per = ssv_protocol::beacon::SYNC_SUBCOMMITTEE_SIZE;
         let committee =
             self.sync_committee(slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
-        let mut bits = ssz_types::BitVector::new();
-        for pos in 0..committee.len() {
-            if pos / per == subcommittee_index as usize {
-                bits.set(pos % per, true).map_err(|e| format!("{e:?}"))?;
-            }
-        }
-        let c = altair::SyncCommitteeContribution {
+        let c = beacon_objects::subcommittee_contribution(
             slot,
-            beacon_block_root: *block_root,
+            *block_root,
             subcommittee_index,
-            aggregation_bits: bits,
-            signature: {
-                let d = h(&[
-                    b"contribution",
-                    &slot.to_le_bytes(),
-                    &subcommittee_index.to_le_bytes(),
-                ]);
-                let mut s = [0u8; 96];
-                s[..32].copy_from_slice(&d);
-                s
-            },
-        };
+            (0..committee.len())
+                .filter(|pos| pos / per == subcommittee_index as usize)
+                .map(|pos| pos % per),
+        )?;
         self.inner
             .state
             .lock()
@@ -1393,71 +1348,18 @@ impl BeaconSim {
         );
         self.verify(v.index, &randao_root, randao_reveal)
             .map_err(|e| format!("RANDAO reveal: {e}"))?;
-        let parent = Self::block_root(slot.saturating_sub(1));
-        let payload = deneb::ExecutionPayload {
-            parent_hash: h(&[b"payload", &slot.saturating_sub(1).to_le_bytes()]),
-            fee_recipient: v.pubkey[..20].try_into().unwrap_or([0; 20]),
-            state_root: h(&[b"el state", &slot.to_le_bytes()]),
-            receipts_root: h(&[b"receipts", &slot.to_le_bytes()]),
-            logs_bloom: [0; 256],
-            prev_randao: h(&[b"randao mix", &slot.to_le_bytes()]),
-            block_number: slot,
-            gas_limit: 36_000_000,
-            gas_used: 21_000 * (slot % 7),
-            timestamp: (self.slot_start_ms(slot) / 1000),
-            extra_data: ssz_types::VariableList::new(b"beacon-sim".to_vec()).unwrap_or_default(),
-            base_fee_per_gas: {
-                let mut fee = [0u8; 32];
-                fee[..8].copy_from_slice(&1_000_000_000u64.to_le_bytes());
-                fee
-            },
-            block_hash: h(&[b"payload", &slot.to_le_bytes()]),
-            transactions: ssz_types::VariableList::new(vec![
-                ssz_types::VariableList::new(h(&[b"tx", &slot.to_le_bytes()]).to_vec())
-                    .unwrap_or_default(),
-            ])
-            .unwrap_or_default(),
-            withdrawals: Default::default(),
-            blob_gas_used: 0,
-            excess_blob_gas: 0,
-        };
-        let block = electra::BeaconBlock {
+        let block = beacon_objects::electra_block(beacon_objects::BlockInputs {
             slot,
             proposer_index: v.index,
-            parent_root: parent,
-            state_root: h(&[b"state", &slot.to_le_bytes()]),
-            body: electra::BeaconBlockBody {
-                randao_reveal: *randao_reveal,
-                eth1_data: phase0::Eth1Data {
-                    deposit_root: h(&[b"deposits"]),
-                    deposit_count: 0,
-                    block_hash: h(&[b"eth1"]),
-                },
-                graffiti,
-                proposer_slashings: Default::default(),
-                attester_slashings: Default::default(),
-                attestations: Default::default(),
-                deposits: Default::default(),
-                voluntary_exits: Default::default(),
-                sync_aggregate: altair::SyncAggregate {
-                    sync_committee_bits: Default::default(),
-                    sync_committee_signature: {
-                        // The infinity point: the aggregate of no signatures.
-                        let mut s = [0u8; 96];
-                        s[0] = 0xc0;
-                        s
-                    },
-                },
-                execution_payload: payload,
-                bls_to_execution_changes: Default::default(),
-                blob_kzg_commitments: Default::default(),
-                execution_requests: electra::ExecutionRequests {
-                    deposits: Default::default(),
-                    withdrawals: Default::default(),
-                    consolidations: Default::default(),
-                },
-            },
-        };
+            parent_root: Self::block_root(slot.saturating_sub(1)),
+            randao_reveal: *randao_reveal,
+            graffiti,
+            fee_recipient: v.pubkey[..20].try_into().unwrap_or([0; 20]),
+            timestamp: self.slot_start_ms(slot) / 1000,
+            transactions: (0..slot % 7)
+                .map(|i| h(&[b"tx", &slot.to_le_bytes(), &i.to_le_bytes()]).to_vec())
+                .collect(),
+        });
         self.inner
             .state
             .lock()

@@ -13,8 +13,13 @@
 //!   through gossipsub and the network layer's shard queues;
 //! - the beacon node: duties as on mainnet (each validator attests once per epoch at a
 //!   pseudo-random slot; sync-committee membership at the mainnet rate of 512 in about a
-//!   million), the duty start of each slot, and the submission endpoint, whose signatures are
-//!   verified against the validators' full public keys after the window.
+//!   million; proposals, aggregations, contributions and builder registrations at the rates
+//!   of [`duties`]), the duty start of each slot, the blocks, aggregates and contributions
+//!   the node fetches, and the submission endpoint, whose signatures are verified against the
+//!   validators' full public keys after the window.
+//!
+//! `--committee-only` schedules the committee duties alone (attestations and sync-committee
+//! messages), as the benchmark did before the other roles existed.
 //!
 //! Slots run back to back: slot `s + 1` starts when every duty of slot `s` is submitted (or
 //! its deadline passed), so a run of a few slots takes seconds. Latency is measured per
@@ -53,6 +58,9 @@ use ssv_protocol::signing::compute_signing_root;
 use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, OperatorId, quorum};
 use ssv_storage::{Store, StoreConfig};
 use tree_hash::TreeHash;
+
+mod duties;
+use duties::{Beacon, DutyType, Rates};
 
 /// The simulated chain: mainnet's constants.
 const CHAIN: ChainSpec = ChainSpec::MAINNET;
@@ -110,6 +118,14 @@ pub struct CapacityArgs {
     /// Seed of the keys and the duty assignment.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Validators of the whole network: sets the proposal rate (ours propose V / N per slot)
+    /// and the beacon committees' length (the aggregator rate).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub network_validators: u64,
+    /// Committee duties only (attestations, sync-committee messages): no proposals,
+    /// aggregations, contributions or registrations.
+    #[arg(long)]
+    pub committee_only: bool,
     /// Deliver the other operators' messages from a second process (this binary's
     /// `capacity-peer`) over libp2p on loopback, so the measured process holds only the node.
     #[arg(long)]
@@ -141,7 +157,11 @@ pub struct Report {
     pub operators: usize,
     /// Slots measured.
     pub slots: u64,
-    /// Validator duties expected (attestations + sync messages).
+    /// Whether only committee duties ran.
+    pub committee_only: bool,
+    /// Validators of the network (the rates of proposals and aggregations).
+    pub network_validators: u64,
+    /// Duties expected, every type (each submission the beacon node should get).
     pub duties_expected: u64,
     /// Duties submitted with a valid signature.
     pub duties_valid: u64,
@@ -172,8 +192,32 @@ pub struct Report {
     pub messages_published: u64,
     /// Publishes the node's network refused (e.g. a full send queue): lost messages.
     pub publish_errors: u64,
+    /// Selection-proof rounds run (every attester's aggregator round and every sync
+    /// member's contribution round, whether or not it then aggregates).
+    pub selection_rounds: u64,
+    /// Per duty type.
+    pub duty_types: Vec<TypeReport>,
     /// Which blst code path ran.
     pub cpu_path: String,
+}
+
+/// One duty type's figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TypeReport {
+    /// The type.
+    pub duty_type: DutyType,
+    /// Submissions expected.
+    pub expected: u64,
+    /// Submitted valid.
+    pub valid: u64,
+    /// Submitted but not the expected signed object.
+    pub invalid: u64,
+    /// Not submitted valid within the deadline.
+    pub missed: u64,
+    /// Slot start → submission, median.
+    pub latency_ms_p50: f64,
+    /// Slot start → submission, 99th percentile.
+    pub latency_ms_p99: f64,
 }
 
 fn h64(parts: &[u64]) -> u64 {
@@ -362,7 +406,12 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
 }
 
 /// Duties of slot `slot`, per committee (only committees with duties).
-fn slot_duties(seed: u64, fx: &Fixture, slot: u64) -> Vec<(usize, Vec<ValidatorDuty>)> {
+fn slot_duties(
+    seed: u64,
+    fx: &Fixture,
+    rates: Rates,
+    slot: u64,
+) -> Vec<(usize, Vec<ValidatorDuty>)> {
     let epoch = slot / SLOTS_PER_EPOCH;
     let mut out = Vec::new();
     for (ci, c) in fx.committees.iter().enumerate() {
@@ -370,11 +419,12 @@ fn slot_duties(seed: u64, fx: &Fixture, slot: u64) -> Vec<(usize, Vec<ValidatorD
         for &v in &c.validators {
             let pubkey = fx.validator_pk[v as usize].to_bytes();
             if attester_slot(seed, v, epoch) == slot {
+                let (committee_index, position) = duties::attester_position(seed, v, epoch, rates);
                 duties.push(ValidatorDuty {
                     kind: DutyKind::Attester {
-                        committee_index: v % 64,
-                        committees_at_slot: 64,
-                        validator_committee_index: v / 64,
+                        committee_index,
+                        committees_at_slot: rates.committees_at_slot(),
+                        validator_committee_index: position,
                     },
                     validator_index: v,
                     pubkey,
@@ -454,9 +504,16 @@ fn others_messages(
 struct PreparedSlot {
     slot: u64,
     duties: Vec<(usize, Vec<ValidatorDuty>)>,
+    /// The validator duties to start: committee and start.
+    starts: Vec<(usize, ssv_protocol::runner::ValidatorStart)>,
     /// (subnet, encoded message)
     messages: Vec<(u64, Vec<u8>)>,
+    /// Submissions expected (committee duties and validator duties).
     expected: u64,
+    /// The validator duties' expected objects: root (signature included) and type.
+    expected_objects: HashMap<[u8; 32], DutyType>,
+    /// Selection-proof rounds started.
+    selection_rounds: u64,
 }
 
 fn thread_cpu_by_group() -> HashMap<&'static str, f64> {
@@ -524,10 +581,32 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let setup_started = Instant::now();
     let fx = build_fixture(args, validators)?;
     let hash_cache = HashToG2Cache::new();
+    let lagrange = LagrangeCache::new();
+    let rates = Rates {
+        network_validators: args.network_validators.max(1),
+    };
+    let beacon = Arc::new(Beacon {
+        rates,
+        index_of: fx
+            .validator_pk
+            .iter()
+            .enumerate()
+            .map(|(v, pk)| (pk.to_bytes(), v as u64))
+            .collect(),
+    });
+    let committee_of: Vec<usize> = {
+        let mut of = vec![0; validators];
+        for (ci, c) in fx.committees.iter().enumerate() {
+            for &v in &c.validators {
+                of[v as usize] = ci;
+            }
+        }
+        of
+    };
     let slots: Vec<u64> = (FIRST_SLOT..FIRST_SLOT + args.slots.max(1)).collect();
     let mut prepared = Vec::new();
     for &slot in &slots {
-        let duties = slot_duties(args.seed, &fx, slot);
+        let duties = slot_duties(args.seed, &fx, rates, slot);
         let msgs: Vec<Vec<(u64, Vec<u8>)>> = duties
             .par_iter()
             .map(|(ci, d)| {
@@ -536,12 +615,43 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     .map(|ms| ms.into_iter().map(|m| (c.subnet, m)).collect())
             })
             .collect::<anyhow::Result<_>>()?;
-        let expected = duties.iter().map(|(_, d)| d.len() as u64).sum();
+        let mut expected: u64 = duties.iter().map(|(_, d)| d.len() as u64).sum();
+        let validator_duties = if args.committee_only {
+            Vec::new()
+        } else {
+            duties::slot_duties(args.seed, &fx, rates, slot, &committee_of)
+        };
+        let played: Vec<duties::Played> = validator_duties
+            .par_iter()
+            .map(|(ci, v, _, start)| {
+                duties::play(&fx, *ci, *v, start, &beacon, &hash_cache, &lagrange)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut messages: Vec<(u64, Vec<u8>)> = msgs.into_iter().flatten().collect();
+        let mut expected_objects = HashMap::new();
+        let mut selection_rounds = 0;
+        for ((ci, _, t, _), p) in validator_duties.iter().zip(played) {
+            let subnet = fx.committees[*ci].subnet;
+            messages.extend(p.messages.into_iter().map(|m| (subnet, m)));
+            if matches!(t, DutyType::Aggregation | DutyType::Contribution) {
+                selection_rounds += 1;
+            }
+            if let Some(root) = p.expected {
+                expected_objects.insert(root, *t);
+                expected += 1;
+            }
+        }
         prepared.push(PreparedSlot {
             slot,
             duties,
-            messages: msgs.into_iter().flatten().collect(),
+            starts: validator_duties
+                .into_iter()
+                .map(|(ci, _, _, start)| (ci, start))
+                .collect(),
+            messages,
             expected,
+            expected_objects,
+            selection_rounds,
         });
     }
     eprintln!(
@@ -646,8 +756,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         lagrange: Arc::new(LagrangeCache::new()),
         submissions: sub_tx,
         metrics: metrics.clone(),
+        // The clock stands at the last measured slot: the slots run back to back, faster
+        // than the chain's, and the node keeps early messages only for a slot that can be
+        // starting now.
         clock: SlotClock::from_genesis_ms(
-            SlotClock::now_ms() - FIRST_SLOT * CHAIN.slot_ms(),
+            SlotClock::now_ms() - (FIRST_SLOT + args.slots.max(1) - 1) * CHAIN.slot_ms(),
             CHAIN,
         )?,
         fault: None,
@@ -658,12 +771,16 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         handles,
         shard_of,
     } = spawn_shards(&services, std::mem::take(&mut node.shards), true)?;
-    // Submissions with their arrival time.
+    // Submissions with their arrival time; the node's fetches are answered at once.
     let (arr_tx, arr_rx) = crossbeam_channel::unbounded::<(Instant, Submission)>();
+    let beacon_node = beacon.clone();
     let collector = std::thread::Builder::new()
         .name("harness-beacon".into())
         .spawn(move || {
             while let Ok(s) = sub_rx.recv_blocking() {
+                let Some(s) = beacon_node.answer(s) else {
+                    continue;
+                };
                 if arr_tx.send((Instant::now(), s)).is_err() {
                     break;
                 }
@@ -684,7 +801,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let threads0 = thread_cpu_by_group();
     let window = Instant::now();
     let mut latencies = Vec::new();
+    let mut type_latencies: HashMap<DutyType, Vec<f64>> = HashMap::new();
     let mut received: Vec<(u64, Submission)> = Vec::new();
+    // Validator-duty objects submitted: matching an expected root, or not.
+    let mut objects_valid: HashMap<[u8; 32], DutyType> = HashMap::new();
+    let mut objects_invalid: HashMap<DutyType, u64> = HashMap::new();
     let mut expected_total = 0u64;
     let mut expected_keys: HashSet<(u64, u64, bool)> = HashSet::new();
     for (slot_no, p) in prepared.iter().enumerate() {
@@ -713,6 +834,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 })
                 .map_err(|_| anyhow::anyhow!("shard stopped"))?;
         }
+        for (ci, start) in &p.starts {
+            shard_txs[shard_of[*ci]]
+                .send_blocking(ShardEvent::ValidatorDuty(start.clone()))
+                .map_err(|_| anyhow::anyhow!("shard stopped"))?;
+        }
         peer.publish_slot(slot_no, p)?;
         let mut got = 0u64;
         let deadline = t0 + DUTY_DEADLINE;
@@ -723,16 +849,46 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             }
             match arr_rx.recv_timeout(deadline - now) {
                 Ok((at, s)) => {
-                    let n = match &s {
-                        Submission::Attestations(a) => a.len(),
-                        Submission::SyncMessages(m) => m.len(),
-                        // The capacity run schedules committee duties only.
-                        _ => 0,
-                    } as u64;
-                    got += n;
                     let ms = at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+                    // Type, submissions, and how many of them this slot expects.
+                    let (t, n, this_slot) = match &s {
+                        Submission::Attestations(a) => {
+                            (DutyType::Attestation, a.len() as u64, a.len() as u64)
+                        }
+                        Submission::SyncMessages(m) => {
+                            (DutyType::SyncMessage, m.len() as u64, m.len() as u64)
+                        }
+                        other => match duties::submitted(other) {
+                            Some((t, root)) => {
+                                // An expected object of this slot, or a late one of an
+                                // earlier slot (valid, its latency from this slot's start,
+                                // but not this slot's).
+                                let here = p.expected_objects.get(&root) == Some(&t);
+                                let known = here
+                                    || prepared
+                                        .iter()
+                                        .any(|q| q.expected_objects.get(&root) == Some(&t));
+                                if !known {
+                                    *objects_invalid.entry(t).or_default() += 1;
+                                    continue;
+                                }
+                                if objects_valid.insert(root, t).is_some() {
+                                    continue;
+                                }
+                                (t, 1, u64::from(here))
+                            }
+                            None => continue,
+                        },
+                    };
+                    got += this_slot;
                     latencies.extend(std::iter::repeat_n(ms, n as usize));
-                    received.push((p.slot, s));
+                    type_latencies
+                        .entry(t)
+                        .or_default()
+                        .extend(std::iter::repeat_n(ms, n as usize));
+                    if matches!(t, DutyType::Attestation | DutyType::SyncMessage) {
+                        received.push((p.slot, s));
+                    }
                 }
                 Err(_) => break,
             }
@@ -800,16 +956,52 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let verdicts = verify_sets(&parseable);
     let mut verdict_iter = verdicts.into_iter();
     let mut valid: HashSet<(u64, u64, bool)> = HashSet::new();
-    let mut invalid = 0u64;
+    let mut invalid_committee = [0u64; 2];
     for (k, s) in keys.iter().zip(&signature_sets) {
         let ok = s.is_some() && verdict_iter.next().is_some_and(|r| r.is_ok());
         if ok && expected_keys.contains(k) {
             valid.insert(*k);
         } else if !ok {
-            invalid += 1;
+            invalid_committee[usize::from(k.2)] += 1;
         }
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+    let duty_types: Vec<TypeReport> = DutyType::ALL
+        .iter()
+        .map(|&t| {
+            let (expected, ok, bad) = match t {
+                DutyType::Attestation | DutyType::SyncMessage => {
+                    let sync = t == DutyType::SyncMessage;
+                    (
+                        expected_keys.iter().filter(|k| k.2 == sync).count() as u64,
+                        valid.iter().filter(|k| k.2 == sync).count() as u64,
+                        invalid_committee[usize::from(sync)],
+                    )
+                }
+                _ => (
+                    prepared
+                        .iter()
+                        .map(|p| p.expected_objects.values().filter(|x| **x == t).count() as u64)
+                        .sum(),
+                    objects_valid.values().filter(|x| **x == t).count() as u64,
+                    objects_invalid.get(&t).copied().unwrap_or(0),
+                ),
+            };
+            let mut lat = type_latencies.remove(&t).unwrap_or_default();
+            lat.sort_by(|a, b| a.total_cmp(b));
+            TypeReport {
+                duty_type: t,
+                expected,
+                valid: ok,
+                invalid: bad,
+                missed: expected.saturating_sub(ok),
+                latency_ms_p50: percentile(&lat, 0.50),
+                latency_ms_p99: percentile(&lat, 0.99),
+            }
+        })
+        .collect();
+    let valid_total: u64 = duty_types.iter().map(|t| t.valid).sum();
+    let invalid_total: u64 = duty_types.iter().map(|t| t.invalid).sum();
     let n = prepared.len() as f64;
     let group = |g: &str| {
         (threads1.get(g).copied().unwrap_or(0.0) - threads0.get(g).copied().unwrap_or(0.0)) / n
@@ -819,10 +1011,12 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         committees: fx.committees.len(),
         operators: args.operators,
         slots: prepared.len() as u64,
+        committee_only: args.committee_only,
+        network_validators: rates.network_validators,
         duties_expected: expected_total,
-        duties_valid: valid.len() as u64,
-        duties_invalid: invalid,
-        missed: expected_total.saturating_sub(valid.len() as u64),
+        duties_valid: valid_total,
+        duties_invalid: invalid_total,
+        missed: expected_total.saturating_sub(valid_total),
         duty_latency_ms_p50: percentile(&latencies, 0.50),
         duty_latency_ms_p99: percentile(&latencies, 0.99),
         duty_latency_ms_max: latencies.last().copied().unwrap_or(0.0),
@@ -840,6 +1034,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         publish_errors: metrics
             .publish_errors
             .load(std::sync::atomic::Ordering::Relaxed),
+        selection_rounds: prepared.iter().map(|p| p.selection_rounds).sum(),
+        duty_types,
         cpu_path: ssv_crypto_pipeline::cpu_path(),
     })
 }
@@ -1117,6 +1313,32 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             r.wall_seconds_per_slot,
             r.peak_rss_mb,
             r.cpu_path
+        );
+        println!(
+            "{:<14} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+            "duty type", "expected", "valid", "invalid", "missed", "p50 ms", "p99 ms"
+        );
+        for t in &r.duty_types {
+            println!(
+                "{:<14} {:>8} {:>8} {:>8} {:>8} {:>9.0} {:>9.0}",
+                t.duty_type.name(),
+                t.expected,
+                t.valid,
+                t.invalid,
+                t.missed,
+                t.latency_ms_p50,
+                t.latency_ms_p99
+            );
+        }
+        println!(
+            "selection-proof rounds: {} (network of {} validators{})",
+            r.selection_rounds,
+            r.network_validators,
+            if r.committee_only {
+                ", committee duties only"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

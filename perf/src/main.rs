@@ -36,6 +36,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The node's log, off unless `RUST_LOG` asks for it (the figures go to stdout).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match cli.command {
         Command::Crypto(args) => crypto::main(args),
         Command::Capacity(args) => capacity::main(args),
