@@ -698,6 +698,7 @@ impl Shard {
     /// committees: since Electra every committee of a slot signs the same attestation data).
     /// Called when the shard has nothing else queued, so batching adds no waiting.
     pub fn flush(&mut self) {
+        self.validators.flush();
         let services = &self.services;
         if !self.pending_sign.is_empty() {
             let jobs = std::mem::take(&mut self.pending_sign);
@@ -1054,23 +1055,57 @@ fn reconstruct_jobs(services: &Services, jobs: &[ReconstructJob]) -> Vec<Verdict
     let Some(root) = jobs.first().map(|j| j.root) else {
         return Vec::new();
     };
-    let flat: Vec<(&ReconstructJob, &ssv_protocol::runner::QuorumItem)> = jobs
-        .iter()
-        .flat_map(|j| j.items.iter().map(move |i| (j, i)))
-        .collect();
-    let mut verdicts: Vec<Option<Result<BlsSignature, ReconstructFailure>>> =
-        vec![None; flat.len()];
-    let mut partials: Vec<Vec<Partial>> = Vec::with_capacity(flat.len());
+    let mut verdicts = reconstruct_same_root(
+        services,
+        &root,
+        jobs.iter().flat_map(|j| {
+            j.items.iter().map(|item| {
+                (
+                    j.info
+                        .validators
+                        .get(&item.duty.validator_index)
+                        .map(|s| &**s),
+                    item.partials.as_slice(),
+                )
+            })
+        }),
+    )
+    .into_iter();
+    jobs.iter()
+        .map(|j| {
+            j.items
+                .iter()
+                .map(|item| {
+                    let v = verdicts.next().unwrap_or(Err(ReconstructFailure::Mismatch));
+                    (item.duty, v)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// On the crypto pool: each validator's signature over `root` from its quorum of partials,
+/// all verified in one same-root batch (partials verified one by one only to name a
+/// culprit). A validator not ours (`None`) or a partial that is not a signature of a
+/// committee member fails on its own.
+pub(super) fn reconstruct_same_root<'a>(
+    services: &Services,
+    root: &Root,
+    items: impl Iterator<Item = (Option<&'a ValidatorShare>, &'a [(OperatorId, BlsSignature)])>,
+) -> Vec<Result<BlsSignature, ReconstructFailure>> {
+    let mut verdicts: Vec<Option<Result<BlsSignature, ReconstructFailure>>> = Vec::new();
+    let mut partials: Vec<Vec<Partial>> = Vec::new();
     let mut batch_of = Vec::new();
     let mut keys = Vec::new();
-    for (k, (job, item)) in flat.iter().enumerate() {
-        let Some(share) = job.info.validators.get(&item.duty.validator_index) else {
+    for (k, (share, item_partials)) in items.enumerate() {
+        verdicts.push(None);
+        let Some(share) = share else {
             verdicts[k] = Some(Err(ReconstructFailure::Mismatch));
             continue;
         };
-        let mut ps = Vec::with_capacity(item.partials.len());
+        let mut ps = Vec::with_capacity(item_partials.len());
         let mut bad = Vec::new();
-        for (op, bytes) in &item.partials {
+        for (op, bytes) in item_partials {
             match (
                 share.share_pubkeys.get(op),
                 Signature::from_bytes(bytes).ok(),
@@ -1099,7 +1134,7 @@ fn reconstruct_jobs(services: &Services, jobs: &[ReconstructJob]) -> Vec<Verdict
             partials: ps,
         })
         .collect();
-    let results = reconstruct_and_verify(&root, &validators, &services.lagrange, None);
+    let results = reconstruct_and_verify(root, &validators, &services.lagrange, None);
     for (&k, r) in batch_of.iter().zip(results) {
         verdicts[k] = Some(match r {
             Ok(sig) => Ok(sig.to_bytes()),
@@ -1107,20 +1142,9 @@ fn reconstruct_jobs(services: &Services, jobs: &[ReconstructJob]) -> Vec<Verdict
             Err(_) => Err(ReconstructFailure::Mismatch),
         });
     }
-    let mut verdicts = verdicts.into_iter();
-    jobs.iter()
-        .map(|j| {
-            j.items
-                .iter()
-                .map(|item| {
-                    let v = verdicts
-                        .next()
-                        .flatten()
-                        .unwrap_or(Err(ReconstructFailure::Mismatch));
-                    (item.duty, v)
-                })
-                .collect()
-        })
+    verdicts
+        .into_iter()
+        .map(|v| v.unwrap_or(Err(ReconstructFailure::Mismatch)))
         .collect()
 }
 

@@ -19,9 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ssv_crypto_pipeline::{
-    CryptoError, Partial, Signature, ValidatorPartials, reconstruct_and_verify,
-};
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon::consensus_data::DataVersion;
 use ssv_protocol::error_code::ErrorCode;
@@ -41,7 +38,7 @@ use super::metrics::Metrics;
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
     RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, arm_timer,
-    publish, wrong_key,
+    publish, reconstruct_same_root, wrong_key,
 };
 use crate::config::Fault;
 
@@ -114,6 +111,18 @@ pub struct ValidatorRunners {
     by_pubkey: HashMap<BlsPublicKey, (usize, Arc<CommitteeInfo>, Arc<ValidatorShare>)>,
     runners: HashMap<RunnerKey, RunnerState>,
     blocks: Arc<dyn BlockSlashing + Send + Sync>,
+    /// Share signatures (of anything but a block) gathered until the shard flushes.
+    pending_sign: Vec<(RunnerKey, Arc<ValidatorShare>, Root)>,
+    /// Reconstructions gathered until the shard flushes.
+    pending_reconstruct: Vec<PendingReconstruct>,
+}
+
+/// A reconstruction one runner asked for.
+struct PendingReconstruct {
+    key: RunnerKey,
+    share: Arc<ValidatorShare>,
+    root: Root,
+    partials: Vec<(OperatorId, BlsSignature)>,
 }
 
 impl ValidatorRunners {
@@ -135,6 +144,8 @@ impl ValidatorRunners {
             events_tx,
             by_pubkey,
             runners: HashMap::new(),
+            pending_sign: Vec::new(),
+            pending_reconstruct: Vec::new(),
         }
     }
 
@@ -189,6 +200,66 @@ impl ValidatorRunners {
             );
         }
         self.runners.get_mut(&key)
+    }
+
+    /// Hands the gathered crypto work to the pool: every share signature in one job, the
+    /// reconstructions of each signing root in one job (one same-root batch: the selection
+    /// proofs of a slot all sign the slot). The shard calls it when it has nothing else
+    /// queued.
+    pub fn flush(&mut self) {
+        let services = &self.services;
+        if !self.pending_sign.is_empty() {
+            let jobs = std::mem::take(&mut self.pending_sign);
+            let tx = self.events_tx.clone();
+            let svc = services.clone();
+            services.pool.spawn(move || {
+                for (key, share, root) in jobs {
+                    let signature = sign_one(&svc, &share, &root, None);
+                    let _ = tx.send_blocking(ShardEvent::ValidatorSigned {
+                        key,
+                        root,
+                        signature,
+                    });
+                }
+            });
+        }
+        if !self.pending_reconstruct.is_empty() {
+            let mut jobs = std::mem::take(&mut self.pending_reconstruct);
+            jobs.sort_by_key(|j| j.root);
+            let mut groups: Vec<Vec<PendingReconstruct>> = Vec::new();
+            for j in jobs {
+                match groups.last_mut() {
+                    Some(g) if g[0].root == j.root => g.push(j),
+                    _ => groups.push(vec![j]),
+                }
+            }
+            for group in groups {
+                let tx = self.events_tx.clone();
+                let svc = services.clone();
+                services.pool.spawn(move || {
+                    let root = group[0].root;
+                    let verdicts = reconstruct_group(&svc, &root, &group);
+                    for (j, verdict) in group.into_iter().zip(verdicts) {
+                        let _ = tx.send_blocking(ShardEvent::ValidatorReconstructed {
+                            key: j.key,
+                            root,
+                            verdict,
+                        });
+                    }
+                });
+            }
+        }
+    }
+
+    /// Crypto items gathered and not yet handed to the pool.
+    pub fn pending_len(&self) -> usize {
+        self.pending_sign.len() + self.pending_reconstruct.len()
+    }
+
+    fn flush_if_full(&mut self) {
+        if self.pending_len() >= super::shard::FLUSH_ITEMS_MAX {
+            self.flush();
+        }
     }
 
     fn current_epoch(&self) -> u64 {
@@ -443,35 +514,39 @@ impl ValidatorRunners {
                 );
             }
             ValidatorAction::Sign { signing_root, .. } => {
-                let block_slot = state.runner.block_to_sign(&signing_root);
                 let share = state.share.clone();
-                let tx = self.events_tx.clone();
-                let svc = services.clone();
-                services.pool.spawn(move || {
-                    let signature = sign_one(&svc, &share, &signing_root, block_slot);
-                    let _ = tx.send_blocking(ShardEvent::ValidatorSigned {
-                        key,
-                        root: signing_root,
-                        signature,
-                    });
-                });
+                match state.runner.block_to_sign(&signing_root) {
+                    // A block: its own job (a durable slashing-protection commit first).
+                    Some(block_slot) => {
+                        let tx = self.events_tx.clone();
+                        let svc = services.clone();
+                        services.pool.spawn(move || {
+                            let signature = sign_one(&svc, &share, &signing_root, Some(block_slot));
+                            let _ = tx.send_blocking(ShardEvent::ValidatorSigned {
+                                key,
+                                root: signing_root,
+                                signature,
+                            });
+                        });
+                    }
+                    None => {
+                        self.pending_sign.push((key, share, signing_root));
+                        self.flush_if_full();
+                    }
+                }
             }
             ValidatorAction::Reconstruct {
                 signing_root,
                 partials,
                 ..
             } => {
-                let share = state.share.clone();
-                let tx = self.events_tx.clone();
-                let svc = services.clone();
-                services.pool.spawn(move || {
-                    let verdict = reconstruct_one(&svc, &share, &signing_root, &partials);
-                    let _ = tx.send_blocking(ShardEvent::ValidatorReconstructed {
-                        key,
-                        root: signing_root,
-                        verdict,
-                    });
+                self.pending_reconstruct.push(PendingReconstruct {
+                    key,
+                    share: state.share.clone(),
+                    root: signing_root,
+                    partials,
                 });
+                self.flush_if_full();
             }
             ValidatorAction::FetchBeaconData(BeaconDataRequest::Block {
                 slot,
@@ -665,45 +740,20 @@ fn sign_one(
     Some(services.hash_cache.sign(key, root).to_bytes())
 }
 
-/// On the crypto pool: the validator's signature from a quorum of partials, verified.
-fn reconstruct_one(
+/// On the crypto pool: the validators' signatures over one `root`, each from its quorum of
+/// partials, verified in one same-root batch.
+fn reconstruct_group(
     services: &Services,
-    share: &ValidatorShare,
     root: &Root,
-    partials: &[(OperatorId, BlsSignature)],
-) -> Result<BlsSignature, ReconstructFailure> {
-    let mut ps = Vec::with_capacity(partials.len());
-    let mut bad = Vec::new();
-    for (op, bytes) in partials {
-        match (
-            share.share_pubkeys.get(op),
-            Signature::from_bytes(bytes).ok(),
-        ) {
-            (Some(pk), Some(sig)) => ps.push(Partial {
-                operator_id: *op,
-                share_public_key: *pk,
-                signature: sig,
-            }),
-            _ => bad.push(*op),
-        }
-    }
-    if !bad.is_empty() {
-        return Err(ReconstructFailure::InvalidPartials(bad));
-    }
-    let validators = [ValidatorPartials {
-        validator_public_key: share.public_key,
-        partials: &ps,
-    }];
-    match reconstruct_and_verify(root, &validators, &services.lagrange, None)
-        .into_iter()
-        .next()
-    {
-        Some(Ok(sig)) => Ok(sig.to_bytes()),
-        Some(Err(CryptoError::InvalidPartials(ops))) => {
-            Err(ReconstructFailure::InvalidPartials(ops))
-        }
-        _ => Err(ReconstructFailure::Mismatch),
-    }
+    group: &[PendingReconstruct],
+) -> Vec<Result<BlsSignature, ReconstructFailure>> {
+    reconstruct_same_root(
+        services,
+        root,
+        group
+            .iter()
+            .map(|p| (Some(&*p.share), p.partials.as_slice())),
+    )
 }
 
 #[cfg(test)]
