@@ -119,6 +119,22 @@ pub fn electra_block(inputs: BlockInputs) -> electra::BeaconBlock {
     }
 }
 
+/// The SSZ the beacon node serves for `block`: the block blinded (a builder's payload
+/// header), or the full block contents (no blobs).
+pub fn block_ssz(block: electra::BeaconBlock, blinded: bool) -> Vec<u8> {
+    use ssz::Encode as _;
+    if blinded {
+        block.to_blinded().as_ssz_bytes()
+    } else {
+        electra::BlockContents {
+            block,
+            kzg_proofs: Default::default(),
+            blobs: Default::default(),
+        }
+        .as_ssz_bytes()
+    }
+}
+
 /// The aggregate of beacon committee `committee_index` (of `committee_length` members, every
 /// member's bit set) over `data`.
 pub fn committee_aggregate(

@@ -1337,7 +1337,6 @@ impl BeaconSim {
         randao_reveal: &[u8; 96],
         graffiti: [u8; 32],
     ) -> Result<(bool, Vec<u8>), String> {
-        use ssz::Encode as _;
         let v = self
             .proposer(slot)
             .ok_or_else(|| format!("no validator of ours proposes at slot {slot}"))?;
@@ -1366,17 +1365,7 @@ impl BeaconSim {
             .produced
             .insert(slot, block.tree_hash_root().0);
         let blinded = Self::blinded_for(v.index);
-        let ssz = if blinded {
-            block.to_blinded().as_ssz_bytes()
-        } else {
-            electra::BlockContents {
-                block,
-                kzg_proofs: Default::default(),
-                blobs: Default::default(),
-            }
-            .as_ssz_bytes()
-        };
-        Ok((blinded, ssz))
+        Ok((blinded, beacon_objects::block_ssz(block, blinded)))
     }
 
     /// Checks and records one published block (`version` from `Eth-Consensus-Version`).

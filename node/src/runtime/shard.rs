@@ -716,16 +716,8 @@ impl Shard {
             });
         }
         if !self.pending_reconstruct.is_empty() {
-            let mut jobs = std::mem::take(&mut self.pending_reconstruct);
-            jobs.sort_by_key(|j| j.root);
-            let mut groups: Vec<Vec<ReconstructJob>> = Vec::new();
-            for j in jobs {
-                match groups.last_mut() {
-                    Some(g) if g[0].root == j.root => g.push(j),
-                    _ => groups.push(vec![j]),
-                }
-            }
-            for group in groups {
+            let jobs = std::mem::take(&mut self.pending_reconstruct);
+            for group in by_root(jobs, |j| j.root) {
                 let tx = self.events_tx.clone();
                 let svc = services.clone();
                 services.pool.spawn(move || {
@@ -1082,6 +1074,19 @@ fn reconstruct_jobs(services: &Services, jobs: &[ReconstructJob]) -> Vec<Verdict
                 .collect()
         })
         .collect()
+}
+
+/// `jobs` grouped by their signing root (one same-root batch each).
+pub(super) fn by_root<T>(mut jobs: Vec<T>, root: impl Fn(&T) -> Root) -> Vec<Vec<T>> {
+    jobs.sort_by_key(|j| root(j));
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for j in jobs {
+        match groups.last_mut() {
+            Some(g) if root(&g[0]) == root(&j) => g.push(j),
+            _ => groups.push(vec![j]),
+        }
+    }
+    groups
 }
 
 /// On the crypto pool: each validator's signature over `root` from its quorum of partials,

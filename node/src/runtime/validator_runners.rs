@@ -38,7 +38,7 @@ use super::metrics::Metrics;
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
     RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, arm_timer,
-    publish, reconstruct_same_root, wrong_key,
+    by_root, publish, reconstruct_same_root, wrong_key,
 };
 use crate::config::Fault;
 
@@ -224,16 +224,8 @@ impl ValidatorRunners {
             });
         }
         if !self.pending_reconstruct.is_empty() {
-            let mut jobs = std::mem::take(&mut self.pending_reconstruct);
-            jobs.sort_by_key(|j| j.root);
-            let mut groups: Vec<Vec<PendingReconstruct>> = Vec::new();
-            for j in jobs {
-                match groups.last_mut() {
-                    Some(g) if g[0].root == j.root => g.push(j),
-                    _ => groups.push(vec![j]),
-                }
-            }
-            for group in groups {
+            let jobs = std::mem::take(&mut self.pending_reconstruct);
+            for group in by_root(jobs, |j| j.root) {
                 let tx = self.events_tx.clone();
                 let svc = services.clone();
                 services.pool.spawn(move || {

@@ -277,16 +277,7 @@ impl Beacon {
                     })
                     .collect(),
             });
-        let ssz = if slot % 2 == 1 {
-            block.to_blinded().as_ssz_bytes()
-        } else {
-            electra::BlockContents {
-                block,
-                kzg_proofs: Default::default(),
-                blobs: Default::default(),
-            }
-            .as_ssz_bytes()
-        };
+        let ssz = ssv_devnet::beacon_objects::block_ssz(block, slot % 2 == 1);
         (DataVersion::Electra.name().to_string(), ssz)
     }
 
