@@ -23,6 +23,7 @@ pub mod qbft;
 pub mod runner;
 pub mod signing;
 pub mod types;
+pub mod validation;
 
 pub use error::Error;
 pub use error_code::ErrorCode;
