@@ -35,8 +35,8 @@ use ssv_storage::{Store, StoreConfig};
 use tree_hash::TreeHash as _;
 
 use ssv_node::{
-    CommitteeInfo, Metrics, Registry, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard,
-    ShardEvent, Submission, ValidatorShare, crypto_pool,
+    CommitteeInfo, Metrics, NetworkIndex, Registry, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services,
+    Shard, ShardEvent, Submission, ValidatorShare, crypto_pool,
 };
 
 const DOMAIN: DomainType = DomainType::SPEC_TESTING;
@@ -202,16 +202,18 @@ impl Cluster {
                     (v, Arc::new(share))
                 })
                 .collect();
+            let committees = vec![Arc::new(CommitteeInfo {
+                id: committee_id.0,
+                operators: OPERATORS.to_vec(),
+                subnet: subnet.index() as u64,
+                member,
+                validators,
+            })];
             let registry = Arc::new(Registry {
                 operator_id: id,
                 operator_keys: operator_keys.clone(),
-                committees: vec![Arc::new(CommitteeInfo {
-                    id: committee_id.0,
-                    operators: OPERATORS.to_vec(),
-                    subnet: subnet.index() as u64,
-                    member,
-                    validators,
-                })],
+                network: Arc::new(NetworkIndex::of_committees(&committees)),
+                committees,
                 committee_of: (0..VALIDATORS).map(|v| (v, 0)).collect(),
                 skipped: Vec::new(),
             });
@@ -236,6 +238,8 @@ impl Cluster {
                 clock,
                 fault: None,
                 domain: DOMAIN,
+                duties: Default::default(),
+                clock_offset_ms: Default::default(),
             });
             let (ev_tx, ev_rx) = async_channel::bounded(SHARD_EVENTS_MAX);
             let shard = Shard::new(0, 1, services.clone(), ev_tx);
@@ -465,9 +469,16 @@ fn four_operators_complete_a_committee_duty() {
             assert!(!op.verdicts.is_empty());
             assert!(
                 op.verdicts.iter().all(|v| *v != ValidationResult::Reject),
-                "operator {}: {:?}",
+                "operator {}: {:?}\n{}",
                 OPERATORS[i],
-                op.verdicts
+                op.verdicts,
+                op.services
+                    .metrics
+                    .render()
+                    .lines()
+                    .filter(|l| l.starts_with("ssv_p2p_message_validations_"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             let m = &op.services.metrics;
             assert_eq!(m.decided.load(Relaxed), 1);
@@ -497,8 +508,8 @@ fn three_of_four_complete_without_the_fourth() {
 }
 
 /// Hostile or foreign gossip gets the verdict the shard promises, and none of it reaches
-/// the runner: undecodable bytes, a forged operator signature and a message of another
-/// domain are rejected.
+/// the runner: undecodable bytes and a forged operator signature are rejected, a message of
+/// another domain is ignored (the Go node's verdicts).
 #[test]
 fn hostile_gossip_gets_its_verdict() {
     on_executor(|| async {
@@ -541,7 +552,7 @@ fn hostile_gossip_gets_its_verdict() {
             vec![
                 ValidationResult::Reject,
                 ValidationResult::Reject,
-                ValidationResult::Reject
+                ValidationResult::Ignore
             ],
             "(a message from operator {from} tampered with)"
         );

@@ -39,8 +39,8 @@ use ssv_crypto_pipeline::{
 };
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::{
-    CommitteeInfo, Metrics, Registry, RsaSigner, SUBMISSIONS_MAX, Services, ShardEvent, Shards,
-    SlotClock, Submission, ValidatorShare, crypto_pool, spawn_shards,
+    CommitteeInfo, Metrics, NetworkIndex, Registry, RsaSigner, SUBMISSIONS_MAX, Services,
+    ShardEvent, Shards, SlotClock, Submission, ValidatorShare, crypto_pool, spawn_shards,
 };
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::chain::ChainSpec;
@@ -705,6 +705,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let registry = Arc::new(Registry {
         operator_id: OUR_ID,
         operator_keys,
+        network: Arc::new(NetworkIndex::of_committees(&committees)),
         committees,
         committee_of,
         skipped: Vec::new(),
@@ -756,15 +757,16 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         lagrange: Arc::new(LagrangeCache::new()),
         submissions: sub_tx,
         metrics: metrics.clone(),
-        // The clock stands at the last measured slot: the slots run back to back, faster
-        // than the chain's, and the node keeps early messages only for a slot that can be
-        // starting now.
+        // The first slot starts now; the data plane's clock is moved to each slot's start
+        // as the harness starts it (slots run back to back, faster than the chain's).
         clock: SlotClock::from_genesis_ms(
-            SlotClock::now_ms() - (FIRST_SLOT + args.slots.max(1) - 1) * CHAIN.slot_ms(),
+            SlotClock::now_ms() - FIRST_SLOT * CHAIN.slot_ms(),
             CHAIN,
         )?,
         fault: None,
         domain: DOMAIN,
+        duties: Default::default(),
+        clock_offset_ms: Default::default(),
     });
     let Shards {
         events: shard_txs,
@@ -811,6 +813,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     for (slot_no, p) in prepared.iter().enumerate() {
         expected_total += p.expected;
         let t0 = Instant::now();
+        let slot_start = services.clock.genesis_ms() + p.slot * CHAIN.slot_ms();
+        services.clock_offset_ms.store(
+            slot_start as i64 - SlotClock::now_ms() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         for (ci, duties) in &p.duties {
             for d in duties {
                 expected_keys.insert((

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use ssv_protocol::validation::{Rule, Verdict};
 
 macro_rules! counters {
     ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
@@ -16,12 +17,15 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Metrics {
             $($(#[doc = $doc])* pub $name: AtomicU64,)*
+            /// Messages gossip validation refused, by rule.
+            pub validation: RuleCounters,
         }
 
         impl Metrics {
             /// Prometheus text exposition of every counter.
             pub fn render(&self) -> String {
                 let mut out = String::new();
+                self.validation.render(&mut out);
                 $(
                     let _ = writeln!(out, "# HELP ssv_{} {}", stringify!($name), concat!($($doc),*).trim());
                     let _ = writeln!(out, "# TYPE ssv_{} counter", stringify!($name));
@@ -89,6 +93,61 @@ counters! {
     slashing_pruned,
 }
 
+/// Messages refused by gossip validation, one counter per rule, rendered under the Go
+/// node's names: `ssv_p2p_message_validations_{ignored,rejected}_total` with the rule's text
+/// as `ssv_p2p_message_validation_discard_reason`.
+#[derive(Debug)]
+pub struct RuleCounters(Vec<AtomicU64>);
+
+impl Default for RuleCounters {
+    fn default() -> Self {
+        RuleCounters(Rule::ALL.iter().map(|_| AtomicU64::new(0)).collect())
+    }
+}
+
+impl RuleCounters {
+    /// Counts one message refused under `rule`.
+    pub fn record(&self, rule: Rule) {
+        if let Some(i) = Rule::ALL.iter().position(|r| *r == rule) {
+            self.0[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages refused under `rule`.
+    pub fn get(&self, rule: Rule) -> u64 {
+        Rule::ALL
+            .iter()
+            .position(|r| *r == rule)
+            .map_or(0, |i| self.0[i].load(Ordering::Relaxed))
+    }
+
+    fn render(&self, out: &mut String) {
+        for (verdict, name) in [
+            (Verdict::Ignore, "ssv_p2p_message_validations_ignored_total"),
+            (
+                Verdict::Reject,
+                "ssv_p2p_message_validations_rejected_total",
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} Messages that failed gossip validation, by rule."
+            );
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (rule, n) in Rule::ALL.iter().zip(&self.0) {
+                let n = n.load(Ordering::Relaxed);
+                if rule.verdict() == verdict && n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{ssv_p2p_message_validation_discard_reason=\"{}\"}} {n}",
+                        rule.text()
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Metrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -127,6 +186,10 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 25);
+        assert_eq!(text.matches("# TYPE").count(), 25 + 2);
+        m.validation.record(Rule::SignatureVerification);
+        assert!(m.render().contains(
+            "ssv_p2p_message_validations_rejected_total{ssv_p2p_message_validation_discard_reason=\"signature verification\"} 1"
+        ));
     }
 }

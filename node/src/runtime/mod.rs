@@ -15,6 +15,7 @@
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
 pub mod metrics;
+pub mod network_view;
 pub mod pprof;
 pub mod registry;
 pub mod scheduler;
@@ -270,6 +271,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         clock,
         fault: config.fault,
         domain,
+        duties: Arc::new(network_view::DutyStore::default()),
+        clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
     });
     if let Some(f) = config.fault {
         tracing::warn!(fault = ?f, "FAULT INJECTION is on (local devnet)");
@@ -309,6 +312,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         clock,
         fork: ForkInfo::new(&fork, schedule.as_deref(), &genesis, &spec),
         metrics: metrics.clone(),
+        duties: services.duties.clone(),
     };
     let sched = tokio::spawn(scheduler.run(stop_rx.clone()));
     let pruner = tokio::spawn(prune_slashing_history(

@@ -15,6 +15,8 @@ use ssv_storage::{CommitteeMap, Store};
 
 use ssv_crypto_pipeline::share::decrypt_share;
 
+pub use super::network_view::NetworkIndex;
+
 /// Most validators one node runs (bounds start-up work and memory; far above what one host
 /// carries).
 pub const VALIDATORS_MAX: usize = 1_000_000;
@@ -66,6 +68,8 @@ pub struct Registry {
     pub committee_of: HashMap<u64, usize>,
     /// Validators skipped at load (no beacon index yet, undecryptable share, ...), with why.
     pub skipped: Vec<String>,
+    /// Every committee and validator of the registry (gossip validation).
+    pub network: Arc<NetworkIndex>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -120,6 +124,7 @@ impl Registry {
         };
         let map = CommitteeMap::load(&txn).context("loading committees")?;
         drop(txn);
+        let network = Arc::new(NetworkIndex::from_map(&map));
         let mut committees = Vec::new();
         let mut committee_of = HashMap::new();
         let mut skipped = Vec::new();
@@ -198,6 +203,7 @@ impl Registry {
             committees,
             committee_of,
             skipped,
+            network,
         })
     }
 

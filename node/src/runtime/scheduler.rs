@@ -20,6 +20,7 @@ use ssv_protocol::types::BeaconRole;
 use tokio::sync::watch;
 
 use super::metrics::Metrics;
+use super::network_view::DutyStore;
 use super::registry::Registry;
 use super::shard::ShardEvent;
 use super::validator_runners::ValidatorStart;
@@ -118,6 +119,9 @@ pub struct Scheduler {
     pub fork: ForkInfo,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Duties gossip validation checks messages against (every proposer of an epoch, every
+    /// sync-committee member of the registry, our exits).
+    pub duties: Arc<DutyStore>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -259,9 +263,36 @@ impl Scheduler {
                 .extend(self.client.sync_duties(epoch, chunk).await?);
         }
         let proposers = self.client.proposer_duties(epoch).await?;
+        self.duties.set_proposers(
+            epoch,
+            proposers.data.iter().map(|p| (p.slot, p.validator_index)),
+        );
         duties.proposer = proposers.data;
         duties.proposer_dependent_root = Some(proposers.dependent_root);
+        self.fetch_network_sync_members(epoch).await;
         Ok(duties)
+    }
+
+    /// The sync-committee members of `epoch`'s period among every validator of the
+    /// registry (validation checks other committees' contribution messages against them),
+    /// once per period.
+    async fn fetch_network_sync_members(&self, epoch: u64) {
+        let period = self.clock.spec().sync_period_of(epoch);
+        if self.duties.sync_period_known(period) {
+            return;
+        }
+        let indices = self.registry.network.validator_indices();
+        let mut members = Vec::new();
+        for chunk in indices.chunks(DUTIES_REQUEST_INDICES_MAX) {
+            match self.client.sync_duties(epoch, chunk).await {
+                Ok(d) => members.extend(d.iter().map(|d| d.validator_index)),
+                Err(e) => {
+                    tracing::warn!(epoch, "fetching the registry's sync-committee members: {e}");
+                    return;
+                }
+            }
+        }
+        self.duties.set_sync_members(period, members);
     }
 
     /// Fetches and checks the duties of `epoch` (all our indices).
@@ -520,6 +551,8 @@ impl Scheduler {
                     continue;
                 }
                 tracing::info!(validator = share.index, slot, "exit requested: signing it");
+                self.duties
+                    .add_exit(self.clock.spec().epoch_of(slot), share.pubkey);
                 let object = ssv_protocol::runner::voluntary_exit::exit_object(
                     self.clock.spec(),
                     slot,
@@ -755,6 +788,10 @@ async fn refetch_proposers(
         proposer_dependent_root: Some(fetched.dependent_root),
         ..EpochDuties::default()
     };
+    this.duties.set_proposers(
+        epoch,
+        raw.proposer.iter().map(|p| (p.slot, p.validator_index)),
+    );
     let (checked, refused) = sanitize_duties(epoch, &this.clock, &this.registry, raw);
     Metrics::add(&this.metrics.beacon_duties_refused, refused);
     tracing::warn!(
@@ -921,6 +958,7 @@ mod tests {
             })],
             committee_of: [(5, 0), (6, 0)].into_iter().collect(),
             skipped: Vec::new(),
+            network: Default::default(),
         }
     }
 

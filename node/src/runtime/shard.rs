@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use futures::{FutureExt, pin_mut, select_biased};
@@ -18,11 +19,11 @@ use ssv_crypto_pipeline::{
     CryptoError, HashToG2Cache, LagrangeCache, OperatorSecretKey, Partial, SecretKey, Signature,
     ValidatorPartials, reconstruct_and_verify,
 };
-use ssv_netio::{InboundMessage, NetworkHandle, ShardQueue, Subnet, ValidationResult};
+use ssv_netio::{InboundMessage, NetworkHandle, PeerId, ShardQueue, Subnet, ValidationResult};
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon_vote::BeaconVote;
 use ssv_protocol::error_code::ErrorCode;
-use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
+use ssv_protocol::message::{RsaSignature, SignedSsvMessage};
 use ssv_protocol::partial_sig::BlsSignature;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
 use ssv_protocol::runner::{
@@ -30,9 +31,11 @@ use ssv_protocol::runner::{
     ReconstructFailure, RunnerAction, RunnerKey, SignItem, ValidatorDuty,
 };
 use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
+use ssv_protocol::validation::{Config as ValidationConfig, MessageValidator, Verdict};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::metrics::Metrics;
+use super::network_view::{DutyStore, NodeView};
 use super::registry::{CommitteeInfo, Registry, ValidatorShare};
 use super::validator_runners::ValidatorRunners;
 use crate::config::Fault;
@@ -221,6 +224,23 @@ pub struct Services {
     pub fault: Option<Fault>,
     /// Our network's domain.
     pub domain: ssv_protocol::types::DomainType,
+    /// Beacon duties gossip validation checks messages against (written by the scheduler).
+    pub duties: Arc<DutyStore>,
+    /// Added to the wall clock wherever the data plane reads the time (0 in the node; a
+    /// harness that runs slots faster than the chain moves it slot by slot).
+    pub clock_offset_ms: AtomicI64,
+}
+
+impl Services {
+    /// The data plane's time, Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        SlotClock::now_ms().saturating_add_signed(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// The data plane's current slot (`None` before genesis).
+    pub fn current_slot(&self) -> Option<Slot> {
+        self.clock.slot_at(self.now_ms())
+    }
 }
 
 /// The consensus value check's view of slashing protection: our records, read from a
@@ -342,6 +362,9 @@ pub struct Shard {
     pending_reconstruct: Vec<ReconstructJob>,
     /// The validator roles' runners of the shard's validators.
     validators: ValidatorRunners,
+    /// Gossip validation's rules and state (messages of a committee always reach the same
+    /// shard, so its state is the shard's own).
+    validation: MessageValidator<PeerId>,
 }
 
 impl Shard {
@@ -389,10 +412,16 @@ impl Shard {
             events_tx.clone(),
             committees.iter().map(|(i, c)| (*i, c.info.clone())),
         );
+        let validation = MessageValidator::new(ValidationConfig {
+            domain: services.domain,
+            chain: *services.clock.spec(),
+            genesis_ms: services.clock.genesis_ms(),
+        });
         Shard {
             index,
             services,
             events_tx,
+            validation,
             validators,
             committees,
             by_runner,
@@ -467,7 +496,7 @@ impl Shard {
         let verifier = Verifier(&services.registry.operator_keys);
         let check = BeaconVoteCheck {
             chain: *services.clock.spec(),
-            slot: services.clock.current_slot().unwrap_or(0),
+            slot: services.current_slot().unwrap_or(0),
         };
         let env = Env {
             signer: &signer,
@@ -752,129 +781,71 @@ impl Shard {
         }
     }
 
+    /// Validates one gossip message (every rule of the Go node, [`MessageValidator`]) and hands
+    /// it to its runner when it is ours; another committee's valid message is relayed.
     fn check_and_apply(&mut self, msg: &InboundMessage) -> ValidationResult {
-        use ssz::Encode as _;
-        let signed = match SignedSsvMessage::from_ssz(&msg.data) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(peer = %msg.propagation_source, "undecodable message: {e}");
-                return ValidationResult::Reject;
+        let services = self.services.clone();
+        let registry = services.registry.clone();
+        let view = NodeView {
+            index: &registry.network,
+            duties: &services.duties,
+            keys: &registry.operator_keys,
+            slots_per_epoch: services.clock.spec().slots_per_epoch(),
+        };
+        let validated = match self.validation.validate(
+            &view,
+            msg.propagation_source,
+            &msg.data,
+            Some(msg.subnet.index() as u64),
+            services.now_ms(),
+        ) {
+            Ok(v) => v,
+            Err(violation) => {
+                services.metrics.validation.record(violation.rule);
+                tracing::debug!(
+                    peer = %msg.propagation_source,
+                    rule = ?violation.rule,
+                    "message refused: {violation}"
+                );
+                return match violation.verdict() {
+                    Verdict::Ignore => ValidationResult::Ignore,
+                    Verdict::Reject => ValidationResult::Reject,
+                };
             }
         };
-        if let Err(e) = signed.validate() {
-            tracing::debug!(peer = %msg.propagation_source, "malformed message: {e}");
-            return ValidationResult::Reject;
-        }
-        let id = &signed.ssv_message.msg_id;
-        let registry = self.services.registry.clone();
-        let registry = &*registry;
-        if id.domain() != self.services.domain {
-            return ValidationResult::Reject;
-        }
-        let encoded = signed.ssv_message.as_ssz_bytes();
-        let signed_by_known = |signed: &SignedSsvMessage| {
-            signed.operator_ids.iter().enumerate().all(|(i, op)| {
-                signed
-                    .signature(i)
-                    .is_some_and(|s| registry.operator_keys.verify(*op, &encoded, s).is_ok())
-            })
+        let Some(key) = RunnerKey::from_message_id(&validated.message().ssv_message.msg_id) else {
+            return ValidationResult::Accept;
         };
-        match id.role() {
-            Some(RunnerRole::Committee) => {}
-            Some(
-                RunnerRole::Proposer
-                | RunnerRole::Aggregator
-                | RunnerRole::SyncCommitteeContribution
-                | RunnerRole::ValidatorRegistration
-                | RunnerRole::VoluntaryExit,
-            ) => {
-                let Some(key) = RunnerKey::from_message_id(id) else {
-                    return ValidationResult::Reject;
-                };
-                let RunnerKey::Validator(pubkey, _) = key else {
-                    return ValidationResult::Reject;
-                };
-                let Some(info) = self.validators.committee_of(&pubkey).cloned() else {
-                    // Another validator on our subnet: forward it if every signer is a known
-                    // operator and signed it.
-                    return if signed_by_known(&signed) {
-                        ValidationResult::Accept
-                    } else {
-                        ValidationResult::Ignore
-                    };
-                };
-                if info.subnet != msg.subnet.index() as u64 {
-                    return ValidationResult::Reject;
+        match key {
+            RunnerKey::Validator(pubkey, _) => {
+                if self.validators.committee_of(&pubkey).is_none() {
+                    // Another committee's validator on our subnet, fully validated: relayed.
+                    return ValidationResult::Accept;
                 }
-                if let Err(verdict) = check_signers(&info, registry, &signed, &encoded) {
-                    return verdict;
-                }
-                return match self.validators.on_message(key, signed) {
+                match self.validators.on_message(key, validated) {
                     Ok(()) => ValidationResult::Accept,
                     Err(e) => {
                         tracing::debug!(code = ?e.code(), "validator runner refused a message: {e}");
                         runner_verdict(&e)
                     }
+                }
+            }
+            RunnerKey::Committee(_) => {
+                let Some(&committee) = self.by_runner.get(&key) else {
+                    // Another committee on our subnet, fully validated: relayed.
+                    return ValidationResult::Accept;
                 };
+                let mut result = ValidationResult::Accept;
+                self.with_runner(committee, |runner, env, out| {
+                    if let Err(e) = runner.process_message(env, validated.into_message(), out) {
+                        result = runner_verdict(&e);
+                        tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
+                    }
+                });
+                result
             }
-            // The other validator roles are not run by this node yet.
-            _ => return ValidationResult::Ignore,
-        }
-        // The subnet must be the committee's.
-        let mut committee_id = [0u8; 32];
-        committee_id.copy_from_slice(&id.duty_executor_id()[16..]);
-        let committee_subnet = ssv_protocol::committee::subnet_of(&committee_id);
-        if committee_subnet != msg.subnet.index() as u64 {
-            return ValidationResult::Reject;
-        }
-        let Some(&committee) = RunnerKey::from_message_id(id).and_then(|k| self.by_runner.get(&k))
-        else {
-            // Another committee on our subnet: forward it if every signer is a known
-            // operator and signed it.
-            return if signed_by_known(&signed) {
-                ValidationResult::Accept
-            } else {
-                ValidationResult::Ignore
-            };
-        };
-        let Some(state) = self.committees.get(&committee) else {
-            return ValidationResult::Ignore;
-        };
-        if let Err(verdict) = check_signers(&state.info, registry, &signed, &encoded) {
-            return verdict;
-        }
-        let mut result = ValidationResult::Accept;
-        self.with_runner(committee, |runner, env, out| {
-            if let Err(e) = runner.process_message(env, signed, out) {
-                result = runner_verdict(&e);
-                tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
-            }
-        });
-        result
-    }
-}
-
-/// Every signer must be a member of the committee and have signed `encoded`.
-fn check_signers(
-    info: &CommitteeInfo,
-    registry: &Registry,
-    signed: &SignedSsvMessage,
-    encoded: &[u8],
-) -> Result<(), ValidationResult> {
-    for (i, op) in signed.operator_ids.iter().enumerate() {
-        if !info.member.is_member(*op) {
-            tracing::debug!(operator = op, "signer is not in the committee");
-            return Err(ValidationResult::Reject);
-        }
-        let ok = signed
-            .signature(i)
-            .is_some_and(|s| registry.operator_keys.verify(*op, encoded, s).is_ok());
-        if !ok {
-            tracing::debug!(operator = op, "bad operator signature");
-            return Err(ValidationResult::Reject);
         }
     }
-    Ok(())
 }
 
 /// Sends `event` to the shard after `after` (a QBFT round timer).

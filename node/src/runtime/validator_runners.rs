@@ -32,6 +32,7 @@ use ssv_protocol::runner::{
     RunnerOptions, RunnerShare, ValidatorAction, ValidatorRunner,
 };
 use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
+use ssv_protocol::validation::Validated;
 use ssv_storage::{BlockToSign, Store};
 
 use super::metrics::Metrics;
@@ -59,8 +60,8 @@ fn message_bytes(m: &SignedSsvMessage) -> usize {
     m.ssv_message.data.len() + m.full_data.len()
 }
 
-fn early_bytes(kept: &[SignedSsvMessage]) -> usize {
-    kept.iter().map(message_bytes).sum()
+fn early_bytes<'a>(kept: impl IntoIterator<Item = &'a SignedSsvMessage>) -> usize {
+    kept.into_iter().map(message_bytes).sum()
 }
 
 struct RunnerState {
@@ -73,7 +74,7 @@ struct RunnerState {
     started: Option<(Slot, Instant)>,
     /// Messages that arrived before the runner could take them, replayed when its phase or
     /// duty changes.
-    early: Vec<SignedSsvMessage>,
+    early: Vec<Validated>,
 }
 
 /// The value check's view of block slashing protection: our records, from a snapshot.
@@ -256,7 +257,9 @@ impl ValidatorRunners {
 
     fn current_epoch(&self) -> u64 {
         let clock = &self.services.clock;
-        clock.current_slot().map_or(0, |s| clock.spec().epoch_of(s))
+        self.services
+            .current_slot()
+            .map_or(0, |s| clock.spec().epoch_of(s))
     }
 
     /// Runs `f` on the runner of `key` with the node's environment, then applies what it
@@ -321,13 +324,9 @@ impl ValidatorRunners {
 
     /// A gossip message of one of this shard's validator runners whose outer structure, signers
     /// and operator signatures the shard has checked.
-    pub fn on_message(
-        &mut self,
-        key: RunnerKey,
-        msg: SignedSsvMessage,
-    ) -> Result<(), ProtocolError> {
-        let (slot, kind) = message_slot(&msg)?;
-        let now = self.services.clock.current_slot().unwrap_or(0);
+    pub fn on_message(&mut self, key: RunnerKey, msg: Validated) -> Result<(), ProtocolError> {
+        let (slot, kind) = message_slot(msg.message())?;
+        let now = self.services.current_slot().unwrap_or(0);
         let state = self
             .runner(key)
             .ok_or_else(|| ProtocolError::Decode("no runner for this validator and role".into()))?;
@@ -347,10 +346,11 @@ impl ValidatorRunners {
                     format!("message for slot {slot}, {now} now: too far ahead to keep"),
                 ));
             }
-            let size = message_bytes(&msg);
+            let size = message_bytes(msg.message());
             while !state.early.is_empty()
                 && (state.early.len() >= EARLY_MESSAGES_MAX
-                    || early_bytes(&state.early) + size > EARLY_BYTES_MAX)
+                    || early_bytes(state.early.iter().map(Validated::message)) + size
+                        > EARLY_BYTES_MAX)
             {
                 state.early.remove(0);
             }
@@ -358,7 +358,7 @@ impl ValidatorRunners {
             return Ok(());
         }
         self.with_runner(key, |runner, env, out| {
-            runner.process_message(env, msg, out)
+            runner.process_message(env, msg.into_message(), out)
         })
     }
 
@@ -371,7 +371,7 @@ impl ValidatorRunners {
         let duty_slot = state.runner.base().state.as_ref().map(|s| s.slot);
         let kept = std::mem::take(&mut state.early);
         for msg in kept {
-            let stale = match (message_slot(&msg), duty_slot) {
+            let stale = match (message_slot(msg.message()), duty_slot) {
                 (Ok((slot, _)), Some(d)) => slot < d,
                 (Err(_), _) => true,
                 (Ok(_), None) => false,

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::error_code::ErrorCode;
 use crate::limits::MESSAGE_ID_SIZE;
 use crate::message::{MessageId, MsgType, SignedSsvMessage, SsvMessage};
-use crate::types::{CommitteeOperator, Height, Root, Round};
+use crate::types::{CommitteeOperator, Height, OperatorId, Root, Round};
 
 /// One QBFT instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -868,18 +868,20 @@ fn aggregate_commit_msgs(
             "can't aggregate zero commits",
         )
     })?;
-    let mut signatures: Vec<crate::message::RsaSignature> = Vec::with_capacity(msgs.len());
-    let mut signers = Vec::with_capacity(msgs.len());
+    let mut pairs: Vec<(OperatorId, crate::message::RsaSignature)> = Vec::with_capacity(msgs.len());
     for m in std::iter::once(first).chain(rest) {
         for (i, id) in m.signers().iter().enumerate() {
             let sig = m
                 .signed
                 .signature(i)
                 .ok_or_else(|| Error::Decode("signature of the wrong length".into()))?;
-            signatures.push(*sig);
-            signers.push(*id);
+            pairs.push((*id, *sig));
         }
     }
+    // Signers ascending, each with its signature (as the spec sorts them; the Go node's
+    // validation rejects a decided message whose signers are not sorted).
+    pairs.sort_by_key(|(id, _)| *id);
+    let (signers, signatures): (Vec<OperatorId>, Vec<_>) = pairs.into_iter().unzip();
     SignedSsvMessage::new(
         signatures,
         signers,
