@@ -768,6 +768,20 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         duties: Default::default(),
         clock_offset_ms: Default::default(),
     });
+    // The beacon duties gossip validation checks messages against: every slot's proposer,
+    // the sync committee's members among ours.
+    let epoch = FIRST_SLOT / SLOTS_PER_EPOCH;
+    for e in epoch..=(FIRST_SLOT + args.slots.max(1)) / SLOTS_PER_EPOCH {
+        services.duties.set_proposers(
+            e,
+            (e * SLOTS_PER_EPOCH..(e + 1) * SLOTS_PER_EPOCH)
+                .map(|s| (s, rates.proposer(args.seed, s))),
+        );
+    }
+    services.duties.set_sync_members(
+        CHAIN.sync_period_of(epoch),
+        (0..validators as u64).filter(|v| is_sync_member(*v)),
+    );
     let Shards {
         events: shard_txs,
         handles,

@@ -119,9 +119,14 @@ impl Rates {
         (self.network_validators / SLOTS_PER_EPOCH / self.committees_at_slot()).max(1)
     }
 
-    /// Whether validator `v` of ours proposes at `slot`.
+    /// The proposer of `slot` network-wide.
+    pub fn proposer(&self, seed: u64, slot: u64) -> u64 {
+        h64(&[seed, slot, 0x70]) % self.network_validators.max(1)
+    }
+
+    /// The proposer of `slot` when it is one of our `validators` (indices below it).
     fn proposer_at(&self, seed: u64, slot: u64, validators: u64) -> Option<u64> {
-        let p = h64(&[seed, slot, 0x70]) % self.network_validators.max(1);
+        let p = self.proposer(seed, slot);
         (p < validators).then_some(p)
     }
 }
