@@ -54,7 +54,7 @@ impl Default for Options {
 
 /// Pins the calling thread to `core`. Threads created later inherit the mask, so the pool is
 /// built before this is called.
-fn pin_current_thread(core: usize) -> Result<(), String> {
+pub(crate) fn pin_current_thread(core: usize) -> Result<(), String> {
     // SAFETY: `cpu_set_t` is a plain bit mask for which all-zero is a valid value;
     // `CPU_SET` writes inside it (core is checked against the mask size first), and
     // `sched_setaffinity(0, ..)` reads it for the calling thread only.
@@ -72,7 +72,7 @@ fn pin_current_thread(core: usize) -> Result<(), String> {
 }
 
 /// CPU time consumed so far by the calling thread, in seconds.
-fn thread_cpu_s() -> f64 {
+pub(crate) fn thread_cpu_s() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod capacity;
 mod crypto;
 mod gate;
+mod validation;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,9 @@ enum Command {
     /// The other operators' node of `capacity --peer-process` (started by it).
     #[command(hide = true)]
     CapacityPeer(capacity::PeerArgs),
+    /// Gossip messages fully validated per second on one core (valid, garbage, bad RSA,
+    /// replays), beside the RSA-verify floor.
+    Validation(validation::ValidationArgs),
     /// Perf-regression gate: instruction counts of a fixed workload under valgrind, compared
     /// with the committed baseline (`--update` rewrites it).
     Gate(gate::GateArgs),
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Crypto(args) => crypto::main(args),
         Command::Capacity(args) => capacity::main(args),
         Command::CapacityPeer(args) => capacity::peer_main(args),
+        Command::Validation(args) => validation::main(args),
         Command::Gate(args) => gate::main(args),
         Command::GateWorkload(args) => gate::workload_main(args),
     }

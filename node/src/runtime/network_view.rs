@@ -74,6 +74,24 @@ impl NetworkIndex {
         index
     }
 
+    /// Adds a committee of `operators` (ascending) running `validators` (public key, beacon
+    /// index).
+    pub fn insert_committee(&mut self, operators: Vec<OperatorId>, validators: &[([u8; 48], u64)]) {
+        let id = WireCommitteeId::from_operators(&operators).0;
+        for (pubkey, index) in validators {
+            self.validators.insert(*pubkey, (id, *index, false));
+        }
+        let indices: Vec<u64> = validators.iter().map(|(_, i)| *i).collect();
+        self.committees.insert(
+            id,
+            CommitteeView {
+                id,
+                operators,
+                validator_indices: Arc::from(indices),
+            },
+        );
+    }
+
     /// Validators indexed.
     pub fn validator_count(&self) -> usize {
         self.validators.len()
