@@ -902,3 +902,129 @@ fn state_is_bounded() {
     let _ = v.validate(&net, 0, &good.to_ssz(), subnet, later);
     assert_eq!(v.state_size().0, 0);
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_samples() -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = [
+            MessageType::Proposal,
+            MessageType::Prepare,
+            MessageType::Commit,
+            MessageType::RoundChange,
+        ]
+        .into_iter()
+        .map(|k| Qbft::new(k).signed().to_ssz())
+        .collect();
+        out.push(
+            partial(
+                RunnerRole::Committee,
+                PartialSigMsgType::PostConsensus,
+                SLOT,
+                &[10, 11],
+            )
+            .to_ssz(),
+        );
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random bytes never panic the validator and never pass.
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let net = Net::new();
+            let mut v = validator();
+            prop_assert!(v.validate(&net, 1, &data, Some(0), NOW).is_err());
+        }
+
+        /// Valid messages with bytes flipped, cut or extended never panic it; whatever passes
+        /// still decodes to a message whose signatures verified.
+        #[test]
+        fn mutated_messages_never_panic(
+            which in 0usize..5,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+            cut in proptest::option::of(any::<usize>()),
+            peer in any::<u8>(),
+            at in 0u64..(40 * SLOT_MS),
+        ) {
+            let net = Net::new();
+            let mut v = validator();
+            let mut data = valid_samples()[which].clone();
+            for (i, x) in flips {
+                let n = data.len();
+                data[i % n] ^= x;
+            }
+            if let Some(c) = cut {
+                let n = data.len();
+                data.truncate(c % (n + 1));
+            }
+            let now = GENESIS_MS + SLOT * SLOT_MS - 1000 + at;
+            if let Ok(ok) = v.validate(&net, peer, &data, Some(crate::committee::subnet_of(&committee_id())), now) {
+                let m = ok.message();
+                let encoded = ssz::Encode::as_ssz_bytes(&m.ssv_message);
+                for (i, op) in m.operator_ids.iter().enumerate() {
+                    prop_assert!(m.signature(i).is_some_and(|s| net.verify_signature(*op, &encoded, s)));
+                }
+            }
+        }
+    }
+
+    /// A million messages from many peers, slots and signers: the entry bound holds at every
+    /// step and the bytes stay under the per-entry bound times the entries.
+    #[test]
+    fn state_stays_bounded_over_a_million_messages() {
+        let net = Net::new();
+        let entries_max = 5_000;
+        let mut v = MessageValidator::<u32>::with_entries_max(config(), entries_max);
+        let subnet = Some(crate::committee::subnet_of(&committee_id()));
+        // One message per (signer, kind); peers and slots vary over the run.
+        let mut samples = Vec::new();
+        for signer in 1..=4u64 {
+            for kind in [
+                MessageType::Prepare,
+                MessageType::Commit,
+                MessageType::RoundChange,
+            ] {
+                let mut q = Qbft::new(kind);
+                q.signers = vec![signer];
+                samples.push(q);
+            }
+        }
+        // Bytes of one entry at most: a committee of 4 signers, each with every stored slot
+        // (single-signer messages: no decided sets).
+        let entry_max = std::mem::size_of::<state::ValidatorState>()
+            + 4 * (std::mem::size_of::<state::OperatorState>()
+                + STORED_SLOTS as usize * std::mem::size_of::<state::SignerState>())
+            + std::mem::size_of::<(u32, MessageId)>();
+        let mut accepted = 0u64;
+        let mut encoded: HashMap<(usize, u64), Vec<u8>> = HashMap::new();
+        for i in 0..1_000_000u64 {
+            let slot = SLOT + (i / 20_000); // advances through 50 slots
+            let sample = (i % samples.len() as u64) as usize;
+            let data = encoded.entry((sample, slot)).or_insert_with(|| {
+                let mut q = Qbft::new(samples[sample].kind);
+                q.signers = samples[sample].signers.clone();
+                q.height = slot;
+                q.signed().to_ssz()
+            });
+            let peer = (i.wrapping_mul(2_654_435_761) % 100_000) as u32;
+            let now = GENESIS_MS + slot * SLOT_MS + 500;
+            if v.validate(&net, peer, data, subnet, now).is_ok() {
+                accepted += 1;
+            }
+            if i % 1000 == 0 {
+                let (entries, bytes) = v.state_size();
+                assert!(entries <= entries_max, "{entries} entries");
+                assert!(
+                    bytes <= entries * entry_max,
+                    "{bytes} bytes for {entries} entries"
+                );
+            }
+            encoded.retain(|(_, s), _| *s + 1 >= slot);
+        }
+        assert!(accepted > 100_000, "{accepted} accepted");
+    }
+}
