@@ -454,10 +454,10 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         if !self.state.contains_key(&key) && self.state.len() >= self.entries_max {
             // Full: drop what was not used in the last two slots, else any one entry.
             self.state.retain(|_, s| s.last_used_slot + 2 > slot);
-            if self.state.len() >= self.entries_max {
-                if let Some(k) = self.state.keys().next().copied() {
-                    self.state.remove(&k);
-                }
+            if self.state.len() >= self.entries_max
+                && let Some(k) = self.state.keys().next().copied()
+            {
+                self.state.remove(&k);
             }
         }
         let e = self
@@ -514,10 +514,10 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
                     );
                 }
                 if msg.round == s.round {
-                    if let (Some(h), Some(seen)) = (full_data_hash, s.proposal_data) {
-                        if h != seen {
-                            return fail(Rule::DifferentProposalData, "");
-                        }
+                    if let (Some(h), Some(seen)) = (full_data_hash, s.proposal_data)
+                        && h != seen
+                    {
+                        return fail(Rule::DifferentProposalData, "");
                     }
                     if s.seen.seen(seen_kind(kind)) {
                         return fail(Rule::DuplicatedMessage, format!("{kind:?}"));
@@ -537,13 +537,13 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         // Duty logic.
         if role != RunnerRole::Committee {
             for &signer in signers {
-                if let Some(o) = self.signer_state(peer, &id, &info, signer) {
-                    if o.max_slot() > msg.height {
-                        return fail(
-                            Rule::SlotAlreadyAdvanced,
-                            format!("slot {}, signer at {}", msg.height, o.max_slot()),
-                        );
-                    }
+                if let Some(o) = self.signer_state(peer, &id, &info, signer)
+                    && o.max_slot() > msg.height
+                {
+                    return fail(
+                        Rule::SlotAlreadyAdvanced,
+                        format!("slot {}, signer at {}", msg.height, o.max_slot()),
+                    );
                 }
             }
         }
@@ -568,10 +568,10 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
             if msg.round > s.round {
                 s.reset(msg.round);
             }
-            if kind == MessageType::Proposal {
-                if let Some(h) = full_data_hash {
-                    s.proposal_data = Some(h);
-                }
+            if kind == MessageType::Proposal
+                && let Some(h) = full_data_hash
+            {
+                s.proposal_data = Some(h);
             }
             if signers.len() > 1 {
                 s.decided_signers
@@ -614,13 +614,15 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         } else {
             SeenKind::PreConsensus
         };
-        if let Some(o) = self.signer_state(peer, &id, &info, signer) {
-            if role != RunnerRole::Committee && o.max_slot() != 0 && o.max_slot() > slot {
-                return fail(
-                    Rule::SlotAlreadyAdvanced,
-                    format!("slot {slot}, signer at {}", o.max_slot()),
-                );
-            }
+        if let Some(o) = self.signer_state(peer, &id, &info, signer)
+            && role != RunnerRole::Committee
+            && o.max_slot() != 0
+            && o.max_slot() > slot
+        {
+            return fail(
+                Rule::SlotAlreadyAdvanced,
+                format!("slot {slot}, signer at {}", o.max_slot()),
+            );
         }
         self.beacon_duty(
             net,
@@ -633,10 +635,9 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         if let Some(s) = self
             .signer_state(peer, &id, &info, signer)
             .and_then(|o| o.get(slot))
+            && s.seen.seen(seen)
         {
-            if s.seen.seen(seen) {
-                return fail(Rule::InvalidPartialSignatureTypeCount, format!("{seen:?}"));
-            }
+            return fail(Rule::InvalidPartialSignatureTypeCount, format!("{seen:?}"));
         }
         self.slot_time(slot, role, now_ms)?;
         self.duty_count(net, peer, &id, &info, signer, slot)?;

@@ -114,10 +114,10 @@ impl OperatorState {
     pub fn insert(&mut self, state: SignerState, epoch: u64) {
         let slot = state.slot;
         self.slots.retain(|s| s.slot != slot);
-        if self.slots.len() as u64 >= STORED_SLOTS {
-            if let Some(oldest) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].slot) {
-                self.slots.swap_remove(oldest);
-            }
+        if self.slots.len() as u64 >= STORED_SLOTS
+            && let Some(oldest) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].slot)
+        {
+            self.slots.swap_remove(oldest);
         }
         self.slots.push(state);
         self.max_slot = self.max_slot.max(slot);
