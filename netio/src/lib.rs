@@ -46,6 +46,7 @@ pub mod gater;
 pub mod handshake;
 pub mod keys;
 pub mod msg_id;
+pub mod rate;
 pub mod scoring;
 pub mod service;
 pub mod shard;

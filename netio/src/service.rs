@@ -38,12 +38,14 @@ use crate::handshake::{
 };
 use crate::keys::NetworkKey;
 use crate::msg_id::message_id;
+use crate::rate::{PeerRateLimits, PeerRates};
 use crate::scoring::{
     APP_SCORE_DECAY_INTERVAL, AppScore, GRAYLIST_THRESHOLD, ValidationResult, peer_score_params,
     peer_score_thresholds, topic_score_params,
 };
 use crate::shard::{
-    InboundMessage, RouteOutcome, SHARD_QUEUE_MAX, ShardQueue, ShardRouter, ShardStats,
+    InboundMessage, RouteOutcome, SHARD_QUEUE_BYTES_MAX, SHARD_QUEUE_MAX, ShardQueue, ShardRouter,
+    ShardStats,
 };
 use crate::spec::{
     DEFAULT_TCP_PORT, DEFAULT_UDP_PORT, DomainType, GOSSIP_MAX_SIZE, SUBNET_COUNT, Subnet,
@@ -124,6 +126,10 @@ pub struct NetworkConfig {
     pub shard_count: usize,
     /// Capacity of each shard queue.
     pub shard_queue_capacity: usize,
+    /// Bytes of message data each shard queue holds at most.
+    pub shard_queue_bytes: usize,
+    /// Each peer's inbound budget (see [`crate::rate`]).
+    pub peer_rate_limits: PeerRateLimits,
     /// Interval between discovery queries while peers are wanted.
     pub discovery_interval: Duration,
     /// Version string for identify and the handshake.
@@ -151,6 +157,8 @@ impl NetworkConfig {
             ip_colocation_whitelist: HashSet::new(),
             shard_count: 1,
             shard_queue_capacity: SHARD_QUEUE_MAX,
+            shard_queue_bytes: SHARD_QUEUE_BYTES_MAX,
+            peer_rate_limits: PeerRateLimits::default(),
             discovery_interval: Duration::from_secs(2),
             node_version: format!("ssv-node-rs/{}", env!("CARGO_PKG_VERSION")),
         }
@@ -214,6 +222,8 @@ pub struct NetworkStats {
     pub publish_errors: u64,
     /// Events dropped because the event queue was full.
     pub dropped_events: u64,
+    /// Inbound messages dropped because their peer was over its rate limit.
+    pub rate_limited: u64,
     /// Per-shard delivery counters.
     pub shards: Vec<ShardStats>,
 }
@@ -534,7 +544,11 @@ impl Network {
                 "max_peers and max_connections_per_ip must be ≥ 1".into(),
             ));
         }
-        let (router, shards) = ShardRouter::new(config.shard_count, config.shard_queue_capacity)?;
+        let (router, shards) = ShardRouter::new(
+            config.shard_count,
+            config.shard_queue_capacity,
+            config.shard_queue_bytes,
+        )?;
         let (cmd_tx, cmd_rx) = async_channel::bounded(COMMAND_QUEUE_MAX);
         let (event_tx, event_rx) = async_channel::bounded(EVENT_QUEUE_MAX);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -704,6 +718,7 @@ struct Worker {
     // Peers that failed the handshake, disconnected at the next maintenance tick.
     rejected: HashSet<PeerId>,
     app_scores: HashMap<PeerId, AppScore>,
+    rates: PeerRates,
     discovered: HashSet<PeerId>,
     events: async_channel::Sender<NetworkEvent>,
     dropped_events: Arc<AtomicU64>,
@@ -814,6 +829,7 @@ impl Worker {
             peers: HashMap::new(),
             rejected: HashSet::new(),
             app_scores: HashMap::new(),
+            rates: PeerRates::new(cfg.peer_rate_limits),
             discovered: HashSet::new(),
             events,
             dropped_events: Arc::new(AtomicU64::new(0)),
@@ -1010,6 +1026,7 @@ impl Worker {
                     published: self.published,
                     publish_errors: self.publish_errors,
                     dropped_events: self.dropped_events.load(Ordering::Relaxed),
+                    rate_limited: self.rates.limited,
                     shards: self.router.stats(),
                 });
             }
@@ -1118,6 +1135,14 @@ impl Worker {
             self.report(&id, &propagation_source, ValidationResult::Reject);
             return;
         };
+        if !self
+            .rates
+            .allow(propagation_source, message.data.len(), Instant::now())
+        {
+            tracing::trace!(peer = %propagation_source, "over its rate limit: dropped");
+            self.report(&id, &propagation_source, ValidationResult::Ignore);
+            return;
+        }
         let msg = InboundMessage {
             subnet,
             id,
@@ -1126,16 +1151,9 @@ impl Worker {
             data: message.data,
             received_at: Instant::now(),
         };
-        match self.router.route(msg) {
-            RouteOutcome::Queued => {}
-            RouteOutcome::QueuedEvicting(old) => {
-                self.report(&old.id, &old.propagation_source, ValidationResult::Ignore)
-            }
-            RouteOutcome::Closed(m, evicted) => {
-                for m in std::iter::once(m).chain(evicted) {
-                    self.report(&m.id, &m.propagation_source, ValidationResult::Ignore);
-                }
-            }
+        let RouteOutcome { dropped, .. } = self.router.route(msg);
+        for m in dropped {
+            self.report(&m.id, &m.propagation_source, ValidationResult::Ignore);
         }
     }
 
@@ -1201,6 +1219,7 @@ impl Worker {
                 num_established: 0,
                 ..
             } => {
+                self.rates.remove(&peer_id);
                 if let Some(state) = self.peers.remove(&peer_id)
                     && state.verified
                 {

@@ -11,6 +11,11 @@
 //! it from its cache), counts it in the shard's `dropped` counter, and queues the new message.
 //! Consensus values fresh messages over stale ones, and the network thread never waits on a
 //! shard, so one stalled shard cannot hold back the others or the swarm.
+//!
+//! Queues are bounded in bytes as well as in messages ([`SHARD_QUEUE_BYTES_MAX`] by default):
+//! a gossip message may carry up to ~9.5 MB of full data, so a count bound alone would let a
+//! flood of fat messages hold gigabytes. The same drop-oldest policy makes room; a message
+//! larger than the whole byte bound is dropped itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,9 @@ use crate::spec::Subnet;
 /// Default capacity of each shard queue. At ~15 messages per committee duty and a few thousand
 /// committees per slot on a busy node, this holds a few seconds of traffic for one shard.
 pub const SHARD_QUEUE_MAX: usize = 8192;
+/// Default byte bound of each shard queue: room for a burst of ordinary traffic (about 1 KB a
+/// message) and several full blocks, far below what 8192 messages of ~9.5 MB could take.
+pub const SHARD_QUEUE_BYTES_MAX: usize = 64 << 20;
 /// Most shards.
 pub const SHARDS_MAX: usize = 256;
 
@@ -59,6 +67,8 @@ pub struct ShardCounters {
     pub delivered: AtomicU64,
     /// Messages dropped because the queue was full (oldest first).
     pub dropped: AtomicU64,
+    /// Bytes of message data waiting in the queue.
+    pub queued_bytes: AtomicU64,
 }
 
 /// A snapshot of one shard's counters.
@@ -70,6 +80,8 @@ pub struct ShardStats {
     pub dropped: u64,
     /// Messages currently waiting in the queue.
     pub queued: usize,
+    /// Bytes of message data waiting in the queue.
+    pub queued_bytes: u64,
 }
 
 /// The receiving end of one shard's queue.
@@ -88,12 +100,22 @@ impl ShardQueue {
 
     /// Waits for the next message; `None` once the network service has stopped.
     pub async fn recv(&self) -> Option<InboundMessage> {
-        self.rx.recv().await.ok()
+        let m = self.rx.recv().await.ok()?;
+        self.taken(&m);
+        Some(m)
     }
 
     /// The next message if one is queued.
     pub fn try_recv(&self) -> Option<InboundMessage> {
-        self.rx.try_recv().ok()
+        let m = self.rx.try_recv().ok()?;
+        self.taken(&m);
+        Some(m)
+    }
+
+    fn taken(&self, m: &InboundMessage) {
+        self.counters
+            .queued_bytes
+            .fetch_sub(m.data.len() as u64, Ordering::Relaxed);
     }
 
     /// Counters of this shard.
@@ -102,20 +124,19 @@ impl ShardQueue {
             delivered: self.counters.delivered.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
             queued: self.rx.len(),
+            queued_bytes: self.counters.queued_bytes.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Outcome of routing one message.
+/// Outcome of routing one message: whether it was queued, and every message (older ones
+/// evicted to make room, or the message itself) the caller must report as `Ignore`.
 #[derive(Debug)]
-pub enum RouteOutcome {
-    /// Queued without loss.
-    Queued,
-    /// Queued after evicting this older message, which the caller must report as `Ignore`.
-    QueuedEvicting(Box<InboundMessage>),
-    /// The shard's queue is closed: the message (and any evicted one) comes back to the caller,
-    /// which must report them as `Ignore`.
-    Closed(Box<InboundMessage>, Option<Box<InboundMessage>>),
+pub struct RouteOutcome {
+    /// The message is queued.
+    pub queued: bool,
+    /// Messages dropped: report each as `Ignore`.
+    pub dropped: Vec<InboundMessage>,
 }
 
 /// The sending side, owned by the network thread.
@@ -125,18 +146,20 @@ pub struct ShardRouter {
     // Receiver clones used only to evict the oldest message when a queue is full.
     evictors: Vec<async_channel::Receiver<InboundMessage>>,
     counters: Vec<Arc<ShardCounters>>,
+    bytes_max: u64,
 }
 
 impl ShardRouter {
-    /// Creates `shard_count` queues of `capacity` messages each.
+    /// Creates `shard_count` queues of `capacity` messages and `bytes_max` bytes each.
     pub fn new(
         shard_count: usize,
         capacity: usize,
+        bytes_max: usize,
     ) -> Result<(ShardRouter, Vec<ShardQueue>), NetioError> {
         if shard_count == 0 {
             return Err(NetioError::ZeroShards);
         }
-        if shard_count > SHARDS_MAX || capacity == 0 {
+        if shard_count > SHARDS_MAX || capacity == 0 || bytes_max == 0 {
             return Err(NetioError::Config(format!(
                 "shards must be 1..={SHARDS_MAX} and queue capacity ≥ 1 (got {shard_count}, {capacity})"
             )));
@@ -145,6 +168,7 @@ impl ShardRouter {
             senders: vec![],
             evictors: vec![],
             counters: vec![],
+            bytes_max: bytes_max as u64,
         };
         let mut queues = Vec::with_capacity(shard_count);
         for shard in 0..shard_count {
@@ -167,42 +191,72 @@ impl ShardRouter {
         self.senders.len()
     }
 
-    /// Queues `msg` on its shard, evicting the oldest message when the queue is full. Never
-    /// blocks.
+    /// Queues `msg` on its shard, evicting the oldest messages while the queue is full in
+    /// messages or in bytes. Never blocks.
     pub fn route(&self, msg: InboundMessage) -> RouteOutcome {
         let shard = shard_for(msg.subnet, self.senders.len());
         let tx = &self.senders[shard];
         let counters = &self.counters[shard];
-        match tx.try_send(msg) {
-            Ok(()) => {
-                counters.delivered.fetch_add(1, Ordering::Relaxed);
-                RouteOutcome::Queued
-            }
-            Err(async_channel::TrySendError::Closed(msg)) => {
-                RouteOutcome::Closed(Box::new(msg), None)
-            }
-            Err(async_channel::TrySendError::Full(msg)) => {
-                let evicted = self.evictors[shard].try_recv().ok();
-                if evicted.is_some() {
+        let size = msg.data.len() as u64;
+        let mut dropped = Vec::new();
+        if size > self.bytes_max {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            dropped.push(msg);
+            return RouteOutcome {
+                queued: false,
+                dropped,
+            };
+        }
+        let evict = |dropped: &mut Vec<InboundMessage>| -> bool {
+            match self.evictors[shard].try_recv() {
+                Ok(old) => {
+                    counters
+                        .queued_bytes
+                        .fetch_sub(old.data.len() as u64, Ordering::Relaxed);
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    dropped.push(old);
+                    true
                 }
-                match tx.try_send(msg) {
-                    Ok(()) => {
-                        counters.delivered.fetch_add(1, Ordering::Relaxed);
-                        match evicted {
-                            Some(old) => RouteOutcome::QueuedEvicting(Box::new(old)),
-                            None => RouteOutcome::Queued,
-                        }
+                Err(_) => false,
+            }
+        };
+        while counters.queued_bytes.load(Ordering::Relaxed) + size > self.bytes_max {
+            if !evict(&mut dropped) {
+                break;
+            }
+        }
+        // Counted before it is sent, so the shard's subtraction never comes first.
+        counters.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let mut msg = msg;
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => {
+                    counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    return RouteOutcome {
+                        queued: true,
+                        dropped,
+                    };
+                }
+                Err(async_channel::TrySendError::Full(m)) => {
+                    msg = m;
+                    // Only the network thread sends and it holds a receiver, so an eviction
+                    // always makes room; if none is possible the message is dropped.
+                    if !evict(&mut dropped) {
+                        break;
                     }
-                    // Only the network thread sends and it holds a receiver, so the channel
-                    // cannot close and an eviction always makes room; this branch is for
-                    // completeness and hands both messages back.
-                    Err(e) => {
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        RouteOutcome::Closed(Box::new(e.into_inner()), evicted.map(Box::new))
-                    }
+                }
+                Err(async_channel::TrySendError::Closed(m)) => {
+                    msg = m;
+                    break;
                 }
             }
+        }
+        counters.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
+        dropped.push(msg);
+        RouteOutcome {
+            queued: false,
+            dropped,
         }
     }
 
@@ -215,6 +269,7 @@ impl ShardRouter {
                 delivered: c.delivered.load(Ordering::Relaxed),
                 dropped: c.dropped.load(Ordering::Relaxed),
                 queued: tx.len(),
+                queued_bytes: c.queued_bytes.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -225,12 +280,16 @@ mod tests {
     use super::*;
 
     fn msg(subnet: usize, tag: u8) -> InboundMessage {
+        sized(subnet, tag, 1)
+    }
+
+    fn sized(subnet: usize, tag: u8, len: usize) -> InboundMessage {
         InboundMessage {
             subnet: Subnet::new(subnet).unwrap(),
             id: MessageId::new(&[tag]),
             propagation_source: PeerId::random(),
             author: None,
-            data: vec![tag],
+            data: vec![tag; len],
             received_at: Instant::now(),
         }
     }
@@ -250,16 +309,17 @@ mod tests {
 
     #[test]
     fn full_queue_drops_oldest_and_counts() {
-        let (router, queues) = ShardRouter::new(2, 2).unwrap();
+        let (router, queues) = ShardRouter::new(2, 2, 1 << 20).unwrap();
         // Subnets 0 and 2 go to shard 0.
-        assert!(matches!(router.route(msg(0, 1)), RouteOutcome::Queued));
-        assert!(matches!(router.route(msg(2, 2)), RouteOutcome::Queued));
-        match router.route(msg(0, 3)) {
-            RouteOutcome::QueuedEvicting(old) => assert_eq!(old.data, vec![1]),
-            other => panic!("expected eviction, got {other:?}"),
-        }
+        assert!(router.route(msg(0, 1)).queued);
+        assert!(router.route(msg(2, 2)).queued);
+        let r = router.route(msg(0, 3));
+        assert!(r.queued);
+        assert_eq!(r.dropped.len(), 1);
+        assert_eq!(r.dropped[0].data, vec![1]);
         // Shard 1 is unaffected.
-        assert!(matches!(router.route(msg(1, 9)), RouteOutcome::Queued));
+        let r = router.route(msg(1, 9));
+        assert!(r.queued && r.dropped.is_empty());
         let s = router.stats();
         assert_eq!((s[0].delivered, s[0].dropped, s[0].queued), (3, 1, 2));
         assert_eq!((s[1].delivered, s[1].dropped), (1, 0));
@@ -271,10 +331,38 @@ mod tests {
     #[test]
     fn bad_shapes_are_rejected() {
         assert!(matches!(
-            ShardRouter::new(0, 1),
+            ShardRouter::new(0, 1, 1),
             Err(NetioError::ZeroShards)
         ));
-        assert!(ShardRouter::new(1, 0).is_err());
-        assert!(ShardRouter::new(SHARDS_MAX + 1, 1).is_err());
+        assert!(ShardRouter::new(1, 0, 1).is_err());
+        assert!(ShardRouter::new(1, 1, 0).is_err());
+        assert!(ShardRouter::new(SHARDS_MAX + 1, 1, 1).is_err());
+    }
+
+    /// Fat messages evict older ones by bytes; a message over the whole bound is dropped
+    /// itself; the byte count follows what the shard takes.
+    #[test]
+    fn queues_are_bounded_in_bytes() {
+        let (router, queues) = ShardRouter::new(1, 100, 1000).unwrap();
+        for t in 0..4 {
+            assert!(router.route(sized(0, t, 200)).queued);
+        }
+        assert_eq!(router.stats()[0].queued_bytes, 800);
+        let r = router.route(sized(0, 9, 500));
+        assert!(r.queued);
+        assert_eq!(
+            r.dropped.len(),
+            2,
+            "two 200-byte messages make room for 500"
+        );
+        assert_eq!(router.stats()[0].queued_bytes, 900);
+        let r = router.route(sized(0, 10, 1001));
+        assert!(!r.queued);
+        assert_eq!(r.dropped.len(), 1);
+        assert_eq!(r.dropped[0].data.len(), 1001);
+        let first = queues[0].try_recv().unwrap();
+        assert_eq!(first.data.len(), 200);
+        assert_eq!(queues[0].stats().queued_bytes, 700);
+        assert!(queues[0].stats().queued_bytes <= 1000);
     }
 }

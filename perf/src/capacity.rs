@@ -718,6 +718,14 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     cfg_a.subnets = subnets;
     cfg_a.shard_count = shards;
     cfg_a.min_peers = 1;
+    // The harness's one peer carries every other operator's traffic, which a real network
+    // spreads over many peers: no per-peer budget for it.
+    cfg_a.peer_rate_limits = ssv_netio::rate::PeerRateLimits {
+        messages_per_s: 1e12,
+        messages_burst: 1e12,
+        bytes_per_s: 1e15,
+        bytes_burst: 1e15,
+    };
     let mut node = Network::start(cfg_a)?;
     let mut peer = if args.peer_process {
         HarnessPeer::spawn_child(&node, subnets, &prepared, dir.path())?
