@@ -62,6 +62,7 @@ use ssv_protocol::chain::SlotClock;
 
 pub mod beacon_objects;
 pub mod chain;
+pub mod hostile;
 pub mod process;
 pub mod setup;
 pub mod sim;
@@ -134,6 +135,12 @@ pub const LOG_TAIL_LINES: usize = 20;
 pub const LOG_TAIL_BYTES_MAX: u64 = 16 * 1024;
 /// Bytes read from the start of a log to find the node's metrics address.
 pub const LOG_HEAD_BYTES_MAX: u64 = 256 * 1024;
+/// Peak RSS a node may reach under `--hostile-peer` (an idle devnet node takes about 100 MB;
+/// the shard queues are bounded at 64 MiB each and fat messages are dropped before them
+/// once their sender is over its byte budget).
+pub const HOSTILE_RSS_MAX_MB: u64 = 768;
+/// The devnet nodes' domain (`ssv-node`'s local network).
+pub const DEVNET_DOMAIN: ssv_netio::DomainType = ssv_netio::DomainType([0x00, 0x00, 0x31, 0x37]);
 /// Timeout of reading one node's `/metrics`.
 pub const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -225,6 +232,14 @@ pub struct DevnetArgs {
     /// proposer per slot among a million validators).
     #[arg(long)]
     pub all_duties: bool,
+    /// Add a hostile peer on the committees' subnets that floods them from the first counted
+    /// slot (junk, replays with fresh full data, bad signatures, 4 MiB messages), and an
+    /// observer that counts any of its messages an honest node relays. The run then passes
+    /// only if every duty is still valid, nothing of the attacker's was relayed, the attacker
+    /// ends graylisted (no peer left) and every node's peak RSS stays under
+    /// [`HOSTILE_RSS_MAX_MB`].
+    #[arg(long)]
+    pub hostile_peer: bool,
 }
 
 fn parse_committee_size(s: &str) -> Result<u64, String> {
@@ -744,6 +759,25 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
 
     let mut nodes = Nodes::spawn(&exe, &nodes_to_start)?;
     let started = Instant::now();
+    let hostile = if args.hostile_peer {
+        let mut subnets = ssv_netio::Subnets::NONE;
+        for ops in &setup.committees {
+            let subnet = ssv_protocol::committee::CommitteeId::from_operators(ops).subnet();
+            subnets.insert(ssv_netio::Subnet::new(subnet as usize)?);
+        }
+        let boot = bootnode.enr().clone();
+        let h = tokio::task::block_in_place(|| {
+            crate::hostile::Hostile::start(DEVNET_DOMAIN, &boot, subnets)
+        })
+        .context("starting the hostile peer")?;
+        eprintln!(
+            "devnet: hostile peer {} joins the committees' subnets",
+            h.attacker_id()
+        );
+        Some(h)
+    } else {
+        None
+    };
     eprintln!(
         "devnet: beacon simulator on {beacon_url}, {n} nodes started (logs: {}/op<ID>/node.log); \
          first counted slot {first} in {:.1} s",
@@ -764,7 +798,21 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
             refused?,
         ));
     }
+    if let Some(h) = &hostile {
+        // The attack starts with the first counted slot (after the nodes have connected).
+        let wait = slot_start(first).saturating_sub(SlotClock::now_ms());
+        let attack = h.attack_handle();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            attack.start();
+        });
+    }
     let ran = run_slots(args, &sim, &mut nodes, (first, genesis_ms), &interrupted).await;
+    let node_peak_rss_mb = nodes.peak_rss_mb();
+    let hostile_report = match hostile {
+        Some(h) => Some(h.stop().await),
+        None => None,
+    };
     // On every path the nodes get SIGTERM and time to close their stores (on a panic, the
     // guard's Drop kills them instead).
     let stats: SimStats = sim.stats();
@@ -852,6 +900,8 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         kill_at_slot: args.kill_at_slot,
         faulty_operator: args.faulty_operator,
         operator_exits: nodes.exits(),
+        hostile: hostile_report,
+        node_peak_rss_mb,
         data_dir: dir.to_owned(),
         passed: false,
         failure: None,

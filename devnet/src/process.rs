@@ -148,6 +148,23 @@ impl Nodes {
     }
 
     /// How each node ended (or stands) and where its log is.
+    /// Each running node's peak resident set size (`VmHWM`), MB; 0 for one not readable.
+    pub(crate) fn peak_rss_mb(&self) -> Vec<u64> {
+        self.procs
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(format!("/proc/{}/status", p.child.id()))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmHWM:"))
+                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    })
+                    .map_or(0, |kb| kb / 1024)
+            })
+            .collect()
+    }
+
     pub(crate) fn exits(&self) -> Vec<OperatorSummary> {
         self.procs
             .iter()

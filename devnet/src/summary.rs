@@ -138,6 +138,10 @@ pub struct Summary {
     pub faulty_operator: Option<u64>,
     /// How each node ended and where its log is.
     pub operator_exits: Vec<OperatorSummary>,
+    /// The hostile peer's attack and its outcome (`--hostile-peer`).
+    pub hostile: Option<crate::hostile::HostileReport>,
+    /// Each node's peak resident set size, MB (read before the nodes stop).
+    pub node_peak_rss_mb: Vec<u64>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Whether the run passed (see [`Summary::failure`]).
@@ -280,6 +284,34 @@ impl Summary {
         if self.attestations_expected + self.sync_messages_expected == 0 {
             return Some("no duties fell in the counted slots".into());
         }
+        if let Some(h) = &self.hostile {
+            if h.published == 0 {
+                return Some("the hostile peer published nothing".into());
+            }
+            if h.observed == 0 {
+                return Some("the observer received nothing from the nodes".into());
+            }
+            if h.relayed > 0 {
+                return Some(format!(
+                    "{} of the hostile peer's messages were relayed by honest nodes",
+                    h.relayed
+                ));
+            }
+            if h.attacker_peers_at_end > 0 {
+                return Some(format!(
+                    "the hostile peer is still connected to {} peers (not graylisted)",
+                    h.attacker_peers_at_end
+                ));
+            }
+            if let Some(rss) = self.node_peak_rss_mb.iter().max()
+                && *rss > crate::HOSTILE_RSS_MAX_MB
+            {
+                return Some(format!(
+                    "a node's peak RSS reached {rss} MB under the flood (bound {} MB)",
+                    crate::HOSTILE_RSS_MAX_MB
+                ));
+            }
+        }
         self.operator_exits
             .iter()
             .find(|o| !o.clean)
@@ -369,6 +401,20 @@ impl Summary {
             "\nlatency, slot start -> valid submission: p50 {} ms, p99 {} ms, max {} ms",
             self.duty_latency_ms_p50, self.duty_latency_ms_p99, self.duty_latency_ms_max
         );
+        if let Some(h) = &self.hostile {
+            let _ = writeln!(
+                s,
+                "hostile peer: {} messages published ({} refused: no peer left), {} relayed by \
+                 honest nodes (of {} the observer got from them), connected to {} peers at the \
+                 end; nodes' peak RSS {:?} MB",
+                h.published,
+                h.refused,
+                h.relayed,
+                h.observed,
+                h.attacker_peers_at_end,
+                self.node_peak_rss_mb
+            );
+        }
         let rate = |name: &str| {
             self.node_counters
                 .get(name)

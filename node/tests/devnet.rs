@@ -1,6 +1,7 @@
 //! `ssv-node devnet` end to end: the real binary starts the beacon simulator and four
 //! `ssv-node start` processes talking libp2p on loopback, and must complete every duty with
-//! one operator killed mid-run, and with one operator sending corrupted partial signatures.
+//! one operator killed mid-run, with one operator sending corrupted partial signatures, and
+//! with a hostile peer flooding the committee's subnet.
 //!
 //! Each test takes 20 to 30 s (6 s start delay, 6 slots of 1.5 or 2.5 s, 2 settle slots,
 //! shutdown).
@@ -165,6 +166,59 @@ fn corrupted_partials_are_caught_and_the_culprit_named() {
                 && !log.contains("invalid partial signatures from operator 3")
                 && !log.contains("invalid partial signatures from operator 4"),
             "operator {id} blamed an honest operator:\n{log}"
+        );
+    }
+}
+
+/// A hostile peer on the committee's subnet floods it (junk, replays of real messages with
+/// fresh full data, bad signatures, 4 MiB messages) from the first slot: every duty stays
+/// valid, none of its messages is relayed by an honest node, every node graylists it, and
+/// the nodes' memory stays bounded.
+#[test]
+fn a_flooding_peer_is_graylisted_and_nothing_of_it_relayed() {
+    let tmp = TestDir::new("flood");
+    let data = tmp.0.join("data");
+    let json = tmp.0.join("summary.json");
+    let out = devnet(&[
+        "--operators",
+        "4",
+        "--validators",
+        "32",
+        "--slots",
+        "8",
+        "--slot-ms",
+        "2000",
+        "--all-duties",
+        "--hostile-peer",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--keep-data",
+        "--json-summary",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let s = summary(&json);
+    assert_all_duties_done(&s, 8);
+    let h = &s["hostile"];
+    assert!(u(h, "published") > 100, "{s:#}");
+    assert!(u(h, "observed") > 0, "{s:#}");
+    assert_eq!(u(h, "relayed"), 0, "{s:#}");
+    assert_eq!(u(h, "attacker_peers_at_end"), 0, "{s:#}");
+    for (i, rss) in s["node_peak_rss_mb"]
+        .as_array()
+        .expect("peak RSS per node")
+        .iter()
+        .enumerate()
+    {
+        let rss = rss.as_u64().expect("MB");
+        assert!(rss > 0 && rss <= 768, "node {}: peak RSS {rss} MB", i + 1);
+    }
+    for id in 1..=4 {
+        let log =
+            std::fs::read_to_string(data.join(format!("op{id}/node.log"))).expect("operator's log");
+        assert!(
+            log.contains("graylisting peer"),
+            "operator {id} did not graylist the flooding peer"
         );
     }
 }
