@@ -103,7 +103,7 @@ impl Hostile {
         });
         let mut threads = Vec::new();
         // The attacker's inbound messages: captured for replays, never relayed.
-        for queue in attacker.shards.iter().cloned() {
+        for queue in attacker.shards.clone() {
             let handle = attacker.handle.clone();
             let s = shared.clone();
             threads.push(std::thread::spawn(move || {
@@ -121,7 +121,7 @@ impl Hostile {
             }));
         }
         let attacker_id = attacker.handle.peer_id();
-        for queue in observer.shards.iter().cloned() {
+        for queue in observer.shards.clone() {
             let handle = observer.handle.clone();
             let s = shared.clone();
             threads.push(std::thread::spawn(move || {

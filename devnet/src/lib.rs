@@ -1121,6 +1121,7 @@ mod tests {
             restart_after_ms: None,
             node_binary: None,
             all_duties: false,
+            hostile_peer: false,
             fork_epoch: None,
             reorg_at_slot: None,
         };
