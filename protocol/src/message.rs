@@ -233,8 +233,10 @@ impl TreeHash for MessageId {
     }
 }
 
-/// The signed payload of a gossip message.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, TreeHash)]
+/// The signed payload of a gossip message. Its SSZ encoding is written by hand (the derived
+/// one appends the data byte by byte; this one copies it: every operator signature is over
+/// this encoding, so every validation and every signature encodes it).
+#[derive(Debug, Clone, PartialEq, Eq, Decode, TreeHash)]
 pub struct SsvMessage {
     /// Raw [`MsgType`] value.
     pub msg_type: u64,
@@ -242,6 +244,25 @@ pub struct SsvMessage {
     pub msg_id: MessageId,
     /// The SSZ-encoded inner message.
     pub data: VariableList<u8, SsvMessageDataMax>,
+}
+
+/// Bytes of an `SSVMessage`'s fixed part: type, ID and the data's offset.
+const SSV_MESSAGE_FIXED_PART: usize = 8 + MESSAGE_ID_SIZE + 4;
+
+impl Encode for SsvMessage {
+    fn is_ssz_fixed_len() -> bool {
+        false
+    }
+    fn ssz_bytes_len(&self) -> usize {
+        SSV_MESSAGE_FIXED_PART + self.data.len()
+    }
+    fn ssz_append(&self, buf: &mut Vec<u8>) {
+        buf.reserve(self.ssz_bytes_len());
+        buf.extend_from_slice(&self.msg_type.to_le_bytes());
+        buf.extend_from_slice(&self.msg_id.0);
+        buf.extend_from_slice(&(SSV_MESSAGE_FIXED_PART as u32).to_le_bytes());
+        buf.extend_from_slice(&self.data);
+    }
 }
 
 impl SsvMessage {
@@ -410,6 +431,35 @@ pub fn validate_signed_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written encoding is the derived one, byte for byte, and decodes back.
+    #[test]
+    fn ssv_message_encoding_is_the_derived_one() {
+        #[derive(ssz_derive::Encode)]
+        struct Derived {
+            msg_type: u64,
+            msg_id: MessageId,
+            data: VariableList<u8, SsvMessageDataMax>,
+        }
+        for len in [0usize, 1, 57, 1000] {
+            let m = SsvMessage::new(
+                MsgType::PartialSignature,
+                MessageId([len as u8; MESSAGE_ID_SIZE]),
+                (0..len).map(|i| i as u8).collect(),
+            )
+            .expect("message");
+            let derived = Derived {
+                msg_type: m.msg_type,
+                msg_id: m.msg_id,
+                data: m.data.clone(),
+            };
+            assert_eq!(m.as_ssz_bytes(), derived.as_ssz_bytes());
+            assert_eq!(
+                SsvMessage::from_ssz_bytes(&m.as_ssz_bytes()).expect("decodes"),
+                m
+            );
+        }
+    }
 
     #[test]
     fn message_id_layout() {

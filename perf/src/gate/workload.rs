@@ -85,8 +85,8 @@ const OPERATOR_PEMS: [&str; 4] = [
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 #[clap(rename_all = "snake_case")]
 pub enum Part {
-    /// Decode + `validate()` of SignedSSVMessages, inner QBFT / partial-signature messages
-    /// included.
+    /// Gossip validation of SignedSSVMessages as a shard does it (every rule of
+    /// `ssv_protocol::validation`, RSA faked: `rsa_verify` measures it).
     DecodeValidate,
     /// Happy-path QBFT rounds of a 4-operator committee, RSA faked.
     QbftRound,
@@ -144,7 +144,7 @@ pub fn run(part: Part) -> anyhow::Result<WorkloadReport> {
     let (checksum, items) = match part {
         Part::DecodeValidate => {
             let f = decode_fixture()?;
-            let (ok, sum) = gate_measured_decode_validate(&f);
+            let (ok, sum) = gate_measured_decode_validate(&f, &GateNet::new());
             anyhow::ensure!(ok == f.len() as u64, "{ok} of {} messages decoded", f.len());
             (sum, ok)
         }
@@ -297,7 +297,11 @@ fn happy_round(height: u64, value: &[u8]) -> Result<Vec<SignedSsvMessage>, Proto
 // ---------------------------------------------------------------------------------------
 // decode_validate
 
-fn decode_fixture() -> anyhow::Result<Vec<Vec<u8>>> {
+/// Genesis of the gate's clock (any fixed value: the time is an input of validation).
+const GATE_GENESIS_MS: u64 = 1_600_000_000_000;
+
+/// Each message with the time it is validated at (half a second into its slot).
+fn decode_fixture() -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
     let mut rng = fixtures::rng(0x0dec_0de0);
     let mut out = Vec::new();
     for slot in 0..DECODE_SLOTS {
@@ -311,8 +315,9 @@ fn decode_fixture() -> anyhow::Result<Vec<Vec<u8>>> {
             commit.ssv_message.clone(),
             Vec::new(),
         )?;
-        out.extend(round.iter().map(SignedSsvMessage::to_ssz));
-        out.push(decided.to_ssz());
+        let at = GATE_GENESIS_MS + slot * ssv_protocol::chain::ChainSpec::MAINNET.slot_ms() + 500;
+        out.extend(round.iter().map(|m| (at, m.to_ssz())));
+        out.push((at, decided.to_ssz()));
         for op in 1..=OPERATORS {
             let messages = (0..DECODE_VALIDATORS)
                 .map(|v| {
@@ -331,47 +336,94 @@ fn decode_fixture() -> anyhow::Result<Vec<Vec<u8>>> {
             let psm =
                 PartialSignatureMessages::new(PartialSigMsgType::PostConsensus, slot, messages)?;
             let ssv = SsvMessage::new(MsgType::PartialSignature, committee_msg_id(), psm.to_ssz())?;
-            out.push(
+            out.push((
+                at,
                 SignedSsvMessage::new(vec![[op as u8; 256]], vec![op], ssv, Vec::new())?.to_ssz(),
-            );
+            ));
         }
     }
     Ok(out)
 }
 
-/// Decodes and validates one gossip message the way a shard does before the runner sees it.
-fn decode_one(bytes: &[u8]) -> Result<u64, ProtocolError> {
-    let signed = SignedSsvMessage::from_ssz(bytes)?;
-    signed.validate()?;
-    let digest = match signed.ssv_message.kind() {
-        Some(MsgType::Consensus) => {
-            let m = qbft::Message::from_ssz(&signed.ssv_message.data)?;
-            m.validate()?;
-            m.height ^ m.round
+/// The gate's network: the one committee (operators 1..=4, validators 0..16), no duties,
+/// every RSA signature taken as valid (its cost is the `rsa_verify` part's).
+struct GateNet {
+    committee: ssv_protocol::validation::CommitteeView,
+}
+
+impl GateNet {
+    fn new() -> Self {
+        let ids: Vec<OperatorId> = (1..=OPERATORS).collect();
+        GateNet {
+            committee: ssv_protocol::validation::CommitteeView {
+                id: CommitteeId::from_operators(&ids).0,
+                operators: ids,
+                validator_indices: (0..DECODE_VALIDATORS).collect::<Vec<_>>().into(),
+            },
         }
-        Some(MsgType::PartialSignature) => {
-            let m = PartialSignatureMessages::from_ssz(&signed.ssv_message.data)?;
-            m.validate()?;
-            m.slot ^ m.messages.len() as u64
-        }
-        None => return Err(ProtocolError::UnknownMsgType(signed.ssv_message.msg_type)),
-    };
-    Ok(digest.wrapping_add(signed.operator_ids.len() as u64))
+    }
+}
+
+impl ssv_protocol::validation::NetworkView for GateNet {
+    fn operator_exists(&self, id: OperatorId) -> bool {
+        (1..=OPERATORS).contains(&id)
+    }
+    fn committee(&self, id: &[u8; 32]) -> Option<ssv_protocol::validation::CommitteeView> {
+        (*id == self.committee.id).then(|| self.committee.clone())
+    }
+    fn validator(&self, _: &[u8; 48], _: u64) -> Option<ssv_protocol::validation::ValidatorView> {
+        None
+    }
+    fn proposer_duty(&self, _: u64, _: u64, _: u64) -> Option<bool> {
+        None
+    }
+    fn sync_committee_duty(&self, _: u64, _: u64) -> bool {
+        false
+    }
+    fn voluntary_exit_duties(&self, _: u64, _: &[u8; 48]) -> u64 {
+        0
+    }
+    fn verify_signature(&self, _: OperatorId, _: &[u8], _: &[u8; 256]) -> bool {
+        true
+    }
+}
+
+/// Validates one gossip message the way a shard does before a runner sees it.
+fn decode_one(
+    v: &mut ssv_protocol::validation::MessageValidator<u8>,
+    net: &GateNet,
+    at: u64,
+    bytes: &[u8],
+) -> Result<u64, ssv_protocol::validation::Violation> {
+    let ok = v.validate(net, 1, bytes, None, at)?;
+    Ok(ok.slot() ^ ok.message().operator_ids.len() as u64)
+}
+
+fn gate_validator() -> ssv_protocol::validation::MessageValidator<u8> {
+    ssv_protocol::validation::MessageValidator::new(ssv_protocol::validation::Config {
+        domain: DomainType::SPEC_TESTING,
+        chain: ssv_protocol::chain::ChainSpec::MAINNET,
+        genesis_ms: GATE_GENESIS_MS,
+    })
 }
 
 #[inline(never)]
-fn gate_measured_decode_validate(msgs: &[Vec<u8>]) -> (u64, u64) {
+fn gate_measured_decode_validate(msgs: &[(u64, Vec<u8>)], net: &GateNet) -> (u64, u64) {
+    let mut v = gate_validator();
     let mut ok = 0u64;
     let mut sum = 0u64;
-    for bytes in msgs {
-        if let Ok(d) = decode_one(black_box(bytes)) {
+    for (at, bytes) in msgs {
+        if let Ok(d) = decode_one(&mut v, net, *at, black_box(bytes)) {
             ok += 1;
             sum = sum.wrapping_mul(31).wrapping_add(d);
         }
     }
     #[cfg(feature = "gate-slowdown")]
-    for bytes in &msgs[..msgs.len() * SLOWDOWN_PCT / 100] {
-        black_box(decode_one(black_box(bytes)).ok());
+    {
+        let mut again = gate_validator();
+        for (at, bytes) in &msgs[..msgs.len() * SLOWDOWN_PCT / 100] {
+            black_box(decode_one(&mut again, net, *at, black_box(bytes)).ok());
+        }
     }
     (ok, sum)
 }

@@ -430,17 +430,6 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         self.state.get(&(peer, *id))
     }
 
-    fn signer_state(
-        &self,
-        peer: P,
-        id: &MessageId,
-        info: &CommitteeInfo,
-        signer: OperatorId,
-    ) -> Option<&OperatorState> {
-        self.entry(peer, id)
-            .and_then(|e| e.operators.get(info.signer_index(signer)))
-    }
-
     /// The entry of (peer, ID), made if need be (within the entry bound).
     fn entry_mut(
         &mut self,
@@ -487,6 +476,8 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         let signers: &[OperatorId] = &signed.operator_ids;
         let kind = consensus_semantics(&signed, &msg, role, &info)?;
         let id = signed.ssv_message.msg_id;
+        // The state of (peer, ID), looked up once.
+        let entry = self.entry(peer, &id);
         // QBFT logic.
         if kind == MessageType::Proposal {
             let leader = round_robin_proposer(msg.height, msg.round, &info.operators);
@@ -500,10 +491,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         let full_data_hash: Option<[u8; 32]> =
             (!signed.full_data.is_empty()).then(|| Sha256::digest(&signed.full_data[..]).into());
         for &signer in signers {
-            let Some(s) = self
-                .signer_state(peer, &id, &info, signer)
-                .and_then(|o| o.get(msg.height))
-            else {
+            let Some(s) = signer_state(entry, &info, signer).and_then(|o| o.get(msg.height)) else {
                 continue;
             };
             if signers.len() == 1 {
@@ -537,7 +525,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         // Duty logic.
         if role != RunnerRole::Committee {
             for &signer in signers {
-                if let Some(o) = self.signer_state(peer, &id, &info, signer)
+                if let Some(o) = signer_state(entry, &info, signer)
                     && o.max_slot() > msg.height
                 {
                     return fail(
@@ -550,7 +538,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         self.beacon_duty(net, role, msg.height, &info, false, now_ms)?;
         self.slot_time(msg.height, role, now_ms)?;
         for &signer in signers {
-            self.duty_count(net, peer, &id, &info, signer, msg.height)?;
+            self.duty_count(net, entry, &id, &info, signer, msg.height)?;
         }
         verify_signatures(net, &signed)?;
         // Record.
@@ -607,6 +595,8 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
             .map_err(|e| Violation::new(Rule::UndecodableMessageData, e.to_string()))?;
         let kind = partial_semantics(&signed, &psm, role, &info)?;
         let id = signed.ssv_message.msg_id;
+        // The state of (peer, ID), looked up once.
+        let entry = self.entry(peer, &id);
         let signer = signed.operator_ids[0];
         let slot = psm.slot;
         let seen = if kind == PartialSigMsgType::PostConsensus {
@@ -614,7 +604,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         } else {
             SeenKind::PreConsensus
         };
-        if let Some(o) = self.signer_state(peer, &id, &info, signer)
+        if let Some(o) = signer_state(entry, &info, signer)
             && role != RunnerRole::Committee
             && o.max_slot() != 0
             && o.max_slot() > slot
@@ -632,15 +622,13 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
             kind == PartialSigMsgType::RandaoPartialSig,
             now_ms,
         )?;
-        if let Some(s) = self
-            .signer_state(peer, &id, &info, signer)
-            .and_then(|o| o.get(slot))
+        if let Some(s) = signer_state(entry, &info, signer).and_then(|o| o.get(slot))
             && s.seen.seen(seen)
         {
             return fail(Rule::InvalidPartialSignatureTypeCount, format!("{seen:?}"));
         }
         self.slot_time(slot, role, now_ms)?;
-        self.duty_count(net, peer, &id, &info, signer, slot)?;
+        self.duty_count(net, entry, &id, &info, signer, slot)?;
         let count = psm.messages.len();
         let validators = info.validator_indices.len();
         match role {
@@ -788,7 +776,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
     fn duty_count(
         &self,
         net: &impl NetworkView,
-        peer: P,
+        entry: Option<&ValidatorState>,
         id: &MessageId,
         info: &CommitteeInfo,
         signer: OperatorId,
@@ -798,7 +786,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
             return Ok(());
         };
         let epoch = self.config.epoch_of(slot);
-        let o = self.signer_state(peer, id, info, signer);
+        let o = signer_state(entry, info, signer);
         let mut count = o.map_or(0, |o| o.duty_count(epoch));
         if o.and_then(|o| o.get(slot)).is_none() {
             count += 1;
@@ -840,6 +828,15 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
             RunnerRole::Proposer | RunnerRole::SyncCommitteeContribution => None,
         }
     }
+}
+
+/// One signer's state in `entry`.
+fn signer_state<'a>(
+    entry: Option<&'a ValidatorState>,
+    info: &CommitteeInfo,
+    signer: OperatorId,
+) -> Option<&'a OperatorState> {
+    entry.and_then(|e| e.operators.get(info.signer_index(signer)))
 }
 
 /// Signers: present, as many as signatures, 256-byte signatures, ascending, none zero or
