@@ -28,7 +28,7 @@ mod runtime;
 pub use cli::main;
 pub use runtime::metrics::Metrics;
 pub use runtime::network_view::{DutyStore, NetworkIndex, NodeView};
-pub use runtime::registry::{CommitteeInfo, Registry, ValidatorShare};
+pub use runtime::registry::{CommitteeInfo, Registry, StoppedValidators, ValidatorShare};
 pub use runtime::shard::{
     RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Shards, Submission,
     crypto_pool, spawn_shards,

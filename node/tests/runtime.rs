@@ -239,6 +239,7 @@ impl Cluster {
                 fault: None,
                 domain: DOMAIN,
                 duties: Default::default(),
+                stopped: Default::default(),
                 clock_offset_ms: Default::default(),
             });
             let (ev_tx, ev_rx) = async_channel::bounded(SHARD_EVENTS_MAX);
@@ -559,6 +560,49 @@ fn hostile_gossip_gets_its_verdict() {
         // The genuine one is still fine (a duplicate the runner has applied: not a reject).
         c.deliver(0, genuine);
         assert_ne!(c.verdicts_of(0), vec![ValidationResult::Reject]);
+    });
+}
+
+/// A validator removed on-chain while the node runs (contract sync's `StopValidator`) is
+/// never signed for again: no operator publishes a partial signature for it and no
+/// attestation of it is submitted, while every other validator's duty completes.
+#[test]
+fn a_validator_stopped_on_chain_is_never_signed_for() {
+    on_executor(|| async {
+        const STOPPED: u64 = 3;
+        let mut c = Cluster::new();
+        let pubkey = c.validator_keys[STOPPED as usize].to_bytes();
+        for op in &c.ops {
+            assert!(op.services.stopped.stop(pubkey));
+        }
+        let mut d = duty();
+        d.duties
+            .retain(|v| matches!(v.kind, DutyKind::Attester { .. }));
+        c.start(&OPERATORS, d, vote());
+        let got = c.run_for(Duration::from_millis(2000)).await;
+        for id in OPERATORS {
+            let mut seen: Vec<u64> = got[&id]
+                .attestations
+                .iter()
+                .map(|a| a.attester_index)
+                .collect();
+            seen.sort_unstable();
+            let expected: Vec<u64> = (0..VALIDATORS).filter(|v| *v != STOPPED).collect();
+            assert_eq!(seen, expected, "operator {id}");
+        }
+        for (from, data) in &c.published {
+            let m = ssv_protocol::message::SignedSsvMessage::from_ssz(data).expect("decodes");
+            if m.ssv_message.msg_type != MsgType::PartialSignature.to_u64() {
+                continue;
+            }
+            let psm =
+                ssv_protocol::partial_sig::PartialSignatureMessages::from_ssz(&m.ssv_message.data)
+                    .expect("partials decode");
+            assert!(
+                psm.messages.iter().all(|p| p.validator_index != STOPPED),
+                "operator {from} signed for the stopped validator"
+            );
+        }
     });
 }
 

@@ -774,6 +774,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         fault: None,
         domain: DOMAIN,
         duties: Default::default(),
+        stopped: Default::default(),
         clock_offset_ms: Default::default(),
     });
     // The beacon duties gossip validation checks messages against: every slot's proposer,

@@ -206,8 +206,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ))
         .context("opening the database")?,
     );
+    let stopped = Arc::new(registry::StoppedValidators::default());
     let follower = match &config.eth1 {
-        Some(eth1) => Some(sync_contract(eth1, &config, &store, &key, &stop_rx).await?),
+        Some(eth1) => {
+            Some(sync_contract(eth1, &config, &store, &key, &stop_rx, stopped.clone()).await?)
+        }
         None => None,
     };
     if let Err(e) = resolve_indices(&store, &client).await {
@@ -224,6 +227,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "registry loaded"
     );
     bump_new_validators(&store, &registry, &clock)?;
+    stopped.go_live();
 
     let mut subnets = Subnets::NONE;
     for c in &registry.committees {
@@ -272,6 +276,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         fault: config.fault,
         domain,
         duties: Arc::new(network_view::DutyStore::default()),
+        stopped,
         clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
     });
     if let Some(f) = config.fault {
@@ -349,16 +354,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Syncs the SSV contract's history into the database (with a progress display), then
-/// follows new blocks on a background task. Committee changes after start-up are stored and
-/// take effect at the next restart (the data plane is built once).
+/// follows new blocks on a background task. A validator removed or liquidated is never signed
+/// for again from the block that stopped it on ([`registry::StoppedValidators`]); the other
+/// committee changes after start-up are stored and take effect at the next restart (the data
+/// plane is built once).
 async fn sync_contract(
     eth1: &crate::config::Eth1Config,
     config: &Config,
     store: &Arc<Store>,
     key: &Arc<OperatorSecretKey>,
     stop: &watch::Receiver<bool>,
+    stopped: Arc<registry::StoppedValidators>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use ssv_eth_sync::{ContractSync, MdbxRegistryStore, SyncConfig};
+    use ssv_eth_sync::{ContractSync, DataPlaneEvent, MdbxRegistryStore, SyncConfig};
     let mut cfg = match config.network {
         crate::config::Network::Public(name) => {
             SyncConfig::for_network(name, eth1.endpoints.clone())?
@@ -380,8 +388,45 @@ async fn sync_contract(
     }
     let registry_store =
         Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
-    let mut sync =
-        ContractSync::new(cfg, registry_store, Some(key.clone()), None)?.with_stop(stop.clone());
+    // Removals and liquidations reach the signing path at once (a removed validator is never
+    // signed for again); the other changes are stored and take effect at the next start.
+    // A queue far deeper than the sync's default: a full queue loses events, and a lost stop
+    // would be a validator signed for after its removal.
+    let (dp_tx, mut dp_rx) = tokio::sync::mpsc::channel(1 << 16);
+    tokio::spawn(async move {
+        while let Some(ev) = dp_rx.recv().await {
+            match ev {
+                DataPlaneEvent::StopValidator {
+                    validator_pubkey,
+                    reason,
+                } => {
+                    if stopped.stop(validator_pubkey) {
+                        tracing::warn!(
+                            validator = hex::encode(validator_pubkey),
+                            ?reason,
+                            "validator stopped on-chain: no more signatures for it"
+                        );
+                    }
+                }
+                DataPlaneEvent::StartValidator(v) => {
+                    if !stopped.started(&v.validator_pubkey)
+                        && stopped.is_stopped(&v.validator_pubkey)
+                    {
+                        tracing::warn!(
+                            validator = hex::encode(v.validator_pubkey),
+                            "validator re-added on-chain: stays stopped until the next start"
+                        );
+                    }
+                }
+                other => tracing::info!(
+                    event = ?other,
+                    "registry change stored: takes effect at the next start"
+                ),
+            }
+        }
+    });
+    let mut sync = ContractSync::new(cfg, registry_store, Some(key.clone()), Some(dp_tx))?
+        .with_stop(stop.clone());
     let cursor = sync
         .sync_history()
         .await

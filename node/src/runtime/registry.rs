@@ -41,6 +41,54 @@ pub struct ValidatorShare {
     pub exit_requested: Option<u64>,
 }
 
+/// Validators that contract sync reported removed or liquidated while the node runs: never
+/// signed for again in this process. Registry changes otherwise reach the data plane at the
+/// next start, which also bumps slashing protection for a validator that comes back (it may
+/// have signed elsewhere meanwhile); so a validator re-added while the node runs stays
+/// stopped until then.
+#[derive(Debug, Default)]
+pub struct StoppedValidators {
+    stopped: parking_lot::RwLock<std::collections::HashSet<[u8; 48]>>,
+    live: std::sync::atomic::AtomicBool,
+}
+
+impl StoppedValidators {
+    /// Stops `pubkey`; `true` if it was not stopped yet.
+    pub fn stop(&self, pubkey: [u8; 48]) -> bool {
+        self.stopped.write().insert(pubkey)
+    }
+
+    /// A validator (re-)added on-chain. Before [`StoppedValidators::go_live`] (history replay:
+    /// the registry about to be loaded has the final word) it is no longer stopped; after it,
+    /// it stays stopped until the next start. `true` if it was un-stopped.
+    pub fn started(&self, pubkey: &[u8; 48]) -> bool {
+        if self.live.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        self.stopped.write().remove(pubkey)
+    }
+
+    /// The registry is loaded: from now on a stop is final for this process.
+    pub fn go_live(&self) {
+        self.live.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether `pubkey` must not be signed for.
+    pub fn is_stopped(&self, pubkey: &[u8; 48]) -> bool {
+        self.stopped.read().contains(pubkey)
+    }
+
+    /// Validators stopped.
+    pub fn len(&self) -> usize {
+        self.stopped.read().len()
+    }
+
+    /// Whether none is stopped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One of our committees.
 #[derive(Debug)]
 pub struct CommitteeInfo {

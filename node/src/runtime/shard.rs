@@ -36,7 +36,7 @@ use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::metrics::Metrics;
 use super::network_view::{DutyStore, NodeView};
-use super::registry::{CommitteeInfo, Registry, ValidatorShare};
+use super::registry::{CommitteeInfo, Registry, StoppedValidators, ValidatorShare};
 use super::validator_runners::ValidatorRunners;
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
@@ -226,6 +226,8 @@ pub struct Services {
     pub domain: ssv_protocol::types::DomainType,
     /// Beacon duties gossip validation checks messages against (written by the scheduler).
     pub duties: Arc<DutyStore>,
+    /// Validators removed or liquidated on-chain while the node runs: never signed for.
+    pub stopped: Arc<StoppedValidators>,
     /// Added to the wall clock wherever the data plane reads the time (0 in the node; a
     /// harness that runs slots faster than the chain moves it slot by slot).
     pub clock_offset_ms: AtomicI64,
@@ -918,6 +920,13 @@ fn sign_jobs(services: &Services, jobs: &[SignJob]) -> Vec<Vec<(SignItem, BlsSig
                             validator = i.duty.validator_index,
                             duty_pubkey = hex::encode(i.duty.pubkey),
                             "duty names another pubkey than our share of this index: not signed"
+                        );
+                        return None;
+                    }
+                    if services.stopped.is_stopped(&share.pubkey) {
+                        tracing::debug!(
+                            validator = i.duty.validator_index,
+                            "removed or liquidated on-chain: not signed"
                         );
                         return None;
                     }

@@ -690,6 +690,13 @@ fn sign_one(
     root: &Root,
     block_slot: Option<Slot>,
 ) -> Option<BlsSignature> {
+    if services.stopped.is_stopped(&share.pubkey) {
+        tracing::warn!(
+            validator = share.index,
+            "removed or liquidated on-chain: not signed"
+        );
+        return None;
+    }
     if let Some(slot) = block_slot {
         let block = BlockToSign {
             pubkey: share.pubkey,
