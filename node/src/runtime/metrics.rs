@@ -91,6 +91,10 @@ counters! {
     slashing_unavailable,
     /// Slashing-protection records pruned.
     slashing_pruned,
+    /// Inbound gossip dropped unvalidated because its peer was over its rate limit.
+    p2p_rate_limited,
+    /// Inbound gossip dropped from full shard queues (in messages or bytes).
+    p2p_queue_dropped,
 }
 
 /// Messages refused by gossip validation, one counter per rule, rendered under the Go
@@ -186,7 +190,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 25 + 2);
+        assert_eq!(text.matches("# TYPE").count(), 27 + 2);
         m.validation.record(Rule::SignatureVerification);
         assert!(m.render().contains(
             "ssv_p2p_message_validations_rejected_total{ssv_p2p_message_validation_discard_reason=\"signature verification\"} 1"

@@ -326,6 +326,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.slashing_history_epochs,
         metrics.clone(),
     ));
+    let net_stats = tokio::spawn(copy_network_stats(
+        services.network.clone(),
+        metrics.clone(),
+    ));
     tracing::info!("node running");
 
     // Wait for the stop signal.
@@ -333,6 +337,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("stopping");
     let _ = sched.await;
     pruner.abort();
+    net_stats.abort();
     if let Some(f) = follower {
         f.abort();
     }
@@ -853,6 +858,22 @@ async fn fetch_aggregate(
         selection_proof,
     };
     Ok(("electra".into(), aggregate_and_proof.as_ssz_bytes()))
+}
+
+/// Copies the network's drop counters into the metrics every few seconds.
+async fn copy_network_stats(network: ssv_netio::NetworkHandle, metrics: Arc<Metrics>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Ok(s) = network.stats().await else {
+            return;
+        };
+        metrics.p2p_rate_limited.store(s.rate_limited, Relaxed);
+        metrics
+            .p2p_queue_dropped
+            .store(s.shards.iter().map(|q| q.dropped).sum(), Relaxed);
+    }
 }
 
 /// The graffiti of the blocks this node proposes.
