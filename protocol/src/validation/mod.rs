@@ -41,13 +41,11 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::chain::ChainSpec;
 use crate::message::{MessageId, MsgType, RsaSignature, RunnerRole, SignedSsvMessage};
 use crate::partial_sig::{PartialSigMsgType, PartialSignatureMessages};
 use crate::qbft::{FIRST_HEIGHT, FIRST_ROUND, Message as QbftMessage, MessageType};
-use crate::types::{DomainType, OperatorId, Round, Slot, quorum};
+use crate::types::{DomainType, OperatorId, Root, Round, Slot, quorum};
 
 pub use rules::{Rule, Verdict, Violation};
 use state::{OperatorState, STORED_SLOTS, SeenKind, SignerState, ValidatorState};
@@ -474,7 +472,7 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
         let msg = QbftMessage::from_ssz(data)
             .map_err(|e| Violation::new(Rule::UndecodableMessageData, e.to_string()))?;
         let signers: &[OperatorId] = &signed.operator_ids;
-        let kind = consensus_semantics(&signed, &msg, role, &info)?;
+        let (kind, full_data_hash) = consensus_semantics(&signed, &msg, role, &info)?;
         let id = signed.ssv_message.msg_id;
         // The state of (peer, ID), looked up once.
         let entry = self.entry(peer, &id);
@@ -488,8 +486,6 @@ impl<P: Copy + Eq + Hash> MessageValidator<P> {
                 );
             }
         }
-        let full_data_hash: Option<[u8; 32]> =
-            (!signed.full_data.is_empty()).then(|| Sha256::digest(&signed.full_data[..]).into());
         for &signer in signers {
             let Some(s) = signer_state(entry, &info, signer).and_then(|o| o.get(msg.height)) else {
                 continue;
@@ -888,7 +884,7 @@ fn consensus_semantics(
     msg: &QbftMessage,
     role: RunnerRole,
     info: &CommitteeInfo,
-) -> Result<MessageType, Violation> {
+) -> Result<(MessageType, Option<Root>), Violation> {
     let signers = signed.operator_ids.len();
     let kind = msg.kind();
     if signers > 1 {
@@ -906,14 +902,19 @@ fn consensus_semantics(
             );
         }
     }
+    // The full data's hash, computed once: checked against the root here, kept in the
+    // signer's state as its proposal's data later.
+    let mut full_data_hash = None;
     if !signed.full_data.is_empty() {
         if kind == Some(MessageType::Prepare) || (kind == Some(MessageType::Commit) && signers == 1)
         {
             return fail(Rule::PrepareOrCommitWithFullData, "");
         }
-        if crate::qbft::hash_data_root(&signed.full_data) != msg.root {
+        let hash = crate::qbft::hash_data_root(&signed.full_data);
+        if hash != msg.root {
             return fail(Rule::InvalidHash, "");
         }
+        full_data_hash = Some(hash);
     }
     let Some(kind) = kind else {
         return fail(Rule::UnknownQbftMessageType, format!("{}", msg.msg_type));
@@ -956,7 +957,7 @@ fn consensus_semantics(
             format!("{kind:?}"),
         );
     }
-    Ok(kind)
+    Ok((kind, full_data_hash))
 }
 
 /// The partial-signature message on its own: one signer, no full data, a type of the role,
