@@ -28,9 +28,11 @@ mod runtime;
 pub use cli::main;
 pub use runtime::metrics::Metrics;
 pub use runtime::network_view::{DutyStore, NetworkIndex, NodeView};
-pub use runtime::registry::{CommitteeInfo, Registry, StoppedValidators, ValidatorShare};
+pub use runtime::registry::{
+    CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare,
+};
 pub use runtime::shard::{
     RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Shards, Submission,
-    crypto_pool, spawn_shards,
+    crypto_pool, shard_of, spawn_shards,
 };
 pub use ssv_protocol::chain::SlotClock;

@@ -35,8 +35,8 @@ use ssv_storage::{Store, StoreConfig};
 use tree_hash::TreeHash as _;
 
 use ssv_node::{
-    CommitteeInfo, Metrics, NetworkIndex, Registry, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services,
-    Shard, ShardEvent, Submission, ValidatorShare, crypto_pool,
+    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, Registry, SHARD_EVENTS_MAX,
+    SUBMISSIONS_MAX, Services, Shard, ShardEvent, Submission, ValidatorShare, crypto_pool,
 };
 
 const DOMAIN: DomainType = DomainType::SPEC_TESTING;
@@ -197,6 +197,8 @@ impl Cluster {
                         secret_share: s[&id].clone(),
                         fee_recipient: [0; 20],
                         exit_requested: None,
+                        owner: [0; 20],
+                        share_pubkey_bytes: Vec::new(),
                         share_pubkeys: s.iter().map(|(o, k)| (*o, k.public_key())).collect(),
                     };
                     (v, Arc::new(share))
@@ -226,7 +228,7 @@ impl Cluster {
             let (network, detached) = NetworkHandle::detached(4096);
             let (sub_tx, sub_rx) = async_channel::bounded(SUBMISSIONS_MAX);
             let services = Arc::new(Services {
-                registry,
+                registry: Arc::new(LiveRegistry::new(registry)),
                 operator_key: keys[&id].clone(),
                 network,
                 store,

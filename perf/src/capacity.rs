@@ -39,8 +39,9 @@ use ssv_crypto_pipeline::{
 };
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::{
-    CommitteeInfo, Metrics, NetworkIndex, Registry, RsaSigner, SUBMISSIONS_MAX, Services,
-    ShardEvent, Shards, SlotClock, Submission, ValidatorShare, crypto_pool, spawn_shards,
+    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, Registry, RsaSigner, SUBMISSIONS_MAX,
+    Services, ShardEvent, Shards, SlotClock, Submission, ValidatorShare, crypto_pool, shard_of,
+    spawn_shards,
 };
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::chain::ChainSpec;
@@ -689,6 +690,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     secret_share: fx.shares[vi][&OUR_ID].clone(),
                     fee_recipient: [0; 20],
                     exit_requested: None,
+                    owner: [0; 20],
+                    share_pubkey_bytes: Vec::new(),
                     share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
                 }),
             );
@@ -756,7 +759,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let metrics = Arc::new(Metrics::default());
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
-        registry: registry.clone(),
+        registry: Arc::new(LiveRegistry::new(registry.clone())),
         operator_key: fx.keys[&OUR_ID].clone(),
         network: node.handle.clone(),
         store: store.clone(),
@@ -794,7 +797,6 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let Shards {
         events: shard_txs,
         handles,
-        shard_of,
     } = spawn_shards(&services, std::mem::take(&mut node.shards), true)?;
     // Submissions with their arrival time; the node's fetches are answered at once.
     let (arr_tx, arr_rx) = crossbeam_channel::unbounded::<(Instant, Submission)>();
@@ -856,7 +858,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 sync_domain: fx.sync_domain,
                 pre_electra: false,
             };
-            shard_txs[shard_of[*ci]]
+            shard_txs[shard_of(&registry.committees[*ci], shard_txs.len())]
                 .send_blocking(ShardEvent::Duty {
                     committee: *ci,
                     duty,
@@ -865,7 +867,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 .map_err(|_| anyhow::anyhow!("shard stopped"))?;
         }
         for (ci, start) in &p.starts {
-            shard_txs[shard_of[*ci]]
+            shard_txs[shard_of(&registry.committees[*ci], shard_txs.len())]
                 .send_blocking(ShardEvent::ValidatorDuty(start.clone()))
                 .map_err(|_| anyhow::anyhow!("shard stopped"))?;
         }

@@ -611,13 +611,17 @@ pub(crate) fn import_minified<'t>(
 /// below the current epoch is signed for a validator that may have signed elsewhere since it
 /// last signed here (never here, or removed and re-added); likewise the block watermark rises
 /// to `slot` unless a block at or after it is recorded. A validator with records but no
-/// readable watermark is left alone (it is refused anyway). Returns whether it was bumped.
+/// readable watermark is left alone (it is refused anyway). `force` (a share added or
+/// reactivated while the node runs, as the Go node bumps at the contract event): the
+/// attestation watermark rises even when the validator attested here recently — it was
+/// stopped here meanwhile and may have signed elsewhere. Returns whether it was bumped.
 pub(crate) fn bump<'t>(
     txn: &'t WriteTxn<'_>,
     t: &SlashingTables<'t>,
     pubkey: &ValidatorPubkey,
     epoch: u64,
     slot: u64,
+    force: bool,
 ) -> Result<bool> {
     // A validator with records but no readable watermark stays refused: a row written
     // here would unlock it.
@@ -625,9 +629,10 @@ pub(crate) fn bump<'t>(
         return Ok(false);
     };
     let before = summary;
-    let active_here = summary
-        .max_target
-        .is_some_and(|t| t.saturating_add(1) >= epoch);
+    let active_here = !force
+        && summary
+            .max_target
+            .is_some_and(|t| t.saturating_add(1) >= epoch);
     if !active_here {
         let source = epoch.saturating_sub(1);
         let raise = |v: Option<u64>, to: u64| Some(v.map_or(to, |v| v.max(to)));

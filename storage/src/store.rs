@@ -288,12 +288,36 @@ impl Store {
         epoch: u64,
         slot: u64,
     ) -> Result<usize> {
+        self.bump(pubkeys, epoch, slot, false)
+    }
+
+    /// Bumps validators added or reactivated while the node runs, as the Go node does at
+    /// the contract event: as [`Store::bump_slashing_protection`], but also a validator that
+    /// attested here in the previous or current epoch (it was stopped here since, and may
+    /// have signed elsewhere) cannot attest again before the next epoch.
+    pub fn bump_slashing_protection_forced(
+        &self,
+        pubkeys: &[ValidatorPubkey],
+        epoch: u64,
+        slot: u64,
+    ) -> Result<usize> {
+        self.bump(pubkeys, epoch, slot, true)
+    }
+
+    fn bump(
+        &self,
+        pubkeys: &[ValidatorPubkey],
+        epoch: u64,
+        slot: u64,
+        force: bool,
+    ) -> Result<usize> {
         let (ack, rx) = bounded(1);
         self.sender()?
             .send(Request::Bump {
                 pubkeys: pubkeys.to_vec(),
                 epoch,
                 slot,
+                force,
                 ack,
             })
             .map_err(|_| StorageError::WriterStopped)?;

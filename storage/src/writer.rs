@@ -152,6 +152,7 @@ pub(crate) enum Request {
         pubkeys: Vec<crate::records::ValidatorPubkey>,
         epoch: u64,
         slot: u64,
+        force: bool,
         ack: Sender<Result<usize>>,
     },
 }
@@ -262,12 +263,13 @@ impl Writer {
                     pubkeys,
                     epoch,
                     slot,
+                    force,
                     ..
                 } => {
                     let tables = SlashingTables::open(&txn)?;
                     let mut bumped = 0;
                     for pk in pubkeys {
-                        if slashing::bump(&txn, &tables, pk, *epoch, *slot)? {
+                        if slashing::bump(&txn, &tables, pk, *epoch, *slot, *force)? {
                             bumped += 1;
                         }
                     }

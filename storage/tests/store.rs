@@ -857,6 +857,41 @@ fn validators_not_active_here_are_bumped_to_the_current_epoch() {
     );
 }
 
+/// A validator added back while the node runs is bumped even when it attested here in the
+/// last epoch (the Go node bumps at the contract event): it was stopped here since, and may
+/// have signed elsewhere, so nothing at or below the current epoch is signed for it.
+#[test]
+fn a_forced_bump_covers_validators_active_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Both attested here in the previous epoch.
+    store
+        .check_and_record(&[], &[att(1, 18, 19), att(2, 18, 19)])
+        .unwrap();
+    store
+        .bump_slashing_protection(&[[1; 48]], 20, 20 * 32 + 3)
+        .unwrap();
+    assert_eq!(
+        store
+            .bump_slashing_protection_forced(&[[2; 48]], 20, 20 * 32 + 3)
+            .unwrap(),
+        1
+    );
+    let v = store
+        .check_and_record(&[], &[att(1, 19, 20), att(2, 19, 20), att(2, 20, 21)])
+        .unwrap();
+    assert_eq!(
+        v.attestations[0],
+        Ok(Safe::Recorded),
+        "a restart attests on"
+    );
+    assert!(
+        v.attestations[1].is_err(),
+        "re-added: not in the current epoch"
+    );
+    assert_eq!(v.attestations[2], Ok(Safe::Recorded), "but in the next");
+}
+
 /// An import into a validator whose records lost their watermark row is refused whole.
 #[test]
 fn import_refuses_records_without_a_watermark() {

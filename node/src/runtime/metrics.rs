@@ -91,6 +91,14 @@ counters! {
     slashing_unavailable,
     /// Slashing-protection records pruned.
     slashing_pruned,
+    /// Registry changes applied to the running data plane (contract events, beacon
+    /// statuses).
+    registry_updates,
+    /// Validators started while the node runs (added, re-added, reactivated).
+    validators_added_live,
+    /// Validators stopped while the node runs (removed, liquidated, exited on the beacon
+    /// chain).
+    validators_removed_live,
     /// Inbound gossip dropped unvalidated because its peer was over its rate limit.
     p2p_rate_limited,
     /// Inbound gossip dropped from full shard queues (in messages or bytes).
@@ -190,7 +198,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 27 + 2);
+        assert_eq!(text.matches("# TYPE").count(), 30 + 2);
         m.validation.record(Rule::SignatureVerification);
         assert!(m.render().contains(
             "ssv_p2p_message_validations_rejected_total{ssv_p2p_message_validation_discard_reason=\"signature verification\"} 1"

@@ -14,6 +14,7 @@
 //! committees, decrypted shares) → network (subscribed to our committees' subnets) → crypto
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
+pub mod live;
 pub mod metrics;
 pub mod network_view;
 pub mod pprof;
@@ -34,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, OperatorKey};
 use metrics::Metrics;
-use registry::Registry;
+use registry::{LiveRegistry, Registry};
 use scheduler::{ForkInfo, Scheduler};
 use shard::{SUBMISSIONS_MAX, Services, ShardEvent, Submission};
 use ssv_beacon_api::client::BeaconClient;
@@ -207,11 +208,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("opening the database")?,
     );
     let stopped = Arc::new(registry::StoppedValidators::default());
-    let follower = match &config.eth1 {
+    let (follower, updater_tx) = match &config.eth1 {
         Some(eth1) => {
-            Some(sync_contract(eth1, &config, &store, &key, &stop_rx, stopped.clone()).await?)
+            let (f, u) =
+                sync_contract(eth1, &config, &store, &key, &stop_rx, stopped.clone()).await?;
+            (Some(f), Some(u))
         }
-        None => None,
+        None => (None, None),
     };
     if let Err(e) = resolve_indices(&store, &client).await {
         tracing::warn!("beacon indices of new validators not resolved: {e:#}");
@@ -227,12 +230,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "registry loaded"
     );
     bump_new_validators(&store, &registry, &clock)?;
-    stopped.go_live();
-
     let mut subnets = Subnets::NONE;
-    for c in &registry.committees {
-        subnets.insert(Subnet::new(c.subnet as usize)?);
+    for s in registry.active_subnets() {
+        subnets.insert(Subnet::new(s as usize)?);
     }
+    let live = Arc::new(LiveRegistry::new(registry));
     let mut net_cfg = NetworkConfig::new(domain);
     net_cfg.data_dir = Some(config.data_dir.clone());
     net_cfg.ip = config.p2p.ip;
@@ -263,7 +265,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let pool = Arc::new(shard::crypto_pool(config.crypto_threads)?);
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
-        registry: registry.clone(),
+        registry: live.clone(),
         operator_key: key.clone(),
         network: network.handle.clone(),
         store: store.clone(),
@@ -287,7 +289,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let shard::Shards {
         events: shard_txs,
         handles,
-        shard_of,
     } = shard::spawn_shards(
         &services,
         std::mem::take(&mut network.shards),
@@ -309,11 +310,34 @@ async fn run(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    // The live registry: contract events (handed over from the task that took them during
+    // history sync) and beacon statuses reach the data plane from now on.
+    let updater = live::RegistryUpdater {
+        live: live.clone(),
+        store: store.clone(),
+        key: key.clone(),
+        domain,
+        client: client.clone(),
+        stopped: services.stopped.clone(),
+        shards: shard_txs.clone(),
+        network: services.network.clone(),
+        clock,
+        metrics: metrics.clone(),
+    };
+    let updater = match updater_tx {
+        Some(tx) => {
+            if tx.send(updater).is_err() {
+                bail!("contract sync's event task stopped before the node started");
+            }
+            None
+        }
+        None => Some(tokio::spawn(updater.run(None, stop_rx.clone()))),
+    };
+
     let scheduler = Scheduler {
         client: client.clone(),
-        registry: registry.clone(),
+        registry: live.clone(),
         shards: shard_txs.clone(),
-        shard_of,
         clock,
         fork: ForkInfo::new(&fork, schedule.as_deref(), &genesis, &spec),
         metrics: metrics.clone(),
@@ -338,6 +362,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = sched.await;
     pruner.abort();
     net_stats.abort();
+    if let Some(u) = updater {
+        u.abort();
+    }
     if let Some(f) = follower {
         f.abort();
     }
@@ -359,10 +386,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Syncs the SSV contract's history into the database (with a progress display), then
-/// follows new blocks on a background task. A validator removed or liquidated is never signed
-/// for again from the block that stopped it on ([`registry::StoppedValidators`]); the other
-/// committee changes after start-up are stored and take effect at the next restart (the data
-/// plane is built once).
+/// follows new blocks on a background task. Its data-plane events go to
+/// [`live::follow_contract`] from the first one; the returned sender hands it the
+/// [`live::RegistryUpdater`] once the data plane runs, and from then on every change reaches
+/// the running node (a removal or liquidation stops signing the moment its event arrives).
 async fn sync_contract(
     eth1: &crate::config::Eth1Config,
     config: &Config,
@@ -370,7 +397,10 @@ async fn sync_contract(
     key: &Arc<OperatorSecretKey>,
     stop: &watch::Receiver<bool>,
     stopped: Arc<registry::StoppedValidators>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<live::RegistryUpdater>,
+)> {
     use ssv_eth_sync::{ContractSync, DataPlaneEvent, MdbxRegistryStore, SyncConfig};
     let mut cfg = match config.network {
         crate::config::Network::Public(name) => {
@@ -393,43 +423,16 @@ async fn sync_contract(
     }
     let registry_store =
         Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
-    // Removals and liquidations reach the signing path at once (a removed validator is never
-    // signed for again); the other changes are stored and take effect at the next start.
-    // A queue far deeper than the sync's default: a full queue loses events, and a lost stop
-    // would be a validator signed for after its removal.
-    let (dp_tx, mut dp_rx) = tokio::sync::mpsc::channel(1 << 16);
-    tokio::spawn(async move {
-        while let Some(ev) = dp_rx.recv().await {
-            match ev {
-                DataPlaneEvent::StopValidator {
-                    validator_pubkey,
-                    reason,
-                } => {
-                    if stopped.stop(validator_pubkey) {
-                        tracing::warn!(
-                            validator = hex::encode(validator_pubkey),
-                            ?reason,
-                            "validator stopped on-chain: no more signatures for it"
-                        );
-                    }
-                }
-                DataPlaneEvent::StartValidator(v) => {
-                    if !stopped.started(&v.validator_pubkey)
-                        && stopped.is_stopped(&v.validator_pubkey)
-                    {
-                        tracing::warn!(
-                            validator = hex::encode(v.validator_pubkey),
-                            "validator re-added on-chain: stays stopped until the next start"
-                        );
-                    }
-                }
-                other => tracing::info!(
-                    event = ?other,
-                    "registry change stored: takes effect at the next start"
-                ),
-            }
-        }
-    });
+    // A queue far deeper than the sync's default: a full queue holds the sync back, and the
+    // events are taken from the first one (history replay included).
+    let (dp_tx, dp_rx) = tokio::sync::mpsc::channel::<DataPlaneEvent>(1 << 16);
+    let (updater_tx, updater_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(live::follow_contract(
+        dp_rx,
+        stopped,
+        updater_rx,
+        stop.clone(),
+    ));
     let mut sync = ContractSync::new(cfg, registry_store, Some(key.clone()), Some(dp_tx))?
         .with_stop(stop.clone());
     let cursor = sync
@@ -437,17 +440,19 @@ async fn sync_contract(
         .await
         .context("contract sync (history)")?;
     tracing::info!(cursor = ?cursor, stats = ?sync.stats(), "contract history synced");
-    Ok(tokio::spawn(async move {
+    let follower = tokio::spawn(async move {
         if let Err(e) = sync.run().await {
             tracing::error!("contract sync stopped: {e}");
         }
-    }))
+    });
+    Ok((follower, updater_tx))
 }
 
 /// Gives every validator of the registry that did not attest here in the previous or current
 /// epoch the Go node's bump: nothing at or below the current epoch and slot is signed for it,
 /// as it may have signed elsewhere since it last signed here (new here, or removed and
-/// re-added, or reactivated: registry changes reach the data plane at a start).
+/// re-added, or reactivated before this start; changes while the node runs are bumped by
+/// [`live::RegistryUpdater`] at the event).
 fn bump_new_validators(
     store: &Store,
     registry: &Registry,

@@ -1,7 +1,7 @@
 //! What the node runs, built once at start-up from storage: our operator, every operator's
 //! RSA key, our committees and, for each of their validators, our decrypted share.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -21,6 +21,10 @@ pub use super::network_view::NetworkIndex;
 /// carries).
 pub const VALIDATORS_MAX: usize = 1_000_000;
 
+/// Why a validator of ours is not run yet: contract sync knows it, the beacon node does not
+/// (its deposit is not processed yet); tried again every slot.
+pub const NO_INDEX_YET: &str = "no beacon index yet";
+
 /// One validator of one of our committees.
 #[derive(Debug)]
 pub struct ValidatorShare {
@@ -39,17 +43,21 @@ pub struct ValidatorShare {
     pub fee_recipient: [u8; 20],
     /// Block of its owner's exit request (`ValidatorExited`), if any.
     pub exit_requested: Option<u64>,
+    /// Its owner (the account that registered it).
+    pub owner: [u8; 20],
+    /// Every member's share public key as stored, in committee order (a refresh reuses the
+    /// decrypted share only while these are unchanged).
+    pub share_pubkey_bytes: Vec<[u8; 48]>,
 }
 
 /// Validators that contract sync reported removed or liquidated while the node runs: never
-/// signed for again in this process. Registry changes otherwise reach the data plane at the
-/// next start, which also bumps slashing protection for a validator that comes back (it may
-/// have signed elsewhere meanwhile); so a validator re-added while the node runs stays
-/// stopped until then.
+/// signed for from the moment the event arrives, before the registry itself is rebuilt
+/// without them. A validator added back on-chain is started again by the live registry
+/// ([`super::live::RegistryUpdater`]) only after its slashing protection was bumped (it may
+/// have signed elsewhere meanwhile).
 #[derive(Debug, Default)]
 pub struct StoppedValidators {
     stopped: parking_lot::RwLock<std::collections::HashSet<[u8; 48]>>,
-    live: std::sync::atomic::AtomicBool,
 }
 
 impl StoppedValidators {
@@ -58,19 +66,10 @@ impl StoppedValidators {
         self.stopped.write().insert(pubkey)
     }
 
-    /// A validator (re-)added on-chain. Before [`StoppedValidators::go_live`] (history replay:
-    /// the registry about to be loaded has the final word) it is no longer stopped; after it,
-    /// it stays stopped until the next start. `true` if it was un-stopped.
-    pub fn started(&self, pubkey: &[u8; 48]) -> bool {
-        if self.live.load(std::sync::atomic::Ordering::Acquire) {
-            return false;
-        }
+    /// Lets `pubkey` be signed for again (it is back in the registry and its slashing
+    /// protection was bumped); `true` if it was stopped.
+    pub fn restart(&self, pubkey: &[u8; 48]) -> bool {
         self.stopped.write().remove(pubkey)
-    }
-
-    /// The registry is loaded: from now on a stop is final for this process.
-    pub fn go_live(&self) {
-        self.live.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Whether `pubkey` must not be signed for.
@@ -86,6 +85,41 @@ impl StoppedValidators {
     /// Whether none is stopped.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The registry the data plane runs now: replaced as a whole when contract sync or the
+/// beacon node changes it (readers take a snapshot; a committee keeps its index in
+/// [`Registry::committees`] for the life of the process).
+#[derive(Debug)]
+pub struct LiveRegistry {
+    current: parking_lot::RwLock<Arc<Registry>>,
+    version: tokio::sync::watch::Sender<u64>,
+}
+
+impl LiveRegistry {
+    /// Starts with `registry` (version 0).
+    pub fn new(registry: Arc<Registry>) -> Self {
+        LiveRegistry {
+            current: parking_lot::RwLock::new(registry),
+            version: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// The registry now.
+    pub fn current(&self) -> Arc<Registry> {
+        self.current.read().clone()
+    }
+
+    /// Replaces the registry and tells the subscribers.
+    pub fn publish(&self, registry: Arc<Registry>) {
+        *self.current.write() = registry;
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Changes of the registry (the version number).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 }
 
@@ -139,6 +173,31 @@ impl Registry {
         operator_id: Option<OperatorId>,
         domain: DomainType,
     ) -> anyhow::Result<Self> {
+        Self::build(store, key, operator_id, domain, None, &HashSet::new())
+    }
+
+    /// The registry as `store` holds it now, built on `self`, without the validators in
+    /// `done` (exited or withdrawn on the beacon chain): every committee keeps its index (one
+    /// that lost all its validators stays, empty; a new one is appended), and a share whose
+    /// stored record is unchanged is not decrypted again.
+    pub fn refresh(
+        &self,
+        store: &Store,
+        key: &OperatorSecretKey,
+        domain: DomainType,
+        done: &HashSet<[u8; 48]>,
+    ) -> anyhow::Result<Self> {
+        Self::build(store, key, Some(self.operator_id), domain, Some(self), done)
+    }
+
+    fn build(
+        store: &Store,
+        key: &OperatorSecretKey,
+        operator_id: Option<OperatorId>,
+        domain: DomainType,
+        prev: Option<&Registry>,
+        done: &HashSet<[u8; 48]>,
+    ) -> anyhow::Result<Self> {
         let our_pem = key.public_key().to_base64_pem();
         let txn = store.read().context("opening a read snapshot")?;
         let operator_keys = Arc::new(OperatorKeyCache::new());
@@ -173,7 +232,15 @@ impl Registry {
         let map = CommitteeMap::load(&txn).context("loading committees")?;
         drop(txn);
         let network = Arc::new(NetworkIndex::from_map(&map));
-        let mut committees = Vec::new();
+        // Committee slots: the previous registry's first, in their order.
+        let mut committees: Vec<Option<Arc<CommitteeInfo>>> = Vec::new();
+        let mut slot_of: HashMap<[u8; 32], usize> = HashMap::new();
+        if let Some(prev) = prev {
+            for (i, c) in prev.committees.iter().enumerate() {
+                slot_of.insert(c.id, i);
+                committees.push(None);
+            }
+        }
         let mut committee_of = HashMap::new();
         let mut skipped = Vec::new();
         let mut total = 0usize;
@@ -203,11 +270,11 @@ impl Registry {
             };
             let mut wanted = Vec::new();
             for v in &entry.validators {
-                if v.liquidated {
+                if v.liquidated || done.contains(&v.pubkey) {
                     continue;
                 }
                 let Some(index) = v.index else {
-                    skipped.push(format!("0x{}: no beacon index yet", hex::encode(v.pubkey)));
+                    skipped.push(format!("0x{}: {NO_INDEX_YET}", hex::encode(v.pubkey)));
                     continue;
                 };
                 total += 1;
@@ -216,28 +283,42 @@ impl Registry {
                 }
                 wanted.push((v.pubkey, index));
             }
-            // RSA decryption costs about 1.7 ms a share: spread it over every core.
-            let loaded: Vec<(u64, anyhow::Result<ValidatorShare>)> = wanted
+            let before = prev
+                .and_then(|p| slot_of.get(&cid).map(|&i| &p.committees[i]))
+                .map(|c| &c.validators);
+            // RSA decryption costs about 1.7 ms a share: spread it over every core, and only
+            // for shares that are new or changed.
+            let loaded: Vec<(u64, anyhow::Result<Arc<ValidatorShare>>)> = wanted
                 .par_iter()
-                .map(|(pubkey, index)| (*index, load_share(store, key, pubkey, *index, pos)))
+                .map(|(pubkey, index)| {
+                    let old = before
+                        .and_then(|v| v.get(index))
+                        .filter(|s| s.pubkey == *pubkey);
+                    (*index, load_share(store, key, pubkey, *index, pos, old))
+                })
                 .collect();
             let mut validators = HashMap::new();
             for ((pubkey, _), (index, r)) in wanted.iter().zip(loaded) {
                 match r {
                     Ok(share) => {
-                        validators.insert(index, Arc::new(share));
+                        validators.insert(index, share);
                     }
                     Err(e) => skipped.push(format!("0x{}: {e:#}", hex::encode(pubkey))),
                 }
             }
-            if validators.is_empty() {
-                continue;
-            }
-            let idx = committees.len();
+            let idx = match slot_of.get(&cid) {
+                Some(&i) => i,
+                None if validators.is_empty() => continue,
+                None => {
+                    committees.push(None);
+                    slot_of.insert(cid, committees.len() - 1);
+                    committees.len() - 1
+                }
+            };
             for index in validators.keys() {
                 committee_of.insert(*index, idx);
             }
-            committees.push(Arc::new(CommitteeInfo {
+            committees[idx] = Some(Arc::new(CommitteeInfo {
                 id: cid,
                 operators: entry.operator_ids.clone(),
                 subnet: wire_id.subnet(),
@@ -245,6 +326,25 @@ impl Registry {
                 validators,
             }));
         }
+        // A committee of the previous registry that is gone keeps its slot, empty.
+        let committees = committees
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.unwrap_or_else(|| {
+                    let old = &prev
+                        .expect("only previous committees can be missing")
+                        .committees[i];
+                    Arc::new(CommitteeInfo {
+                        id: old.id,
+                        operators: old.operators.clone(),
+                        subnet: old.subnet,
+                        member: old.member.clone(),
+                        validators: HashMap::new(),
+                    })
+                })
+            })
+            .collect();
         Ok(Registry {
             operator_id,
             operator_keys,
@@ -259,19 +359,73 @@ impl Registry {
     pub fn validator_count(&self) -> usize {
         self.committee_of.len()
     }
+
+    /// The share of validator `index`, if we run it.
+    pub fn share(&self, index: u64) -> Option<&Arc<ValidatorShare>> {
+        self.committees
+            .get(*self.committee_of.get(&index)?)?
+            .validators
+            .get(&index)
+    }
+
+    /// Every validator we run.
+    pub fn shares(&self) -> impl Iterator<Item = &Arc<ValidatorShare>> {
+        self.committees.iter().flat_map(|c| c.validators.values())
+    }
+
+    /// The subnets of the committees that run at least one validator.
+    pub fn active_subnets(&self) -> std::collections::BTreeSet<u64> {
+        self.committees
+            .iter()
+            .filter(|c| !c.validators.is_empty())
+            .map(|c| c.subnet)
+            .collect()
+    }
 }
 
+/// Our share of `pubkey` as stored; `old` (the previous registry's) is kept when the stored
+/// share keys, fee recipient and exit request are unchanged, and its decrypted key is reused
+/// when the share keys are.
 fn load_share(
     store: &Store,
     key: &OperatorSecretKey,
     pubkey: &[u8; 48],
     index: u64,
     our_position: usize,
-) -> anyhow::Result<ValidatorShare> {
+    old: Option<&Arc<ValidatorShare>>,
+) -> anyhow::Result<Arc<ValidatorShare>> {
     let record = store
         .share(pubkey)
         .context("reading the share")?
         .context("share vanished")?;
+    let fee_recipient = store
+        .fee_recipient(&record.owner)
+        .context("reading the owner's fee recipient")?
+        .unwrap_or(record.owner);
+    let exit_requested = store
+        .exit_requested(pubkey)
+        .context("reading the validator's exit request")?;
+    let share_pubkey_bytes: Vec<[u8; 48]> = record.share_pubkeys.to_vec();
+    if let Some(old) = old.filter(|o| o.share_pubkey_bytes == share_pubkey_bytes) {
+        if old.fee_recipient == fee_recipient
+            && old.exit_requested == exit_requested
+            && old.owner == record.owner
+            && old.index == index
+        {
+            return Ok(old.clone());
+        }
+        return Ok(Arc::new(ValidatorShare {
+            index,
+            pubkey: *pubkey,
+            public_key: old.public_key,
+            secret_share: old.secret_share.clone(),
+            share_pubkeys: old.share_pubkeys.clone(),
+            fee_recipient,
+            exit_requested,
+            owner: record.owner,
+            share_pubkey_bytes,
+        }));
+    }
     let our_share_pk = record
         .share_pubkeys
         .get(our_position)
@@ -288,14 +442,7 @@ fn load_share(
             PublicKey::from_bytes(pk).with_context(|| format!("share public key of {op}"))?,
         );
     }
-    let fee_recipient = store
-        .fee_recipient(&record.owner)
-        .context("reading the owner's fee recipient")?
-        .unwrap_or(record.owner);
-    let exit_requested = store
-        .exit_requested(pubkey)
-        .context("reading the validator's exit request")?;
-    Ok(ValidatorShare {
+    Ok(Arc::new(ValidatorShare {
         index,
         pubkey: *pubkey,
         public_key: PublicKey::from_bytes(pubkey).context("validator public key")?,
@@ -303,5 +450,7 @@ fn load_share(
         share_pubkeys,
         fee_recipient,
         exit_requested,
-    })
+        owner: record.owner,
+        share_pubkey_bytes,
+    }))
 }

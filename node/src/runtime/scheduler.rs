@@ -21,8 +21,8 @@ use tokio::sync::watch;
 
 use super::metrics::Metrics;
 use super::network_view::DutyStore;
-use super::registry::Registry;
-use super::shard::ShardEvent;
+use super::registry::{LiveRegistry, Registry};
+use super::shard::{ShardEvent, shard_of};
 use super::validator_runners::ValidatorStart;
 use ssv_beacon_api::check_attestation_data;
 use ssv_beacon_api::client::BeaconClient;
@@ -107,12 +107,10 @@ impl ForkInfo {
 pub struct Scheduler {
     /// Beacon nodes.
     pub client: Arc<BeaconClient>,
-    /// Whom we run.
-    pub registry: Arc<Registry>,
+    /// Whom we run (followed as it changes: duties are fetched again for a new registry).
+    pub registry: Arc<LiveRegistry>,
     /// One event channel per shard.
     pub shards: Vec<async_channel::Sender<ShardEvent>>,
-    /// Shard of each committee (registry order).
-    pub shard_of: Vec<usize>,
     /// The slot clock.
     pub clock: SlotClock,
     /// Fork data.
@@ -281,7 +279,7 @@ impl Scheduler {
         if self.duties.sync_period_known(period) {
             return;
         }
-        let indices = self.registry.network.validator_indices();
+        let indices = self.registry.current().network.validator_indices();
         let mut members = Vec::new();
         for chunk in indices.chunks(DUTIES_REQUEST_INDICES_MAX) {
             match self.client.sync_duties(epoch, chunk).await {
@@ -295,10 +293,12 @@ impl Scheduler {
         self.duties.set_sync_members(period, members);
     }
 
-    /// Fetches and checks the duties of `epoch` (all our indices).
-    async fn fetch_checked(&self, epoch: u64, indices: &[u64]) -> anyhow::Result<EpochDuties> {
-        let raw = self.fetch_epoch(epoch, indices).await?;
-        let (duties, refused) = sanitize_duties(epoch, &self.clock, &self.registry, raw);
+    /// Fetches and checks the duties of `epoch` for every validator of `registry`.
+    async fn fetch_checked(&self, epoch: u64, registry: &Registry) -> anyhow::Result<EpochDuties> {
+        let mut indices: Vec<u64> = registry.committee_of.keys().copied().collect();
+        indices.sort_unstable();
+        let raw = self.fetch_epoch(epoch, &indices).await?;
+        let (duties, refused) = sanitize_duties(epoch, &self.clock, registry, raw);
         Metrics::add(&self.metrics.beacon_duties_refused, refused);
         Ok(duties)
     }
@@ -308,8 +308,6 @@ impl Scheduler {
     /// delays duties, not slots.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        let mut indices: Vec<u64> = this.registry.committee_of.keys().copied().collect();
-        indices.sort_unstable();
         let (head_tx, head_rx) = watch::channel(0u64);
         let (dep_tx, dep_rx) = watch::channel(None::<(u64, [u8; 32])>);
         let heads = tokio::spawn(follow_heads(
@@ -324,15 +322,9 @@ impl Scheduler {
                 .current_slot()
                 .map_or(0, |s| this.clock.spec().epoch_of(s)),
         );
-        let fetcher = tokio::spawn(fetch_ahead(
-            this.clone(),
-            indices,
-            epochs.clone(),
-            epoch_rx,
-            dep_rx,
-        ));
+        let fetcher = tokio::spawn(fetch_ahead(this.clone(), epochs.clone(), epoch_rx, dep_rx));
         let mut next_slot = this.clock.current_slot().map_or(0, |s| s + 1);
-        let mut exits_started = false;
+        let mut exits_started = std::collections::HashSet::new();
         let mut first_slot: Option<u64> = None;
         loop {
             let wait = this.clock.until_slot(next_slot);
@@ -358,9 +350,8 @@ impl Scheduler {
             // right after start the gossip mesh may not have formed yet (a lost partial with
             // one faulty operator leaves no quorum).
             let first = *first_slot.get_or_insert(slot);
-            if !exits_started && slot >= first + EXIT_DELAY_SLOTS {
-                exits_started = true;
-                this.start_exits(slot);
+            if slot >= first + EXIT_DELAY_SLOTS {
+                this.start_exits(slot, &mut exits_started);
             }
             let epoch = this.clock.spec().epoch_of(slot);
             epoch_tx.send_if_modified(|e| {
@@ -400,9 +391,10 @@ impl Scheduler {
         for d in &duties.sync {
             self.start_contribution(d, slot, epoch);
         }
+        let registry = self.registry.current();
         let mut by_committee: HashMap<usize, Vec<ValidatorDuty>> = HashMap::new();
         for d in duties.attester.iter().filter(|d| d.slot == slot) {
-            if let Some(&c) = self.registry.committee_of.get(&d.validator_index) {
+            if let Some(&c) = registry.committee_of.get(&d.validator_index) {
                 by_committee.entry(c).or_default().push(ValidatorDuty {
                     kind: DutyKind::Attester {
                         committee_index: d.committee_index,
@@ -415,7 +407,7 @@ impl Scheduler {
             }
         }
         for d in &duties.sync {
-            if let Some(&c) = self.registry.committee_of.get(&d.validator_index) {
+            if let Some(&c) = registry.committee_of.get(&d.validator_index) {
                 by_committee.entry(c).or_default().push(ValidatorDuty {
                     kind: DutyKind::SyncCommittee,
                     validator_index: d.validator_index,
@@ -466,7 +458,10 @@ impl Scheduler {
                 // with the duty-roles issue).
                 pre_electra: false,
             };
-            let shard = self.shard_of[committee];
+            let Some(info) = registry.committees.get(committee) else {
+                continue;
+            };
+            let shard = shard_of(info, self.shards.len());
             let event = ShardEvent::Duty {
                 committee,
                 duty,
@@ -483,7 +478,7 @@ impl Scheduler {
 impl Scheduler {
     /// Hands a proposer duty of ours to the shard that owns the validator's committee.
     fn start_proposal(&self, d: &ProposerDuty, epoch: u64) {
-        let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
+        let Some(&committee) = self.registry.current().committee_of.get(&d.validator_index) else {
             return;
         };
         let duty = validator_duty(BeaconRole::Proposer, d.pubkey, d.slot, d.validator_index);
@@ -500,7 +495,7 @@ impl Scheduler {
 
     /// Hands the aggregation duty of one of our attesters to its committee's shard.
     fn start_aggregation(&self, d: &AttesterDuty, epoch: u64) {
-        let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
+        let Some(&committee) = self.registry.current().committee_of.get(&d.validator_index) else {
             return;
         };
         let duty = ssv_protocol::beacon::consensus_data::ValidatorDuty {
@@ -522,22 +517,27 @@ impl Scheduler {
     }
 
     /// Voluntary exits of the validators whose owner requested one (`ValidatorExited`, as
-    /// contract sync stored it): started once, at the node's first slot. Acting on requests
-    /// that arrive while the node runs belongs to the live registry.
-    fn start_exits(&self, slot: u64) {
+    /// contract sync stored it): each started once (`started`), in the first slot this runs
+    /// after the request reached the registry (at start-up or while the node runs).
+    fn start_exits(&self, slot: u64, started: &mut std::collections::HashSet<[u8; 48]>) {
+        let registry = self.registry.current();
+        let pending: Vec<(usize, Arc<super::registry::ValidatorShare>)> = registry
+            .committees
+            .iter()
+            .enumerate()
+            .flat_map(|(c, info)| info.validators.values().map(move |v| (c, v.clone())))
+            .filter(|(_, v)| v.exit_requested.is_some() && !started.contains(&v.pubkey))
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
         let Some(capella) = self.fork.capella_fork_version else {
-            let pending = self
-                .registry
-                .committees
-                .iter()
-                .flat_map(|c| c.validators.values())
-                .filter(|v| v.exit_requested.is_some())
-                .count();
-            if pending > 0 {
-                tracing::error!(
-                    pending,
-                    "the beacon node's spec has no CAPELLA_FORK_VERSION: exits not signed"
-                );
+            tracing::error!(
+                pending = pending.len(),
+                "the beacon node's spec has no CAPELLA_FORK_VERSION: exits not signed"
+            );
+            for (_, v) in pending {
+                started.insert(v.pubkey);
             }
             return;
         };
@@ -545,30 +545,26 @@ impl Scheduler {
             capella,
             self.fork.genesis_validators_root,
         );
-        for (committee, info) in self.registry.committees.iter().enumerate() {
-            for share in info.validators.values() {
-                if share.exit_requested.is_none() {
-                    continue;
-                }
-                tracing::info!(validator = share.index, slot, "exit requested: signing it");
-                self.duties
-                    .add_exit(self.clock.spec().epoch_of(slot), share.pubkey);
-                let object = ssv_protocol::runner::voluntary_exit::exit_object(
-                    self.clock.spec(),
+        for (committee, share) in pending {
+            started.insert(share.pubkey);
+            tracing::info!(validator = share.index, slot, "exit requested: signing it");
+            self.duties
+                .add_exit(self.clock.spec().epoch_of(slot), share.pubkey);
+            let object = ssv_protocol::runner::voluntary_exit::exit_object(
+                self.clock.spec(),
+                slot,
+                share.index,
+            );
+            self.start_validator_duty(
+                committee,
+                slot,
+                ValidatorStart::Exit {
+                    pubkey: share.pubkey,
                     slot,
-                    share.index,
-                );
-                self.start_validator_duty(
-                    committee,
-                    slot,
-                    ValidatorStart::Exit {
-                        pubkey: share.pubkey,
-                        slot,
-                        object,
-                        domain,
-                    },
-                );
-            }
+                    object,
+                    domain,
+                },
+            );
         }
     }
 
@@ -585,12 +581,12 @@ impl Scheduler {
         let domain = ssv_protocol::runner::validator_registration::builder_domain(
             self.fork.genesis_fork_version,
         );
-        for (&index, &committee) in &self.registry.committee_of {
+        let registry = self.registry.current();
+        for (&index, &committee) in &registry.committee_of {
             if index % period != slot % period {
                 continue;
             }
-            let Some(share) = self
-                .registry
+            let Some(share) = registry
                 .committees
                 .get(committee)
                 .and_then(|c| c.validators.get(&index))
@@ -619,7 +615,7 @@ impl Scheduler {
     /// Hands the contribution duty of one of our sync-committee members to its committee's
     /// shard.
     fn start_contribution(&self, d: &SyncDuty, slot: u64, epoch: u64) {
-        let Some(&committee) = self.registry.committee_of.get(&d.validator_index) else {
+        let Some(&committee) = self.registry.current().committee_of.get(&d.validator_index) else {
             return;
         };
         let Ok(indices) = d.validator_sync_committee_indices.clone().try_into() else {
@@ -662,7 +658,10 @@ impl Scheduler {
     }
 
     fn start_validator_duty(&self, committee: usize, slot: u64, start: ValidatorStart) {
-        let shard = self.shard_of[committee];
+        let Some(info) = self.registry.current().committees.get(committee).cloned() else {
+            return;
+        };
+        let shard = shard_of(&info, self.shards.len());
         if self.shards[shard]
             .try_send(ShardEvent::ValidatorDuty(start))
             .is_err()
@@ -704,28 +703,38 @@ pub const REGISTRATION_PERIOD_EPOCHS: u64 = 10;
 pub const DUTIES_RETRY: Duration = Duration::from_millis(500);
 
 /// Keeps the duties of the current epoch (from `epoch`) and the next one in `epochs`,
-/// fetching each once (retrying a failed fetch), and drops old ones.
+/// fetching each once (retrying a failed fetch), and drops old ones. When the registry
+/// changes both are fetched again for the new set of validators (the old duties serve until
+/// the new ones are in: a removed validator's duties are dropped at the slot anyway, since
+/// its committee no longer lists it), and the beacon node is told the new fee recipients.
 async fn fetch_ahead(
     this: Arc<Scheduler>,
-    indices: Vec<u64>,
     epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>>,
     mut epoch: watch::Receiver<u64>,
     mut dependent: watch::Receiver<Option<(u64, [u8; 32])>>,
 ) {
+    let mut changes = this.registry.subscribe();
+    // The registry version the duties in `epochs` were fetched for.
+    let mut fetched_for: BTreeMap<u64, u64> = BTreeMap::new();
     loop {
         let current = *epoch.borrow_and_update();
+        let version = *changes.borrow_and_update();
+        let registry = this.registry.current();
         let mut missing = false;
         for e in [current, current + 1] {
-            if epochs.lock().contains_key(&e) {
+            if epochs.lock().contains_key(&e) && fetched_for.get(&e) == Some(&version) {
                 continue;
             }
-            match this.fetch_checked(e, &indices).await {
+            let refetch = epochs.lock().contains_key(&e);
+            match this.fetch_checked(e, &registry).await {
                 Ok(d) => {
                     tracing::info!(
                         epoch = e,
                         attester = d.attester.len(),
                         sync = d.sync.len(),
                         proposer = d.proposer.len(),
+                        validators = registry.validator_count(),
+                        registry_changed = refetch,
                         "duties fetched"
                     );
                     // Not waited for: the beacon node's subnets and fee recipients are its
@@ -733,8 +742,11 @@ async fn fetch_ahead(
                     tokio::spawn(prepare_beacon_node(this.clone(), e, Arc::new(d.clone())));
                     let mut map = epochs.lock();
                     map.insert(e, Arc::new(d));
+                    fetched_for.insert(e, version);
                     while map.len() > EPOCHS_KEPT {
-                        map.pop_first();
+                        if let Some((old, _)) = map.pop_first() {
+                            fetched_for.remove(&old);
+                        }
                     }
                 }
                 Err(err) => {
@@ -749,6 +761,7 @@ async fn fetch_ahead(
         }
         tokio::select! {
             changed = epoch.changed() => if changed.is_err() { return },
+            changed = changes.changed() => if changed.is_err() { return },
             changed = dependent.changed() => {
                 if changed.is_err() {
                     return;
@@ -792,7 +805,7 @@ async fn refetch_proposers(
         epoch,
         raw.proposer.iter().map(|p| (p.slot, p.validator_index)),
     );
-    let (checked, refused) = sanitize_duties(epoch, &this.clock, &this.registry, raw);
+    let (checked, refused) = sanitize_duties(epoch, &this.clock, &this.registry.current(), raw);
     Metrics::add(&this.metrics.beacon_duties_refused, refused);
     tracing::warn!(
         epoch,
@@ -842,9 +855,8 @@ async fn prepare_beacon_node(this: Arc<Scheduler>, epoch: u64, duties: Arc<Epoch
         .collect();
     let mut preparations: Vec<ProposerPreparation> = this
         .registry
-        .committees
-        .iter()
-        .flat_map(|c| c.validators.values())
+        .current()
+        .shares()
         .map(|v| ProposerPreparation {
             validator_index: v.index,
             fee_recipient: v.fee_recipient,
@@ -933,6 +945,8 @@ mod tests {
                     secret_share: sk,
                     fee_recipient: [0; 20],
                     exit_requested: None,
+                    owner: [0; 20],
+                    share_pubkey_bytes: Vec::new(),
                     share_pubkeys: Default::default(),
                 };
                 (i, Arc::new(share))

@@ -36,7 +36,7 @@ use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::metrics::Metrics;
 use super::network_view::{DutyStore, NodeView};
-use super::registry::{CommitteeInfo, Registry, StoppedValidators, ValidatorShare};
+use super::registry::{CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare};
 use super::validator_runners::ValidatorRunners;
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
@@ -135,6 +135,9 @@ pub enum ShardEvent {
         /// Data version and SSZ of the contributions list.
         data: Result<Option<(u64, Vec<u8>)>, String>,
     },
+    /// The registry changed (contract sync, beacon status): start the runners of new
+    /// committees and validators of this shard, drop those of removed ones.
+    Registry(Arc<Registry>),
     /// Stop the shard.
     Shutdown,
 }
@@ -200,8 +203,8 @@ pub enum Submission {
 
 /// Shared, read-only (or internally synchronised) services of all shards.
 pub struct Services {
-    /// Who we are and whom we run.
-    pub registry: Arc<Registry>,
+    /// Who we are and whom we run (replaced as the registry changes).
+    pub registry: Arc<LiveRegistry>,
     /// Our RSA key.
     pub operator_key: Arc<OperatorSecretKey>,
     /// The network.
@@ -353,6 +356,8 @@ struct ReconstructJob {
 /// A shard's state; driven by [`run`].
 pub struct Shard {
     index: usize,
+    shard_count: usize,
+    slashing: Arc<dyn AttestationSlashing + Send + Sync>,
     services: Arc<Services>,
     events_tx: async_channel::Sender<ShardEvent>,
     committees: HashMap<usize, CommitteeState>,
@@ -377,15 +382,44 @@ impl Shard {
         services: Arc<Services>,
         events_tx: async_channel::Sender<ShardEvent>,
     ) -> Self {
-        let mut committees = HashMap::new();
-        let mut by_runner = HashMap::new();
         let slashing: Arc<dyn AttestationSlashing + Send + Sync> =
             Arc::new(StoreSlashing(services.store.clone()));
-        for (i, info) in services.registry.committees.iter().enumerate() {
-            let owner = Subnet::new(info.subnet as usize)
-                .map(|s| ssv_netio::shard_for(s, shard_count))
-                .unwrap_or(0);
-            if owner != index {
+        let validators =
+            ValidatorRunners::new(services.clone(), events_tx.clone(), std::iter::empty());
+        let validation = MessageValidator::new(ValidationConfig {
+            domain: services.domain,
+            chain: *services.clock.spec(),
+            genesis_ms: services.clock.genesis_ms(),
+        });
+        let registry = services.registry.current();
+        let mut shard = Shard {
+            index,
+            shard_count,
+            services,
+            events_tx,
+            validation,
+            validators,
+            committees: HashMap::new(),
+            by_runner: HashMap::new(),
+            slashing,
+            actions: Vec::new(),
+            pending_sign: Vec::new(),
+            pending_reconstruct: Vec::new(),
+        };
+        shard.on_registry(registry);
+        shard
+    }
+
+    /// Takes the registry's committees that this shard owns: a new committee gets its
+    /// runner, a known one the new view of its validators (a validator removed is no longer
+    /// signed for: signing resolves shares from this view), and the validator runners follow.
+    fn on_registry(&mut self, registry: Arc<Registry>) {
+        for (i, info) in registry.committees.iter().enumerate() {
+            if shard_of(info, self.shard_count) != self.index {
+                continue;
+            }
+            if let Some(state) = self.committees.get_mut(&i) {
+                state.info = info.clone();
                 continue;
             }
             let runner = CommitteeRunner::new(
@@ -397,9 +431,10 @@ impl Shard {
                     ..QbftConfig::default()
                 },
             )
-            .with_slashing(slashing.clone());
-            by_runner.insert(RunnerKey::Committee(info.member.committee_id), i);
-            committees.insert(
+            .with_slashing(self.slashing.clone());
+            self.by_runner
+                .insert(RunnerKey::Committee(info.member.committee_id), i);
+            self.committees.insert(
                 i,
                 CommitteeState {
                     info: info.clone(),
@@ -409,28 +444,8 @@ impl Shard {
                 },
             );
         }
-        let validators = ValidatorRunners::new(
-            services.clone(),
-            events_tx.clone(),
-            committees.iter().map(|(i, c)| (*i, c.info.clone())),
-        );
-        let validation = MessageValidator::new(ValidationConfig {
-            domain: services.domain,
-            chain: *services.clock.spec(),
-            genesis_ms: services.clock.genesis_ms(),
-        });
-        Shard {
-            index,
-            services,
-            events_tx,
-            validation,
-            validators,
-            committees,
-            by_runner,
-            actions: Vec::new(),
-            pending_sign: Vec::new(),
-            pending_reconstruct: Vec::new(),
-        }
+        self.validators
+            .update(self.committees.iter().map(|(i, c)| (*i, c.info.clone())));
     }
 
     /// Committees this shard runs.
@@ -442,6 +457,7 @@ impl Shard {
     pub fn on_event(&mut self, event: ShardEvent) -> bool {
         match event {
             ShardEvent::Shutdown => return false,
+            ShardEvent::Registry(registry) => self.on_registry(registry),
             ShardEvent::Duty {
                 committee,
                 duty,
@@ -491,11 +507,12 @@ impl Shard {
         let Some(state) = self.committees.get_mut(&committee) else {
             return;
         };
+        let registry = services.registry.current();
         let signer = RsaSigner {
-            id: services.registry.operator_id,
+            id: registry.operator_id,
             key: &services.operator_key,
         };
-        let verifier = Verifier(&services.registry.operator_keys);
+        let verifier = Verifier(&registry.operator_keys);
         let check = BeaconVoteCheck {
             chain: *services.clock.spec(),
             slot: services.current_slot().unwrap_or(0),
@@ -787,7 +804,7 @@ impl Shard {
     /// it to its runner when it is ours; another committee's valid message is relayed.
     fn check_and_apply(&mut self, msg: &InboundMessage) -> ValidationResult {
         let services = self.services.clone();
-        let registry = services.registry.clone();
+        let registry = services.registry.current();
         let view = NodeView {
             index: &registry.network,
             duties: &services.duties,
@@ -1161,15 +1178,17 @@ pub async fn run(mut shard: Shard, queue: ShardQueue, events: async_channel::Rec
     tracing::info!(shard = shard.index, "shard stopped");
 }
 
-/// The running shards: one event channel and one executor per shard, and the shard that
-/// owns each committee of the registry.
+/// The running shards: one event channel and one executor per shard.
 pub struct Shards {
     /// Event channel of each shard.
     pub events: Vec<async_channel::Sender<ShardEvent>>,
     /// Executor of each shard (join after [`ShardEvent::Shutdown`]).
     pub handles: Vec<glommio::ExecutorJoinHandle<()>>,
-    /// Shard of each committee, in registry order.
-    pub shard_of: Vec<usize>,
+}
+
+/// The shard that owns `committee` (by its subnet) among `shards`.
+pub fn shard_of(committee: &CommitteeInfo, shards: usize) -> usize {
+    Subnet::new(committee.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, shards))
 }
 
 /// The rayon crypto pool (`threads` 0: one thread per core).
@@ -1215,15 +1234,5 @@ pub fn spawn_shards(
             .map_err(|e| anyhow::anyhow!("starting shard {k}: {e}"))?;
         handles.push(handle);
     }
-    let shard_of = services
-        .registry
-        .committees
-        .iter()
-        .map(|c| Subnet::new(c.subnet as usize).map_or(0, |s| ssv_netio::shard_for(s, n)))
-        .collect();
-    Ok(Shards {
-        events,
-        handles,
-        shard_of,
-    })
+    Ok(Shards { events, handles })
 }

@@ -150,6 +150,41 @@ impl ValidatorRunners {
         }
     }
 
+    /// The registry changed: `committees` are now this shard's. Runners of validators no
+    /// longer among them are dropped (with their timers and kept messages); the others take
+    /// the new share (fee recipient, exit request) from their next duty on.
+    pub fn update(&mut self, committees: impl Iterator<Item = (usize, Arc<CommitteeInfo>)>) {
+        self.by_pubkey.clear();
+        for (i, info) in committees {
+            for share in info.validators.values() {
+                self.by_pubkey
+                    .insert(share.pubkey, (i, info.clone(), share.clone()));
+            }
+        }
+        let by_pubkey = &self.by_pubkey;
+        self.runners.retain(|key, state| {
+            let RunnerKey::Validator(pubkey, _) = key else {
+                return false;
+            };
+            match by_pubkey.get(pubkey) {
+                // Same validator in the same committee with the same share keys.
+                Some((committee, info, share))
+                    if *committee == state.committee
+                        && share.share_pubkey_bytes == state.share.share_pubkey_bytes =>
+                {
+                    state.info = info.clone();
+                    state.share = share.clone();
+                    true
+                }
+                _ => false,
+            }
+        });
+        self.pending_sign
+            .retain(|(_, share, _)| by_pubkey.contains_key(&share.pubkey));
+        self.pending_reconstruct
+            .retain(|p| by_pubkey.contains_key(&p.share.pubkey));
+    }
+
     /// The committee running `pubkey`, when it is one of this shard's validators.
     pub fn committee_of(&self, pubkey: &BlsPublicKey) -> Option<&Arc<CommitteeInfo>> {
         self.by_pubkey.get(pubkey).map(|(_, info, _)| info)
@@ -280,11 +315,12 @@ impl ValidatorRunners {
                 "no runner for this validator and role".into(),
             ));
         };
+        let registry = services.registry.current();
         let signer = RsaSigner {
-            id: services.registry.operator_id,
+            id: registry.operator_id,
             key: &services.operator_key,
         };
-        let verifier = Verifier(&services.registry.operator_keys);
+        let verifier = Verifier(&registry.operator_keys);
         let env = Env {
             signer: &signer,
             verifier: &verifier,
