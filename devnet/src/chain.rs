@@ -17,6 +17,11 @@ use crate::Setup;
 alloy::sol! {
     function registerOperator(uint64 operatorId, bytes publicKey, uint256 fee);
     function bulkRegisterValidator(uint64[] operatorIds, bytes[] publicKeys, bytes[] shares);
+    function removeValidator(uint64[] operatorIds, bytes publicKey);
+    function exitValidator(uint64[] operatorIds, bytes publicKey);
+    function liquidate(address clusterOwner, uint64[] operatorIds);
+    function reactivate(uint64[] operatorIds);
+    function setFeeRecipientAddress(address recipientAddress);
 }
 
 /// The test contract's creation bytecode (hex), compiled from
@@ -88,11 +93,16 @@ impl DevChain {
     }
 
     async fn send(&self, input: Vec<u8>) -> anyhow::Result<u64> {
+        self.send_from(self.owner, input).await
+    }
+
+    /// Sends a call of the contract from `from` (an unlocked account); returns its block.
+    pub async fn send_from(&self, from: Address, input: Vec<u8>) -> anyhow::Result<u64> {
         let tx = TransactionRequest {
             to: Some(TxKind::Call(self.contract)),
             ..Default::default()
         }
-        .from(self.owner)
+        .from(from)
         .input(input.into())
         .gas_limit(TX_GAS);
         let receipt = self
@@ -107,6 +117,109 @@ impl DevChain {
             bail!("a registration transaction reverted");
         }
         receipt.block_number.context("receipt without a block")
+    }
+
+    /// The endpoint's second unlocked account (a second cluster owner).
+    pub async fn second_account(&self) -> anyhow::Result<Address> {
+        let accounts = self.provider.get_accounts().await.context("eth_accounts")?;
+        accounts
+            .get(1)
+            .copied()
+            .context("the execution endpoint offers one unlocked account; two are needed")
+    }
+
+    /// The head block.
+    pub async fn head(&self) -> anyhow::Result<u64> {
+        self.provider.get_block_number().await.context("head")
+    }
+
+    /// Mines one empty block (`evm_mine`).
+    pub async fn mine(&self) -> anyhow::Result<u64> {
+        let _: String = self
+            .provider
+            .raw_request("evm_mine".into(), Vec::<u64>::new())
+            .await
+            .context("evm_mine")?;
+        self.provider.get_block_number().await.context("head")
+    }
+
+    /// Registers `validators` (one committee, registered by `owner` with its nonces in this
+    /// order) in one transaction. Returns its block.
+    pub async fn add_validators(
+        &self,
+        owner: Address,
+        operator_ids: &[u64],
+        validators: &[&crate::ValidatorKeys],
+    ) -> anyhow::Result<u64> {
+        let call = bulkRegisterValidatorCall {
+            operatorIds: operator_ids.to_vec(),
+            publicKeys: validators
+                .iter()
+                .map(|v| Bytes::from(v.pubkey.to_vec()))
+                .collect(),
+            shares: validators
+                .iter()
+                .map(|v| Bytes::from(v.shares.clone()))
+                .collect(),
+        };
+        self.send_from(owner, call.abi_encode()).await
+    }
+
+    /// `ValidatorRemoved` of `pubkey` by `owner`.
+    pub async fn remove_validator(
+        &self,
+        owner: Address,
+        operator_ids: &[u64],
+        pubkey: &[u8; 48],
+    ) -> anyhow::Result<u64> {
+        let call = removeValidatorCall {
+            operatorIds: operator_ids.to_vec(),
+            publicKey: Bytes::from(pubkey.to_vec()),
+        };
+        self.send_from(owner, call.abi_encode()).await
+    }
+
+    /// `ValidatorExited` of `pubkey` by `owner`.
+    pub async fn exit_validator(
+        &self,
+        owner: Address,
+        operator_ids: &[u64],
+        pubkey: &[u8; 48],
+    ) -> anyhow::Result<u64> {
+        let call = exitValidatorCall {
+            operatorIds: operator_ids.to_vec(),
+            publicKey: Bytes::from(pubkey.to_vec()),
+        };
+        self.send_from(owner, call.abi_encode()).await
+    }
+
+    /// `ClusterLiquidated` of `owner`'s cluster.
+    pub async fn liquidate(&self, owner: Address, operator_ids: &[u64]) -> anyhow::Result<u64> {
+        let call = liquidateCall {
+            clusterOwner: owner,
+            operatorIds: operator_ids.to_vec(),
+        };
+        self.send_from(self.owner, call.abi_encode()).await
+    }
+
+    /// `ClusterReactivated` of `owner`'s cluster.
+    pub async fn reactivate(&self, owner: Address, operator_ids: &[u64]) -> anyhow::Result<u64> {
+        let call = reactivateCall {
+            operatorIds: operator_ids.to_vec(),
+        };
+        self.send_from(owner, call.abi_encode()).await
+    }
+
+    /// `FeeRecipientAddressUpdated` of `owner`.
+    pub async fn set_fee_recipient(
+        &self,
+        owner: Address,
+        recipient: Address,
+    ) -> anyhow::Result<u64> {
+        let call = setFeeRecipientAddressCall {
+            recipientAddress: recipient,
+        };
+        self.send_from(owner, call.abi_encode()).await
     }
 
     /// Registers every operator and validator of `setup` (the validators' owner must be
@@ -149,7 +262,11 @@ impl DevChain {
             batch.clear();
             call.abi_encode()
         };
-        for v in &setup.validators {
+        for v in setup
+            .validators
+            .iter()
+            .filter(|v| !setup.late.contains(&v.index))
+        {
             let same_committee = batch.first().is_none_or(|b| b.committee == v.committee);
             if !same_committee || batch.len() >= VALIDATORS_PER_TX {
                 last = self.send(flush(&mut batch)).await?;

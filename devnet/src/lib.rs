@@ -63,6 +63,7 @@ use ssv_protocol::chain::SlotClock;
 pub mod beacon_objects;
 pub mod chain;
 pub mod hostile;
+pub mod live;
 pub mod process;
 pub mod setup;
 pub mod sim;
@@ -240,6 +241,13 @@ pub struct DevnetArgs {
     /// [`HOSTILE_RSS_MAX_MB`].
     #[arg(long)]
     pub hostile_peer: bool,
+    /// With --execution-endpoint: change the registry while the nodes run (validators
+    /// added by a second owner, removed, an exit requested, a fee recipient updated, a
+    /// cluster liquidated and reactivated; see `ssv_devnet::live`) and check from the
+    /// simulator's record that each change took effect in its first eligible slot, with no
+    /// restart.
+    #[arg(long)]
+    pub live_registry: bool,
 }
 
 fn parse_committee_size(s: &str) -> Result<u64, String> {
@@ -287,6 +295,25 @@ impl DevnetArgs {
             ),
             (None, None) => {}
             _ => bail!("--kill-operator and --kill-at-slot go together"),
+        }
+        if self.live_registry {
+            ensure!(
+                self.execution_endpoint.is_some(),
+                "--live-registry changes the registry through the contract: it needs \
+                 --execution-endpoint"
+            );
+            ensure!(
+                self.validators >= live::VALIDATORS_MIN && self.validators <= 500,
+                "--live-registry needs {}..=500 validators (one committee), got {}",
+                live::VALIDATORS_MIN,
+                self.validators
+            );
+            ensure!(
+                self.slots >= live::SLOTS_MIN,
+                "--live-registry needs at least {} slots, got {}",
+                live::SLOTS_MIN,
+                self.slots
+            );
         }
         Ok(())
     }
@@ -627,7 +654,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         Some(url) => Some(crate::chain::DevChain::deploy(url).await?),
         None => None,
     };
-    let setup = {
+    let mut setup = {
         let (n, v, k, seed) = (n, args.validators, args.committee_size, args.seed);
         let owner = chain.as_ref().map(|c| c.owner);
         tokio::task::spawn_blocking(move || match owner {
@@ -636,6 +663,10 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         })
         .await
         .context("set-up task")??
+    };
+    let owner2 = match (&chain, args.live_registry) {
+        (Some(c), true) => Some(live::prepare(c, &mut setup).await?),
+        _ => None,
     };
     let eth1 = match &chain {
         Some(c) => {
@@ -655,7 +686,12 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
                 endpoints: vec![c.url.clone()],
                 contract: c.contract.to_string(),
                 start_block: c.deploy_block,
-                follow_distance: 0,
+                follow_distance: if args.live_registry {
+                    live::FOLLOW_DISTANCE
+                } else {
+                    0
+                },
+                poll_interval_ms: args.live_registry.then_some(live::POLL_MS),
             })
         }
         None => None,
@@ -682,7 +718,6 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let sim_addr = listener.local_addr().context("simulator address")?;
     let beacon_url = format!("http://{sim_addr}");
     let gvr = genesis_validators_root(args.seed);
-    let mut setup = setup;
     if args.all_duties {
         // Two exit requests (the last validators), as contract sync would have stored them.
         setup.exit_requests = (args.validators.saturating_sub(2)..args.validators).collect();
@@ -734,6 +769,11 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     }
     cfg.fork_epoch = args.fork_epoch;
     cfg.reorg_at = args.reorg_at_slot;
+    if args.live_registry {
+        // Every validator syncs every slot: a per-slot record of who is run.
+        cfg.sync_committee_size = Some(args.validators as usize);
+        cfg.exit_requests = vec![live::EXITING];
+    }
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
     cfg.last_slot = Some(last);
@@ -807,7 +847,27 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
             attack.start();
         });
     }
+    let live_done = Arc::new(AtomicBool::new(false));
+    let driver = match (&chain, owner2) {
+        (Some(c), Some(owner2)) => Some(tokio::spawn(
+            live::Driver::new(
+                c.clone(),
+                setup.clone(),
+                owner2,
+                first,
+                genesis_ms,
+                args.slot_ms,
+            )
+            .run(live_done.clone()),
+        )),
+        _ => None,
+    };
     let ran = run_slots(args, &sim, &mut nodes, (first, genesis_ms), &interrupted).await;
+    live_done.store(true, Ordering::Relaxed);
+    let live_events = match driver {
+        Some(d) => Some(live::joined(d.await)),
+        None => None,
+    };
     let node_peak_rss_mb = nodes.peak_rss_mb();
     let hostile_report = match hostile {
         Some(h) => Some(h.stop().await),
@@ -823,6 +883,16 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     drop(bootnode);
     ran?;
 
+    let live_report = match live_events {
+        Some(events) => Some(live::LiveReport::check(
+            events?,
+            &sim.submissions(),
+            args.validators,
+            (first, last),
+            &sim,
+        )),
+        None => None,
+    };
     let (att_exp, sync_exp) = expected_through(&sim, first, last);
     ensure!(
         stats.settled_slot == Some(last)
@@ -901,6 +971,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         faulty_operator: args.faulty_operator,
         operator_exits: nodes.exits(),
         hostile: hostile_report,
+        live: live_report,
         node_peak_rss_mb,
         data_dir: dir.to_owned(),
         passed: false,
@@ -1122,6 +1193,7 @@ mod tests {
             node_binary: None,
             all_duties: false,
             hostile_peer: false,
+            live_registry: false,
             fork_epoch: None,
             reorg_at_slot: None,
         };

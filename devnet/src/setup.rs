@@ -40,6 +40,9 @@ pub struct Setup {
     /// Validators whose owner requested an exit (`ValidatorExited`, seeded into the stores
     /// as contract sync would store it).
     pub exit_requests: Vec<u64>,
+    /// Validators registered only while the nodes run (`--live-registry`), by another owner:
+    /// not registered (nor seeded) at set-up.
+    pub late: Vec<u64>,
 }
 
 /// The default start delay for `shares` validator shares over all nodes on `cores` cores:
@@ -197,7 +200,19 @@ impl Setup {
             validators: out,
             owner,
             exit_requests: Vec::new(),
+            late: Vec::new(),
         })
+    }
+
+    /// Makes the last `count` validators late (`--live-registry`): registered while the nodes
+    /// run by `owner`, whose nonces start at 0 (their `shares` payloads are signed again).
+    pub fn make_late(&mut self, count: u64, owner: Address) {
+        let first = self.validators.len() as u64 - count.min(self.validators.len() as u64);
+        for (nonce, v) in self.validators[first as usize..].iter_mut().enumerate() {
+            let sig = ssv_eth_sync::shares::sign_owner_nonce(&v.secret, owner, nonce as u64);
+            v.shares[..sig.len()].copy_from_slice(&sig);
+            self.late.push(v.index);
+        }
     }
 
     /// The store writes of operator `id`: every operator, its committees, and one share per
@@ -295,8 +310,11 @@ pub struct NodeEth1Section {
     pub contract: String,
     /// Its deployment block.
     pub start_block: u64,
-    /// 0: a dev node does not reorg.
+    /// 0: a dev node does not reorg (the live-registry run uses a few blocks).
     pub follow_distance: u64,
+    /// Head poll interval of contract sync (`None`: the node's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, serde::Serialize)]

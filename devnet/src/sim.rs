@@ -398,6 +398,21 @@ struct SimState {
     contributed: HashSet<(u64, u64, u64)>,
     /// Validators with a valid exit.
     exited: HashSet<u64>,
+    /// Every fee recipient prepared per validator, with when (Unix ms).
+    fee_recipients: HashMap<u64, Vec<(u64, [u8; 20])>>,
+}
+
+/// Who submitted what, per validator (the live-registry run's evidence).
+#[derive(Debug, Clone, Default)]
+pub struct SubmissionRecord {
+    /// (slot, validator) of valid attestations.
+    pub attested: HashSet<(u64, u64)>,
+    /// (slot, validator) of valid sync-committee messages.
+    pub synced: HashSet<(u64, u64)>,
+    /// Validators with a valid voluntary exit.
+    pub exited: HashSet<u64>,
+    /// Fee recipients prepared per validator, with when (Unix ms).
+    pub fee_recipients: HashMap<u64, Vec<(u64, [u8; 20])>>,
 }
 
 /// A running simulator.
@@ -692,6 +707,32 @@ impl BeaconSim {
             if from <= settle {
                 st.stats.settled_slot = Some(settle);
             }
+        }
+    }
+
+    /// The slots in `first..=last` of validator `v`'s attester duties.
+    pub fn attester_slots(&self, v: u64, first: u64, last: u64) -> Vec<u64> {
+        let mut st = self.inner.state.lock();
+        let mut out = Vec::new();
+        for epoch in first / SLOTS_PER_EPOCH..=last / SLOTS_PER_EPOCH {
+            out.extend(
+                self.duties_locked(&mut st, epoch)
+                    .iter()
+                    .filter(|d| d.validator_index == v && (first..=last).contains(&d.slot))
+                    .map(|d| d.slot),
+            );
+        }
+        out
+    }
+
+    /// Every valid submission so far, per validator and slot.
+    pub fn submissions(&self) -> SubmissionRecord {
+        let st = self.inner.state.lock();
+        SubmissionRecord {
+            attested: st.attested.clone(),
+            synced: st.synced.clone(),
+            exited: st.exited.clone(),
+            fee_recipients: st.fee_recipients.clone(),
         }
     }
 
@@ -1176,9 +1217,14 @@ impl BeaconSim {
     /// Records fee recipients: each of a known validator.
     pub fn prepare_proposers(&self, preps: &[ssv_beacon_api::types::ProposerPreparation]) {
         let mut st = self.inner.state.lock();
+        let now = SlotClock::now_ms();
         for p in preps {
             if self.inner.by_index.contains_key(&p.validator_index) {
                 st.stats.fee_recipients_prepared += 1;
+                st.fee_recipients
+                    .entry(p.validator_index)
+                    .or_default()
+                    .push((now, p.fee_recipient));
             } else {
                 st.stats.preparations_invalid += 1;
             }

@@ -140,6 +140,9 @@ pub struct Summary {
     pub operator_exits: Vec<OperatorSummary>,
     /// The hostile peer's attack and its outcome (`--hostile-peer`).
     pub hostile: Option<crate::hostile::HostileReport>,
+    /// Registry changes while the nodes ran and what the beacon node saw
+    /// (`--live-registry`).
+    pub live: Option<crate::live::LiveReport>,
     /// Each node's peak resident set size, MB (read before the nodes stop).
     pub node_peak_rss_mb: Vec<u64>,
     /// The data directory.
@@ -235,6 +238,21 @@ impl Summary {
                 self.registrations_invalid,
                 self.exits_invalid
             ));
+        }
+        if let Some(live) = &self.live {
+            // The simulator expects every set-up validator's duties from the start; which
+            // ones the nodes must do follows the registry changes: the live report says.
+            if let Some(f) = live.failures.first() {
+                return Some(format!(
+                    "live registry: {f} ({} findings)",
+                    live.failures.len()
+                ));
+            }
+            return self
+                .operator_exits
+                .iter()
+                .find(|o| !o.clean)
+                .map(|o| format!("operator {} {}", o.id, o.status));
         }
         if self.missed > 0 {
             return Some(format!("{} duties missed", self.missed));

@@ -184,6 +184,8 @@ pub struct Eth1Config {
     pub start_block: Option<u64>,
     /// Blocks to stay behind the head.
     pub follow_distance: Option<u64>,
+    /// Head poll interval on HTTP endpoints in milliseconds (default 4,000; 100..=60,000).
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// p2p settings.
@@ -232,6 +234,7 @@ struct RawEth1 {
     contract: Option<String>,
     start_block: Option<u64>,
     follow_distance: Option<u64>,
+    poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -411,11 +414,19 @@ impl Config {
                         "eth1.contract is required on network = \"local\"".into(),
                     ));
                 }
+                if let Some(ms) = e.poll_interval_ms
+                    && !(100..=60_000).contains(&ms)
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "eth1.poll_interval_ms {ms} is outside 100..=60000"
+                    )));
+                }
                 Some(Eth1Config {
                     endpoints: e.endpoints,
                     contract: e.contract,
                     start_block: e.start_block,
                     follow_distance: e.follow_distance,
+                    poll_interval_ms: e.poll_interval_ms,
                 })
             }
         };
@@ -503,6 +514,7 @@ bootnodes = ["enr:-abc"]
             contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3".into(),
             start_block: 7,
             follow_distance: 0,
+            poll_interval_ms: Some(250),
         };
         let text = ssv_devnet::node_config_eth1(&text, &eth1).expect("eth1 section");
         let c = Config::from_toml(&text, dir, &Overrides::default()).expect("with eth1");
@@ -510,6 +522,7 @@ bootnodes = ["enr:-abc"]
         assert_eq!(got.endpoints, eth1.endpoints);
         assert_eq!(got.contract.as_deref(), Some(eth1.contract.as_str()));
         assert_eq!((got.start_block, got.follow_distance), (Some(7), Some(0)));
+        assert_eq!(got.poll_interval_ms, Some(250));
     }
 
     #[test]

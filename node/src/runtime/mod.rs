@@ -421,6 +421,9 @@ async fn sync_contract(
     if let Some(d) = eth1.follow_distance {
         cfg.follow_distance = d;
     }
+    if let Some(ms) = eth1.poll_interval_ms {
+        cfg.poll_interval = Duration::from_millis(ms);
+    }
     let registry_store =
         Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
     // A queue far deeper than the sync's default: a full queue holds the sync back, and the

@@ -540,11 +540,77 @@ impl Shard {
             state.timers.retain(|s, _| *s + 8 > slot);
         }
         let shard = self.index;
+        let mut slashable = false;
         self.with_runner(committee, |runner, env, out| {
-            if let Err(e) = runner.start_duty(env, duty, vote, out) {
+            if let Err(e) = runner.start_duty(env, duty.clone(), vote, out) {
+                if e.code() == ErrorCode::SlashableAttestation {
+                    slashable = true;
+                } else {
+                    tracing::warn!(shard, slot, "cannot start committee duty: {e}");
+                }
+            }
+        });
+        if !slashable {
+            return;
+        }
+        // One attester that slashing protection refuses (a validator added or reactivated in
+        // this epoch: bumped, as in Go it would not participate before the next epoch) must
+        // not cost the others their duty: start it again without the refused attesters.
+        let kept = self.attesters_allowed(duty, &vote);
+        if kept.duties.is_empty() {
+            return;
+        }
+        self.with_runner(committee, |runner, env, out| {
+            if let Err(e) = runner.start_duty(env, kept, vote, out) {
                 tracing::warn!(shard, slot, "cannot start committee duty: {e}");
             }
         });
+    }
+
+    /// `duty` without the attesters that slashing protection refuses for `vote` (each
+    /// checked alone; nothing is recorded).
+    fn attesters_allowed(&self, mut duty: CommitteeDuty, vote: &BeaconVote) -> CommitteeDuty {
+        let attesters: Vec<AttestationToSign> = duty
+            .duties
+            .iter()
+            .filter(|d| matches!(d.kind, DutyKind::Attester { .. }))
+            .map(|d| AttestationToSign {
+                pubkey: d.pubkey,
+                source_epoch: vote.source.epoch,
+                target_epoch: vote.target.epoch,
+                // Not compared: a validator with a record at this target is dropped (only a
+                // repeat of the same vote would have been allowed).
+                signing_root: [0; 32],
+            })
+            .collect();
+        let verdicts = match self.services.store.attestation_violations(&attesters) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(slot = duty.slot, "slashing protection unreadable: {e}");
+                duty.duties
+                    .retain(|d| !matches!(d.kind, DutyKind::Attester { .. }));
+                return duty;
+            }
+        };
+        let refused: std::collections::HashSet<[u8; 48]> = attesters
+            .iter()
+            .zip(verdicts)
+            .filter_map(|(a, v)| v.map(|_| a.pubkey))
+            .collect();
+        Metrics::add(
+            &self.services.metrics.slashing_refusals,
+            refused.len() as u64,
+        );
+        tracing::info!(
+            slot = duty.slot,
+            refused = refused.len(),
+            "attesters refused by slashing protection (bumped: added or reactivated this \
+             epoch) left out of the committee duty"
+        );
+        duty.duties.retain(|d| {
+            !(matches!(d.kind, DutyKind::Attester { .. }) && refused.contains(&d.pubkey))
+        });
+        duty
     }
 
     fn on_timer(&mut self, committee: usize, slot: Slot, round: u64) {
