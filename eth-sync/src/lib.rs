@@ -8,7 +8,8 @@
 //!     ──logs──► events.rs (decode, sol! ABI in abi.rs)
 //!     ──events──► handler.rs (validate as the Go node; shares.rs: length, owner BLS
 //!                 signature, RSA-decrypt our share) ──► registry changes per block
-//!     ──one transaction per block (changes + cursor)──► RegistryStore (registry.rs)
+//!     ──one transaction per batch of blocks (changes + cursor; history: a log range,
+//!       bounded; at the head: one block)──► RegistryStore (registry.rs)
 //!     ──after the commit──► DataPlaneEvent channel (subscribe subnet, start/stop/exit)
 //! ```
 //!
@@ -20,8 +21,8 @@
 //!
 //! The sync persists through the [`RegistryStore`] trait. [`MemoryRegistryStore`] is the
 //! in-memory implementation (tests, nodes without a database). [`MdbxRegistryStore`]
-//! (`mdbx_store.rs`) is the persistent one: it maps each block's [`RegistryChange`]s to one
-//! `ssv-storage` write batch (operators, committees, shares of every committee, owner
+//! (`mdbx_store.rs`) is the persistent one: it maps each [`BlockBatch`]'s [`RegistryChange`]s
+//! to one `ssv-storage` write batch (operators, committees, shares of every committee, owner
 //! nonces, fee recipients, liquidated clusters, malformed events) ending with the cursor,
 //! committed as one transaction, so `ssv-node start` finds what the sync wrote.
 
@@ -41,7 +42,10 @@ pub use handler::{DataPlaneEvent, EventHandler, StartValidator, StopReason};
 pub use mdbx_store::MdbxRegistryStore;
 pub use progress::ProgressMode;
 pub use registry::{
-    ClusterKey, MalformedEvent, MemoryRegistryStore, OperatorRecord, OwnShare, RegistryChange,
-    RegistryState, RegistryStore, StoredRegistry, ValidatorRecord,
+    BlockBatch, ClusterKey, MalformedEvent, MemoryRegistryStore, OperatorRecord, OwnShare,
+    RegistryChange, RegistryState, RegistryStore, StoredRegistry, ValidatorRecord,
 };
-pub use sync::{ContractSync, DATA_PLANE_QUEUE_MAX, SyncConfig, SyncStats};
+pub use sync::{
+    ContractSync, DATA_PLANE_QUEUE_MAX, HISTORY_BATCH_BLOCKS_MAX_DEFAULT,
+    HISTORY_BATCH_CHANGES_MAX_DEFAULT, SyncConfig, SyncStats,
+};

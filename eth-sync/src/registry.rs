@@ -1,12 +1,15 @@
 //! The registry the contract events build: operators, validators and their shares, owner
 //! nonces, liquidated clusters and fee recipients, plus the store interface that persists
-//! it block by block.
+//! it in batches of whole blocks.
 //!
-//! The handler turns one block's events into a list of [`RegistryChange`]s; the store
-//! applies that list *and* moves the cursor to the block in one transaction
-//! ([`RegistryStore::apply_block`]). A crash therefore leaves the store at the end of some
-//! block: on restart the sync resumes at `cursor + 1`, never applying a block twice nor
-//! skipping one. [`RegistryState::apply`] is the one definition of what a change does; the
+//! The handler turns one block's events into a list of [`RegistryChange`]s; the sync
+//! gathers the lists of consecutive blocks into a [`BlockBatch`], and the store applies the
+//! batch *and* moves the cursor to its last block in one transaction
+//! ([`RegistryStore::apply_batch`]). A crash therefore leaves the store at the end of some
+//! committed batch: on restart the sync resumes at `cursor + 1` against the registry as it
+//! was at the cursor, so the blocks after it are handled again exactly as the first time
+//! (the handler is a function of the registry and the events), never applied twice nor
+//! skipped. [`RegistryState::apply`] is the one definition of what a change does; the
 //! in-memory mirror of the sync and [`MemoryRegistryStore`] both use it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -350,22 +353,107 @@ pub struct StoredRegistry {
     pub state: RegistryState,
 }
 
-/// Persistence of the registry, one block per transaction.
+/// The registry changes of consecutive blocks, committed in one transaction with the cursor
+/// at the last block ([`RegistryStore::apply_batch`]).
 ///
-/// Implementations must make [`apply_block`](Self::apply_block) atomic: either all of the
-/// block's changes and the new cursor are stored, or none. They must refuse a block at or
-/// below the stored cursor with [`EthError::CursorRegression`].
+/// Blocks are pushed in increasing order (a block without changes only moves the cursor: the
+/// end of a range of blocks without events). The changes of all blocks are kept in one list,
+/// in block order and, within a block, in the handler's order: applying that list in order is
+/// applying the blocks one by one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockBatch {
+    /// Each block's number and the end of its changes in `changes`.
+    blocks: Vec<(u64, usize)>,
+    changes: Vec<RegistryChange>,
+}
+
+impl BlockBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A batch of one block.
+    pub fn single(block: u64, changes: Vec<RegistryChange>) -> Self {
+        let mut batch = Self::new();
+        batch.push(block, changes);
+        batch
+    }
+
+    /// Appends `block` and its changes (moved out of `changes`).
+    ///
+    /// # Panics
+    ///
+    /// When `block` is not above the batch's last block: the sync handles blocks in order,
+    /// and a block at or below the last one would be applied out of order, or twice.
+    pub fn push(&mut self, block: u64, mut changes: Vec<RegistryChange>) {
+        assert!(
+            self.last_block().is_none_or(|last| block > last),
+            "blocks join a batch in increasing order"
+        );
+        self.changes.append(&mut changes);
+        self.blocks.push((block, self.changes.len()));
+    }
+
+    /// The first block (`None`: empty batch).
+    pub fn first_block(&self) -> Option<u64> {
+        self.blocks.first().map(|(b, _)| *b)
+    }
+
+    /// The last block: the cursor once the batch is committed (`None`: empty batch).
+    pub fn last_block(&self) -> Option<u64> {
+        self.blocks.last().map(|(b, _)| *b)
+    }
+
+    /// Number of blocks.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether the batch holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// The changes of every block, in order.
+    pub fn changes(&self) -> &[RegistryChange] {
+        &self.changes
+    }
+
+    /// Each block with its changes, in order.
+    pub fn blocks(&self) -> impl Iterator<Item = (u64, &[RegistryChange])> {
+        let mut start = 0;
+        self.blocks.iter().map(move |&(block, end)| {
+            let changes = &self.changes[start..end];
+            start = end;
+            (block, changes)
+        })
+    }
+}
+
+/// Persistence of the registry, one batch of whole blocks per transaction.
+///
+/// Implementations must make [`apply_batch`](Self::apply_batch) atomic: either all of the
+/// batch's changes and the new cursor are stored, or none. They must refuse a batch whose
+/// first block is at or below the stored cursor with [`EthError::CursorRegression`].
 pub trait RegistryStore: Send + Sync {
     /// Loads the cursor and the registry (at start-up, and after a failed commit).
     fn load(&self) -> Result<StoredRegistry, EthError>;
 
-    /// Applies a block's changes and sets the cursor to `block`, atomically. An empty
-    /// `changes` only moves the cursor (a range of blocks without events).
-    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError>;
+    /// Applies the changes of every block of `batch`, in order, and sets the cursor to its
+    /// last block, atomically: one transaction. An empty batch stores nothing.
+    fn apply_batch(&self, batch: &BlockBatch) -> Result<(), EthError>;
+
+    /// Applies one block's changes and sets the cursor to `block`, atomically: a batch of
+    /// one block. An empty `changes` only moves the cursor (a range of blocks without
+    /// events).
+    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError> {
+        self.apply_batch(&BlockBatch::single(block, changes.to_vec()))
+    }
 }
 
-/// A [`RegistryStore`] in memory: a mutex around a [`StoredRegistry`]. Each `apply_block`
-/// holds the lock for the whole block, so readers see block boundaries only. It keeps
+/// A [`RegistryStore`] in memory: a mutex around a [`StoredRegistry`]. Each `apply_batch`
+/// holds the lock for the whole batch, so readers see batch boundaries only. It keeps
 /// nothing across process restarts; it serves the tests and a node run without a database
 /// ([`crate::MdbxRegistryStore`] over `ssv-storage` is the persistent one).
 #[derive(Debug, Default)]
@@ -380,7 +468,8 @@ impl MemoryRegistryStore {
         Self::default()
     }
 
-    /// Number of successful `apply_block` calls.
+    /// Number of successful commits (`apply_batch` calls that stored a batch; an
+    /// `apply_block` is one).
     pub fn commits(&self) -> u64 {
         self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -391,7 +480,7 @@ impl MemoryRegistryStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StoredRegistry> {
-        // A panic while holding the lock cannot leave a half-applied block: `apply` is
+        // A panic while holding the lock cannot leave a half-applied batch: `apply` is
         // infallible and the cursor is set after it, so the data is still consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -402,17 +491,23 @@ impl RegistryStore for MemoryRegistryStore {
         Ok(self.snapshot())
     }
 
-    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError> {
+    fn apply_batch(&self, batch: &BlockBatch) -> Result<(), EthError> {
+        let (Some(first), Some(last)) = (batch.first_block(), batch.last_block()) else {
+            return Ok(());
+        };
         let mut inner = self.lock();
         if let Some(cursor) = inner.cursor
-            && block <= cursor
+            && first <= cursor
         {
-            return Err(EthError::CursorRegression { block, cursor });
+            return Err(EthError::CursorRegression {
+                block: first,
+                cursor,
+            });
         }
-        for change in changes {
+        for change in batch.changes() {
             inner.state.apply(change);
         }
-        inner.cursor = Some(block);
+        inner.cursor = Some(last);
         self.commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -468,6 +563,56 @@ mod tests {
         store.apply_block(12, &[]).expect("cursor only");
         assert_eq!(store.load().expect("load").cursor, Some(12));
         assert_eq!(store.commits(), 2);
+    }
+
+    #[test]
+    fn a_batch_is_its_blocks_in_order_in_one_commit() {
+        let owner = Address::repeat_byte(1);
+        let nonce = |next| RegistryChange::SetNonce { owner, next };
+        let mut batch = BlockBatch::new();
+        assert!(batch.is_empty());
+        batch.push(5, vec![nonce(1), nonce(2)]);
+        batch.push(6, vec![]);
+        batch.push(9, vec![nonce(3)]);
+        assert_eq!(
+            (batch.first_block(), batch.last_block()),
+            (Some(5), Some(9))
+        );
+        assert_eq!(batch.block_count(), 3);
+        let blocks: Vec<(u64, usize)> = batch.blocks().map(|(b, c)| (b, c.len())).collect();
+        assert_eq!(blocks, vec![(5, 2), (6, 0), (9, 1)]);
+
+        let batched = MemoryRegistryStore::new();
+        let per_block = MemoryRegistryStore::new();
+        batched.apply_batch(&batch).expect("batch");
+        for (block, changes) in batch.blocks() {
+            per_block.apply_block(block, changes).expect("block");
+        }
+        assert_eq!(batched.snapshot(), per_block.snapshot());
+        assert_eq!(batched.snapshot().cursor, Some(9));
+        assert_eq!((batched.commits(), per_block.commits()), (1, 3));
+
+        // A batch starting at or below the cursor is refused whole, even if it ends after it.
+        let mut overlapping = BlockBatch::single(9, vec![nonce(7)]);
+        overlapping.push(10, vec![nonce(8)]);
+        assert!(matches!(
+            batched.apply_batch(&overlapping),
+            Err(EthError::CursorRegression {
+                block: 9,
+                cursor: 9
+            })
+        ));
+        assert_eq!(batched.snapshot(), per_block.snapshot());
+        // An empty batch is not a commit.
+        batched.apply_batch(&BlockBatch::new()).expect("empty");
+        assert_eq!(batched.commits(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "increasing order")]
+    fn a_batch_refuses_blocks_out_of_order() {
+        let mut batch = BlockBatch::single(5, vec![]);
+        batch.push(5, vec![]);
     }
 
     #[test]

@@ -2,9 +2,16 @@
 //! following new heads (WebSocket `newHeads` where the endpoint is `ws://`/`wss://`, polling
 //! otherwise) `follow_distance` blocks behind the head, over several endpoints with failover.
 //!
-//! Each block's events and the cursor are committed in one store transaction before the
-//! block's committee changes go to the data plane, so the data plane never acts on state a
-//! crash could lose, and a restart resumes at the block after the cursor.
+//! History is committed in batches: the blocks of one `eth_getLogs` range go to the store in
+//! one transaction with the cursor at the range's end ([`RegistryStore::apply_batch`]); a
+//! range with more than [`SyncConfig::history_batch_blocks_max`] blocks with events or
+//! [`SyncConfig::history_batch_changes_max`] registry changes is cut into several, each
+//! ending at a block with events. While following the head ([`ContractSync::run`] after the
+//! history) each block with events is its own transaction, so nothing waits for a batch to
+//! fill. Either way a block's committee changes go to the data plane only after the
+//! transaction holding the block, in event order, so the data plane never acts on state a
+//! crash could lose; a crash leaves the cursor at the end of the last committed batch, and a
+//! restart handles the blocks after it again from the registry as it was there.
 //!
 //! Handling runs on the calling task: BLS verification (about 1 ms per `ValidatorAdded`)
 //! and the store commit are synchronous. Run the sync on its own task of a multi-threaded
@@ -27,7 +34,7 @@ use super::error::EthError;
 use super::events::{BadLog, LogEvent, decode_rpc_log};
 use super::handler::{DataPlaneEvent, EventHandler};
 use super::progress::{Progress, ProgressMode};
-use super::registry::{RegistryState, RegistryStore};
+use super::registry::{BlockBatch, RegistryState, RegistryStore};
 
 /// Default distance behind the head (reorg safety). Too small: a reorg deeper than this
 /// could remove events already applied (they are never rolled back).
@@ -51,6 +58,16 @@ pub const ENDPOINT_ROUNDS_MAX_DEFAULT: u32 = 5;
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Longest back-off between rounds.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// Default most blocks with events one history transaction carries. Too small: history
+/// costs a durable commit (about 4 ms) every few blocks again; too large: see
+/// [`HISTORY_BATCH_CHANGES_MAX_DEFAULT`], which usually binds first.
+pub const HISTORY_BATCH_BLOCKS_MAX_DEFAULT: usize = 1_000;
+/// Default most registry changes one history transaction carries (the batch closes after
+/// the block that reaches it). Too large: a crash redoes more handling (a `ValidatorAdded` is
+/// two changes and about 1 ms of BLS, so 4,096 is about 2 s), the batch's memory grows (a
+/// change is at most about 1.3 KB, a 13-operator validator: about 5 MB) and the data-plane
+/// events of the batch's first block wait longer for its commit; too small: more commits.
+pub const HISTORY_BATCH_CHANGES_MAX_DEFAULT: usize = 4_096;
 /// Bound of the data-plane channel the caller should create. When it is full the sync
 /// waits (back-pressure): committee changes are never dropped.
 pub const DATA_PLANE_QUEUE_MAX: usize = 4_096;
@@ -92,6 +109,10 @@ pub struct SyncConfig {
     pub endpoint_rounds_max: u32,
     /// How historical progress is shown.
     pub progress: ProgressMode,
+    /// Most blocks with events in one history transaction.
+    pub history_batch_blocks_max: usize,
+    /// Most registry changes in one history transaction (exceeded by at most one block's).
+    pub history_batch_changes_max: usize,
 }
 
 impl SyncConfig {
@@ -109,6 +130,8 @@ impl SyncConfig {
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             endpoint_rounds_max: ENDPOINT_ROUNDS_MAX_DEFAULT,
             progress: ProgressMode::Auto,
+            history_batch_blocks_max: HISTORY_BATCH_BLOCKS_MAX_DEFAULT,
+            history_batch_changes_max: HISTORY_BATCH_CHANGES_MAX_DEFAULT,
         }
     }
 
@@ -145,6 +168,11 @@ impl SyncConfig {
                 self.initial_range, self.max_range
             )));
         }
+        if self.history_batch_blocks_max == 0 || self.history_batch_changes_max == 0 {
+            return Err(EthError::Config(
+                "history batch bounds must be at least 1".into(),
+            ));
+        }
         if self.endpoint_rounds_max == 0 {
             return Err(EthError::Config(
                 "endpoint_rounds_max must be at least 1".into(),
@@ -178,8 +206,11 @@ pub fn is_range_error(e: &TransportError) -> bool {
 /// Counters of one sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStats {
-    /// Blocks committed (with events, or as the end of an empty range).
+    /// Store transactions committed (each holds one or more blocks).
     pub commits: u64,
+    /// Blocks committed: those with events, and each range's end (which moves the cursor
+    /// over blocks without events); `commits` would be this with one transaction per block.
+    pub blocks_committed: u64,
     /// Events applied.
     pub events_applied: u64,
     /// Events recorded as malformed and skipped.
@@ -200,6 +231,34 @@ pub struct SyncStats {
     pub handle_us: u64,
     /// Time spent in store commits, µs.
     pub commit_us: u64,
+}
+
+/// When a pending batch is committed.
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    /// Commit once the batch holds this many blocks with events.
+    blocks_max: usize,
+    /// Commit once the batch holds this many changes.
+    changes_max: usize,
+}
+
+impl BatchLimits {
+    /// Following the head: every block with events is committed before the next is handled.
+    const PER_BLOCK: BatchLimits = BatchLimits {
+        blocks_max: 1,
+        changes_max: usize::MAX,
+    };
+}
+
+/// Blocks handled (the sync's in-memory registry has them) but not yet committed: their
+/// changes and what to report once they are.
+#[derive(Debug, Default)]
+struct Pending {
+    batch: BlockBatch,
+    /// Committee changes of the batch's blocks, in block and event order.
+    data_plane: Vec<DataPlaneEvent>,
+    applied: u64,
+    malformed: u64,
 }
 
 type HeadStream = Pin<Box<dyn Stream<Item = Header> + Send>>;
@@ -450,7 +509,9 @@ impl<S: RegistryStore> ContractSync<S> {
         let mut progress = Progress::new(self.config.progress, self.next_block(), target);
         loop {
             progress.set_target(target);
-            self.sync_to_inner(target, Some(&mut progress)).await?;
+            let limits = self.history_limits();
+            self.sync_to_inner(target, limits, Some(&mut progress))
+                .await?;
             let next = self
                 .head()
                 .await?
@@ -466,14 +527,24 @@ impl<S: RegistryStore> ContractSync<S> {
         Ok(self.cursor)
     }
 
-    /// Syncs every block up to `target` (inclusive) that is not yet committed.
+    /// Syncs every block up to `target` (inclusive) that is not yet committed, in history
+    /// batches.
     pub async fn sync_to(&mut self, target: u64) -> Result<(), EthError> {
-        self.sync_to_inner(target, None).await
+        self.sync_to_inner(target, self.history_limits(), None)
+            .await
+    }
+
+    fn history_limits(&self) -> BatchLimits {
+        BatchLimits {
+            blocks_max: self.config.history_batch_blocks_max,
+            changes_max: self.config.history_batch_changes_max,
+        }
     }
 
     async fn sync_to_inner(
         &mut self,
         target: u64,
+        limits: BatchLimits,
         mut progress: Option<&mut Progress>,
     ) -> Result<(), EthError> {
         let topics = abi::event_topics();
@@ -535,14 +606,27 @@ impl<S: RegistryStore> ContractSync<S> {
             }
             events.sort_by_key(|e| (e.meta.block, e.meta.log_index));
             events.dedup_by_key(|e| (e.meta.block, e.meta.log_index));
+            // Every block of the range is handled and committed before the next request, so
+            // no uncommitted block waits on the network, and a stop between ranges drops none.
+            let mut pending = Pending::default();
             for block_events in events.chunk_by(|a, b| a.meta.block == b.meta.block) {
                 let block = block_events[0].meta.block;
-                self.commit_block(block, block_events, progress.as_deref_mut())
-                    .await?;
+                self.handle_block(&mut pending, block, block_events);
+                if pending.batch.block_count() >= limits.blocks_max
+                    || pending.batch.changes().len() >= limits.changes_max
+                {
+                    self.commit(&mut pending, progress.as_deref_mut()).await?;
+                }
             }
-            if self.cursor.is_none_or(|c| c < to) {
-                self.commit_block(to, &[], progress.as_deref_mut()).await?;
+            if pending
+                .batch
+                .last_block()
+                .or(self.cursor)
+                .is_none_or(|c| c < to)
+            {
+                pending.batch.push(to, Vec::new());
             }
+            self.commit(&mut pending, progress.as_deref_mut()).await?;
         }
         Ok(())
     }
@@ -560,39 +644,64 @@ impl<S: RegistryStore> ContractSync<S> {
         );
     }
 
-    async fn commit_block(
-        &mut self,
-        block: u64,
-        events: &[LogEvent],
-        progress: Option<&mut Progress>,
-    ) -> Result<(), EthError> {
+    /// Handles one block's events against the in-memory registry and adds the result to
+    /// `pending`.
+    fn handle_block(&mut self, pending: &mut Pending, block: u64, events: &[LogEvent]) {
         debug_assert!(
-            self.cursor.is_none_or(|c| block > c),
-            "blocks commit in order"
+            pending
+                .batch
+                .last_block()
+                .or(self.cursor)
+                .is_none_or(|c| block > c),
+            "blocks are handled in order"
         );
         let handle_started = std::time::Instant::now();
         let outcome = self.handler.handle_block(&mut self.state, events);
+        self.stats.handle_us += handle_started.elapsed().as_micros() as u64;
+        pending.batch.push(block, outcome.changes);
+        pending.data_plane.extend(outcome.data_plane);
+        pending.applied += outcome.applied;
+        pending.malformed += outcome.malformed;
+    }
+
+    /// Commits the pending blocks in one transaction, then sends their committee changes.
+    /// Leaves `pending` empty; an empty one commits nothing.
+    async fn commit(
+        &mut self,
+        pending: &mut Pending,
+        progress: Option<&mut Progress>,
+    ) -> Result<(), EthError> {
+        let pending = std::mem::take(pending);
+        let Some(last) = pending.batch.last_block() else {
+            return Ok(());
+        };
+        debug_assert!(
+            self.cursor
+                .is_none_or(|c| pending.batch.first_block().is_some_and(|f| f > c)),
+            "batches commit in order"
+        );
         let commit_started = std::time::Instant::now();
-        self.stats.handle_us += (commit_started - handle_started).as_micros() as u64;
-        let committed = self.store.apply_block(block, &outcome.changes);
+        let committed = self.store.apply_batch(&pending.batch);
         self.stats.commit_us += commit_started.elapsed().as_micros() as u64;
         if let Err(e) = committed {
-            // The in-memory state already holds this block's changes: go back to what the
-            // store has, so that a retry starts from a consistent view.
+            // The in-memory state already holds the batch's changes: go back to what the
+            // store has, so that a retry starts from a consistent view. The batch's
+            // data-plane events are dropped with it; the retry produces them again.
             let stored = self.store.load()?;
             self.state = stored.state;
             self.state.rebuild_indexes();
             self.cursor = stored.cursor;
             return Err(e);
         }
-        self.cursor = Some(block);
+        self.cursor = Some(last);
         self.stats.commits += 1;
-        self.stats.events_applied += outcome.applied;
-        self.stats.events_malformed += outcome.malformed;
+        self.stats.blocks_committed += pending.batch.block_count() as u64;
+        self.stats.events_applied += pending.applied;
+        self.stats.events_malformed += pending.malformed;
         if let Some(p) = progress {
-            p.update(block, outcome.applied, outcome.malformed);
+            p.update(last, pending.applied, pending.malformed);
         }
-        for ev in outcome.data_plane {
+        for ev in pending.data_plane {
             self.send(ev).await;
         }
         Ok(())
@@ -655,7 +764,9 @@ impl<S: RegistryStore> ContractSync<S> {
                     .head()
                     .await?
                     .saturating_sub(self.config.follow_distance);
-                self.sync_to(target).await?;
+                // At the head a block's committee changes must not wait for later blocks.
+                self.sync_to_inner(target, BatchLimits::PER_BLOCK, None)
+                    .await?;
             }
         }
         .await;

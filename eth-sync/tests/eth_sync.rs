@@ -20,8 +20,8 @@ use alloy::primitives::Address;
 use harness::*;
 use ssv_crypto_pipeline::OperatorSecretKey;
 use ssv_eth_sync::{
-    ContractSync, DATA_PLANE_QUEUE_MAX, DataPlaneEvent, EthError, MemoryRegistryStore,
-    ProgressMode, RegistryChange, RegistryStore, StopReason, StoredRegistry, SyncConfig,
+    BlockBatch, ContractSync, DATA_PLANE_QUEUE_MAX, DataPlaneEvent, EthError, MemoryRegistryStore,
+    ProgressMode, RegistryStore, StopReason, StoredRegistry, SyncConfig,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -234,7 +234,7 @@ async fn full_history_sync_of_a_few_hundred_events() {
     assert!(dp.fee > 0);
 }
 
-/// A store that fails its `fail_at`-th commit, as a crash between two blocks would.
+/// A store that fails its `fail_at`-th commit, as a crash between two commits would.
 struct CrashingStore {
     inner: Arc<MemoryRegistryStore>,
     commits: AtomicU64,
@@ -246,11 +246,11 @@ impl RegistryStore for CrashingStore {
         self.inner.load()
     }
 
-    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError> {
+    fn apply_batch(&self, batch: &BlockBatch) -> Result<(), EthError> {
         if self.commits.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(EthError::Storage("simulated crash".into()));
         }
-        self.inner.apply_block(block, changes)
+        self.inner.apply_batch(batch)
     }
 }
 
@@ -262,7 +262,8 @@ async fn restart_mid_sync_resumes_exactly() {
     let key = our_key();
     register_operators(&chain, OUR_ID, &key, &[2, 3, 4, 5]).await;
     let mut reg = Registrar::new(OUR_ID, key.clone(), 2);
-    // One event per block: every commit is a block boundary the crash can hit.
+    // One event per block; the crashing syncs commit at most 4 blocks per batch, so there
+    // are more than a dozen commits for the crash to hit, each after a multi-block batch.
     let regs: Vec<_> = (0..40)
         .map(|i| {
             let owner = chain.accounts[1 + i % 2];
@@ -289,20 +290,17 @@ async fn restart_mid_sync_resumes_exactly() {
     assert_eq!(reference.state.malformed_total, 0);
     assert_eq!(reference.state.validators.len(), 34);
 
-    for fail_at in [3, 17, 30] {
+    for fail_at in [3, 7, 12] {
         let inner = Arc::new(MemoryRegistryStore::new());
         let crashing = Arc::new(CrashingStore {
             inner: inner.clone(),
             commits: AtomicU64::new(0),
             fail_at,
         });
-        let mut first = ContractSync::new(
-            config(&chain, vec![node.http_url()]),
-            crashing,
-            Some(key.clone()),
-            None,
-        )
-        .expect("sync");
+        let mut small_batches = config(&chain, vec![node.http_url()]);
+        small_batches.history_batch_blocks_max = 4;
+        let mut first =
+            ContractSync::new(small_batches, crashing, Some(key.clone()), None).expect("sync");
         let err = first
             .sync_history()
             .await
@@ -313,7 +311,7 @@ async fn restart_mid_sync_resumes_exactly() {
             .cursor
             .expect("some blocks were committed before the crash");
         assert!(cursor < head, "crash {fail_at} happened mid-sync");
-        // The failed sync dropped the half-handled block from its view.
+        // The failed sync dropped the handled but uncommitted batch from its view.
         assert_eq!(first.cursor(), Some(cursor));
         assert_eq!(*first.state(), at_crash.state);
         drop(first);

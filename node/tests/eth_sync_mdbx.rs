@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use harness::*;
 use ssv_crypto_pipeline::OperatorSecretKey;
 use ssv_eth_sync::{
-    ContractSync, EthError, MdbxRegistryStore, MemoryRegistryStore, ProgressMode, RegistryChange,
-    RegistryStore, StoredRegistry, SyncConfig,
+    BlockBatch, ContractSync, EthError, MdbxRegistryStore, MemoryRegistryStore, ProgressMode,
+    RegistryChange, RegistryStore, StoredRegistry, SyncConfig,
 };
 use ssv_node::Registry;
 use ssv_protocol::types::DomainType;
@@ -68,7 +68,7 @@ fn open_store(dir: &Path) -> Arc<Store> {
     Arc::new(Store::open(c).expect("open store"))
 }
 
-/// A store that fails its `fail_at`-th commit, as a crash between two blocks would.
+/// A store that fails its `fail_at`-th commit, as a crash between two commits would.
 struct CrashingStore<S> {
     inner: Arc<S>,
     commits: AtomicU64,
@@ -80,11 +80,11 @@ impl<S: RegistryStore> RegistryStore for CrashingStore<S> {
         self.inner.load()
     }
 
-    fn apply_block(&self, block: u64, changes: &[RegistryChange]) -> Result<(), EthError> {
+    fn apply_batch(&self, batch: &BlockBatch) -> Result<(), EthError> {
         if self.commits.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(EthError::Storage("simulated crash".into()));
         }
-        self.inner.apply_block(block, changes)
+        self.inner.apply_batch(batch)
     }
 }
 
@@ -97,7 +97,7 @@ async fn mdbx_registry_resumes_after_a_crash_and_feeds_the_runtime() {
     register_operators(&chain, OUR_ID, &key, &[2, 3, 4, 5]).await;
     let mut reg = Registrar::new(OUR_ID, key.clone(), 3);
     let (a, b) = (chain.accounts[1], chain.accounts[2]);
-    // One event per block: every commit is a block boundary the crash can hit.
+    // One event per block, so that the crashing sync has many commits to fail.
     let regs: Vec<_> = (0..24)
         .map(|i| {
             let owner = if i % 2 == 0 { a } else { b };
@@ -174,13 +174,12 @@ async fn mdbx_registry_resumes_after_a_crash_and_feeds_the_runtime() {
             commits: AtomicU64::new(0),
             fail_at: 14,
         });
-        let mut first = ContractSync::new(
-            config(&chain, vec![node.http_url()]),
-            crashing,
-            Some(key.clone()),
-            None,
-        )
-        .expect("sync");
+        // Batches of two blocks with events: the 14th commit is mid-history, and the crash
+        // drops a batch of several blocks.
+        let mut small_batches = config(&chain, vec![node.http_url()]);
+        small_batches.history_batch_blocks_max = 2;
+        let mut first =
+            ContractSync::new(small_batches, crashing, Some(key.clone()), None).expect("sync");
         let err = first.sync_history().await.expect_err("the crash stops it");
         assert!(matches!(err, EthError::Storage(_)), "{err}");
         first
@@ -288,7 +287,7 @@ async fn sync_10k_events_rate_mdbx() {
     let (memory_s, memory_stats) = timed(&chain, node.http_url(), &key, memory.clone()).await;
     let dir = TempDir::new();
     let store = {
-        // The production setting: every block's commit is flushed before it returns.
+        // The production setting: every commit is flushed before it returns.
         let c = StoreConfig::new(&dir.0, [0x11; 32]);
         Arc::new(Store::open(c).expect("open store"))
     };
