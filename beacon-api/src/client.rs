@@ -16,7 +16,7 @@ use crate::types::{
     SignedAggregateAndProofElectra, SignedContributionAndProofJson,
     SignedValidatorRegistrationJson, SignedVoluntaryExitJson, SingleAttestation, Spec,
     SyncCommitteeContributionJson, SyncCommitteeMessage, SyncCommitteeSubscription, SyncDuty,
-    Syncing, ValidatorEntry,
+    Syncing, ValidatorEntry, ValidatorLiveness,
 };
 
 /// Timeout of one request. Too small and a loaded beacon node looks down (duties fail over or
@@ -326,6 +326,23 @@ impl BeaconClient {
         let path = format!("/eth/v1/validator/duties/sync/{epoch}");
         let r: Option<Data<Vec<SyncDuty>>> = self.post(&path, &body, &[]).await?;
         Ok(r.map(|d| d.data).unwrap_or_default())
+    }
+
+    /// `POST /eth/v1/validator/liveness/{epoch}`: whether the beacon node saw each of
+    /// `indices` live in `epoch` (doppelganger protection). The answer is returned as the
+    /// node gave it; the caller keeps only the indices it asked about.
+    pub async fn liveness(
+        &self,
+        epoch: u64,
+        indices: &[u64],
+    ) -> Result<Vec<ValidatorLiveness>, BeaconError> {
+        let body: Vec<String> = indices.iter().map(u64::to_string).collect();
+        let path = format!("/eth/v1/validator/liveness/{epoch}");
+        let r: Option<Data<Vec<ValidatorLiveness>>> = self.post(&path, &body, &[]).await?;
+        r.map(|d| d.data).ok_or_else(|| BeaconError::Malformed {
+            path,
+            reason: "empty body".into(),
+        })
     }
 
     /// `GET /eth/v1/validator/attestation_data`.

@@ -621,3 +621,16 @@ pub struct SyncCommitteeSubscription {
     #[serde(with = "u64_str")]
     pub until_epoch: u64,
 }
+
+/// One entry of `POST /eth/v1/validator/liveness/{epoch}`: whether the beacon node has seen
+/// the validator live (attesting, proposing, aggregating, ...) in the epoch. Best effort and
+/// subjective (the node's own view of the network), which is all doppelganger protection
+/// needs: a `true` means "do not sign yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorLiveness {
+    /// The validator.
+    #[serde(with = "u64_str")]
+    pub index: u64,
+    /// Whether it was seen live in the epoch asked about.
+    pub is_live: bool,
+}

@@ -75,7 +75,7 @@ pub use process::{Nodes, log_tail};
 use setup::prepare_operator;
 pub use setup::{
     NodeEth1Section, OperatorKeys, Setup, ValidatorKeys, committee_count, committees, node_config,
-    node_config_eth1, start_delay,
+    node_config_doppelganger, node_config_eth1, start_delay,
 };
 pub use sim::SimFault;
 use sim::{
@@ -248,7 +248,24 @@ pub struct DevnetArgs {
     /// restart.
     #[arg(long)]
     pub live_registry: bool,
+    /// Turn doppelganger protection on in every node, with [`DEVNET_DOPPELGANGER_EPOCHS`]
+    /// detection epoch: the nodes sign nothing in epoch 0 and, from the first counted slot
+    /// (epoch 1, once epoch 0's liveness is checked), sign for every validator not live
+    /// elsewhere.
+    #[arg(long)]
+    pub doppelganger: bool,
+    /// The first N validators (indices 0..N) are live elsewhere: the simulator reports them
+    /// live in every epoch and does not expect their duties of the nodes; any submission for
+    /// one of them fails the run. With `--doppelganger` none may be made.
+    #[arg(long, default_value_t = 0)]
+    pub live_elsewhere: u64,
 }
+
+/// Detection epochs of the nodes under `--doppelganger`: the chain starts at genesis and the
+/// count at epoch 1, so one epoch (epoch 0, checked at the first slot of epoch 1) is what
+/// lets every validator not live elsewhere sign in every counted slot; more would keep them
+/// in detection into the counted slots, and their duties would count as missed.
+pub const DEVNET_DOPPELGANGER_EPOCHS: u64 = 1;
 
 fn parse_committee_size(s: &str) -> Result<u64, String> {
     let k: u64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
@@ -287,6 +304,12 @@ impl DevnetArgs {
                 );
             }
         }
+        ensure!(
+            self.live_elsewhere < self.validators,
+            "--live-elsewhere {} leaves no validator for the nodes (--validators {})",
+            self.live_elsewhere,
+            self.validators
+        );
         match (self.kill_operator, self.kill_at_slot) {
             (Some(_), Some(k)) => ensure!(
                 k < self.slots,
@@ -368,7 +391,8 @@ fn warn_beyond_fault_tolerance(args: &DevnetArgs, committees: &[Vec<u64>]) {
     }
 }
 
-/// Attestation and sync duties of chain slots `first..=last`.
+/// Attestation and sync duties of chain slots `first..=last` expected of the nodes (not
+/// those of validators live elsewhere).
 fn expected_through(sim: &BeaconSim, first: u64, last: u64) -> (u64, u64) {
     let mut att = 0;
     let mut sync = 0;
@@ -377,14 +401,18 @@ fn expected_through(sim: &BeaconSim, first: u64, last: u64) -> (u64, u64) {
         att += sim
             .attester_duties(epoch)
             .iter()
-            .filter(|d| (first..=last).contains(&d.slot))
+            .filter(|d| {
+                (first..=last).contains(&d.slot) && !sim.is_live_elsewhere(d.validator_index)
+            })
             .count() as u64;
         let slots_in =
             (epoch * SLOTS_PER_EPOCH).max(first)..=((epoch + 1) * SLOTS_PER_EPOCH - 1).min(last);
         let n = slots_in.end() + 1 - slots_in.start();
         sync += n * sim
             .sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD)
-            .len() as u64;
+            .iter()
+            .filter(|i| !sim.is_live_elsewhere(**i))
+            .count() as u64;
         epoch += 1;
     }
     (att, sync)
@@ -738,6 +766,11 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
             Some(e) => node_config_eth1(&text, e)?,
             None => text,
         };
+        let text = if args.doppelganger {
+            node_config_doppelganger(&text, DEVNET_DOPPELGANGER_EPOCHS)?
+        } else {
+            text
+        };
         let s = Arc::clone(&setup);
         let d = op_dir.clone();
         let seed_store = eth1.is_none();
@@ -774,6 +807,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         cfg.sync_committee_size = Some(args.validators as usize);
         cfg.exit_requests = vec![live::EXITING];
     }
+    cfg.live_elsewhere = (0..args.live_elsewhere).collect();
     let first = cfg.first_slot;
     let last = first + args.slots - 1;
     cfg.last_slot = Some(last);
@@ -973,6 +1007,12 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         hostile: hostile_report,
         live: live_report,
         node_peak_rss_mb,
+        doppelganger: args.doppelganger,
+        live_elsewhere: (0..args.live_elsewhere).collect(),
+        live_elsewhere_duties: stats.live_elsewhere_duties,
+        live_elsewhere_submissions: stats.live_elsewhere_submissions,
+        live_elsewhere_examples: stats.live_elsewhere_examples.clone(),
+        liveness_requests: stats.liveness_requests,
         data_dir: dir.to_owned(),
         passed: false,
         failure: None,
@@ -1196,6 +1236,8 @@ mod tests {
             live_registry: false,
             fork_epoch: None,
             reorg_at_slot: None,
+            doppelganger: false,
+            live_elsewhere: 0,
         };
         good.validate().expect("good");
         let cases = [
@@ -1228,6 +1270,13 @@ mod tests {
                     ..good.clone()
                 },
                 "not an operator",
+            ),
+            (
+                DevnetArgs {
+                    live_elsewhere: 8,
+                    ..good.clone()
+                },
+                "leaves no validator",
             ),
         ];
         for (args, want) in cases {
@@ -1304,6 +1353,17 @@ mod tests {
         s.slashable_examples = vec!["validator 3 at slot 40: double vote for target 1".into()];
         assert!(s.failure().unwrap().contains("SLASHABLE"));
         s.slashable_submissions = 0;
+        // A submission for a validator live elsewhere fails any run.
+        s.live_elsewhere_submissions = 2;
+        assert!(
+            s.failure()
+                .unwrap()
+                .contains("2 submissions for validators live elsewhere")
+        );
+        assert!(s.failure().unwrap().contains("protection is off"));
+        s.doppelganger = true;
+        assert!(!s.failure().unwrap().contains("protection is off"));
+        s.live_elsewhere_submissions = 0;
         s.beacon_fault = Some(SimFault::SpecZero);
         assert!(s.failure().unwrap().contains("0 of 4 nodes refused"));
         s.refused_to_start = 4;

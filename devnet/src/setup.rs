@@ -378,6 +378,29 @@ pub fn node_config_eth1(base: &str, eth1: &NodeEth1Section) -> anyhow::Result<St
     ))
 }
 
+/// [`node_config`] plus a `[doppelganger]` section: protection on, with `detection_epochs`.
+pub fn node_config_doppelganger(base: &str, detection_epochs: u64) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Section {
+        enabled: bool,
+        detection_epochs: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Only {
+        doppelganger: Section,
+    }
+    let section = Only {
+        doppelganger: Section {
+            enabled: true,
+            detection_epochs,
+        },
+    };
+    Ok(format!(
+        "{base}\n{}",
+        toml::to_string(&section).context("encoding the doppelganger section")?
+    ))
+}
+
 /// Writes operator `id`'s directory: key, seeded store, config. Returns the config path.
 pub(crate) fn prepare_operator(
     setup: &Setup,

@@ -147,6 +147,11 @@ pub struct SimConfig {
     /// by default, [`MAINNET_VALIDATORS`]; the number of our validators makes every slot's
     /// proposer one of ours).
     pub network_validators: u64,
+    /// Validators another instance runs (`--live-elsewhere`): the liveness endpoint reports
+    /// them live in every epoch, their duties are not expected of the devnet's nodes, and
+    /// anything the nodes submit for them (or a RANDAO reveal they send for one) is counted
+    /// in [`SimStats::live_elsewhere_submissions`].
+    pub live_elsewhere: Vec<u64>,
 }
 
 /// Slots between two builder registrations of a validator (ten epochs, as the Go node).
@@ -183,6 +188,7 @@ impl SimConfig {
             exit_requests: Vec::new(),
             fork_epoch: None,
             reorg_at: None,
+            live_elsewhere: Vec::new(),
         }
     }
 }
@@ -350,12 +356,24 @@ pub struct SimStats {
     pub slashable_submissions: u64,
     /// The first few slashable pairs, in words.
     pub slashable_examples: Vec<String>,
+    /// Duties of the validators live elsewhere in the counted slots (attestations, sync
+    /// messages, proposals, aggregations, contributions): not expected of the nodes.
+    pub live_elsewhere_duties: u64,
+    /// Submissions naming a validator live elsewhere, any slot, valid or not (attestations,
+    /// sync messages, blocks and the RANDAO reveals of block requests, aggregates,
+    /// contributions). Must be 0 with doppelganger protection on.
+    pub live_elsewhere_submissions: u64,
+    /// The first few of those, in words.
+    pub live_elsewhere_examples: Vec<String>,
+    /// `POST /eth/v1/validator/liveness/{epoch}` requests answered.
+    pub liveness_requests: u64,
 }
 
 struct Inner {
     cfg: SimConfig,
     by_index: HashMap<u64, SimValidator>,
     pubkeys: HashMap<u64, PublicKey>,
+    live_elsewhere: HashSet<u64>,
     domain_builder: [u8; 32],
     domain_exit: [u8; 32],
     genesis_validators_root: [u8; 32],
@@ -400,6 +418,8 @@ struct SimState {
     exited: HashSet<u64>,
     /// Every fee recipient prepared per validator, with when (Unix ms).
     fee_recipients: HashMap<u64, Vec<(u64, [u8; 20])>>,
+    /// (epoch, validator) seen live: a correctly signed attestation, block or aggregate.
+    seen_live: HashSet<(u64, u64)>,
 }
 
 /// Who submitted what, per validator (the live-registry run's evidence).
@@ -451,6 +471,7 @@ impl BeaconSim {
                     [0; 32],
                 ),
                 genesis_validators_root: gvr,
+                live_elsewhere: cfg.live_elsewhere.iter().copied().collect(),
                 cfg,
                 by_index,
                 pubkeys,
@@ -654,20 +675,39 @@ impl BeaconSim {
                 st.stats.exits_expected += self.inner.cfg.exit_requests.len() as u64;
             }
             let epoch = s / SLOTS_PER_EPOCH;
-            let expected = self
+            // Duties of validators live elsewhere are the other instance's, not the nodes'.
+            let mut elsewhere = 0u64;
+            let mut ours = |i: u64| {
+                let e = self.is_live_elsewhere(i);
+                elsewhere += u64::from(e);
+                !e
+            };
+            let attesters: Vec<u64> = self
                 .duties_locked(st, epoch)
                 .iter()
                 .filter(|d| d.slot == s)
-                .count() as u64;
-            st.stats.attestations_expected += expected;
+                .map(|d| d.validator_index)
+                .collect();
+            st.stats.attestations_expected +=
+                attesters.into_iter().filter(|i| ours(*i)).count() as u64;
             st.stats.sync_messages_expected += self
                 .sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD)
-                .len() as u64;
-            st.stats.proposals_expected += u64::from(self.proposer(s).is_some());
+                .into_iter()
+                .filter(|i| ours(*i))
+                .count() as u64;
+            st.stats.proposals_expected +=
+                u64::from(self.proposer(s).is_some_and(|p| ours(p.index)));
             let aggregating = self.aggregators_of_slot(st, s);
-            st.stats.aggregations_expected += aggregating.len() as u64;
+            st.stats.aggregations_expected +=
+                aggregating.into_iter().filter(|i| ours(*i)).count() as u64;
+            // Registrations are signed during detection (see the node's doppelganger module).
             st.stats.registrations_expected += self.registering(s).count() as u64;
-            st.stats.contributions_expected += self.contributing(s).len() as u64;
+            st.stats.contributions_expected += self
+                .contributing(s)
+                .into_iter()
+                .filter(|(i, _)| ours(*i))
+                .count() as u64;
+            st.stats.live_elsewhere_duties += elsewhere;
         }
         if from <= through {
             st.counted_through = Some(through);
@@ -688,18 +728,21 @@ impl BeaconSim {
                     .collect::<Vec<_>>();
                 let missed_att = att_missed
                     .iter()
-                    .filter(|k| !st.attested.contains(k))
+                    .filter(|k| !self.is_live_elsewhere(k.1) && !st.attested.contains(k))
                     .count();
                 let sync = self.sync_committee(epoch / EPOCHS_PER_SYNC_COMMITTEE_PERIOD);
                 let missed_sync = sync
                     .iter()
-                    .filter(|i| !st.synced.contains(&(s, **i)))
+                    .filter(|i| !self.is_live_elsewhere(**i) && !st.synced.contains(&(s, **i)))
                     .count();
-                let missed_block = self.proposer(s).is_some() && !st.proposed.contains(&s);
+                let missed_block = self
+                    .proposer(s)
+                    .is_some_and(|p| !self.is_live_elsewhere(p.index))
+                    && !st.proposed.contains(&s);
                 let missed_agg = self
                     .aggregators_of_slot(st, s)
                     .into_iter()
-                    .filter(|i| !st.aggregated.contains(&(s, *i)))
+                    .filter(|i| !self.is_live_elsewhere(*i) && !st.aggregated.contains(&(s, *i)))
                     .count();
                 st.stats.missed +=
                     (missed_att + missed_sync + missed_agg) as u64 + u64::from(missed_block);
@@ -734,6 +777,57 @@ impl BeaconSim {
             exited: st.exited.clone(),
             fee_recipients: st.fee_recipients.clone(),
         }
+    }
+
+    /// Whether another instance runs validator `index` (`--live-elsewhere`).
+    pub fn is_live_elsewhere(&self, index: u64) -> bool {
+        self.inner.live_elsewhere.contains(&index)
+    }
+
+    /// Whether the simulated beacon node saw `index` live in `epoch`: live elsewhere, or a
+    /// correctly signed attestation, block or aggregate of it for that epoch.
+    pub fn is_live(&self, epoch: u64, index: u64) -> bool {
+        self.is_live_elsewhere(index) || self.inner.state.lock().seen_live.contains(&(epoch, index))
+    }
+
+    /// Counts a submission naming `index` when that validator is live elsewhere.
+    fn note_live_elsewhere(&self, index: u64, what: impl FnOnce() -> String) {
+        if !self.is_live_elsewhere(index) {
+            return;
+        }
+        let what = what();
+        tracing::error!(
+            validator = index,
+            "submitted for a validator live elsewhere: {what}"
+        );
+        let mut st = self.inner.state.lock();
+        st.stats.live_elsewhere_submissions += 1;
+        if st.stats.live_elsewhere_examples.len() < SLASHABLE_EXAMPLES_MAX {
+            st.stats
+                .live_elsewhere_examples
+                .push(format!("validator {index}: {what}"));
+        }
+    }
+
+    /// Records that `index` was seen live in `epoch`.
+    fn saw_live(&self, epoch: u64, index: u64) {
+        self.inner.state.lock().seen_live.insert((epoch, index));
+    }
+
+    /// Answers a liveness request (`POST /eth/v1/validator/liveness/{epoch}`).
+    pub fn liveness(
+        &self,
+        epoch: u64,
+        indices: &[u64],
+    ) -> Vec<ssv_beacon_api::types::ValidatorLiveness> {
+        self.inner.state.lock().stats.liveness_requests += 1;
+        indices
+            .iter()
+            .map(|&index| ssv_beacon_api::types::ValidatorLiveness {
+                index,
+                is_live: self.is_live(epoch, index),
+            })
+            .collect()
     }
 
     /// The counters now.
@@ -824,9 +918,13 @@ impl BeaconSim {
             a.data.tree_hash_root().0,
             self.domain(signing::BEACON_ATTESTER, a.data.target.epoch),
         );
+        self.note_live_elsewhere(a.attester_index, || {
+            format!("attestation at slot {}", a.data.slot)
+        });
         let signed = self.verify(a.attester_index, &root, &a.signature);
         if signed.is_ok() {
             self.ledger(a);
+            self.saw_live(a.data.slot / SLOTS_PER_EPOCH, a.attester_index);
         }
         let verdict = signed.and_then(|()| self.check_attestation(a));
         self.tally(
@@ -876,6 +974,9 @@ impl BeaconSim {
     /// Checks and records one sync-committee message.
     pub fn submit_sync_message(&self, m: &SyncCommitteeMessage) -> Result<(), String> {
         let received_ms = SlotClock::now_ms();
+        self.note_live_elsewhere(m.validator_index, || {
+            format!("sync-committee message at slot {}", m.slot)
+        });
         let verdict = (|| {
             let period = m.slot / SLOTS_PER_EPOCH / EPOCHS_PER_SYNC_COMMITTEE_PERIOD;
             if !self.sync_committee(period).contains(&m.validator_index) {
@@ -980,6 +1081,7 @@ impl BeaconSim {
         let m = &a.message;
         let slot = m.aggregate.data.slot;
         let index = m.aggregator_index;
+        self.note_live_elsewhere(index, || format!("aggregate at slot {slot}"));
         let verdict = (|| {
             let sel_root = compute_signing_root(
                 signing::u64_root(slot),
@@ -1017,6 +1119,9 @@ impl BeaconSim {
             }
             Ok(())
         })();
+        if verdict.is_ok() {
+            self.saw_live(slot / SLOTS_PER_EPOCH, index);
+        }
         self.tally(Tally::Aggregation, slot, received_ms, verdict, |st| {
             st.aggregated.insert((slot, index))
         })
@@ -1098,6 +1203,7 @@ impl BeaconSim {
             m.contribution.subcommittee_index,
             m.aggregator_index,
         );
+        self.note_live_elsewhere(index, || format!("contribution at slot {slot}"));
         let verdict = (|| {
             self.verify(
                 index,
@@ -1386,6 +1492,7 @@ impl BeaconSim {
         let v = self
             .proposer(slot)
             .ok_or_else(|| format!("no validator of ours proposes at slot {slot}"))?;
+        self.note_live_elsewhere(v.index, || format!("RANDAO reveal for slot {slot}"));
         let epoch = slot / SLOTS_PER_EPOCH;
         let randao_root = compute_signing_root(
             signing::u64_root(epoch),
@@ -1428,9 +1535,11 @@ impl BeaconSim {
             root,
             self.domain(signing::BEACON_PROPOSER, slot / SLOTS_PER_EPOCH),
         );
+        self.note_live_elsewhere(index, || format!("block at slot {slot}"));
         let signed_ok = self.verify(index, &signing_root, &signed.signature);
         if signed_ok.is_ok() {
             self.block_ledger(index, slot, root);
+            self.saw_live(slot / SLOTS_PER_EPOCH, index);
         }
         let verdict = signed_ok.and_then(|()| {
             match self.proposer(slot) {
@@ -1506,6 +1615,7 @@ impl BeaconSim {
                 post(attester_duties),
             )
             .route("/eth/v1/validator/duties/sync/{epoch}", post(sync_duties))
+            .route("/eth/v1/validator/liveness/{epoch}", post(liveness))
             .route("/eth/v1/validator/attestation_data", get(attestation_data))
             .route("/eth/v1/beacon/blocks/{block}/root", get(block_root))
             .route("/eth/v1/beacon/states/{state}/validators", post(validators))
@@ -1651,6 +1761,30 @@ fn parse_indices(body: &[String]) -> Result<Vec<u64>, String> {
     body.iter()
         .map(|s| s.parse::<u64>().map_err(|_| format!("bad index {s:?}")))
         .collect()
+}
+
+/// `POST /eth/v1/validator/liveness/{epoch}`: one entry per index asked; an epoch after the
+/// current one is refused (nothing can have been seen of it).
+async fn liveness(
+    State(sim): State<BeaconSim>,
+    Path(epoch): Path<u64>,
+    Json(body): Json<Vec<String>>,
+) -> Response {
+    let indices = match parse_indices(&body) {
+        Ok(i) => i,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, e),
+    };
+    let current = sim.current_slot().unwrap_or(0) / SLOTS_PER_EPOCH;
+    if epoch > current {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("epoch {epoch} is after the current epoch {current}"),
+        );
+    }
+    Json(Data {
+        data: sim.liveness(epoch, &indices),
+    })
+    .into_response()
 }
 
 async fn attester_duties(
@@ -2113,6 +2247,14 @@ mod tests {
 
     /// A simulator whose genesis lies `slots_ago` slots in the past, counting slots 32..=35.
     fn sim_in_the_past(slots_ago: u64) -> (BeaconSim, Vec<SecretKey>) {
+        sim_in_the_past_with(slots_ago, |_| {})
+    }
+
+    /// [`sim_in_the_past`] with `f` applied to the config.
+    fn sim_in_the_past_with(
+        slots_ago: u64,
+        f: impl FnOnce(&mut SimConfig),
+    ) -> (BeaconSim, Vec<SecretKey>) {
         let sks: Vec<SecretKey> = (0..64u8)
             .map(|i| SecretKey::from_ikm(&[i + 1; 32]))
             .collect();
@@ -2128,6 +2270,7 @@ mod tests {
         let mut cfg = SimConfig::new(validators, Duration::from_millis(SLOT_MS), Duration::ZERO);
         cfg.genesis_time_ms = SlotClock::now_ms() - slots_ago * SLOT_MS;
         cfg.last_slot = Some(SLOTS_PER_EPOCH + 3);
+        f(&mut cfg);
         (BeaconSim::new(cfg).expect("valid keys"), sks)
     }
 
@@ -2187,6 +2330,64 @@ mod tests {
         assert_eq!(s.attestations_late, 1);
         assert_eq!(s.latencies_ms.len(), 1);
         assert_eq!(s.attestations_invalid, 0);
+    }
+
+    /// Validators live elsewhere are reported live in every epoch, their duties are not
+    /// expected of the nodes, and any submission for them is counted; the others are live
+    /// in an epoch once the simulator has a correctly signed attestation of theirs.
+    #[test]
+    fn validators_live_elsewhere_are_reported_and_not_expected() {
+        const ELSEWHERE: u64 = 8;
+        let (plain, _) = sim_in_the_past(50);
+        let (sim, sks) = sim_in_the_past_with(50, |c| c.live_elsewhere = (0..ELSEWHERE).collect());
+        let all = plain.stats();
+        let s = sim.stats();
+        let window = SLOTS_PER_EPOCH..=SLOTS_PER_EPOCH + 3;
+        let duties = sim.attester_duties(1);
+        let (elsewhere, ours): (Vec<&AttesterDuty>, Vec<&AttesterDuty>) = duties
+            .iter()
+            .filter(|d| window.contains(&d.slot))
+            .partition(|d| d.validator_index < ELSEWHERE);
+        assert!(
+            !elsewhere.is_empty() && !ours.is_empty(),
+            "seed 1 gives both"
+        );
+        assert_eq!(s.attestations_expected, ours.len() as u64);
+        let sync_elsewhere = sim
+            .sync_committee(0)
+            .iter()
+            .filter(|i| **i < ELSEWHERE)
+            .count() as u64;
+        assert_eq!(
+            s.sync_messages_expected,
+            all.sync_messages_expected - 4 * sync_elsewhere
+        );
+        // Their duties are the ones no longer expected or missed (contributions are never
+        // counted as missed).
+        assert!(s.live_elsewhere_duties >= elsewhere.len() as u64);
+        assert_eq!(
+            all.missed - s.missed + (all.contributions_expected - s.contributions_expected),
+            s.live_elsewhere_duties
+        );
+
+        // Liveness: live elsewhere always; ours once attested.
+        let mine = ours[0];
+        let live = |e: u64, i: u64| sim.liveness(e, &[i])[0].is_live;
+        assert!(live(0, 0) && live(1, ELSEWHERE - 1));
+        assert!(!live(1, mine.validator_index));
+        sim.submit_attestation(&attestation(&sim, &sks, mine))
+            .expect("valid");
+        assert!(live(1, mine.validator_index) && !live(0, mine.validator_index));
+        assert_eq!(sim.stats().live_elsewhere_submissions, 0);
+        // A submission for one of them is counted, valid or not.
+        let _ = sim.submit_attestation(&attestation(&sim, &sks, elsewhere[0]));
+        let s = sim.stats();
+        assert_eq!(s.live_elsewhere_submissions, 1);
+        assert!(
+            s.live_elsewhere_examples[0].contains("attestation"),
+            "{s:?}"
+        );
+        assert_eq!(s.liveness_requests, 5);
     }
 
     #[test]

@@ -145,6 +145,18 @@ pub struct Summary {
     pub live: Option<crate::live::LiveReport>,
     /// Each node's peak resident set size, MB (read before the nodes stop).
     pub node_peak_rss_mb: Vec<u64>,
+    /// Whether the nodes ran with doppelganger protection (`--doppelganger`).
+    pub doppelganger: bool,
+    /// Validators live elsewhere (`--live-elsewhere`): their duties are not the nodes'.
+    pub live_elsewhere: Vec<u64>,
+    /// Their duties in the counted slots (the simulator's `live_elsewhere_duties`).
+    pub live_elsewhere_duties: u64,
+    /// Submissions the nodes made for them, any slot (must be 0).
+    pub live_elsewhere_submissions: u64,
+    /// The first few of those, in words.
+    pub live_elsewhere_examples: Vec<String>,
+    /// Liveness requests the simulator answered.
+    pub liveness_requests: u64,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Whether the run passed (see [`Summary::failure`]).
@@ -199,6 +211,18 @@ impl Summary {
                 "{} SLASHABLE attestations submitted ({})",
                 self.slashable_submissions,
                 self.slashable_examples.join("; ")
+            ));
+        }
+        if self.live_elsewhere_submissions > 0 {
+            return Some(format!(
+                "{} submissions for validators live elsewhere{} ({})",
+                self.live_elsewhere_submissions,
+                if self.doppelganger {
+                    ""
+                } else {
+                    " (doppelganger protection is off: --doppelganger)"
+                },
+                self.live_elsewhere_examples.join("; ")
             ));
         }
         if let Some(fault) = self.beacon_fault {
@@ -419,6 +443,18 @@ impl Summary {
             "\nlatency, slot start -> valid submission: p50 {} ms, p99 {} ms, max {} ms",
             self.duty_latency_ms_p50, self.duty_latency_ms_p99, self.duty_latency_ms_max
         );
+        if !self.live_elsewhere.is_empty() {
+            let _ = writeln!(
+                s,
+                "live elsewhere: validators {:?}, {} of their duties in the counted slots, {} \
+                 submissions for them (doppelganger protection {}; {} liveness requests)",
+                self.live_elsewhere,
+                self.live_elsewhere_duties,
+                self.live_elsewhere_submissions,
+                if self.doppelganger { "on" } else { "off" },
+                self.liveness_requests
+            );
+        }
         if let Some(h) = &self.hostile {
             let _ = writeln!(
                 s,

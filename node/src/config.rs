@@ -22,6 +22,10 @@
 //! quic_port = 13001                      # optional
 //! bootnodes = ["enr:-..."]
 //! max_peers = 60
+//!
+//! [doppelganger]                         # optional; off unless enabled
+//! enabled = true                         # sign nothing for a validator until liveness shows no
+//! detection_epochs = 2                   # other instance for this many epochs (1..=32)
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,6 +33,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use ssv_protocol::types::{DomainType, network_preset};
+
+use crate::runtime::doppelganger::{DETECTION_EPOCHS_DEFAULT, DETECTION_EPOCHS_MAX};
 
 /// Default of `slashing_history_epochs` (about 27 hours of mainnet epochs).
 pub const SLASHING_HISTORY_EPOCHS_DEFAULT: u64 = 256;
@@ -171,6 +177,9 @@ pub struct Config {
     pub fault: Option<Fault>,
     /// Contract sync (execution-layer endpoints); `None`: run from the database as it is.
     pub eth1: Option<Eth1Config>,
+    /// Doppelganger protection: the not-live epochs each validator waits for before it is
+    /// signed for (`None`: protection off, the default).
+    pub doppelganger_epochs: Option<u64>,
 }
 
 /// Contract sync settings.
@@ -224,6 +233,15 @@ struct RawConfig {
     #[serde(default)]
     p2p: RawP2p,
     eth1: Option<RawEth1>,
+    doppelganger: Option<RawDoppelganger>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDoppelganger {
+    #[serde(default)]
+    enabled: bool,
+    detection_epochs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,6 +459,35 @@ impl Config {
                  {SLASHING_HISTORY_EPOCHS_MAX}, got {slashing_history_epochs}"
             )));
         }
+        let doppelganger_epochs = match raw.doppelganger {
+            None
+            | Some(RawDoppelganger {
+                enabled: false,
+                detection_epochs: None,
+            }) => None,
+            Some(RawDoppelganger {
+                enabled: false,
+                detection_epochs: Some(_),
+            }) => {
+                return Err(ConfigError::Invalid(
+                    "doppelganger.detection_epochs is set but doppelganger.enabled is not true"
+                        .into(),
+                ));
+            }
+            Some(RawDoppelganger {
+                enabled: true,
+                detection_epochs,
+            }) => {
+                let epochs = detection_epochs.unwrap_or(DETECTION_EPOCHS_DEFAULT);
+                if !(1..=DETECTION_EPOCHS_MAX).contains(&epochs) {
+                    return Err(ConfigError::Invalid(format!(
+                        "doppelganger.detection_epochs must be 1..={DETECTION_EPOCHS_MAX}, \
+                         got {epochs}"
+                    )));
+                }
+                Some(epochs)
+            }
+        };
         let max_peers = raw.p2p.max_peers.unwrap_or(60);
         if max_peers == 0 {
             return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
@@ -467,6 +514,7 @@ impl Config {
             slashing_history_epochs,
             fault: raw.fault,
             eth1,
+            doppelganger_epochs,
         })
     }
 }
@@ -509,6 +557,10 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.fault, Some(Fault::CorruptPartials));
         assert!(c.metrics_addr.is_some());
         assert!(c.eth1.is_none());
+        assert_eq!(c.doppelganger_epochs, None);
+        let on = ssv_devnet::node_config_doppelganger(&text, 1).expect("doppelganger section");
+        let c = Config::from_toml(&on, dir, &Overrides::default()).expect("with doppelganger");
+        assert_eq!(c.doppelganger_epochs, Some(1));
         let eth1 = ssv_devnet::NodeEth1Section {
             endpoints: vec!["http://127.0.0.1:8545".into()],
             contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3".into(),
@@ -535,6 +587,48 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.p2p.tcp_port, 0);
         assert_eq!(c.p2p.udp_port, 12001);
         assert_eq!(c.operator_id, Some(3));
+        assert_eq!(
+            c.doppelganger_epochs, None,
+            "doppelganger protection is off by default"
+        );
+    }
+
+    #[test]
+    fn doppelganger_protection_is_opt_in_with_checked_epochs() {
+        let load = |extra: &str| {
+            Config::from_toml(
+                &format!("{GOOD}{extra}"),
+                Path::new("/x"),
+                &Overrides::default(),
+            )
+        };
+        let c = load("[doppelganger]\nenabled = true\n").expect("on");
+        assert_eq!(c.doppelganger_epochs, Some(DETECTION_EPOCHS_DEFAULT));
+        let c = load("[doppelganger]\nenabled = true\ndetection_epochs = 1\n").expect("1");
+        assert_eq!(c.doppelganger_epochs, Some(1));
+        let c = load("[doppelganger]\nenabled = false\n").expect("off");
+        assert_eq!(c.doppelganger_epochs, None);
+        for (extra, want) in [
+            (
+                "[doppelganger]\nenabled = true\ndetection_epochs = 0\n",
+                "1..=32",
+            ),
+            (
+                "[doppelganger]\nenabled = true\ndetection_epochs = 33\n",
+                "1..=32",
+            ),
+            (
+                "[doppelganger]\ndetection_epochs = 3\n",
+                "enabled is not true",
+            ),
+            (
+                "[doppelganger]\nenabled = true\nepochs = 3\n",
+                "unknown field",
+            ),
+        ] {
+            let err = load(extra).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
+        }
     }
 
     #[test]

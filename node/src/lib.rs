@@ -26,6 +26,7 @@ mod config;
 mod runtime;
 
 pub use cli::main;
+pub use runtime::doppelganger::{Detection, Doppelganger};
 pub use runtime::metrics::Metrics;
 pub use runtime::network_view::{DutyStore, NetworkIndex, NodeView};
 pub use runtime::registry::{

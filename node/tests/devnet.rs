@@ -1,9 +1,10 @@
 //! `ssv-node devnet` end to end: the real binary starts the beacon simulator and four
 //! `ssv-node start` processes talking libp2p on loopback, and must complete every duty with
-//! one operator killed mid-run, with one operator sending corrupted partial signatures, and
-//! with a hostile peer flooding the committee's subnet.
+//! one operator killed mid-run, with one operator sending corrupted partial signatures, with
+//! a hostile peer flooding the committee's subnet, and with doppelganger protection against
+//! validators live elsewhere.
 //!
-//! Each test takes 20 to 30 s (6 s start delay, 6 slots of 1.5 or 2.5 s, 2 settle slots,
+//! Each test takes 20 to 60 s (6 s start delay, 5 to 40 slots of 1 to 7 s, 2 settle slots,
 //! shutdown).
 
 mod common;
@@ -219,6 +220,68 @@ fn a_flooding_peer_is_graylisted_and_nothing_of_it_relayed() {
         assert!(
             log.contains("graylisting peer"),
             "operator {id} did not graylist the flooding peer"
+        );
+    }
+}
+
+/// Doppelganger protection on every node, and validators 0 and 1 live elsewhere (the
+/// simulator's liveness endpoint reports them live in every epoch): nothing is ever submitted
+/// for them — no attestation, sync message, RANDAO reveal, block, aggregate or contribution,
+/// in any slot, epoch 0 included — while every other validator, in detection through epoch 0
+/// (one detection epoch, checked at the first slot of epoch 1), has every duty of every
+/// counted slot valid. Seed 3 makes validator 1 one of the two sync-committee members, so
+/// the run covers sync messages and contributions of a validator live elsewhere; each of
+/// the two attests once in epoch 1 (the 32 counted slots). About 40 s.
+#[test]
+fn doppelganger_protection_never_signs_for_a_validator_live_elsewhere() {
+    let tmp = TestDir::new("doppelganger");
+    let data = tmp.0.join("data");
+    let json = tmp.0.join("summary.json");
+    let out = devnet(&[
+        "--operators",
+        "4",
+        "--validators",
+        "16",
+        "--seed",
+        "3",
+        "--slots",
+        "32",
+        "--slot-ms",
+        "1000",
+        "--all-duties",
+        "--doppelganger",
+        "--live-elsewhere",
+        "2",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--keep-data",
+        "--json-summary",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let s = summary(&json);
+    assert_all_duties_done(&s, 32);
+    assert!(s["doppelganger"].as_bool().expect("doppelganger"), "{s:#}");
+    assert_eq!(u(&s, "live_elsewhere_submissions"), 0, "{s:#}");
+    // Their 32 sync duties (validator 1), one attestation each, and more.
+    assert!(u(&s, "live_elsewhere_duties") >= 34, "{s:#}");
+    for kind in ["proposals", "aggregations", "contributions", "exits"] {
+        assert!(u(&s, &format!("{kind}_expected")) > 0, "{kind}: {s:#}");
+    }
+    // Every node asked, and refused signatures (epoch 0 for all, then validators 0 and 1).
+    assert!(u(&s, "liveness_requests") >= 4, "{s:#}");
+    assert!(
+        u(&s["node_counters"], "ssv_doppelganger_refused") > 0,
+        "{s:#}"
+    );
+    for id in 1..=4 {
+        let log =
+            std::fs::read_to_string(data.join(format!("op{id}/node.log"))).expect("operator's log");
+        assert!(
+            log.contains(
+                "doppelganger: liveness checked epoch=0 asked=16 answered=16 live=2 now_safe=14"
+            ),
+            "operator {id} did not release the 14 others after epoch 0"
         );
     }
 }

@@ -35,7 +35,7 @@ use ssv_storage::{Store, StoreConfig};
 use tree_hash::TreeHash as _;
 
 use ssv_node::{
-    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, Registry, SHARD_EVENTS_MAX,
+    CommitteeInfo, Doppelganger, LiveRegistry, Metrics, NetworkIndex, Registry, SHARD_EVENTS_MAX,
     SUBMISSIONS_MAX, Services, Shard, ShardEvent, Submission, ValidatorShare, crypto_pool,
 };
 
@@ -130,6 +130,16 @@ impl Cluster {
     /// A cluster whose stores refuse every commit (a failing disk) at the operators in
     /// `failing_disks`.
     fn with_faults(failing_disks: &[OperatorId]) -> Cluster {
+        Self::build(failing_disks, &[])
+    }
+
+    /// A cluster whose operators in `protected` run doppelganger protection (one detection
+    /// epoch) with every validator tracked and still in detection.
+    fn with_doppelganger(protected: &[OperatorId]) -> Cluster {
+        Self::build(&[], protected)
+    }
+
+    fn build(failing_disks: &[OperatorId], protected: &[OperatorId]) -> Cluster {
         let keys: BTreeMap<OperatorId, Arc<OperatorSecretKey>> = OPERATORS
             .iter()
             .map(|&id| {
@@ -242,6 +252,13 @@ impl Cluster {
                 domain: DOMAIN,
                 duties: Default::default(),
                 stopped: Default::default(),
+                doppelganger: if protected.contains(&id) {
+                    let d = Doppelganger::new(1);
+                    assert_eq!(d.track(0..VALIDATORS), (VALIDATORS as usize, 0));
+                    Arc::new(d)
+                } else {
+                    Default::default()
+                },
                 clock_offset_ms: Default::default(),
             });
             let (ev_tx, ev_rx) = async_channel::bounded(SHARD_EVENTS_MAX);
@@ -605,6 +622,95 @@ fn a_validator_stopped_on_chain_is_never_signed_for() {
                 "operator {from} signed for the stopped validator"
             );
         }
+    });
+}
+
+/// The validators partial signatures `op` published name.
+fn validators_signed_by(c: &Cluster, op: OperatorId) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (from, data) in &c.published {
+        let m = ssv_protocol::message::SignedSsvMessage::from_ssz(data).expect("decodes");
+        if *from != op || m.ssv_message.msg_type != MsgType::PartialSignature.to_u64() {
+            continue;
+        }
+        let psm =
+            ssv_protocol::partial_sig::PartialSignatureMessages::from_ssz(&m.ssv_message.data)
+                .expect("partials decode");
+        out.extend(psm.messages.iter().map(|p| p.validator_index));
+    }
+    out
+}
+
+/// Doppelganger protection on at every operator, one validator (an attester and a
+/// sync-committee member) still in detection: no operator signs a partial for it, so no
+/// attestation or sync message of it exists, while every other validator's duties complete.
+#[test]
+fn a_validator_in_doppelganger_detection_is_never_signed_for() {
+    on_executor(|| async {
+        const DETECTING: u64 = 1;
+        const { assert!(DETECTING < SYNC_MEMBERS) };
+        let mut c = Cluster::with_doppelganger(&OPERATORS);
+        for op in &c.ops {
+            for v in (0..VALIDATORS).filter(|v| *v != DETECTING) {
+                op.services.doppelganger.report_quorum(v);
+            }
+            assert_eq!(
+                op.services.doppelganger.counts(),
+                (VALIDATORS as usize - 1, 1)
+            );
+        }
+        c.start_duty(&OPERATORS);
+        let got = c.run_for(Duration::from_millis(2000)).await;
+        for (i, id) in OPERATORS.into_iter().enumerate() {
+            let mut att: Vec<u64> = got[&id]
+                .attestations
+                .iter()
+                .map(|a| a.attester_index)
+                .collect();
+            att.sort_unstable();
+            let expected: Vec<u64> = (0..VALIDATORS).filter(|v| *v != DETECTING).collect();
+            assert_eq!(att, expected, "operator {id}");
+            let sync: Vec<u64> = got[&id].sync.iter().map(|m| m.validator_index).collect();
+            let expected: Vec<u64> = (0..SYNC_MEMBERS).filter(|v| *v != DETECTING).collect();
+            assert_eq!(sync, expected, "operator {id}");
+            assert!(
+                !validators_signed_by(&c, id).contains(&DETECTING),
+                "operator {id} signed for the validator in detection"
+            );
+            // Its attestation and its sync message were refused.
+            assert_eq!(
+                c.ops[i].services.metrics.doppelganger_refused.load(Relaxed),
+                2,
+                "operator {id}"
+            );
+            assert!(!c.ops[i].services.doppelganger.can_sign(DETECTING));
+        }
+    });
+}
+
+/// One operator restarts with doppelganger protection (every validator in detection) while
+/// the other three sign: it signs nothing itself, yet the quorum of its committee's partials
+/// it reconstructs proves the live instance is this cluster, and every attester is safe to
+/// sign afterwards (the Go node's `ReportQuorum`).
+#[test]
+fn a_quorum_of_the_committee_ends_doppelganger_detection() {
+    on_executor(|| async {
+        let mut c = Cluster::with_doppelganger(&[4]);
+        let d = c.ops[3].services.doppelganger.clone();
+        assert_eq!(d.counts(), (0, VALIDATORS as usize));
+        c.start_duty(&OPERATORS);
+        let got = c.run_until_submitted(&OPERATORS, &[]).await;
+        check_signatures(&c, &got[&4]);
+        assert!(
+            validators_signed_by(&c, 4).is_empty(),
+            "operator 4 signed in detection"
+        );
+        assert_eq!(
+            c.ops[3].services.metrics.doppelganger_refused.load(Relaxed),
+            VALIDATORS + SYNC_MEMBERS
+        );
+        assert_eq!(d.counts(), (VALIDATORS as usize, 0));
+        assert!((0..VALIDATORS).all(|v| d.can_sign(v)));
     });
 }
 

@@ -778,6 +778,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         domain: DOMAIN,
         duties: Default::default(),
         stopped: Default::default(),
+        // Doppelganger protection off: the harness measures signing.
+        doppelganger: Default::default(),
         clock_offset_ms: Default::default(),
     });
     // The beacon duties gossip validation checks messages against: every slot's proposer,

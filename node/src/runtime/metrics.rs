@@ -86,6 +86,9 @@ counters! {
     /// Attestation data from the beacon node refused (wrong slot, target epoch not the
     /// slot's, source not before target).
     beacon_data_refused,
+    /// Signatures refused by doppelganger protection: the validator is still in detection
+    /// (or was seen live elsewhere).
+    doppelganger_refused,
     /// Signatures refused because slashing protection did not answer within its deadline
     /// or failed (disk error).
     slashing_unavailable,

@@ -14,6 +14,7 @@
 //! committees, decrypted shares) → network (subscribed to our committees' subnets) → crypto
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
+pub mod doppelganger;
 pub mod live;
 pub mod metrics;
 pub mod network_view;
@@ -262,6 +263,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), "network started");
 
+    // Doppelganger protection: every validator tracked (in detection) before any shard can
+    // sign; the scheduler runs the liveness checks.
+    let (doppelganger, doppelganger_monitor) = match config.doppelganger_epochs {
+        Some(epochs) => {
+            let d = Arc::new(doppelganger::Doppelganger::new(epochs));
+            let monitor = doppelganger::Monitor::new(
+                d.clone(),
+                client.clone(),
+                live.clone(),
+                stopped.clone(),
+                metrics.clone(),
+            );
+            tracing::info!(
+                detection_epochs = epochs,
+                validators = d.counts().1,
+                "doppelganger protection on: no validator is signed for until liveness shows \
+                 no other instance"
+            );
+            (d, Some(monitor))
+        }
+        None => (Arc::new(doppelganger::Doppelganger::default()), None),
+    };
+
     let pool = Arc::new(shard::crypto_pool(config.crypto_threads)?);
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
@@ -279,6 +303,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         domain,
         duties: Arc::new(network_view::DutyStore::default()),
         stopped,
+        doppelganger,
         clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
     });
     if let Some(f) = config.fault {
@@ -342,6 +367,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         fork: ForkInfo::new(&fork, schedule.as_deref(), &genesis, &spec),
         metrics: metrics.clone(),
         duties: services.duties.clone(),
+        doppelganger: doppelganger_monitor,
     };
     let sched = tokio::spawn(scheduler.run(stop_rx.clone()));
     let pruner = tokio::spawn(prune_slashing_history(

@@ -120,6 +120,8 @@ pub struct Scheduler {
     /// Duties gossip validation checks messages against (every proposer of an epoch, every
     /// sync-committee member of the registry, our exits).
     pub duties: Arc<DutyStore>,
+    /// Doppelganger protection's liveness checks (`None`: protection off).
+    pub doppelganger: Option<super::doppelganger::Monitor>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -306,7 +308,8 @@ impl Scheduler {
     /// Runs until `stop` turns true. Duties are fetched by a task of their own (the current
     /// epoch and the next, ahead of time), never inside the slot loop: a hanging beacon node
     /// delays duties, not slots.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut doppelganger = self.doppelganger.take();
         let this = Arc::new(self);
         let (head_tx, head_rx) = watch::channel(0u64);
         let (dep_tx, dep_rx) = watch::channel(None::<(u64, [u8; 32])>);
@@ -352,6 +355,10 @@ impl Scheduler {
             let first = *first_slot.get_or_insert(slot);
             if slot >= first + EXIT_DELAY_SLOTS {
                 this.start_exits(slot, &mut exits_started);
+            }
+            // Before the slot's duties: a check due now may release validators for them.
+            if let Some(d) = &mut doppelganger {
+                d.on_slot(slot, this.clock.spec()).await;
             }
             let epoch = this.clock.spec().epoch_of(slot);
             epoch_tx.send_if_modified(|e| {

@@ -34,6 +34,7 @@ use ssv_protocol::types::{CommitteeOperator, OperatorId, Root, Slot};
 use ssv_protocol::validation::{Config as ValidationConfig, MessageValidator, Verdict};
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
+use super::doppelganger::Doppelganger;
 use super::metrics::Metrics;
 use super::network_view::{DutyStore, NodeView};
 use super::registry::{CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare};
@@ -231,6 +232,9 @@ pub struct Services {
     pub duties: Arc<DutyStore>,
     /// Validators removed or liquidated on-chain while the node runs: never signed for.
     pub stopped: Arc<StoppedValidators>,
+    /// Doppelganger protection: validators not signed for until liveness shows no other
+    /// instance (off by default: `Doppelganger::default()` signs everything).
+    pub doppelganger: Arc<Doppelganger>,
     /// Added to the wall clock wherever the data plane reads the time (0 in the node; a
     /// harness that runs slots faster than the chain moves it slot by slot).
     pub clock_offset_ms: AtomicI64,
@@ -657,12 +661,20 @@ impl Shard {
                     match duty.kind {
                         DutyKind::Attester {
                             committee_index, ..
-                        } => attestations.push(SingleAttestation {
-                            committee_index,
-                            attester_index: duty.validator_index,
-                            data: vote.attestation_data(slot),
-                            signature: sig,
-                        }),
+                        } => {
+                            // A quorum of our committee signed this attestation: the live
+                            // instance is this cluster (the Go node's `ReportQuorum`, attester
+                            // duties only).
+                            self.services
+                                .doppelganger
+                                .report_quorum(duty.validator_index);
+                            attestations.push(SingleAttestation {
+                                committee_index,
+                                attester_index: duty.validator_index,
+                                data: vote.attestation_data(slot),
+                                signature: sig,
+                            });
+                        }
                         DutyKind::SyncCommittee => sync.push(SyncCommitteeMessage {
                             slot,
                             beacon_block_root: vote.block_root,
@@ -990,6 +1002,7 @@ fn sign_jobs(services: &Services, jobs: &[SignJob]) -> Vec<Vec<(SignItem, BlsSig
     // Every item is resolved to our share record first: slashing protection is keyed by the
     // validator pubkey *we* registered for that index, never by what the duty (the beacon
     // node) says. An item whose duty names another pubkey is not signed.
+    let gate = services.doppelganger.gate();
     let shares: Vec<Vec<Option<&Arc<ValidatorShare>>>> = jobs
         .iter()
         .map(|j| {
@@ -1013,11 +1026,22 @@ fn sign_jobs(services: &Services, jobs: &[SignJob]) -> Vec<Vec<(SignItem, BlsSig
                         );
                         return None;
                     }
+                    // Attestations and sync-committee messages alike (the Go node lets sync
+                    // messages through; see the doppelganger module).
+                    if !gate.can_sign(share.index) {
+                        Metrics::add(&services.metrics.doppelganger_refused, 1);
+                        tracing::debug!(
+                            validator = i.duty.validator_index,
+                            "doppelganger protection: still in detection, not signed"
+                        );
+                        return None;
+                    }
                     Some(share)
                 })
                 .collect()
         })
         .collect();
+    drop(gate);
     let attestations: Vec<AttestationToSign> = jobs
         .iter()
         .zip(&shares)

@@ -250,7 +250,7 @@ impl ValidatorRunners {
             let svc = services.clone();
             services.pool.spawn(move || {
                 for (key, share, root) in jobs {
-                    let signature = sign_one(&svc, &share, &root, None);
+                    let signature = sign_one(&svc, key_role(&key), &share, &root, None);
                     let _ = tx.send_blocking(ShardEvent::ValidatorSigned {
                         key,
                         root,
@@ -459,6 +459,14 @@ impl ValidatorRunners {
         verdict: Result<BlsSignature, ReconstructFailure>,
     ) {
         let metrics = self.services.metrics.clone();
+        if verdict.is_ok()
+            && let Some(state) = self.runners.get(&key)
+            && state.runner.block_to_sign(&root).is_some()
+        {
+            // A quorum of our committee signed the block: the live instance is this cluster
+            // (the Go node's `ReportQuorum` after the proposer's reconstruction).
+            self.services.doppelganger.report_quorum(state.share.index);
+        }
         match &verdict {
             Ok(_) => Metrics::add(&metrics.signatures_reconstructed, 1),
             Err(ReconstructFailure::InvalidPartials(ops)) => {
@@ -549,7 +557,13 @@ impl ValidatorRunners {
                         let tx = self.events_tx.clone();
                         let svc = services.clone();
                         services.pool.spawn(move || {
-                            let signature = sign_one(&svc, &share, &signing_root, Some(block_slot));
+                            let signature = sign_one(
+                                &svc,
+                                Some(RunnerRole::Proposer),
+                                &share,
+                                &signing_root,
+                                Some(block_slot),
+                            );
                             let _ = tx.send_blocking(ShardEvent::ValidatorSigned {
                                 key,
                                 root: signing_root,
@@ -718,10 +732,28 @@ fn progress(base: &ssv_protocol::runner::BaseRunner) -> (Option<Slot>, Phase) {
     (base.state.as_ref().map(|s| s.slot), base.phase())
 }
 
-/// On the crypto pool: our share's signature of `root`; for a block (`block_slot`), only
-/// after slashing protection has checked and durably recorded it.
+/// Whether doppelganger protection holds back `role`'s signatures while the validator is in
+/// detection: the duties the beacon chain sees as the validator's activity. Builder
+/// registrations and voluntary exits are not slashable, not beacon duties, and an exit is
+/// the owner's on-chain request signed once after start: they go on.
+fn doppelganger_gated(role: Option<RunnerRole>) -> bool {
+    match role {
+        Some(RunnerRole::ValidatorRegistration | RunnerRole::VoluntaryExit) => false,
+        Some(
+            RunnerRole::Proposer
+            | RunnerRole::Aggregator
+            | RunnerRole::SyncCommitteeContribution
+            | RunnerRole::Committee,
+        )
+        | None => true,
+    }
+}
+
+/// On the crypto pool: our share's signature of `root` for a runner of `role`; for a block
+/// (`block_slot`), only after slashing protection has checked and durably recorded it.
 fn sign_one(
     services: &Services,
+    role: Option<RunnerRole>,
     share: &ValidatorShare,
     root: &Root,
     block_slot: Option<Slot>,
@@ -730,6 +762,15 @@ fn sign_one(
         tracing::warn!(
             validator = share.index,
             "removed or liquidated on-chain: not signed"
+        );
+        return None;
+    }
+    if doppelganger_gated(role) && !services.doppelganger.can_sign(share.index) {
+        Metrics::add(&services.metrics.doppelganger_refused, 1);
+        tracing::debug!(
+            validator = share.index,
+            ?role,
+            "doppelganger protection: still in detection, not signed"
         );
         return None;
     }
@@ -842,6 +883,19 @@ mod tests {
             Phase::PreConsensus
         ));
         assert!(!keep_for_later(10, Kind::Pre, Some(10), Phase::Finished));
+    }
+
+    /// Doppelganger protection holds back every beacon duty, not registrations or exits.
+    #[test]
+    fn doppelganger_gates_the_beacon_duties() {
+        for role in RunnerRole::ALL {
+            let gated = !matches!(
+                role,
+                RunnerRole::ValidatorRegistration | RunnerRole::VoluntaryExit
+            );
+            assert_eq!(doppelganger_gated(Some(role)), gated, "{role:?}");
+        }
+        assert!(doppelganger_gated(None), "an unknown role is held back");
     }
 
     /// What is kept is bounded in bytes as well as in count.
