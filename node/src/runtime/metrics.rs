@@ -91,6 +91,9 @@ counters! {
     slashing_unavailable,
     /// Slashing-protection records pruned.
     slashing_pruned,
+    /// Beacon nodes a health probe found unhealthy (syncing or further behind than the
+    /// tolerance, optimistic, execution client offline) or unreachable, one per node and probe.
+    beacon_nodes_unhealthy,
     /// Inbound gossip dropped unvalidated because its peer was over its rate limit.
     p2p_rate_limited,
     /// Inbound gossip dropped from full shard queues (in messages or bytes).
