@@ -1,8 +1,21 @@
-//! A Beacon API client for the endpoints committee duties need, over several beacon nodes:
-//! each request goes to the first healthy node and fails over to the next on a transport
-//! error, a timeout or a 5xx answer; a 4xx answer is the request's fault and is not retried.
+//! A Beacon API client for the endpoints committee duties need, over several beacon nodes.
+//!
+//! Health: [`BeaconClient::probe_health`] asks every node's `GET /eth/v1/node/syncing` and
+//! judges it ([`NodeHealth::judge`]: within [`SYNC_DISTANCE_TOLERANCE`] slots of the head,
+//! not optimistic, execution client online); the node runtime calls it at start and then
+//! once a slot. Each request tries the nodes in [`attempt_order`]: healthy ones first (the
+//! one that answered last before the others), then those not probed yet, then those that
+//! answer but lag, then those that do not answer — so a lagging but responsive node serves
+//! nothing while a healthy one does, and when none is healthy every node is still tried. A
+//! request fails over to the next node on a transport error, a timeout or a 5xx answer; a 4xx
+//! answer is the request's fault and is not retried.
+//!
+//! Head events come from every node at once ([`BeaconClient::head_events`]): one
+//! subscription per node, resubscribed with backoff when it ends, merged, with the copies of
+//! a head that every node sends dropped ([`HeadDedup`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -10,6 +23,9 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::health::{
+    HeadDedup, NodeHealth, SYNC_DISTANCE_TOLERANCE, attempt_order, preferred_after_probe,
+};
 use crate::types::{
     AttestationData, AttestationElectra, AttesterDuties, AttesterDuty, BeaconCommitteeSubscription,
     BlockRoot, Data, Fork, Genesis, HeadEvent, ProducedBlock, ProposerDuties, ProposerPreparation,
@@ -31,6 +47,14 @@ pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
 /// Largest SSE line accepted from the events stream; longer input ends the stream.
 pub const SSE_LINE_MAX: usize = 64 * 1024;
+/// First pause before a node's head-event subscription is tried again after it ended or
+/// failed; it doubles up to [`HEAD_RESUBSCRIBE_MAX`] while the node keeps failing and is
+/// reset by the next event. Too small and a dead node is hammered with connection attempts;
+/// too large and a node whose stream dropped misses heads for that long (the other nodes'
+/// streams still carry them).
+pub const HEAD_RESUBSCRIBE_MIN: Duration = Duration::from_millis(500);
+/// Longest pause between two subscription attempts to one node.
+pub const HEAD_RESUBSCRIBE_MAX: Duration = Duration::from_secs(30);
 
 /// Errors of the beacon client.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +96,14 @@ pub enum BeaconError {
 pub struct BeaconClient {
     urls: Vec<String>,
     http: reqwest::Client,
-    /// Index of the node that answered last: requests start there.
+    /// For the long-lived head-event streams: a connect timeout but no total one.
+    events_http: reqwest::Client,
+    /// Index of the node that answered last: among nodes of the same health, requests start
+    /// there.
     preferred: AtomicUsize,
+    /// What the last probe found of each node (index as in `urls`). A std mutex: held for a
+    /// copy or a store, never across an await.
+    health: Mutex<Vec<NodeHealth>>,
 }
 
 enum Attempt {
@@ -110,23 +140,118 @@ impl BeaconClient {
         if urls.is_empty() {
             return Err(BeaconError::NoNodes);
         }
+        let built = |e: reqwest::Error| BeaconError::Malformed {
+            path: String::new(),
+            reason: e.to_string(),
+        };
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(16)
             .build()
-            .map_err(|e| BeaconError::Malformed {
-                path: String::new(),
-                reason: e.to_string(),
-            })?;
-        let urls = urls
+            .map_err(built)?;
+        let events_http = reqwest::Client::builder()
+            .connect_timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(built)?;
+        let urls: Vec<String> = urls
             .into_iter()
             .map(|u| u.trim_end_matches('/').to_string())
             .collect();
+        let health = Mutex::new(vec![NodeHealth::Unknown; urls.len()]);
         Ok(BeaconClient {
             urls,
             http,
+            events_http,
             preferred: AtomicUsize::new(0),
+            health,
         })
+    }
+
+    /// The configured nodes' URLs (without a trailing `/`), in configured order.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// What the last probe found of each node, in configured order (for metrics and
+    /// `/health`).
+    pub fn health(&self) -> Vec<NodeHealth> {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The node requests go to first now (an index into [`BeaconClient::urls`]).
+    pub fn first_choice(&self) -> usize {
+        let health = self.health();
+        attempt_order(&health, self.preferred.load(Ordering::Relaxed))[0]
+    }
+
+    /// Asks every node's `GET /eth/v1/node/syncing` (all at once, each within
+    /// [`REQUEST_TIMEOUT`]), records what each answered ([`BeaconClient::health`]), moves
+    /// the preference off a node that is no longer healthy, and logs every change. Returns
+    /// the health found. With no healthy node it says so at error level each time: requests
+    /// then go to every node in turn, lagging ones included, rather than stop.
+    pub async fn probe_health(&self) -> Vec<NodeHealth> {
+        const PATH: &str = "/eth/v1/node/syncing";
+        let probes = (0..self.urls.len()).map(|i| async move {
+            match self.try_once(i, PATH, None, &[]).await {
+                Ok(raw) => match serde_json::from_slice::<Data<Syncing>>(&raw.bytes) {
+                    Ok(d) => NodeHealth::judge(d.data),
+                    Err(e) => NodeHealth::Unreachable(format!("malformed answer: {e}")),
+                },
+                Err(Attempt::Retry(e)) => NodeHealth::Unreachable(e),
+                Err(Attempt::Fatal(e)) => NodeHealth::Unreachable(e.to_string()),
+            }
+        });
+        let found: Vec<NodeHealth> = futures::future::join_all(probes).await;
+        let before = std::mem::replace(
+            &mut *self.health.lock().unwrap_or_else(PoisonError::into_inner),
+            found.clone(),
+        );
+        for (i, (old, new)) in before.iter().zip(&found).enumerate() {
+            if old.rank() == new.rank() {
+                continue;
+            }
+            let node = &self.urls[i];
+            match new {
+                NodeHealth::Healthy(s) => {
+                    tracing::info!(node, sync_distance = s.sync_distance, "beacon node healthy");
+                }
+                NodeHealth::Unhealthy { status, why } => tracing::warn!(
+                    node,
+                    sync_distance = status.sync_distance,
+                    is_syncing = status.is_syncing,
+                    is_optimistic = status.is_optimistic,
+                    el_offline = status.el_offline,
+                    tolerance = SYNC_DISTANCE_TOLERANCE,
+                    "beacon node unhealthy ({why}): used only when no healthy node answers"
+                ),
+                NodeHealth::Unreachable(e) => {
+                    tracing::warn!(node, error = %e, "beacon node not answering");
+                }
+                NodeHealth::Unknown => {}
+            }
+        }
+        let old = self.preferred.load(Ordering::Relaxed);
+        let new = preferred_after_probe(&found, old);
+        if new != old {
+            self.preferred.store(new, Ordering::Relaxed);
+            tracing::info!(
+                from = %self.urls[old % self.urls.len()],
+                to = %self.urls[new],
+                "preferred beacon node changed"
+            );
+        }
+        if !found.iter().any(NodeHealth::is_healthy) {
+            tracing::error!(
+                nodes = ?self.urls,
+                health = ?found,
+                "NO HEALTHY BEACON NODE: requests go to every node in turn, lagging ones \
+                 included; duties may fail or use stale data"
+            );
+        }
+        found
     }
 
     async fn request<T: DeserializeOwned>(
@@ -155,16 +280,22 @@ impl BeaconClient {
         headers: &[(&str, &str)],
     ) -> Result<Raw, BeaconError> {
         let n = self.urls.len();
-        let start = self.preferred.load(Ordering::Relaxed) % n;
+        let health = self.health();
+        let order = attempt_order(&health, self.preferred.load(Ordering::Relaxed));
+        let best_rank = health[order[0]].rank();
         let mut last = String::new();
         for attempt in 0..ATTEMPTS_MAX * n {
             if attempt > 0 && attempt % n == 0 {
                 tokio::time::sleep(RETRY_BACKOFF * (attempt / n) as u32).await;
             }
-            let i = (start + attempt) % n;
+            let i = order[attempt % n];
             match self.try_once(i, path, body, headers).await {
                 Ok(v) => {
-                    self.preferred.store(i, Ordering::Relaxed);
+                    // A node that answered when a healthier one did not is not preferred:
+                    // the next request tries the healthier one first again.
+                    if health[i].rank() <= best_rank {
+                        self.preferred.store(i, Ordering::Relaxed);
+                    }
                     return Ok(v);
                 }
                 Err(Attempt::Fatal(e)) => return Err(e),
@@ -602,31 +733,85 @@ impl BeaconClient {
         .map(drop)
     }
 
-    /// `GET /eth/v1/events?topics=head` as a stream of head events from the first node that
-    /// accepts the subscription. The stream ends when the connection does; callers
-    /// resubscribe.
-    pub async fn head_events(&self) -> Result<BoxStream<'static, HeadEvent>, BeaconError> {
-        let mut last = String::new();
-        for url in &self.urls {
-            let resp = reqwest::Client::new()
-                .get(format!("{url}/eth/v1/events?topics=head"))
-                .header("accept", "text/event-stream")
-                .send()
-                .await;
-            match resp {
-                Ok(r) if r.status().is_success() => {
-                    return Ok(sse_head_events(r.bytes_stream()).boxed());
+    /// `GET /eth/v1/events?topics=head` of every configured node, merged into one endless
+    /// stream: each node's subscription is made again when it ends or fails (after
+    /// [`HEAD_RESUBSCRIBE_MIN`], doubling to [`HEAD_RESUBSCRIBE_MAX`] while it keeps
+    /// failing), and a head (slot, block root) already delivered by another node is dropped.
+    /// Heads come in the order the nodes send them: a lagging node's older heads are in it,
+    /// and the caller decides what an older head means. Dropping the stream closes every
+    /// subscription.
+    pub fn head_events(&self) -> BoxStream<'static, HeadEvent> {
+        let per_node = self
+            .urls
+            .iter()
+            .map(|url| node_head_events(self.events_http.clone(), url.clone()).boxed());
+        let mut dedup = HeadDedup::default();
+        futures::stream::select_all(per_node)
+            .filter(move |ev| futures::future::ready(dedup.first_time(ev)))
+            .boxed()
+    }
+}
+
+/// One subscription attempt to `url`'s head events (the answer's headers within
+/// [`REQUEST_TIMEOUT`]).
+async fn subscribe_heads(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<BoxStream<'static, HeadEvent>, String> {
+    let send = http
+        .get(format!("{url}/eth/v1/events?topics=head"))
+        .header("accept", "text/event-stream")
+        .send();
+    match tokio::time::timeout(REQUEST_TIMEOUT, send).await {
+        Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(r)) if r.status().is_success() => Ok(sse_head_events(r.bytes_stream()).boxed()),
+        Ok(Ok(r)) => Err(r.status().to_string()),
+    }
+}
+
+/// The head events of one node, subscribed again (with backoff) whenever the stream ends or
+/// the subscription fails; never ends.
+fn node_head_events(http: reqwest::Client, url: String) -> impl Stream<Item = HeadEvent> + Send {
+    struct State {
+        http: reqwest::Client,
+        url: String,
+        events: Option<BoxStream<'static, HeadEvent>>,
+        /// The pause before the next attempt (`None`: the first attempt, made at once).
+        backoff: Option<Duration>,
+    }
+    let state = State {
+        http,
+        url,
+        events: None,
+        backoff: None,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(events) = &mut s.events {
+                match events.next().await {
+                    Some(ev) => {
+                        s.backoff = Some(HEAD_RESUBSCRIBE_MIN);
+                        return Some((ev, s));
+                    }
+                    None => {
+                        s.events = None;
+                        tracing::debug!(node = %s.url, "head event stream ended; resubscribing");
+                    }
                 }
-                Ok(r) => last = format!("{}", r.status()),
-                Err(e) => last = e.to_string(),
+            }
+            if let Some(pause) = s.backoff {
+                tokio::time::sleep(pause).await;
+                s.backoff = Some((pause * 2).min(HEAD_RESUBSCRIBE_MAX));
+            } else {
+                s.backoff = Some(HEAD_RESUBSCRIBE_MIN);
+            }
+            match subscribe_heads(&s.http, &s.url).await {
+                Ok(events) => s.events = Some(events),
+                Err(e) => tracing::warn!(node = %s.url, "head events: {e}; trying again"),
             }
         }
-        Err(BeaconError::Unavailable {
-            path: "/eth/v1/events".into(),
-            attempts: self.urls.len(),
-            last,
-        })
-    }
+    })
 }
 
 /// Parses `event: head` / `data: {...}` SSE frames into head events; other events and

@@ -83,7 +83,7 @@ use sim::{
     SimValidator, genesis_validators_root,
 };
 use summary::node_counters;
-pub use summary::{OperatorSummary, Summary, parse_counters, percentile};
+pub use summary::{LaggingNodeReport, OperatorSummary, Summary, parse_counters, percentile};
 
 /// Most operators (each is a process; far more than a 2-core machine runs usefully).
 pub const OPERATORS_MAX: u64 = 64;
@@ -142,6 +142,11 @@ pub const LOG_HEAD_BYTES_MAX: u64 = 256 * 1024;
 pub const HOSTILE_RSS_MAX_MB: u64 = 768;
 /// The devnet nodes' domain (`ssv-node`'s local network).
 pub const DEVNET_DOMAIN: ssv_netio::DomainType = ssv_netio::DomainType([0x00, 0x00, 0x31, 0x37]);
+/// How far behind the chain `--lagging-beacon-node` lags, in slots: four times the nodes'
+/// tolerance ([`ssv_beacon_api::health::SYNC_DISTANCE_TOLERANCE`]), and less than the slots
+/// before the first counted one (the chain starts at slot 32), so its stale head is a real
+/// block of the chain.
+pub const LAGGING_SYNC_DISTANCE: u64 = 16;
 /// Timeout of reading one node's `/metrics`.
 pub const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -259,6 +264,14 @@ pub struct DevnetArgs {
     /// one of them fails the run. With `--doppelganger` none may be made.
     #[arg(long, default_value_t = 0)]
     pub live_elsewhere: u64,
+    /// Serve the simulated chain on a second listener as a beacon node that lags
+    /// [`LAGGING_SYNC_DISTANCE`] slots behind (it says it is syncing; its attestation data and
+    /// head events are those of its stale head), listed *first* in every node's
+    /// `beacon_nodes`, the in-sync listener second. The run then also requires that the nodes
+    /// probed the lagging node and sent it no request but probes and head-event
+    /// subscriptions.
+    #[arg(long)]
+    pub lagging_beacon_node: bool,
 }
 
 /// Detection epochs of the nodes under `--doppelganger`: the chain starts at genesis and the
@@ -745,6 +758,28 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         .context("binding the simulator's port")?;
     let sim_addr = listener.local_addr().context("simulator address")?;
     let beacon_url = format!("http://{sim_addr}");
+    let lagging_listener = if args.lagging_beacon_node {
+        Some(
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                .await
+                .context("binding the lagging beacon node's port")?,
+        )
+    } else {
+        None
+    };
+    let lagging_url = match &lagging_listener {
+        Some(l) => Some(format!(
+            "http://{}",
+            l.local_addr().context("lagging beacon node address")?
+        )),
+        None => None,
+    };
+    // The lagging node first: it must be failed over from, not merely never reached.
+    let beacon_urls: Vec<&str> = lagging_url
+        .as_deref()
+        .into_iter()
+        .chain([beacon_url.as_str()])
+        .collect();
     let gvr = genesis_validators_root(args.seed);
     if args.all_duties {
         // Two exit requests (the last validators), as contract sync would have stored them.
@@ -757,7 +792,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         let text = node_config(
             &op_dir,
             id,
-            &beacon_url,
+            &beacon_urls,
             &enr,
             args.shards_per_node,
             args.faulty_operator == Some(id),
@@ -820,6 +855,19 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
             let _ = stop_rx.await;
         })
         .with_context(|| format!("serving the simulator on {sim_addr}"))?;
+    let (stop_lagging, stop_lagging_rx) = tokio::sync::oneshot::channel::<()>();
+    let lagging = match lagging_listener {
+        Some(l) => {
+            let view = sim.lagging(LAGGING_SYNC_DISTANCE);
+            view.clone()
+                .serve_view(l, async move {
+                    let _ = stop_lagging_rx.await;
+                })
+                .context("serving the lagging beacon node")?;
+            Some(view)
+        }
+        None => None,
+    };
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -852,6 +900,12 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     } else {
         None
     };
+    if let Some(url) = &lagging_url {
+        eprintln!(
+            "devnet: lagging beacon node ({LAGGING_SYNC_DISTANCE} slots behind) on {url}, \
+             listed first in every node's beacon_nodes"
+        );
+    }
     eprintln!(
         "devnet: beacon simulator on {beacon_url}, {n} nodes started (logs: {}/op<ID>/node.log); \
          first counted slot {first} in {:.1} s",
@@ -914,6 +968,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let run_secs = started.elapsed().as_secs_f64();
     nodes.stop().await;
     let _ = stop_sim.send(());
+    let _ = stop_lagging.send(());
     drop(bootnode);
     ran?;
 
@@ -1006,6 +1061,17 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         operator_exits: nodes.exits(),
         hostile: hostile_report,
         live: live_report,
+        lagging_beacon_node: lagging.zip(lagging_url).map(|(view, url)| {
+            let r = view.requests();
+            LaggingNodeReport {
+                url,
+                sync_distance: LAGGING_SYNC_DISTANCE,
+                syncing_requests: r.syncing,
+                head_subscriptions: r.head_subscriptions,
+                duty_requests: r.duties,
+                other_requests: r.other,
+            }
+        }),
         node_peak_rss_mb,
         doppelganger: args.doppelganger,
         live_elsewhere: (0..args.live_elsewhere).collect(),
@@ -1171,7 +1237,7 @@ mod tests {
         let gvr = genesis_validators_root(5);
         for id in 1..=4 {
             let op_dir = dir.join(format!("op{id}"));
-            let text = node_config(&op_dir, id, "http://127.0.0.1:5052", &enr, 2, id == 2)
+            let text = node_config(&op_dir, id, &["http://127.0.0.1:5052"], &enr, 2, id == 2)
                 .expect("config text");
             let path = prepare_operator(&setup, &op_dir, id, gvr, &text, true).expect("prepared");
             // The node's own parser checks this text too (`ssv-node`'s config tests load
@@ -1234,6 +1300,7 @@ mod tests {
             all_duties: false,
             hostile_peer: false,
             live_registry: false,
+            lagging_beacon_node: false,
             fork_epoch: None,
             reorg_at_slot: None,
             doppelganger: false,
@@ -1339,6 +1406,26 @@ mod tests {
             "{}",
             s.table()
         );
+        // A lagging beacon node must have been probed and asked nothing else.
+        s.lagging_beacon_node = Some(LaggingNodeReport {
+            url: "http://127.0.0.1:1".into(),
+            sync_distance: LAGGING_SYNC_DISTANCE,
+            syncing_requests: 0,
+            head_subscriptions: 4,
+            ..LaggingNodeReport::default()
+        });
+        assert!(s.failure().unwrap().contains("never probed"));
+        if let Some(l) = &mut s.lagging_beacon_node {
+            l.syncing_requests = 40;
+            l.duty_requests = 1;
+        }
+        assert!(s.failure().unwrap().contains("1 duty and 0 other"));
+        if let Some(l) = &mut s.lagging_beacon_node {
+            l.duty_requests = 0;
+        }
+        assert_eq!(s.failure(), None);
+        assert!(s.table().contains("40 health probes"), "{}", s.table());
+        s.lagging_beacon_node = None;
         s.sync_messages_valid = 1;
         assert!(s.failure().unwrap().contains("1 of 2"));
         s.sync_messages_valid = 2;

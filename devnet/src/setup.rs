@@ -332,12 +332,12 @@ pub(crate) struct NodeP2pSection {
 }
 
 /// The `ssv-node start` config of operator `id` whose directory is `dir`: network `local`,
-/// the simulator as beacon node, loopback with any free ports (p2p and metrics), the
+/// the simulator's listeners as beacon nodes (in `beacon_urls`' order), loopback with any free ports (p2p and metrics), the
 /// bootnode, and the fault for the faulty operator only. Shards are not pinned: several nodes share the cores.
 pub fn node_config(
     dir: &Path,
     id: u64,
-    beacon_url: &str,
+    beacon_urls: &[&str],
     bootnode_enr: &str,
     shards: u64,
     faulty: bool,
@@ -345,7 +345,7 @@ pub fn node_config(
     let file = NodeConfigFile {
         data_dir: dir.to_owned(),
         network: "local",
-        beacon_nodes: vec![beacon_url.to_owned()],
+        beacon_nodes: beacon_urls.iter().map(|u| (*u).to_owned()).collect(),
         shards,
         pin_shards: false,
         // Any free port: the node logs the address it got, and the devnet reads it there.

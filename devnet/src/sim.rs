@@ -5,10 +5,16 @@
 //!
 //! It is what `ssv-node devnet` runs instead of a real beacon node, and is usable on its own as
 //! `ssv-node beacon-sim`.
+//!
+//! One chain can be served on several listeners: [`BeaconSim::lagging`] gives a view of it as
+//! a beacon node that lags behind (it says it is syncing, serves attestation data and head
+//! events of a stale head), and every listener counts the requests it received by kind
+//! ([`ListenerRequests`]), so a test can tell which beacon node the operator nodes used.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::beacon_objects::{self, h};
@@ -435,10 +441,58 @@ pub struct SubmissionRecord {
     pub fee_recipients: HashMap<u64, Vec<(u64, [u8; 20])>>,
 }
 
-/// A running simulator.
+/// Requests one listener of the simulator received, by kind (`/sim/` requests are not
+/// counted).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ListenerRequests {
+    /// `GET /eth/v1/node/syncing`: health probes.
+    pub syncing: u64,
+    /// `GET /eth/v1/events`: head-event subscriptions.
+    pub head_subscriptions: u64,
+    /// What duties need: duties, attestation data, block roots, blocks, aggregates,
+    /// contributions, every submission, subscription and fee-recipient preparation.
+    pub duties: u64,
+    /// The rest of the Beacon API: genesis, spec, fork, fork schedule, validators.
+    pub other: u64,
+}
+
+/// What one listener serves: the chain as it is, or as a beacon node `lag_slots` behind.
+#[derive(Default)]
+struct View {
+    /// Slots this listener's beacon node lags behind the chain (0: in sync).
+    lag_slots: u64,
+    syncing: AtomicU64,
+    head_subscriptions: AtomicU64,
+    duties: AtomicU64,
+    other: AtomicU64,
+}
+
+impl View {
+    fn count(&self, path: &str) {
+        let counter = if path == "/eth/v1/node/syncing" {
+            &self.syncing
+        } else if path == "/eth/v1/events" {
+            &self.head_subscriptions
+        } else if path.starts_with("/sim/") {
+            return;
+        } else if path == "/eth/v1/beacon/genesis"
+            || path.starts_with("/eth/v1/config/")
+            || (path.starts_with("/eth/v1/beacon/states/")
+                && (path.ends_with("/fork") || path.ends_with("/validators")))
+        {
+            &self.other
+        } else {
+            &self.duties
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running simulator (one view of its chain: see [`BeaconSim::lagging`]).
 #[derive(Clone)]
 pub struct BeaconSim {
     inner: Arc<Inner>,
+    view: Arc<View>,
 }
 
 impl BeaconSim {
@@ -478,7 +532,35 @@ impl BeaconSim {
                 state: Mutex::new(SimState::default()),
                 head_tx,
             }),
+            view: Arc::new(View::default()),
         })
+    }
+
+    /// The same chain as served by a beacon node `lag_slots` behind it: its `syncing` says
+    /// so (`is_syncing`, `sync_distance` = `lag_slots`), its attestation data is that of its
+    /// stale head ([`BeaconSim::stale_attestation_data`]: an attestation signed over it is
+    /// counted invalid), and its head events are those of `lag_slots` ago. Everything else
+    /// is served from the chain as it is, and submissions are counted as on any listener.
+    /// Serve it with [`BeaconSim::serve_view`]; its requests are counted apart.
+    pub fn lagging(&self, lag_slots: u64) -> BeaconSim {
+        BeaconSim {
+            inner: self.inner.clone(),
+            view: Arc::new(View {
+                lag_slots,
+                ..View::default()
+            }),
+        }
+    }
+
+    /// The requests this view's listener received, by kind.
+    pub fn requests(&self) -> ListenerRequests {
+        let v = &self.view;
+        ListenerRequests {
+            syncing: v.syncing.load(Ordering::Relaxed),
+            head_subscriptions: v.head_subscriptions.load(Ordering::Relaxed),
+            duties: v.duties.load(Ordering::Relaxed),
+            other: v.other.load(Ordering::Relaxed),
+        }
     }
 
     /// The fork version at `epoch`: [`SIM_PRE_FORK_VERSION`] before the configured fork
@@ -567,6 +649,36 @@ impl BeaconSim {
                 epoch,
                 root: Self::block_root(epoch * SLOTS_PER_EPOCH),
             },
+        }
+    }
+
+    /// The attestation data a beacon node `lag` slots behind serves for `slot`: its head is
+    /// the block of `slot - lag`, its source the checkpoint it had then, and its target, in a
+    /// later epoch than its head, is that stale head. It has the shape nodes check (the
+    /// slot's own, target epoch the slot's, source before target) but is not the chain's.
+    pub fn stale_attestation_data(&self, slot: u64, lag: u64) -> AttestationData {
+        let head = slot.saturating_sub(lag);
+        let epoch = slot / SLOTS_PER_EPOCH;
+        let mut data = self.attestation_data(head);
+        data.slot = slot;
+        if data.target.epoch < epoch {
+            data.target = Checkpoint {
+                epoch,
+                root: Self::block_root(head),
+            };
+        }
+        debug_assert!(data.source.epoch <= data.target.epoch);
+        data
+    }
+
+    /// The head event of the block at `slot`.
+    fn head_event(&self, slot: u64) -> HeadEvent {
+        HeadEvent {
+            slot,
+            block: Self::block_root(slot),
+            state: h(&[b"state", &slot.to_le_bytes()]),
+            epoch_transition: slot.is_multiple_of(SLOTS_PER_EPOCH),
+            current_duty_dependent_root: Some(self.dependent_root(slot / SLOTS_PER_EPOCH)),
         }
     }
 
@@ -1592,13 +1704,7 @@ impl BeaconSim {
                 let mut st = self.inner.state.lock();
                 self.account_through(&mut st, slot);
             }
-            let _ = self.inner.head_tx.send(HeadEvent {
-                slot,
-                block: Self::block_root(slot),
-                state: h(&[b"state", &slot.to_le_bytes()]),
-                epoch_transition: slot.is_multiple_of(SLOTS_PER_EPOCH),
-                current_duty_dependent_root: Some(self.dependent_root(slot / SLOTS_PER_EPOCH)),
-            });
+            let _ = self.inner.head_tx.send(self.head_event(slot));
         }
     }
 
@@ -1663,6 +1769,10 @@ impl BeaconSim {
             .route("/eth/v2/beacon/blinded_blocks", post(publish_blinded_block))
             .route("/eth/v1/events", get(events))
             .route("/sim/v1/stats", get(stats))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                count_request,
+            ))
             .with_state(self.clone())
     }
 
@@ -1694,6 +1804,34 @@ impl BeaconSim {
         });
         Ok(local)
     }
+
+    /// Serves this view's API on a bound `listener` until `shutdown` resolves, without a
+    /// clock of its own: a second listener of a chain that [`BeaconSim::serve_listener`]
+    /// already runs (e.g. a [`BeaconSim::lagging`] view of it).
+    pub fn serve_view(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<SocketAddr> {
+        let local = listener.local_addr()?;
+        let router = self.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+        });
+        Ok(local)
+    }
+}
+
+/// Counts every request by kind on its listener's view.
+async fn count_request(
+    State(sim): State<BeaconSim>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    sim.view.count(req.uri().path());
+    next.run(req).await
 }
 
 fn api_error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -1746,11 +1884,13 @@ async fn fork_schedule(State(sim): State<BeaconSim>) -> Json<Data<Vec<Fork>>> {
 }
 
 async fn syncing(State(sim): State<BeaconSim>) -> Json<Data<Syncing>> {
+    let now = sim.current_slot().unwrap_or(0);
+    let head_slot = now.saturating_sub(sim.view.lag_slots);
     Json(Data {
         data: Syncing {
-            head_slot: sim.current_slot().unwrap_or(0),
-            sync_distance: 0,
-            is_syncing: false,
+            head_slot,
+            sync_distance: now - head_slot,
+            is_syncing: head_slot < now,
             is_optimistic: false,
             el_offline: false,
         },
@@ -1864,7 +2004,7 @@ async fn attestation_data(
             format!("slot {slot} is in the future"),
         );
     }
-    let mut data = sim.attestation_data(slot);
+    let mut data = sim.stale_attestation_data(slot, sim.view.lag_slots);
     match sim.inner.cfg.fault {
         Some(SimFault::FutureTarget) if slot % 2 == 1 => {
             data.target.epoch += 1;
@@ -2212,20 +2352,28 @@ async fn events(
         return api_error(StatusCode::BAD_REQUEST, "only the head topic is served");
     }
     let rx = sim.inner.head_tx.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    let data = serde_json::to_string(&ev).unwrap_or_default();
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(
-                            Event::default().event("head").data(data),
-                        ),
-                        rx,
-                    ));
+    let stream = futures::stream::unfold(rx, move |mut rx| {
+        let sim = sim.clone();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        // A lagging view sends the head it has: the chain's of `lag_slots` ago.
+                        let ev = match sim.view.lag_slots {
+                            0 => ev,
+                            lag => sim.head_event(ev.slot.saturating_sub(lag)),
+                        };
+                        let data = serde_json::to_string(&ev).unwrap_or_default();
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(
+                                Event::default().event("head").data(data),
+                            ),
+                            rx,
+                        ));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
@@ -2286,6 +2434,55 @@ mod tests {
             data,
             signature: sks[d.validator_index as usize].sign(&root).to_bytes(),
         }
+    }
+
+    #[test]
+    fn a_lagging_view_serves_a_stale_head_and_counts_apart() {
+        let (sim, _) = sim_in_the_past(50);
+        let lagging = sim.lagging(16);
+        assert_eq!(sim.stale_attestation_data(45, 0), sim.attestation_data(45));
+        for slot in [40, 45, 60, 70] {
+            let stale = lagging.stale_attestation_data(slot, 16);
+            assert_eq!(stale.slot, slot);
+            assert_eq!(
+                stale.target.epoch,
+                slot / SLOTS_PER_EPOCH,
+                "the shape nodes check"
+            );
+            assert!(stale.source.epoch < stale.target.epoch);
+            assert_ne!(stale, sim.attestation_data(slot), "not the chain's");
+            assert_eq!(
+                stale.beacon_block_root,
+                BeaconSim::block_root(slot - 16),
+                "its head is 16 slots old"
+            );
+        }
+        // Each listener counts its own requests, by kind.
+        for path in [
+            "/eth/v1/node/syncing",
+            "/eth/v1/events",
+            "/eth/v1/beacon/genesis",
+            "/eth/v1/config/spec",
+            "/eth/v1/beacon/states/head/fork",
+            "/eth/v1/beacon/states/head/validators",
+            "/eth/v1/validator/attestation_data",
+            "/eth/v1/validator/duties/attester/2",
+            "/eth/v2/beacon/pool/attestations",
+            "/eth/v3/validator/blocks/40",
+            "/sim/v1/stats",
+        ] {
+            lagging.view.count(path);
+        }
+        assert_eq!(
+            lagging.requests(),
+            ListenerRequests {
+                syncing: 1,
+                head_subscriptions: 1,
+                duties: 4,
+                other: 4,
+            }
+        );
+        assert_eq!(sim.requests(), ListenerRequests::default());
     }
 
     #[test]

@@ -17,6 +17,26 @@ pub struct OperatorSummary {
     pub log: PathBuf,
 }
 
+/// What the lagging beacon node of `--lagging-beacon-node` was asked (its requests are read
+/// when the nodes are stopped).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LaggingNodeReport {
+    /// Its URL (first in every node's `beacon_nodes`).
+    pub url: String,
+    /// Slots it lags behind the chain (what its `syncing` says).
+    pub sync_distance: u64,
+    /// `syncing` requests it answered: the nodes' health probes.
+    pub syncing_requests: u64,
+    /// Head-event subscriptions it received (every node subscribes to every beacon node).
+    pub head_subscriptions: u64,
+    /// Duty requests it received (duties, attestation data, blocks, aggregates,
+    /// contributions, submissions, subscriptions). Must be 0: a healthy node was configured.
+    pub duty_requests: u64,
+    /// Other Beacon API requests it received (genesis, spec, fork, validators). Must be 0:
+    /// the nodes probe before they ask anything.
+    pub other_requests: u64,
+}
+
 /// The result of a run (the `--json-summary` file).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Summary {
@@ -143,6 +163,8 @@ pub struct Summary {
     /// Registry changes while the nodes ran and what the beacon node saw
     /// (`--live-registry`).
     pub live: Option<crate::live::LiveReport>,
+    /// The lagging beacon node and what it was asked (`--lagging-beacon-node`).
+    pub lagging_beacon_node: Option<LaggingNodeReport>,
     /// Each node's peak resident set size, MB (read before the nodes stop).
     pub node_peak_rss_mb: Vec<u64>,
     /// Whether the nodes ran with doppelganger protection (`--doppelganger`).
@@ -326,6 +348,18 @@ impl Summary {
         if self.attestations_expected + self.sync_messages_expected == 0 {
             return Some("no duties fell in the counted slots".into());
         }
+        if let Some(l) = &self.lagging_beacon_node {
+            if l.syncing_requests == 0 {
+                return Some("the nodes never probed the lagging beacon node".into());
+            }
+            if l.duty_requests + l.other_requests > 0 {
+                return Some(format!(
+                    "the lagging beacon node was asked {} duty and {} other requests while a \
+                     healthy one was configured",
+                    l.duty_requests, l.other_requests
+                ));
+            }
+        }
         if let Some(h) = &self.hostile {
             if h.published == 0 {
                 return Some("the hostile peer published nothing".into());
@@ -467,6 +501,19 @@ impl Summary {
                 h.observed,
                 h.attacker_peers_at_end,
                 self.node_peak_rss_mb
+            );
+        }
+        if let Some(l) = &self.lagging_beacon_node {
+            let _ = writeln!(
+                s,
+                "lagging beacon node {} ({} slots behind, listed first): {} health probes, {} \
+                 head-event subscriptions, {} duty requests, {} other requests",
+                l.url,
+                l.sync_distance,
+                l.syncing_requests,
+                l.head_subscriptions,
+                l.duty_requests,
+                l.other_requests
             );
         }
         let rate = |name: &str| {

@@ -1,9 +1,12 @@
 //! The beacon client against the beacon simulator: duties, attestation data, head events, and
-//! submissions that the simulator verifies against the validators' full public keys.
+//! submissions that the simulator verifies against the validators' full public keys; and the
+//! client's health probes against a lagging listener of the same chain.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
+use ssv_beacon_api::NodeHealth;
 use ssv_beacon_api::client::{BeaconClient, BeaconError};
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
 use ssv_crypto_pipeline::SecretKey;
@@ -21,14 +24,7 @@ fn keys() -> Vec<SecretKey> {
         .collect()
 }
 
-async fn start(
-    slot_ms: u64,
-) -> (
-    BeaconSim,
-    BeaconClient,
-    Vec<SecretKey>,
-    tokio::sync::oneshot::Sender<()>,
-) {
+fn sim(slot_ms: u64) -> (BeaconSim, Vec<SecretKey>) {
     let sks = keys();
     let validators = sks
         .iter()
@@ -44,7 +40,24 @@ async fn start(
         Duration::from_millis(slot_ms),
         Duration::from_millis(50),
     );
-    let sim = BeaconSim::new(cfg).expect("valid keys");
+    (BeaconSim::new(cfg).expect("valid keys"), sks)
+}
+
+async fn listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback")
+}
+
+async fn start(
+    slot_ms: u64,
+) -> (
+    BeaconSim,
+    BeaconClient,
+    Vec<SecretKey>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (sim, sks) = sim(slot_ms);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let addr = sim
         .clone()
@@ -70,7 +83,7 @@ async fn duties_data_and_verified_submissions() {
     assert!(!client.syncing().await.expect("syncing").is_syncing);
 
     // The chain starts at the first slot of epoch 1 (epoch 0 cannot be attested to).
-    let mut events = client.head_events().await.expect("subscribe");
+    let mut events = client.head_events();
     let mut first = events.next().await.expect("head event");
     while first.slot < SLOTS_PER_EPOCH {
         first = events.next().await.expect("head event");
@@ -203,4 +216,93 @@ async fn unreachable_beacon_node_is_a_clear_error() {
         .expect_err("nothing listens on port 9");
     assert!(matches!(err, BeaconError::Unavailable { .. }), "{err}");
     assert!(BeaconClient::new(vec![]).is_err());
+}
+
+/// A lagging listener of the chain listed first, then two in-sync listeners: after one probe
+/// the lagging one is known unhealthy, every request goes to an in-sync one (the lagging one
+/// receives none), and head events come from all three with the in-sync copies merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_node_is_probed_and_passed_over() {
+    let (sim, _) = sim(200);
+    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let healthy = sim
+        .clone()
+        .serve_listener(listener().await, async move {
+            let _ = rx.await;
+        })
+        .expect("serve");
+    let second = sim.lagging(0);
+    let second_addr = second
+        .clone()
+        .serve_view(listener().await, std::future::pending())
+        .expect("serve a second in-sync listener");
+    let lagging = sim.lagging(16);
+    let lagging_addr = lagging
+        .clone()
+        .serve_view(listener().await, std::future::pending())
+        .expect("serve the lagging listener");
+    let client = BeaconClient::new(vec![
+        format!("http://{lagging_addr}"),
+        format!("http://{healthy}"),
+        format!("http://{second_addr}"),
+    ])
+    .expect("client");
+    while sim.current_slot().unwrap_or(0) < SLOTS_PER_EPOCH {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(client.health(), vec![NodeHealth::Unknown; 3]);
+    let found = client.probe_health().await;
+    assert!(
+        matches!(&found[0], NodeHealth::Unhealthy { status, .. } if status.is_syncing && status.sync_distance == 16),
+        "{found:?}"
+    );
+    assert!(found[1].is_healthy() && found[2].is_healthy(), "{found:?}");
+    assert_eq!(client.health(), found);
+    assert_eq!(
+        client.first_choice(),
+        1,
+        "the lagging first node is not preferred"
+    );
+
+    // Duty requests go to the in-sync nodes only, and their data is the chain's.
+    let slot = sim.current_slot().expect("after genesis");
+    let data = client.attestation_data(slot, 0).await.expect("data");
+    assert_eq!(data, sim.attestation_data(slot));
+    let epoch = slot / SLOTS_PER_EPOCH;
+    client
+        .attester_duties(epoch, &[0, 1, 2])
+        .await
+        .expect("duties");
+    client.genesis().await.expect("genesis");
+    let r = lagging.requests();
+    assert_eq!((r.syncing, r.duties, r.other), (1, 0, 0), "{r:?}");
+    assert_eq!(sim.requests().duties + second.requests().duties, 2);
+
+    // Head events of all three: the lagging node's stale heads among them, no head twice.
+    let mut events = client.head_events();
+    let mut seen = HashSet::new();
+    let mut stale = 0;
+    let until = sim.current_slot().expect("after genesis") + 6;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+        assert!(
+            seen.insert((ev.slot, ev.block)),
+            "head {} delivered twice",
+            ev.slot
+        );
+        if ev.slot + 16 <= sim.current_slot().unwrap_or(0) {
+            stale += 1;
+        }
+        if ev.slot >= until {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|(s, _)| *s >= until),
+        "in-sync heads: {seen:?}"
+    );
+    assert!(stale > 0, "the lagging node's heads come too: {seen:?}");
+    for view in [&sim, &second, &lagging] {
+        assert_eq!(view.requests().head_subscriptions, 1);
+    }
 }

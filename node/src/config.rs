@@ -542,14 +542,27 @@ bootnodes = ["enr:-abc"]
     #[test]
     fn devnet_node_configs_load() {
         let dir = Path::new("/tmp/devnet/op2");
-        let text = ssv_devnet::node_config(dir, 2, "http://127.0.0.1:5052", "enr:-xyz", 3, true)
-            .expect("config text");
+        let text = ssv_devnet::node_config(
+            dir,
+            2,
+            &["http://127.0.0.1:5052", "http://127.0.0.1:5053"],
+            "enr:-xyz",
+            3,
+            true,
+        )
+        .expect("config text");
         let c = Config::from_toml(&text, dir, &Overrides::default()).expect("devnet config");
         assert_eq!(c.data_dir, dir);
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
         assert_eq!(c.operator_id, Some(2));
         assert_eq!(c.operator_key, OperatorKey::Plain(dir.join("operator.pem")));
-        assert_eq!(c.beacon_nodes, vec!["http://127.0.0.1:5052".to_owned()]);
+        assert_eq!(
+            c.beacon_nodes,
+            vec![
+                "http://127.0.0.1:5052".to_owned(),
+                "http://127.0.0.1:5053".to_owned()
+            ]
+        );
         assert_eq!((c.shards, c.pin_shards), (3, false));
         assert_eq!(c.p2p.ip, Ipv4Addr::LOCALHOST);
         assert_eq!((c.p2p.tcp_port, c.p2p.udp_port), (0, 0));

@@ -6,6 +6,10 @@
 //! restarted node refusing the lies from its own records.
 //!
 //! Each run is `--operators 4 --validators 64 --slots 12` (about 45 s; `spec-zero` a few).
+//!
+//! A lagging beacon node listed first, with a healthy one second (`--lagging-beacon-node`):
+//! every duty of every type is done through the healthy one, and the lagging one is probed
+//! and subscribed to but asked nothing else (about 35 s).
 
 mod common;
 
@@ -21,36 +25,41 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs the devnet against `mode` (plus `extra` flags); returns the summary and the data dir.
 fn run(mode: &str, extra: &[&str], dir: &TestDir) -> (Value, PathBuf) {
+    let mut args = vec![
+        "--validators",
+        "64",
+        "--slots",
+        "12",
+        "--beacon-fault",
+        mode,
+    ];
+    args.extend_from_slice(extra);
+    devnet(mode, &args, dir)
+}
+
+/// Runs `ssv-node devnet --operators 4` with `args`; asserts it passed with nothing
+/// slashable and returns the summary and the data dir.
+fn devnet(name: &str, args: &[&str], dir: &TestDir) -> (Value, PathBuf) {
     let _one = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let summary = dir.0.join("summary.json");
     let data = dir.0.join("data");
     let out = Command::new(env!("CARGO_BIN_EXE_ssv-node"))
-        .args([
-            "devnet",
-            "--operators",
-            "4",
-            "--validators",
-            "64",
-            "--slots",
-            "12",
-            "--beacon-fault",
-            mode,
-            "--json-summary",
-        ])
+        .args(["devnet", "--operators", "4"])
+        .args(args)
+        .arg("--json-summary")
         .arg(&summary)
         .arg("--data-dir")
         .arg(&data)
-        .args(extra)
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run ssv-node devnet");
-    assert!(out.status.success(), "{mode}: {}", show(&out));
+    assert!(out.status.success(), "{name}: {}", show(&out));
     let text = std::fs::read_to_string(&summary).expect("summary written");
     let s: Value = serde_json::from_str(&text).expect("summary is JSON");
-    assert_eq!(s["slashable_submissions"], 0, "{mode}: {}", show(&out));
-    assert_eq!(s["passed"], true, "{mode}: {}", show(&out));
+    assert_eq!(s["slashable_submissions"], 0, "{name}: {}", show(&out));
+    assert_eq!(s["passed"], true, "{name}: {}", show(&out));
     (s, data)
 }
 
@@ -102,6 +111,63 @@ fn lying_and_misbehaving_beacon_nodes() {
             "{mode}: the slots without the fault were attested: {s}"
         );
     }
+}
+
+/// The lagging node (16 slots behind; it says it is syncing and serves stale attestation data
+/// that the simulator would count invalid) is listed first in every node's `beacon_nodes`,
+/// the in-sync one second: every duty of every type is valid, none missed, and the lagging
+/// node got health probes and head-event subscriptions only — no duty request, nothing else.
+#[test]
+fn a_lagging_beacon_node_is_failed_over() {
+    let dir = TestDir::new("lagging");
+    let (s, data) = devnet(
+        "lagging",
+        &[
+            "--validators",
+            "32",
+            "--slots",
+            "8",
+            "--slot-ms",
+            "2000",
+            "--all-duties",
+            "--lagging-beacon-node",
+        ],
+        &dir,
+    );
+    all_stopped_cleanly(&s);
+    assert_eq!(n(&s, "missed"), 0, "{s}");
+    for duty in [
+        "attestations",
+        "sync_messages",
+        "proposals",
+        "aggregations",
+        "contributions",
+        "registrations",
+        "exits",
+    ] {
+        assert_eq!(n(&s, &format!("{duty}_invalid")), 0, "{duty}: {s}");
+        assert_eq!(
+            n(&s, &format!("{duty}_valid")),
+            n(&s, &format!("{duty}_expected")),
+            "{duty}: {s}"
+        );
+    }
+    assert!(n(&s, "proposals_expected") > 0, "{s}");
+    let lagging = &s["lagging_beacon_node"];
+    assert_eq!(n(lagging, "duty_requests"), 0, "{s}");
+    assert_eq!(n(lagging, "other_requests"), 0, "{s}");
+    // Every node probed it from the start (once a slot) and took its head events.
+    assert!(n(lagging, "syncing_requests") >= 4 * 8, "{s}");
+    assert!(n(lagging, "head_subscriptions") >= 4, "{s}");
+    assert!(
+        n(&s["node_counters"], "ssv_beacon_nodes_unhealthy") >= 4 * 8,
+        "{s}"
+    );
+    let log = std::fs::read_to_string(data.join("op1").join("node.log")).expect("log");
+    assert!(
+        log.contains("beacon node unhealthy") && log.contains("sync_distance=16"),
+        "the node says why it passes the first node over: {log}"
+    );
 }
 
 #[test]

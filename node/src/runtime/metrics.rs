@@ -102,6 +102,9 @@ counters! {
     /// Validators stopped while the node runs (removed, liquidated, exited on the beacon
     /// chain).
     validators_removed_live,
+    /// Beacon nodes a health probe found unhealthy (syncing or further behind than the
+    /// tolerance, optimistic, execution client offline) or unreachable, one per node and probe.
+    beacon_nodes_unhealthy,
     /// Inbound gossip dropped unvalidated because its peer was over its rate limit.
     p2p_rate_limited,
     /// Inbound gossip dropped from full shard queues (in messages or bytes).
@@ -201,7 +204,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ssv_decided 3"));
         assert!(text.contains("# TYPE ssv_messages_in counter"));
-        assert_eq!(text.matches("# TYPE").count(), 30 + 2);
+        assert_eq!(text.matches("# TYPE").count(), 32 + 2);
         m.validation.record(Rule::SignatureVerification);
         assert!(m.render().contains(
             "ssv_p2p_message_validations_rejected_total{ssv_p2p_message_validation_discard_reason=\"signature verification\"} 1"

@@ -9,8 +9,9 @@
 //!                          storage writer thread (MDBX): slashing protection, decided values
 //! ```
 //!
-//! Start-up order: operator key → beacon node (genesis, spec, fork; retried with backoff while
-//! unreachable) → store (keyed by the genesis validators root) → registry (operators, our
+//! Start-up order: operator key → beacon nodes (every node's sync status probed, then genesis,
+//! spec, fork from a healthy one; retried with backoff while unreachable; probed again once a
+//! slot from then on) → store (keyed by the genesis validators root) → registry (operators, our
 //! committees, decrypted shares) → network (subscribed to our committees' subnets) → crypto
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
@@ -44,6 +45,13 @@ use ssv_beacon_api::types::{Fork, Genesis, Spec};
 
 /// Longest wait between two attempts to reach the beacon node at start-up.
 pub const BEACON_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Shortest pause between two health probes of the beacon nodes (they are probed once a
+/// slot; this bounds a devnet's short slots). Too small and the probes are a load of their
+/// own on the beacon nodes.
+pub const BEACON_PROBE_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// Longest pause between two health probes. Too large and a node that started lagging keeps
+/// serving duties (stale attestation data, missed blocks) for that long.
+pub const BEACON_PROBE_INTERVAL_MAX: Duration = Duration::from_secs(12);
 /// How long shards get to stop before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Largest operator key file read.
@@ -88,6 +96,8 @@ async fn wait_for_beacon(
 ) -> anyhow::Result<(Genesis, Spec, Fork)> {
     let mut delay = Duration::from_millis(500);
     loop {
+        // Probed first: a lagging node listed first must not be the one that answers.
+        client.probe_health().await;
         let r = async {
             let g = client.genesis().await?;
             let s = client.spec().await?;
@@ -166,6 +176,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
     );
     let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
+
     let schedule = match client.fork_schedule().await {
         Ok(s) => Some(s),
         Err(e) => {
@@ -181,10 +192,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|why| anyhow::anyhow!("{why}"))?;
     // Refused here, before anything runs: a zero or absurd slot duration, slots per epoch
     // or genesis from a broken or lying beacon node would break every slot computation.
-    let slot_duration = Duration::from_millis(
-        spec.slot_duration_ms
-            .unwrap_or(spec.seconds_per_slot.saturating_mul(1000)),
-    );
+    let slot_duration = slot_of_spec(&spec);
     let chain = ChainSpec::new(
         spec.slots_per_epoch,
         slot_duration,
@@ -192,6 +200,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("the beacon node's chain spec")?;
     let clock = SlotClock::new(genesis.genesis_time, chain).context("the beacon node's genesis")?;
+    let prober = tokio::spawn(probe_beacon_nodes(
+        client.clone(),
+        slot_duration,
+        metrics.clone(),
+    ));
     tracing::info!(
         network = config.network.name(),
         slot_ms = slot_duration.as_millis() as u64,
@@ -386,6 +399,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_rx.wait_for(|s| *s).await;
     tracing::info!("stopping");
     let _ = sched.await;
+    prober.abort();
     pruner.abort();
     net_stats.abort();
     if let Some(u) = updater {
@@ -409,6 +423,30 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::block_in_place(move || drop(network));
     tracing::info!(metrics = %metrics.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(", "), "stopped");
     Ok(())
+}
+
+/// The slot duration the beacon node's spec gives (unchecked: [`ChainSpec::new`] checks it).
+fn slot_of_spec(spec: &Spec) -> Duration {
+    Duration::from_millis(
+        spec.slot_duration_ms
+            .unwrap_or(spec.seconds_per_slot.saturating_mul(1000)),
+    )
+}
+
+/// Probes every beacon node's sync status once a slot (clamped to
+/// [`BEACON_PROBE_INTERVAL_MIN`]..=[`BEACON_PROBE_INTERVAL_MAX`]), so that requests go to a
+/// healthy node first and a node that starts lagging stops being used within a slot; counts
+/// each node found unhealthy or unreachable in `beacon_nodes_unhealthy`.
+async fn probe_beacon_nodes(client: Arc<BeaconClient>, slot: Duration, metrics: Arc<Metrics>) {
+    let every = slot.clamp(BEACON_PROBE_INTERVAL_MIN, BEACON_PROBE_INTERVAL_MAX);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let found = client.probe_health().await;
+        let unhealthy = found.iter().filter(|h| !h.is_healthy()).count();
+        Metrics::add(&metrics.beacon_nodes_unhealthy, unhealthy as u64);
+    }
 }
 
 /// Syncs the SSV contract's history into the database (with a progress display), then

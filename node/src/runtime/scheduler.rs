@@ -317,7 +317,7 @@ impl Scheduler {
             this.client.clone(),
             head_tx,
             dep_tx,
-            *this.clock.spec(),
+            this.clock,
         ));
         let epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>> = Arc::default();
         let (epoch_tx, epoch_rx) = watch::channel(
@@ -828,7 +828,6 @@ async fn refetch_proposers(
     epochs.lock().insert(epoch, Arc::new(updated));
 }
 
-/// Follows the beacon node's head events into `tx`, reconnecting on failure.
 /// Tells the beacon node what the epoch's duties need of it: the attesters' committee
 /// subnets (every attester as a possible aggregator: an SSV node knows only after the
 /// threshold selection proof, and the Go node subscribes so too), the sync-committee members'
@@ -887,39 +886,68 @@ async fn prepare_beacon_node(this: Arc<Scheduler>, epoch: u64, duties: Arc<Epoch
     }
 }
 
+/// Follows the head events of every beacon node into `tx` (the newest head slot) and
+/// `dependent` (the newest head's epoch and proposer-duty dependent root).
 async fn follow_heads(
     client: Arc<BeaconClient>,
     tx: watch::Sender<u64>,
     dependent: watch::Sender<Option<(u64, [u8; 32])>>,
-    spec: ssv_protocol::chain::ChainSpec,
+    clock: SlotClock,
 ) {
-    loop {
-        match client.head_events().await {
-            Ok(mut events) => {
-                while let Some(ev) = events.next().await {
-                    tx.send_if_modified(|h| {
-                        let newer = ev.slot > *h;
-                        if newer {
-                            *h = ev.slot;
-                        }
-                        newer
-                    });
-                    if let Some(root) = ev.current_duty_dependent_root {
-                        let seen = Some((spec.epoch_of(ev.slot), root));
-                        dependent.send_if_modified(|d| {
-                            let changed = *d != seen;
-                            if changed {
-                                *d = seen;
-                            }
-                            changed
-                        });
-                    }
-                }
-                tracing::debug!("head event stream ended; reconnecting");
+    let spec = *clock.spec();
+    // Every configured node's heads, merged and without copies; each node's subscription is
+    // made again by the client when it ends.
+    let mut events = client.head_events();
+    while let Some(ev) = events.next().await {
+        match head_verdict(*tx.borrow(), ev.slot, clock.current_slot()) {
+            HeadVerdict::Future => {
+                tracing::debug!(slot = ev.slot, "head event for a future slot ignored");
+                continue;
             }
-            Err(e) => tracing::warn!("head events: {e}"),
+            HeadVerdict::Older => continue,
+            HeadVerdict::Take => {}
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send_if_modified(|h| {
+            let newer = ev.slot > *h;
+            if newer {
+                *h = ev.slot;
+            }
+            newer
+        });
+        if let Some(root) = ev.current_duty_dependent_root {
+            let seen = Some((spec.epoch_of(ev.slot), root));
+            dependent.send_if_modified(|d| {
+                let changed = *d != seen;
+                if changed {
+                    *d = seen;
+                }
+                changed
+            });
+        }
+    }
+    tracing::error!("head event streams ended: no head events any more");
+}
+
+/// What to do with a head event at `slot` when the newest head taken is at `newest`.
+#[derive(Debug, PartialEq, Eq)]
+enum HeadVerdict {
+    /// A head at or after the newest: the chain's head now, its dependent root too.
+    Take,
+    /// An older head: a lagging node's (heads come from every node), or a copy that arrived
+    /// late. Neither its slot nor its dependent root is the chain's now — taking the root
+    /// would make the proposer duties be fetched again for nothing, back and forth.
+    Older,
+    /// More than a slot past our clock: no honest node is there yet.
+    Future,
+}
+
+fn head_verdict(newest: u64, slot: u64, now: Option<u64>) -> HeadVerdict {
+    if now.is_some_and(|now| slot > now.saturating_add(1)) {
+        HeadVerdict::Future
+    } else if slot < newest {
+        HeadVerdict::Older
+    } else {
+        HeadVerdict::Take
     }
 }
 
@@ -1112,5 +1140,33 @@ mod tests {
             vec![(5, 66)]
         );
         assert_eq!(refused, 9);
+    }
+
+    #[test]
+    fn older_and_future_heads_are_not_taken() {
+        // The newest head is at slot 100, our clock at 101.
+        assert_eq!(head_verdict(100, 101, Some(101)), HeadVerdict::Take);
+        assert_eq!(
+            head_verdict(100, 100, Some(101)),
+            HeadVerdict::Take,
+            "another node's block at the slot"
+        );
+        assert_eq!(
+            head_verdict(100, 102, Some(101)),
+            HeadVerdict::Take,
+            "a slot of clock skew"
+        );
+        assert_eq!(
+            head_verdict(100, 84, Some(101)),
+            HeadVerdict::Older,
+            "a lagging node's head"
+        );
+        assert_eq!(head_verdict(100, 103, Some(101)), HeadVerdict::Future);
+        assert_eq!(head_verdict(0, u64::MAX, Some(101)), HeadVerdict::Future);
+        assert_eq!(
+            head_verdict(0, 5, None),
+            HeadVerdict::Take,
+            "before genesis by our clock"
+        );
     }
 }
