@@ -131,6 +131,31 @@ pub struct CapacityArgs {
     /// `capacity-peer`) over libp2p on loopback, so the measured process holds only the node.
     #[arg(long)]
     pub peer_process: bool,
+    /// Registry churn while the node runs: N validators removed (the first N) and N added (N
+    /// more, in new committees) at the middle slot, applied as the live registry applies
+    /// contract events (the removed stopped at once; the added RSA-decrypted, force-bumped in
+    /// slashing protection, then the registry published to the shards). Starts at the slot
+    /// before; the JSON's `churn` says how long it took. The added validators' attestations
+    /// are not expected in the epoch they were added in (the bump), their sync messages are.
+    #[arg(long, default_value_t = 0)]
+    pub churn: usize,
+}
+
+/// What `--churn` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChurnReport {
+    /// Validators added.
+    pub added: usize,
+    /// Validators removed.
+    pub removed: usize,
+    /// Slot (of the run, 0-based) from which the new registry's duties were sent.
+    pub at_slot: usize,
+    /// From the removal to the new registry in every shard.
+    pub apply_ms: f64,
+    /// RSA decryption of the added shares.
+    pub decrypt_ms: f64,
+    /// The slashing-protection bump of the added validators.
+    pub bump_ms: f64,
 }
 
 /// Arguments of the hidden `ssv-perf capacity-peer` (started by `capacity --peer-process`).
@@ -200,6 +225,8 @@ pub struct Report {
     pub duty_types: Vec<TypeReport>,
     /// Which blst code path ran.
     pub cpu_path: String,
+    /// The registry churn (`--churn`).
+    pub churn: Option<ChurnReport>,
 }
 
 /// One duty type's figures.
@@ -412,12 +439,13 @@ fn slot_duties(
     fx: &Fixture,
     rates: Rates,
     slot: u64,
+    present: &dyn Fn(u64) -> bool,
 ) -> Vec<(usize, Vec<ValidatorDuty>)> {
     let epoch = slot / SLOTS_PER_EPOCH;
     let mut out = Vec::new();
     for (ci, c) in fx.committees.iter().enumerate() {
         let mut duties = Vec::new();
-        for &v in &c.validators {
+        for &v in c.validators.iter().filter(|v| present(**v)) {
             let pubkey = fx.validator_pk[v as usize].to_bytes();
             if attester_slot(seed, v, epoch) == slot {
                 let (committee_index, position) = duties::attester_position(seed, v, epoch, rates);
@@ -504,6 +532,9 @@ fn others_messages(
 
 struct PreparedSlot {
     slot: u64,
+    /// Committee duties sent but not expected (validator, sync): a validator stopped while
+    /// the slot runs, or an attester added in this epoch (bumped).
+    not_expected: HashSet<(u64, bool)>,
     duties: Vec<(usize, Vec<ValidatorDuty>)>,
     /// The validator duties to start: committee and start.
     starts: Vec<(usize, ssv_protocol::runner::ValidatorStart)>,
@@ -580,7 +611,36 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Runs the benchmark once at `validators`.
 pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report> {
     let setup_started = Instant::now();
-    let fx = build_fixture(args, validators)?;
+    let churn = args.churn;
+    if churn > 0 && (churn > validators || args.slots < 2) {
+        bail!("--churn N needs N <= --validators and at least 2 slots");
+    }
+    // With churn: validators 0..churn leave, validators..validators+churn join (their own
+    // committees, after the others in the fixture) at the middle slot.
+    let total = validators + churn;
+    let churn_at = args.slots.max(1) as usize / 2;
+    let fx = build_fixture(args, total)?;
+    let removed = |v: u64| churn > 0 && (v as usize) < churn;
+    let added = |v: u64| churn > 0 && (v as usize) >= validators;
+    let present = |v: u64, k: usize| {
+        if k < churn_at || churn == 0 {
+            !added(v)
+        } else {
+            !removed(v)
+        }
+    };
+    // The added shares as contract sync stores them: encrypted to our key.
+    let encrypted: Vec<(u64, Vec<u8>)> = (validators..total)
+        .into_par_iter()
+        .map(|v| {
+            let share = &fx.shares[v][&OUR_ID];
+            let enc = fx.keys[&OUR_ID]
+                .public_key()
+                .encrypt(ssv_eth_sync::shares::share_plaintext(share).as_bytes())
+                .map_err(|e| anyhow::anyhow!("encrypting a share: {e}"))?;
+            Ok((v as u64, enc))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let hash_cache = HashToG2Cache::new();
     let lagrange = LagrangeCache::new();
     let rates = Rates {
@@ -596,7 +656,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             .collect(),
     });
     let committee_of: Vec<usize> = {
-        let mut of = vec![0; validators];
+        let mut of = vec![0; total];
         for (ci, c) in fx.committees.iter().enumerate() {
             for &v in &c.validators {
                 of[v as usize] = ci;
@@ -606,8 +666,19 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     };
     let slots: Vec<u64> = (FIRST_SLOT..FIRST_SLOT + args.slots.max(1)).collect();
     let mut prepared = Vec::new();
-    for &slot in &slots {
-        let duties = slot_duties(args.seed, &fx, rates, slot);
+    for (k, &slot) in slots.iter().enumerate() {
+        let duties = slot_duties(args.seed, &fx, rates, slot, &|v| present(v, k));
+        // Stopped while this slot runs (the churn starts the slot before), or bumped.
+        let not_expected: HashSet<(u64, bool)> = duties
+            .iter()
+            .flat_map(|(_, d)| d.iter())
+            .filter(|d| {
+                let sync = d.kind == DutyKind::SyncCommittee;
+                (k + 1 == churn_at && removed(d.validator_index))
+                    || (k >= churn_at && added(d.validator_index) && !sync)
+            })
+            .map(|d| (d.validator_index, d.kind == DutyKind::SyncCommittee))
+            .collect();
         let msgs: Vec<Vec<(u64, Vec<u8>)>> = duties
             .par_iter()
             .map(|(ci, d)| {
@@ -616,11 +687,19 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     .map(|ms| ms.into_iter().map(|m| (c.subnet, m)).collect())
             })
             .collect::<anyhow::Result<_>>()?;
-        let mut expected: u64 = duties.iter().map(|(_, d)| d.len() as u64).sum();
+        let mut expected: u64 =
+            duties.iter().map(|(_, d)| d.len() as u64).sum::<u64>() - not_expected.len() as u64;
         let validator_duties = if args.committee_only {
             Vec::new()
         } else {
+            // Only validators present throughout the slot and not new (the churn's added
+            // validators run committee duties only in this benchmark).
             duties::slot_duties(args.seed, &fx, rates, slot, &committee_of)
+                .into_iter()
+                .filter(|(_, v, _, _)| {
+                    present(*v, k) && !added(*v) && !(k + 1 == churn_at && removed(*v))
+                })
+                .collect()
         };
         let played: Vec<duties::Played> = validator_duties
             .par_iter()
@@ -644,6 +723,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         }
         prepared.push(PreparedSlot {
             slot,
+            not_expected,
             duties,
             starts: validator_duties
                 .into_iter()
@@ -679,7 +759,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let mut committee_of = HashMap::new();
     for (ci, c) in fx.committees.iter().enumerate() {
         let mut vals = HashMap::new();
-        for &v in &c.validators {
+        for &v in c.validators.iter().filter(|v| present(**v, 0)) {
             let vi = v as usize;
             vals.insert(
                 v,
@@ -794,7 +874,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     }
     services.duties.set_sync_members(
         CHAIN.sync_period_of(epoch),
-        (0..validators as u64).filter(|v| is_sync_member(*v)),
+        (0..total as u64).filter(|v| is_sync_member(*v)),
     );
     let Shards {
         events: shard_txs,
@@ -837,8 +917,53 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let mut objects_invalid: HashMap<DutyType, u64> = HashMap::new();
     let mut expected_total = 0u64;
     let mut expected_keys: HashSet<(u64, u64, bool)> = HashSet::new();
+    // The churn's inputs, owned by its thread: the added validators' shares as stored
+    // (encrypted), the removed ones' keys, the registry to change.
+    let mut churn_input = (churn > 0).then(|| {
+        let added_meta: Vec<AddedShare> = encrypted
+            .iter()
+            .map(|(v, enc)| {
+                let vi = *v as usize;
+                AddedShare {
+                    index: *v,
+                    committee: fx
+                        .committees
+                        .iter()
+                        .position(|c| c.validators.contains(v))
+                        .unwrap_or(0),
+                    public_key: fx.validator_pk[vi],
+                    share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
+                    our_share_pk: fx.share_pks[vi][&OUR_ID].to_bytes(),
+                    encrypted: enc.clone(),
+                }
+            })
+            .collect();
+        let removed_keys: Vec<[u8; 48]> =
+            (0..churn).map(|v| fx.validator_pk[v].to_bytes()).collect();
+        (added_meta, removed_keys)
+    });
+    let mut churn_thread = None;
     for (slot_no, p) in prepared.iter().enumerate() {
         expected_total += p.expected;
+        if slot_no + 1 == churn_at
+            && let Some((added_meta, removed_keys)) = churn_input.take()
+        {
+            let services = services.clone();
+            let shard_txs = shard_txs.clone();
+            let key = fx.keys[&OUR_ID].clone();
+            let slot = prepared[churn_at].slot;
+            churn_thread = Some(std::thread::spawn(move || {
+                apply_churn(&services, &shard_txs, &key, added_meta, &removed_keys, slot)
+            }));
+        }
+        if slot_no == churn_at
+            && let Some(t) = churn_thread.as_ref()
+        {
+            // The first eligible slot is the one after the change is in the shards.
+            while !t.is_finished() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let t0 = Instant::now();
         let slot_start = services.clock.genesis_ms() + p.slot * CHAIN.slot_ms();
         services.clock_offset_ms.store(
@@ -847,11 +972,10 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         );
         for (ci, duties) in &p.duties {
             for d in duties {
-                expected_keys.insert((
-                    p.slot,
-                    d.validator_index,
-                    d.kind == DutyKind::SyncCommittee,
-                ));
+                let sync = d.kind == DutyKind::SyncCommittee;
+                if !p.not_expected.contains(&(d.validator_index, sync)) {
+                    expected_keys.insert((p.slot, d.validator_index, sync));
+                }
             }
             let duty = CommitteeDuty {
                 slot: p.slot,
@@ -885,13 +1009,37 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 Ok((at, s)) => {
                     let ms = at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
                     // Type, submissions, and how many of them this slot expects.
+                    // Only expected duties of this slot count towards it (a submission of a
+                    // validator stopped or bumped mid-run must not end the slot's wait).
                     let (t, n, this_slot) = match &s {
-                        Submission::Attestations(a) => {
-                            (DutyType::Attestation, a.len() as u64, a.len() as u64)
-                        }
-                        Submission::SyncMessages(m) => {
-                            (DutyType::SyncMessage, m.len() as u64, m.len() as u64)
-                        }
+                        Submission::Attestations(a) => (
+                            DutyType::Attestation,
+                            a.len() as u64,
+                            a.iter()
+                                .filter(|a| {
+                                    a.data.slot == p.slot
+                                        && expected_keys.contains(&(
+                                            p.slot,
+                                            a.attester_index,
+                                            false,
+                                        ))
+                                })
+                                .count() as u64,
+                        ),
+                        Submission::SyncMessages(m) => (
+                            DutyType::SyncMessage,
+                            m.len() as u64,
+                            m.iter()
+                                .filter(|m| {
+                                    m.slot == p.slot
+                                        && expected_keys.contains(&(
+                                            p.slot,
+                                            m.validator_index,
+                                            true,
+                                        ))
+                                })
+                                .count() as u64,
+                        ),
                         other => match duties::submitted(other) {
                             Some((t, root)) => {
                                 // An expected object of this slot, or a late one of an
@@ -930,6 +1078,22 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     }
     let wall = window.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu0;
+    let churn_report = match churn_thread {
+        Some(t) => {
+            let (apply_ms, decrypt_ms, bump_ms) = t
+                .join()
+                .map_err(|_| anyhow::anyhow!("the churn thread panicked"))??;
+            Some(ChurnReport {
+                added: churn,
+                removed: churn,
+                at_slot: churn_at,
+                apply_ms,
+                decrypt_ms,
+                bump_ms,
+            })
+        }
+        None => None,
+    };
     let threads1 = thread_cpu_by_group();
     if let (Some(guard), Some(path)) = (profiler, &args.flamegraph) {
         let report = guard.report().build()?;
@@ -953,11 +1117,14 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     // The beacon node's verification, outside the window.
     let mut sets = Vec::new();
     let mut keys = Vec::new();
-    for (slot, s) in &received {
-        let vote = vote_for(*slot);
+    // Each submission is checked against its own slot's vote (a late one can arrive while
+    // the harness waits for the next slot).
+    for (_, s) in &received {
         match s {
             Submission::Attestations(atts) => {
                 for a in atts {
+                    let slot = &a.data.slot;
+                    let vote = vote_for(*slot);
                     let root = compute_signing_root(
                         vote.attestation_data(*slot).tree_hash_root().0,
                         fx.attester_domain,
@@ -968,7 +1135,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             }
             Submission::SyncMessages(msgs) => {
                 for m in msgs {
-                    let root = compute_signing_root(vote.block_root, fx.sync_domain);
+                    let slot = &m.slot;
+                    let root = compute_signing_root(vote_for(*slot).block_root, fx.sync_domain);
                     keys.push((*slot, m.validator_index, true));
                     sets.push((m.validator_index, root, m.signature));
                 }
@@ -997,7 +1165,11 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             valid.insert(*k);
         } else if !ok {
             invalid_committee[usize::from(k.2)] += 1;
+            eprintln!("capacity: invalid submission {k:?}");
         }
+    }
+    for k in expected_keys.difference(&valid) {
+        eprintln!("capacity: missed {k:?}");
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let duty_types: Vec<TypeReport> = DutyType::ALL
@@ -1071,7 +1243,108 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         selection_rounds: prepared.iter().map(|p| p.selection_rounds).sum(),
         duty_types,
         cpu_path: ssv_crypto_pipeline::cpu_path(),
+        churn: churn_report,
     })
+}
+
+/// One validator `--churn` adds.
+struct AddedShare {
+    index: u64,
+    committee: usize,
+    public_key: PublicKey,
+    share_pubkeys: std::collections::BTreeMap<OperatorId, PublicKey>,
+    our_share_pk: [u8; 48],
+    encrypted: Vec<u8>,
+}
+
+/// What the live registry does for a batch of removals and additions (contract events):
+/// stops the removed at once, decrypts the added shares (on the global rayon pool, as
+/// `Registry::refresh` does), bumps them in slashing protection (forced, one commit),
+/// publishes the new registry and hands it to every shard. Returns (total, decryption, bump)
+/// milliseconds.
+fn apply_churn(
+    services: &Services,
+    shards: &[async_channel::Sender<ShardEvent>],
+    key: &OperatorSecretKey,
+    added: Vec<AddedShare>,
+    removed: &[[u8; 48]],
+    slot: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let t = Instant::now();
+    for pk in removed {
+        services.stopped.stop(*pk);
+    }
+    let d = Instant::now();
+    let secrets: Vec<SecretKey> = added
+        .par_iter()
+        .map(|a| {
+            ssv_crypto_pipeline::share::decrypt_share(key, &a.encrypted, &a.our_share_pk)
+                .map_err(|e| anyhow::anyhow!("decrypting validator {}'s share: {e}", a.index))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let decrypt_ms = d.elapsed().as_secs_f64() * 1000.0;
+    let b = Instant::now();
+    let pubkeys: Vec<[u8; 48]> = added.iter().map(|a| a.public_key.to_bytes()).collect();
+    services
+        .store
+        .bump_slashing_protection_forced(&pubkeys, slot / SLOTS_PER_EPOCH, slot)?;
+    let bump_ms = b.elapsed().as_secs_f64() * 1000.0;
+    let prev = services.registry.current();
+    let removed: HashSet<[u8; 48]> = removed.iter().copied().collect();
+    let mut by_committee: HashMap<usize, Vec<(AddedShare, SecretKey)>> = HashMap::new();
+    for (a, s) in added.into_iter().zip(secrets) {
+        by_committee.entry(a.committee).or_default().push((a, s));
+    }
+    let mut committee_of = HashMap::new();
+    let committees: Vec<Arc<CommitteeInfo>> = prev
+        .committees
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let mut validators = c.validators.clone();
+            validators.retain(|_, v| !removed.contains(&v.pubkey));
+            for (a, secret) in by_committee.remove(&ci).unwrap_or_default() {
+                validators.insert(
+                    a.index,
+                    Arc::new(ValidatorShare {
+                        index: a.index,
+                        pubkey: a.public_key.to_bytes(),
+                        public_key: a.public_key,
+                        secret_share: secret,
+                        fee_recipient: [0; 20],
+                        exit_requested: None,
+                        owner: [0; 20],
+                        share_pubkey_bytes: Vec::new(),
+                        share_pubkeys: a.share_pubkeys,
+                    }),
+                );
+            }
+            for i in validators.keys() {
+                committee_of.insert(*i, ci);
+            }
+            Arc::new(CommitteeInfo {
+                id: c.id,
+                operators: c.operators.clone(),
+                subnet: c.subnet,
+                member: c.member.clone(),
+                validators,
+            })
+        })
+        .collect();
+    let next = Arc::new(Registry {
+        operator_id: prev.operator_id,
+        operator_keys: prev.operator_keys.clone(),
+        network: Arc::new(NetworkIndex::of_committees(&committees)),
+        committees,
+        committee_of,
+        skipped: Vec::new(),
+    });
+    services.registry.publish(next.clone());
+    for tx in shards {
+        tx.send_blocking(ShardEvent::Registry(next.clone()))
+            .map_err(|_| anyhow::anyhow!("a shard stopped"))?;
+    }
+    Ok((t.elapsed().as_secs_f64() * 1000.0, decrypt_ms, bump_ms))
 }
 
 /// Publishes one message, waiting for room in the network's command queue; gossipsub's

@@ -970,12 +970,14 @@ pub(super) fn publish(services: &Services, subnet: u64, msg: &SignedSsvMessage) 
     }
 }
 
-/// How a runner refusal is reported to gossipsub.
+/// How a runner refusal is reported to gossipsub. A partial for a validator outside our
+/// duty is ignored, not rejected: gossip validation already checked the validator is the
+/// committee's, and our duty can lag the sender's registry by a moment (a contract change
+/// reaching each operator in turn).
 fn runner_verdict(e: &ProtocolError) -> ValidationResult {
     match e.code() {
         ErrorCode::UnmarshalSSZ
         | ErrorCode::WrongSigningRoot
-        | ErrorCode::UnknownValidatorIndex
         | ErrorCode::PartialSigInconsistentSigner
         | ErrorCode::SignerIsNotInCommittee
         | ErrorCode::MessageSignatureInvalid

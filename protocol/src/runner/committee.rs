@@ -1272,13 +1272,21 @@ impl CommitteeRunner {
                     format!("operator {sender} already sent its partials for slot {slot}"),
                 ));
             }
-            // Check every message before applying any: a message with one bad root is
-            // refused whole.
+            // Check every message before applying any: a message with one bad root for a
+            // validator of our duty is refused whole. A partial for a validator that is not
+            // in our duty is passed over, not held against the rest: registries differ for
+            // a moment while a contract change reaches each operator, and an attester that
+            // slashing protection left out here (bumped) may still be in another
+            // operator's duty.
+            let mut usable = 0usize;
             for m in psm.messages.iter() {
                 if roots.duty_of(m.validator_index, &m.signing_root).is_none() {
-                    state.partial_senders.remove(&sender);
                     let known = state.by_validator.contains_key(&(m.validator_index, true))
                         || state.by_validator.contains_key(&(m.validator_index, false));
+                    if !known {
+                        continue;
+                    }
+                    state.partial_senders.remove(&sender);
                     return Err(Error::spec(
                         if known {
                             ErrorCode::WrongSigningRoot
@@ -1291,6 +1299,14 @@ impl CommitteeRunner {
                         ),
                     ));
                 }
+                usable += 1;
+            }
+            if usable == 0 {
+                state.partial_senders.remove(&sender);
+                return Err(Error::spec(
+                    ErrorCode::UnknownValidatorIndex,
+                    format!("no partial for a validator of our duty at slot {slot}"),
+                ));
             }
         }
         let mut ready: Vec<(Root, ValidatorDuty)> = Vec::new();
