@@ -554,7 +554,16 @@ impl Summary {
             }
             let _ = writeln!(s, "{:<10}{:<48}{}", o.id, status, o.log.display());
         }
+        if let Some(live) = &self.live {
+            let _ = writeln!(s, "\nlive registry changes:\n{live}");
+        }
         let _ = match self.failure() {
+            None if self.live.is_some() => writeln!(
+                s,
+                "\nPASS: each registry change took effect in its first eligible slot; removed \
+                 and liquidated validators signed nothing after it; untouched validators missed \
+                 nothing; no restart"
+            ),
             None => match self.beacon_fault {
                 Some(SimFault::SpecZero) => writeln!(
                     s,

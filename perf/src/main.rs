@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod capacity;
 mod crypto;
 mod gate;
+mod registry;
 mod validation;
 
 #[derive(Parser)]
@@ -31,6 +32,8 @@ enum Command {
     /// Gossip messages fully validated per second on one core (valid, garbage, bad RSA,
     /// replays), beside the RSA-verify floor.
     Validation(validation::ValidationArgs),
+    /// The live registry's rebuild at scale: load, rebuild unchanged, rebuild after churn.
+    Registry(registry::RegistryArgs),
     /// Perf-regression gate: instruction counts of a fixed workload under valgrind, compared
     /// with the committed baseline (`--update` rewrites it).
     Gate(gate::GateArgs),
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Capacity(args) => capacity::main(args),
         Command::CapacityPeer(args) => capacity::peer_main(args),
         Command::Validation(args) => validation::main(args),
+        Command::Registry(args) => registry::main(args),
         Command::Gate(args) => gate::main(args),
         Command::GateWorkload(args) => gate::workload_main(args),
     }

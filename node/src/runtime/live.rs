@@ -216,6 +216,10 @@ impl RegistryUpdater {
             match self.fetch_done().await {
                 Ok(done) => {
                     state.statuses_epoch = epoch;
+                    // Once an epoch the registry is rebuilt whatever happened: other
+                    // clusters' changes and removed operators reach gossip validation (only
+                    // our own validators' events come as data-plane events).
+                    state.dirty = true;
                     if done != state.done {
                         tracing::info!(
                             exited = done.len(),
@@ -329,6 +333,17 @@ impl RegistryUpdater {
                     return;
                 }
             }
+        }
+        if added.is_empty() && removed == 0 && next.same_as(&prev) {
+            // Nothing the data plane would see: no new version (which would make the
+            // scheduler fetch duties again).
+            state.dirty = false;
+            tracing::debug!(
+                why,
+                took_ms = t.elapsed().as_millis() as u64,
+                "registry unchanged"
+            );
+            return;
         }
         for pubkey in &added {
             if self.stopped.restart(pubkey) {

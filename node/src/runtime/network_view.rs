@@ -92,6 +92,11 @@ impl NetworkIndex {
         );
     }
 
+    /// Committees indexed.
+    pub fn committee_count(&self) -> usize {
+        self.committees.len()
+    }
+
     /// Validators indexed.
     pub fn validator_count(&self) -> usize {
         self.validators.len()
@@ -113,6 +118,8 @@ pub struct DutyStore {
     proposers: RwLock<HashMap<u64, HashSet<(Slot, u64)>>>,
     /// Sync-committee members of each fetched period.
     sync: RwLock<HashMap<u64, HashSet<u64>>>,
+    /// The registry version each period's members were fetched for.
+    sync_fetched_for: RwLock<HashMap<u64, u64>>,
     /// Voluntary-exit duties by epoch and validator.
     exits: RwLock<HashMap<(u64, [u8; 48]), u64>>,
 }
@@ -138,6 +145,21 @@ impl DutyStore {
     /// Whether the members of `period` were fetched.
     pub fn sync_period_known(&self, period: u64) -> bool {
         self.sync.read().contains_key(&period)
+    }
+
+    /// Whether the members of `period` were fetched for registry version `version` (a
+    /// registry that gained validators needs its members fetched again: a member missing
+    /// here makes validation ignore its contributions and cap its committee's duties).
+    pub fn sync_period_fetched_for(&self, period: u64, version: u64) -> bool {
+        self.sync_fetched_for.read().get(&period) == Some(&version)
+            && self.sync_period_known(period)
+    }
+
+    /// Notes that the members of `period` were fetched for registry version `version`.
+    pub fn sync_period_fetched(&self, period: u64, version: u64) {
+        let mut f = self.sync_fetched_for.write();
+        f.insert(period, version);
+        f.retain(|p, _| *p + DUTIES_KEPT > period);
     }
 
     /// One voluntary-exit duty of `pubkey` in `epoch`.

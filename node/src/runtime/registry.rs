@@ -373,6 +373,22 @@ impl Registry {
         self.committees.iter().flat_map(|c| c.validators.values())
     }
 
+    /// Whether `other` runs exactly what this one runs (the same committees with the same
+    /// shares, by identity: a rebuild reuses unchanged shares) and indexes as many committees,
+    /// validators and operator keys of the network.
+    pub fn same_as(&self, other: &Registry) -> bool {
+        self.committees.len() == other.committees.len()
+            && self.network.validator_count() == other.network.validator_count()
+            && self.network.committee_count() == other.network.committee_count()
+            && self.operator_keys.len() == other.operator_keys.len()
+            && self.committees.iter().zip(&other.committees).all(|(a, b)| {
+                a.validators.len() == b.validators.len()
+                    && a.validators
+                        .iter()
+                        .all(|(i, v)| b.validators.get(i).is_some_and(|w| Arc::ptr_eq(v, w)))
+            })
+    }
+
     /// The subnets of the committees that run at least one validator.
     pub fn active_subnets(&self) -> std::collections::BTreeSet<u64> {
         self.committees

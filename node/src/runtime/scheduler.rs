@@ -275,10 +275,13 @@ impl Scheduler {
 
     /// The sync-committee members of `epoch`'s period among every validator of the
     /// registry (validation checks other committees' contribution messages against them),
-    /// once per period.
+    /// once per period and registry version.
     async fn fetch_network_sync_members(&self, epoch: u64) {
         let period = self.clock.spec().sync_period_of(epoch);
-        if self.duties.sync_period_known(period) {
+        // Again whenever the registry changed: validators added since the last fetch would be
+        // missing from the members.
+        let version = *self.registry.subscribe().borrow();
+        if self.duties.sync_period_fetched_for(period, version) {
             return;
         }
         let indices = self.registry.current().network.validator_indices();
@@ -293,6 +296,7 @@ impl Scheduler {
             }
         }
         self.duties.set_sync_members(period, members);
+        self.duties.sync_period_fetched(period, version);
     }
 
     /// Fetches and checks the duties of `epoch` for every validator of `registry`.
