@@ -286,9 +286,8 @@ impl LiveReport {
     ) -> LiveReport {
         let mut failures = Vec::new();
         let ev = |name: &str| events.iter().find(|e| e.name == name);
-        let synced = |v: u64| -> Vec<u64> {
-            let mut s: Vec<u64> = rec
-                .synced
+        let slots_of = |set: &std::collections::HashSet<(u64, u64)>, v: u64| -> Vec<u64> {
+            let mut s: Vec<u64> = set
                 .iter()
                 .filter(|(_, i)| *i == v)
                 .map(|(s, _)| *s)
@@ -296,16 +295,8 @@ impl LiveReport {
             s.sort_unstable();
             s
         };
-        let attested = |v: u64| -> Vec<u64> {
-            let mut s: Vec<u64> = rec
-                .attested
-                .iter()
-                .filter(|(_, i)| *i == v)
-                .map(|(s, _)| *s)
-                .collect();
-            s.sort_unstable();
-            s
-        };
+        let synced = |v: u64| slots_of(&rec.synced, v);
+        let attested = |v: u64| slots_of(&rec.attested, v);
         let (Some(add), Some(rem), Some(exit), Some(fee), Some(liq), Some(react)) = (
             ev("added"),
             ev("removed"),

@@ -43,3 +43,39 @@ pub fn show(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Runs `ssv-node devnet ARGS --execution-endpoint URL` with its data and JSON summary in
+/// `dir` (`dir/devnet`, `dir/summary.json`), off the async runtime; returns the process's
+/// output and, when it wrote one, the summary.
+pub async fn devnet_on_chain(
+    url: String,
+    args: &[&str],
+    dir: &std::path::Path,
+) -> (Output, Option<serde_json::Value>) {
+    let data = dir.join("devnet");
+    let summary = dir.join("summary.json");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking({
+        let summary = summary.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ssv-node"))
+                .arg("devnet")
+                .args(&args)
+                .arg("--execution-endpoint")
+                .arg(&url)
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--json-summary")
+                .arg(&summary)
+                .env_remove("RUST_BACKTRACE")
+                .output()
+                .expect("run ssv-node devnet")
+        }
+    })
+    .await
+    .expect("devnet task");
+    let s = std::fs::read_to_string(&summary)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    (out, s)
+}
