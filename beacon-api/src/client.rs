@@ -447,6 +447,19 @@ impl BeaconClient {
         Ok(r.map(|d| d.data).unwrap_or_default())
     }
 
+    /// `POST /eth/v1/validator/duties/attester/{epoch}` with the block root the duties depend
+    /// on (`None`: an empty answer).
+    pub async fn attester_duties_with_root(
+        &self,
+        epoch: u64,
+        indices: &[u64],
+    ) -> Result<(Option<[u8; 32]>, Vec<AttesterDuty>), BeaconError> {
+        let body: Vec<String> = indices.iter().map(u64::to_string).collect();
+        let path = format!("/eth/v1/validator/duties/attester/{epoch}");
+        let r: Option<AttesterDuties> = self.post(&path, &body, &[]).await?;
+        Ok(r.map_or((None, Vec::new()), |d| (Some(d.dependent_root), d.data)))
+    }
+
     /// `POST /eth/v1/validator/duties/sync/{epoch}`.
     pub async fn sync_duties(
         &self,

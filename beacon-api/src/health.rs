@@ -237,6 +237,7 @@ mod tests {
             state: [0; 32],
             epoch_transition: false,
             current_duty_dependent_root: None,
+            previous_duty_dependent_root: None,
         };
         let mut d = HeadDedup::default();
         assert!(d.first_time(&ev(10, 1)));

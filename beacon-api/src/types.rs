@@ -178,6 +178,14 @@ pub struct HeadEvent {
         skip_serializing_if = "Option::is_none"
     )]
     pub current_duty_dependent_root: Option<[u8; 32]>,
+    /// The block root the head epoch's attester duties depend on: when it changes (a
+    /// reorg), the epoch's attester duties must be fetched again.
+    #[serde(
+        default,
+        with = "ssv_protocol::json::opt_hex_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub previous_duty_dependent_root: Option<[u8; 32]>,
 }
 
 /// The part of `GET /eth/v1/config/spec` the node reads.

@@ -679,6 +679,9 @@ impl BeaconSim {
             state: h(&[b"state", &slot.to_le_bytes()]),
             epoch_transition: slot.is_multiple_of(SLOTS_PER_EPOCH),
             current_duty_dependent_root: Some(self.dependent_root(slot / SLOTS_PER_EPOCH)),
+            previous_duty_dependent_root: Some(
+                self.attester_dependent_root(slot / SLOTS_PER_EPOCH),
+            ),
         }
     }
 
@@ -1566,6 +1569,12 @@ impl BeaconSim {
         }
     }
 
+    /// The root the attester duties of `epoch` depend on (the block before the previous
+    /// epoch: the proposer duties' dependent root of the epoch before, reorg included).
+    fn attester_dependent_root(&self, epoch: u64) -> [u8; 32] {
+        self.dependent_root(epoch.saturating_sub(1))
+    }
+
     /// The proposer duties of `epoch` (ours: the simulator knows no other validator), as
     /// the chain stands now (before its reorg, the proposers it will replace).
     pub fn proposer_duties(&self, epoch: u64) -> ProposerDuties {
@@ -1970,7 +1979,7 @@ async fn attester_duties(
         _ => {}
     }
     Json(AttesterDuties {
-        dependent_root: BeaconSim::block_root(epoch * SLOTS_PER_EPOCH),
+        dependent_root: sim.attester_dependent_root(epoch),
         execution_optimistic: false,
         data,
     })

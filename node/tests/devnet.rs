@@ -367,6 +367,12 @@ fn every_duty_type_valid_across_a_fork_and_a_reorg() {
         log.contains("dependent root changed (reorg): fetched again"),
         "no proposer-duty refetch after the reorg"
     );
+    // The next epoch's attester duties depend on the replaced block too (Go's scheduler
+    // fetches them again on a change of the head's current dependent root).
+    assert!(
+        log.contains("attester duties' dependent root changed (reorg): fetching them again"),
+        "no attester-duty refetch after the reorg"
+    );
     // The beacon node was told the subnets and fee recipients the duties need.
     assert_eq!(u(&s, "preparations_invalid"), 0, "{s:#}");
     for what in [

@@ -132,6 +132,38 @@ struct EpochDuties {
     proposer: Vec<ProposerDuty>,
     /// The block root the proposer duties depend on (a change means a reorg: fetch again).
     proposer_dependent_root: Option<[u8; 32]>,
+    /// The block root the attester duties depend on (likewise; `None`: not known, or the
+    /// chunks of one fetch disagreed).
+    attester_dependent_root: Option<[u8; 32]>,
+}
+
+/// The dependent roots of the newest head (Go's scheduler watches both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeadRoots {
+    /// The head's epoch.
+    epoch: u64,
+    /// What the attester duties of `epoch` depend on.
+    previous: Option<[u8; 32]>,
+    /// What the proposer duties of `epoch` and the attester duties of `epoch + 1` depend on.
+    current: Option<[u8; 32]>,
+}
+
+/// The epochs whose attester duties were fetched under another dependent root than `head`
+/// says they now have (a reorg), each with the new root: the head epoch's against the
+/// previous root, the next epoch's against the current root (as the Go scheduler does). An
+/// epoch whose root is unknown on either side is left alone.
+fn stale_attester_epochs(
+    stored: &BTreeMap<u64, Arc<EpochDuties>>,
+    head: &HeadRoots,
+) -> Vec<(u64, [u8; 32])> {
+    [(head.epoch, head.previous), (head.epoch + 1, head.current)]
+        .into_iter()
+        .filter_map(|(epoch, root)| {
+            let root = root?;
+            let had = stored.get(&epoch)?.attester_dependent_root?;
+            (had != root).then_some((epoch, root))
+        })
+        .collect()
 }
 
 /// Duties of one epoch as the beacon node sent them, checked against our registry: only
@@ -166,6 +198,7 @@ fn sanitize_duties(
     let mut refused = 0u64;
     let mut out = EpochDuties {
         proposer_dependent_root: duties.proposer_dependent_root,
+        attester_dependent_root: duties.attester_dependent_root,
         ..EpochDuties::default()
     };
     let mut seen = std::collections::HashSet::new();
@@ -254,10 +287,11 @@ fn sanitize_duties(
 impl Scheduler {
     async fn fetch_epoch(&self, epoch: u64, indices: &[u64]) -> anyhow::Result<EpochDuties> {
         let mut duties = EpochDuties::default();
+        let mut roots = std::collections::HashSet::new();
         for chunk in indices.chunks(DUTIES_REQUEST_INDICES_MAX) {
-            duties
-                .attester
-                .extend(self.client.attester_duties(epoch, chunk).await?);
+            let (root, attester) = self.client.attester_duties_with_root(epoch, chunk).await?;
+            roots.extend(root);
+            duties.attester.extend(attester);
             duties
                 .sync
                 .extend(self.client.sync_duties(epoch, chunk).await?);
@@ -269,6 +303,11 @@ impl Scheduler {
         );
         duties.proposer = proposers.data;
         duties.proposer_dependent_root = Some(proposers.dependent_root);
+        // Chunks answered under two roots (a reorg while fetching) leave it unknown.
+        duties.attester_dependent_root = match roots.len() {
+            1 => roots.into_iter().next(),
+            _ => None,
+        };
         self.fetch_network_sync_members(epoch).await;
         Ok(duties)
     }
@@ -316,7 +355,7 @@ impl Scheduler {
         let mut doppelganger = self.doppelganger.take();
         let this = Arc::new(self);
         let (head_tx, head_rx) = watch::channel(0u64);
-        let (dep_tx, dep_rx) = watch::channel(None::<(u64, [u8; 32])>);
+        let (dep_tx, dep_rx) = watch::channel(None::<HeadRoots>);
         let heads = tokio::spawn(follow_heads(
             this.client.clone(),
             head_tx,
@@ -722,11 +761,13 @@ async fn fetch_ahead(
     this: Arc<Scheduler>,
     epochs: Arc<parking_lot::Mutex<BTreeMap<u64, Arc<EpochDuties>>>>,
     mut epoch: watch::Receiver<u64>,
-    mut dependent: watch::Receiver<Option<(u64, [u8; 32])>>,
+    mut dependent: watch::Receiver<Option<HeadRoots>>,
 ) {
     let mut changes = this.registry.subscribe();
     // The registry version the duties in `epochs` were fetched for.
     let mut fetched_for: BTreeMap<u64, u64> = BTreeMap::new();
+    // (epoch, attester dependent root) already fetched again after a reorg.
+    let mut refetched: std::collections::HashSet<(u64, [u8; 32])> = Default::default();
     loop {
         let current = *epoch.borrow_and_update();
         let version = *changes.borrow_and_update();
@@ -778,8 +819,22 @@ async fn fetch_ahead(
                     return;
                 }
                 let seen = *dependent.borrow_and_update();
-                if let Some((e, root)) = seen {
-                    refetch_proposers(&this, &epochs, e, root).await;
+                if let Some(head) = seen {
+                    if let Some(root) = head.current {
+                        refetch_proposers(&this, &epochs, head.epoch, root).await;
+                    }
+                    let stale = stale_attester_epochs(&epochs.lock(), &head);
+                    for (e, root) in stale {
+                        // Once per new root: beacon nodes that disagree cannot make it loop.
+                        if refetched.insert((e, root)) {
+                            tracing::warn!(
+                                epoch = e,
+                                "attester duties' dependent root changed (reorg): fetching \
+                                 them again"
+                            );
+                            fetched_for.remove(&e);
+                        }
+                    }
                 }
             }
         }
@@ -891,11 +946,11 @@ async fn prepare_beacon_node(this: Arc<Scheduler>, epoch: u64, duties: Arc<Epoch
 }
 
 /// Follows the head events of every beacon node into `tx` (the newest head slot) and
-/// `dependent` (the newest head's epoch and proposer-duty dependent root).
+/// `dependent` (the newest head's epoch and dependent roots).
 async fn follow_heads(
     client: Arc<BeaconClient>,
     tx: watch::Sender<u64>,
-    dependent: watch::Sender<Option<(u64, [u8; 32])>>,
+    dependent: watch::Sender<Option<HeadRoots>>,
     clock: SlotClock,
 ) {
     let spec = *clock.spec();
@@ -918,8 +973,12 @@ async fn follow_heads(
             }
             newer
         });
-        if let Some(root) = ev.current_duty_dependent_root {
-            let seen = Some((spec.epoch_of(ev.slot), root));
+        if ev.current_duty_dependent_root.is_some() || ev.previous_duty_dependent_root.is_some() {
+            let seen = Some(HeadRoots {
+                epoch: spec.epoch_of(ev.slot),
+                previous: ev.previous_duty_dependent_root,
+                current: ev.current_duty_dependent_root,
+            });
             dependent.send_if_modified(|d| {
                 let changed = *d != seen;
                 if changed {
@@ -1120,6 +1179,7 @@ mod tests {
                 }, // next epoch's slot
             ],
             proposer_dependent_root: None,
+            attester_dependent_root: None,
         };
         let (kept, refused) = sanitize_duties(2, &clock(), &registry(), raw);
         assert_eq!(
@@ -1172,5 +1232,42 @@ mod tests {
             HeadVerdict::Take,
             "before genesis by our clock"
         );
+    }
+
+    /// A reorg is seen in the head's dependent roots as the Go scheduler sees it: the head
+    /// epoch's attester duties against the previous root, the next epoch's against the
+    /// current one; an unknown root on either side changes nothing.
+    #[test]
+    fn attester_duties_are_fetched_again_when_their_dependent_root_changes() {
+        let with_root = |r: Option<u8>| {
+            Arc::new(EpochDuties {
+                attester_dependent_root: r.map(|b| [b; 32]),
+                ..EpochDuties::default()
+            })
+        };
+        let stored: BTreeMap<u64, Arc<EpochDuties>> = [
+            (4, with_root(Some(1))),
+            (5, with_root(Some(2))),
+            (6, with_root(None)),
+        ]
+        .into_iter()
+        .collect();
+        let head = |epoch, previous: Option<u8>, current: Option<u8>| HeadRoots {
+            epoch,
+            previous: previous.map(|b| [b; 32]),
+            current: current.map(|b| [b; 32]),
+        };
+        assert!(stale_attester_epochs(&stored, &head(4, Some(1), Some(2))).is_empty());
+        assert_eq!(
+            stale_attester_epochs(&stored, &head(4, Some(9), Some(2))),
+            vec![(4, [9; 32])]
+        );
+        assert_eq!(
+            stale_attester_epochs(&stored, &head(4, Some(1), Some(8))),
+            vec![(5, [8; 32])]
+        );
+        assert!(stale_attester_epochs(&stored, &head(4, None, None)).is_empty());
+        // Epoch 6's root is unknown, epoch 7 was never fetched.
+        assert!(stale_attester_epochs(&stored, &head(6, Some(3), Some(3))).is_empty());
     }
 }
