@@ -841,6 +841,11 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         // Every validator syncs every slot: a per-slot record of who is run.
         cfg.sync_committee_size = Some(args.validators as usize);
         cfg.exit_requests = vec![live::EXITING];
+        let deposit = cfg.first_slot + live::ADD_AT + live::DEPOSIT_DELAY_SLOTS;
+        cfg.deposits_at = setup.late.iter().map(|v| (*v, deposit)).collect();
+        cfg.exits_at = [(live::BEACON_EXITED, cfg.first_slot + live::BEACON_EXIT_AT)]
+            .into_iter()
+            .collect();
     }
     cfg.live_elsewhere = (0..args.live_elsewhere).collect();
     let first = cfg.first_slot;

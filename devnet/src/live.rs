@@ -14,7 +14,11 @@
 //! | [`FEE_AT`] | `FeeRecipientAddressUpdated` (second owner) | the late ones |
 //! | [`LIQUIDATE_AT`] | `ClusterLiquidated` (second owner) | the late ones |
 //! | [`REACTIVATE_AT`] | `ClusterReactivated` (second owner) | the late ones |
+//! | [`BEACON_EXIT_AT`] | exited on the beacon chain (status) | 3 |
 //!
+//! The late validators' deposits are processed only [`DEPOSIT_DELAY_SLOTS`] after their
+//! addition (the beacon node does not know them before: no index), so the nodes must look
+//! them up until it does.
 //! Each event becomes final for the nodes when the block [`FOLLOW_DISTANCE`] above its own
 //! is mined; the driver notes that time. Its *first eligible slot* is the first slot that
 //! starts [`APPLY_BUDGET_MS`] or more after it (the nodes' head poll and the registry
@@ -26,6 +30,8 @@
 //! - removed, liquidated: no submission at all from the first eligible slot on (until the
 //!   reactivation);
 //! - the exit: a valid voluntary exit of validator 2;
+//! - the beacon-chain exit: validator 3 runs until its status changes and signs nothing from
+//!   the second slot of the next epoch on (statuses are read once an epoch);
 //! - the fee recipient: the late validators' new recipient prepared on the beacon node
 //!   after the event;
 //! - every untouched validator: every sync message and every attestation of the run valid.
@@ -68,8 +74,16 @@ pub const FEE_AT: u64 = 8;
 pub const LIQUIDATE_AT: u64 = 10;
 /// See [`ADD_AT`].
 pub const REACTIVATE_AT: u64 = 14;
-/// Fewest counted slots of a live-registry run (the reactivation needs a few slots after).
-pub const SLOTS_MIN: u64 = 18;
+/// The late validators' deposits are processed (the beacon node knows them, pending until
+/// then) this many slots after their `ValidatorAdded` is sent.
+pub const DEPOSIT_DELAY_SLOTS: u64 = 3;
+/// The validator that exits on the beacon chain (status `exited_unslashed`).
+pub const BEACON_EXITED: u64 = 3;
+/// Counted slot from which it is exited.
+pub const BEACON_EXIT_AT: u64 = 12;
+/// Fewest counted slots of a live-registry run: past the first slots of the next epoch,
+/// where the once-an-epoch status check stops the exited validator.
+pub const SLOTS_MIN: u64 = 36;
 /// Fewest validators (the late ones, the removed ones, the exiting one, and a few more).
 pub const VALIDATORS_MIN: u64 = 10;
 /// The second owner's new fee recipient.
@@ -229,7 +243,13 @@ impl Driver {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             };
-            let eligible_from = final_ms + APPLY_BUDGET_MS;
+            // A late validator also needs its deposit processed (then one status tick).
+            let known_ms = if name == "added" {
+                self.slot_start(self.first + ADD_AT + DEPOSIT_DELAY_SLOTS) + self.slot_ms
+            } else {
+                0
+            };
+            let eligible_from = final_ms.max(known_ms) + APPLY_BUDGET_MS;
             let first_eligible_slot =
                 (eligible_from.saturating_sub(self.genesis_ms)).div_ceil(self.slot_ms);
             println!(
@@ -247,6 +267,19 @@ impl Driver {
                 first_eligible_slot,
             });
         }
+        // The beacon-chain exit: the status changes at its slot; the nodes read statuses
+        // once an epoch, at the first slot tick of the next one.
+        let exit_slot = self.first + BEACON_EXIT_AT;
+        let next_epoch = (exit_slot / SLOTS_PER_EPOCH + 1) * SLOTS_PER_EPOCH;
+        events.push(LiveEvent {
+            name: "beacon exit",
+            validators: vec![BEACON_EXITED],
+            sent_slot: BEACON_EXIT_AT,
+            chain_slot: exit_slot,
+            block: 0,
+            final_ms: self.slot_start(exit_slot),
+            first_eligible_slot: next_epoch + 2,
+        });
         // Keep mining (the nodes' contract sync follows the head) until the run ends.
         tokio::spawn(async move {
             let _ = miner.await;
@@ -377,6 +410,31 @@ impl LiveReport {
                     ));
                 }
             }
+        }
+        if let Some(bx) = ev("beacon exit") {
+            let v = BEACON_EXITED;
+            let s = synced(v);
+            if let Some(x) = s
+                .iter()
+                .chain(&attested(v))
+                .find(|x| **x >= bx.first_eligible_slot)
+            {
+                failures.push(format!(
+                    "validator {v} exited on the beacon chain at slot {} (first eligible slot \
+                     {}) submitted for slot {x}",
+                    bx.chain_slot, bx.first_eligible_slot
+                ));
+            }
+            let want: Vec<u64> = (first..bx.chain_slot).collect();
+            let before: Vec<u64> = s.iter().copied().filter(|x| *x < bx.chain_slot).collect();
+            if before != want {
+                failures.push(format!(
+                    "validator {v} did not sync every slot before it exited: {}",
+                    ranges(&before)
+                ));
+            }
+        } else {
+            failures.push("the beacon-chain exit is not among the events".into());
         }
         if !rec.exited.contains(&EXITING) {
             failures.push(format!(

@@ -158,6 +158,12 @@ pub struct SimConfig {
     /// anything the nodes submit for them (or a RANDAO reveal they send for one) is counted
     /// in [`SimStats::live_elsewhere_submissions`].
     pub live_elsewhere: Vec<u64>,
+    /// Validators whose deposit the chain processes only at a chain slot: until then the
+    /// `validators` endpoint does not know them (no index: pending deposit).
+    pub deposits_at: HashMap<u64, u64>,
+    /// Validators that exit at a chain slot: from then on their status is
+    /// `exited_unslashed`.
+    pub exits_at: HashMap<u64, u64>,
 }
 
 /// Slots between two builder registrations of a validator (ten epochs, as the Go node).
@@ -195,6 +201,8 @@ impl SimConfig {
             fork_epoch: None,
             reorg_at: None,
             live_elsewhere: Vec::new(),
+            deposits_at: HashMap::new(),
+            exits_at: HashMap::new(),
         }
     }
 }
@@ -2088,11 +2096,18 @@ async fn validators(State(sim): State<BeaconSim>, Json(body): Json<serde_json::V
                 })
         })
         .collect();
+    let now = sim.current_slot().unwrap_or(0);
+    let cfg = &sim.inner.cfg;
     let data: Vec<ValidatorEntry> = want
         .into_iter()
+        .filter(|v| cfg.deposits_at.get(&v.index).is_none_or(|at| now >= *at))
         .map(|v| ValidatorEntry {
             index: v.index,
-            status: "active_ongoing".into(),
+            status: if cfg.exits_at.get(&v.index).is_some_and(|at| now >= *at) {
+                "exited_unslashed".into()
+            } else {
+                "active_ongoing".into()
+            },
             validator: ValidatorInfo { pubkey: v.pubkey },
         })
         .collect();

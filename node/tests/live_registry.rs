@@ -5,7 +5,10 @@
 //! live report (see `ssv_devnet::live`) checks the simulator's submission record slot by
 //! slot: each change takes effect in its first eligible slot after it became final for the
 //! nodes, a removed or liquidated validator signs nothing after that point, and the other
-//! validators miss nothing. Nothing restarts (each node's log has one start).
+//! validators miss nothing. The added validators' deposits are processed a few slots late
+//! (the nodes look their index up until the beacon node knows them), and one validator exits
+//! on the beacon chain (the nodes stop it after their next status check). Nothing restarts
+//! (each node's log has one start).
 
 mod common;
 #[path = "../../testdata/eth/harness.rs"]
@@ -27,7 +30,7 @@ async fn registry_changes_reach_the_running_nodes_in_their_first_eligible_slot()
             "--validators",
             "12",
             "--slots",
-            "20",
+            "38",
             "--slot-ms",
             "1000",
             "--live-registry",
@@ -50,7 +53,8 @@ async fn registry_changes_reach_the_running_nodes_in_their_first_eligible_slot()
             "exit requested",
             "fee recipient",
             "liquidated",
-            "reactivated"
+            "reactivated",
+            "beacon exit"
         ],
         "{show}"
     );
