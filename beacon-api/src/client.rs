@@ -441,10 +441,7 @@ impl BeaconClient {
         epoch: u64,
         indices: &[u64],
     ) -> Result<Vec<AttesterDuty>, BeaconError> {
-        let body: Vec<String> = indices.iter().map(u64::to_string).collect();
-        let path = format!("/eth/v1/validator/duties/attester/{epoch}");
-        let r: Option<AttesterDuties> = self.post(&path, &body, &[]).await?;
-        Ok(r.map(|d| d.data).unwrap_or_default())
+        Ok(self.attester_duties_with_root(epoch, indices).await?.1)
     }
 
     /// `POST /eth/v1/validator/duties/attester/{epoch}` with the block root the duties depend
