@@ -1043,13 +1043,13 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
         duty_latency_ms_max: lat.last().copied().unwrap_or(0),
-        slashing_refusals: counters.get("ssv_slashing_refusals").copied().unwrap_or(0),
+        slashing_refusals: counters.get("ssv_slashing_refusals_total").copied().unwrap_or(0),
         beacon_duties_refused: counters
-            .get("ssv_beacon_duties_refused")
+            .get("ssv_beacon_duties_refused_total")
             .copied()
             .unwrap_or(0),
         beacon_data_refused: counters
-            .get("ssv_beacon_data_refused")
+            .get("ssv_beacon_data_refused_total")
             .copied()
             .unwrap_or(0),
         node_counters: counters,
@@ -1378,8 +1378,8 @@ mod tests {
             duty_latency_ms_p99: 2,
             duty_latency_ms_max: 3,
             node_counters: BTreeMap::from([
-                ("ssv_messages_in".to_string(), 100),
-                ("ssv_signatures_reconstructed".to_string(), 10),
+                ("ssv_p2p_messages_in_total".to_string(), 100),
+                ("ssv_signatures_reconstructed_total".to_string(), 10),
             ]),
             node_seconds: 10.0,
             attestations_signed: 4,

@@ -126,7 +126,7 @@ pub struct Summary {
     pub duty_latency_ms_p99: u64,
     /// Largest latency.
     pub duty_latency_ms_max: u64,
-    /// Attestations the nodes' slashing protection refused (their `ssv_slashing_refusals`).
+    /// Attestations the nodes' slashing protection refused (their `ssv_slashing_refusals_total`).
     pub slashing_refusals: u64,
     /// Duties from the beacon node the nodes dropped as disagreeing with their registry.
     pub beacon_duties_refused: u64,
@@ -522,8 +522,8 @@ impl Summary {
                 .map(|v| *v as f64 / self.node_seconds.max(1e-3))
         };
         if let (Some(msgs), Some(sigs)) = (
-            rate("ssv_messages_in"),
-            rate("ssv_signatures_reconstructed"),
+            rate("ssv_p2p_messages_in_total"),
+            rate("ssv_signatures_reconstructed_total"),
         ) {
             let _ = writeln!(
                 s,

@@ -660,18 +660,31 @@ async fn resolve_indices(store: &Store, client: &BeaconClient) -> anyhow::Result
 }
 
 async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: Submission) {
+    use metrics::BeaconRole;
+    // The Go node's per-epoch submission gauge counts by the epoch of the submission time.
+    let epoch = clock
+        .current_slot()
+        .map_or(0, |slot| clock.spec().epoch_of(slot));
+    let ok = |role: BeaconRole, counter: &std::sync::atomic::AtomicU64, n: usize| {
+        Metrics::add(counter, n as u64);
+        metrics.record_submitted(role, epoch, n as u64);
+    };
     match s {
         Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
-            Ok(()) => Metrics::add(&metrics.attestations_submitted, atts.len() as u64),
+            Ok(()) => ok(BeaconRole::Attester, &metrics.attestations_submitted, atts.len()),
             Err(e) => {
-                Metrics::add(&metrics.submission_errors, 1);
+                metrics.record_submission_failed(BeaconRole::Attester);
                 tracing::error!(count = atts.len(), "submitting attestations: {e}");
             }
         },
         Submission::SyncMessages(msgs) => match client.submit_sync_messages(&msgs).await {
-            Ok(()) => Metrics::add(&metrics.sync_messages_submitted, msgs.len() as u64),
+            Ok(()) => ok(
+                BeaconRole::SyncCommittee,
+                &metrics.sync_messages_submitted,
+                msgs.len(),
+            ),
             Err(e) => {
-                Metrics::add(&metrics.submission_errors, 1);
+                metrics.record_submission_failed(BeaconRole::SyncCommittee);
                 tracing::error!(count = msgs.len(), "submitting sync messages: {e}");
             }
         },
@@ -684,11 +697,11 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
                 .await
             {
                 Ok(()) => {
-                    Metrics::add(&metrics.blocks_submitted, 1);
+                    ok(BeaconRole::Proposer, &metrics.blocks_submitted, 1);
                     tracing::info!(slot, blinded, version, "block published");
                 }
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::Proposer);
                     tracing::error!(slot, "publishing the block: {e}");
                 }
             }
@@ -779,9 +792,13 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         Submission::Contribution(c) => {
             let body = ssv_beacon_api::types::SignedContributionAndProofJson::from_container(&c);
             match client.publish_contributions(&[body]).await {
-                Ok(()) => Metrics::add(&metrics.contributions_submitted, 1),
+                Ok(()) => ok(
+                    BeaconRole::SyncCommitteeContribution,
+                    &metrics.contributions_submitted,
+                    1,
+                ),
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::SyncCommitteeContribution);
                     tracing::error!(
                         slot = c.message.contribution.slot,
                         "publishing a contribution: {e}"
@@ -793,14 +810,14 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
             let body = ssv_beacon_api::types::SignedVoluntaryExitJson::from_container(&e);
             match client.submit_exit(&body).await {
                 Ok(()) => {
-                    Metrics::add(&metrics.exits_submitted, 1);
+                    ok(BeaconRole::VoluntaryExit, &metrics.exits_submitted, 1);
                     tracing::info!(
                         validator = e.message.validator_index,
                         "voluntary exit submitted"
                     );
                 }
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::VoluntaryExit);
                     tracing::error!("submitting a voluntary exit: {e}");
                 }
             }
@@ -808,9 +825,13 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         Submission::Registration(r) => {
             let body = ssv_beacon_api::types::SignedValidatorRegistrationJson::from_container(&r);
             match client.register_validators(&[body]).await {
-                Ok(()) => Metrics::add(&metrics.registrations_submitted, 1),
+                Ok(()) => ok(
+                    BeaconRole::ValidatorRegistration,
+                    &metrics.registrations_submitted,
+                    1,
+                ),
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::ValidatorRegistration);
                     tracing::error!("submitting a builder registration: {e}");
                 }
             }
@@ -818,15 +839,15 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         Submission::Aggregate(signed) => {
             use ssv_protocol::beacon::consensus_data::SignedAggregateAndProofData;
             let SignedAggregateAndProofData::Electra(a) = &*signed else {
-                Metrics::add(&metrics.submission_errors, 1);
+                metrics.record_submission_failed(BeaconRole::Aggregator);
                 tracing::error!("a phase 0 aggregate: this node publishes Electra aggregates only");
                 return;
             };
             let body = ssv_beacon_api::types::SignedAggregateAndProofElectra::from_container(a);
             match client.publish_aggregates(&[body]).await {
-                Ok(()) => Metrics::add(&metrics.aggregates_submitted, 1),
+                Ok(()) => ok(BeaconRole::Aggregator, &metrics.aggregates_submitted, 1),
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::Aggregator);
                     tracing::error!(
                         slot = a.message.aggregate.data.slot,
                         "publishing the aggregate: {e}"
@@ -932,19 +953,41 @@ async fn fetch_aggregate(
     Ok(("electra".into(), aggregate_and_proof.as_ssz_bytes()))
 }
 
-/// Copies the network's drop counters into the metrics every few seconds.
+/// How often the network's counters, peers and queue depths are copied into the metrics:
+/// a Prometheus scrape sees values at most this old (too long hides short peer losses; each
+/// poll asks the network thread once plus once per subscribed subnet).
+const NETWORK_STATS_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Copies the network's drop counters, peer counts and shard queue depths into the metrics.
 async fn copy_network_stats(network: ssv_netio::NetworkHandle, metrics: Arc<Metrics>) {
+    use metrics::Queue;
     use std::sync::atomic::Ordering::Relaxed;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut tick = tokio::time::interval(NETWORK_STATS_PERIOD);
     loop {
         tick.tick().await;
         let Ok(s) = network.stats().await else {
             return;
         };
         metrics.p2p_rate_limited.store(s.rate_limited, Relaxed);
+        metrics.set_dropped(Queue::ShardGossip, s.shards.iter().map(|q| q.dropped).sum());
+        metrics.set_dropped(Queue::NetworkEvents, s.dropped_events);
         metrics
-            .p2p_queue_dropped
-            .store(s.shards.iter().map(|q| q.dropped).sum(), Relaxed);
+            .peers_connected
+            .store(s.connected_peers as i64, Relaxed);
+        for (i, q) in s.shards.iter().enumerate() {
+            metrics.set_inbox(i, q.queued);
+        }
+        for subnet in ssv_netio::Subnet::all() {
+            let peers = if s.subscribed.contains(subnet) {
+                match network.topic_peers(subnet).await {
+                    Ok(n) => Some(n),
+                    Err(_) => return,
+                }
+            } else {
+                None
+            };
+            metrics.set_topic_peers(subnet.index(), peers);
+        }
     }
 }
 
