@@ -1004,6 +1004,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         slots: args.slots,
         slot_ms: args.slot_ms,
         first_slot: first,
+        genesis_ms,
         operators: n,
         validators: args.validators,
         committees: setup.committees.len(),

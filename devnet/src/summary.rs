@@ -46,6 +46,10 @@ pub struct Summary {
     pub slot_ms: u64,
     /// First counted slot of the chain.
     pub first_slot: u64,
+    /// Genesis of the simulated chain, in milliseconds since the Unix epoch: slot `s` starts
+    /// at `genesis_ms + s * slot_ms` (what a scraper of the nodes' `/metrics` needs to pick
+    /// the counted slots' window).
+    pub genesis_ms: u64,
     /// Operators.
     pub operators: u64,
     /// Validators.

@@ -28,7 +28,7 @@ mod runtime;
 pub use cli::main;
 pub use runtime::doppelganger::{Detection, Doppelganger};
 pub use runtime::live::RegistryUpdater;
-pub use runtime::metrics::Metrics;
+pub use runtime::metrics::{Metrics, Stage};
 pub use runtime::network_view::{DutyStore, NetworkIndex, NodeView};
 pub use runtime::registry::{
     CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare,
