@@ -1044,7 +1044,10 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
         duty_latency_ms_max: lat.last().copied().unwrap_or(0),
-        slashing_refusals: counters.get("ssv_slashing_refusals_total").copied().unwrap_or(0),
+        slashing_refusals: counters
+            .get("ssv_slashing_refusals_total")
+            .copied()
+            .unwrap_or(0),
         beacon_duties_refused: counters
             .get("ssv_beacon_duties_refused_total")
             .copied()

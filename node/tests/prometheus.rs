@@ -76,10 +76,7 @@ fn urlencode(s: &str) -> String {
 
 /// An instant query at `time` (seconds): the result vector as (labels, value) pairs.
 fn query(prom: &str, expr: &str, time: f64) -> Vec<(serde_json::Value, f64)> {
-    let path = format!(
-        "/api/v1/query?query={}&time={time:.3}",
-        urlencode(expr)
-    );
+    let path = format!("/api/v1/query?query={}&time={time:.3}", urlencode(expr));
     let (status, body) = get(prom, &path).expect("Prometheus answers");
     assert_eq!(status, 200, "{expr}: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
@@ -100,7 +97,10 @@ fn query(prom: &str, expr: &str, time: f64) -> Vec<(serde_json::Value, f64)> {
             .collect(),
         Some("scalar") => vec![(
             serde_json::Value::Null,
-            result[1].as_str().and_then(|x| x.parse().ok()).expect("scalar"),
+            result[1]
+                .as_str()
+                .and_then(|x| x.parse().ok())
+                .expect("scalar"),
         )],
         other => panic!("{expr}: result type {other:?}"),
     }
@@ -139,26 +139,46 @@ fn dashboard_exprs(dashboard: &serde_json::Value) -> Vec<String> {
 /// keywords or durations.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     const WORDS: &[&str] = &[
-        "sum", "min", "max", "avg", "count", "by", "without", "rate", "increase", "irate",
-        "histogram_quantile", "label_values", "on", "ignoring", "group_left", "group_right",
-        "and", "or", "unless", "offset", "bool", "instance", "le",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "by",
+        "without",
+        "rate",
+        "increase",
+        "irate",
+        "histogram_quantile",
+        "label_values",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "bool",
+        "instance",
+        "le",
     ];
     // Drop `{...}` matchers, `[...]` ranges and `by (...)` / `without (...)` groupings.
     let mut cleaned = String::new();
-    let mut depth_brace = 0;
-    let mut chars = expr.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut depth = 0;
+    for c in expr.chars() {
         match c {
-            '{' | '[' => depth_brace += 1,
-            '}' | ']' => depth_brace -= 1,
-            '"' if depth_brace > 0 => {}
-            _ if depth_brace > 0 => {}
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ if depth > 0 => {}
             _ => cleaned.push(c),
         }
     }
     for kw in ["by", "without"] {
         while let Some(at) = cleaned.find(&format!("{kw} (")) {
-            let end = cleaned[at..].find(')').map_or(cleaned.len(), |e| at + e + 1);
+            let end = cleaned[at..]
+                .find(')')
+                .map_or(cleaned.len(), |e| at + e + 1);
             cleaned.replace_range(at..end, " ");
         }
     }
@@ -226,10 +246,9 @@ fn prometheus_scrapes_every_dashboard_metric_of_a_devnet() {
         "{PROMETHEUS} is missing: install the Debian package `prometheus` \
          (apt-get install prometheus; see README \"Set-up\")"
     );
-    let dashboard: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(DASHBOARD).expect("dashboard readable"),
-    )
-    .expect("dashboard is JSON");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(DASHBOARD).expect("dashboard readable"))
+            .expect("dashboard is JSON");
     let exprs = dashboard_exprs(&dashboard);
     assert!(exprs.len() >= 10, "{exprs:?}");
     let mut names: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
@@ -268,7 +287,10 @@ fn prometheus_scrapes_every_dashboard_metric_of_a_devnet() {
     let _prometheus = Reaped(
         Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", tmp.0.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.0.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={prom}"))
             .stdout(prom_log.try_clone().expect("log file"))
             .stderr(prom_log)
@@ -291,8 +313,20 @@ fn prometheus_scrapes_every_dashboard_metric_of_a_devnet() {
     let out = std::fs::File::create(&out_path).expect("devnet output file");
     let mut devnet = Reaped(
         Command::new(env!("CARGO_BIN_EXE_ssv-node"))
-            .args(["devnet", "--operators", "4", "--validators", "8", "--all-duties"])
-            .args(["--slots", &SLOTS.to_string(), "--slot-ms", &SLOT_MS.to_string()])
+            .args([
+                "devnet",
+                "--operators",
+                "4",
+                "--validators",
+                "8",
+                "--all-duties",
+            ])
+            .args([
+                "--slots",
+                &SLOTS.to_string(),
+                "--slot-ms",
+                &SLOT_MS.to_string(),
+            ])
             .arg("--data-dir")
             .arg(&data)
             .arg("--json-summary")
@@ -334,9 +368,8 @@ fn prometheus_scrapes_every_dashboard_metric_of_a_devnet() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("JSON");
     let u = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
     assert_eq!(u("missed"), 0, "{s:#}");
-    let boundary = |slot: u64| {
-        (u("genesis_ms") + slot * u("slot_ms") - BEFORE_BOUNDARY_MS) as f64 / 1000.0
-    };
+    let boundary =
+        |slot: u64| (u("genesis_ms") + slot * u("slot_ms") - BEFORE_BOUNDARY_MS) as f64 / 1000.0;
     let first = u("first_slot");
     let (t_start, t_end) = (boundary(first), boundary(first + SLOTS));
 
@@ -370,7 +403,10 @@ fn prometheus_scrapes_every_dashboard_metric_of_a_devnet() {
     }
     // Every panel's query answers with at least one finite value.
     for e in &exprs {
-        if metric_names(e).iter().all(|n| FAULT_ONLY.contains(&n.as_str())) {
+        if metric_names(e)
+            .iter()
+            .all(|n| FAULT_ONLY.contains(&n.as_str()))
+        {
             continue;
         }
         let r = query(&prom, e, t_end);
@@ -393,7 +429,10 @@ fn prometheus_scrapes_every_dashboard_metric_of_a_devnet() {
     let p99 = at_end(
         "histogram_quantile(0.99, sum by (le) (rate(ssv_runner_consensus_duration_seconds_bucket{ssv_runner_role=\"COMMITTEE\"}[1m])))",
     );
-    assert!(p99 > 0.0 && p99 <= SLOT_MS as f64 / 1000.0, "consensus p99 {p99}");
+    assert!(
+        p99 > 0.0 && p99 <= SLOT_MS as f64 / 1000.0,
+        "consensus p99 {p99}"
+    );
 }
 
 #[test]

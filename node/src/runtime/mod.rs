@@ -671,7 +671,11 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
     };
     match s {
         Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
-            Ok(()) => ok(BeaconRole::Attester, &metrics.attestations_submitted, atts.len()),
+            Ok(()) => ok(
+                BeaconRole::Attester,
+                &metrics.attestations_submitted,
+                atts.len(),
+            ),
             Err(e) => {
                 metrics.record_submission_failed(BeaconRole::Attester);
                 tracing::error!(count = atts.len(), "submitting attestations: {e}");

@@ -20,7 +20,6 @@ use ssv_protocol::types::BeaconRole;
 use tokio::sync::watch;
 
 use super::metrics::{Metrics, Queue};
-use ssv_protocol::message::RunnerRole;
 use super::network_view::DutyStore;
 use super::registry::{LiveRegistry, Registry};
 use super::shard::{ShardEvent, shard_of};
@@ -29,6 +28,7 @@ use ssv_beacon_api::check_attestation_data;
 use ssv_beacon_api::client::BeaconClient;
 use ssv_beacon_api::types::{AttesterDuty, Fork, ProposerDuty, SyncDuty};
 use ssv_protocol::chain::SlotClock;
+use ssv_protocol::message::RunnerRole;
 
 /// Validator indices per duties request (beacon nodes cap request bodies).
 pub const DUTIES_REQUEST_INDICES_MAX: usize = 2048;

@@ -36,13 +36,13 @@ use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::doppelganger::Doppelganger;
 use super::metrics::{Metrics, Queue, RoundChange, Stage};
-use ssv_protocol::message::RunnerRole;
 use super::network_view::{DutyStore, NodeView};
 use super::registry::{CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare};
 use super::validator_runners::ValidatorRunners;
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
 use ssv_protocol::chain::SlotClock;
+use ssv_protocol::message::RunnerRole;
 
 /// Capacity of each shard's event channel (duties, timers, crypto results).
 pub const SHARD_EVENTS_MAX: usize = 4096;

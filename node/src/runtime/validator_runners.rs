@@ -774,7 +774,11 @@ fn record_progress(
     let since = state.phase_since.unwrap_or(started);
     match (before, after.1) {
         (Phase::PreConsensus, Phase::Consensus | Phase::Finished) => {
-            metrics.record_stage(role, Stage::PreConsensus, now.saturating_duration_since(since));
+            metrics.record_stage(
+                role,
+                Stage::PreConsensus,
+                now.saturating_duration_since(since),
+            );
         }
         (Phase::Consensus, Phase::PostConsensus | Phase::Finished) => {
             metrics.record_stage(role, Stage::Consensus, now.saturating_duration_since(since));
@@ -789,7 +793,9 @@ fn record_progress(
             .running_instance()
             .map_or(0, |i| i.state.round);
         match state.decided_at {
-            Some(decided) => super::shard::record_completion(metrics, role, round, started, decided),
+            Some(decided) => {
+                super::shard::record_completion(metrics, role, round, started, decided)
+            }
             None => metrics.record_duty(role, 0, now.saturating_duration_since(started)),
         }
     }

@@ -65,7 +65,9 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
             if !is_name(key, false) || key.starts_with("__") {
                 return Err(format!("bad label name {key:?}"));
             }
-            r = r[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+            r = r[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("label value not quoted")?;
             let mut value = String::new();
             let mut chars = r.char_indices();
             let end = loop {
@@ -100,7 +102,8 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let mut parts = rest.split(' ');
     let value = parse_value(parts.next().unwrap_or(""))?;
     if let Some(ts) = parts.next() {
-        ts.parse::<i64>().map_err(|_| format!("bad timestamp {ts:?}"))?;
+        ts.parse::<i64>()
+            .map_err(|_| format!("bad timestamp {ts:?}"))?;
     }
     if parts.next().is_some() {
         return Err(format!("trailing fields: {line:?}"));
@@ -163,7 +166,10 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
                 if !f.kind.is_empty() || !f.samples.is_empty() {
                     return Err(err(format!("TYPE of {name} late or twice")));
                 }
-                if !matches!(arg, "counter" | "gauge" | "histogram" | "summary" | "untyped") {
+                if !matches!(
+                    arg,
+                    "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                ) {
                     return Err(err(format!("bad type {arg:?}")));
                 }
                 f.kind = arg.to_owned();
@@ -182,14 +188,19 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
         let fam = current
             .clone()
             .ok_or_else(|| err("sample before any TYPE".into()))?;
-        let f = families.get_mut(&fam).ok_or_else(|| err("no family".into()))?;
+        let f = families
+            .get_mut(&fam)
+            .ok_or_else(|| err("no family".into()))?;
         if f.kind.is_empty() {
             return Err(err(format!("sample of {fam} before its TYPE")));
         }
         if !belongs(&s.name, &fam, &f.kind) {
-            return Err(err(format!("{} is not of family {fam} ({})", s.name, f.kind)));
+            return Err(err(format!(
+                "{} is not of family {fam} ({})",
+                s.name, f.kind
+            )));
         }
-        if f.kind == "counter" && !(s.value >= 0.0) {
+        if f.kind == "counter" && (s.value.is_nan() || s.value < 0.0) {
             return Err(err(format!("counter {} is {}", s.name, s.value)));
         }
         let mut key: Vec<_> = s.labels.clone();
@@ -212,7 +223,12 @@ pub fn check_histograms(families: &BTreeMap<String, Family>) -> Result<usize, St
         let mut counts: BTreeMap<Key, f64> = BTreeMap::new();
         let mut sums: BTreeMap<Key, f64> = BTreeMap::new();
         for s in &f.samples {
-            let mut key: Key = s.labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+            let mut key: Key = s
+                .labels
+                .iter()
+                .filter(|(k, _)| k != "le")
+                .cloned()
+                .collect();
             key.sort();
             if s.name.ends_with("_bucket") {
                 let le = s
@@ -234,7 +250,10 @@ pub fn check_histograms(families: &BTreeMap<String, Family>) -> Result<usize, St
             b.sort_by(|x, y| x.0.total_cmp(&y.0));
             for w in b.windows(2) {
                 if w[1].1 < w[0].1 {
-                    return Err(format!("{name}{key:?}: buckets not cumulative at le {}", w[1].0));
+                    return Err(format!(
+                        "{name}{key:?}: buckets not cumulative at le {}",
+                        w[1].0
+                    ));
                 }
             }
             let inf = b
@@ -251,7 +270,7 @@ pub fn check_histograms(families: &BTreeMap<String, Family>) -> Result<usize, St
             let sum = sums
                 .get(&key)
                 .ok_or_else(|| format!("{name}{key:?}: no _sum"))?;
-            if !(*sum >= 0.0) {
+            if sum.is_nan() || *sum < 0.0 {
                 return Err(format!("{name}{key:?}: sum {sum}"));
             }
             checked += 1;
@@ -269,15 +288,15 @@ mod tests {
         let ok = "# HELP a_total x\n# TYPE a_total counter\na_total{k=\"v\\\"w\"} 1\n";
         assert!(parse(ok).is_ok());
         for bad in [
-            "a_total 1\n",                                               // no TYPE
-            "# TYPE a counter\na{k=\"v} 1\n",                            // unterminated
-            "# TYPE a counter\na{1k=\"v\"} 1\n",                         // label name
-            "# TYPE a counter\na 1\na 2\n",                              // series twice
-            "# TYPE a counter\na -1\n",                                  // negative counter
+            "a_total 1\n",                                                // no TYPE
+            "# TYPE a counter\na{k=\"v} 1\n",                             // unterminated
+            "# TYPE a counter\na{1k=\"v\"} 1\n",                          // label name
+            "# TYPE a counter\na 1\na 2\n",                               // series twice
+            "# TYPE a counter\na -1\n",                                   // negative counter
             "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\n# TYPE a gauge\n", // split family
-            "# TYPE a gauge\nb 1\n",                                     // wrong family
-            "# TYPE a gauge\na 1",                                       // no final newline
-            "# TYPE a gauge\na  1\n",                                    // two spaces
+            "# TYPE a gauge\nb 1\n",                                      // wrong family
+            "# TYPE a gauge\na 1",                                        // no final newline
+            "# TYPE a gauge\na  1\n",                                     // two spaces
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }

@@ -145,7 +145,6 @@ counters! {
     p2p_rate_limited,
 }
 
-
 /// The Go node's beacon roles (`spectypes.BeaconRole`), for the submission metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeaconRole {
@@ -431,7 +430,10 @@ impl Metrics {
 
     /// Duties of `role` finished so far (any round).
     pub fn duties_done(&self, role: RunnerRole) -> u64 {
-        self.duty[role_index(role)].iter().map(Histogram::count).sum()
+        self.duty[role_index(role)]
+            .iter()
+            .map(Histogram::count)
+            .sum()
     }
 
     /// Observations of `role` in `stage` so far.
@@ -724,9 +726,21 @@ mod tests {
         m.validation.record(Rule::SignatureVerification);
         m.validation.record(Rule::LateSlotMessage);
         m.validation_duration.observe(Duration::from_micros(40));
-        m.record_stage(RunnerRole::Committee, Stage::Consensus, Duration::from_millis(120));
-        m.record_stage(RunnerRole::Proposer, Stage::PreConsensus, Duration::from_millis(7));
-        m.record_stage(RunnerRole::Committee, Stage::PostConsensus, Duration::from_millis(60));
+        m.record_stage(
+            RunnerRole::Committee,
+            Stage::Consensus,
+            Duration::from_millis(120),
+        );
+        m.record_stage(
+            RunnerRole::Proposer,
+            Stage::PreConsensus,
+            Duration::from_millis(7),
+        );
+        m.record_stage(
+            RunnerRole::Committee,
+            Stage::PostConsensus,
+            Duration::from_millis(60),
+        );
         m.record_duty(RunnerRole::Committee, 1, Duration::from_millis(900));
         m.record_duty(RunnerRole::Committee, 40, Duration::from_secs(30));
         m.record_scheduled(RunnerRole::Aggregator, Duration::from_millis(3));
@@ -790,7 +804,8 @@ mod tests {
             assert_eq!(f.kind, def.kind.prometheus_type(), "{}", def.name);
             for s in &f.samples {
                 for (k, _) in &s.labels {
-                    let known = def.label_names().contains(k) || (k == "le" && f.kind == "histogram");
+                    let known =
+                        def.label_names().contains(k) || (k == "le" && f.kind == "histogram");
                     assert!(known, "{}: label {k} not in the table", def.name);
                 }
             }
