@@ -173,7 +173,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let domain = config.network.domain();
     let client = Arc::new(
-        BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
+        BeaconClient::new(config.beacon_nodes.clone())
+            .context("beacon node configuration")?
+            .with_observer(metrics.clone() as Arc<dyn ssv_beacon_api::RequestObserver>),
     );
     let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
 

@@ -37,6 +37,14 @@ pub const SHARDS_MAX: usize = 256;
 /// Subnets (gossip topics) whose peer counts are kept.
 pub const SUBNETS: usize = ssv_netio::SUBNET_COUNT;
 
+/// Beacon-node request series (server, method, route, error status) kept; requests of further
+/// series are not recorded (the routes are a bounded set, so only many servers or odd
+/// statuses reach it).
+pub const CL_SERIES_MAX: usize = 1024;
+
+/// A beacon-node request series: server, method, route, error status (`None`: success).
+type ClKey = (String, &'static str, String, Option<u16>);
+
 /// QBFT rounds told apart in `ssv_runner_duty_duration_seconds`; a duty decided in a later
 /// round is recorded under this one (round 12 is already minutes of timeouts, past any duty's
 /// deadline).
@@ -357,6 +365,8 @@ pub struct Metrics {
     shards: AtomicUsize,
     /// Per queue: items dropped because it was full.
     dropped: [AtomicU64; 5],
+    /// Beacon-node request durations by series (control plane only: a lock is fine).
+    cl_requests: parking_lot::Mutex<std::collections::BTreeMap<ClKey, Box<Histogram>>>,
     /// The operator ID of the process, when the node runs one operator. The Go node has no
     /// operator attribute on its metrics; this leaves room for one when a process runs
     /// several operators.
@@ -396,6 +406,7 @@ impl Default for Metrics {
             shard_cpu_ns: atomics(),
             shards: AtomicUsize::new(0),
             dropped: Default::default(),
+            cl_requests: Default::default(),
             operator_id: AtomicU64::new(0),
         }
     }
@@ -630,6 +641,21 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{l0}=\"{i}\"}} {secs}");
                 }
             }
+            Id::ClRequestDuration => {
+                let l2 = label.get(2).map_or("", String::as_str);
+                let l3 = label.get(3).map_or("", String::as_str);
+                for ((server, method, route, error), h) in self.cl_requests.lock().iter() {
+                    let mut labels = format!(
+                        "{l0}=\"{}\",{l1}=\"{method}\",{l2}=\"{}\",",
+                        escape(server),
+                        escape(route)
+                    );
+                    if let Some(code) = error {
+                        let _ = write!(labels, "{l3}=\"{code}\",");
+                    }
+                    h.render(out, name, &labels);
+                }
+            }
             Id::ProcessCpu | Id::ProcessResidentMemory | Id::ProcessStartTime => {
                 match process::process_stat() {
                     Ok(s) => {
@@ -643,6 +669,28 @@ impl Metrics {
                     Err(e) => tracing::debug!("{name}: {e}"),
                 }
             }
+        }
+    }
+}
+
+/// A label value as the text format writes it (`\`, `"` and newlines escaped).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl ssv_beacon_api::RequestObserver for Metrics {
+    fn observe(&self, server: &str, method: &str, route: &str, took: Duration, error: Option<u16>) {
+        let method = if method == "POST" { "POST" } else { "GET" };
+        let mut map = self.cl_requests.lock();
+        let key = (server.to_owned(), method, route.to_owned(), error);
+        if let Some(h) = map.get(&key) {
+            h.observe(took);
+        } else if map.len() < CL_SERIES_MAX {
+            let h = Box::<Histogram>::default();
+            h.observe(took);
+            map.insert(key, h);
         }
     }
 }
@@ -753,6 +801,23 @@ mod tests {
         m.set_inbox(1, 9);
         m.set_shard_cpu(0, Duration::from_millis(1500));
         m.record_dropped(Queue::Submissions, 2);
+        use ssv_beacon_api::RequestObserver as _;
+        let route = "/eth/v1/validator/duties/attester/{id}";
+        m.observe(
+            "127.0.0.1:5052",
+            "POST",
+            route,
+            Duration::from_millis(30),
+            None,
+        );
+        m.observe(
+            "127.0.0.1:5052",
+            "POST",
+            route,
+            Duration::from_millis(3),
+            Some(503),
+        );
+        m.observe("h\"x", "GET", "/a\nb", Duration::from_millis(3), None);
         m
     }
 
@@ -792,6 +857,14 @@ mod tests {
         assert!(text.contains("ssv_queue_dropped_total{ssv_queue_name=\"submissions\"} 2\n"));
         assert!(text.contains("ssv_submission_errors_total 1\n"));
         assert!(text.contains("\nprocess_cpu_seconds_total "));
+        assert!(text.contains(
+            "ssv_cl_request_duration_seconds_count{server_address=\"127.0.0.1:5052\",\
+             http_request_method=\"POST\",http_route_name=\"/eth/v1/validator/duties/attester/{id}\",\
+             http_response_error_status_code=\"503\"} 1\n"
+        ));
+        assert!(text.contains(
+            "server_address=\"h\\\"x\",http_request_method=\"GET\",http_route_name=\"/a\\nb\""
+        ));
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub enum Id {
     QueueDropped,
     /// CPU time per shard thread.
     ShardCpu,
+    /// Beacon node request durations.
+    ClRequestDuration,
     /// Process CPU time.
     ProcessCpu,
     /// Process resident memory.
@@ -296,6 +298,20 @@ pub const TABLE: &[Def] = &[
         labels: &["queue_type", "queue_id"],
         origin: "protocol/v2/ssv/queue/observability.go",
         id: Id::InboxSize,
+    },
+    Def {
+        name: "ssv.cl.request.duration",
+        kind: Kind::Histogram,
+        unit: "s",
+        help: "consensus client request duration in seconds",
+        labels: &[
+            "server.address",
+            "http.request.method",
+            "http.route_name",
+            "http.response.error_status_code",
+        ],
+        origin: "beacon/goclient/observability.go",
+        id: Id::ClRequestDuration,
     },
     // --- Process (client_golang's process collector, which the Go node serves) ----------
     Def {
