@@ -312,6 +312,32 @@ impl Queue {
     }
 }
 
+/// The Go node's validator status categories (`ssv.validator.status`), in gauge order.
+pub const VALIDATOR_STATUSES: [&str; 8] = [
+    "active",
+    "slashed",
+    "exiting",
+    "not_activated",
+    "pending",
+    "no_index",
+    "not_found",
+    "unknown",
+];
+
+/// The category of a Beacon API validator status (`active_ongoing`, `pending_queued`, …).
+pub fn validator_status_category(beacon_status: &str) -> &'static str {
+    match beacon_status {
+        "active_ongoing" => "active",
+        "active_slashed" | "exited_slashed" => "slashed",
+        "active_exiting" | "exited_unslashed" | "withdrawal_possible" | "withdrawal_done" => {
+            "exiting"
+        }
+        "pending_initialized" => "not_activated",
+        "pending_queued" => "pending",
+        _ => "unknown",
+    }
+}
+
 /// `n` atomics, for arrays past the sizes `Default` covers.
 fn atomics<T: Default, const N: usize>() -> Box<[T; N]> {
     let v: Vec<T> = (0..N).map(|_| T::default()).collect();
@@ -365,6 +391,8 @@ pub struct Metrics {
     shards: AtomicUsize,
     /// Per queue: items dropped because it was full.
     dropped: [AtomicU64; 5],
+    /// Our validators per status category (-1: never counted).
+    validators_per_status: [AtomicI64; 8],
     /// Beacon-node request durations by series (control plane only: a lock is fine).
     cl_requests: parking_lot::Mutex<std::collections::BTreeMap<ClKey, Box<Histogram>>>,
     /// The operator ID of the process, when the node runs one operator. The Go node has no
@@ -407,6 +435,7 @@ impl Default for Metrics {
             shards: AtomicUsize::new(0),
             dropped: Default::default(),
             cl_requests: Default::default(),
+            validators_per_status: std::array::from_fn(|_| AtomicI64::new(-1)),
             operator_id: AtomicU64::new(0),
         }
     }
@@ -527,6 +556,20 @@ impl Metrics {
         }
     }
 
+    /// Sets the count of our validators per status category (those of
+    /// [`VALIDATOR_STATUSES`]; categories not named are set to 0, as the Go node records
+    /// each).
+    pub fn set_validator_statuses(&self, counts: &[(&str, u64)]) {
+        for (i, cat) in VALIDATOR_STATUSES.iter().enumerate() {
+            let n: u64 = counts
+                .iter()
+                .filter(|(c, _)| c == cat)
+                .map(|(_, n)| n)
+                .sum();
+            self.validators_per_status[i].store(n as i64, Ordering::Relaxed);
+        }
+    }
+
     /// Prometheus text exposition (format 0.0.4) of every row of [`TABLE`].
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(64 << 10);
@@ -639,6 +682,14 @@ impl Metrics {
                 for (i, g) in self.shard_cpu_ns.iter().take(n).enumerate() {
                     let secs = g.load(Ordering::Relaxed) as f64 / 1e9;
                     let _ = writeln!(out, "{name}{{{l0}=\"{i}\"}} {secs}");
+                }
+            }
+            Id::ValidatorsPerStatus => {
+                for (cat, g) in VALIDATOR_STATUSES.iter().zip(&self.validators_per_status) {
+                    let v = g.load(Ordering::Relaxed);
+                    if v >= 0 {
+                        let _ = writeln!(out, "{name}{{{l0}=\"{cat}\"}} {v}");
+                    }
                 }
             }
             Id::ClRequestDuration => {
@@ -801,6 +852,7 @@ mod tests {
         m.set_inbox(1, 9);
         m.set_shard_cpu(0, Duration::from_millis(1500));
         m.record_dropped(Queue::Submissions, 2);
+        m.set_validator_statuses(&[("active", 6), ("no_index", 1), ("active", 1)]);
         use ssv_beacon_api::RequestObserver as _;
         let route = "/eth/v1/validator/duties/attester/{id}";
         m.observe(
@@ -857,6 +909,16 @@ mod tests {
         assert!(text.contains("ssv_queue_dropped_total{ssv_queue_name=\"submissions\"} 2\n"));
         assert!(text.contains("ssv_submission_errors_total 1\n"));
         assert!(text.contains("\nprocess_cpu_seconds_total "));
+        assert!(
+            text.contains(
+                "ssv_validator_validators_per_status{ssv_validator_status=\"active\"} 7\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "ssv_validator_validators_per_status{ssv_validator_status=\"slashed\"} 0\n"
+            )
+        );
         assert!(text.contains(
             "ssv_cl_request_duration_seconds_count{server_address=\"127.0.0.1:5052\",\
              http_request_method=\"POST\",http_route_name=\"/eth/v1/validator/duties/attester/{id}\",\

@@ -65,6 +65,8 @@ pub enum Id {
     ShardCpu,
     /// Beacon node request durations.
     ClRequestDuration,
+    /// Our validators by beacon status.
+    ValidatorsPerStatus,
     /// Process CPU time.
     ProcessCpu,
     /// Process resident memory.
@@ -312,6 +314,15 @@ pub const TABLE: &[Def] = &[
         ],
         origin: "beacon/goclient/observability.go",
         id: Id::ClRequestDuration,
+    },
+    Def {
+        name: "ssv.validator.validators.per_status",
+        kind: Kind::Gauge,
+        unit: "",
+        help: "total number of validators by status",
+        labels: &["ssv.validator.status"],
+        origin: "operator/validator/observability.go",
+        id: Id::ValidatorsPerStatus,
     },
     // --- Process (client_golang's process collector, which the Go node serves) ----------
     Def {
