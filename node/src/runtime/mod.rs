@@ -226,8 +226,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let stopped = Arc::new(registry::StoppedValidators::default());
     let (follower, updater_tx) = match &config.eth1 {
         Some(eth1) => {
-            let (f, u) =
-                sync_contract(eth1, &config, &store, &key, &stop_rx, stopped.clone()).await?;
+            let (f, u) = sync_contract(
+                eth1,
+                &config,
+                &store,
+                &key,
+                &stop_rx,
+                stopped.clone(),
+                &metrics,
+            )
+            .await?;
             (Some(f), Some(u))
         }
         None => (None, None),
@@ -463,6 +471,7 @@ async fn sync_contract(
     key: &Arc<OperatorSecretKey>,
     stop: &watch::Receiver<bool>,
     stopped: Arc<registry::StoppedValidators>,
+    metrics: &Metrics,
 ) -> anyhow::Result<(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<live::RegistryUpdater>,
@@ -504,6 +513,7 @@ async fn sync_contract(
     ));
     let mut sync = ContractSync::new(cfg, registry_store, Some(key.clone()), Some(dp_tx))?
         .with_stop(stop.clone());
+    let _ = metrics.event_sync.set(sync.counters());
     let cursor = sync
         .sync_history()
         .await

@@ -391,6 +391,8 @@ pub struct Metrics {
     shards: AtomicUsize,
     /// Per queue: items dropped because it was full.
     dropped: [AtomicU64; 5],
+    /// The contract sync's counters, once it runs (nodes with `eth1` configured).
+    pub event_sync: std::sync::OnceLock<Arc<ssv_eth_sync::SyncCounters>>,
     /// Our validators per status category (-1: never counted).
     validators_per_status: [AtomicI64; 8],
     /// Beacon-node request durations by series (control plane only: a lock is fine).
@@ -436,6 +438,7 @@ impl Default for Metrics {
             dropped: Default::default(),
             cl_requests: Default::default(),
             validators_per_status: std::array::from_fn(|_| AtomicI64::new(-1)),
+            event_sync: std::sync::OnceLock::new(),
             operator_id: AtomicU64::new(0),
         }
     }
@@ -692,6 +695,16 @@ impl Metrics {
                     }
                 }
             }
+            Id::EventsProcessed | Id::EventsFailed | Id::LastProcessedBlock => {
+                if let Some(c) = self.event_sync.get() {
+                    let v = match def.id {
+                        Id::EventsProcessed => load(&c.events_applied),
+                        Id::EventsFailed => load(&c.events_malformed),
+                        _ => load(&c.last_block),
+                    };
+                    let _ = writeln!(out, "{name} {v}");
+                }
+            }
             Id::ClRequestDuration => {
                 let l2 = label.get(2).map_or("", String::as_str);
                 let l3 = label.get(3).map_or("", String::as_str);
@@ -853,6 +866,10 @@ mod tests {
         m.set_shard_cpu(0, Duration::from_millis(1500));
         m.record_dropped(Queue::Submissions, 2);
         m.set_validator_statuses(&[("active", 6), ("no_index", 1), ("active", 1)]);
+        let sync = Arc::new(ssv_eth_sync::SyncCounters::default());
+        sync.events_applied.store(12, Ordering::Relaxed);
+        sync.last_block.store(99, Ordering::Relaxed);
+        let _ = m.event_sync.set(sync);
         use ssv_beacon_api::RequestObserver as _;
         let route = "/eth/v1/validator/duties/attester/{id}";
         m.observe(
@@ -908,6 +925,8 @@ mod tests {
         assert!(text.contains("ssv_shard_cpu_seconds_total{ssv_shard=\"0\"} 1.5\n"));
         assert!(text.contains("ssv_queue_dropped_total{ssv_queue_name=\"submissions\"} 2\n"));
         assert!(text.contains("ssv_submission_errors_total 1\n"));
+        assert!(text.contains("ssv_event_syncer_handler_events_processed_total 12\n"));
+        assert!(text.contains("ssv_event_syncer_handler_last_processed_block 99\n"));
         assert!(text.contains("\nprocess_cpu_seconds_total "));
         assert!(
             text.contains(

@@ -67,6 +67,12 @@ pub enum Id {
     ClRequestDuration,
     /// Our validators by beacon status.
     ValidatorsPerStatus,
+    /// Contract events applied.
+    EventsProcessed,
+    /// Contract events recorded as malformed.
+    EventsFailed,
+    /// Last block the contract sync committed.
+    LastProcessedBlock,
     /// Process CPU time.
     ProcessCpu,
     /// Process resident memory.
@@ -323,6 +329,33 @@ pub const TABLE: &[Def] = &[
         labels: &["ssv.validator.status"],
         origin: "operator/validator/observability.go",
         id: Id::ValidatorsPerStatus,
+    },
+    Def {
+        name: "ssv.event_syncer.handler.events_processed",
+        kind: Kind::Counter,
+        unit: "{event}",
+        help: "total number of successfully processed events(logs)",
+        labels: &[],
+        origin: "eth/eventhandler/observability.go",
+        id: Id::EventsProcessed,
+    },
+    Def {
+        name: "ssv.event_syncer.handler.events_failed",
+        kind: Kind::Counter,
+        unit: "{event}",
+        help: "total number of failures during event(log) processing",
+        labels: &[],
+        origin: "eth/eventhandler/observability.go",
+        id: Id::EventsFailed,
+    },
+    Def {
+        name: "ssv.event_syncer.handler.last_processed_block",
+        kind: Kind::Gauge,
+        unit: "{block_number}",
+        help: "last processed block by event handler",
+        labels: &[],
+        origin: "eth/eventhandler/observability.go",
+        id: Id::LastProcessedBlock,
     },
     // --- Process (client_golang's process collector, which the Go node serves) ----------
     Def {
