@@ -391,6 +391,9 @@ pub struct Metrics {
     shards: AtomicUsize,
     /// Per queue: items dropped because it was full.
     dropped: [AtomicU64; 5],
+    /// Doppelganger protection: validators safe to sign for, and still in detection (-1:
+    /// protection not running).
+    doppelganger: [AtomicI64; 2],
     /// The contract sync's counters, once it runs (nodes with `eth1` configured).
     pub event_sync: std::sync::OnceLock<Arc<ssv_eth_sync::SyncCounters>>,
     /// Our validators per status category (-1: never counted).
@@ -439,6 +442,7 @@ impl Default for Metrics {
             cl_requests: Default::default(),
             validators_per_status: std::array::from_fn(|_| AtomicI64::new(-1)),
             event_sync: std::sync::OnceLock::new(),
+            doppelganger: [AtomicI64::new(-1), AtomicI64::new(-1)],
             operator_id: AtomicU64::new(0),
         }
     }
@@ -573,6 +577,12 @@ impl Metrics {
         }
     }
 
+    /// Sets the validators doppelganger protection holds safe and those still in detection.
+    pub fn set_doppelganger(&self, safe: usize, detecting: usize) {
+        self.doppelganger[0].store(safe as i64, Ordering::Relaxed);
+        self.doppelganger[1].store(detecting as i64, Ordering::Relaxed);
+    }
+
     /// Prometheus text exposition (format 0.0.4) of every row of [`TABLE`].
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(64 << 10);
@@ -692,6 +702,14 @@ impl Metrics {
                     let v = g.load(Ordering::Relaxed);
                     if v >= 0 {
                         let _ = writeln!(out, "{name}{{{l0}=\"{cat}\"}} {v}");
+                    }
+                }
+            }
+            Id::DoppelgangerState => {
+                for (unsafe_, g) in ["false", "true"].iter().zip(&self.doppelganger) {
+                    let v = g.load(Ordering::Relaxed);
+                    if v >= 0 {
+                        let _ = writeln!(out, "{name}{{{l0}=\"{unsafe_}\"}} {v}");
                     }
                 }
             }
@@ -870,6 +888,7 @@ mod tests {
         sync.events_applied.store(12, Ordering::Relaxed);
         sync.last_block.store(99, Ordering::Relaxed);
         let _ = m.event_sync.set(sync);
+        m.set_doppelganger(5, 3);
         use ssv_beacon_api::RequestObserver as _;
         let route = "/eth/v1/validator/duties/attester/{id}";
         m.observe(
@@ -926,6 +945,9 @@ mod tests {
         assert!(text.contains("ssv_queue_dropped_total{ssv_queue_name=\"submissions\"} 2\n"));
         assert!(text.contains("ssv_submission_errors_total 1\n"));
         assert!(text.contains("ssv_event_syncer_handler_events_processed_total 12\n"));
+        assert!(text.contains(
+            "ssv_doppelganger_validators_state{ssv_doppelganger_validators_unsafe=\"true\"} 3\n"
+        ));
         assert!(text.contains("ssv_event_syncer_handler_last_processed_block 99\n"));
         assert!(text.contains("\nprocess_cpu_seconds_total "));
         assert!(

@@ -67,6 +67,8 @@ pub enum Id {
     ClRequestDuration,
     /// Our validators by beacon status.
     ValidatorsPerStatus,
+    /// Validators in doppelganger detection (unsafe) and out of it (safe).
+    DoppelgangerState,
     /// Contract events applied.
     EventsProcessed,
     /// Contract events recorded as malformed.
@@ -329,6 +331,15 @@ pub const TABLE: &[Def] = &[
         labels: &["ssv.validator.status"],
         origin: "operator/validator/observability.go",
         id: Id::ValidatorsPerStatus,
+    },
+    Def {
+        name: "ssv.doppelganger.validators.state",
+        kind: Kind::Gauge,
+        unit: "{validator}",
+        help: "Tracks the current number of validators in Doppelganger state, categorized by safety",
+        labels: &["ssv.doppelganger.validators.unsafe"],
+        origin: "doppelganger/observability.go",
+        id: Id::DoppelgangerState,
     },
     Def {
         name: "ssv.event_syncer.handler.events_processed",
