@@ -796,6 +796,9 @@ impl Shard {
                 // Not waited for: the decided record is for the exporter and restarts, and
                 // slashing protection (the safety-relevant write) is checked before signing.
                 if let Err(e) = services.store.try_submit(vec![WriteOp::PutDecided(record)]) {
+                    if matches!(e, ssv_storage::StorageError::WriteQueueFull) {
+                        services.metrics.record_dropped(Queue::StoreWrites, 1);
+                    }
                     tracing::debug!(slot, "decided record not stored: {e}");
                 }
             }

@@ -288,16 +288,19 @@ pub enum Queue {
     Submissions,
     /// Messages a validator runner keeps until it can take them (`EARLY_MESSAGES_MAX`).
     EarlyMessages,
+    /// Decided records to the store's writer (`ssv_storage` write queue).
+    StoreWrites,
 }
 
 impl Queue {
     /// Every queue.
-    pub const ALL: [Queue; 5] = [
+    pub const ALL: [Queue; 6] = [
         Queue::ShardGossip,
         Queue::NetworkEvents,
         Queue::ShardEvents,
         Queue::Submissions,
         Queue::EarlyMessages,
+        Queue::StoreWrites,
     ];
 
     /// The `ssv.queue.name` value.
@@ -308,6 +311,7 @@ impl Queue {
             Queue::ShardEvents => "shard_events",
             Queue::Submissions => "submissions",
             Queue::EarlyMessages => "early_messages",
+            Queue::StoreWrites => "store_writes",
         }
     }
 }
@@ -390,7 +394,7 @@ pub struct Metrics {
     /// Shards that reported (one more than the highest index seen).
     shards: AtomicUsize,
     /// Per queue: items dropped because it was full.
-    dropped: [AtomicU64; 5],
+    dropped: [AtomicU64; 6],
     /// Doppelganger protection: validators safe to sign for, and still in detection (-1:
     /// protection not running).
     doppelganger: [AtomicI64; 2],
