@@ -185,6 +185,13 @@ struct StartArgs {
     /// Bootnode ENR (repeatable; replaces the config's list).
     #[arg(long = "bootnode")]
     bootnodes: Vec<String>,
+    /// Exporter mode: subscribe to every subnet, run no duties (no operator key needed),
+    /// store every decided instance and serve them on `--api-addr`.
+    #[arg(long)]
+    exporter: bool,
+    /// Serve the HTTP API (the exporter's `/v1/exporter/decideds` and `/stream`) here.
+    #[arg(long)]
+    api_addr: Option<SocketAddr>,
 }
 
 fn init_tracing() {
@@ -209,6 +216,8 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         bootnodes: args.bootnodes,
+        exporter: args.exporter,
+        api_addr: args.api_addr,
     };
     let config = crate::config::Config::load(&args.config, &overrides)?;
     crate::runtime::start(config)
