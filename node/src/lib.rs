@@ -21,8 +21,10 @@
 //! Everything else (the config, the duty scheduler, the submitter, the HTTP endpoints, the
 //! start-up sequence) is private to the binary.
 
+mod bootnode;
 mod cli;
 mod config;
+mod generate;
 mod runtime;
 
 pub use cli::main;
