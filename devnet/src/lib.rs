@@ -1013,10 +1013,11 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let counters = node_counters(&nodes).await;
     let run_secs = started.elapsed().as_secs_f64();
     let exporter_ran = exporter.as_mut().map(|x| x.check());
+    // The operators stop first: the exporter then has seen every instance they decided.
+    nodes.stop().await;
     if let Some(x) = &mut exporter {
         x.stop().await;
     }
-    nodes.stop().await;
     let _ = stop_sim.send(());
     let _ = stop_lagging.send(());
     drop(bootnode);
