@@ -24,15 +24,18 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_owned());
     if from_env.is_none() {
         // Rebuild when HEAD moves (a commit, a checkout): HEAD and the branch it points at.
-        for path in [git(&["rev-parse", "--git-path", "HEAD"]), git(&["rev-parse", "--git-path", "logs/HEAD"])]
-            .into_iter()
-            .flatten()
+        for path in [
+            git(&["rev-parse", "--git-path", "HEAD"]),
+            git(&["rev-parse", "--git-path", "logs/HEAD"]),
+        ]
+        .into_iter()
+        .flatten()
         {
             println!("cargo:rerun-if-changed={path}");
         }
     }
-    let dirty = from_env.is_none()
-        && git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
+    let dirty =
+        from_env.is_none() && git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
     println!(
         "cargo:rustc-env=SSV_NODE_COMMIT={commit}{}",
         if dirty { "-dirty" } else { "" }

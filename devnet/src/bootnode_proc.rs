@@ -32,8 +32,8 @@ impl BootnodeProcess {
     pub async fn start(exe: &Path, dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = dir.join("bootnode.log");
-        let file = std::fs::File::create(&log)
-            .with_context(|| format!("creating {}", log.display()))?;
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = file.try_clone().context("duplicating a log handle")?;
         let mut cmd = Command::new(exe);
         cmd.arg("bootnode")

@@ -647,7 +647,10 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.data_dir, dir);
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
         assert_eq!(c.operator_id, Some(2));
-        assert_eq!(c.operator_key, Some(OperatorKey::Plain(dir.join("operator.pem"))));
+        assert_eq!(
+            c.operator_key,
+            Some(OperatorKey::Plain(dir.join("operator.pem")))
+        );
         assert_eq!(
             c.beacon_nodes,
             vec![
@@ -737,6 +740,58 @@ bootnodes = ["enr:-abc"]
             let err = load(extra).unwrap_err().to_string();
             assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn exporter_mode_needs_no_key_and_checks_its_settings() {
+        let base = "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n";
+        let load = |extra: &str, o: &Overrides| {
+            Config::from_toml(&format!("{base}{extra}"), Path::new("/x"), o)
+        };
+        let o = Overrides::default();
+        let c = load("exporter = true\napi_addr = '127.0.0.1:16000'\n", &o).expect("flag");
+        assert_eq!(c.operator_key, None);
+        assert_eq!(
+            c.exporter.map(|e| e.retention_slots),
+            Some(EXPORTER_RETENTION_SLOTS_DEFAULT)
+        );
+        assert_eq!(c.api_addr, Some("127.0.0.1:16000".parse().expect("addr")));
+        let c = load("[exporter]\nretention_slots = 100\n", &o).expect("section");
+        assert_eq!(c.exporter.map(|e| e.retention_slots), Some(100));
+        // `--exporter` turns it on for a file that does not say so.
+        let flag = Overrides {
+            exporter: true,
+            ..Default::default()
+        };
+        assert!(load("", &flag).expect("--exporter").exporter.is_some());
+        // Without exporter mode the key is still required.
+        let err = load("exporter = false\n", &o).unwrap_err().to_string();
+        assert!(err.contains("operator key missing"), "{err}");
+        for (extra, want) in [
+            ("[exporter]\nretention_slots = 10\n", "retention_slots"),
+            (
+                "exporter = true\n[doppelganger]\nenabled = true\n",
+                "exporter",
+            ),
+            ("exporter = true\nfault = 'corrupt-partials'\n", "exporter"),
+            (
+                "exporter = true\n[eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
+                "not supported",
+            ),
+            ("[exporter]\nretention = 100\n", "parsing"),
+        ] {
+            let err = load(extra, &o).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
+        }
+        // The devnet's exporter config is one this parser accepts as meant.
+        let dir = Path::new("/tmp/devnet/exporter");
+        let text =
+            ssv_devnet::setup::node_config_exporter(dir, &["http://127.0.0.1:5052"], "enr:-x", 1)
+                .expect("exporter config text");
+        let c = Config::from_toml(&text, dir, &o).expect("devnet exporter config");
+        assert!(c.exporter.is_some() && c.operator_key.is_none());
+        assert_eq!(c.p2p.bootnodes, vec!["enr:-x".to_owned()]);
+        assert!(c.api_addr.is_some_and(|a| a.ip().is_loopback()));
     }
 
     #[test]

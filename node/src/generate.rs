@@ -67,9 +67,15 @@ pub fn config_text(args: &GenerateConfigArgs) -> String {
     t.push_str("# Data-plane shards (glommio executors, one core each).\n");
     t.push_str("shards = 1\n");
     t.push_str("# /metrics and /health.\n");
-    t.push_str(&format!("metrics_addr = {}\n", quoted(&args.metrics_addr.to_string())));
+    t.push_str(&format!(
+        "metrics_addr = {}\n",
+        quoted(&args.metrics_addr.to_string())
+    ));
     t.push_str("# HTTP API (the exporter's /v1/exporter/decideds and /stream).\n");
-    t.push_str(&format!("api_addr = {}\n", quoted(&args.api_addr.to_string())));
+    t.push_str(&format!(
+        "api_addr = {}\n",
+        quoted(&args.api_addr.to_string())
+    ));
     t.push_str("# Epochs of slashing-protection history kept in full (4 to 82125).\n");
     t.push_str("slashing_history_epochs = 256\n\n");
     if args.exporter {
@@ -191,9 +197,16 @@ mod tests {
             "ws://e:8546",
         ]);
         let text = config_text(&a);
-        assert!(text.lines().filter(|l| l.starts_with('#')).count() > 10, "commented");
-        let c = Config::from_toml(&text, std::path::Path::new("/etc/ssv"), &Overrides::default())
-            .expect("generated config loads");
+        assert!(
+            text.lines().filter(|l| l.starts_with('#')).count() > 10,
+            "commented"
+        );
+        let c = Config::from_toml(
+            &text,
+            std::path::Path::new("/etc/ssv"),
+            &Overrides::default(),
+        )
+        .expect("generated config loads");
         assert_eq!(c.network, Network::Public("hoodi"));
         assert_eq!(c.beacon_nodes, vec!["http://a:5052", "http://b:5052"]);
         assert_eq!(

@@ -51,9 +51,11 @@ fn decided_lines(log: &Path, marker: &str) -> Decideds {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.contains(marker)) {
-        let (Some(slot), Some(id), Some(root)) =
-            (field(line, "slot"), field(line, "identifier"), field(line, "root"))
-        else {
+        let (Some(slot), Some(id), Some(root)) = (
+            field(line, "slot"),
+            field(line, "identifier"),
+            field(line, "root"),
+        ) else {
             panic!("malformed decided line: {line}");
         };
         let slot: u64 = slot.parse().expect("slot");
@@ -96,18 +98,31 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
         .arg("--json-summary")
         .arg(&json)
         .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::from(std::fs::File::create(&out_path).expect("stdout file")))
-        .stderr(Stdio::from(std::fs::File::create(&err_path).expect("stderr file")))
+        .stdout(Stdio::from(
+            std::fs::File::create(&out_path).expect("stdout file"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(&err_path).expect("stderr file"),
+        ))
         .spawn()
         .expect("start ssv-node devnet");
 
     // The exporter logs its API address once it runs.
     let exporter_log = data.join("exporter/node.log");
-    let api = wait_for("the exporter's API address", Duration::from_secs(60), || {
-        let text = std::fs::read_to_string(&exporter_log).ok()?;
-        let at = text.find("exporter API on http://")? + "exporter API on http://".len();
-        Some(text[at..].chars().take_while(|c| !c.is_whitespace()).collect())
-    });
+    let api = wait_for(
+        "the exporter's API address",
+        Duration::from_secs(60),
+        || {
+            let text = std::fs::read_to_string(&exporter_log).ok()?;
+            let at = text.find("exporter API on http://")? + "exporter API on http://".len();
+            Some(
+                text[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect(),
+            )
+        },
+    );
 
     // The stream client, connected before the first counted slot (the start delay is 6 s).
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{api}/stream"))
@@ -128,13 +143,17 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
     let live = tokio::task::spawn_blocking({
         let log = exporter_log.clone();
         move || {
-            wait_for("six decided committee instances", Duration::from_secs(60), || {
-                let n = decided_lines(&log, "exporter: decided")
-                    .keys()
-                    .filter(|(id, _)| is_committee(id))
-                    .count();
-                (n >= 6).then(String::new)
-            });
+            wait_for(
+                "six decided committee instances",
+                Duration::from_secs(60),
+                || {
+                    let n = decided_lines(&log, "exporter: decided")
+                        .keys()
+                        .filter(|(id, _)| is_committee(id))
+                        .count();
+                    (n >= 6).then(String::new)
+                },
+            );
             decided_lines(&log, "exporter: decided")
         }
     })
@@ -171,7 +190,8 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
             .iter()
             .find(|((id, s), _)| is_committee(id) && *s == slot)
             .unwrap_or_else(|| panic!("API slot {slot} not decided: {e}"));
-        let got: Vec<u64> = serde_json::from_value(e["message"]["Signers"].clone()).expect("Signers");
+        let got: Vec<u64> =
+            serde_json::from_value(e["message"]["Signers"].clone()).expect("Signers");
         assert_eq!(&got, want, "signers of slot {slot}");
         assert_eq!(e["role"], "ATTESTER");
         by_slot
@@ -179,9 +199,15 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
             .or_default()
             .insert(e["public_key"].as_str().expect("public_key").to_owned());
     }
-    assert!(by_slot.values().all(|v| v.len() == VALIDATORS), "{by_slot:?}");
+    assert!(
+        by_slot.values().all(|v| v.len() == VALIDATORS),
+        "{by_slot:?}"
+    );
     // One validator by public key (POST, JSON body) and by index: one entry per slot.
-    let pubkey = entries[0]["public_key"].as_str().expect("public_key").to_owned();
+    let pubkey = entries[0]["public_key"]
+        .as_str()
+        .expect("public_key")
+        .to_owned();
     let one: serde_json::Value = http
         .post(format!("http://{api}/v1/exporter/decideds"))
         .json(&serde_json::json!({"from": from, "to": to, "roles": ["ATTESTER"], "pubkeys": [pubkey]}))
@@ -191,17 +217,33 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
         .json()
         .await
         .expect("JSON");
-    assert_eq!(one["data"].as_array().map(Vec::len), Some(slots.len()), "{one}");
-    assert!(one["data"].as_array().expect("data").iter().all(|e| e["public_key"] == pubkey.as_str()));
+    assert_eq!(
+        one["data"].as_array().map(Vec::len),
+        Some(slots.len()),
+        "{one}"
+    );
+    assert!(
+        one["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|e| e["public_key"] == pubkey.as_str())
+    );
     let by_index: serde_json::Value = http
-        .get(format!("http://{api}/v1/exporter/decideds?from={from}&to={to}&roles=SYNC_COMMITTEE&indices=3"))
+        .get(format!(
+            "http://{api}/v1/exporter/decideds?from={from}&to={to}&roles=SYNC_COMMITTEE&indices=3"
+        ))
         .send()
         .await
         .expect("GET by index")
         .json()
         .await
         .expect("JSON");
-    assert_eq!(by_index["data"].as_array().map(Vec::len), Some(slots.len()), "{by_index}");
+    assert_eq!(
+        by_index["data"].as_array().map(Vec::len),
+        Some(slots.len()),
+        "{by_index}"
+    );
     // Bad requests are refused with 400, never answered with a guess.
     for bad in [
         format!("from={to}&to={from}&roles=ATTESTER"),
@@ -241,7 +283,8 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
         stderr.contains("discovery through ssv-node bootnode process"),
         "{stderr}"
     );
-    let boot_log = std::fs::read_to_string(data.join("bootnode/bootnode.log")).expect("bootnode log");
+    let boot_log =
+        std::fs::read_to_string(data.join("bootnode/bootnode.log")).expect("bootnode log");
     let enr = boot_log
         .lines()
         .find(|l| l.starts_with("enr:"))
@@ -255,7 +298,9 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
     let mut ops: BTreeMap<(String, u64), String> = BTreeMap::new();
     let mut ops_all: BTreeMap<(String, u64), String> = BTreeMap::new();
     for id in 1..=4 {
-        for ((ident, slot), (root, _)) in decided_lines(&data.join(format!("op{id}/node.log")), "shard: decided") {
+        for ((ident, slot), (root, _)) in
+            decided_lines(&data.join(format!("op{id}/node.log")), "shard: decided")
+        {
             ops_all.insert((ident.clone(), slot), root.clone());
             if !counted.contains(&slot) {
                 continue;
@@ -287,10 +332,18 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
         let r = stored
             .get(&(ident.clone(), *slot))
             .unwrap_or_else(|| panic!("the exporter did not store {ident} at slot {slot}"));
-        assert_eq!(&hex::encode(r.value_root), root, "root of {ident} at {slot}");
-        assert!(r.signers.len() >= 3 && r.signers.iter().all(|s| (1..=4).contains(s)), "{r:?}");
+        assert_eq!(
+            &hex::encode(r.value_root),
+            root,
+            "root of {ident} at {slot}"
+        );
+        assert!(
+            r.signers.len() >= 3 && r.signers.iter().all(|s| (1..=4).contains(s)),
+            "{r:?}"
+        );
         // The stored message is the aggregated commit, one RSA signature per signer.
-        let msg = ssv_protocol::message::SignedSsvMessage::from_ssz(&r.message).expect("stored SSZ");
+        let msg =
+            ssv_protocol::message::SignedSsvMessage::from_ssz(&r.message).expect("stored SSZ");
         assert_eq!(msg.operator_ids.to_vec(), r.signers);
         assert_eq!(msg.signatures.len(), r.signers.len());
         let q = ssv_protocol::qbft::Message::from_ssz(&msg.ssv_message.data).expect("commit");
@@ -299,19 +352,34 @@ async fn exporter_stores_serves_and_streams_what_the_operators_decided() {
     // Nothing decided by the committee that the operators did not decide.
     for (ident, slot) in stored.keys().filter(|(id, _)| is_committee(id)) {
         if counted.contains(slot) {
-            assert!(ops.contains_key(&(ident.clone(), *slot)), "{ident} at {slot} only on the exporter");
+            assert!(
+                ops.contains_key(&(ident.clone(), *slot)),
+                "{ident} at {slot} only on the exporter"
+            );
         }
     }
     // The operators' own stores: their highest decided instance is the exporter's record.
     drop(store);
     for id in 1..=4 {
-        let op = Store::open(StoreConfig::new(data.join(format!("op{id}/db")), gvr)).expect("op store");
+        let op =
+            Store::open(StoreConfig::new(data.join(format!("op{id}/db")), gvr)).expect("op store");
         let ident = ops.keys().next().expect("an instance").0.clone();
-        let key: [u8; 56] = hex::decode(&ident).expect("hex").try_into().expect("56 bytes");
-        let highest = op.highest_decided(&key).expect("read").expect("a decided instance");
-        let signed = ssv_protocol::message::SignedSsvMessage::from_ssz(&highest.message).expect("SSZ");
+        let key: [u8; 56] = hex::decode(&ident)
+            .expect("hex")
+            .try_into()
+            .expect("56 bytes");
+        let highest = op
+            .highest_decided(&key)
+            .expect("read")
+            .expect("a decided instance");
+        let signed =
+            ssv_protocol::message::SignedSsvMessage::from_ssz(&highest.message).expect("SSZ");
         let q = ssv_protocol::qbft::Message::from_ssz(&signed.ssv_message.data).expect("commit");
-        assert_eq!(ops_all.get(&(ident.clone(), highest.height)), Some(&hex::encode(q.root)), "op{id}");
+        assert_eq!(
+            ops_all.get(&(ident.clone(), highest.height)),
+            Some(&hex::encode(q.root)),
+            "op{id}"
+        );
         assert_eq!(
             stored.get(&(ident, highest.height)).map(|r| r.value_root),
             Some(q.root),

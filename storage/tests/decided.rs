@@ -82,9 +82,14 @@ fn ranges_limits_and_pruning_match_a_model() {
     drop(store);
     let store = open(dir.path());
     assert_eq!(store.decided_history_len().unwrap(), model.len());
-    let got = store.decided_history_all(0, u64::MAX, 1000, |_| true).unwrap();
+    let got = store
+        .decided_history_all(0, u64::MAX, 1000, |_| true)
+        .unwrap();
     assert_eq!(got.records, all(&model, 0, u64::MAX));
     // The highest-decided table is not pruned.
     let id = record(3, 0).identifier;
-    assert_eq!(store.highest_decided(&id).unwrap().unwrap().height, u64::MAX - 1);
+    assert_eq!(
+        store.highest_decided(&id).unwrap().unwrap().height,
+        u64::MAX - 1
+    );
 }

@@ -116,7 +116,10 @@ pub struct ApiState {
 /// The exporter's routes.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
-        .route("/v1/exporter/decideds", get(decideds_get).post(decideds_post))
+        .route(
+            "/v1/exporter/decideds",
+            get(decideds_get).post(decideds_post),
+        )
         .route("/stream", get(stream))
         .with_state(state)
 }
@@ -247,12 +250,17 @@ async fn decideds(state: &Arc<ApiState>, req: DecidedsRequest) -> Response {
         }
     }
     if req.pubkeys.len() + req.indices.len() > QUERY_VALIDATORS_MAX {
-        return bad_request(format!("at most {QUERY_VALIDATORS_MAX} validators per query"));
+        return bad_request(format!(
+            "at most {QUERY_VALIDATORS_MAX} validators per query"
+        ));
     }
     let mut pubkeys = Vec::new();
     for p in &req.pubkeys {
         let digits = p.strip_prefix("0x").unwrap_or(p);
-        match hex::decode(digits).ok().and_then(|b| <[u8; 48]>::try_from(b).ok()) {
+        match hex::decode(digits)
+            .ok()
+            .and_then(|b| <[u8; 48]>::try_from(b).ok())
+        {
             Some(pk) => pubkeys.push(pk),
             None => return bad_request(format!("invalid pubkey: {p}")),
         }
@@ -338,7 +346,9 @@ fn collect(
                         },
                         _ => MessageId::for_validator(state.domain, *role, pk),
                     };
-                    let range = state.store.decided_history(&id.0, from, to, QUERY_ROWS_MAX)?;
+                    let range = state
+                        .store
+                        .decided_history(&id.0, from, to, QUERY_ROWS_MAX)?;
                     if range.truncated {
                         return Err(QueryError::TooMany);
                     }

@@ -117,7 +117,8 @@ impl DecidedCollector {
 fn decided_record(vote: Vote, votes: Votes, q: &QbftMessage) -> Option<DecidedRecord> {
     let (signers, signatures): (Vec<OperatorId>, Vec<RsaSignature>) =
         votes.signatures.into_iter().unzip();
-    let aggregated = SignedSsvMessage::new(signatures, signers.clone(), votes.message, vec![]).ok()?;
+    let aggregated =
+        SignedSsvMessage::new(signatures, signers.clone(), votes.message, vec![]).ok()?;
     Some(DecidedRecord {
         identifier: vote.identifier,
         height: q.height,

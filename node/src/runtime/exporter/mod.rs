@@ -135,7 +135,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let mut store_cfg = StoreConfig::new(config.data_dir.join("db"), genesis.genesis_validators_root);
+    let mut store_cfg =
+        StoreConfig::new(config.data_dir.join("db"), genesis.genesis_validators_root);
     store_cfg.decided_history = true;
     let store = Arc::new(Store::open(store_cfg).context("opening the database")?);
     if let Err(e) = super::resolve_indices(&store, &client).await {
@@ -235,7 +236,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         duties.clone(),
         registry.network.validator_indices(),
     )));
-    tasks.push(tokio::spawn(prune(store.clone(), clock, exporter.retention_slots)));
+    tasks.push(tokio::spawn(prune(
+        store.clone(),
+        clock,
+        exporter.retention_slots,
+    )));
     tracing::info!("exporter running");
 
     let _ = stop_rx.wait_for(|s| *s).await;
@@ -374,7 +379,9 @@ async fn fetch_duties(
             }
             let mut ok = true;
             match client.proposer_duties(e).await {
-                Ok(p) => duties.set_proposers(e, p.data.iter().map(|d| (d.slot, d.validator_index))),
+                Ok(p) => {
+                    duties.set_proposers(e, p.data.iter().map(|d| (d.slot, d.validator_index)))
+                }
                 Err(err) => {
                     tracing::warn!(epoch = e, "fetching proposer duties: {err}");
                     ok = false;
