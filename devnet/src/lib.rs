@@ -1355,6 +1355,7 @@ mod tests {
             hostile_peer: false,
             live_registry: false,
             lagging_beacon_node: false,
+            exporter: false,
             fork_epoch: None,
             reorg_at_slot: None,
             doppelganger: false,
@@ -1398,6 +1399,14 @@ mod tests {
                     ..good.clone()
                 },
                 "leaves no validator",
+            ),
+            (
+                DevnetArgs {
+                    exporter: true,
+                    execution_endpoint: Some("http://127.0.0.1:8545".into()),
+                    ..good.clone()
+                },
+                "--exporter runs from a seeded database",
             ),
         ];
         for (args, want) in cases {

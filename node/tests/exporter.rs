@@ -29,9 +29,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(&format!(" {key}="))? + key.len() + 2;
     let rest = &line[at..];
     let rest = rest.strip_prefix('"').unwrap_or(rest);
-    let end = rest
-        .find(|c: char| c == '"' || c == ' ')
-        .unwrap_or(rest.len());
+    let end = rest.find(['"', ' ']).unwrap_or(rest.len());
     Some(&rest[..end])
 }
 

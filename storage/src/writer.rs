@@ -399,7 +399,7 @@ impl Writer {
                     }
                 }
                 WriteOp::PruneDecidedHistory { below_height } => {
-                    crate::decided::prune_history(&txn, *below_height)?;
+                    crate::decided::prune_history(txn, *below_height)?;
                 }
                 WriteOp::SetSyncCursor(block) => txn.put(
                     &txn.handle::<ContractSync>()?,

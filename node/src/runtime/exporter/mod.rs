@@ -200,7 +200,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             counters: counters.clone(),
             metrics: metrics.clone(),
         };
-        let validation = MessageValidator::new(validation_cfg.clone());
+        let validation = MessageValidator::new(validation_cfg);
         tasks.push(tokio::spawn(async move {
             let mut collector = DecidedCollector::default();
             let mut validation = validation;
