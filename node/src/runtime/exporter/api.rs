@@ -31,6 +31,9 @@ use tokio::sync::broadcast;
 
 /// Most rows one query reads; a query matching more is refused (narrow the range).
 pub const QUERY_ROWS_MAX: usize = 20_000;
+/// Most participant entries one response holds (a committee instance stands for each of its
+/// validators, so this is checked as entries are added, not only on rows read).
+pub const RESPONSE_ENTRIES_MAX: usize = 100_000;
 /// Most validators named in one query.
 pub const QUERY_VALIDATORS_MAX: usize = 1_000;
 /// Stream messages buffered per WebSocket client; a client further behind skips the oldest
@@ -285,7 +288,8 @@ async fn decideds(state: &Arc<ApiState>, req: DecidedsRequest) -> Response {
     match result {
         Ok(Ok(data)) => Json(DecidedsResponse { data, errors }).into_response(),
         Ok(Err(QueryError::TooMany)) => bad_request(format!(
-            "more than {QUERY_ROWS_MAX} decided instances match: narrow the slot range"
+            "more than {QUERY_ROWS_MAX} decided instances or {RESPONSE_ENTRIES_MAX} entries \
+             match: narrow the slot range"
         )),
         Ok(Err(QueryError::Store(e))) => {
             tracing::error!("exporter query: {e}");
@@ -359,6 +363,9 @@ fn collect(
                             .filter(|r| !r.signers.is_empty())
                             .map(|r| participant(name, r, pk)),
                     );
+                    if out.len() > RESPONSE_ENTRIES_MAX {
+                        return Err(QueryError::TooMany);
+                    }
                 }
             }
             None => {
@@ -376,12 +383,12 @@ fn collect(
                     for pk in validators_of(&state.index, *role, &MessageId(r.identifier)) {
                         out.push(participant(name, r, &pk));
                     }
+                    if out.len() > RESPONSE_ENTRIES_MAX {
+                        return Err(QueryError::TooMany);
+                    }
                 }
             }
         }
-    }
-    if out.len() > QUERY_ROWS_MAX * 4 {
-        return Err(QueryError::TooMany);
     }
     Ok(out)
 }
