@@ -4,8 +4,9 @@
 //! into threshold shares for committees of `--committee-size` operators and seeds each
 //! operator's MDBX store with what contract sync would have stored for it: every operator,
 //! the committees, and one share record per validator of its committees, carrying its own
-//! share RSA-encrypted as in the `ValidatorAdded` `shares` payload. It then starts, in this
-//! process, the beacon-chain simulator ([`sim`]) and a discv5 bootnode, and
+//! share RSA-encrypted as in the `ValidatorAdded` `shares` payload. It then starts the
+//! beacon-chain simulator ([`sim`], in this process), an `ssv-node bootnode` child process
+//! ([`bootnode_proc`]) for discovery, optionally an exporter (`--exporter`), and
 //! starts N `ssv-node start --config op<ID>/config.toml` child processes exactly as a user
 //! would. The nodes find each other through the bootnode, run committee duties over real
 //! libp2p on loopback and submit to the simulator, which verifies every signature against the
@@ -19,6 +20,8 @@
 //! DIR/op<ID>/config.toml    its `ssv-node start` config
 //! DIR/op<ID>/db/            its MDBX store, seeded before it starts
 //! DIR/op<ID>/node.log       its stdout and stderr
+//! DIR/bootnode/              the bootnode's key and log (bootnode.log)
+//! DIR/exporter/              with --exporter: its config, store (every committee) and log
 //! ```
 //!
 //! Committees: validators are spread round-robin over `ceil(V / 500)` committees
