@@ -16,6 +16,7 @@
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
 pub mod doppelganger;
+pub mod exporter;
 pub mod live;
 pub mod metrics;
 pub mod network_view;
@@ -120,7 +121,7 @@ async fn wait_for_beacon(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -143,6 +144,9 @@ pub fn start(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control-plane runtime")?;
+    if config.exporter.is_some() {
+        return rt.block_on(exporter::run(config));
+    }
     rt.block_on(run(config))
 }
 
@@ -154,7 +158,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let key = Arc::new(load_operator_key(&config.operator_key)?);
+    let key = Arc::new(load_operator_key(
+        config
+            .operator_key
+            .as_ref()
+            .context("an operator node needs an operator key")?,
+    )?);
     // Metrics and profiles are served from the start, so a node waiting for its beacon node
     // can be observed.
     let metrics = Arc::new(Metrics::default());

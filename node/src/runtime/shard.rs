@@ -782,6 +782,16 @@ impl Shard {
                     );
                 }
                 state.decided_at.insert(slot, now);
+                // One line per decided committee duty: what an exporter's record of the same
+                // instance is checked against (identifier and QBFT value root).
+                if let Ok(q) = ssv_protocol::qbft::Message::from_ssz(&proof.ssv_message.data) {
+                    tracing::info!(
+                        slot,
+                        identifier = hex::encode(state.runner.message_id().0),
+                        root = hex::encode(q.root),
+                        "decided"
+                    );
+                }
                 let record = DecidedRecord {
                     identifier: state.runner.message_id().0,
                     height: slot,
