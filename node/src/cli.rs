@@ -176,6 +176,10 @@ struct StartArgs {
     /// Serve CPU profiles (`/debug/pprof/profile?seconds=N`, flamegraph SVG) on this address.
     #[arg(long)]
     pprof_addr: Option<SocketAddr>,
+    /// Serve the node API (`/v1/node/*`, `/v1/validators`, `/health`) on this address, or
+    /// `off` (default 127.0.0.1:16000).
+    #[arg(long)]
+    api_addr: Option<String>,
     /// libp2p TCP port.
     #[arg(long)]
     tcp_port: Option<u16>,
@@ -206,6 +210,7 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         shards: args.shards,
         metrics_addr: args.metrics_addr,
         pprof_addr: args.pprof_addr,
+        api_addr: args.api_addr,
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         bootnodes: args.bootnodes,

@@ -8,6 +8,7 @@
 //! beacon_nodes = ["http://127.0.0.1:5052"]
 //! shards = 2                             # glommio shards (data-plane cores)
 //! metrics_addr = "127.0.0.1:15000"       # optional: /metrics and /health
+//! api_addr = "127.0.0.1:16000"           # the node API (the default); "off" disables it
 //!
 //! [operator]
 //! id = 42                                # optional; otherwise looked up by public key
@@ -50,6 +51,11 @@ pub const BEACON_NODES_MAX: usize = 16;
 pub const BOOTNODES_MAX: usize = 64;
 /// Most shards.
 pub const SHARDS_MAX: usize = 256;
+/// Default address of the node API (loopback: it lists peers and validators, so it is not
+/// exposed unless the operator says so; port 16000 as the Go node's documented `SSVAPIPort`).
+pub const API_ADDR_DEFAULT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 16000);
+
 /// Domain type of a local devnet (`network = "local"`): not any public network's.
 pub const LOCAL_DOMAIN: DomainType = DomainType([0x00, 0x00, 0x31, 0x37]);
 
@@ -161,6 +167,11 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Where to serve `/debug/pprof/profile` (a CPU profile on demand).
     pub pprof_addr: Option<SocketAddr>,
+    /// Where to serve the node API (`None`: off).
+    pub api_addr: Option<SocketAddr>,
+    /// Whether `api_addr` was configured (a failure to bind it stops the node) rather than
+    /// the default (a failure is logged: another node on the host may hold the port).
+    pub api_addr_explicit: bool,
     /// Our operator ID, when given; otherwise looked up by public key in storage.
     pub operator_id: Option<u64>,
     /// The operator key.
@@ -225,6 +236,7 @@ struct RawConfig {
     pin_shards: Option<bool>,
     metrics_addr: Option<SocketAddr>,
     pprof_addr: Option<SocketAddr>,
+    api_addr: Option<String>,
     crypto_threads: Option<usize>,
     slashing_history_epochs: Option<u64>,
     fault: Option<Fault>,
@@ -291,6 +303,8 @@ pub struct Overrides {
     pub metrics_addr: Option<SocketAddr>,
     /// `--pprof-addr`.
     pub pprof_addr: Option<SocketAddr>,
+    /// `--api-addr` (an address or `off`).
+    pub api_addr: Option<String>,
     /// `--tcp-port`.
     pub tcp_port: Option<u16>,
     /// `--udp-port`.
@@ -488,6 +502,11 @@ impl Config {
                 Some(epochs)
             }
         };
+        let (api_addr, api_addr_explicit) =
+            match overrides.api_addr.as_deref().or(raw.api_addr.as_deref()) {
+                None => (Some(API_ADDR_DEFAULT), false),
+                Some(a) => (parse_api_addr(a)?, true),
+            };
         let max_peers = raw.p2p.max_peers.unwrap_or(60);
         if max_peers == 0 {
             return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
@@ -500,6 +519,8 @@ impl Config {
             pin_shards: raw.pin_shards.unwrap_or(true),
             metrics_addr: overrides.metrics_addr.or(raw.metrics_addr),
             pprof_addr: overrides.pprof_addr.or(raw.pprof_addr),
+            api_addr,
+            api_addr_explicit,
             operator_id: raw.operator.id,
             operator_key,
             p2p: P2pConfig {
@@ -516,6 +537,16 @@ impl Config {
             eth1,
             doppelganger_epochs,
         })
+    }
+}
+
+/// `off` (or empty): no API; otherwise a socket address.
+fn parse_api_addr(a: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match a.trim() {
+        "" | "off" => Ok(None),
+        a => a.parse().map(Some).map_err(|e| {
+            ConfigError::Invalid(format!("api_addr {a:?} is not an address or \"off\": {e}"))
+        }),
     }
 }
 
@@ -656,6 +687,31 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.shards, 4);
         assert_eq!(c.network, Network::Public("hoodi"));
         assert_eq!(c.beacon_nodes, vec!["https://bn".to_string()]);
+    }
+
+    #[test]
+    fn api_addr_default_file_override_and_off() {
+        let base = Path::new("/x");
+        let c = Config::from_toml(GOOD, base, &Overrides::default()).unwrap();
+        assert_eq!(c.api_addr, Some(API_ADDR_DEFAULT));
+        assert!(!c.api_addr_explicit);
+        assert!(c.api_addr.unwrap().ip().is_loopback());
+        let file = format!("api_addr = \"127.0.0.1:1234\"\n{GOOD}");
+        let c = Config::from_toml(&file, base, &Overrides::default()).unwrap();
+        assert_eq!(c.api_addr, Some("127.0.0.1:1234".parse().unwrap()));
+        assert!(c.api_addr_explicit);
+        let off = Overrides {
+            api_addr: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml(&file, base, &off).unwrap();
+        assert_eq!(c.api_addr, None);
+        let bad = Overrides {
+            api_addr: Some("localhost".into()),
+            ..Default::default()
+        };
+        let err = Config::from_toml(GOOD, base, &bad).unwrap_err().to_string();
+        assert!(err.contains("api_addr"), "{err}");
     }
 
     #[test]

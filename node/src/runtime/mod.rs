@@ -15,7 +15,9 @@
 //! committees, decrypted shares) → network (subscribed to our committees' subnets) → crypto
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
+pub mod api;
 pub mod doppelganger;
+pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod network_view;
@@ -275,6 +277,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut network =
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), "network started");
+    if let Some(addr) = config.api_addr {
+        serve_api(addr, &config, &client, &network.handle, &store).await?;
+    }
 
     // Doppelganger protection: every validator tracked (in detection) before any shard can
     // sign; the scheduler runs the liveness checks.
@@ -422,6 +427,56 @@ async fn run(config: Config) -> anyhow::Result<()> {
     submitter.abort();
     tokio::task::block_in_place(move || drop(network));
     tracing::info!(metrics = %metrics.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(", "), "stopped");
+    Ok(())
+}
+
+/// Serves the node API on `addr` and logs `api on http://ADDR`. A configured address that
+/// cannot be bound stops the node; the default one only logs (another node on the host may
+/// hold it).
+async fn serve_api(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    client: &Arc<BeaconClient>,
+    network: &ssv_netio::NetworkHandle,
+    store: &Arc<Store>,
+) -> anyhow::Result<()> {
+    let floor = if config.p2p.ip.is_loopback() {
+        health::PeerFloor::LOOPBACK
+    } else {
+        health::PeerFloor::GO
+    };
+    let eth1 = config.eth1.as_ref().map(|e| health::Eth1Probe {
+        endpoints: e.endpoints.clone(),
+        follow_distance: e
+            .follow_distance
+            .unwrap_or(ssv_eth_sync::sync::FOLLOW_DISTANCE_DEFAULT),
+    });
+    let listen = vec![
+        format!("tcp://{}:{}", config.p2p.ip, config.p2p.tcp_port),
+        format!("udp://{}:{}", config.p2p.ip, config.p2p.udp_port),
+    ];
+    let sources = Arc::new(health::HealthSources::new(
+        client.clone(),
+        network.clone(),
+        store.clone(),
+        eth1,
+        floor,
+        listen,
+    ));
+    let version = NetworkConfig::new(config.network.domain()).node_version;
+    let state = Arc::new(api::ApiState::new(
+        network.clone(),
+        store.clone(),
+        sources,
+        version,
+    ));
+    match api::serve(addr, api::router(state)).await {
+        Ok(local) => tracing::info!("api on http://{local}"),
+        Err(e) if !config.api_addr_explicit => {
+            tracing::error!("node API not served on the default {addr}: {e:#}")
+        }
+        Err(e) => return Err(e.context(format!("serving the node API on {addr}"))),
+    }
     Ok(())
 }
 
