@@ -180,6 +180,13 @@ struct StartArgs {
     /// `off` (default 127.0.0.1:16000).
     #[arg(long)]
     api_addr: Option<String>,
+    /// Log line format (default console).
+    #[arg(long, value_enum)]
+    log_format: Option<crate::logging::LogFormat>,
+    /// Log to this file instead of stderr, rotated by size (`[log]` in the config sets the
+    /// size and the number of files kept).
+    #[arg(long)]
+    log_file: Option<PathBuf>,
     /// libp2p TCP port.
     #[arg(long)]
     tcp_port: Option<u16>,
@@ -191,18 +198,7 @@ struct StartArgs {
     bootnodes: Vec<String>,
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn start(args: StartArgs) -> anyhow::Result<()> {
-    init_tracing();
     let overrides = crate::config::Overrides {
         data_dir: args.data_dir,
         network: args.network,
@@ -211,11 +207,16 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr,
         pprof_addr: args.pprof_addr,
         api_addr: args.api_addr,
+        log_format: args.log_format,
+        log_file: args.log_file,
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         bootnodes: args.bootnodes,
     };
+    // The config says where to log: loaded first (its errors end the process as one line on
+    // stderr, as before).
     let config = crate::config::Config::load(&args.config, &overrides)?;
+    crate::logging::init(&config.log)?;
     crate::runtime::start(config)
 }
 

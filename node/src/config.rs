@@ -24,6 +24,12 @@
 //! bootnodes = ["enr:-..."]
 //! max_peers = 60
 //!
+//! [log]                                  # optional
+//! format = "console"                     # console | json
+//! file = "/var/log/ssv/node.log"         # default: stderr
+//! max_size_mb = 100                      # rotate at this size
+//! keep_files = 5                         # rotated files kept
+//!
 //! [doppelganger]                         # optional; off unless enabled
 //! enabled = true                         # sign nothing for a validator until liveness shows no
 //! detection_epochs = 2                   # other instance for this many epochs (1..=32)
@@ -172,6 +178,8 @@ pub struct Config {
     /// Whether `api_addr` was configured (a failure to bind it stops the node) rather than
     /// the default (a failure is logged: another node on the host may hold the port).
     pub api_addr_explicit: bool,
+    /// Log format and destination.
+    pub log: crate::logging::LogConfig,
     /// Our operator ID, when given; otherwise looked up by public key in storage.
     pub operator_id: Option<u64>,
     /// The operator key.
@@ -246,6 +254,17 @@ struct RawConfig {
     p2p: RawP2p,
     eth1: Option<RawEth1>,
     doppelganger: Option<RawDoppelganger>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<crate::logging::LogFormat>,
+    file: Option<PathBuf>,
+    max_size_mb: Option<u64>,
+    keep_files: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +324,10 @@ pub struct Overrides {
     pub pprof_addr: Option<SocketAddr>,
     /// `--api-addr` (an address or `off`).
     pub api_addr: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<crate::logging::LogFormat>,
+    /// `--log-file`.
+    pub log_file: Option<PathBuf>,
     /// `--tcp-port`.
     pub tcp_port: Option<u16>,
     /// `--udp-port`.
@@ -507,6 +530,33 @@ impl Config {
                 None => (Some(API_ADDR_DEFAULT), false),
                 Some(a) => (parse_api_addr(a)?, true),
             };
+        let log = {
+            use crate::logging::{
+                LOG_FILE_BYTES_DEFAULT, LOG_FILE_BYTES_MIN, LOG_FILES_KEPT_DEFAULT,
+                LOG_FILES_KEPT_MAX, LogConfig,
+            };
+            let max_bytes = match raw.log.max_size_mb {
+                None => LOG_FILE_BYTES_DEFAULT,
+                Some(mb) => mb.checked_mul(1024 * 1024).ok_or_else(|| {
+                    ConfigError::Invalid(format!("log.max_size_mb {mb} is too large"))
+                })?,
+            };
+            if max_bytes < LOG_FILE_BYTES_MIN {
+                return Err(ConfigError::Invalid("log.max_size_mb must be ≥ 1".into()));
+            }
+            let keep = raw.log.keep_files.unwrap_or(LOG_FILES_KEPT_DEFAULT);
+            if keep > LOG_FILES_KEPT_MAX {
+                return Err(ConfigError::Invalid(format!(
+                    "log.keep_files must be ≤ {LOG_FILES_KEPT_MAX}"
+                )));
+            }
+            LogConfig {
+                format: overrides.log_format.or(raw.log.format).unwrap_or_default(),
+                file: overrides.log_file.clone().or(raw.log.file),
+                max_bytes,
+                keep,
+            }
+        };
         let max_peers = raw.p2p.max_peers.unwrap_or(60);
         if max_peers == 0 {
             return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
@@ -521,6 +571,7 @@ impl Config {
             pprof_addr: overrides.pprof_addr.or(raw.pprof_addr),
             api_addr,
             api_addr_explicit,
+            log,
             operator_id: raw.operator.id,
             operator_key,
             p2p: P2pConfig {
@@ -687,6 +738,34 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.shards, 4);
         assert_eq!(c.network, Network::Public("hoodi"));
         assert_eq!(c.beacon_nodes, vec!["https://bn".to_string()]);
+    }
+
+    #[test]
+    fn log_section_and_flags() {
+        use crate::logging::{LOG_FILE_BYTES_DEFAULT, LogFormat};
+        let base = Path::new("/x");
+        let c = Config::from_toml(GOOD, base, &Overrides::default()).unwrap();
+        assert_eq!(c.log, crate::logging::LogConfig::default());
+        assert_eq!(c.log.max_bytes, LOG_FILE_BYTES_DEFAULT);
+        let file = format!(
+            "{GOOD}\n[log]\nformat = \"json\"\nfile = \"/tmp/n.log\"\nmax_size_mb = 2\nkeep_files = 3\n"
+        );
+        let c = Config::from_toml(&file, base, &Overrides::default()).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.file.as_deref(), Some(Path::new("/tmp/n.log")));
+        assert_eq!((c.log.max_bytes, c.log.keep), (2 * 1024 * 1024, 3));
+        let o = Overrides {
+            log_format: Some(LogFormat::Console),
+            log_file: Some("/tmp/o.log".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml(&file, base, &o).unwrap();
+        assert_eq!(c.log.format, LogFormat::Console);
+        assert_eq!(c.log.file.as_deref(), Some(Path::new("/tmp/o.log")));
+        for bad in ["max_size_mb = 0", "keep_files = 1000", "format = \"xml\""] {
+            let f = format!("{GOOD}\n[log]\n{bad}\n");
+            assert!(Config::from_toml(&f, base, &Overrides::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

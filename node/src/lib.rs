@@ -23,6 +23,7 @@
 
 mod cli;
 mod config;
+mod logging;
 mod runtime;
 
 pub use cli::main;
