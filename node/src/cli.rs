@@ -187,6 +187,10 @@ struct StartArgs {
     /// size and the number of files kept).
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// Export OpenTelemetry traces of duties over OTLP/HTTP (JSON) to this endpoint (e.g.
+    /// `http://127.0.0.1:4318`); off by default (`OTEL_EXPORTER_OTLP_ENDPOINT` also sets it).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
     /// libp2p TCP port.
     #[arg(long)]
     tcp_port: Option<u16>,
@@ -209,6 +213,7 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         api_addr: args.api_addr,
         log_format: args.log_format,
         log_file: args.log_file,
+        otlp_endpoint: args.otlp_endpoint,
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         bootnodes: args.bootnodes,

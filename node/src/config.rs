@@ -180,6 +180,8 @@ pub struct Config {
     pub api_addr_explicit: bool,
     /// Log format and destination.
     pub log: crate::logging::LogConfig,
+    /// OTLP/HTTP endpoint for duty traces (`None`: tracing off).
+    pub otlp_endpoint: Option<String>,
     /// Our operator ID, when given; otherwise looked up by public key in storage.
     pub operator_id: Option<u64>,
     /// The operator key.
@@ -256,6 +258,7 @@ struct RawConfig {
     doppelganger: Option<RawDoppelganger>,
     #[serde(default)]
     log: RawLog,
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +331,8 @@ pub struct Overrides {
     pub log_format: Option<crate::logging::LogFormat>,
     /// `--log-file`.
     pub log_file: Option<PathBuf>,
+    /// `--otlp-endpoint`.
+    pub otlp_endpoint: Option<String>,
     /// `--tcp-port`.
     pub tcp_port: Option<u16>,
     /// `--udp-port`.
@@ -572,6 +577,13 @@ impl Config {
             api_addr,
             api_addr_explicit,
             log,
+            // The standard OpenTelemetry variable last: a flag or the file wins.
+            otlp_endpoint: overrides
+                .otlp_endpoint
+                .clone()
+                .or(raw.otlp_endpoint)
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+                .filter(|e| !e.is_empty()),
             operator_id: raw.operator.id,
             operator_key,
             p2p: P2pConfig {

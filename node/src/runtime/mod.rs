@@ -25,6 +25,7 @@ pub mod pprof;
 pub mod registry;
 pub mod scheduler;
 pub mod shard;
+pub mod tracing_otlp;
 pub mod validator_runners;
 
 use std::sync::Arc;
@@ -304,6 +305,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => (Arc::new(doppelganger::Doppelganger::default()), None),
     };
 
+    if let Some(endpoint) = &config.otlp_endpoint {
+        tracing_otlp::install(endpoint)?;
+        tracing::info!("duty traces over OTLP to {endpoint}/v1/traces");
+    }
     let pool = Arc::new(shard::crypto_pool(config.crypto_threads)?);
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
@@ -716,13 +721,22 @@ async fn resolve_indices(store: &Store, client: &BeaconClient) -> anyhow::Result
 
 async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: Submission) {
     match s {
-        Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
-            Ok(()) => Metrics::add(&metrics.attestations_submitted, atts.len() as u64),
-            Err(e) => {
-                Metrics::add(&metrics.submission_errors, 1);
-                tracing::error!(count = atts.len(), "submitting attestations: {e}");
+        Submission::Attestations(atts) => {
+            let span = atts
+                .first()
+                .and_then(|a| tracing_otlp::submission(a.data.slot, a.attester_index));
+            let r = client.submit_attestations(&atts).await;
+            if let Some(span) = span {
+                span.end(atts.len(), r.is_ok());
             }
-        },
+            match r {
+                Ok(()) => Metrics::add(&metrics.attestations_submitted, atts.len() as u64),
+                Err(e) => {
+                    Metrics::add(&metrics.submission_errors, 1);
+                    tracing::error!(count = atts.len(), "submitting attestations: {e}");
+                }
+            }
+        }
         Submission::SyncMessages(msgs) => match client.submit_sync_messages(&msgs).await {
             Ok(()) => Metrics::add(&metrics.sync_messages_submitted, msgs.len() as u64),
             Err(e) => {

@@ -332,6 +332,8 @@ struct CommitteeState {
     timers: HashMap<Slot, u64>,
     /// When each slot's duty started here.
     started: HashMap<Slot, Instant>,
+    /// OTLP traces of running duties (empty, and never filled, when tracing is off).
+    traces: HashMap<Slot, super::tracing_otlp::DutyTrace>,
 }
 
 /// Items gathered before a flush beyond which the shard flushes at once (bounds the work
@@ -445,6 +447,7 @@ impl Shard {
                     runner,
                     timers: HashMap::new(),
                     started: HashMap::new(),
+                    traces: HashMap::new(),
                 },
             );
         }
@@ -542,6 +545,25 @@ impl Shard {
             state.started.insert(slot, Instant::now());
             state.started.retain(|s, _| *s + 8 > slot);
             state.timers.retain(|s, _| *s + 8 > slot);
+            // Traces of duties that never completed end with their slot's bookkeeping.
+            let stale: Vec<Slot> = state
+                .traces
+                .keys()
+                .copied()
+                .filter(|s| *s + 8 <= slot)
+                .collect();
+            for s in stale {
+                if let Some(t) = state.traces.remove(&s) {
+                    t.finish();
+                }
+            }
+            if let Some(t) = super::tracing_otlp::DutyTrace::start(
+                slot,
+                "committee",
+                hex::encode(state.info.id),
+            ) {
+                state.traces.insert(slot, t);
+            }
         }
         let shard = self.index;
         let mut slashable = false;
@@ -706,6 +728,13 @@ impl Shard {
                 }
             }
         }
+        if let Some(t) = self
+            .committees
+            .get_mut(&committee)
+            .and_then(|s| s.traces.get_mut(&slot))
+        {
+            t.reconstructed(slot, attestations.first().map(|a| a.attester_index));
+        }
         if !attestations.is_empty() {
             self.submit(Submission::Attestations(attestations));
         }
@@ -715,6 +744,12 @@ impl Shard {
         self.with_runner(committee, |runner, _env, out| {
             runner.reconstructed(slot, root, runner_verdicts, out);
         });
+        if let Some(state) = self.committees.get_mut(&committee)
+            && state.runner.is_complete(slot)
+            && let Some(t) = state.traces.remove(&slot)
+        {
+            t.finish();
+        }
         if let Some(state) = self.committees.get(&committee)
             && state.runner.is_complete(slot)
             && let Some(t) = state.started.get(&slot)
@@ -744,6 +779,9 @@ impl Shard {
             RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             RunnerAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
+                if let Some(t) = state.traces.get_mut(&slot) {
+                    t.round(round);
+                }
                 arm_timer(
                     &self.events_tx,
                     after,
@@ -756,6 +794,9 @@ impl Shard {
             }
             RunnerAction::Decided { slot, vote, proof } => {
                 Metrics::add(&services.metrics.decided, 1);
+                if let Some(t) = state.traces.get_mut(&slot) {
+                    t.decided();
+                }
                 let record = DecidedRecord {
                     identifier: state.runner.message_id().0,
                     height: slot,
