@@ -572,7 +572,13 @@ impl Shard {
                 if e.code() == ErrorCode::SlashableAttestation {
                     slashable = true;
                 } else {
-                    tracing::warn!(shard, slot, "cannot start committee duty: {e}");
+                    tracing::warn!(
+                        shard,
+                        slot,
+                        role = "committee",
+                        committee,
+                        "cannot start committee duty: {e}"
+                    );
                 }
             }
         });
@@ -588,7 +594,13 @@ impl Shard {
         }
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.start_duty(env, kept, vote, out) {
-                tracing::warn!(shard, slot, "cannot start committee duty: {e}");
+                tracing::warn!(
+                    shard,
+                    slot,
+                    role = "committee",
+                    committee,
+                    "cannot start committee duty: {e}"
+                );
             }
         });
     }
@@ -649,7 +661,7 @@ impl Shard {
         }
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.on_timeout(env, slot, out) {
-                tracing::debug!(slot, "round timeout: {e}");
+                tracing::debug!(slot, role = "committee", committee, round, "round timeout: {e}");
             }
         });
     }
@@ -658,7 +670,7 @@ impl Shard {
         Metrics::add(&self.services.metrics.partials_signed, sigs.len() as u64);
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.signed(env, slot, sigs, out) {
-                tracing::warn!(slot, "our partial signatures: {e}");
+                tracing::warn!(slot, role = "committee", committee, "our partial signatures: {e}");
             }
         });
     }
@@ -711,6 +723,8 @@ impl Shard {
                         for op in ops {
                             tracing::warn!(
                                 slot,
+                                role = "committee",
+                                committee,
                                 validator = duty.validator_index,
                                 "invalid partial signatures from operator {op}: dropped, \
                                  waiting for another operator's"
@@ -719,6 +733,8 @@ impl Shard {
                     } else {
                         tracing::error!(
                             slot,
+                            role = "committee",
+                            committee,
                             validator = duty.validator_index,
                             "reconstructed signature does not verify although every partial \
                              does: share keys do not match the validator key"
@@ -756,7 +772,9 @@ impl Shard {
         {
             tracing::debug!(
                 slot,
-                committee = hex::encode(&state.info.id[..4]),
+                role = "committee",
+                committee,
+                committee_id = hex::encode(&state.info.id[..4]),
                 "committee duty complete in {:?}",
                 t.elapsed()
             );
@@ -811,7 +829,12 @@ impl Shard {
                 // Not waited for: the decided record is for the exporter and restarts, and
                 // slashing protection (the safety-relevant write) is checked before signing.
                 if let Err(e) = services.store.try_submit(vec![WriteOp::PutDecided(record)]) {
-                    tracing::debug!(slot, "decided record not stored: {e}");
+                    tracing::debug!(
+                        slot,
+                        role = "committee",
+                        committee,
+                        "decided record not stored: {e}"
+                    );
                 }
             }
             RunnerAction::Sign { slot, vote, items } => {
