@@ -64,14 +64,11 @@ pub async fn probe_execution_node(
                 endpoint: endpoint.clone(),
                 why: e.to_string(),
             })?;
-        let syncing = provider
-            .syncing()
-            .await
-            .map_err(|e| ProbeError::Request {
-                method: "eth_syncing",
-                endpoint: endpoint.clone(),
-                why: e.to_string(),
-            })?;
+        let syncing = provider.syncing().await.map_err(|e| ProbeError::Request {
+            method: "eth_syncing",
+            endpoint: endpoint.clone(),
+            why: e.to_string(),
+        })?;
         let head = provider
             .get_block_number()
             .await

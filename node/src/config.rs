@@ -776,7 +776,10 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.log.file.as_deref(), Some(Path::new("/tmp/o.log")));
         for bad in ["max_size_mb = 0", "keep_files = 1000", "format = \"xml\""] {
             let f = format!("{GOOD}\n[log]\n{bad}\n");
-            assert!(Config::from_toml(&f, base, &Overrides::default()).is_err(), "{bad}");
+            assert!(
+                Config::from_toml(&f, base, &Overrides::default()).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -196,9 +196,8 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
         (None, LogFormat::Console) => builder.with_writer(std::io::stderr).try_init(),
         (None, LogFormat::Json) => builder.json().with_writer(std::io::stderr).try_init(),
         (Some(path), format) => {
-            let file = RotatingFile::open(path, cfg.max_bytes, cfg.keep).map_err(|e| {
-                anyhow::anyhow!("opening the log file {}: {e}", path.display())
-            })?;
+            let file = RotatingFile::open(path, cfg.max_bytes, cfg.keep)
+                .map_err(|e| anyhow::anyhow!("opening the log file {}: {e}", path.display()))?;
             match format {
                 LogFormat::Console => builder.with_writer(file).try_init(),
                 LogFormat::Json => builder.json().with_writer(file).try_init(),
@@ -268,10 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.log");
         let file = RotatingFile::open(&path, LOG_FILE_BYTES_MIN, 1).expect("open");
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(file)
-            .finish();
+        let subscriber = tracing_subscriber::fmt().json().with_writer(file).finish();
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("duty", slot = 7u64, role = "committee");
             let _g = span.enter();

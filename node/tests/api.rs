@@ -73,8 +73,7 @@ fn a_devnet_nodes_api_answers_with_its_peers_topics_validators_and_health() {
     let mut healthy = false;
     let mut last = String::new();
     let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline && !(peers_seen && topics_seen && validators_seen && healthy)
-    {
+    while Instant::now() < deadline && !(peers_seen && topics_seen && validators_seen && healthy) {
         if devnet.try_wait().expect("poll devnet").is_some() {
             break;
         }
@@ -108,14 +107,20 @@ fn a_devnet_nodes_api_answers_with_its_peers_topics_validators_and_health() {
             .as_array()
             .expect("array")
             .iter()
-            .filter(|p| p["version"].as_str().is_some_and(|v| v.starts_with("ssv-node-rs/")))
+            .filter(|p| {
+                p["version"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("ssv-node-rs/"))
+            })
             .collect();
         if verified.len() >= 3 {
             peers_seen = true;
             for p in &verified {
                 assert_eq!(p["connectedness"], "Connected", "{p}");
                 assert_ne!(p["id"], own_id.as_str());
-                let dir = p["connections"][0]["direction"].as_str().expect("direction");
+                let dir = p["connections"][0]["direction"]
+                    .as_str()
+                    .expect("direction");
                 assert!(dir == "Inbound" || dir == "Outbound", "{p}");
                 assert_eq!(p["subnets"], subnets, "same committee, same subnet: {p}");
             }
@@ -130,7 +135,10 @@ fn a_devnet_nodes_api_answers_with_its_peers_topics_validators_and_health() {
             .iter()
             .find(|t| !t["peers"].as_array().expect("peers").is_empty())
         {
-            assert!(t["topic"].as_str().expect("topic").starts_with("ssv.v2."), "{t}");
+            assert!(
+                t["topic"].as_str().expect("topic").starts_with("ssv.v2."),
+                "{t}"
+            );
             topics_seen = !topics["all_peers"].as_array().expect("all").is_empty();
         }
 
@@ -141,7 +149,10 @@ fn a_devnet_nodes_api_answers_with_its_peers_topics_validators_and_health() {
         assert_eq!(data.len(), 4, "{all}");
         for v in data {
             assert_eq!(v["committee"], serde_json::json!([1, 2, 3, 4]), "{v}");
-            assert_eq!((v["quorum"].as_u64(), v["partial_quorum"].as_u64()), (Some(3), Some(2)));
+            assert_eq!(
+                (v["quorum"].as_u64(), v["partial_quorum"].as_u64()),
+                (Some(3), Some(2))
+            );
         }
         let (_, body) = get(&b, "/v1/validators?operators=9").expect("filtered");
         assert_eq!(json(&body)["data"], serde_json::json!([]));

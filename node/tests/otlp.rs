@@ -104,13 +104,8 @@ async fn duty_traces_reach_an_otlp_receiver_with_the_duty_tree() {
         assert_eq!(name(root), "duty", "{root}");
         let root_id = root["spanId"].as_str().expect("id");
         let parent_of = |s: &Value| s["parentSpanId"].as_str().unwrap_or("").to_owned();
-        let children = |n: &str| -> Vec<&Value> {
-            spans
-                .iter()
-                .copied()
-                .filter(|s| name(s) == n)
-                .collect()
-        };
+        let children =
+            |n: &str| -> Vec<&Value> { spans.iter().copied().filter(|s| name(s) == n).collect() };
         for s in spans.iter().filter(|s| s.get("parentSpanId").is_some()) {
             assert!(
                 ids.contains_key(parent_of(s).as_str()),
@@ -123,8 +118,7 @@ async fn duty_traces_reach_an_otlp_receiver_with_the_duty_tree() {
             children("submission"),
             children("qbft.round"),
         );
-        if consensus.len() != 1 || post.len() != 1 || submission.len() != 1 || rounds.is_empty()
-        {
+        if consensus.len() != 1 || post.len() != 1 || submission.len() != 1 || rounds.is_empty() {
             continue;
         }
         for s in [consensus[0], post[0], submission[0]] {

@@ -383,7 +383,10 @@ mod tests {
             Check::bad("no peers are connected"),
             "no peers"
         );
-        assert_eq!(judge_p2p(19, 10, go), Check::bad("not enough connected peers"));
+        assert_eq!(
+            judge_p2p(19, 10, go),
+            Check::bad("not enough connected peers")
+        );
         assert_eq!(
             judge_p2p(20, 3, go),
             Check::bad("not enough inbound connections, port is likely not reachable")
@@ -483,7 +486,10 @@ mod tests {
             judge_event_syncer(None, Some(100), 0),
             Check::Bad(_)
         ));
-        assert!(matches!(judge_event_syncer(Some(1), None, 0), Check::Bad(_)));
+        assert!(matches!(
+            judge_event_syncer(Some(1), None, 0),
+            Check::Bad(_)
+        ));
         // A cursor past the head (the execution node restarted from an older state) is not
         // behind.
         assert_eq!(judge_event_syncer(Some(200), Some(100), 0), Check::Good);
@@ -507,7 +513,10 @@ mod tests {
         assert_eq!(v["p2p"], "bad: no peers are connected");
         assert_eq!(v["beacon_node"], "good");
         assert_eq!(v["execution_node"], "disabled");
-        assert_eq!(v["advanced"]["p2p_listen_addresses"][0], "tcp://127.0.0.1:13001");
+        assert_eq!(
+            v["advanced"]["p2p_listen_addresses"][0],
+            "tcp://127.0.0.1:13001"
+        );
         assert_eq!(r.errors(), vec!["p2p: no peers are connected".to_string()]);
     }
 }

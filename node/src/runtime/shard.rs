@@ -557,11 +557,9 @@ impl Shard {
                     t.finish();
                 }
             }
-            if let Some(t) = super::tracing_otlp::DutyTrace::start(
-                slot,
-                "committee",
-                hex::encode(state.info.id),
-            ) {
+            if let Some(t) =
+                super::tracing_otlp::DutyTrace::start(slot, "committee", hex::encode(state.info.id))
+            {
                 state.traces.insert(slot, t);
             }
         }
@@ -661,7 +659,13 @@ impl Shard {
         }
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.on_timeout(env, slot, out) {
-                tracing::debug!(slot, role = "committee", committee, round, "round timeout: {e}");
+                tracing::debug!(
+                    slot,
+                    role = "committee",
+                    committee,
+                    round,
+                    "round timeout: {e}"
+                );
             }
         });
     }
@@ -670,7 +674,12 @@ impl Shard {
         Metrics::add(&self.services.metrics.partials_signed, sigs.len() as u64);
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.signed(env, slot, sigs, out) {
-                tracing::warn!(slot, role = "committee", committee, "our partial signatures: {e}");
+                tracing::warn!(
+                    slot,
+                    role = "committee",
+                    committee,
+                    "our partial signatures: {e}"
+                );
             }
         });
     }

@@ -339,7 +339,8 @@ impl DutyTrace {
     }
 
     fn end_round(&mut self) {
-        if let (Some((id, round, start)), Some((consensus, _))) = (self.round.take(), self.consensus)
+        if let (Some((id, round, start)), Some((consensus, _))) =
+            (self.round.take(), self.consensus)
         {
             self.emit_with(
                 id,
@@ -485,7 +486,13 @@ mod tests {
         let names: Vec<&str> = spans.iter().map(|s| s.name).collect();
         assert_eq!(
             names,
-            ["qbft.round", "qbft.round", "consensus", "post_consensus", "duty"]
+            [
+                "qbft.round",
+                "qbft.round",
+                "consensus",
+                "post_consensus",
+                "duty"
+            ]
         );
         let consensus = spans[2].span_id;
         assert!(spans.iter().all(|s| s.trace_id == trace));
@@ -528,6 +535,9 @@ mod tests {
             e.expect_submission((k, 0), ([0; 16], [0; 8]));
         }
         assert!(e.take_submission((0, 0)).is_none(), "oldest evicted");
-        assert!(e.take_submission((PENDING_SUBMISSIONS_MAX as u64 + 9, 0)).is_some());
+        assert!(
+            e.take_submission((PENDING_SUBMISSIONS_MAX as u64 + 9, 0))
+                .is_some()
+        );
     }
 }

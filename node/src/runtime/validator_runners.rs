@@ -449,7 +449,9 @@ impl ValidatorRunners {
             Err(e) if e.code() == ErrorCode::NoRunningDuty => {
                 tracing::debug!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "our partial signature after the duty completed: {e}");
             }
-            Err(e) => tracing::warn!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "our validator-duty partial signature: {e}"),
+            Err(e) => {
+                tracing::warn!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "our validator-duty partial signature: {e}")
+            }
         }
     }
 

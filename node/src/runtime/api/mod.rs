@@ -295,10 +295,7 @@ mod tests {
 
     /// Example documents of the Go node's answers (`node/tests/data/api/`).
     fn example(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/data/api/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/data/api/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).expect("example document");
         serde_json::from_str(&text).expect("example is JSON")
     }
@@ -441,9 +438,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn routes_answer_with_the_go_shapes_and_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(
-            Store::open(StoreConfig::new(dir.path().join("db"), [0; 32])).expect("store"),
-        );
+        let store =
+            Arc::new(Store::open(StoreConfig::new(dir.path().join("db"), [0; 32])).expect("store"));
         store
             .write(vec![
                 WriteOp::PutShare(share(1, vec![1, 2, 3, 4], 7)),
@@ -480,7 +476,10 @@ mod tests {
                 follow_distance: 0,
             }),
             PeerFloor::GO,
-            vec!["tcp://127.0.0.1:13001".into(), "udp://127.0.0.1:12001".into()],
+            vec![
+                "tcp://127.0.0.1:13001".into(),
+                "udp://127.0.0.1:12001".into(),
+            ],
         ));
         let state = Arc::new(ApiState::new(
             network,
@@ -508,9 +507,24 @@ mod tests {
         let h = json(&body);
         same_shape(&h, &example("health"), "$").expect("health shape");
         assert_eq!(h["p2p"], "bad: no peers are connected");
-        assert!(h["beacon_node"].as_str().expect("str").starts_with("bad: "), "{h}");
-        assert!(h["execution_node"].as_str().expect("str").starts_with("bad: "), "{h}");
-        assert!(h["event_syncer"].as_str().expect("str").starts_with("bad: "), "{h}");
+        assert!(
+            h["beacon_node"].as_str().expect("str").starts_with("bad: "),
+            "{h}"
+        );
+        assert!(
+            h["execution_node"]
+                .as_str()
+                .expect("str")
+                .starts_with("bad: "),
+            "{h}"
+        );
+        assert!(
+            h["event_syncer"]
+                .as_str()
+                .expect("str")
+                .starts_with("bad: "),
+            "{h}"
+        );
         let (code, _, body) = get(addr, "/health").await;
         assert_eq!(code, 500);
         let errs = json(&body);
@@ -543,7 +557,10 @@ mod tests {
             ("subclusters=6,7", vec!["03"]),
             ("indices=2,3", vec!["02", "03"]),
             (&*format!("owners=0x{}", "07".repeat(20)), vec!["01", "03"]),
-            (&*format!("owners={}&indices=3", "07".repeat(20)), vec!["03"]),
+            (
+                &*format!("owners={}&indices=3", "07".repeat(20)),
+                vec!["03"],
+            ),
             (&*format!("pubkeys={}", "02".repeat(48)), vec!["02"]),
             ("indices=99", vec![]),
         ] {
@@ -551,7 +568,12 @@ mod tests {
             assert_eq!(code, 200, "{query}: {body}");
             assert_eq!(keys(&body), want, "{query}");
         }
-        for bad in ["operators=x", "indices=1,-2", "owners=0xzz", "clusters=1,,2"] {
+        for bad in [
+            "operators=x",
+            "indices=1,-2",
+            "owners=0xzz",
+            "clusters=1,,2",
+        ] {
             let (code, version, body) = get(addr, &format!("/v1/validators?{bad}")).await;
             assert_eq!(code, 400, "{bad}: {body}");
             assert!(version.is_some());

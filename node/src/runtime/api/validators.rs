@@ -91,7 +91,9 @@ impl ValidatorsRequest {
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let mut first = std::collections::HashMap::new();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            first.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            first
+                .entry(k.into_owned())
+                .or_insert_with(|| v.into_owned());
         }
         let get = |k: &str| first.get(k).map(String::as_str).unwrap_or("");
         Ok(ValidatorsRequest {
@@ -116,8 +118,7 @@ impl ValidatorsRequest {
                     .iter()
                     .any(|c| contains_run(&share.committee, c)))
             && (self.pubkeys.is_empty() || self.pubkeys.iter().any(|p| p[..] == share.pubkey[..]))
-            && (self.indices.is_empty()
-                || share.index().is_some_and(|i| self.indices.contains(&i)))
+            && (self.indices.is_empty() || share.index().is_some_and(|i| self.indices.contains(&i)))
     }
 }
 
@@ -264,7 +265,10 @@ pub fn list(store: &Store, req: &ValidatorsRequest) -> Result<Vec<ValidatorJson>
     let mut out = Vec::new();
     txn.scan::<Shares>(None, |pubkey, share| {
         let share = share.to_owned()?;
-        let meta = txn.get::<Metadata>(&pubkey)?.map(|m| m.to_owned()).transpose()?;
+        let meta = txn
+            .get::<Metadata>(&pubkey)?
+            .map(|m| m.to_owned())
+            .transpose()?;
         let row = ShareRow {
             pubkey,
             share_index: share.validator_index,
@@ -322,7 +326,10 @@ mod tests {
         assert_eq!(q(""), ValidatorsRequest::default());
         // The first of a repeated key counts, as Go's FormValue.
         assert_eq!(q("indices=1&indices=x").indices, vec![1]);
-        assert_eq!(q("clusters=1,2%203,4").clusters, vec![vec![1, 2], vec![3, 4]]);
+        assert_eq!(
+            q("clusters=1,2%203,4").clusters,
+            vec![vec![1, 2], vec![3, 4]]
+        );
     }
 
     #[test]
@@ -368,7 +375,11 @@ mod tests {
         assert_eq!(pick("subclusters=1,2"), vec![1, 3], "not inside 11,2");
         assert_eq!(pick("subclusters=2,3,4"), vec![1, 4]);
         assert_eq!(pick("indices=11,12"), vec![2, 4]);
-        assert_eq!(pick("indices=0"), Vec::<u8>::new(), "no index is not index 0");
+        assert_eq!(
+            pick("indices=0"),
+            Vec::<u8>::new(),
+            "no index is not index 0"
+        );
         assert_eq!(pick(&format!("pubkeys=0x{}", "03".repeat(48))), vec![3]);
         assert_eq!(pick(&format!("owners={}", "01".repeat(20))), vec![1, 3]);
         assert_eq!(
