@@ -269,12 +269,20 @@ async fn post(
         Ok(r) => {
             // Counted; logged once per 100 failures so a collector that is down does not
             // flood the log.
-            if exporter.failed.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+            if exporter
+                .failed
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(100)
+            {
                 tracing::warn!(status = %r.status(), "OTLP export refused: {n} spans lost");
             }
         }
         Err(e) => {
-            if exporter.failed.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+            if exporter
+                .failed
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(100)
+            {
                 tracing::warn!("OTLP export failed ({e}): {n} spans lost");
             }
         }

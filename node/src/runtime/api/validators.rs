@@ -111,7 +111,7 @@ impl ValidatorsRequest {
         (self.owners.is_empty() || self.owners.iter().any(|o| o[..] == share.owner[..]))
             && (self.operators.is_empty()
                 || self.operators.iter().any(|o| share.committee.contains(o)))
-            && (self.clusters.is_empty() || self.clusters.iter().any(|c| *c == share.committee))
+            && (self.clusters.is_empty() || self.clusters.contains(&share.committee))
             && (self.subclusters.is_empty()
                 || self
                     .subclusters
