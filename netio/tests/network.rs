@@ -355,7 +355,9 @@ async fn peer_infos_and_peers_by_topic_describe_a_connected_peer() {
         Some(Subnets::from_iter([subnet(3), subnet(9)]).to_hex().as_str())
     );
     assert!(
-        p.version.as_deref().is_some_and(|v| v.starts_with("ssv-node-rs/")),
+        p.version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("ssv-node-rs/")),
         "{p:?}"
     );
     // A dialed B: A's side of the connection is outbound, B's is inbound.
@@ -365,7 +367,10 @@ async fn peer_infos_and_peers_by_topic_describe_a_connected_peer() {
     let q = b_side.iter().find(|q| q.id == a_id).expect("B lists A");
     assert!(q.connections.iter().all(|c| !c.outbound), "{q:?}");
     assert!(
-        q.connections[0].address.to_string().starts_with("/ip4/127.0.0.1/tcp/"),
+        q.connections[0]
+            .address
+            .to_string()
+            .starts_with("/ip4/127.0.0.1/tcp/"),
         "{q:?}"
     );
 

@@ -447,6 +447,133 @@ mod tests {
         ));
     }
 
+    /// The beacon check over real probes of the devnet's simulator: a view of the chain 16
+    /// slots behind is reported with its distance; with a healthy node beside it the check
+    /// is good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_simulated_beacon_node_is_bad_unless_another_is_healthy() {
+        use ssv_devnet::sim::{BeaconSim, SimConfig};
+        let setup = ssv_devnet::Setup::generate(4, 4, 4, 1).expect("setup");
+        let cfg = SimConfig::new(
+            setup.sim_validators(),
+            Duration::from_millis(500),
+            Duration::ZERO,
+        );
+        let sim = BeaconSim::new(cfg).expect("simulator");
+        let lagging = sim.lagging(16);
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let healthy = sim
+            .serve_listener(bind().await.expect("bind"), std::future::pending())
+            .expect("serve");
+        let behind = lagging
+            .serve_view(bind().await.expect("bind"), std::future::pending())
+            .expect("serve");
+        let urls = vec![format!("http://{behind}")];
+        let client = BeaconClient::new(urls.clone()).expect("client");
+        let probed = client.probe_health().await;
+        let Check::Bad(why) = judge_beacon(&urls, &probed) else {
+            panic!("a node 16 slots behind is unhealthy: {probed:?}");
+        };
+        assert!(why.contains("sync distance 16"), "{why}");
+        let urls = vec![format!("http://{behind}"), format!("http://{healthy}")];
+        let client = BeaconClient::new(urls.clone()).expect("client");
+        let probed = client.probe_health().await;
+        assert_eq!(judge_beacon(&urls, &probed), Check::Good, "{probed:?}");
+    }
+
+    /// A JSON-RPC execution node stand-in: `eth_syncing` answers `syncing`, `eth_blockNumber`
+    /// answers `head`.
+    async fn fake_execution_node(head: u64, syncing: bool) -> String {
+        use axum::Json;
+        use serde_json::{Value, json};
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |Json(req): Json<Value>| async move {
+                let result = match req["method"].as_str() {
+                    Some("eth_syncing") if syncing => json!({
+                        "startingBlock": "0x0",
+                        "currentBlock": format!("{head:#x}"),
+                        "highestBlock": format!("{:#x}", head + 1000),
+                    }),
+                    Some("eth_syncing") => json!(false),
+                    Some("eth_blockNumber") => json!(format!("{head:#x}")),
+                    _ => Value::Null,
+                };
+                Json(json!({"jsonrpc": "2.0", "id": req["id"], "result": result}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    /// The whole report over a JSON-RPC execution node and a store: the event syncer is
+    /// judged on the store's cursor against the node's head, and a syncing execution node is
+    /// bad.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn report_probes_the_execution_node_and_the_sync_cursor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            Store::open(ssv_storage::StoreConfig::new(
+                dir.path().join("db"),
+                [0; 32],
+            ))
+            .expect("store"),
+        );
+        let (network, far_end) = NetworkHandle::detached(16);
+        tokio::spawn(async move {
+            loop {
+                far_end.drain();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let beacon =
+            Arc::new(BeaconClient::new(vec!["http://127.0.0.1:9".into()]).expect("client"));
+        let synced = fake_execution_node(100, false).await;
+        let syncing = fake_execution_node(40, true).await;
+        let sources = |endpoints: Vec<String>| {
+            HealthSources::new(
+                beacon.clone(),
+                network.clone(),
+                store.clone(),
+                Some(Eth1Probe {
+                    endpoints,
+                    follow_distance: 8,
+                }),
+                PeerFloor::LOOPBACK,
+                vec![],
+            )
+        };
+        store
+            .write(vec![ssv_storage::WriteOp::SetSyncCursor(50)])
+            .expect("cursor");
+        let r = sources(vec![synced.clone()]).report().await;
+        assert_eq!(r.execution_node, Check::Good);
+        assert!(
+            matches!(&r.event_syncer, Check::Bad(w) if w.contains("42 blocks behind")),
+            "{r:?}"
+        );
+        assert_eq!(r.p2p, Check::bad("no peers are connected"));
+        store
+            .write(vec![ssv_storage::WriteOp::SetSyncCursor(90)])
+            .expect("cursor");
+        let r = sources(vec![syncing.clone(), synced]).report().await;
+        assert_eq!(
+            (&r.execution_node, &r.event_syncer),
+            (&Check::Good, &Check::Good)
+        );
+        let r = sources(vec![syncing]).report().await;
+        assert!(
+            matches!(&r.execution_node, Check::Bad(w) if w.contains("syncing")),
+            "{r:?}"
+        );
+        assert!(matches!(r.event_syncer, Check::Bad(_)), "{r:?}");
+        assert_eq!(r.errors().len(), 4, "{:?}", r.errors());
+    }
+
     #[test]
     fn execution_needs_one_synced_endpoint() {
         let down = Err(ProbeError::Timeout {
