@@ -209,8 +209,74 @@ async fn topics(State(s): State<Arc<ApiState>>) -> Result<Json<PeersAndTopicsJso
     }))
 }
 
-async fn node_health(State(s): State<Arc<ApiState>>) -> Json<super::health::HealthReport> {
-    Json(s.health.report().await)
+/// The Go server's content negotiation (`httputil.NegotiateContentType` over the offers
+/// `text/plain`, `application/json`, default JSON): the offer with the highest `q`, an exact
+/// match beating `type/*` beating `*/*`, the first offer on a tie. So `Accept: */*` (curl's)
+/// gets `text/plain`, and no `Accept` gets JSON.
+pub fn negotiate(accept: Option<&str>) -> &'static str {
+    const OFFERS: [&str; 2] = ["text/plain", "application/json"];
+    let specs: Vec<(String, f64)> = accept
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|part| {
+            let mut it = part.split(';');
+            let value = it.next()?.trim().to_ascii_lowercase();
+            if value.is_empty() {
+                return None;
+            }
+            let mut q = 1.0;
+            for param in it {
+                if let Some(v) = param.trim().strip_prefix("q=") {
+                    q = v.trim().parse::<f64>().unwrap_or(0.0);
+                }
+            }
+            Some((value, q))
+        })
+        .collect();
+    let (mut best, mut best_q, mut best_wild) = ("application/json", -1.0, 3);
+    for offer in OFFERS {
+        for (value, q) in &specs {
+            let q = *q;
+            if q == 0.0 || q < best_q {
+                continue;
+            }
+            if value == "*/*" {
+                if q > best_q || best_wild > 2 {
+                    (best, best_q, best_wild) = (offer, q, 2);
+                }
+            } else if let Some(prefix) = value.strip_suffix('*') {
+                if offer.starts_with(prefix) && (q > best_q || best_wild > 1) {
+                    (best, best_q, best_wild) = (offer, q, 1);
+                }
+            } else if value == offer && (q > best_q || best_wild > 0) {
+                (best, best_q, best_wild) = (offer, q, 0);
+            }
+        }
+    }
+    best
+}
+
+/// As the Go handler: JSON, or (negotiated `text/plain`) the report as indented JSON text.
+async fn node_health(State(s): State<Arc<ApiState>>, headers: axum::http::HeaderMap) -> Response {
+    let report = s.health.report().await;
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if negotiate(accept) == "text/plain" {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            Err(e) => ApiError::Internal(format!("rendering the report: {e}")).into_response(),
+        }
+    } else {
+        Json(report).into_response()
+    }
 }
 
 async fn list_validators(
@@ -342,6 +408,27 @@ mod tests {
     }
 
     #[test]
+    fn content_negotiation_is_gos() {
+        assert_eq!(negotiate(None), "application/json");
+        assert_eq!(negotiate(Some("")), "application/json");
+        assert_eq!(negotiate(Some("*/*")), "text/plain", "first offer on a tie");
+        assert_eq!(negotiate(Some("application/json")), "application/json");
+        assert_eq!(negotiate(Some("text/plain")), "text/plain");
+        assert_eq!(negotiate(Some("text/*")), "text/plain");
+        assert_eq!(
+            negotiate(Some("text/plain;q=0.5, application/json")),
+            "application/json"
+        );
+        assert_eq!(
+            negotiate(Some("application/json;q=0.9, */*;q=0.9")),
+            "application/json",
+            "an exact match beats */* at the same q"
+        );
+        assert_eq!(negotiate(Some("text/html")), "application/json");
+        assert_eq!(negotiate(Some("text/plain;q=0")), "application/json");
+    }
+
+    #[test]
     fn shape_check_catches_differences() {
         let go: Value = serde_json::json!({"a": 1, "b": ["x"], "c": {"d": true}});
         assert!(same_shape(&go.clone(), &go, "$").is_ok());
@@ -429,6 +516,21 @@ mod tests {
         // Small answers come with a Content-Length; none of these is chunked.
         assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
         (status, version, body.to_owned())
+    }
+
+    /// `GET path` with an `Accept` header: status and body (checked to be `text/plain`).
+    async fn get_accept(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8(raw).expect("utf-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.contains("content-type: text/plain"), "{head}");
+        (head[9..12].parse().expect("status"), body.to_owned())
     }
 
     fn json(body: &str) -> Value {
@@ -525,6 +627,13 @@ mod tests {
                 .starts_with("bad: "),
             "{h}"
         );
+        let (code, text) = get_accept(addr, "/v1/node/health", "*/*").await;
+        assert_eq!(code, 200);
+        assert!(
+            text.starts_with("{\n  \"p2p\": "),
+            "indented JSON as text: {text}"
+        );
+        assert_eq!(json(&text), h);
         let (code, _, body) = get(addr, "/health").await;
         assert_eq!(code, 500);
         let errs = json(&body);
