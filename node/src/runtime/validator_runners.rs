@@ -417,7 +417,13 @@ impl ValidatorRunners {
             }
             if let Err(e) = self.on_message(key, msg) {
                 let f = self.duty_fields(&key);
-                tracing::debug!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "kept message refused on replay: {e}");
+                tracing::debug!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "kept message refused on replay: {e}"
+                );
             }
         }
     }
@@ -447,10 +453,22 @@ impl ValidatorRunners {
             Ok(()) => {}
             // The others' partials completed the duty while ours was being made.
             Err(e) if e.code() == ErrorCode::NoRunningDuty => {
-                tracing::debug!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "our partial signature after the duty completed: {e}");
+                tracing::debug!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "our partial signature after the duty completed: {e}"
+                );
             }
             Err(e) => {
-                tracing::warn!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "our validator-duty partial signature: {e}")
+                tracing::warn!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "our validator-duty partial signature: {e}"
+                )
             }
         }
     }
@@ -505,14 +523,26 @@ impl ValidatorRunners {
             Ok(d) => d,
             Err(e) => {
                 let f = self.duty_fields(&key);
-                tracing::error!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "no beacon data for the duty: {e}");
+                tracing::error!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "no beacon data for the duty: {e}"
+                );
                 return;
             }
         };
         let Some(v) = DataVersion::from_name(&version) else {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             let f = self.duty_fields(&key);
-            tracing::error!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), version, "beacon data of an unknown fork: refused");
+            tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
+                version, "beacon data of an unknown fork: refused"
+            );
             return;
         };
         let result = self.with_runner(key, |runner, env, out| {
@@ -521,7 +551,13 @@ impl ValidatorRunners {
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             let f = self.duty_fields(&key);
-            tracing::error!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "beacon data for the duty refused: {e}");
+            tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
+                "beacon data for the duty refused: {e}"
+            );
         }
     }
 
@@ -536,7 +572,13 @@ impl ValidatorRunners {
             Ok(d) => d,
             Err(e) => {
                 let f = self.duty_fields(&key);
-                tracing::error!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "no sync-committee contributions: {e}");
+                tracing::error!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "no sync-committee contributions: {e}"
+                );
                 return;
             }
         };
@@ -544,7 +586,13 @@ impl ValidatorRunners {
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             let f = self.duty_fields(&key);
-            tracing::error!(slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "contributions refused: {e}");
+            tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
+                "contributions refused: {e}"
+            );
         }
     }
 
@@ -685,7 +733,6 @@ impl ValidatorRunners {
     }
 }
 
-/// The role of a validator runner's key.
 /// The duty fields every duty log line carries: the slot of the running duty (or the
 /// latest started), the validator's beacon index and its committee.
 #[derive(Debug, Clone, Copy, Default)]
@@ -714,6 +761,7 @@ impl ValidatorRunners {
     }
 }
 
+/// The role of a validator runner's key.
 fn key_role(key: &RunnerKey) -> Option<RunnerRole> {
     match key {
         RunnerKey::Validator(_, role) => Some(*role),
