@@ -558,7 +558,7 @@ impl Shard {
                 }
             }
             if let Some(t) =
-                super::tracing_otlp::DutyTrace::start(slot, "committee", hex::encode(state.info.id))
+                super::tracing_otlp::DutyTrace::start(slot, "committee", &state.info.id)
             {
                 state.traces.insert(slot, t);
             }
