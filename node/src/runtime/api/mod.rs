@@ -310,8 +310,11 @@ async fn health(State(s): State<Arc<ApiState>>) -> Response {
     }
 }
 
-/// The throttle and the version header.
+/// The throttle, the version header and the Go server's debug line per request
+/// (`served SSV API request` with method, path, status and duration).
 async fn around(State(s): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let mut resp = match s.permits.try_acquire() {
         Ok(_permit) => next.run(req).await,
         Err(_) => (StatusCode::TOO_MANY_REQUESTS, "Server capacity exceeded.\n").into_response(),
@@ -319,6 +322,13 @@ async fn around(State(s): State<Arc<ApiState>>, req: Request, next: Next) -> Res
     if let Ok(v) = HeaderValue::from_str(&s.version) {
         resp.headers_mut().insert(VERSION_HEADER, v);
     }
+    tracing::debug!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        took_us = started.elapsed().as_micros() as u64,
+        "served SSV API request"
+    );
     resp
 }
 
