@@ -87,7 +87,9 @@ use sim::{
     SimValidator, genesis_validators_root,
 };
 use summary::node_counters;
-pub use summary::{LaggingNodeReport, OperatorSummary, Summary, parse_counters, percentile};
+pub use summary::{
+    LaggingNodeReport, OperatorSummary, Summary, api_url, parse_counters, percentile,
+};
 
 /// Most operators (each is a process; far more than a 2-core machine runs usefully).
 pub const OPERATORS_MAX: u64 = 64;
@@ -1641,6 +1643,15 @@ mod tests {
         );
         std::fs::write(&log, "no address here\n").expect("log");
         assert_eq!(metrics_url(&log), None);
+        assert_eq!(api_url(&log), None);
+        std::fs::write(
+            &log,
+            "x\n2026-11-21T14:05:00Z  INFO ssv_node::runtime: api on http://127.0.0.1:40001\n",
+        )
+        .expect("log");
+        assert_eq!(api_url(&log).as_deref(), Some("http://127.0.0.1:40001"));
+        std::fs::write(&log, "{\"message\":\"api on http://127.0.0.1:40002\"}\n").expect("log");
+        assert_eq!(api_url(&log).as_deref(), Some("http://127.0.0.1:40002"));
         let c = parse_counters(
             "# HELP ssv_messages_in x\n# TYPE ssv_messages_in counter\nssv_messages_in 68\n\
              ssv_decided 7\nbroken line\nssv_bad nan\n",

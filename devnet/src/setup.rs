@@ -335,6 +335,7 @@ pub(crate) struct NodeConfigFile {
     shards: u64,
     pin_shards: bool,
     metrics_addr: SocketAddr,
+    api_addr: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<&'static str>,
     operator: NodeOperatorSection,
@@ -392,6 +393,8 @@ pub fn node_config(
         pin_shards: false,
         // Any free port: the node logs the address it got, and the devnet reads it there.
         metrics_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        // The node API likewise (`api on http://ADDR` in the log; see `summary::api_url`).
+        api_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         fault: faulty.then_some("corrupt-partials"),
         operator: NodeOperatorSection {
             id,

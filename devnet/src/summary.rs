@@ -606,6 +606,25 @@ pub(crate) fn metrics_url(log: &Path) -> Option<String> {
     url.ends_with("/metrics").then_some(url)
 }
 
+/// The base URL of a node's API (`http://ADDR`), from the line its log carries once the
+/// network is up (`api on http://ADDR`); `None` until then. Each devnet node's log is
+/// `<data dir>/op<ID>/node.log`.
+pub fn api_url(log: &Path) -> Option<String> {
+    let mut head = Vec::new();
+    std::fs::File::open(log)
+        .ok()?
+        .take(LOG_HEAD_BYTES_MAX)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let at = text.find("api on http://")? + "api on ".len();
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    (url.len() > "http://".len()).then_some(url)
+}
+
 /// Counters of a Prometheus text exposition (`name value` lines; others are skipped).
 pub fn parse_counters(text: &str) -> BTreeMap<String, u64> {
     text.lines()

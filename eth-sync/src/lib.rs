@@ -31,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod handler;
 pub mod mdbx_store;
+pub mod probe;
 pub mod progress;
 pub mod registry;
 pub mod shares;

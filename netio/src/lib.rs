@@ -59,7 +59,7 @@ pub use keys::NetworkKey;
 pub use scoring::ValidationResult;
 pub use service::{
     DetachedEvent, DetachedNetwork, Network, NetworkConfig, NetworkEvent, NetworkHandle,
-    NetworkStats,
+    NetworkStats, PeerConnection, PeerInfo,
 };
 pub use shard::{InboundMessage, ShardQueue, ShardStats, shard_for};
 pub use spec::{DomainType, SUBNET_COUNT, Subnet, subnet_from_topic, topic_name};

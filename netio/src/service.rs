@@ -205,6 +205,34 @@ pub enum NetworkEvent {
     Discovered(PeerId),
 }
 
+/// Most connections listed per peer in a [`PeerInfo`] (libp2p keeps one or two per peer; the
+/// bound keeps a peer that opens many from growing an API answer without limit).
+pub const PEER_CONNECTIONS_LISTED_MAX: usize = 8;
+
+/// One open connection of a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConnection {
+    /// The remote address of the connection.
+    pub address: Multiaddr,
+    /// Whether we dialed it (`false`: the peer dialed us).
+    pub outbound: bool,
+}
+
+/// What the network thread knows of one connected peer (the node API's `/v1/node/peers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer.
+    pub id: PeerId,
+    /// Its open connections (at most [`PEER_CONNECTIONS_LISTED_MAX`]).
+    pub connections: Vec<PeerConnection>,
+    /// Whether it passed the handshake.
+    pub verified: bool,
+    /// The subnets its handshake advertised (hex, as the Go node's metadata), if it sent any.
+    pub subnets: Option<String>,
+    /// The node version its handshake advertised, if it sent any.
+    pub version: Option<String>,
+}
+
 /// A snapshot of the service.
 #[derive(Clone, Debug, Default)]
 pub struct NetworkStats {
@@ -245,6 +273,8 @@ enum Command {
     Dial(Enr),
     PeerScore(PeerId, oneshot::Sender<Option<f64>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    PeerInfos(oneshot::Sender<Vec<PeerInfo>>),
+    PeersByTopic(oneshot::Sender<Vec<(String, Vec<PeerId>)>>),
     TopicPeers(Subnet, oneshot::Sender<usize>),
     Stats(oneshot::Sender<NetworkStats>),
     LocalEnr(oneshot::Sender<Enr>),
@@ -330,6 +360,12 @@ impl DetachedNetwork {
                     let _ = r.send(None);
                 }
                 Command::ConnectedPeers(r) => {
+                    let _ = r.send(Vec::new());
+                }
+                Command::PeerInfos(r) => {
+                    let _ = r.send(Vec::new());
+                }
+                Command::PeersByTopic(r) => {
                     let _ = r.send(Vec::new());
                 }
                 Command::TopicPeers(_, r) => {
@@ -481,6 +517,18 @@ impl NetworkHandle {
     /// Connected peers.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetioError> {
         self.ask(Command::ConnectedPeers).await
+    }
+
+    /// Every peer with an open connection: its connections, handshake state and the
+    /// metadata its handshake advertised.
+    pub async fn peer_infos(&self) -> Result<Vec<PeerInfo>, NetioError> {
+        self.ask(Command::PeerInfos).await
+    }
+
+    /// Peers by gossipsub topic, for every topic a connected peer is subscribed to (topic
+    /// names in order).
+    pub async fn peers_by_topic(&self) -> Result<Vec<(String, Vec<PeerId>)>, NetioError> {
+        self.ask(Command::PeersByTopic).await
     }
 
     /// Connected peers subscribed to a subnet.
@@ -699,6 +747,10 @@ fn build_swarm(key: &NetworkKey, cfg: &NetworkConfig) -> Result<Swarm<Behaviour>
 struct PeerState {
     verified: bool,
     connected_at: Instant,
+    /// Open connections (at most [`PEER_CONNECTIONS_LISTED_MAX`] remembered).
+    connections: Vec<(libp2p::swarm::ConnectionId, PeerConnection)>,
+    /// What its handshake advertised (subnets hex, node version).
+    metadata: Option<NodeMetadata>,
 }
 
 struct Worker {
@@ -1006,6 +1058,31 @@ impl Worker {
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.behaviour().gater.peers().copied().collect());
             }
+            Command::PeerInfos(reply) => {
+                let mut infos: Vec<PeerInfo> = self
+                    .peers
+                    .iter()
+                    .map(|(id, state)| PeerInfo {
+                        id: *id,
+                        connections: state.connections.iter().map(|(_, c)| c.clone()).collect(),
+                        verified: state.verified,
+                        subnets: state.metadata.as_ref().map(|m| m.subnets.clone()),
+                        version: state.metadata.as_ref().map(|m| m.node_version.clone()),
+                    })
+                    .collect();
+                infos.sort_by_key(|p| p.id.to_bytes());
+                let _ = reply.send(infos);
+            }
+            Command::PeersByTopic(reply) => {
+                let mut by_topic: std::collections::BTreeMap<String, Vec<PeerId>> =
+                    std::collections::BTreeMap::new();
+                for (peer, topics) in self.swarm.behaviour().gossipsub.all_peers() {
+                    for t in topics {
+                        by_topic.entry(t.to_string()).or_default().push(*peer);
+                    }
+                }
+                let _ = reply.send(by_topic.into_iter().collect());
+            }
             Command::TopicPeers(s, reply) => {
                 let topic = IdentTopic::new(topic_name(s)).hash();
                 let n = self
@@ -1101,11 +1178,12 @@ impl Worker {
     fn on_node_info(&mut self, peer: PeerId, bytes: &[u8]) {
         match NodeInfo::consume_from(bytes, &peer) {
             Ok(info) if info.network_id == self.network_id => {
-                if let Some(state) = self.peers.get_mut(&peer)
-                    && !state.verified
-                {
-                    state.verified = true;
-                    self.emit(NetworkEvent::PeerConnected(peer));
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.metadata = info.metadata;
+                    if !state.verified {
+                        state.verified = true;
+                        self.emit(NetworkEvent::PeerConnected(peer));
+                    }
                 }
             }
             Ok(info) => self.reject_handshake(
@@ -1196,14 +1274,30 @@ impl Worker {
             },
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
-            } if num_established.get() == 1 => {
+            } => {
+                let conn = PeerConnection {
+                    address: endpoint.get_remote_address().clone(),
+                    outbound: endpoint.is_dialer(),
+                };
+                if num_established.get() > 1 {
+                    if let Some(state) = self.peers.get_mut(&peer_id)
+                        && state.connections.len() < PEER_CONNECTIONS_LISTED_MAX
+                    {
+                        state.connections.push((connection_id, conn));
+                    }
+                    return;
+                }
                 self.peers.insert(
                     peer_id,
                     PeerState {
                         verified: false,
                         connected_at: Instant::now(),
+                        connections: vec![(connection_id, conn)],
+                        metadata: None,
                     },
                 );
                 // Both sides ask: a Go peer answers any number of requests, and whichever
@@ -1213,6 +1307,16 @@ impl Worker {
                     .behaviour_mut()
                     .handshake
                     .send_request(&peer_id, sealed);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } if num_established > 0 => {
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.connections.retain(|(id, _)| *id != connection_id);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

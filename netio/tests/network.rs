@@ -329,3 +329,68 @@ async fn subscriptions_update_the_enr() {
     a.handle.subscribe(subnet(100)).await.unwrap();
     assert_eq!(a.handle.local_enr().await.unwrap().seq(), third.seq());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_infos_and_peers_by_topic_describe_a_connected_peer() {
+    let a = start(DomainType::MAINNET, &[3], 1, 64);
+    let b = start(DomainType::MAINNET, &[3, 9], 1, 64);
+    let (a_id, b_id) = (a.handle.peer_id(), b.handle.peer_id());
+    connect_on(&a, &b, subnet(3)).await;
+    // The handshake's metadata arrives with (or just after) the topic subscription.
+    eventually("A to know B's handshake", || async {
+        a.handle
+            .peer_infos()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == b_id && p.verified && p.subnets.is_some())
+    })
+    .await;
+    let infos = a.handle.peer_infos().await.unwrap();
+    assert_eq!(infos.len(), 1, "{infos:?}");
+    let p = &infos[0];
+    assert_eq!(p.id, b_id);
+    assert_eq!(
+        p.subnets.as_deref(),
+        Some(Subnets::from_iter([subnet(3), subnet(9)]).to_hex().as_str())
+    );
+    assert!(
+        p.version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("ssv-node-rs/")),
+        "{p:?}"
+    );
+    // A dialed B: A's side of the connection is outbound, B's is inbound.
+    assert!(!p.connections.is_empty());
+    assert!(p.connections.iter().all(|c| c.outbound), "{p:?}");
+    let b_side = b.handle.peer_infos().await.unwrap();
+    let q = b_side.iter().find(|q| q.id == a_id).expect("B lists A");
+    assert!(q.connections.iter().all(|c| !c.outbound), "{q:?}");
+    assert!(
+        q.connections[0]
+            .address
+            .to_string()
+            .starts_with("/ip4/127.0.0.1/tcp/"),
+        "{q:?}"
+    );
+
+    let by_topic = a.handle.peers_by_topic().await.unwrap();
+    let topic = ssv_netio::topic_name(subnet(3));
+    let peers = &by_topic
+        .iter()
+        .find(|(t, _)| *t == topic)
+        .unwrap_or_else(|| panic!("{topic} in {by_topic:?}"))
+        .1;
+    assert_eq!(peers, &vec![b_id]);
+    let names: Vec<&String> = by_topic.iter().map(|(t, _)| t).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "topics in order");
+
+    // Once B is gone, A lists no peer.
+    drop(b);
+    eventually("A to forget B", || async {
+        a.handle.peer_infos().await.unwrap().is_empty()
+    })
+    .await;
+}

@@ -199,6 +199,21 @@ struct StartArgs {
     /// Serve CPU profiles (`/debug/pprof/profile?seconds=N`, flamegraph SVG) on this address.
     #[arg(long)]
     pprof_addr: Option<SocketAddr>,
+    /// Serve the node API (`/v1/node/*`, `/v1/validators`, `/health`) on this address, or
+    /// `off` (default 127.0.0.1:16000).
+    #[arg(long)]
+    api_addr: Option<String>,
+    /// Log line format (default console).
+    #[arg(long, value_enum)]
+    log_format: Option<crate::logging::LogFormat>,
+    /// Log to this file instead of stderr, rotated by size (`[log]` in the config sets the
+    /// size and the number of files kept).
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Export OpenTelemetry traces of duties over OTLP/HTTP (JSON) to this endpoint (e.g.
+    /// `http://127.0.0.1:4318`); off by default (`OTEL_EXPORTER_OTLP_ENDPOINT` also sets it).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
     /// libp2p TCP port.
     #[arg(long)]
     tcp_port: Option<u16>,
@@ -212,23 +227,9 @@ struct StartArgs {
     /// store every decided instance and serve them on `--api-addr`.
     #[arg(long)]
     exporter: bool,
-    /// Serve the HTTP API (the exporter's `/v1/exporter/decideds` and `/stream`) here.
-    #[arg(long)]
-    api_addr: Option<SocketAddr>,
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn start(args: StartArgs) -> anyhow::Result<()> {
-    init_tracing();
     let overrides = crate::config::Overrides {
         data_dir: args.data_dir,
         network: args.network,
@@ -236,13 +237,19 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         shards: args.shards,
         metrics_addr: args.metrics_addr,
         pprof_addr: args.pprof_addr,
+        api_addr: args.api_addr,
+        log_format: args.log_format,
+        log_file: args.log_file,
+        otlp_endpoint: args.otlp_endpoint,
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         bootnodes: args.bootnodes,
         exporter: args.exporter,
-        api_addr: args.api_addr,
     };
+    // The config says where to log: loaded first (its errors end the process as one line on
+    // stderr, as before).
     let config = crate::config::Config::load(&args.config, &overrides)?;
+    crate::logging::init(&config.log)?;
     crate::runtime::start(config)
 }
 
@@ -305,7 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BeaconSim(args) => ssv_devnet::run_beacon_sim(*args),
         Command::SlashingProtection { action } => slashing_protection(action),
         Command::Bootnode(args) => {
-            init_tracing();
+            crate::logging::init(&crate::logging::LogConfig::default())?;
             crate::bootnode::run(args)
         }
         Command::GenerateConfig(args) => crate::generate::generate_config(&args),

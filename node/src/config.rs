@@ -8,6 +8,7 @@
 //! beacon_nodes = ["http://127.0.0.1:5052"]
 //! shards = 2                             # glommio shards (data-plane cores)
 //! metrics_addr = "127.0.0.1:15000"       # optional: /metrics and /health
+//! api_addr = "127.0.0.1:16000"           # the node API (the default); "off" disables it
 //!
 //! [operator]
 //! id = 42                                # optional; otherwise looked up by public key
@@ -25,6 +26,11 @@
 //!
 //! [exporter]                             # optional: exporter mode (no duties, no operator key)
 //! retention_slots = 50400                # decided history kept (default about a week)
+//! [log]                                  # optional
+//! format = "console"                     # console | json
+//! file = "/var/log/ssv/node.log"         # default: stderr
+//! max_size_mb = 100                      # rotate at this size
+//! keep_files = 5                         # rotated files kept
 //!
 //! [doppelganger]                         # optional; off unless enabled
 //! enabled = true                         # sign nothing for a validator until liveness shows no
@@ -58,6 +64,11 @@ pub const EXPORTER_RETENTION_SLOTS_DEFAULT: u64 = 50_400;
 /// Fewest slots of decided history an exporter keeps (two epochs: the API must answer for
 /// the current and previous epoch).
 pub const EXPORTER_RETENTION_SLOTS_MIN: u64 = 64;
+/// Default address of the node API (loopback: it lists peers and validators, so it is not
+/// exposed unless the operator says so; port 16000 as the Go node's documented `SSVAPIPort`).
+pub const API_ADDR_DEFAULT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 16000);
+
 /// Domain type of a local devnet (`network = "local"`): not any public network's.
 pub const LOCAL_DOMAIN: DomainType = DomainType([0x00, 0x00, 0x31, 0x37]);
 
@@ -169,6 +180,15 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Where to serve `/debug/pprof/profile` (a CPU profile on demand).
     pub pprof_addr: Option<SocketAddr>,
+    /// Where to serve the node API (`None`: off).
+    pub api_addr: Option<SocketAddr>,
+    /// Whether `api_addr` was configured (a failure to bind it stops the node) rather than
+    /// the default (a failure is logged: another node on the host may hold the port).
+    pub api_addr_explicit: bool,
+    /// Log format and destination.
+    pub log: crate::logging::LogConfig,
+    /// OTLP/HTTP endpoint for duty traces (`None`: tracing off).
+    pub otlp_endpoint: Option<String>,
     /// Our operator ID, when given; otherwise looked up by public key in storage.
     pub operator_id: Option<u64>,
     /// The operator key (`None` only in exporter mode, which signs nothing).
@@ -191,8 +211,6 @@ pub struct Config {
     /// Exporter mode (`--exporter`, `exporter = true` or an `[exporter]` section): every
     /// subnet, no duties, decided history stored and served (`None`: an operator node).
     pub exporter: Option<ExporterConfig>,
-    /// Where to serve the HTTP API (the exporter's `/v1/exporter/decideds` and `/stream`).
-    pub api_addr: Option<SocketAddr>,
 }
 
 /// Exporter-mode settings.
@@ -245,6 +263,7 @@ struct RawConfig {
     pin_shards: Option<bool>,
     metrics_addr: Option<SocketAddr>,
     pprof_addr: Option<SocketAddr>,
+    api_addr: Option<String>,
     crypto_threads: Option<usize>,
     slashing_history_epochs: Option<u64>,
     fault: Option<Fault>,
@@ -255,7 +274,9 @@ struct RawConfig {
     eth1: Option<RawEth1>,
     doppelganger: Option<RawDoppelganger>,
     exporter: Option<RawExporter>,
-    api_addr: Option<SocketAddr>,
+    #[serde(default)]
+    log: RawLog,
+    otlp_endpoint: Option<String>,
 }
 
 /// `exporter = true` or an `[exporter]` section.
@@ -276,6 +297,15 @@ struct RawExporterSection {
 
 fn yes() -> bool {
     true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<crate::logging::LogFormat>,
+    file: Option<PathBuf>,
+    max_size_mb: Option<u64>,
+    keep_files: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +363,14 @@ pub struct Overrides {
     pub metrics_addr: Option<SocketAddr>,
     /// `--pprof-addr`.
     pub pprof_addr: Option<SocketAddr>,
+    /// `--api-addr` (an address or `off`).
+    pub api_addr: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<crate::logging::LogFormat>,
+    /// `--log-file`.
+    pub log_file: Option<PathBuf>,
+    /// `--otlp-endpoint`.
+    pub otlp_endpoint: Option<String>,
     /// `--tcp-port`.
     pub tcp_port: Option<u16>,
     /// `--udp-port`.
@@ -341,8 +379,6 @@ pub struct Overrides {
     pub bootnodes: Vec<String>,
     /// `--exporter`: exporter mode even when the file does not say so.
     pub exporter: bool,
-    /// `--api-addr`.
-    pub api_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -578,6 +614,38 @@ impl Config {
                 Some(epochs)
             }
         };
+        let (api_addr, api_addr_explicit) =
+            match overrides.api_addr.as_deref().or(raw.api_addr.as_deref()) {
+                None => (Some(API_ADDR_DEFAULT), false),
+                Some(a) => (parse_api_addr(a)?, true),
+            };
+        let log = {
+            use crate::logging::{
+                LOG_FILE_BYTES_DEFAULT, LOG_FILE_BYTES_MIN, LOG_FILES_KEPT_DEFAULT,
+                LOG_FILES_KEPT_MAX, LogConfig,
+            };
+            let max_bytes = match raw.log.max_size_mb {
+                None => LOG_FILE_BYTES_DEFAULT,
+                Some(mb) => mb.checked_mul(1024 * 1024).ok_or_else(|| {
+                    ConfigError::Invalid(format!("log.max_size_mb {mb} is too large"))
+                })?,
+            };
+            if max_bytes < LOG_FILE_BYTES_MIN {
+                return Err(ConfigError::Invalid("log.max_size_mb must be ≥ 1".into()));
+            }
+            let keep = raw.log.keep_files.unwrap_or(LOG_FILES_KEPT_DEFAULT);
+            if keep > LOG_FILES_KEPT_MAX {
+                return Err(ConfigError::Invalid(format!(
+                    "log.keep_files must be ≤ {LOG_FILES_KEPT_MAX}"
+                )));
+            }
+            LogConfig {
+                format: overrides.log_format.or(raw.log.format).unwrap_or_default(),
+                file: overrides.log_file.clone().or(raw.log.file),
+                max_bytes,
+                keep,
+            }
+        };
         let max_peers = raw.p2p.max_peers.unwrap_or(60);
         if max_peers == 0 {
             return Err(ConfigError::Invalid("p2p.max_peers must be ≥ 1".into()));
@@ -590,6 +658,16 @@ impl Config {
             pin_shards: raw.pin_shards.unwrap_or(true),
             metrics_addr: overrides.metrics_addr.or(raw.metrics_addr),
             pprof_addr: overrides.pprof_addr.or(raw.pprof_addr),
+            api_addr,
+            api_addr_explicit,
+            log,
+            // The standard OpenTelemetry variable last: a flag or the file wins.
+            otlp_endpoint: overrides
+                .otlp_endpoint
+                .clone()
+                .or(raw.otlp_endpoint)
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+                .filter(|e| !e.is_empty()),
             operator_id: raw.operator.id,
             operator_key,
             p2p: P2pConfig {
@@ -606,8 +684,17 @@ impl Config {
             eth1,
             doppelganger_epochs,
             exporter,
-            api_addr: overrides.api_addr.or(raw.api_addr),
         })
+    }
+}
+
+/// `off` (or empty): no API; otherwise a socket address.
+fn parse_api_addr(a: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match a.trim() {
+        "" | "off" => Ok(None),
+        a => a.parse().map(Some).map_err(|e| {
+            ConfigError::Invalid(format!("api_addr {a:?} is not an address or \"off\": {e}"))
+        }),
     }
 }
 
@@ -806,6 +893,62 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.shards, 4);
         assert_eq!(c.network, Network::Public("hoodi"));
         assert_eq!(c.beacon_nodes, vec!["https://bn".to_string()]);
+    }
+
+    #[test]
+    fn log_section_and_flags() {
+        use crate::logging::{LOG_FILE_BYTES_DEFAULT, LogFormat};
+        let base = Path::new("/x");
+        let c = Config::from_toml(GOOD, base, &Overrides::default()).unwrap();
+        assert_eq!(c.log, crate::logging::LogConfig::default());
+        assert_eq!(c.log.max_bytes, LOG_FILE_BYTES_DEFAULT);
+        let file = format!(
+            "{GOOD}\n[log]\nformat = \"json\"\nfile = \"/tmp/n.log\"\nmax_size_mb = 2\nkeep_files = 3\n"
+        );
+        let c = Config::from_toml(&file, base, &Overrides::default()).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.file.as_deref(), Some(Path::new("/tmp/n.log")));
+        assert_eq!((c.log.max_bytes, c.log.keep), (2 * 1024 * 1024, 3));
+        let o = Overrides {
+            log_format: Some(LogFormat::Console),
+            log_file: Some("/tmp/o.log".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml(&file, base, &o).unwrap();
+        assert_eq!(c.log.format, LogFormat::Console);
+        assert_eq!(c.log.file.as_deref(), Some(Path::new("/tmp/o.log")));
+        for bad in ["max_size_mb = 0", "keep_files = 1000", "format = \"xml\""] {
+            let f = format!("{GOOD}\n[log]\n{bad}\n");
+            assert!(
+                Config::from_toml(&f, base, &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn api_addr_default_file_override_and_off() {
+        let base = Path::new("/x");
+        let c = Config::from_toml(GOOD, base, &Overrides::default()).unwrap();
+        assert_eq!(c.api_addr, Some(API_ADDR_DEFAULT));
+        assert!(!c.api_addr_explicit);
+        assert!(c.api_addr.unwrap().ip().is_loopback());
+        let file = format!("api_addr = \"127.0.0.1:1234\"\n{GOOD}");
+        let c = Config::from_toml(&file, base, &Overrides::default()).unwrap();
+        assert_eq!(c.api_addr, Some("127.0.0.1:1234".parse().unwrap()));
+        assert!(c.api_addr_explicit);
+        let off = Overrides {
+            api_addr: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml(&file, base, &off).unwrap();
+        assert_eq!(c.api_addr, None);
+        let bad = Overrides {
+            api_addr: Some("localhost".into()),
+            ..Default::default()
+        };
+        let err = Config::from_toml(GOOD, base, &bad).unwrap_err().to_string();
+        assert!(err.contains("api_addr"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod bootnode;
 mod cli;
 mod config;
 mod generate;
+mod logging;
 mod runtime;
 
 pub use cli::main;

@@ -15,8 +15,10 @@
 //! committees, decrypted shares) → network (subscribed to our committees' subnets) → crypto
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
+pub mod api;
 pub mod doppelganger;
 pub mod exporter;
+pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod network_view;
@@ -24,6 +26,7 @@ pub mod pprof;
 pub mod registry;
 pub mod scheduler;
 pub mod shard;
+pub mod tracing_otlp;
 pub mod validator_runners;
 
 use std::sync::Arc;
@@ -294,6 +297,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut network =
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), "network started");
+    if let Some(addr) = config.api_addr {
+        serve_api(
+            addr,
+            &config,
+            &client,
+            &network.handle,
+            &store,
+            axum::Router::new(),
+        )
+        .await?;
+    }
 
     // Doppelganger protection: every validator tracked (in detection) before any shard can
     // sign; the scheduler runs the liveness checks.
@@ -318,6 +332,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => (Arc::new(doppelganger::Doppelganger::default()), None),
     };
 
+    if let Some(endpoint) = &config.otlp_endpoint {
+        tracing_otlp::install(endpoint)?;
+        tracing::info!("duty traces over OTLP to {endpoint}/v1/traces");
+    }
     let pool = Arc::new(shard::crypto_pool(config.crypto_threads)?);
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
@@ -442,6 +460,60 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::block_in_place(move || drop(network));
     tracing::info!(metrics = %metrics.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(", "), "stopped");
     Ok(())
+}
+
+/// Serves the node API on `addr` and logs `api on http://ADDR`. A configured address that
+/// cannot be bound stops the node; the default one only logs (another node on the host may
+/// hold it). `extra` is merged in (the exporter's routes); returns the bound address.
+pub(crate) async fn serve_api(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    client: &Arc<BeaconClient>,
+    network: &ssv_netio::NetworkHandle,
+    store: &Arc<Store>,
+    extra: axum::Router,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let floor = if config.p2p.ip.is_loopback() {
+        health::PeerFloor::LOOPBACK
+    } else {
+        health::PeerFloor::GO
+    };
+    let eth1 = config.eth1.as_ref().map(|e| health::Eth1Probe {
+        endpoints: e.endpoints.clone(),
+        follow_distance: e
+            .follow_distance
+            .unwrap_or(ssv_eth_sync::sync::FOLLOW_DISTANCE_DEFAULT),
+    });
+    let listen = vec![
+        format!("tcp://{}:{}", config.p2p.ip, config.p2p.tcp_port),
+        format!("udp://{}:{}", config.p2p.ip, config.p2p.udp_port),
+    ];
+    let sources = Arc::new(health::HealthSources::new(
+        client.clone(),
+        network.clone(),
+        store.clone(),
+        eth1,
+        floor,
+        listen,
+    ));
+    let version = NetworkConfig::new(config.network.domain()).node_version;
+    let state = Arc::new(api::ApiState::new(
+        network.clone(),
+        store.clone(),
+        sources,
+        version,
+    ));
+    match api::serve(addr, api::router(state).merge(extra)).await {
+        Ok(local) => {
+            tracing::info!("api on http://{local}");
+            Ok(Some(local))
+        }
+        Err(e) if !config.api_addr_explicit => {
+            tracing::error!("node API not served on the default {addr}: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e.context(format!("serving the node API on {addr}"))),
+    }
 }
 
 /// The slot duration the beacon node's spec gives (unchecked: [`ChainSpec::new`] checks it).
@@ -691,17 +763,26 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         metrics.record_submitted(role, epoch, n as u64);
     };
     match s {
-        Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
-            Ok(()) => ok(
-                BeaconRole::Attester,
-                &metrics.attestations_submitted,
-                atts.len(),
-            ),
-            Err(e) => {
-                metrics.record_submission_failed(BeaconRole::Attester);
-                tracing::error!(count = atts.len(), "submitting attestations: {e}");
+        Submission::Attestations(atts) => {
+            let span = atts
+                .first()
+                .and_then(|a| tracing_otlp::submission(a.data.slot, a.attester_index));
+            let r = client.submit_attestations(&atts).await;
+            if let Some(span) = span {
+                span.end(atts.len(), r.is_ok());
             }
-        },
+            match r {
+                Ok(()) => ok(
+                    BeaconRole::Attester,
+                    &metrics.attestations_submitted,
+                    atts.len(),
+                ),
+                Err(e) => {
+                    metrics.record_submission_failed(BeaconRole::Attester);
+                    tracing::error!(count = atts.len(), "submitting attestations: {e}");
+                }
+            }
+        }
         Submission::SyncMessages(msgs) => match client.submit_sync_messages(&msgs).await {
             Ok(()) => ok(
                 BeaconRole::SyncCommittee,

@@ -336,6 +336,8 @@ struct CommitteeState {
     /// When each slot's duty was decided here (removed when the duty completes, so that its
     /// post-consensus and duty durations are recorded once).
     decided_at: HashMap<Slot, Instant>,
+    /// OTLP traces of running duties (empty, and never filled, when tracing is off).
+    traces: HashMap<Slot, super::tracing_otlp::DutyTrace>,
 }
 
 /// Items gathered before a flush beyond which the shard flushes at once (bounds the work
@@ -450,6 +452,7 @@ impl Shard {
                     timers: HashMap::new(),
                     started: HashMap::new(),
                     decided_at: HashMap::new(),
+                    traces: HashMap::new(),
                 },
             );
         }
@@ -548,6 +551,23 @@ impl Shard {
             state.started.retain(|s, _| *s + 8 > slot);
             state.decided_at.retain(|s, _| *s + 8 > slot);
             state.timers.retain(|s, _| *s + 8 > slot);
+            // Traces of duties that never completed end with their slot's bookkeeping.
+            let stale: Vec<Slot> = state
+                .traces
+                .keys()
+                .copied()
+                .filter(|s| *s + 8 <= slot)
+                .collect();
+            for s in stale {
+                if let Some(t) = state.traces.remove(&s) {
+                    t.finish();
+                }
+            }
+            if let Some(t) =
+                super::tracing_otlp::DutyTrace::start(slot, "committee", &state.info.id)
+            {
+                state.traces.insert(slot, t);
+            }
         }
         let shard = self.index;
         let mut slashable = false;
@@ -556,7 +576,13 @@ impl Shard {
                 if e.code() == ErrorCode::SlashableAttestation {
                     slashable = true;
                 } else {
-                    tracing::warn!(shard, slot, "cannot start committee duty: {e}");
+                    tracing::warn!(
+                        shard,
+                        slot,
+                        role = "committee",
+                        committee,
+                        "cannot start committee duty: {e}"
+                    );
                 }
             }
         });
@@ -572,7 +598,13 @@ impl Shard {
         }
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.start_duty(env, kept, vote, out) {
-                tracing::warn!(shard, slot, "cannot start committee duty: {e}");
+                tracing::warn!(
+                    shard,
+                    slot,
+                    role = "committee",
+                    committee,
+                    "cannot start committee duty: {e}"
+                );
             }
         });
     }
@@ -636,7 +668,13 @@ impl Shard {
             .record_round_change(RoundChange::Timeout);
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.on_timeout(env, slot, out) {
-                tracing::debug!(slot, "round timeout: {e}");
+                tracing::debug!(
+                    slot,
+                    role = "committee",
+                    committee,
+                    round,
+                    "round timeout: {e}"
+                );
             }
         });
     }
@@ -645,7 +683,12 @@ impl Shard {
         Metrics::add(&self.services.metrics.partials_signed, sigs.len() as u64);
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.signed(env, slot, sigs, out) {
-                tracing::warn!(slot, "our partial signatures: {e}");
+                tracing::warn!(
+                    slot,
+                    role = "committee",
+                    committee,
+                    "our partial signatures: {e}"
+                );
             }
         });
     }
@@ -698,6 +741,8 @@ impl Shard {
                         for op in ops {
                             tracing::warn!(
                                 slot,
+                                role = "committee",
+                                committee,
                                 validator = duty.validator_index,
                                 "invalid partial signatures from operator {op}: dropped, \
                                  waiting for another operator's"
@@ -706,6 +751,8 @@ impl Shard {
                     } else {
                         tracing::error!(
                             slot,
+                            role = "committee",
+                            committee,
                             validator = duty.validator_index,
                             "reconstructed signature does not verify although every partial \
                              does: share keys do not match the validator key"
@@ -714,6 +761,13 @@ impl Shard {
                     runner_verdicts.push((duty.validator_index, Err(failure)));
                 }
             }
+        }
+        if let Some(t) = self
+            .committees
+            .get_mut(&committee)
+            .and_then(|s| s.traces.get_mut(&slot))
+        {
+            t.reconstructed(slot, attestations.first().map(|a| a.attester_index));
         }
         if !attestations.is_empty() {
             self.submit(Submission::Attestations(attestations));
@@ -724,6 +778,12 @@ impl Shard {
         self.with_runner(committee, |runner, _env, out| {
             runner.reconstructed(slot, root, runner_verdicts, out);
         });
+        if let Some(state) = self.committees.get_mut(&committee)
+            && state.runner.is_complete(slot)
+            && let Some(t) = state.traces.remove(&slot)
+        {
+            t.finish();
+        }
         if let Some(state) = self.committees.get_mut(&committee)
             && state.runner.is_complete(slot)
             && let Some(decided) = state.decided_at.remove(&slot)
@@ -737,7 +797,9 @@ impl Shard {
             record_completion(&metrics, RunnerRole::Committee, round, *t, decided);
             tracing::debug!(
                 slot,
-                committee = hex::encode(&state.info.id[..4]),
+                role = "committee",
+                committee,
+                committee_id = hex::encode(&state.info.id[..4]),
                 "committee duty complete in {:?}",
                 t.elapsed()
             );
@@ -761,6 +823,9 @@ impl Shard {
             RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             RunnerAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
+                if let Some(t) = state.traces.get_mut(&slot) {
+                    t.round(round);
+                }
                 arm_timer(
                     &self.events_tx,
                     after,
@@ -792,6 +857,9 @@ impl Shard {
                         "decided"
                     );
                 }
+                if let Some(t) = state.traces.get_mut(&slot) {
+                    t.decided();
+                }
                 let record = DecidedRecord {
                     identifier: state.runner.message_id().0,
                     height: slot,
@@ -809,7 +877,12 @@ impl Shard {
                     if matches!(e, ssv_storage::StorageError::WriteQueueFull) {
                         services.metrics.record_dropped(Queue::StoreWrites, 1);
                     }
-                    tracing::debug!(slot, "decided record not stored: {e}");
+                    tracing::debug!(
+                        slot,
+                        role = "committee",
+                        committee,
+                        "decided record not stored: {e}"
+                    );
                 }
             }
             RunnerAction::Sign { slot, vote, items } => {

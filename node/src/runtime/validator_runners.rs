@@ -436,7 +436,14 @@ impl ValidatorRunners {
                 continue;
             }
             if let Err(e) = self.on_message(key, msg) {
-                tracing::debug!("kept message refused on replay: {e}");
+                let f = self.duty_fields(&key);
+                tracing::debug!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "kept message refused on replay: {e}"
+                );
             }
         }
     }
@@ -462,15 +469,30 @@ impl ValidatorRunners {
             return;
         };
         Metrics::add(&self.services.metrics.partials_signed, 1);
+        let f = self.duty_fields(&key);
         match self.with_runner(key, |runner, env, out| {
             runner.signed(env, root, signature, out)
         }) {
             Ok(()) => {}
             // The others' partials completed the duty while ours was being made.
             Err(e) if e.code() == ErrorCode::NoRunningDuty => {
-                tracing::debug!("our partial signature after the duty completed: {e}");
+                tracing::debug!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "our partial signature after the duty completed: {e}"
+                );
             }
-            Err(e) => tracing::warn!("our validator-duty partial signature: {e}"),
+            Err(e) => {
+                tracing::warn!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "our validator-duty partial signature: {e}"
+                )
+            }
         }
     }
 
@@ -490,18 +512,23 @@ impl ValidatorRunners {
             // (the Go node's `ReportQuorum` after the proposer's reconstruction).
             self.services.doppelganger.report_quorum(state.share.index);
         }
+        let f = self.duty_fields(&key);
         match &verdict {
             Ok(_) => Metrics::add(&metrics.signatures_reconstructed, 1),
             Err(ReconstructFailure::InvalidPartials(ops)) => {
                 Metrics::add(&metrics.bad_partials, ops.len() as u64);
                 for op in ops {
                     tracing::warn!(
-                        "invalid partial signatures from operator {op}: dropped, waiting for \
+                        slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "invalid partial signatures from operator {op}: dropped, waiting for \
                          another operator's"
                     );
                 }
             }
             Err(ReconstructFailure::Mismatch) => tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
                 "reconstructed signature does not verify although every partial does: share \
                  keys do not match the validator key"
             ),
@@ -518,13 +545,27 @@ impl ValidatorRunners {
         let (version, ssz) = match data {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!("no beacon data for the duty: {e}");
+                let f = self.duty_fields(&key);
+                tracing::error!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "no beacon data for the duty: {e}"
+                );
                 return;
             }
         };
         let Some(v) = DataVersion::from_name(&version) else {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
-            tracing::error!(version, "beacon data of an unknown fork: refused");
+            let f = self.duty_fields(&key);
+            tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
+                version, "beacon data of an unknown fork: refused"
+            );
             return;
         };
         let result = self.with_runner(key, |runner, env, out| {
@@ -532,7 +573,14 @@ impl ValidatorRunners {
         });
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
-            tracing::error!("beacon data for the duty refused: {e}");
+            let f = self.duty_fields(&key);
+            tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
+                "beacon data for the duty refused: {e}"
+            );
         }
     }
 
@@ -546,14 +594,28 @@ impl ValidatorRunners {
         let data = match data {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!("no sync-committee contributions: {e}");
+                let f = self.duty_fields(&key);
+                tracing::error!(
+                    slot = f.slot,
+                    validator = f.validator,
+                    committee = f.committee,
+                    role = ?key_role(&key),
+                    "no sync-committee contributions: {e}"
+                );
                 return;
             }
         };
         let result = self.with_runner(key, |runner, env, out| runner.contributions(env, data, out));
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
-            tracing::error!("contributions refused: {e}");
+            let f = self.duty_fields(&key);
+            tracing::error!(
+                slot = f.slot,
+                validator = f.validator,
+                committee = f.committee,
+                role = ?key_role(&key),
+                "contributions refused: {e}"
+            );
         }
     }
 
@@ -694,6 +756,34 @@ impl ValidatorRunners {
                     tracing::error!("submission queue full: dropping a submission");
                 }
             }
+        }
+    }
+}
+
+/// The duty fields every duty log line carries: the slot of the running duty (or the
+/// latest started), the validator's beacon index and its committee.
+#[derive(Debug, Clone, Copy, Default)]
+struct DutyFields {
+    slot: Option<Slot>,
+    validator: Option<u64>,
+    committee: Option<usize>,
+}
+
+impl ValidatorRunners {
+    fn duty_fields(&self, key: &RunnerKey) -> DutyFields {
+        let Some(state) = self.runners.get(key) else {
+            return DutyFields::default();
+        };
+        DutyFields {
+            slot: state
+                .runner
+                .base()
+                .state
+                .as_ref()
+                .map(|s| s.slot)
+                .or(state.started.map(|(s, _)| s)),
+            validator: Some(state.share.index),
+            committee: Some(state.committee),
         }
     }
 }

@@ -211,22 +211,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     if let Some(addr) = config.api_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the API on {addr}"))?;
-        let local = listener.local_addr().context("API address")?;
+        // The node API (identity, peers, topics, health, validators) and the exporter's
+        // routes on one server.
         let router = api::router(Arc::new(api::ApiState {
             store: store.clone(),
             index: index.clone(),
             domain,
             stream: stream_tx.clone(),
         }));
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!("exporter API stopped: {e}");
-            }
-        }));
-        tracing::info!("exporter API on http://{local} (/v1/exporter/decideds, /stream)");
+        let served =
+            super::serve_api(addr, &config, &client, &network.handle, &store, router).await?;
+        if let Some(local) = served {
+            tracing::info!("exporter API on http://{local} (/v1/exporter/decideds, /stream)");
+        }
     } else {
         tracing::warn!("no api_addr: decided history is stored but not served");
     }
