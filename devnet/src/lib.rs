@@ -88,7 +88,7 @@ use sim::{
 };
 use summary::node_counters;
 pub use summary::{
-    LaggingNodeReport, OperatorSummary, Summary, api_url, parse_counters, percentile,
+    LaggingNodeReport, OperatorSummary, Summary, api_url, metrics_url, parse_counters, percentile,
 };
 
 /// Most operators (each is a process; far more than a 2-core machine runs usefully).

@@ -590,7 +590,7 @@ impl Summary {
 
 /// The URL of a node's `/metrics`, from the line its log starts with
 /// (`metrics on http://ADDR/metrics`).
-pub(crate) fn metrics_url(log: &Path) -> Option<String> {
+pub fn metrics_url(log: &Path) -> Option<String> {
     let mut head = Vec::new();
     std::fs::File::open(log)
         .ok()?

@@ -71,9 +71,13 @@ fn a_devnet_nodes_api_answers_with_its_peers_topics_validators_and_health() {
     let mut topics_seen = false;
     let mut validators_seen = false;
     let mut healthy = false;
+    // `/health` on the metrics port answers from the same probes.
+    let mut metrics_healthy = false;
     let mut last = String::new();
     let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline && !(peers_seen && topics_seen && validators_seen && healthy) {
+    while Instant::now() < deadline
+        && !(peers_seen && topics_seen && validators_seen && healthy && metrics_healthy)
+    {
         if devnet.try_wait().expect("poll devnet").is_some() {
             break;
         }
@@ -179,12 +183,24 @@ fn a_devnet_nodes_api_answers_with_its_peers_topics_validators_and_health() {
             assert_eq!(code, 500, "{body}");
             last = body;
         }
+        if let Some(m) = ssv_devnet::metrics_url(&log) {
+            let m = m.trim_end_matches("/metrics");
+            let (code, body) = get(m, "/health").expect("metrics /health");
+            if code == 200 {
+                assert_eq!(body, "\n");
+                metrics_healthy = metrics_healthy || all_good;
+            } else {
+                assert_eq!(code, 500, "{body}");
+                assert!(json(&body)["errors"].is_array(), "{body}");
+            }
+        }
     }
     let status = devnet.wait().expect("devnet ends");
     assert!(
-        peers_seen && topics_seen && validators_seen && healthy,
+        peers_seen && topics_seen && validators_seen && healthy && metrics_healthy,
         "peers {peers_seen} topics {topics_seen} validators {validators_seen} healthy \
-         {healthy} (last /health: {last}); api {base:?}; devnet {status}; log tail:\n{}",
+         {healthy} metrics port healthy {metrics_healthy} (last /health: {last}); api \
+         {base:?}; devnet {status}; log tail:\n{}",
         ssv_devnet::log_tail(&log)
     );
     assert!(status.success(), "devnet {status}");

@@ -170,8 +170,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Metrics and profiles are served from the start, so a node waiting for its beacon node
     // can be observed.
     let metrics = Arc::new(Metrics::default());
+    let health_slot = metrics::HealthSlot::default();
     if let Some(addr) = config.metrics_addr {
-        let local = metrics::serve(addr, metrics.clone())
+        let local = metrics::serve(addr, metrics.clone(), health_slot.clone())
             .await
             .with_context(|| format!("serving metrics on {addr}"))?;
         tracing::info!("metrics on http://{local}/metrics");
@@ -297,13 +298,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut network =
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), "network started");
+    let sources = health_sources(&config, &client, &network.handle, &store);
+    let _ = health_slot.set(sources.clone());
     if let Some(addr) = config.api_addr {
         serve_api(
             addr,
             &config,
-            &client,
             &network.handle,
             &store,
+            sources,
             axum::Router::new(),
         )
         .await?;
@@ -462,17 +465,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the node API on `addr` and logs `api on http://ADDR`. A configured address that
-/// cannot be bound stops the node; the default one only logs (another node on the host may
-/// hold it). `extra` is merged in (the exporter's routes); returns the bound address.
-pub(crate) async fn serve_api(
-    addr: std::net::SocketAddr,
+/// The health probes of `/health` (API and metrics port) and `/v1/node/health`.
+pub(crate) fn health_sources(
     config: &Config,
     client: &Arc<BeaconClient>,
     network: &ssv_netio::NetworkHandle,
     store: &Arc<Store>,
-    extra: axum::Router,
-) -> anyhow::Result<Option<std::net::SocketAddr>> {
+) -> Arc<health::HealthSources> {
     let floor = if config.p2p.ip.is_loopback() {
         health::PeerFloor::LOOPBACK
     } else {
@@ -488,14 +487,27 @@ pub(crate) async fn serve_api(
         format!("tcp://{}:{}", config.p2p.ip, config.p2p.tcp_port),
         format!("udp://{}:{}", config.p2p.ip, config.p2p.udp_port),
     ];
-    let sources = Arc::new(health::HealthSources::new(
+    Arc::new(health::HealthSources::new(
         client.clone(),
         network.clone(),
         store.clone(),
         eth1,
         floor,
         listen,
-    ));
+    ))
+}
+
+/// Serves the node API on `addr` and logs `api on http://ADDR`. A configured address that
+/// cannot be bound stops the node; the default one only logs (another node on the host may
+/// hold it). `extra` is merged in (the exporter's routes); returns the bound address.
+pub(crate) async fn serve_api(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    network: &ssv_netio::NetworkHandle,
+    store: &Arc<Store>,
+    sources: Arc<health::HealthSources>,
+    extra: axum::Router,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
     let version = NetworkConfig::new(config.network.domain()).node_version;
     let state = Arc::new(api::ApiState::new(
         network.clone(),

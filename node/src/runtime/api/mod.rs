@@ -298,7 +298,13 @@ struct HealthErrors {
 }
 
 async fn health(State(s): State<Arc<ApiState>>) -> Response {
-    let errors = s.health.report().await.errors();
+    health_response(&s.health).await
+}
+
+/// Go's health answer: `200` and an empty line when healthy, else `500` with
+/// `{"errors": [...]}` (served on the API and on the metrics port).
+pub async fn health_response(sources: &HealthSources) -> Response {
+    let errors = sources.report().await.errors();
     if errors.is_empty() {
         (StatusCode::OK, "\n").into_response()
     } else {

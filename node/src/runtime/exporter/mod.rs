@@ -113,8 +113,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("exporter mode: the operator key in the config is not used");
     }
     let metrics = Arc::new(Metrics::default());
+    let health_slot = super::metrics::HealthSlot::default();
     if let Some(addr) = config.metrics_addr {
-        let local = super::metrics::serve(addr, metrics.clone())
+        let local = super::metrics::serve(addr, metrics.clone(), health_slot.clone())
             .await
             .with_context(|| format!("serving metrics on {addr}"))?;
         tracing::info!("metrics on http://{local}/metrics");
@@ -210,6 +211,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }));
     }
 
+    let sources = super::health_sources(&config, &client, &network.handle, &store);
+    let _ = health_slot.set(sources.clone());
     if let Some(addr) = config.api_addr {
         // The node API (identity, peers, topics, health, validators) and the exporter's
         // routes on one server.
@@ -220,7 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             stream: stream_tx.clone(),
         }));
         let served =
-            super::serve_api(addr, &config, &client, &network.handle, &store, router).await?;
+            super::serve_api(addr, &config, &network.handle, &store, sources, router).await?;
         if let Some(local) = served {
             tracing::info!("exporter API on http://{local} (/v1/exporter/decideds, /stream)");
         }

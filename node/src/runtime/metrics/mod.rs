@@ -819,14 +819,38 @@ impl RuleCounters {
     }
 }
 
+/// The health probes `/health` on the metrics port answers from, set once the network is up
+/// (until then `/health` answers 500: the node is starting).
+pub type HealthSlot = Arc<std::sync::OnceLock<Arc<super::health::HealthSources>>>;
+
 /// Serves `/metrics` and `/health` on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: HealthSlot,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let router = Router::new()
         .route("/metrics", get(render))
-        .route("/health", get(|| async { "ok\n" }))
-        .with_state(metrics);
+        .with_state(metrics)
+        .route(
+            "/health",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    use axum::response::IntoResponse as _;
+                    match health.get() {
+                        Some(sources) => super::api::health_response(sources).await,
+                        None => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(serde_json::json!({ "errors": ["node is starting"] })),
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!("metrics server stopped: {e}");
