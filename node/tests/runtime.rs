@@ -239,7 +239,8 @@ impl Cluster {
             let (sub_tx, sub_rx) = async_channel::bounded(SUBMISSIONS_MAX);
             let services = Arc::new(Services {
                 registry: Arc::new(LiveRegistry::new(registry)),
-                operator_key: keys[&id].clone(),
+                operator_keys: Arc::new(ssv_node::OurOperators::single(id, keys[&id].clone())),
+                published: Default::default(),
                 network,
                 store,
                 pool: pool.clone(),

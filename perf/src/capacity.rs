@@ -25,7 +25,7 @@
 //! its deadline passed), so a run of a few slots takes seconds. Latency is measured per
 //! validator duty from the slot's duty start to the node's submission.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +39,8 @@ use ssv_crypto_pipeline::{
 };
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::{
-    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, Registry, RsaSigner, SUBMISSIONS_MAX,
+    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, OurOperators, Registry, RsaSigner,
+    SUBMISSIONS_MAX,
     Services, ShardEvent, Shards, SlotClock, Submission, ValidatorShare, crypto_pool, shard_of,
     spawn_shards,
 };
@@ -82,7 +83,9 @@ const MESH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest validator count a run accepts.
 pub const VALIDATORS_MAX: usize = 200_000;
 /// Upper bound of the `--find-max` search.
-pub const FIND_MAX_CEILING: usize = 64_000;
+pub const FIND_MAX_CEILING: usize = 200_000;
+/// Most validators the SSV contract lets one operator ID run.
+pub const OPERATOR_VALIDATORS_MAX: usize = 3_000;
 /// Domain type of the benchmark network.
 const DOMAIN: DomainType = DomainType([0, 0, 0x31, 0x38]);
 
@@ -107,6 +110,12 @@ pub struct CapacityArgs {
     /// Crypto pool threads of the node under test (default: one per core).
     #[arg(long)]
     pub crypto_threads: Option<usize>,
+    /// Operator IDs of the node under test (one process hosting several identities, as a
+    /// large operator runs them): each committee holds exactly one of them, the validators are
+    /// spread evenly over them, and each may run at most 3,000 (the contract's cap). Without
+    /// it the node runs one operator ID and the cap is not applied (the host's capacity).
+    #[arg(long)]
+    pub operator_ids: Option<usize>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -218,6 +227,18 @@ pub struct Report {
     pub messages_published: u64,
     /// Publishes the node's network refused (e.g. a full send queue): lost messages.
     pub publish_errors: u64,
+    /// Messages the node published, by type (`proposal`, `prepare`, `commit`,
+    /// `round_change`, `partial_signature`, `other`).
+    pub messages_published_by_type: BTreeMap<String, u64>,
+    /// Committee-slots with at least one duty (the committee runner's instances).
+    pub active_committee_slots: u64,
+    /// Messages the node published per active committee-slot, by type (the validator roles'
+    /// messages, e.g. selection proofs, included).
+    pub messages_published_per_committee_slot: BTreeMap<String, f64>,
+    /// Inbound messages the node's shard queues dropped (full queue: the oldest goes).
+    pub shard_queue_dropped: u64,
+    /// Operator IDs the node under test hosts.
+    pub operator_ids: usize,
     /// Selection-proof rounds run (every attester's aggregator round and every sync
     /// member's contribution round, whether or not it then aggregates).
     pub selection_rounds: u64,
@@ -354,7 +375,15 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
         }
         m += 1;
     }
-    let ids: Vec<OperatorId> = std::iter::once(OUR_ID).chain(2..=m + 1).collect();
+    // Ours are 1..=K; the others' pool follows them.
+    let ours_n = args.operator_ids.unwrap_or(1);
+    if ours_n == 0 || ours_n > committees_n {
+        bail!("--operator-ids must be 1..=committees ({committees_n})");
+    }
+    let others_offset = ours_n as u64 - 1;
+    let ids: Vec<OperatorId> = (OUR_ID..OUR_ID + ours_n as u64)
+        .chain(2 + others_offset..=m + 1 + others_offset)
+        .collect();
     let keys: Vec<(OperatorId, Arc<OperatorSecretKey>)> = ids
         .par_iter()
         .map(|&id| Ok((id, Arc::new(OperatorSecretKey::generate()?))))
@@ -366,14 +395,17 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
         .collect();
     let mut committees: Vec<Committee> = combinations(m, k - 1, committees_n)
         .into_iter()
-        .map(|others| {
-            let mut operators = vec![OUR_ID];
-            operators.extend(others);
+        .enumerate()
+        .map(|(ci, others)| {
+            // Committee `ci` is run by our operator `ci mod K`.
+            let ours = OUR_ID + (ci % ours_n) as u64;
+            let mut operators = vec![ours];
+            operators.extend(others.into_iter().map(|o| o + others_offset));
             let committee_id = CommitteeId::from_operators(&operators);
             let member = CommitteeMember {
-                operator_id: OUR_ID,
+                operator_id: ours,
                 committee_id,
-                rsa_public_key_pem: pems[&OUR_ID].as_bytes().to_vec(),
+                rsa_public_key_pem: pems[&ours].as_bytes().to_vec(),
                 faulty_nodes: (k as u64 - 1) / 3,
                 committee: operators
                     .iter()
@@ -396,6 +428,22 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
     for v in 0..validators {
         let c = v % committees.len();
         committees[c].validators.push(v as u64);
+    }
+    if args.operator_ids.is_some() {
+        let mut per_operator: HashMap<OperatorId, usize> = HashMap::new();
+        for c in &committees {
+            *per_operator.entry(c.member.operator_id).or_default() += c.validators.len();
+        }
+        if let Some((id, n)) = per_operator
+            .iter()
+            .find(|(_, n)| **n > OPERATOR_VALIDATORS_MAX)
+        {
+            bail!(
+                "operator {id} would run {n} validators, over the contract's \
+                 {OPERATOR_VALIDATORS_MAX}: use more --operator-ids (at least {})",
+                validators.div_ceil(OPERATOR_VALIDATORS_MAX)
+            );
+        }
     }
     let committee_of: Vec<usize> = (0..validators).map(|v| v % committees.len()).collect();
     let per_validator: Vec<_> = (0..validators)
@@ -494,7 +542,11 @@ fn others_messages(
     );
     let sync_root = compute_signing_root(vote.block_root, fx.sync_domain);
     let mut out = Vec::new();
-    for &op in c.operators.iter().filter(|o| **o != OUR_ID) {
+    for &op in c
+        .operators
+        .iter()
+        .filter(|o| **o != c.member.operator_id)
+    {
         let signer = RsaSigner {
             id: op,
             key: &fx.keys[&op],
@@ -615,6 +667,9 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     if churn > 0 && (churn > validators || args.slots < 2) {
         bail!("--churn N needs N <= --validators and at least 2 slots");
     }
+    if churn > 0 && args.operator_ids.is_some_and(|k| k > 1) {
+        bail!("--churn runs with one operator ID (its shares are decrypted with one key)");
+    }
     // With churn: validators 0..churn leave, validators..validators+churn join (their own
     // committees, after the others in the fixture) at the middle slot.
     let total = validators + churn;
@@ -633,8 +688,9 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let encrypted: Vec<(u64, Vec<u8>)> = (validators..total)
         .into_par_iter()
         .map(|v| {
-            let share = &fx.shares[v][&OUR_ID];
-            let enc = fx.keys[&OUR_ID]
+            let ours = fx.committees[v % fx.committees.len()].member.operator_id;
+            let share = &fx.shares[v][&ours];
+            let enc = fx.keys[&ours]
                 .public_key()
                 .encrypt(ssv_eth_sync::shares::share_plaintext(share).as_bytes())
                 .map_err(|e| anyhow::anyhow!("encrypting a share: {e}"))?;
@@ -767,7 +823,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     index: v,
                     pubkey: fx.validator_pk[vi].to_bytes(),
                     public_key: fx.validator_pk[vi],
-                    secret_share: fx.shares[vi][&OUR_ID].clone(),
+                    secret_share: fx.shares[vi][&c.member.operator_id].clone(),
                     fee_recipient: [0; 20],
                     exit_requested: None,
                     owner: [0; 20],
@@ -840,7 +896,15 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: Arc::new(LiveRegistry::new(registry.clone())),
-        operator_key: fx.keys[&OUR_ID].clone(),
+        operator_keys: Arc::new(OurOperators::new(
+            fx.committees
+                .iter()
+                .map(|c| c.member.operator_id)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|id| (id, fx.keys[&id].clone())),
+        )?),
+        published: Default::default(),
         network: node.handle.clone(),
         store: store.clone(),
         pool,
@@ -1102,6 +1166,10 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         report.flamegraph(f)?;
         eprintln!("capacity: flamegraph written to {}", path.display());
     }
+    let published = services.published.snapshot();
+    let shard_queue_dropped: u64 = futures::executor::block_on(node.handle.stats())
+        .map(|st| st.shards.iter().map(|s| s.dropped).sum())
+        .context("the node's network stats")?;
     // Stop the node.
     for tx in &shard_txs {
         let _ = tx.send_blocking(ShardEvent::Shutdown);
@@ -1206,6 +1274,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             }
         })
         .collect();
+    let active_committee_slots: u64 = prepared.iter().map(|p| p.duties.len() as u64).sum();
     let valid_total: u64 = duty_types.iter().map(|t| t.valid).sum();
     let invalid_total: u64 = duty_types.iter().map(|t| t.invalid).sum();
     let n = prepared.len() as f64;
@@ -1241,6 +1310,22 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             .publish_errors
             .load(std::sync::atomic::Ordering::Relaxed),
         selection_rounds: prepared.iter().map(|p| p.selection_rounds).sum(),
+        messages_published_by_type: published
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect(),
+        active_committee_slots,
+        messages_published_per_committee_slot: published
+            .iter()
+            .map(|(t, n)| {
+                (
+                    t.to_string(),
+                    *n as f64 / active_committee_slots.max(1) as f64,
+                )
+            })
+            .collect(),
+        shard_queue_dropped,
+        operator_ids: args.operator_ids.unwrap_or(1),
         duty_types,
         cpu_path: ssv_crypto_pipeline::cpu_path(),
         churn: churn_report,

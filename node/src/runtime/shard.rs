@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::{FutureExt, pin_mut, select_biased};
@@ -23,7 +23,7 @@ use ssv_netio::{InboundMessage, NetworkHandle, PeerId, ShardQueue, Subnet, Valid
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon_vote::BeaconVote;
 use ssv_protocol::error_code::ErrorCode;
-use ssv_protocol::message::{RsaSignature, SignedSsvMessage};
+use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
 use ssv_protocol::partial_sig::BlsSignature;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
 use ssv_protocol::runner::{
@@ -206,8 +206,12 @@ pub enum Submission {
 pub struct Services {
     /// Who we are and whom we run (replaced as the registry changes).
     pub registry: Arc<LiveRegistry>,
-    /// Our RSA key.
-    pub operator_key: Arc<OperatorSecretKey>,
+    /// Our operators' RSA keys: one node hosts several operator IDs (the contract caps an
+    /// operator at 3,000 validators); each committee signs as its own member
+    /// (`CommitteeInfo::member`).
+    pub operator_keys: Arc<OurOperators>,
+    /// Messages we published, by type.
+    pub published: PublishedCounts,
     /// The network.
     pub network: NetworkHandle,
     /// Storage (slashing protection, decided values).
@@ -286,6 +290,107 @@ impl AttestationSlashing for StoreSlashing {
             None => Ok(()),
             Some((pk, v)) => Err(format!("validator 0x{}…: {v}", hex::encode(&pk[..6]))),
         }
+    }
+}
+
+/// The RSA keys of the operator IDs this node hosts.
+#[derive(Debug, Default)]
+pub struct OurOperators {
+    keys: std::collections::BTreeMap<OperatorId, Arc<OperatorSecretKey>>,
+}
+
+impl OurOperators {
+    /// The operators `keys` (an ID given twice is refused: two keys cannot both be it).
+    pub fn new(
+        keys: impl IntoIterator<Item = (OperatorId, Arc<OperatorSecretKey>)>,
+    ) -> anyhow::Result<Self> {
+        let mut map = std::collections::BTreeMap::new();
+        for (id, key) in keys {
+            if map.insert(id, key).is_some() {
+                anyhow::bail!("operator {id} is configured twice");
+            }
+        }
+        Ok(OurOperators { keys: map })
+    }
+
+    /// One operator (the single-operator node).
+    pub fn single(id: OperatorId, key: Arc<OperatorSecretKey>) -> Self {
+        OurOperators {
+            keys: std::iter::once((id, key)).collect(),
+        }
+    }
+
+    /// The key of our operator `id`.
+    pub fn get(&self, id: OperatorId) -> Option<&Arc<OperatorSecretKey>> {
+        self.keys.get(&id)
+    }
+
+    /// Our operator IDs, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = OperatorId> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// How many operators this node hosts.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it hosts none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Messages we published, by type (the capacity benchmark reports them per committee-slot).
+#[derive(Debug, Default)]
+pub struct PublishedCounts {
+    /// QBFT proposals.
+    pub proposal: AtomicU64,
+    /// QBFT prepares.
+    pub prepare: AtomicU64,
+    /// QBFT commits.
+    pub commit: AtomicU64,
+    /// QBFT round changes.
+    pub round_change: AtomicU64,
+    /// Partial-signature messages (pre- and post-consensus).
+    pub partial_signature: AtomicU64,
+    /// Anything else (a consensus message too short to carry its type).
+    pub other: AtomicU64,
+}
+
+impl PublishedCounts {
+    /// Counts `msg` under its type: the QBFT type is the first field (u64) of the inner
+    /// message's SSZ, so no decode.
+    fn count(&self, msg: &SignedSsvMessage) {
+        use ssv_protocol::message::MsgType;
+        let m = &msg.ssv_message;
+        let counter = if m.msg_type == MsgType::PartialSignature.to_u64() {
+            &self.partial_signature
+        } else {
+            match m.data.get(..8).map(|b| {
+                u64::from_le_bytes(b.try_into().expect("an 8-byte slice is a u64"))
+            }) {
+                Some(0) => &self.proposal,
+                Some(1) => &self.prepare,
+                Some(2) => &self.commit,
+                Some(3) => &self.round_change,
+                _ => &self.other,
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(type, count)` of every type.
+    pub fn snapshot(&self) -> [(&'static str, u64); 6] {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("proposal", l(&self.proposal)),
+            ("prepare", l(&self.prepare)),
+            ("commit", l(&self.commit)),
+            ("round_change", l(&self.round_change)),
+            ("partial_signature", l(&self.partial_signature)),
+            ("other", l(&self.other)),
+        ]
     }
 }
 
@@ -512,10 +617,16 @@ impl Shard {
             return;
         };
         let registry = services.registry.current();
-        let signer = RsaSigner {
-            id: registry.operator_id,
-            key: &services.operator_key,
+        // The committee signs as its own member: one node hosts several operator IDs.
+        let our_id = state.info.member.operator_id;
+        let Some(key) = services.operator_keys.get(our_id) else {
+            tracing::error!(
+                operator = our_id,
+                "no RSA key for our member of this committee: not run"
+            );
+            return;
         };
+        let signer = RsaSigner { id: our_id, key };
         let verifier = Verifier(&registry.operator_keys);
         let check = BeaconVoteCheck {
             chain: *services.clock.spec(),
@@ -742,11 +853,11 @@ impl Shard {
         };
         match action {
             RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
-            RunnerAction::SetTimer { slot, round, after } => {
+            RunnerAction::SetTimer { slot, round, .. } => {
                 state.timers.insert(slot, round);
                 arm_timer(
                     &self.events_tx,
-                    after,
+                    round_timer(&services, RunnerRole::Committee, slot, round),
                     ShardEvent::Timer {
                         committee,
                         slot,
@@ -945,6 +1056,24 @@ impl Shard {
     }
 }
 
+/// How long round `round` of `slot`'s instance of a `role` runner runs: the Go node's round
+/// timer, relative to the slot ([`ssv_protocol::qbft::round_timeout_for`]), on the data
+/// plane's clock.
+pub(super) fn round_timer(
+    services: &Services,
+    role: RunnerRole,
+    slot: Slot,
+    round: u64,
+) -> std::time::Duration {
+    ssv_protocol::qbft::round_timeout_for(
+        role,
+        services.clock.slot_start_ms(slot),
+        services.clock.spec().slot_ms(),
+        round,
+        services.now_ms(),
+    )
+}
+
 /// Sends `event` to the shard after `after` (a QBFT round timer).
 pub(super) fn arm_timer(
     events: &async_channel::Sender<ShardEvent>,
@@ -962,7 +1091,10 @@ pub(super) fn arm_timer(
 /// Publishes one of our messages on a committee's subnet, counting it (or the refusal).
 pub(super) fn publish(services: &Services, subnet: u64, msg: &SignedSsvMessage) {
     match Subnet::new(subnet as usize).map(|s| services.network.try_publish(s, msg.to_ssz())) {
-        Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
+        Ok(Ok(())) => {
+            Metrics::add(&services.metrics.messages_published, 1);
+            services.published.count(msg);
+        }
         Ok(Err(e)) | Err(e) => {
             Metrics::add(&services.metrics.publish_errors, 1);
             tracing::warn!("publish: {e}");

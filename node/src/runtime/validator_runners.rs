@@ -39,7 +39,7 @@ use super::metrics::Metrics;
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
     RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, arm_timer,
-    by_root, publish, reconstruct_same_root, wrong_key,
+    by_root, publish, reconstruct_same_root, round_timer, wrong_key,
 };
 use crate::config::Fault;
 
@@ -316,9 +316,17 @@ impl ValidatorRunners {
             ));
         };
         let registry = services.registry.current();
+        // The validator's committee signs as its own member (one node hosts several
+        // operator IDs).
+        let our_id = state.info.member.operator_id;
+        let Some(rsa_key) = services.operator_keys.get(our_id) else {
+            return Err(ProtocolError::Decode(format!(
+                "no RSA key for our operator {our_id}"
+            )));
+        };
         let signer = RsaSigner {
-            id: registry.operator_id,
-            key: &services.operator_key,
+            id: our_id,
+            key: rsa_key,
         };
         let verifier = Verifier(&registry.operator_keys);
         let env = Env {
@@ -543,6 +551,10 @@ impl ValidatorRunners {
             ValidatorAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             ValidatorAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
+                let after = match key {
+                    RunnerKey::Validator(_, role) => round_timer(&services, role, slot, round),
+                    RunnerKey::Committee(_) => after,
+                };
                 arm_timer(
                     &self.events_tx,
                     after,
