@@ -35,7 +35,6 @@ pub use runtime::registry::{
 };
 pub use runtime::shard::{
     OurOperators, PublishedCounts, RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard,
-    ShardEvent, Shards, Submission,
-    crypto_pool, shard_of, spawn_shards,
+    ShardEvent, Shards, Submission, crypto_pool, shard_of, spawn_shards,
 };
 pub use ssv_protocol::chain::SlotClock;

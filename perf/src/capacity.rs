@@ -40,9 +40,8 @@ use ssv_crypto_pipeline::{
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::{
     CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, OurOperators, Registry, RsaSigner,
-    SUBMISSIONS_MAX,
-    Services, ShardEvent, Shards, SlotClock, Submission, ValidatorShare, crypto_pool, shard_of,
-    spawn_shards,
+    SUBMISSIONS_MAX, Services, ShardEvent, Shards, SlotClock, Submission, ValidatorShare,
+    crypto_pool, shard_of, spawn_shards,
 };
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::chain::ChainSpec;
@@ -542,11 +541,7 @@ fn others_messages(
     );
     let sync_root = compute_signing_root(vote.block_root, fx.sync_domain);
     let mut out = Vec::new();
-    for &op in c
-        .operators
-        .iter()
-        .filter(|o| **o != c.member.operator_id)
-    {
+    for &op in c.operators.iter().filter(|o| **o != c.member.operator_id) {
         let signer = RsaSigner {
             id: op,
             key: &fx.keys[&op],
@@ -1310,10 +1305,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             .publish_errors
             .load(std::sync::atomic::Ordering::Relaxed),
         selection_rounds: prepared.iter().map(|p| p.selection_rounds).sum(),
-        messages_published_by_type: published
-            .iter()
-            .map(|(t, n)| (t.to_string(), *n))
-            .collect(),
+        messages_published_by_type: published.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
         active_committee_slots,
         messages_published_per_committee_slot: published
             .iter()

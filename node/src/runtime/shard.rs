@@ -367,9 +367,11 @@ impl PublishedCounts {
         let counter = if m.msg_type == MsgType::PartialSignature.to_u64() {
             &self.partial_signature
         } else {
-            match m.data.get(..8).map(|b| {
-                u64::from_le_bytes(b.try_into().expect("an 8-byte slice is a u64"))
-            }) {
+            match m
+                .data
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("an 8-byte slice is a u64")))
+            {
                 Some(0) => &self.proposal,
                 Some(1) => &self.prepare,
                 Some(2) => &self.commit,

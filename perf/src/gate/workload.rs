@@ -984,10 +984,12 @@ impl MultiFixture {
                     .collect(),
                 domain: DomainType::SPEC_TESTING,
             };
-            let identifier =
-                MessageId::for_committee(DomainType::SPEC_TESTING, &CommitteeId::from_operators(&ids))
-                    .0
-                    .to_vec();
+            let identifier = MessageId::for_committee(
+                DomainType::SPEC_TESTING,
+                &CommitteeId::from_operators(&ids),
+            )
+            .0
+            .to_vec();
             let state_of = |id| State::new(member_of(id), identifier.clone(), 1);
             let leader = qbft::round_robin_proposer(&state_of(ours), 1);
             let mut msgs = vec![qbft::create_proposal(
@@ -998,7 +1000,12 @@ impl MultiFixture {
                 &[],
             )?];
             for &id in &ids {
-                msgs.push(qbft::create_prepare(&state_of(id), &FixedSigner(id), 1, root)?);
+                msgs.push(qbft::create_prepare(
+                    &state_of(id),
+                    &FixedSigner(id),
+                    1,
+                    root,
+                )?);
             }
             for &id in &ids {
                 msgs.push(qbft::create_commit(&state_of(id), &FixedSigner(id), root)?);
