@@ -629,6 +629,9 @@ impl Shard {
             return;
         };
         let signer = RsaSigner { id: our_id, key };
+        // Every log line of this committee's work carries the operator it runs as (one node
+        // hosts several); an entered span costs well under a microsecond.
+        let _span = tracing::info_span!("committee", operator = our_id).entered();
         let verifier = Verifier(&registry.operator_keys);
         let check = BeaconVoteCheck {
             chain: *services.clock.spec(),

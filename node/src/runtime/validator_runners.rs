@@ -328,6 +328,8 @@ impl ValidatorRunners {
             id: our_id,
             key: rsa_key,
         };
+        // Log lines of this runner's work carry the operator it runs as.
+        let _span = tracing::info_span!("validator", operator = our_id).entered();
         let verifier = Verifier(&registry.operator_keys);
         let env = Env {
             signer: &signer,
