@@ -1465,3 +1465,45 @@ pub fn spawn_shards(
     }
     Ok(Shards { events, handles })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssv_protocol::message::{MessageId, MsgType, SsvMessage};
+
+    #[test]
+    fn an_operator_configured_twice_is_refused() {
+        let a = Arc::new(OperatorSecretKey::generate().expect("key"));
+        let b = Arc::new(OperatorSecretKey::generate().expect("key"));
+        let err = OurOperators::new([(7, a.clone()), (7, b.clone())]).expect_err("twice");
+        assert!(err.to_string().contains("operator 7"), "{err}");
+        let ours = OurOperators::new([(9, a), (7, b)]).expect("two operators");
+        assert_eq!(ours.ids().collect::<Vec<_>>(), vec![7, 9]);
+        assert!(ours.get(8).is_none());
+        assert_eq!(ours.len(), 2);
+    }
+
+    fn message(msg_type: MsgType, data: &[u8]) -> SignedSsvMessage {
+        let ssv = SsvMessage::new(msg_type, MessageId([1; 56]), data.to_vec()).expect("message");
+        SignedSsvMessage::new(vec![[0; 256]], vec![1], ssv, Vec::new()).expect("signed")
+    }
+
+    #[test]
+    fn published_messages_are_counted_by_type() {
+        let c = PublishedCounts::default();
+        for t in [0u64, 1, 1, 2, 3, 3, 3] {
+            let mut data = t.to_le_bytes().to_vec();
+            data.extend_from_slice(&[0; 40]);
+            c.count(&message(MsgType::Consensus, &data));
+        }
+        c.count(&message(MsgType::PartialSignature, &[0; 48]));
+        c.count(&message(MsgType::Consensus, &[2, 0]));
+        let snapshot: HashMap<_, _> = c.snapshot().into_iter().collect();
+        assert_eq!(snapshot["proposal"], 1);
+        assert_eq!(snapshot["prepare"], 2);
+        assert_eq!(snapshot["commit"], 1);
+        assert_eq!(snapshot["round_change"], 3);
+        assert_eq!(snapshot["partial_signature"], 1);
+        assert_eq!(snapshot["other"], 1);
+    }
+}

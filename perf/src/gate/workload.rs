@@ -1085,6 +1085,53 @@ mod tests {
         }
     }
 
+    /// Each committee of `multi_operator` signs as its own member: every message of ours
+    /// verifies with that operator's public key and not with another of our operators'.
+    #[test]
+    fn multi_operator_signs_each_committee_as_its_own_member() {
+        let f = MultiFixture::new().expect("fixture");
+        let public: Vec<OperatorPublicKey> = OPERATOR_PEMS
+            .iter()
+            .map(|pem| {
+                let sk = OperatorSecretKey::from_pem(pem).expect("pem");
+                OperatorPublicKey::from_der(sk.public_key().spki_der()).expect("der")
+            })
+            .collect();
+        let mut checked = 0;
+        for (ours, c) in &f.committees {
+            let key = f.ours.get(*ours).expect("our key");
+            let signer = ssv_node::RsaSigner { id: *ours, key };
+            let env = Env {
+                signer: &signer,
+                verifier: &AcceptAll,
+                value_check: &AnyValue,
+            };
+            let mut controller = c.template.clone();
+            let mut actions = Vec::new();
+            controller
+                .start_new_instance(env, 1, f.value.clone(), &mut actions)
+                .expect("start");
+            for m in &c.msgs {
+                let _ = controller.process_msg(env, m.clone(), &mut actions);
+            }
+            for a in &actions {
+                let Action::Broadcast(m) = a else { continue };
+                if m.operator_ids.len() != 1 {
+                    continue;
+                }
+                assert_eq!(m.operator_ids[0], *ours);
+                let payload = ssz::Encode::as_ssz_bytes(&m.ssv_message);
+                let own = &public[*ours as usize - 1];
+                assert!(own.verify(&payload, &m.signatures[0]).is_ok());
+                let other = &public[*ours as usize % public.len()];
+                assert!(other.verify(&payload, &m.signatures[0]).is_err());
+                checked += 1;
+            }
+        }
+        // Prepare and commit of every committee at least.
+        assert!(checked >= 2 * f.committees.len(), "{checked} messages checked");
+    }
+
     #[test]
     fn seeded_reconstruction_names_a_bad_operator() {
         let mut f = BatchFixture::new();
