@@ -115,6 +115,11 @@ pub struct CapacityArgs {
     /// it the node runs one operator ID and the cap is not applied (the host's capacity).
     #[arg(long)]
     pub operator_ids: Option<usize>,
+    /// Two of our operator IDs in every committee (needs `--operator-ids` ≥ 2 and
+    /// `--committee-only`): the node runs the committee once per member of ours, each signing
+    /// as itself, and hands our messages to our other member as a peer would.
+    #[arg(long)]
+    pub shared_committees: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -337,6 +342,8 @@ fn combinations(m: u64, k: usize, count: usize) -> Vec<Vec<u64>> {
 
 struct Committee {
     operators: Vec<OperatorId>,
+    /// Our operator IDs among them (ascending; `member` is the first's view).
+    ours: Vec<OperatorId>,
     member: CommitteeMember,
     subnet: u64,
     msg_id: MessageId,
@@ -365,10 +372,19 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
         bail!("--validators must be 1..={VALIDATORS_MAX}");
     }
     let committees_n = validators.div_ceil(args.validators_per_committee.max(1));
+    let shared = args.shared_committees;
+    if shared && (args.operator_ids.unwrap_or(1) < 2 || !args.committee_only) {
+        bail!(
+            "--shared-committees needs --operator-ids 2 or more and --committee-only (the \
+             validator roles run as one member of ours per validator)"
+        );
+    }
+    // Members that are not ours.
+    let others_n = if shared { k - 2 } else { k - 1 };
     // Smallest pool of other operators with enough distinct committees.
-    let mut m = (k - 1) as u64;
+    let mut m = others_n as u64;
     loop {
-        let c = combinations(m, k - 1, committees_n).len();
+        let c = combinations(m, others_n, committees_n).len();
         if c >= committees_n {
             break;
         }
@@ -392,13 +408,18 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
         .iter()
         .map(|(id, k)| (*id, k.public_key().to_base64_pem()))
         .collect();
-    let mut committees: Vec<Committee> = combinations(m, k - 1, committees_n)
+    let mut committees: Vec<Committee> = combinations(m, others_n, committees_n)
         .into_iter()
         .enumerate()
         .map(|(ci, others)| {
-            // Committee `ci` is run by our operator `ci mod K`.
-            let ours = OUR_ID + (ci % ours_n) as u64;
-            let mut operators = vec![ours];
+            // Committee `ci` is run by our operator `ci mod K` (and the next one, shared).
+            let mut our_ids = vec![OUR_ID + (ci % ours_n) as u64];
+            if shared {
+                our_ids.push(OUR_ID + ((ci + 1) % ours_n) as u64);
+                our_ids.sort_unstable();
+            }
+            let ours = our_ids[0];
+            let mut operators = our_ids.clone();
             operators.extend(others.into_iter().map(|o| o + others_offset));
             let committee_id = CommitteeId::from_operators(&operators);
             let member = CommitteeMember {
@@ -419,6 +440,7 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
                 subnet: committee_id.subnet(),
                 msg_id: MessageId::for_committee(DOMAIN, &committee_id),
                 operators,
+                ours: our_ids,
                 member,
                 validators: Vec::new(),
             }
@@ -431,7 +453,9 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
     if args.operator_ids.is_some() {
         let mut per_operator: HashMap<OperatorId, usize> = HashMap::new();
         for c in &committees {
-            *per_operator.entry(c.member.operator_id).or_default() += c.validators.len();
+            for id in &c.ours {
+                *per_operator.entry(*id).or_default() += c.validators.len();
+            }
         }
         if let Some((id, n)) = per_operator
             .iter()
@@ -541,7 +565,7 @@ fn others_messages(
     );
     let sync_root = compute_signing_root(vote.block_root, fx.sync_domain);
     let mut out = Vec::new();
-    for &op in c.operators.iter().filter(|o| **o != c.member.operator_id) {
+    for &op in c.operators.iter().filter(|o| !c.ours.contains(o)) {
         let signer = RsaSigner {
             id: op,
             key: &fx.keys[&op],
@@ -808,33 +832,43 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     }
     let mut committees = Vec::new();
     let mut committee_of = HashMap::new();
-    for (ci, c) in fx.committees.iter().enumerate() {
-        let mut vals = HashMap::new();
-        for &v in c.validators.iter().filter(|v| present(**v, 0)) {
-            let vi = v as usize;
-            vals.insert(
-                v,
-                Arc::new(ValidatorShare {
-                    index: v,
-                    pubkey: fx.validator_pk[vi].to_bytes(),
-                    public_key: fx.validator_pk[vi],
-                    secret_share: fx.shares[vi][&c.member.operator_id].clone(),
-                    fee_recipient: [0; 20],
-                    exit_requested: None,
-                    owner: [0; 20],
-                    share_pubkey_bytes: Vec::new(),
-                    share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
-                }),
-            );
-            committee_of.insert(v, ci);
+    // The registry's committees of each fixture committee: one per member of ours.
+    let mut runs_of: Vec<Vec<usize>> = Vec::with_capacity(fx.committees.len());
+    for c in &fx.committees {
+        let mut runs = Vec::new();
+        for &our in &c.ours {
+            let mut vals = HashMap::new();
+            for &v in c.validators.iter().filter(|v| present(**v, 0)) {
+                let vi = v as usize;
+                vals.insert(
+                    v,
+                    Arc::new(ValidatorShare {
+                        index: v,
+                        pubkey: fx.validator_pk[vi].to_bytes(),
+                        public_key: fx.validator_pk[vi],
+                        secret_share: fx.shares[vi][&our].clone(),
+                        fee_recipient: [0; 20],
+                        exit_requested: None,
+                        owner: [0; 20],
+                        share_pubkey_bytes: Vec::new(),
+                        share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
+                    }),
+                );
+                committee_of.entry(v).or_insert(committees.len());
+            }
+            let mut member = c.member.clone();
+            member.operator_id = our;
+            member.rsa_public_key_pem = fx.pems[&our].as_bytes().to_vec();
+            runs.push(committees.len());
+            committees.push(Arc::new(CommitteeInfo {
+                id: c.member.committee_id.0,
+                operators: c.operators.clone(),
+                subnet: c.subnet,
+                member,
+                validators: vals,
+            }));
         }
-        committees.push(Arc::new(CommitteeInfo {
-            id: c.member.committee_id.0,
-            operators: c.operators.clone(),
-            subnet: c.subnet,
-            member: c.member.clone(),
-            validators: vals,
-        }));
+        runs_of.push(runs);
     }
     let registry = Arc::new(Registry {
         operator_id: OUR_ID,
@@ -894,7 +928,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         operator_keys: Arc::new(OurOperators::new(
             fx.committees
                 .iter()
-                .map(|c| c.member.operator_id)
+                .flat_map(|c| c.ours.iter().copied())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .map(|id| (id, fx.keys[&id].clone())),
@@ -976,6 +1010,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let mut objects_invalid: HashMap<DutyType, u64> = HashMap::new();
     let mut expected_total = 0u64;
     let mut expected_keys: HashSet<(u64, u64, bool)> = HashSet::new();
+    // Committee duties submitted so far (slot, validator, sync).
+    let mut submitted_keys: HashSet<(u64, u64, bool)> = HashSet::new();
     // The churn's inputs, owned by its thread: the added validators' shares as stored
     // (encrypted), the removed ones' keys, the registry to change.
     let mut churn_input = (churn > 0).then(|| {
@@ -1043,16 +1079,18 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 sync_domain: fx.sync_domain,
                 pre_electra: false,
             };
-            shard_txs[shard_of(&registry.committees[*ci], shard_txs.len())]
-                .send_blocking(ShardEvent::Duty {
-                    committee: *ci,
-                    duty,
-                    vote: vote_for(p.slot),
-                })
-                .map_err(|_| anyhow::anyhow!("shard stopped"))?;
+            for &run in &runs_of[*ci] {
+                shard_txs[shard_of(&registry.committees[run], shard_txs.len())]
+                    .send_blocking(ShardEvent::Duty {
+                        committee: run,
+                        duty: duty.clone(),
+                        vote: vote_for(p.slot),
+                    })
+                    .map_err(|_| anyhow::anyhow!("shard stopped"))?;
+            }
         }
         for (ci, start) in &p.starts {
-            shard_txs[shard_of(&registry.committees[*ci], shard_txs.len())]
+            shard_txs[shard_of(&registry.committees[runs_of[*ci][0]], shard_txs.len())]
                 .send_blocking(ShardEvent::ValidatorDuty(start.clone()))
                 .map_err(|_| anyhow::anyhow!("shard stopped"))?;
         }
@@ -1070,35 +1108,32 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     // Type, submissions, and how many of them this slot expects.
                     // Only expected duties of this slot count towards it (a submission of a
                     // validator stopped or bumped mid-run must not end the slot's wait).
+                    // A duty counts (and has its latency) at its first submission: with
+                    // `--shared-committees` each of our members submits it.
+                    let mut first = |key: (u64, u64, bool)| -> (u64, u64) {
+                        if !submitted_keys.insert(key) {
+                            return (0, 0);
+                        }
+                        (1, u64::from(key.0 == p.slot && expected_keys.contains(&key)))
+                    };
+                    let sum = |v: Vec<(u64, u64)>| {
+                        v.into_iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+                    };
                     let (t, n, this_slot) = match &s {
-                        Submission::Attestations(a) => (
-                            DutyType::Attestation,
-                            a.len() as u64,
-                            a.iter()
-                                .filter(|a| {
-                                    a.data.slot == p.slot
-                                        && expected_keys.contains(&(
-                                            p.slot,
-                                            a.attester_index,
-                                            false,
-                                        ))
-                                })
-                                .count() as u64,
-                        ),
-                        Submission::SyncMessages(m) => (
-                            DutyType::SyncMessage,
-                            m.len() as u64,
-                            m.iter()
-                                .filter(|m| {
-                                    m.slot == p.slot
-                                        && expected_keys.contains(&(
-                                            p.slot,
-                                            m.validator_index,
-                                            true,
-                                        ))
-                                })
-                                .count() as u64,
-                        ),
+                        Submission::Attestations(a) => {
+                            let (n, here) = sum(a
+                                .iter()
+                                .map(|a| first((a.data.slot, a.attester_index, false)))
+                                .collect());
+                            (DutyType::Attestation, n, here)
+                        }
+                        Submission::SyncMessages(m) => {
+                            let (n, here) = sum(m
+                                .iter()
+                                .map(|m| first((m.slot, m.validator_index, true)))
+                                .collect());
+                            (DutyType::SyncMessage, n, here)
+                        }
                         other => match duties::submitted(other) {
                             Some((t, root)) => {
                                 // An expected object of this slot, or a late one of an

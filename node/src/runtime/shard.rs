@@ -45,6 +45,12 @@ use ssv_protocol::chain::SlotClock;
 
 /// Capacity of each shard's event channel (duties, timers, crypto results).
 pub const SHARD_EVENTS_MAX: usize = 4096;
+/// Most runners of one committee on a node: one per member of ours (13 members at most).
+const LOCAL_MEMBERS_MAX: usize = 13;
+/// Most loopback deliveries one runner call may cause (each of at most 12 other members of
+/// ours answers each message with at most a few messages of its own; far above that is a
+/// loop).
+const LOOPBACK_PER_CALL_MAX: usize = 4096;
 /// Capacity of the channel of submissions to the control plane.
 pub const SUBMISSIONS_MAX: usize = 4096;
 
@@ -473,8 +479,15 @@ pub struct Shard {
     events_tx: async_channel::Sender<ShardEvent>,
     committees: HashMap<usize, CommitteeState>,
     /// The runner a message belongs to (its ID without the domain, checked first) → its
-    /// committee. Keyed role-neutrally, so the other roles' runners join the same map.
-    by_runner: HashMap<RunnerKey, usize>,
+    /// committees: more than one when the committee holds several of our operator IDs (one
+    /// runner per member of ours, ascending by operator). Keyed role-neutrally, so the other
+    /// roles' runners join the same map.
+    by_runner: HashMap<RunnerKey, Vec<usize>>,
+    /// Our messages for our other members of the same committee (gossipsub never delivers a
+    /// node's own messages to it), handled after the action that made them.
+    loopback: std::collections::VecDeque<(usize, SignedSsvMessage)>,
+    /// Whether `loopback` is being drained (a nested runner call leaves it to the outer one).
+    draining_loopback: bool,
     actions: Vec<RunnerAction>,
     pending_sign: Vec<SignJob>,
     pending_reconstruct: Vec<ReconstructJob>,
@@ -512,6 +525,8 @@ impl Shard {
             validators,
             committees: HashMap::new(),
             by_runner: HashMap::new(),
+            loopback: std::collections::VecDeque::new(),
+            draining_loopback: false,
             slashing,
             actions: Vec::new(),
             pending_sign: Vec::new(),
@@ -543,8 +558,15 @@ impl Shard {
                 },
             )
             .with_slashing(self.slashing.clone());
-            self.by_runner
-                .insert(RunnerKey::Committee(info.member.committee_id), i);
+            let ours = self
+                .by_runner
+                .entry(RunnerKey::Committee(info.member.committee_id))
+                .or_default();
+            ours.push(i);
+            assert!(
+                ours.len() <= LOCAL_MEMBERS_MAX,
+                "a committee has at most 13 members"
+            );
             self.committees.insert(
                 i,
                 CommitteeState {
@@ -649,6 +671,34 @@ impl Shard {
             self.apply(committee, action);
         }
         self.actions = actions;
+        drop(_span);
+        self.drain_loopback();
+    }
+
+    /// Hands our members' messages to our other members of the same committee (bounded: each
+    /// message is delivered once per other member, and a runner answers a message with at
+    /// most a few of its own, so the queue empties).
+    fn drain_loopback(&mut self) {
+        if self.draining_loopback {
+            return;
+        }
+        self.draining_loopback = true;
+        let mut delivered = 0usize;
+        while let Some((committee, msg)) = self.loopback.pop_front() {
+            delivered += 1;
+            debug_assert!(delivered <= LOOPBACK_PER_CALL_MAX, "loopback does not settle");
+            if delivered > LOOPBACK_PER_CALL_MAX {
+                tracing::error!("loopback between our members does not settle: dropped");
+                self.loopback.clear();
+                break;
+            }
+            self.with_runner(committee, |runner, env, out| {
+                if let Err(e) = runner.process_message(env, msg, out) {
+                    tracing::debug!(code = ?e.code(), "our member refused our message: {e}");
+                }
+            });
+        }
+        self.draining_loopback = false;
     }
 
     fn on_duty(&mut self, committee: usize, duty: CommitteeDuty, vote: BeaconVote) {
@@ -857,7 +907,19 @@ impl Shard {
             return;
         };
         match action {
-            RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
+            RunnerAction::Broadcast(msg) => {
+                publish(&services, state.info.subnet, &msg);
+                // Our other members of this committee get it here, as a peer would.
+                if let Some(ours) = self
+                    .by_runner
+                    .get(&RunnerKey::Committee(state.info.member.committee_id))
+                    .filter(|o| o.len() > 1)
+                {
+                    for &other in ours.iter().filter(|o| **o != committee) {
+                        self.loopback.push_back((other, msg.clone()));
+                    }
+                }
+            }
             RunnerAction::SetTimer { slot, round, .. } => {
                 state.timers.insert(slot, round);
                 arm_timer(
@@ -1044,18 +1106,25 @@ impl Shard {
                 }
             }
             RunnerKey::Committee(_) => {
-                let Some(&committee) = self.by_runner.get(&key) else {
+                let Some(ours) = self.by_runner.get(&key).cloned() else {
                     // Another committee on our subnet, fully validated: relayed.
                     return ValidationResult::Accept;
                 };
-                let mut result = ValidationResult::Accept;
-                self.with_runner(committee, |runner, env, out| {
-                    if let Err(e) = runner.process_message(env, validated.into_message(), out) {
-                        result = runner_verdict(&e);
-                        tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
-                    }
-                });
-                result
+                // One runner per member of ours (usually one): each takes the message; the
+                // verdict is the first's (they run the same rules on the same message).
+                let msg = validated.into_message();
+                let mut result = None;
+                for committee in ours {
+                    let mut verdict = ValidationResult::Accept;
+                    self.with_runner(committee, |runner, env, out| {
+                        if let Err(e) = runner.process_message(env, msg.clone(), out) {
+                            verdict = runner_verdict(&e);
+                            tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
+                        }
+                    });
+                    result.get_or_insert(verdict);
+                }
+                result.unwrap_or(ValidationResult::Accept)
             }
         }
     }

@@ -157,8 +157,20 @@ impl ValidatorRunners {
         self.by_pubkey.clear();
         for (i, info) in committees {
             for share in info.validators.values() {
-                self.by_pubkey
-                    .insert(share.pubkey, (i, info.clone(), share.clone()));
+                // A committee holding several of our operator IDs runs each validator role
+                // once, as the lowest of them (its member's partials and the others' reach
+                // the quorum; a second runner would only add a signature).
+                match self.by_pubkey.entry(share.pubkey) {
+                    std::collections::hash_map::Entry::Occupied(mut e)
+                        if e.get().1.member.operator_id > info.member.operator_id =>
+                    {
+                        e.insert((i, info.clone(), share.clone()));
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {}
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert((i, info.clone(), share.clone()));
+                    }
+                }
             }
         }
         let by_pubkey = &self.by_pubkey;
