@@ -1114,7 +1114,10 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                         if !submitted_keys.insert(key) {
                             return (0, 0);
                         }
-                        (1, u64::from(key.0 == p.slot && expected_keys.contains(&key)))
+                        (
+                            1,
+                            u64::from(key.0 == p.slot && expected_keys.contains(&key)),
+                        )
                     };
                     let sum = |v: Vec<(u64, u64)>| {
                         v.into_iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y))

@@ -686,7 +686,10 @@ impl Shard {
         let mut delivered = 0usize;
         while let Some((committee, msg)) = self.loopback.pop_front() {
             delivered += 1;
-            debug_assert!(delivered <= LOOPBACK_PER_CALL_MAX, "loopback does not settle");
+            debug_assert!(
+                delivered <= LOOPBACK_PER_CALL_MAX,
+                "loopback does not settle"
+            );
             if delivered > LOOPBACK_PER_CALL_MAX {
                 tracing::error!("loopback between our members does not settle: dropped");
                 self.loopback.clear();

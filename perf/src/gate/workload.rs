@@ -1129,7 +1129,10 @@ mod tests {
             }
         }
         // Prepare and commit of every committee at least.
-        assert!(checked >= 2 * f.committees.len(), "{checked} messages checked");
+        assert!(
+            checked >= 2 * f.committees.len(),
+            "{checked} messages checked"
+        );
     }
 
     #[test]
