@@ -1781,7 +1781,16 @@ pub fn main(args: CapacityArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // Double until a run fails, then bisect to within 5 %.
+    // Double until a run fails, then bisect to within 5 %. With `--operator-ids K`, a count
+    // that K IDs cannot carry under the contract's cap runs with as many IDs as it needs.
+    let run_once = |args: &CapacityArgs, v: usize| {
+        let mut a = args.clone();
+        if let Some(k) = a.operator_ids {
+            let per_validator = if a.shared_committees { 2 } else { 1 };
+            a.operator_ids = Some(k.max((v * per_validator).div_ceil(OPERATOR_VALIDATORS_MAX)));
+        }
+        run_once(&a, v)
+    };
     let mut good = 0usize;
     let mut bad = None;
     let mut v = args.validators.clamp(500, FIND_MAX_CEILING);
