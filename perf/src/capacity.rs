@@ -1753,6 +1753,17 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             );
         }
         println!(
+            "operator IDs {}; published per committee-slot: {}; shard queue drops {}, publish errors {}",
+            r.operator_ids,
+            r.messages_published_per_committee_slot
+                .iter()
+                .map(|(t, n)| format!("{t} {n:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.shard_queue_dropped,
+            r.publish_errors
+        );
+        println!(
             "selection-proof rounds: {} (network of {} validators{})",
             r.selection_rounds,
             r.network_validators,
