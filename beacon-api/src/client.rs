@@ -92,8 +92,36 @@ pub enum BeaconError {
     },
 }
 
+/// Told of every HTTP request the client makes (one per attempt), for metrics. Called on the
+/// request's task after the response is read; it must not block.
+pub trait RequestObserver: Send + Sync {
+    /// One request to `server` (`host:port`) of `method` on `route` (the path without its
+    /// query, with numbers and `0x` hex replaced by `{id}`: a bounded set), which took `took`;
+    /// `error` is the HTTP status of a failure (0: no response or an unreadable one), `None`
+    /// on success.
+    fn observe(&self, server: &str, method: &str, route: &str, took: Duration, error: Option<u16>);
+}
+
+/// `path` without its query string, each segment that is a number or `0x` hex replaced by
+/// `{id}`.
+pub fn route_of(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or("");
+    path.split('/')
+        .map(|seg| {
+            let numeric = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+            if numeric || seg.starts_with("0x") {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A client over one or more beacon nodes.
 pub struct BeaconClient {
+    observer: Option<std::sync::Arc<dyn RequestObserver>>,
     urls: Vec<String>,
     http: reqwest::Client,
     /// For the long-lived head-event streams: a connect timeout but no total one.
@@ -159,12 +187,19 @@ impl BeaconClient {
             .collect();
         let health = Mutex::new(vec![NodeHealth::Unknown; urls.len()]);
         Ok(BeaconClient {
+            observer: None,
             urls,
             http,
             events_http,
             preferred: AtomicUsize::new(0),
             health,
         })
+    }
+
+    /// This client, telling `observer` of every request.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The configured nodes' URLs (without a trailing `/`), in configured order.
@@ -313,6 +348,42 @@ impl BeaconClient {
     }
 
     async fn try_once(
+        &self,
+        i: usize,
+        path: &str,
+        body: Option<&Payload>,
+        headers: &[(&str, &str)],
+    ) -> Result<Raw, Attempt> {
+        let Some(observer) = &self.observer else {
+            return self.try_once_unobserved(i, path, body, headers).await;
+        };
+        let start = std::time::Instant::now();
+        let result = self.try_once_unobserved(i, path, body, headers).await;
+        let error = match &result {
+            Ok(_) => None,
+            Err(Attempt::Fatal(BeaconError::Rejected { status, .. })) => Some(*status),
+            Err(Attempt::Retry(e)) => Some(
+                e.split(':')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next())
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0),
+            ),
+            Err(Attempt::Fatal(_)) => Some(0),
+        };
+        let server = self.urls[i]
+            .split("://")
+            .nth(1)
+            .unwrap_or(&self.urls[i])
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let method = if body.is_some() { "POST" } else { "GET" };
+        observer.observe(server, method, &route_of(path), start.elapsed(), error);
+        result
+    }
+
+    async fn try_once_unobserved(
         &self,
         i: usize,
         path: &str,
@@ -876,4 +947,29 @@ struct Raw {
     version: Option<String>,
     blinded: Option<String>,
     content_type: Option<String>,
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::route_of;
+
+    #[test]
+    fn routes_hide_ids_and_queries() {
+        assert_eq!(
+            route_of("/eth/v1/validator/duties/attester/12"),
+            "/eth/v1/validator/duties/attester/{id}"
+        );
+        assert_eq!(
+            route_of("/eth/v1/validator/attestation_data?slot=5&committee_index=0"),
+            "/eth/v1/validator/attestation_data"
+        );
+        assert_eq!(
+            route_of("/eth/v3/validator/blocks/7?randao_reveal=0xab"),
+            "/eth/v3/validator/blocks/{id}"
+        );
+        assert_eq!(
+            route_of("/eth/v1/beacon/blocks/0xabcd/root"),
+            "/eth/v1/beacon/blocks/{id}/root"
+        );
+    }
 }

@@ -17,5 +17,5 @@ pub mod health;
 pub mod types;
 
 pub use checks::{check_attestation_data, check_genesis};
-pub use client::{BeaconClient, BeaconError};
+pub use client::{BeaconClient, BeaconError, RequestObserver};
 pub use health::NodeHealth;

@@ -4,8 +4,9 @@
 //! into threshold shares for committees of `--committee-size` operators and seeds each
 //! operator's MDBX store with what contract sync would have stored for it: every operator,
 //! the committees, and one share record per validator of its committees, carrying its own
-//! share RSA-encrypted as in the `ValidatorAdded` `shares` payload. It then starts, in this
-//! process, the beacon-chain simulator ([`sim`]) and a discv5 bootnode, and
+//! share RSA-encrypted as in the `ValidatorAdded` `shares` payload. It then starts the
+//! beacon-chain simulator ([`sim`], in this process), an `ssv-node bootnode` child process
+//! ([`bootnode_proc`]) for discovery, optionally an exporter (`--exporter`), and
 //! starts N `ssv-node start --config op<ID>/config.toml` child processes exactly as a user
 //! would. The nodes find each other through the bootnode, run committee duties over real
 //! libp2p on loopback and submit to the simulator, which verifies every signature against the
@@ -19,6 +20,8 @@
 //! DIR/op<ID>/config.toml    its `ssv-node start` config
 //! DIR/op<ID>/db/            its MDBX store, seeded before it starts
 //! DIR/op<ID>/node.log       its stdout and stderr
+//! DIR/bootnode/              the bootnode's key and log (bootnode.log)
+//! DIR/exporter/              with --exporter: its config, store (every committee) and log
 //! ```
 //!
 //! Committees: validators are spread round-robin over `ceil(V / 500)` committees
@@ -61,6 +64,7 @@ use ssv_eth_sync::shares::{
 use ssv_protocol::chain::SlotClock;
 
 pub mod beacon_objects;
+pub mod bootnode_proc;
 pub mod chain;
 pub mod hostile;
 pub mod live;
@@ -272,6 +276,11 @@ pub struct DevnetArgs {
     /// subscriptions.
     #[arg(long)]
     pub lagging_beacon_node: bool,
+    /// Run an exporter (`ssv-node start` in exporter mode, `DIR/exporter/`) beside the
+    /// operators: it validates and stores every decided instance and serves them on its API
+    /// (the address is in its log); it must still be running at the end.
+    #[arg(long)]
+    pub exporter: bool,
 }
 
 /// Detection epochs of the nodes under `--doppelganger`: the chain starts at genesis and the
@@ -295,6 +304,11 @@ impl DevnetArgs {
     /// Checks what clap cannot check field by field.
     pub fn validate(&self) -> anyhow::Result<()> {
         let n = self.operators;
+        ensure!(
+            !(self.exporter && self.execution_endpoint.is_some()),
+            "--exporter runs from a seeded database: it cannot be combined with \
+             --execution-endpoint"
+        );
         ensure!(
             COMMITTEE_SIZES.contains(&self.committee_size),
             "--committee-size must be 4, 7, 10 or 13, got {}",
@@ -746,10 +760,16 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     );
     warn_beyond_fault_tolerance(args, &setup.committees);
 
-    let bootnode =
-        ssv_netio::Bootnode::start(ssv_netio::NetworkKey::generate(), Ipv4Addr::LOCALHOST, 0)
-            .context("starting the bootnode")?;
-    let enr = bootnode.enr().to_base64();
+    // Discovery runs through an `ssv-node bootnode` process, as on a real network.
+    let bootnode = bootnode_proc::BootnodeProcess::start(&exe, &dir.join("bootnode"))
+        .await
+        .context("starting the bootnode")?;
+    let enr = bootnode.enr().to_owned();
+    eprintln!(
+        "devnet: discovery through ssv-node bootnode process {} (ENR served at {})",
+        bootnode.pid(),
+        bootnode.http_url()
+    );
 
     // The simulator's listener comes first (the configs name its port); its chain starts
     // when the stores are seeded, the start delay after the nodes are started.
@@ -816,6 +836,20 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         .context("seeding task")??;
         nodes_to_start.push((id, config, op_dir.join("node.log")));
     }
+
+    let exporter_to_start = if args.exporter {
+        let ex_dir = dir.join("exporter");
+        let text = setup::node_config_exporter(&ex_dir, &beacon_urls, &enr, args.shards_per_node)?;
+        let s = Arc::clone(&setup);
+        let d = ex_dir.clone();
+        let config =
+            tokio::task::spawn_blocking(move || setup::prepare_exporter(&s, &d, gvr, &text))
+                .await
+                .context("exporter seeding task")??;
+        Some((0, config, ex_dir.join("node.log")))
+    } else {
+        None
+    };
 
     let delay = match args.start_delay_ms {
         Some(ms) => Duration::from_millis(ms),
@@ -885,6 +919,13 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     }
 
     let mut nodes = Nodes::spawn(&exe, &nodes_to_start)?;
+    let mut exporter = match &exporter_to_start {
+        Some(e) => {
+            eprintln!("devnet: exporter started (log: {})", e.2.display());
+            Some(Nodes::spawn(&exe, std::slice::from_ref(e))?)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let hostile = if args.hostile_peer {
         let mut subnets = ssv_netio::Subnets::NONE;
@@ -892,7 +933,10 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
             let subnet = ssv_protocol::committee::CommitteeId::from_operators(ops).subnet();
             subnets.insert(ssv_netio::Subnet::new(subnet as usize)?);
         }
-        let boot = bootnode.enr().clone();
+        let boot: ssv_netio::Enr = bootnode
+            .enr()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the bootnode's ENR: {e}"))?;
         let h = tokio::task::block_in_place(|| {
             crate::hostile::Hostile::start(DEVNET_DOMAIN, &boot, subnets)
         })
@@ -971,11 +1015,19 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let stats: SimStats = sim.stats();
     let counters = node_counters(&nodes).await;
     let run_secs = started.elapsed().as_secs_f64();
+    let exporter_ran = exporter.as_mut().map(|x| x.check());
+    // The operators stop first: the exporter then has seen every instance they decided.
     nodes.stop().await;
+    if let Some(x) = &mut exporter {
+        x.stop().await;
+    }
     let _ = stop_sim.send(());
     let _ = stop_lagging.send(());
     drop(bootnode);
     ran?;
+    if let Some(r) = exporter_ran {
+        r.context("the exporter")?;
+    }
 
     let live_report = match live_events {
         Some(events) => Some(live::LiveReport::check(
@@ -1004,6 +1056,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         slots: args.slots,
         slot_ms: args.slot_ms,
         first_slot: first,
+        genesis_ms,
         operators: n,
         validators: args.validators,
         committees: setup.committees.len(),
@@ -1043,13 +1096,16 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         duty_latency_ms_p50: percentile(&lat, 50),
         duty_latency_ms_p99: percentile(&lat, 99),
         duty_latency_ms_max: lat.last().copied().unwrap_or(0),
-        slashing_refusals: counters.get("ssv_slashing_refusals").copied().unwrap_or(0),
+        slashing_refusals: counters
+            .get("ssv_slashing_refusals_total")
+            .copied()
+            .unwrap_or(0),
         beacon_duties_refused: counters
-            .get("ssv_beacon_duties_refused")
+            .get("ssv_beacon_duties_refused_total")
             .copied()
             .unwrap_or(0),
         beacon_data_refused: counters
-            .get("ssv_beacon_data_refused")
+            .get("ssv_beacon_data_refused_total")
             .copied()
             .unwrap_or(0),
         node_counters: counters,
@@ -1306,6 +1362,7 @@ mod tests {
             hostile_peer: false,
             live_registry: false,
             lagging_beacon_node: false,
+            exporter: false,
             fork_epoch: None,
             reorg_at_slot: None,
             doppelganger: false,
@@ -1350,6 +1407,14 @@ mod tests {
                 },
                 "leaves no validator",
             ),
+            (
+                DevnetArgs {
+                    exporter: true,
+                    execution_endpoint: Some("http://127.0.0.1:8545".into()),
+                    ..good.clone()
+                },
+                "--exporter runs from a seeded database",
+            ),
         ];
         for (args, want) in cases {
             let e = args.validate().expect_err(want).to_string();
@@ -1378,8 +1443,8 @@ mod tests {
             duty_latency_ms_p99: 2,
             duty_latency_ms_max: 3,
             node_counters: BTreeMap::from([
-                ("ssv_messages_in".to_string(), 100),
-                ("ssv_signatures_reconstructed".to_string(), 10),
+                ("ssv_p2p_messages_in_total".to_string(), 100),
+                ("ssv_signatures_reconstructed_total".to_string(), 10),
             ]),
             node_seconds: 10.0,
             attestations_signed: 4,

@@ -271,6 +271,48 @@ impl Setup {
         Ok(ops)
     }
 
+    /// What contract sync would have stored for an exporter: every operator, every
+    /// committee and every validator's share record (no share of its own: an exporter holds
+    /// none, so the encrypted share is empty).
+    pub fn store_ops_exporter(&self) -> anyhow::Result<Vec<WriteOp>> {
+        let mut ops = Vec::new();
+        for op in &self.operators {
+            ops.push(WriteOp::PutOperator(OperatorRecord {
+                id: op.id,
+                public_key: op.key.public_key().to_base64_pem().into_bytes(),
+                owner: self.owner.0.0,
+            }));
+        }
+        for (c, ids) in self.committees.iter().enumerate() {
+            ops.push(WriteOp::PutCommittee(
+                CommitteeRecord::new(ids.clone()).context("committee record")?,
+            ));
+            let cid = committee_id(ids).context("committee id")?;
+            for v in self.validators.iter().filter(|v| v.committee == c) {
+                let split = split_shares(&v.shares, ids.len())
+                    .map_err(|e| anyhow::anyhow!("validator {} shares: {e}", v.index))?;
+                let share_pubkeys = split
+                    .share_pubkeys
+                    .iter()
+                    .map(|pk| <[u8; 48]>::try_from(*pk))
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("share public key length")?;
+                ops.push(WriteOp::PutShare(ShareRecord {
+                    validator_pubkey: v.pubkey,
+                    validator_index: Some(v.index),
+                    committee_id: cid,
+                    operator_ids: ids.clone(),
+                    share_pubkeys,
+                    encrypted_share: Vec::new(),
+                    secret_share: None,
+                    owner: self.owner.0.0,
+                    liquidated: false,
+                }));
+            }
+        }
+        Ok(ops)
+    }
+
     /// The simulator's view of the validators.
     pub fn sim_validators(&self) -> Vec<SimValidator> {
         self.validators
@@ -364,6 +406,66 @@ pub fn node_config(
         eth1: None,
     };
     toml::to_string(&file).context("encoding a node config")
+}
+
+/// The `ssv-node start` config of the devnet's exporter in `dir`: exporter mode (no
+/// operator key), the API and metrics on any free loopback port (the node logs both), the
+/// same beacon nodes and bootnode as the operators.
+pub fn node_config_exporter(
+    dir: &Path,
+    beacon_urls: &[&str],
+    bootnode_enr: &str,
+    shards: u64,
+) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct ExporterConfigFile {
+        data_dir: PathBuf,
+        network: &'static str,
+        beacon_nodes: Vec<String>,
+        shards: u64,
+        pin_shards: bool,
+        metrics_addr: SocketAddr,
+        api_addr: SocketAddr,
+        exporter: bool,
+        p2p: NodeP2pSection,
+    }
+    let file = ExporterConfigFile {
+        data_dir: dir.to_owned(),
+        network: "local",
+        beacon_nodes: beacon_urls.iter().map(|u| (*u).to_owned()).collect(),
+        shards,
+        pin_shards: false,
+        metrics_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        api_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        exporter: true,
+        p2p: NodeP2pSection {
+            ip: Ipv4Addr::LOCALHOST,
+            tcp_port: 0,
+            udp_port: 0,
+            bootnodes: vec![bootnode_enr.to_owned()],
+        },
+    };
+    toml::to_string(&file).context("encoding the exporter config")
+}
+
+/// Seeds the exporter's store and writes its config; returns the config path.
+pub(crate) fn prepare_exporter(
+    setup: &Setup,
+    dir: &Path,
+    gvr: [u8; 32],
+    config_text: &str,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
+        .context("opening the exporter's store")?;
+    store
+        .write(setup.store_ops_exporter()?)
+        .context("seeding the exporter's store")?;
+    drop(store);
+    let config_path = dir.join("config.toml");
+    std::fs::write(&config_path, config_text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    Ok(config_path)
 }
 
 /// [`node_config`] plus an `[eth1]` section: the node learns its registry by contract sync.

@@ -46,6 +46,10 @@ pub struct Summary {
     pub slot_ms: u64,
     /// First counted slot of the chain.
     pub first_slot: u64,
+    /// Genesis of the simulated chain, in milliseconds since the Unix epoch: slot `s` starts
+    /// at `genesis_ms + s * slot_ms` (what a scraper of the nodes' `/metrics` needs to pick
+    /// the counted slots' window).
+    pub genesis_ms: u64,
     /// Operators.
     pub operators: u64,
     /// Validators.
@@ -126,7 +130,7 @@ pub struct Summary {
     pub duty_latency_ms_p99: u64,
     /// Largest latency.
     pub duty_latency_ms_max: u64,
-    /// Attestations the nodes' slashing protection refused (their `ssv_slashing_refusals`).
+    /// Attestations the nodes' slashing protection refused (their `ssv_slashing_refusals_total`).
     pub slashing_refusals: u64,
     /// Duties from the beacon node the nodes dropped as disagreeing with their registry.
     pub beacon_duties_refused: u64,
@@ -522,8 +526,8 @@ impl Summary {
                 .map(|v| *v as f64 / self.node_seconds.max(1e-3))
         };
         if let (Some(msgs), Some(sigs)) = (
-            rate("ssv_messages_in"),
-            rate("ssv_signatures_reconstructed"),
+            rate("ssv_p2p_messages_in_total"),
+            rate("ssv_signatures_reconstructed_total"),
         ) {
             let _ = writeln!(
                 s,

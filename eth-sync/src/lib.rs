@@ -47,5 +47,5 @@ pub use registry::{
 };
 pub use sync::{
     ContractSync, DATA_PLANE_QUEUE_MAX, HISTORY_BATCH_BLOCKS_MAX_DEFAULT,
-    HISTORY_BATCH_CHANGES_MAX_DEFAULT, SyncConfig, SyncStats,
+    HISTORY_BATCH_CHANGES_MAX_DEFAULT, SyncConfig, SyncCounters, SyncStats,
 };

@@ -203,6 +203,26 @@ pub fn is_range_error(e: &TransportError) -> bool {
     }
 }
 
+/// Counters a running sync updates at each commit, for readers on other tasks (metrics).
+#[derive(Debug, Default)]
+pub struct SyncCounters {
+    /// Events applied.
+    pub events_applied: std::sync::atomic::AtomicU64,
+    /// Events recorded as malformed and skipped.
+    pub events_malformed: std::sync::atomic::AtomicU64,
+    /// The last block committed (0: none yet).
+    pub last_block: std::sync::atomic::AtomicU64,
+}
+
+impl SyncCounters {
+    fn record(&self, last: u64, applied: u64, malformed: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.events_applied.fetch_add(applied, Relaxed);
+        self.events_malformed.fetch_add(malformed, Relaxed);
+        self.last_block.store(last, Relaxed);
+    }
+}
+
 /// Counters of one sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStats {
@@ -346,6 +366,8 @@ pub struct ContractSync<S: RegistryStore> {
     /// Largest range not yet refused: growth stops below a range a provider refused.
     range_cap: u64,
     stats: SyncStats,
+    /// What others may read while the sync runs (its metrics).
+    counters: Arc<SyncCounters>,
     heads: Option<HeadStream>,
     stop: Option<watch::Receiver<bool>>,
 }
@@ -393,9 +415,16 @@ impl<S: RegistryStore> ContractSync<S> {
             cursor: stored.cursor,
             data_plane,
             stats: SyncStats::default(),
+            counters: Arc::new(SyncCounters::default()),
             heads: None,
             stop: None,
         })
+    }
+
+    /// Counters that follow the sync while it runs (moved into its task): events applied and
+    /// malformed, last committed block.
+    pub fn counters(&self) -> Arc<SyncCounters> {
+        self.counters.clone()
     }
 
     /// Stops the sync between two ranges (or while waiting for a head) once `stop` is true.
@@ -698,6 +727,8 @@ impl<S: RegistryStore> ContractSync<S> {
         self.stats.blocks_committed += pending.batch.block_count() as u64;
         self.stats.events_applied += pending.applied;
         self.stats.events_malformed += pending.malformed;
+        self.counters
+            .record(last, pending.applied, pending.malformed);
         if let Some(p) = progress {
             p.update(last, pending.applied, pending.malformed);
         }

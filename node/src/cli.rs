@@ -7,8 +7,16 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ssv_crypto_pipeline::OperatorSecretKey;
 
+/// `ssv-node --version`: the crate version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SSV_NODE_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "ssv-node", version, about = "SSV operator node")]
+#[command(name = "ssv-node", version = VERSION, about = "SSV operator node")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +52,21 @@ enum Command {
     /// Serve a simulated beacon chain (the Beacon API endpoints committee duties use) that
     /// verifies every submitted signature against the validators' full public keys.
     BeaconSim(Box<ssv_devnet::BeaconSimArgs>),
+    /// Run a discovery-only bootnode (the Go node's `start-boot-node`): discv5 with a
+    /// persistent key in `--data-dir`; prints its ENR and serves it at `/p2p`.
+    Bootnode(crate::bootnode::BootnodeArgs),
+    /// Write a commented sample config that `ssv-node start` accepts.
+    GenerateConfig(Box<crate::generate::GenerateConfigArgs>),
+    /// Print the operator's public key as the SSV contract registers it (base64 of the
+    /// PEM), from a plain PEM key or, with `--password-file`, an encrypted keystore.
+    ExportPublicKey {
+        /// The private key: a PEM file, or the keystore JSON with `--password-file`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The keystore's password file.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +208,13 @@ struct StartArgs {
     /// Bootnode ENR (repeatable; replaces the config's list).
     #[arg(long = "bootnode")]
     bootnodes: Vec<String>,
+    /// Exporter mode: subscribe to every subnet, run no duties (no operator key needed),
+    /// store every decided instance and serve them on `--api-addr`.
+    #[arg(long)]
+    exporter: bool,
+    /// Serve the HTTP API (the exporter's `/v1/exporter/decideds` and `/stream`) here.
+    #[arg(long)]
+    api_addr: Option<SocketAddr>,
 }
 
 fn init_tracing() {
@@ -209,6 +239,8 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         bootnodes: args.bootnodes,
+        exporter: args.exporter,
+        api_addr: args.api_addr,
     };
     let config = crate::config::Config::load(&args.config, &overrides)?;
     crate::runtime::start(config)
@@ -272,5 +304,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen { out, password_file } => keygen(out, password_file),
         Command::BeaconSim(args) => ssv_devnet::run_beacon_sim(*args),
         Command::SlashingProtection { action } => slashing_protection(action),
+        Command::Bootnode(args) => {
+            init_tracing();
+            crate::bootnode::run(args)
+        }
+        Command::GenerateConfig(args) => crate::generate::generate_config(&args),
+        Command::ExportPublicKey { key, password_file } => {
+            crate::generate::export_public_key(key, password_file)
+        }
     }
 }

@@ -23,6 +23,9 @@
 //! bootnodes = ["enr:-..."]
 //! max_peers = 60
 //!
+//! [exporter]                             # optional: exporter mode (no duties, no operator key)
+//! retention_slots = 50400                # decided history kept (default about a week)
+//!
 //! [doppelganger]                         # optional; off unless enabled
 //! enabled = true                         # sign nothing for a validator until liveness shows no
 //! detection_epochs = 2                   # other instance for this many epochs (1..=32)
@@ -50,6 +53,11 @@ pub const BEACON_NODES_MAX: usize = 16;
 pub const BOOTNODES_MAX: usize = 64;
 /// Most shards.
 pub const SHARDS_MAX: usize = 256;
+/// Default of `exporter.retention_slots`: about a week of mainnet slots.
+pub const EXPORTER_RETENTION_SLOTS_DEFAULT: u64 = 50_400;
+/// Fewest slots of decided history an exporter keeps (two epochs: the API must answer for
+/// the current and previous epoch).
+pub const EXPORTER_RETENTION_SLOTS_MIN: u64 = 64;
 /// Domain type of a local devnet (`network = "local"`): not any public network's.
 pub const LOCAL_DOMAIN: DomainType = DomainType([0x00, 0x00, 0x31, 0x37]);
 
@@ -163,8 +171,8 @@ pub struct Config {
     pub pprof_addr: Option<SocketAddr>,
     /// Our operator ID, when given; otherwise looked up by public key in storage.
     pub operator_id: Option<u64>,
-    /// The operator key.
-    pub operator_key: OperatorKey,
+    /// The operator key (`None` only in exporter mode, which signs nothing).
+    pub operator_key: Option<OperatorKey>,
     /// p2p settings.
     pub p2p: P2pConfig,
     /// Crypto pool threads (0: one per core).
@@ -180,6 +188,18 @@ pub struct Config {
     /// Doppelganger protection: the not-live epochs each validator waits for before it is
     /// signed for (`None`: protection off, the default).
     pub doppelganger_epochs: Option<u64>,
+    /// Exporter mode (`--exporter`, `exporter = true` or an `[exporter]` section): every
+    /// subnet, no duties, decided history stored and served (`None`: an operator node).
+    pub exporter: Option<ExporterConfig>,
+    /// Where to serve the HTTP API (the exporter's `/v1/exporter/decideds` and `/stream`).
+    pub api_addr: Option<SocketAddr>,
+}
+
+/// Exporter-mode settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExporterConfig {
+    /// Slots of decided history kept; older rows are pruned once an epoch.
+    pub retention_slots: u64,
 }
 
 /// Contract sync settings.
@@ -234,6 +254,28 @@ struct RawConfig {
     p2p: RawP2p,
     eth1: Option<RawEth1>,
     doppelganger: Option<RawDoppelganger>,
+    exporter: Option<RawExporter>,
+    api_addr: Option<SocketAddr>,
+}
+
+/// `exporter = true` or an `[exporter]` section.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawExporter {
+    Flag(bool),
+    Section(RawExporterSection),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExporterSection {
+    #[serde(default = "yes")]
+    enabled: bool,
+    retention_slots: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +339,10 @@ pub struct Overrides {
     pub udp_port: Option<u16>,
     /// `--bootnode` (repeatable; replaces the file's list).
     pub bootnodes: Vec<String>,
+    /// `--exporter`: exporter mode even when the file does not say so.
+    pub exporter: bool,
+    /// `--api-addr`.
+    pub api_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -367,16 +413,60 @@ impl Config {
                 "shards must be 1..={SHARDS_MAX}, got {shards}"
             )));
         }
+        let exporter = match (&raw.exporter, overrides.exporter) {
+            (None | Some(RawExporter::Flag(false)), false) => None,
+            (None | Some(RawExporter::Flag(_)), _) => Some(ExporterConfig {
+                retention_slots: EXPORTER_RETENTION_SLOTS_DEFAULT,
+            }),
+            (Some(RawExporter::Section(sec)), flag) => {
+                if sec.enabled || flag {
+                    let retention_slots = sec
+                        .retention_slots
+                        .unwrap_or(EXPORTER_RETENTION_SLOTS_DEFAULT);
+                    if retention_slots < EXPORTER_RETENTION_SLOTS_MIN {
+                        return Err(ConfigError::Invalid(format!(
+                            "exporter.retention_slots must be ≥ {EXPORTER_RETENTION_SLOTS_MIN}, \
+                             got {retention_slots}"
+                        )));
+                    }
+                    Some(ExporterConfig { retention_slots })
+                } else {
+                    None
+                }
+            }
+        };
+        if exporter.is_some() {
+            if raw.doppelganger.as_ref().is_some_and(|d| d.enabled) {
+                return Err(ConfigError::Invalid(
+                    "doppelganger protection has no meaning on an exporter (it signs nothing)"
+                        .into(),
+                ));
+            }
+            if raw.fault.is_some() {
+                return Err(ConfigError::Invalid(
+                    "fault injection has no meaning on an exporter (it signs nothing)".into(),
+                ));
+            }
+            if raw.eth1.is_some() {
+                return Err(ConfigError::Invalid(
+                    "an exporter with [eth1] contract sync is not supported yet: run it from a \
+                     database an operator node synced"
+                        .into(),
+                ));
+            }
+        }
         let operator_key = match (
             raw.operator.key_file,
             raw.operator.keystore_file,
             raw.operator.password_file,
         ) {
-            (Some(k), None, None) => OperatorKey::Plain(resolve(k)),
-            (None, Some(ks), Some(pw)) => OperatorKey::Keystore {
+            (Some(k), None, None) => Some(OperatorKey::Plain(resolve(k))),
+            (None, Some(ks), Some(pw)) => Some(OperatorKey::Keystore {
                 keystore: resolve(ks),
                 password: resolve(pw),
-            },
+            }),
+            // An exporter signs nothing and needs no key.
+            (None, None, None) if exporter.is_some() => None,
             (None, Some(_), None) => {
                 return Err(ConfigError::Invalid(
                     "operator.keystore_file needs operator.password_file".into(),
@@ -515,6 +605,8 @@ impl Config {
             fault: raw.fault,
             eth1,
             doppelganger_epochs,
+            exporter,
+            api_addr: overrides.api_addr.or(raw.api_addr),
         })
     }
 }
@@ -555,7 +647,10 @@ bootnodes = ["enr:-abc"]
         assert_eq!(c.data_dir, dir);
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
         assert_eq!(c.operator_id, Some(2));
-        assert_eq!(c.operator_key, OperatorKey::Plain(dir.join("operator.pem")));
+        assert_eq!(
+            c.operator_key,
+            Some(OperatorKey::Plain(dir.join("operator.pem")))
+        );
         assert_eq!(
             c.beacon_nodes,
             vec![
@@ -594,7 +689,10 @@ bootnodes = ["enr:-abc"]
     fn good_config_loads_with_relative_paths_resolved() {
         let c = Config::from_toml(GOOD, Path::new("/etc/ssv"), &Overrides::default()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/etc/ssv/data"));
-        assert_eq!(c.operator_key, OperatorKey::Plain("/etc/ssv/op.pem".into()));
+        assert_eq!(
+            c.operator_key,
+            Some(OperatorKey::Plain("/etc/ssv/op.pem".into()))
+        );
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
         assert_eq!(c.shards, 2);
         assert_eq!(c.p2p.tcp_port, 0);
@@ -642,6 +740,58 @@ bootnodes = ["enr:-abc"]
             let err = load(extra).unwrap_err().to_string();
             assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn exporter_mode_needs_no_key_and_checks_its_settings() {
+        let base = "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n";
+        let load = |extra: &str, o: &Overrides| {
+            Config::from_toml(&format!("{base}{extra}"), Path::new("/x"), o)
+        };
+        let o = Overrides::default();
+        let c = load("exporter = true\napi_addr = '127.0.0.1:16000'\n", &o).expect("flag");
+        assert_eq!(c.operator_key, None);
+        assert_eq!(
+            c.exporter.map(|e| e.retention_slots),
+            Some(EXPORTER_RETENTION_SLOTS_DEFAULT)
+        );
+        assert_eq!(c.api_addr, Some("127.0.0.1:16000".parse().expect("addr")));
+        let c = load("[exporter]\nretention_slots = 100\n", &o).expect("section");
+        assert_eq!(c.exporter.map(|e| e.retention_slots), Some(100));
+        // `--exporter` turns it on for a file that does not say so.
+        let flag = Overrides {
+            exporter: true,
+            ..Default::default()
+        };
+        assert!(load("", &flag).expect("--exporter").exporter.is_some());
+        // Without exporter mode the key is still required.
+        let err = load("exporter = false\n", &o).unwrap_err().to_string();
+        assert!(err.contains("operator key missing"), "{err}");
+        for (extra, want) in [
+            ("[exporter]\nretention_slots = 10\n", "retention_slots"),
+            (
+                "exporter = true\n[doppelganger]\nenabled = true\n",
+                "exporter",
+            ),
+            ("exporter = true\nfault = 'corrupt-partials'\n", "exporter"),
+            (
+                "exporter = true\n[eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
+                "not supported",
+            ),
+            ("[exporter]\nretention = 100\n", "parsing"),
+        ] {
+            let err = load(extra, &o).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
+        }
+        // The devnet's exporter config is one this parser accepts as meant.
+        let dir = Path::new("/tmp/devnet/exporter");
+        let text =
+            ssv_devnet::setup::node_config_exporter(dir, &["http://127.0.0.1:5052"], "enr:-x", 1)
+                .expect("exporter config text");
+        let c = Config::from_toml(&text, dir, &o).expect("devnet exporter config");
+        assert!(c.exporter.is_some() && c.operator_key.is_none());
+        assert_eq!(c.p2p.bootnodes, vec!["enr:-x".to_owned()]);
+        assert!(c.api_addr.is_some_and(|a| a.ip().is_loopback()));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Two things, and nothing else:
 //!
-//! * [`main`], the command line (`ssv-node start | keygen | devnet | beacon-sim`), which
+//! * [`main`], the command line (`ssv-node start [--exporter] | bootnode | keygen |
+//!   export-public-key | generate-config | slashing-protection | devnet | beacon-sim`), which
 //!   `main.rs` calls;
 //! * the **data plane** of `ssv-node start`, for harnesses that run it without a beacon node
 //!   or a contract (the capacity benchmark in `perf/`): build a [`Registry`] of committees
@@ -21,14 +22,16 @@
 //! Everything else (the config, the duty scheduler, the submitter, the HTTP endpoints, the
 //! start-up sequence) is private to the binary.
 
+mod bootnode;
 mod cli;
 mod config;
+mod generate;
 mod runtime;
 
 pub use cli::main;
 pub use runtime::doppelganger::{Detection, Doppelganger};
 pub use runtime::live::RegistryUpdater;
-pub use runtime::metrics::Metrics;
+pub use runtime::metrics::{Metrics, Stage};
 pub use runtime::network_view::{DutyStore, NetworkIndex, NodeView};
 pub use runtime::registry::{
     CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare,

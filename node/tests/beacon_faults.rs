@@ -160,7 +160,7 @@ fn a_lagging_beacon_node_is_failed_over() {
     assert!(n(lagging, "syncing_requests") >= 4 * 8, "{s}");
     assert!(n(lagging, "head_subscriptions") >= 4, "{s}");
     assert!(
-        n(&s["node_counters"], "ssv_beacon_nodes_unhealthy") >= 4 * 8,
+        n(&s["node_counters"], "ssv_beacon_nodes_unhealthy_total") >= 4 * 8,
         "{s}"
     );
     let log = std::fs::read_to_string(data.join("op1").join("node.log")).expect("log");

@@ -271,7 +271,7 @@ fn doppelganger_protection_never_signs_for_a_validator_live_elsewhere() {
     // Every node asked, and refused signatures (epoch 0 for all, then validators 0 and 1).
     assert!(u(&s, "liveness_requests") >= 4, "{s:#}");
     assert!(
-        u(&s["node_counters"], "ssv_doppelganger_refused") > 0,
+        u(&s["node_counters"], "ssv_doppelganger_refused_total") > 0,
         "{s:#}"
     );
     for id in 1..=4 {

@@ -94,12 +94,13 @@
 //! # Not done here
 //!
 //! No migrations (another schema version is refused: version 1 files, from before the
-//! registry tables, must be re-created and re-synced); pruning of the decided-history table
-//! (exporter mode) is left to the caller.
+//! registry tables, must be re-created and re-synced). Pruning of the decided-history table
+//! (exporter mode) is a write op ([`WriteOp::PruneDecidedHistory`]) the caller issues.
 
 pub mod codec;
 pub mod committee;
 pub mod db;
+pub mod decided;
 mod error;
 pub mod interchange;
 pub mod records;

@@ -99,6 +99,13 @@ pub enum WriteOp {
     /// Record a decided instance: replaces the identifier's highest when its height is not
     /// lower, and is appended to the history table in exporter mode.
     PutDecided(DecidedRecord),
+    /// Delete decided-history rows (exporter mode) whose height is below `below_height`, at
+    /// most [`crate::decided::PRUNE_ROWS_MAX`] of them per request (a later request deletes
+    /// the rest); the highest-decided table is left alone.
+    PruneDecidedHistory {
+        /// Rows with a height below this are deleted.
+        below_height: u64,
+    },
     /// Set the contract-sync cursor (unconditionally: tests and tools).
     SetSyncCursor(u64),
     /// Set the contract-sync cursor to a block strictly after the stored one; otherwise the
@@ -390,6 +397,9 @@ impl Writer {
                         let history = txn.handle::<DecidedHistory>()?;
                         txn.put(&history, &PrefixedU64(d.identifier, d.height), d)?;
                     }
+                }
+                WriteOp::PruneDecidedHistory { below_height } => {
+                    crate::decided::prune_history(txn, *below_height)?;
                 }
                 WriteOp::SetSyncCursor(block) => txn.put(
                     &txn.handle::<ContractSync>()?,

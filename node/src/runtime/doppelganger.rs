@@ -423,6 +423,8 @@ impl Monitor {
     /// of the slot); a slower check finishes in the background.
     pub async fn on_slot(&mut self, slot: u64, spec: &ChainSpec) {
         self.sync_tracked();
+        let (safe, detecting) = self.doppelganger.counts();
+        self.metrics.set_doppelganger(safe, detecting);
         // Through `update`: a skipped check resets countdowns, which the fast path must see.
         let Some(Some(epoch)) = self.doppelganger.update(|d| d.due(slot, spec)) else {
             return;
@@ -509,6 +511,7 @@ async fn check_liveness(
         );
     }
     let (safe, detecting) = doppelganger.counts();
+    metrics.set_doppelganger(safe, detecting);
     tracing::info!(
         epoch,
         asked = indices.len(),

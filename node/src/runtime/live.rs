@@ -31,7 +31,7 @@ use ssv_protocol::types::DomainType;
 use ssv_storage::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::metrics::Metrics;
+use super::metrics::{self, Metrics};
 use super::registry::{LiveRegistry, StoppedValidators};
 use super::shard::ShardEvent;
 
@@ -250,15 +250,30 @@ impl RegistryUpdater {
             .map(|s| format!("0x{}", hex::encode(s.pubkey)))
             .collect();
         let mut done = HashSet::new();
+        let ours: HashSet<[u8; 48]> = registry.shares().map(|s| s.pubkey).collect();
+        let mut seen = HashSet::new();
+        let mut counts: Vec<(&str, u64)> = Vec::new();
         for chunk in ids.chunks(super::INDEX_REQUEST_KEYS_MAX) {
             for e in self.client.validators(chunk).await? {
                 if DONE_STATUSES.contains(&e.status.as_str()) {
                     done.insert(e.validator.pubkey);
                 }
+                if ours.contains(&e.validator.pubkey) && seen.insert(e.validator.pubkey) {
+                    counts.push((metrics::validator_status_category(&e.status), 1));
+                }
             }
         }
+        // The Go node's `ssv_validator_validators_per_status`: ours by beacon status, those
+        // the beacon node does not know, and those still without an index.
+        counts.push(("not_found", (ours.len() - seen.len()) as u64));
+        let no_index = registry
+            .skipped
+            .iter()
+            .filter(|s| s.ends_with(super::registry::NO_INDEX_YET))
+            .count();
+        counts.push(("no_index", no_index as u64));
+        self.metrics.set_validator_statuses(&counts);
         // Only validators we asked about count (a lying beacon node cannot stop others).
-        let ours: HashSet<[u8; 48]> = registry.shares().map(|s| s.pubkey).collect();
         done.retain(|p| ours.contains(p));
         Ok(done)
     }

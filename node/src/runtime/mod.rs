@@ -16,6 +16,7 @@
 //! pool → shards → submitter → scheduler. SIGINT / SIGTERM stop it in reverse.
 
 pub mod doppelganger;
+pub mod exporter;
 pub mod live;
 pub mod metrics;
 pub mod network_view;
@@ -120,7 +121,7 @@ async fn wait_for_beacon(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -143,6 +144,9 @@ pub fn start(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control-plane runtime")?;
+    if config.exporter.is_some() {
+        return rt.block_on(exporter::run(config));
+    }
     rt.block_on(run(config))
 }
 
@@ -154,7 +158,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let key = Arc::new(load_operator_key(&config.operator_key)?);
+    let key = Arc::new(load_operator_key(
+        config
+            .operator_key
+            .as_ref()
+            .context("an operator node needs an operator key")?,
+    )?);
     // Metrics and profiles are served from the start, so a node waiting for its beacon node
     // can be observed.
     let metrics = Arc::new(Metrics::default());
@@ -173,7 +182,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let domain = config.network.domain();
     let client = Arc::new(
-        BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
+        BeaconClient::new(config.beacon_nodes.clone())
+            .context("beacon node configuration")?
+            .with_observer(metrics.clone() as Arc<dyn ssv_beacon_api::RequestObserver>),
     );
     let (genesis, spec, fork) = wait_for_beacon(&client, &mut stop_rx).await?;
 
@@ -224,8 +235,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let stopped = Arc::new(registry::StoppedValidators::default());
     let (follower, updater_tx) = match &config.eth1 {
         Some(eth1) => {
-            let (f, u) =
-                sync_contract(eth1, &config, &store, &key, &stop_rx, stopped.clone()).await?;
+            let (f, u) = sync_contract(
+                eth1,
+                &config,
+                &store,
+                &key,
+                &stop_rx,
+                stopped.clone(),
+                &metrics,
+            )
+            .await?;
             (Some(f), Some(u))
         }
         None => (None, None),
@@ -463,6 +482,7 @@ async fn sync_contract(
     key: &Arc<OperatorSecretKey>,
     stop: &watch::Receiver<bool>,
     stopped: Arc<registry::StoppedValidators>,
+    metrics: &Metrics,
 ) -> anyhow::Result<(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<live::RegistryUpdater>,
@@ -504,6 +524,7 @@ async fn sync_contract(
     ));
     let mut sync = ContractSync::new(cfg, registry_store, Some(key.clone()), Some(dp_tx))?
         .with_stop(stop.clone());
+    let _ = metrics.event_sync.set(sync.counters());
     let cursor = sync
         .sync_history()
         .await
@@ -662,18 +683,35 @@ async fn resolve_indices(store: &Store, client: &BeaconClient) -> anyhow::Result
 }
 
 async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: Submission) {
+    use metrics::BeaconRole;
+    // The Go node's per-epoch submission gauge counts by the epoch of the submission time.
+    let epoch = clock
+        .current_slot()
+        .map_or(0, |slot| clock.spec().epoch_of(slot));
+    let ok = |role: BeaconRole, counter: &std::sync::atomic::AtomicU64, n: usize| {
+        Metrics::add(counter, n as u64);
+        metrics.record_submitted(role, epoch, n as u64);
+    };
     match s {
         Submission::Attestations(atts) => match client.submit_attestations(&atts).await {
-            Ok(()) => Metrics::add(&metrics.attestations_submitted, atts.len() as u64),
+            Ok(()) => ok(
+                BeaconRole::Attester,
+                &metrics.attestations_submitted,
+                atts.len(),
+            ),
             Err(e) => {
-                Metrics::add(&metrics.submission_errors, 1);
+                metrics.record_submission_failed(BeaconRole::Attester);
                 tracing::error!(count = atts.len(), "submitting attestations: {e}");
             }
         },
         Submission::SyncMessages(msgs) => match client.submit_sync_messages(&msgs).await {
-            Ok(()) => Metrics::add(&metrics.sync_messages_submitted, msgs.len() as u64),
+            Ok(()) => ok(
+                BeaconRole::SyncCommittee,
+                &metrics.sync_messages_submitted,
+                msgs.len(),
+            ),
             Err(e) => {
-                Metrics::add(&metrics.submission_errors, 1);
+                metrics.record_submission_failed(BeaconRole::SyncCommittee);
                 tracing::error!(count = msgs.len(), "submitting sync messages: {e}");
             }
         },
@@ -686,11 +724,11 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
                 .await
             {
                 Ok(()) => {
-                    Metrics::add(&metrics.blocks_submitted, 1);
+                    ok(BeaconRole::Proposer, &metrics.blocks_submitted, 1);
                     tracing::info!(slot, blinded, version, "block published");
                 }
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::Proposer);
                     tracing::error!(slot, "publishing the block: {e}");
                 }
             }
@@ -781,9 +819,13 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         Submission::Contribution(c) => {
             let body = ssv_beacon_api::types::SignedContributionAndProofJson::from_container(&c);
             match client.publish_contributions(&[body]).await {
-                Ok(()) => Metrics::add(&metrics.contributions_submitted, 1),
+                Ok(()) => ok(
+                    BeaconRole::SyncCommitteeContribution,
+                    &metrics.contributions_submitted,
+                    1,
+                ),
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::SyncCommitteeContribution);
                     tracing::error!(
                         slot = c.message.contribution.slot,
                         "publishing a contribution: {e}"
@@ -795,14 +837,14 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
             let body = ssv_beacon_api::types::SignedVoluntaryExitJson::from_container(&e);
             match client.submit_exit(&body).await {
                 Ok(()) => {
-                    Metrics::add(&metrics.exits_submitted, 1);
+                    ok(BeaconRole::VoluntaryExit, &metrics.exits_submitted, 1);
                     tracing::info!(
                         validator = e.message.validator_index,
                         "voluntary exit submitted"
                     );
                 }
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::VoluntaryExit);
                     tracing::error!("submitting a voluntary exit: {e}");
                 }
             }
@@ -810,9 +852,13 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         Submission::Registration(r) => {
             let body = ssv_beacon_api::types::SignedValidatorRegistrationJson::from_container(&r);
             match client.register_validators(&[body]).await {
-                Ok(()) => Metrics::add(&metrics.registrations_submitted, 1),
+                Ok(()) => ok(
+                    BeaconRole::ValidatorRegistration,
+                    &metrics.registrations_submitted,
+                    1,
+                ),
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::ValidatorRegistration);
                     tracing::error!("submitting a builder registration: {e}");
                 }
             }
@@ -820,15 +866,15 @@ async fn submit(client: &BeaconClient, metrics: &Metrics, clock: SlotClock, s: S
         Submission::Aggregate(signed) => {
             use ssv_protocol::beacon::consensus_data::SignedAggregateAndProofData;
             let SignedAggregateAndProofData::Electra(a) = &*signed else {
-                Metrics::add(&metrics.submission_errors, 1);
+                metrics.record_submission_failed(BeaconRole::Aggregator);
                 tracing::error!("a phase 0 aggregate: this node publishes Electra aggregates only");
                 return;
             };
             let body = ssv_beacon_api::types::SignedAggregateAndProofElectra::from_container(a);
             match client.publish_aggregates(&[body]).await {
-                Ok(()) => Metrics::add(&metrics.aggregates_submitted, 1),
+                Ok(()) => ok(BeaconRole::Aggregator, &metrics.aggregates_submitted, 1),
                 Err(e) => {
-                    Metrics::add(&metrics.submission_errors, 1);
+                    metrics.record_submission_failed(BeaconRole::Aggregator);
                     tracing::error!(
                         slot = a.message.aggregate.data.slot,
                         "publishing the aggregate: {e}"
@@ -934,19 +980,41 @@ async fn fetch_aggregate(
     Ok(("electra".into(), aggregate_and_proof.as_ssz_bytes()))
 }
 
-/// Copies the network's drop counters into the metrics every few seconds.
+/// How often the network's counters, peers and queue depths are copied into the metrics:
+/// a Prometheus scrape sees values at most this old (too long hides short peer losses; each
+/// poll asks the network thread once plus once per subscribed subnet).
+const NETWORK_STATS_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Copies the network's drop counters, peer counts and shard queue depths into the metrics.
 async fn copy_network_stats(network: ssv_netio::NetworkHandle, metrics: Arc<Metrics>) {
+    use metrics::Queue;
     use std::sync::atomic::Ordering::Relaxed;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut tick = tokio::time::interval(NETWORK_STATS_PERIOD);
     loop {
         tick.tick().await;
         let Ok(s) = network.stats().await else {
             return;
         };
         metrics.p2p_rate_limited.store(s.rate_limited, Relaxed);
+        metrics.set_dropped(Queue::ShardGossip, s.shards.iter().map(|q| q.dropped).sum());
+        metrics.set_dropped(Queue::NetworkEvents, s.dropped_events);
         metrics
-            .p2p_queue_dropped
-            .store(s.shards.iter().map(|q| q.dropped).sum(), Relaxed);
+            .peers_connected
+            .store(s.connected_peers as i64, Relaxed);
+        for (i, q) in s.shards.iter().enumerate() {
+            metrics.set_inbox(i, q.queued);
+        }
+        for subnet in ssv_netio::Subnet::all() {
+            let peers = if s.subscribed.contains(subnet) {
+                match network.topic_peers(subnet).await {
+                    Ok(n) => Some(n),
+                    Err(_) => return,
+                }
+            } else {
+                None
+            };
+            metrics.set_topic_peers(subnet.index(), peers);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use ssv_protocol::signing::{
 use ssv_protocol::types::BeaconRole;
 use tokio::sync::watch;
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Queue};
 use super::network_view::DutyStore;
 use super::registry::{LiveRegistry, Registry};
 use super::shard::{ShardEvent, shard_of};
@@ -28,6 +28,7 @@ use ssv_beacon_api::check_attestation_data;
 use ssv_beacon_api::client::BeaconClient;
 use ssv_beacon_api::types::{AttesterDuty, Fork, ProposerDuty, SyncDuty};
 use ssv_protocol::chain::SlotClock;
+use ssv_protocol::message::RunnerRole;
 
 /// Validator indices per duties request (beacon nodes cap request bodies).
 pub const DUTIES_REQUEST_INDICES_MAX: usize = 2048;
@@ -519,7 +520,11 @@ impl Scheduler {
             };
             if self.shards[shard].try_send(event).is_err() {
                 Metrics::add(&self.metrics.slots_skipped, 1);
+                self.metrics.record_dropped(Queue::ShardEvents, 1);
                 tracing::error!(slot, shard, "shard queue full: committee duty dropped");
+            } else {
+                self.metrics
+                    .record_scheduled(RunnerRole::Committee, self.slot_delay(slot));
             }
         }
     }
@@ -712,13 +717,24 @@ impl Scheduler {
             return;
         };
         let shard = shard_of(&info, self.shards.len());
+        let role = start.target().2;
         if self.shards[shard]
             .try_send(ShardEvent::ValidatorDuty(start))
             .is_err()
         {
             Metrics::add(&self.metrics.slots_skipped, 1);
+            self.metrics.record_dropped(Queue::ShardEvents, 1);
             tracing::error!(slot, shard, "shard queue full: validator duty dropped");
+        } else {
+            self.metrics.record_scheduled(role, self.slot_delay(slot));
         }
+    }
+
+    /// How late a duty of `slot` is handed to its shard, after the slot's start (the Go
+    /// node's slot ticker delay; zero for a duty handed over before its slot).
+    fn slot_delay(&self, slot: u64) -> Duration {
+        let late = SlotClock::now_ms().saturating_sub(self.clock.slot_start_ms(slot));
+        Duration::from_millis(late)
     }
 }
 

@@ -35,7 +35,7 @@ use ssv_protocol::validation::{Config as ValidationConfig, MessageValidator, Ver
 use ssv_storage::{AttestationToSign, DecidedRecord, Store, WriteOp};
 
 use super::doppelganger::Doppelganger;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Queue, RoundChange, Stage};
 use super::network_view::{DutyStore, NodeView};
 use super::registry::{CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare};
 use super::validator_runners::ValidatorRunners;
@@ -445,6 +445,9 @@ struct CommitteeState {
     timers: HashMap<Slot, u64>,
     /// When each slot's duty started here.
     started: HashMap<Slot, Instant>,
+    /// When each slot's duty was decided here (removed when the duty completes, so that its
+    /// post-consensus and duty durations are recorded once).
+    decided_at: HashMap<Slot, Instant>,
 }
 
 /// Items gathered before a flush beyond which the shard flushes at once (bounds the work
@@ -574,6 +577,7 @@ impl Shard {
                     runner,
                     timers: HashMap::new(),
                     started: HashMap::new(),
+                    decided_at: HashMap::new(),
                 },
             );
         }
@@ -710,6 +714,7 @@ impl Shard {
         if let Some(state) = self.committees.get_mut(&committee) {
             state.started.insert(slot, Instant::now());
             state.started.retain(|s, _| *s + 8 > slot);
+            state.decided_at.retain(|s, _| *s + 8 > slot);
             state.timers.retain(|s, _| *s + 8 > slot);
         }
         let shard = self.index;
@@ -794,6 +799,9 @@ impl Shard {
         if current != Some(round) {
             return; // replaced by a later timer
         }
+        self.services
+            .metrics
+            .record_round_change(RoundChange::Timeout);
         self.with_runner(committee, |runner, env, out| {
             if let Err(e) = runner.on_timeout(env, slot, out) {
                 tracing::debug!(slot, "round timeout: {e}");
@@ -884,10 +892,17 @@ impl Shard {
         self.with_runner(committee, |runner, _env, out| {
             runner.reconstructed(slot, root, runner_verdicts, out);
         });
-        if let Some(state) = self.committees.get(&committee)
+        if let Some(state) = self.committees.get_mut(&committee)
             && state.runner.is_complete(slot)
+            && let Some(decided) = state.decided_at.remove(&slot)
             && let Some(t) = state.started.get(&slot)
         {
+            let round = state
+                .runner
+                .slot_view(slot)
+                .and_then(|v| v.running_instance)
+                .map_or(0, |i| i.state.round);
+            record_completion(&metrics, RunnerRole::Committee, round, *t, decided);
             tracing::debug!(
                 slot,
                 committee = hex::encode(&state.info.id[..4]),
@@ -900,6 +915,7 @@ impl Shard {
     fn submit(&self, s: Submission) {
         if self.services.submissions.try_send(s).is_err() {
             Metrics::add(&self.services.metrics.submission_errors, 1);
+            self.services.metrics.record_dropped(Queue::Submissions, 1);
             tracing::error!("submission queue full: dropping a submission");
         }
     }
@@ -937,6 +953,25 @@ impl Shard {
             }
             RunnerAction::Decided { slot, vote, proof } => {
                 Metrics::add(&services.metrics.decided, 1);
+                let now = Instant::now();
+                if let Some(t) = state.started.get(&slot) {
+                    services.metrics.record_stage(
+                        RunnerRole::Committee,
+                        Stage::Consensus,
+                        now.saturating_duration_since(*t),
+                    );
+                }
+                state.decided_at.insert(slot, now);
+                // One line per decided committee duty: what an exporter's record of the same
+                // instance is checked against (identifier and QBFT value root).
+                if let Ok(q) = ssv_protocol::qbft::Message::from_ssz(&proof.ssv_message.data) {
+                    tracing::info!(
+                        slot,
+                        identifier = hex::encode(state.runner.message_id().0),
+                        root = hex::encode(q.root),
+                        "decided"
+                    );
+                }
                 let record = DecidedRecord {
                     identifier: state.runner.message_id().0,
                     height: slot,
@@ -951,6 +986,9 @@ impl Shard {
                 // Not waited for: the decided record is for the exporter and restarts, and
                 // slashing protection (the safety-relevant write) is checked before signing.
                 if let Err(e) = services.store.try_submit(vec![WriteOp::PutDecided(record)]) {
+                    if matches!(e, ssv_storage::StorageError::WriteQueueFull) {
+                        services.metrics.record_dropped(Queue::StoreWrites, 1);
+                    }
                     tracing::debug!(slot, "decided record not stored: {e}");
                 }
             }
@@ -1070,13 +1108,16 @@ impl Shard {
             keys: &registry.operator_keys,
             slots_per_epoch: services.clock.spec().slots_per_epoch(),
         };
-        let validated = match self.validation.validate(
+        let t0 = Instant::now();
+        let result = self.validation.validate(
             &view,
             msg.propagation_source,
             &msg.data,
             Some(msg.subnet.index() as u64),
             services.now_ms(),
-        ) {
+        );
+        services.metrics.validation_duration.observe(t0.elapsed());
+        let validated = match result {
             Ok(v) => v,
             Err(violation) => {
                 services.metrics.validation.record(violation.rule);
@@ -1458,6 +1499,22 @@ pub async fn run(mut shard: Shard, queue: ShardQueue, events: async_channel::Rec
         committees = shard.committee_count(),
         "shard running"
     );
+    // The shard thread's CPU time, sampled by the thread itself (the clock is per thread).
+    let metrics = shard.services.metrics.clone();
+    let index = shard.index;
+    let sample_cpu = move || {
+        if let Some(t) = super::metrics::process::thread_cpu_time() {
+            metrics.set_shard_cpu(index, t);
+        }
+    };
+    sample_cpu();
+    let sampler = sample_cpu.clone();
+    let cpu_task = glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(SHARD_CPU_SAMPLE_PERIOD).await;
+            sampler();
+        }
+    });
     loop {
         let ev = events.recv().fuse();
         let msg = queue.recv().fuse();
@@ -1476,7 +1533,32 @@ pub async fn run(mut shard: Shard, queue: ShardQueue, events: async_channel::Rec
             shard.flush();
         }
     }
+    drop(cpu_task);
+    sample_cpu();
     tracing::info!(shard = shard.index, "shard stopped");
+}
+
+/// How often a shard samples its thread's CPU time for `ssv_shard_cpu_seconds_total`: a
+/// scrape sees values at most this old (a shorter period costs a timer wake-up and a
+/// `clock_gettime` per period).
+const SHARD_CPU_SAMPLE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Records a finished duty's post-consensus and whole durations (the Go runner's
+/// `recordPostConsensusDuration` and `recordTotalDutyDuration`).
+pub(super) fn record_completion(
+    metrics: &Metrics,
+    role: RunnerRole,
+    round: u64,
+    started: Instant,
+    decided: Instant,
+) {
+    let now = Instant::now();
+    metrics.record_stage(
+        role,
+        Stage::PostConsensus,
+        now.saturating_duration_since(decided),
+    );
+    metrics.record_duty(role, round, now.saturating_duration_since(started));
 }
 
 /// The running shards: one event channel and one executor per shard.

@@ -35,7 +35,7 @@ use ssv_protocol::types::{BlsPublicKey, OperatorId, Root, Slot};
 use ssv_protocol::validation::Validated;
 use ssv_storage::{BlockToSign, Store};
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Queue, RoundChange, Stage};
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
     RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, arm_timer,
@@ -72,6 +72,10 @@ struct RunnerState {
     /// Latest armed round per slot (older timers are stale).
     timers: HashMap<Slot, u64>,
     started: Option<(Slot, Instant)>,
+    /// When the duty entered its current phase, and when it was decided (for the stage
+    /// durations).
+    phase_since: Option<Instant>,
+    decided_at: Option<Instant>,
     /// Messages that arrived before the runner could take them, replayed when its phase or
     /// duty changes.
     early: Vec<Validated>,
@@ -243,6 +247,8 @@ impl ValidatorRunners {
                     runner,
                     timers: HashMap::new(),
                     started: None,
+                    phase_since: None,
+                    decided_at: None,
                     early: Vec::new(),
                 },
             );
@@ -352,7 +358,11 @@ impl ValidatorRunners {
         state.runner.set_current_epoch(epoch);
         let before = progress(state.runner.base());
         let result = f(&mut state.runner, env, &mut out);
-        let moved = progress(state.runner.base()) != before;
+        let after = progress(state.runner.base());
+        let moved = after != before;
+        if moved && let Some(role) = key_role(&key) {
+            record_progress(&services.metrics, role, before.1, after, state);
+        }
         for action in out {
             self.apply(key, action);
         }
@@ -371,7 +381,10 @@ impl ValidatorRunners {
             .max(self.services.clock.spec().epoch_of(slot));
         Metrics::add(&self.services.metrics.duties_started, 1);
         if let Some(state) = self.runner(key) {
-            state.started = Some((slot, Instant::now()));
+            let now = Instant::now();
+            state.started = Some((slot, now));
+            state.phase_since = Some(now);
+            state.decided_at = None;
             state.timers.retain(|s, _| *s + TIMERS_KEPT_SLOTS > slot);
         }
         let result = self.with_runner(key, |runner, _env, out| runner.start(duty, epoch, out));
@@ -405,14 +418,21 @@ impl ValidatorRunners {
                 ));
             }
             let size = message_bytes(msg.message());
+            let mut dropped = 0;
             while !state.early.is_empty()
                 && (state.early.len() >= EARLY_MESSAGES_MAX
                     || early_bytes(state.early.iter().map(Validated::message)) + size
                         > EARLY_BYTES_MAX)
             {
                 state.early.remove(0);
+                dropped += 1;
             }
             state.early.push(msg);
+            if dropped > 0 {
+                self.services
+                    .metrics
+                    .record_dropped(Queue::EarlyMessages, dropped);
+            }
             return Ok(());
         }
         self.with_runner(key, |runner, env, out| {
@@ -452,6 +472,9 @@ impl ValidatorRunners {
         if current != Some(round) {
             return;
         }
+        self.services
+            .metrics
+            .record_round_change(RoundChange::Timeout);
         let _ = self.with_runner(key, |runner, env, out| runner.on_timeout(env, slot, out));
     }
 
@@ -629,6 +652,7 @@ impl ValidatorRunners {
                 };
                 if services.submissions.try_send(request).is_err() {
                     Metrics::add(&services.metrics.submission_errors, 1);
+                    services.metrics.record_dropped(Queue::Submissions, 1);
                     tracing::error!(slot, "control-plane queue full: block request dropped");
                 }
             }
@@ -649,6 +673,7 @@ impl ValidatorRunners {
                 };
                 if services.submissions.try_send(request).is_err() {
                     Metrics::add(&services.metrics.submission_errors, 1);
+                    services.metrics.record_dropped(Queue::Submissions, 1);
                     tracing::error!(slot, "control-plane queue full: aggregate request dropped");
                 }
             }
@@ -664,6 +689,7 @@ impl ValidatorRunners {
                 };
                 if services.submissions.try_send(request).is_err() {
                     Metrics::add(&services.metrics.submission_errors, 1);
+                    services.metrics.record_dropped(Queue::Submissions, 1);
                     tracing::error!(
                         slot,
                         "control-plane queue full: contributions request dropped"
@@ -690,6 +716,7 @@ impl ValidatorRunners {
                 };
                 if services.submissions.try_send(submission).is_err() {
                     Metrics::add(&services.metrics.submission_errors, 1);
+                    services.metrics.record_dropped(Queue::Submissions, 1);
                     tracing::error!("submission queue full: dropping a submission");
                 }
             }
@@ -751,6 +778,54 @@ fn message_slot(msg: &SignedSsvMessage) -> Result<(Slot, Kind), ProtocolError> {
         }
         None => Err(ProtocolError::Decode("unknown message type".into())),
     }
+}
+
+/// Records the stage durations of a runner whose duty moved from phase `before` to `after`
+/// (the Go runners' `recordPreConsensusDuration`, `recordConsensusDuration`,
+/// `recordPostConsensusDuration` and `recordTotalDutyDuration`).
+fn record_progress(
+    metrics: &Metrics,
+    role: RunnerRole,
+    before: Phase,
+    after: (Option<Slot>, Phase),
+    state: &mut RunnerState,
+) {
+    let Some((slot, started)) = state.started else {
+        return;
+    };
+    if after.0 != Some(slot) {
+        return;
+    }
+    let now = Instant::now();
+    let since = state.phase_since.unwrap_or(started);
+    match (before, after.1) {
+        (Phase::PreConsensus, Phase::Consensus | Phase::Finished) => {
+            metrics.record_stage(
+                role,
+                Stage::PreConsensus,
+                now.saturating_duration_since(since),
+            );
+        }
+        (Phase::Consensus, Phase::PostConsensus | Phase::Finished) => {
+            metrics.record_stage(role, Stage::Consensus, now.saturating_duration_since(since));
+            state.decided_at = Some(now);
+        }
+        _ => {}
+    }
+    if after.1 == Phase::Finished && before != Phase::Finished {
+        let round = state
+            .runner
+            .base()
+            .running_instance()
+            .map_or(0, |i| i.state.round);
+        match state.decided_at {
+            Some(decided) => {
+                super::shard::record_completion(metrics, role, round, started, decided)
+            }
+            None => metrics.record_duty(role, 0, now.saturating_duration_since(started)),
+        }
+    }
+    state.phase_since = Some(now);
 }
 
 /// Where a runner stands: its duty's slot and phase.

@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::hint::black_box;
+use std::time::Instant;
 
 use rand::RngCore;
 use ssv_crypto_pipeline::batch::{SignatureSet, verify_sets_with_rng};
@@ -25,11 +26,14 @@ use ssv_crypto_pipeline::fixtures;
 use ssv_crypto_pipeline::rsa::{OperatorKeyCache, OperatorPublicKey, OperatorSecretKey};
 use ssv_crypto_pipeline::threshold::LagrangeCache;
 use ssv_crypto_pipeline::{CryptoError, cpu_path};
+use ssv_node::{Metrics, Stage};
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::chain::ChainSpec;
 use ssv_protocol::committee::CommitteeId;
-use ssv_protocol::message::{MessageId, MsgType, RsaSignature, SignedSsvMessage, SsvMessage};
+use ssv_protocol::message::{
+    MessageId, MsgType, RsaSignature, RunnerRole, SignedSsvMessage, SsvMessage,
+};
 use ssv_protocol::partial_sig::{
     BlsSignature, PartialSigMsgType, PartialSignatureMessage, PartialSignatureMessages,
 };
@@ -614,6 +618,8 @@ struct SlotFixture {
     validator_pks: Vec<PublicKey>,
     /// What operator 1 receives from the others in the slot, in arrival order.
     inbound: Vec<SignedSsvMessage>,
+    /// The node's metrics, which the measured slot records as a shard does.
+    metrics: Metrics,
 }
 
 fn slot_duty(validators: &[fixtures::ThresholdValidator]) -> CommitteeDuty {
@@ -664,6 +670,12 @@ struct SlotNode<'a> {
     /// The batch verifier's randomness, seeded (see [`gate_measured_batch_verify`]).
     rng: std::cell::RefCell<rand_chacha::ChaCha20Rng>,
     done: u64,
+    /// The metrics a node's shard records on the way (`node/src/runtime/shard.rs`): duty
+    /// started, decided (consensus duration), partials signed, signatures reconstructed,
+    /// completion (post-consensus and duty durations).
+    metrics: &'a Metrics,
+    started: Instant,
+    decided_at: Option<Instant>,
 }
 
 impl<'a> SlotNode<'a> {
@@ -673,6 +685,7 @@ impl<'a> SlotNode<'a> {
         share_pks: &'a [Vec<PublicKey>],
         validator_pks: &'a [PublicKey],
         verify: bool,
+        metrics: &'a Metrics,
     ) -> Self {
         Self {
             runner: CommitteeRunner::new(member(id), Config::default()),
@@ -685,6 +698,9 @@ impl<'a> SlotNode<'a> {
             verify,
             rng: std::cell::RefCell::new(fixtures::rng(0x5107_0000 + id)),
             done: 0,
+            metrics,
+            started: Instant::now(),
+            decided_at: None,
         }
     }
 
@@ -703,8 +719,19 @@ impl<'a> SlotNode<'a> {
             let mut out = Vec::new();
             match a {
                 RunnerAction::Broadcast(m) => broadcasts.push(m),
-                RunnerAction::SetTimer { .. } | RunnerAction::Decided { .. } => {}
+                RunnerAction::SetTimer { .. } => {}
+                RunnerAction::Decided { .. } => {
+                    Metrics::add(&self.metrics.decided, 1);
+                    let now = Instant::now();
+                    self.metrics.record_stage(
+                        RunnerRole::Committee,
+                        Stage::Consensus,
+                        now.saturating_duration_since(self.started),
+                    );
+                    self.decided_at = Some(now);
+                }
                 RunnerAction::Sign { slot, items, .. } => {
+                    Metrics::add(&self.metrics.partials_signed, items.len() as u64);
                     let sigs = items
                         .into_iter()
                         .map(|it| {
@@ -733,9 +760,31 @@ impl<'a> SlotNode<'a> {
                             .map(|it| (it.duty.validator_index, Ok(())))
                             .collect()
                     };
-                    self.done += verdicts.iter().filter(|(_, v)| v.is_ok()).count() as u64;
+                    let ok = verdicts.iter().filter(|(_, v)| v.is_ok()).count() as u64;
+                    self.done += ok;
+                    Metrics::add(&self.metrics.signatures_reconstructed, ok);
                     self.runner
                         .reconstructed(slot, signing_root, verdicts, &mut out);
+                    if self.runner.is_complete(slot)
+                        && let Some(decided) = self.decided_at.take()
+                    {
+                        let round = self
+                            .runner
+                            .slot_view(slot)
+                            .and_then(|v| v.running_instance)
+                            .map_or(0, |i| i.state.round);
+                        let now = Instant::now();
+                        self.metrics.record_stage(
+                            RunnerRole::Committee,
+                            Stage::PostConsensus,
+                            now.saturating_duration_since(decided),
+                        );
+                        self.metrics.record_duty(
+                            RunnerRole::Committee,
+                            round,
+                            now.saturating_duration_since(self.started),
+                        );
+                    }
                 }
             }
             work.extend(out);
@@ -813,6 +862,7 @@ impl SlotFixture {
             validators.iter().map(|v| v.shares[op].1.clone()).collect()
         };
         let all_shares: Vec<Vec<SecretKey>> = (0..OPERATORS as usize).map(shares_of).collect();
+        let scratch = Metrics::default();
         let mut nodes: Vec<SlotNode<'_>> = (0..OPERATORS as usize)
             .map(|i| {
                 SlotNode::new(
@@ -821,6 +871,7 @@ impl SlotFixture {
                     &share_pks,
                     &validator_pks,
                     false,
+                    &scratch,
                 )
             })
             .collect();
@@ -880,6 +931,7 @@ impl SlotFixture {
             share_pks,
             validator_pks,
             inbound,
+            metrics: Metrics::default(),
         })
     }
 }
@@ -903,7 +955,15 @@ fn enqueue(
 /// containers, reconstruction and batch verification run for real. Returns the duties done.
 #[inline(never)]
 fn gate_measured_committee_slot(f: &SlotFixture) -> anyhow::Result<u64> {
-    let mut node = SlotNode::new(1, &f.shares, &f.share_pks, &f.validator_pks, true);
+    let mut node = SlotNode::new(
+        1,
+        &f.shares,
+        &f.share_pks,
+        &f.validator_pks,
+        true,
+        &f.metrics,
+    );
+    Metrics::add(&f.metrics.duties_started, 1);
     let check = BeaconVoteCheck {
         slot: SLOT,
         chain: ChainSpec::MAINNET,
@@ -922,6 +982,12 @@ fn gate_measured_committee_slot(f: &SlotFixture) -> anyhow::Result<u64> {
     node.handle(std::mem::take(&mut out), &mut sink)?;
     for msg in &f.inbound {
         {
+            // The shard's per-message metrics: in, validation time (validation itself is
+            // `decode_validate`'s), verdict.
+            Metrics::add(&f.metrics.messages_in, 1);
+            let t0 = Instant::now();
+            f.metrics.validation_duration.observe(t0.elapsed());
+            Metrics::add(&f.metrics.messages_accepted, 1);
             let env = Env {
                 signer: &node.signer,
                 verifier: &AcceptAll,

@@ -1,0 +1,437 @@
+//! Exporter mode (`ssv-node start --exporter`), as the Go node's exporter ("full node"):
+//!
+//! ```text
+//! netio (all 128 subnets) ─ shard queues ─► validation (every committee, NetworkIndex)
+//!                                               │ verdict back to gossipsub (relay or not)
+//!                                               ▼
+//!                                   DecidedCollector (commits until quorum)
+//!                                      │                        │
+//!                       MDBX decided_history (writer)     broadcast ─► /stream clients
+//!                                      ▲
+//!                          /v1/exporter/decideds (axum, api_addr)
+//! ```
+//!
+//! No duties run, nothing is signed, no operator key is needed. Gossip is validated exactly
+//! as an operator validates other committees' messages (every rule, RSA signatures included)
+//! before it is relayed or counted, and a quorum of validated commits of one round and value
+//! makes an instance decided. Its record (signers, value root, the aggregated commit) goes to
+//! the `decided_history` table, which a pruner trims to `exporter.retention_slots` once an
+//! epoch.
+//!
+//! Start-up order: beacon node (clock, duties for validation) → store (decided history on)
+//! → registry index from the store → network → validation tasks → API → duties and pruner.
+
+pub mod api;
+pub mod collector;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use ssv_beacon_api::client::BeaconClient;
+use ssv_crypto_pipeline::OperatorKeyCache;
+use ssv_netio::{InboundMessage, Network, NetworkConfig, NetworkHandle, Subnets};
+use ssv_protocol::chain::{ChainSpec, SlotClock};
+use ssv_protocol::validation::{Config as ValidationConfig, MessageValidator, Verdict};
+use ssv_storage::{CommitteeMap, Store, StoreConfig, WriteOp};
+use tokio::sync::{broadcast, watch};
+
+use super::metrics::Metrics;
+use super::network_view::{DutyStore, NetworkIndex, NodeView};
+use crate::config::Config;
+use collector::DecidedCollector;
+
+/// Validator indices per sync-duties request.
+const SYNC_DUTIES_INDICES_MAX: usize = 512;
+
+/// The registry as the exporter validates against it: every committee, every operator key.
+struct Registry {
+    network: NetworkIndex,
+    keys: OperatorKeyCache,
+    /// Committee ID → its size (the quorum of its decided instances).
+    committee_sizes: std::collections::HashMap<[u8; 32], usize>,
+}
+
+fn load_registry(store: &Store) -> anyhow::Result<(Registry, CommitteeMap)> {
+    use ssv_storage::tables::Operators;
+    use std::ops::ControlFlow;
+    let txn = store.read().context("opening a read snapshot")?;
+    let keys = OperatorKeyCache::new();
+    let mut bad_keys = 0usize;
+    txn.scan::<Operators>(None, |id, op| {
+        let pem = String::from_utf8_lossy(op.get().public_key.as_slice()).into_owned();
+        if let Err(e) = keys.get_or_parse(id, pem.trim()) {
+            bad_keys += 1;
+            tracing::warn!(operator = id, "operator public key unusable: {e}");
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .context("reading operators")?;
+    let map = CommitteeMap::load(&txn).context("loading committees")?;
+    drop(txn);
+    let committee_sizes = map
+        .committees
+        .values()
+        .map(|c| {
+            (
+                ssv_protocol::committee::CommitteeId::from_operators(&c.operator_ids).0,
+                c.operator_ids.len(),
+            )
+        })
+        .collect();
+    Ok((
+        Registry {
+            network: NetworkIndex::from_map(&map),
+            keys,
+            committee_sizes,
+        },
+        map,
+    ))
+}
+
+/// Counters of the exporter's message path.
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    decided: AtomicU64,
+    not_stored: AtomicU64,
+}
+
+/// Runs the exporter until SIGINT / SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let exporter = config
+        .exporter
+        .context("exporter mode without an exporter config")?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    if config.operator_key.is_some() {
+        tracing::warn!("exporter mode: the operator key in the config is not used");
+    }
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = config.metrics_addr {
+        let local = super::metrics::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!("metrics on http://{local}/metrics");
+    }
+    let domain = config.network.domain();
+    let client = Arc::new(
+        BeaconClient::new(config.beacon_nodes.clone()).context("beacon node configuration")?,
+    );
+    let (genesis, spec, _fork) = super::wait_for_beacon(&client, &mut stop_rx).await?;
+    let slot_duration = super::slot_of_spec(&spec);
+    let chain = ChainSpec::new(
+        spec.slots_per_epoch,
+        slot_duration,
+        spec.epochs_per_sync_committee_period,
+    )
+    .context("the beacon node's chain spec")?;
+    let clock = SlotClock::new(genesis.genesis_time, chain).context("the beacon node's genesis")?;
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let mut store_cfg =
+        StoreConfig::new(config.data_dir.join("db"), genesis.genesis_validators_root);
+    store_cfg.decided_history = true;
+    let store = Arc::new(Store::open(store_cfg).context("opening the database")?);
+    if let Err(e) = super::resolve_indices(&store, &client).await {
+        tracing::warn!("beacon indices of new validators not resolved: {e:#}");
+    }
+    let (registry, map) = load_registry(&store)?;
+    tracing::info!(
+        committees = registry.network.committee_count(),
+        validators = registry.network.validator_count(),
+        retention_slots = exporter.retention_slots,
+        "exporter registry loaded"
+    );
+    let registry = Arc::new(registry);
+    let index = Arc::new(api::ExporterIndex::from_map(&map));
+
+    let mut net_cfg = NetworkConfig::new(domain);
+    net_cfg.data_dir = Some(config.data_dir.clone());
+    net_cfg.ip = config.p2p.ip;
+    net_cfg.tcp_port = config.p2p.tcp_port;
+    net_cfg.udp_port = config.p2p.udp_port;
+    net_cfg.quic_port = config.p2p.quic_port;
+    net_cfg.max_peers = config.p2p.max_peers;
+    net_cfg.subnets = Subnets::ALL;
+    net_cfg.shard_count = config.shards;
+    if config.p2p.ip.is_loopback() {
+        let lo = NetworkConfig::loopback(domain);
+        net_cfg.max_connections_per_ip = lo.max_connections_per_ip;
+        net_cfg.ip_colocation_whitelist = lo.ip_colocation_whitelist;
+        net_cfg.discovery_interval = lo.discovery_interval;
+        net_cfg.min_peers = 1;
+    }
+    for b in &config.p2p.bootnodes {
+        net_cfg.bootnodes.push(
+            b.parse()
+                .map_err(|e| anyhow::anyhow!("bootnode {b:?} is not an ENR: {e}"))?,
+        );
+    }
+    let mut network =
+        tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
+    tracing::info!(peer_id = %network.handle.peer_id(), subnets = 128, "exporter network started");
+
+    let (stream_tx, _) = broadcast::channel::<Arc<str>>(api::STREAM_QUEUE_MAX);
+    let duties = Arc::new(DutyStore::default());
+    let counters = Arc::new(Counters::default());
+    let validation_cfg = ValidationConfig {
+        domain,
+        chain,
+        genesis_ms: clock.genesis_ms(),
+    };
+    let mut tasks = Vec::new();
+    for queue in std::mem::take(&mut network.shards) {
+        let ctx = Pipeline {
+            registry: registry.clone(),
+            duties: duties.clone(),
+            store: store.clone(),
+            network: network.handle.clone(),
+            stream: stream_tx.clone(),
+            index: index.clone(),
+            domain,
+            slots_per_epoch: chain.slots_per_epoch(),
+            counters: counters.clone(),
+            metrics: metrics.clone(),
+        };
+        let validation = MessageValidator::new(validation_cfg);
+        tasks.push(tokio::spawn(async move {
+            let mut collector = DecidedCollector::default();
+            let mut validation = validation;
+            while let Some(msg) = queue.recv().await {
+                ctx.on_gossip(&mut validation, &mut collector, msg);
+            }
+        }));
+    }
+
+    if let Some(addr) = config.api_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the API on {addr}"))?;
+        let local = listener.local_addr().context("API address")?;
+        let router = api::router(Arc::new(api::ApiState {
+            store: store.clone(),
+            index: index.clone(),
+            domain,
+            stream: stream_tx.clone(),
+        }));
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!("exporter API stopped: {e}");
+            }
+        }));
+        tracing::info!("exporter API on http://{local} (/v1/exporter/decideds, /stream)");
+    } else {
+        tracing::warn!("no api_addr: decided history is stored but not served");
+    }
+    tasks.push(tokio::spawn(fetch_duties(
+        client.clone(),
+        clock,
+        duties.clone(),
+        registry.network.validator_indices(),
+    )));
+    tasks.push(tokio::spawn(prune(
+        store.clone(),
+        clock,
+        exporter.retention_slots,
+    )));
+    tracing::info!("exporter running");
+
+    let _ = stop_rx.wait_for(|s| *s).await;
+    tracing::info!("stopping");
+    for t in &tasks {
+        t.abort();
+    }
+    tokio::task::block_in_place(move || drop(network));
+    tracing::info!(
+        accepted = counters.accepted.load(Ordering::Relaxed),
+        refused = counters.refused.load(Ordering::Relaxed),
+        decided = counters.decided.load(Ordering::Relaxed),
+        not_stored = counters.not_stored.load(Ordering::Relaxed),
+        "exporter stopped"
+    );
+    Ok(())
+}
+
+/// What one validation task needs.
+struct Pipeline {
+    registry: Arc<Registry>,
+    duties: Arc<DutyStore>,
+    store: Arc<Store>,
+    network: NetworkHandle,
+    stream: broadcast::Sender<Arc<str>>,
+    index: Arc<api::ExporterIndex>,
+    domain: ssv_protocol::types::DomainType,
+    slots_per_epoch: u64,
+    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// Validates one gossip message, reports the verdict, and records a decided instance it
+    /// completes.
+    fn on_gossip(
+        &self,
+        validation: &mut MessageValidator<ssv_netio::PeerId>,
+        collector: &mut DecidedCollector,
+        msg: InboundMessage,
+    ) {
+        Metrics::add(&self.metrics.messages_in, 1);
+        let view = NodeView {
+            index: &self.registry.network,
+            duties: &self.duties,
+            keys: &self.registry.keys,
+            slots_per_epoch: self.slots_per_epoch,
+        };
+        let verdict = match validation.validate(
+            &view,
+            msg.propagation_source,
+            &msg.data,
+            Some(msg.subnet.index() as u64),
+            SlotClock::now_ms(),
+        ) {
+            Ok(validated) => {
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                Metrics::add(&self.metrics.messages_accepted, 1);
+                let size = self
+                    .registry
+                    .committee_sizes
+                    .get(validated.committee_id())
+                    .copied()
+                    .unwrap_or(0);
+                if let Some(record) = collector.on_message(&validated, size) {
+                    self.decided(record);
+                }
+                ssv_netio::ValidationResult::Accept
+            }
+            Err(violation) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.metrics.validation.record(violation.rule);
+                tracing::debug!(
+                    peer = %msg.propagation_source,
+                    rule = ?violation.rule,
+                    "message refused: {violation}"
+                );
+                match violation.verdict() {
+                    Verdict::Ignore => {
+                        Metrics::add(&self.metrics.messages_ignored, 1);
+                        ssv_netio::ValidationResult::Ignore
+                    }
+                    Verdict::Reject => {
+                        Metrics::add(&self.metrics.messages_rejected, 1);
+                        ssv_netio::ValidationResult::Reject
+                    }
+                }
+            }
+        };
+        if let Err(e) = self.network.try_report_validation(&msg, verdict) {
+            tracing::debug!("validation report dropped: {e}");
+        }
+    }
+
+    fn decided(&self, record: ssv_storage::DecidedRecord) {
+        self.counters.decided.fetch_add(1, Ordering::Relaxed);
+        Metrics::add(&self.metrics.decided, 1);
+        tracing::info!(
+            slot = record.height,
+            identifier = hex::encode(record.identifier),
+            root = hex::encode(record.value_root),
+            signers = ?record.signers,
+            "exporter: decided"
+        );
+        // Subscribers first: a full write queue must not delay the live stream.
+        if self.stream.receiver_count() > 0 {
+            for text in api::stream_messages(&self.index, self.domain, &record) {
+                let _ = self.stream.send(Arc::from(text));
+            }
+        }
+        // Not waited for (the validation task must not block); a full queue loses this row,
+        // counted and logged.
+        if let Err(e) = self.store.try_submit(vec![WriteOp::PutDecided(record)]) {
+            self.counters.not_stored.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("decided record not stored: {e}");
+        }
+    }
+}
+
+/// Fetches, once an epoch, the proposer duties and the sync-committee members among the
+/// registry's validators: validation checks proposals and contributions against them (and
+/// sizes a committee's duty budget by its sync members).
+async fn fetch_duties(
+    client: Arc<BeaconClient>,
+    clock: SlotClock,
+    duties: Arc<DutyStore>,
+    indices: Vec<u64>,
+) {
+    let spec = *clock.spec();
+    let mut fetched_epoch = None;
+    loop {
+        let epoch = clock.current_slot().map_or(0, |s| spec.epoch_of(s));
+        for e in [epoch, epoch + 1] {
+            if fetched_epoch.is_some_and(|f| f >= e) {
+                continue;
+            }
+            let mut ok = true;
+            match client.proposer_duties(e).await {
+                Ok(p) => {
+                    duties.set_proposers(e, p.data.iter().map(|d| (d.slot, d.validator_index)))
+                }
+                Err(err) => {
+                    tracing::warn!(epoch = e, "fetching proposer duties: {err}");
+                    ok = false;
+                }
+            }
+            let period = spec.sync_period_of(e);
+            if !duties.sync_period_known(period) {
+                let mut members = Vec::new();
+                for chunk in indices.chunks(SYNC_DUTIES_INDICES_MAX) {
+                    match client.sync_duties(e, chunk).await {
+                        Ok(d) => members.extend(d.iter().map(|d| d.validator_index)),
+                        Err(err) => {
+                            tracing::warn!(epoch = e, "fetching sync-committee members: {err}");
+                            ok = false;
+                        }
+                    }
+                }
+                if ok {
+                    duties.set_sync_members(period, members);
+                }
+            }
+            if ok {
+                fetched_epoch = Some(e);
+            }
+        }
+        tokio::time::sleep(spec.slot_duration()).await;
+    }
+}
+
+/// Once an epoch, deletes decided history older than `retention_slots`.
+async fn prune(store: Arc<Store>, clock: SlotClock, retention_slots: u64) {
+    let spec = *clock.spec();
+    loop {
+        if let Some(slot) = clock.current_slot()
+            && slot > retention_slots
+        {
+            let below = slot - retention_slots;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || {
+                s.write(vec![WriteOp::PruneDecidedHistory {
+                    below_height: below,
+                }])
+            })
+            .await
+            {
+                Ok(Ok(_)) => tracing::debug!(below_slot = below, "decided history pruned"),
+                Ok(Err(e)) => tracing::error!("pruning decided history: {e}"),
+                Err(e) => tracing::error!("pruning decided history: {e}"),
+            }
+        }
+        tokio::time::sleep(spec.slot_duration() * spec.slots_per_epoch() as u32).await;
+    }
+}
