@@ -71,8 +71,13 @@ pub const MAX_IHAVE_MESSAGES: usize = 10;
 /// late duplicates are delivered again.
 pub const SEEN_TTL: Duration = Duration::from_millis(700 * 550);
 /// Capacity of the command queue from handles to the network thread. When full, async callers
-/// wait and `try_*` callers get `CommandQueueFull`.
-pub const COMMAND_QUEUE_MAX: usize = 16 * 1024;
+/// wait and `try_*` callers get `CommandQueueFull` (a shard's publish is then lost and counted
+/// in `publish_errors`). Sized for a slot-start burst: every inbound message gets a validation
+/// report (~22,000 at 100,000 validators, see [`crate::shard::SHARD_QUEUE_MAX`]) and our publishes add
+/// ~7,000 (three per active committee, one per selection round); 65,536 holds two such slots
+/// while the network thread is starved of CPU. A command holds at most one message (~1 KB
+/// typically), so a full queue is ~64 MB.
+pub const COMMAND_QUEUE_MAX: usize = 64 * 1024;
 /// Commands handled per wake-up before the loop polls the swarm again.
 pub const COMMAND_BATCH_MAX: usize = 512;
 /// Capacity of the event queue to the application; when full, new events are dropped and

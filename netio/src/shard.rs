@@ -27,9 +27,17 @@ use libp2p::gossipsub::MessageId;
 use crate::error::NetioError;
 use crate::spec::Subnet;
 
-/// Default capacity of each shard queue. At ~15 messages per committee duty and a few thousand
-/// committees per slot on a busy node, this holds a few seconds of traffic for one shard.
-pub const SHARD_QUEUE_MAX: usize = 8192;
+/// Default capacity of each shard queue, sized for the burst at a slot start. Back of the
+/// envelope for 100,000 validators in committees of 4 (100 validators each, 1,000 committees)
+/// on 2 shards, all of a slot's messages from the other operators arriving at once: ~960
+/// active committees × 3 operators × ~3.25 messages (proposal 1 in 4, prepare, commit,
+/// post-consensus partials) ≈ 9,400; every attester's selection-proof round, 3,125 × 3
+/// partials ≈ 9,400; aggregations and contributions ≈ 3,000; ~22,000 a slot, ~11,000 a shard.
+/// 32,768 holds three such bursts (or 13-operator committees' one) per shard; at ~1 KB a
+/// message that is ~32 MB, under [`SHARD_QUEUE_BYTES_MAX`]. Too small and the burst drops the
+/// oldest messages (counted in `ShardStats::dropped`), i.e. duties are missed below the CPU
+/// limit.
+pub const SHARD_QUEUE_MAX: usize = 32 * 1024;
 /// Default byte bound of each shard queue: room for a burst of ordinary traffic (about 1 KB a
 /// message) and several full blocks, far below what 8192 messages of ~9.5 MB could take.
 pub const SHARD_QUEUE_BYTES_MAX: usize = 64 << 20;

@@ -38,7 +38,7 @@ pub use runtime::registry::{
     CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare,
 };
 pub use runtime::shard::{
-    RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard, ShardEvent, Shards, Submission,
-    crypto_pool, shard_of, spawn_shards,
+    OurOperators, PublishedCounts, RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard,
+    ShardEvent, Shards, Submission, crypto_pool, shard_of, spawn_shards,
 };
 pub use ssv_protocol::chain::SlotClock;

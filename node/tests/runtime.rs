@@ -51,8 +51,11 @@ const SYNC_DOMAIN: [u8; 32] = [0x5c; 32];
 /// Longest an end-to-end duty may take in this test (it takes milliseconds).
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// One operator of the test committee.
+/// One node of the test committee (usually one operator; several when it hosts several of
+/// the committee's operator IDs).
 struct Operator {
+    /// The committee's operators this node hosts (ascending; the first names it).
+    ids: Vec<OperatorId>,
     shard: Shard,
     services: Arc<Services>,
     events: async_channel::Receiver<ShardEvent>,
@@ -130,16 +133,22 @@ impl Cluster {
     /// A cluster whose stores refuse every commit (a failing disk) at the operators in
     /// `failing_disks`.
     fn with_faults(failing_disks: &[OperatorId]) -> Cluster {
-        Self::build(failing_disks, &[])
+        Self::build(failing_disks, &[], &OPERATORS.map(|o| vec![o]))
     }
 
     /// A cluster whose operators in `protected` run doppelganger protection (one detection
     /// epoch) with every validator tracked and still in detection.
     fn with_doppelganger(protected: &[OperatorId]) -> Cluster {
-        Self::build(&[], protected)
+        Self::build(&[], protected, &OPERATORS.map(|o| vec![o]))
     }
 
-    fn build(failing_disks: &[OperatorId], protected: &[OperatorId]) -> Cluster {
+    /// Nodes hosting `nodes` (each a list of the committee's operator IDs; an ID in none is
+    /// silent).
+    fn build(
+        failing_disks: &[OperatorId],
+        protected: &[OperatorId],
+        nodes: &[Vec<OperatorId>],
+    ) -> Cluster {
         let keys: BTreeMap<OperatorId, Arc<OperatorSecretKey>> = OPERATORS
             .iter()
             .map(|&id| {
@@ -182,8 +191,9 @@ impl Cluster {
             SlotClock::from_genesis_ms(SlotClock::now_ms() - SLOT * spec.slot_ms() - 10, spec)
                 .expect("clock");
         let mut ops = Vec::new();
-        for &id in &OPERATORS {
-            let member = CommitteeMember {
+        for ids in nodes {
+            let id = ids[0];
+            let member_of = |id: OperatorId| CommitteeMember {
                 operator_id: id,
                 committee_id,
                 rsa_public_key_pem: pems[&id].as_bytes().to_vec(),
@@ -197,30 +207,38 @@ impl Cluster {
                     .collect(),
                 domain: DOMAIN,
             };
-            let validators = (0..VALIDATORS)
-                .map(|v| {
-                    let s = &shares[v as usize];
-                    let share = ValidatorShare {
-                        index: v,
-                        pubkey: validator_keys[v as usize].to_bytes(),
-                        public_key: validator_keys[v as usize],
-                        secret_share: s[&id].clone(),
-                        fee_recipient: [0; 20],
-                        exit_requested: None,
-                        owner: [0; 20],
-                        share_pubkey_bytes: Vec::new(),
-                        share_pubkeys: s.iter().map(|(o, k)| (*o, k.public_key())).collect(),
-                    };
-                    (v, Arc::new(share))
+            let validators_of = |id: OperatorId| -> HashMap<u64, Arc<ValidatorShare>> {
+                (0..VALIDATORS)
+                    .map(|v| {
+                        let s = &shares[v as usize];
+                        let share = ValidatorShare {
+                            index: v,
+                            pubkey: validator_keys[v as usize].to_bytes(),
+                            public_key: validator_keys[v as usize],
+                            secret_share: s[&id].clone(),
+                            fee_recipient: [0; 20],
+                            exit_requested: None,
+                            owner: [0; 20],
+                            share_pubkey_bytes: Vec::new(),
+                            share_pubkeys: s.iter().map(|(o, k)| (*o, k.public_key())).collect(),
+                        };
+                        (v, Arc::new(share))
+                    })
+                    .collect()
+            };
+            // One committee entry per operator of ours in it.
+            let committees: Vec<Arc<CommitteeInfo>> = ids
+                .iter()
+                .map(|&id| {
+                    Arc::new(CommitteeInfo {
+                        id: committee_id.0,
+                        operators: OPERATORS.to_vec(),
+                        subnet: subnet.index() as u64,
+                        member: member_of(id),
+                        validators: validators_of(id),
+                    })
                 })
                 .collect();
-            let committees = vec![Arc::new(CommitteeInfo {
-                id: committee_id.0,
-                operators: OPERATORS.to_vec(),
-                subnet: subnet.index() as u64,
-                member,
-                validators,
-            })];
             let registry = Arc::new(Registry {
                 operator_id: id,
                 operator_keys: operator_keys.clone(),
@@ -239,7 +257,11 @@ impl Cluster {
             let (sub_tx, sub_rx) = async_channel::bounded(SUBMISSIONS_MAX);
             let services = Arc::new(Services {
                 registry: Arc::new(LiveRegistry::new(registry)),
-                operator_key: keys[&id].clone(),
+                operator_keys: Arc::new(
+                    ssv_node::OurOperators::new(ids.iter().map(|i| (*i, keys[i].clone())))
+                        .expect("distinct operators"),
+                ),
+                published: Default::default(),
                 network,
                 store,
                 pool: pool.clone(),
@@ -263,8 +285,9 @@ impl Cluster {
             });
             let (ev_tx, ev_rx) = async_channel::bounded(SHARD_EVENTS_MAX);
             let shard = Shard::new(0, 1, services.clone(), ev_tx);
-            assert_eq!(shard.committee_count(), 1);
+            assert_eq!(shard.committee_count(), ids.len());
             ops.push(Operator {
+                ids: ids.clone(),
                 shard,
                 services,
                 events: ev_rx,
@@ -305,14 +328,14 @@ impl Cluster {
                 self.ops[i].shard.on_event(ev);
             }
             self.ops[i].shard.flush();
-            let from = OPERATORS[i];
+            let from = self.ops[i].ids[0];
             for ev in self.ops[i].network.drain() {
                 busy = true;
                 match ev {
                     DetachedEvent::Published { data, .. } => {
                         self.published.push((from, data.clone()));
                         for j in 0..self.ops.len() {
-                            if j != i && !muted.contains(&OPERATORS[j]) {
+                            if j != i && !muted.contains(&self.ops[j].ids[0]) {
                                 self.deliver(j, data.clone());
                             }
                         }
@@ -340,13 +363,16 @@ impl Cluster {
     }
 
     fn start(&mut self, who: &[OperatorId], duty: CommitteeDuty, vote: BeaconVote) {
-        for (i, op) in self.ops.iter_mut().enumerate() {
-            if who.contains(&OPERATORS[i]) {
-                assert!(op.shard.on_event(ShardEvent::Duty {
-                    committee: 0,
-                    duty: duty.clone(),
-                    vote,
-                }));
+        for op in self.ops.iter_mut() {
+            if who.contains(&op.ids[0]) {
+                // Every committee entry of the node (one per operator of ours).
+                for committee in 0..op.ids.len() {
+                    assert!(op.shard.on_event(ShardEvent::Duty {
+                        committee,
+                        duty: duty.clone(),
+                        vote,
+                    }));
+                }
             }
         }
     }
@@ -368,7 +394,7 @@ impl Cluster {
     fn collect(&self, got: &mut HashMap<OperatorId, Submitted>) {
         for (i, op) in self.ops.iter().enumerate() {
             while let Ok(s) = op.submissions.try_recv() {
-                let entry = got.entry(OPERATORS[i]).or_default();
+                let entry = got.entry(self.ops[i].ids[0]).or_default();
                 match s {
                     Submission::Attestations(a) => entry.attestations.extend(a),
                     Submission::SyncMessages(m) => entry.sync.extend(m),
@@ -403,10 +429,16 @@ impl Cluster {
         loop {
             let busy = self.step(muted);
             self.collect(&mut got);
+            // A node submits each duty once per operator of ours in the committee.
             let done = who.iter().all(|id| {
+                let members = self
+                    .ops
+                    .iter()
+                    .find(|o| o.ids[0] == *id)
+                    .map_or(1, |o| o.ids.len());
                 got.get(id).is_some_and(|s| {
-                    s.attestations.len() == VALIDATORS as usize
-                        && s.sync.len() == SYNC_MEMBERS as usize
+                    s.attestations.len() == members * VALIDATORS as usize
+                        && s.sync.len() == members * SYNC_MEMBERS as usize
                 })
             });
             if done {
@@ -483,14 +515,14 @@ fn four_operators_complete_a_committee_duty() {
         for id in OPERATORS {
             check_signatures(&c, &got[&id]);
         }
-        for (i, op) in c.ops.iter().enumerate() {
+        for op in &c.ops {
             // Honest traffic is never rejected (a message that arrives after its instance
             // decided may be ignored: nothing is left for it to do).
             assert!(!op.verdicts.is_empty());
             assert!(
                 op.verdicts.iter().all(|v| *v != ValidationResult::Reject),
                 "operator {}: {:?}\n{}",
-                OPERATORS[i],
+                op.ids[0],
                 op.verdicts,
                 op.services
                     .metrics
@@ -510,6 +542,66 @@ fn four_operators_complete_a_committee_duty() {
             assert_eq!(m.bad_partials.load(Relaxed), 0);
             assert!(m.signatures_reconstructed.load(Relaxed) >= VALIDATORS + SYNC_MEMBERS);
         }
+    });
+}
+
+/// One node hosts operators 1 and 2 of the committee, operator 3 runs alone, operator 4 is
+/// silent. The quorum (3) needs both of the node's members, so each member's messages must
+/// reach the other inside the node (gossipsub never delivers a node's own messages) and count
+/// as a peer's would; each member signs as itself, in messages of its own that operator 3
+/// RSA-verifies. Fails if the node runs the committee once, or without the loopback.
+#[test]
+fn one_node_hosting_two_operators_of_a_committee_completes_the_duty() {
+    on_executor(|| async {
+        let mut c = Cluster::build(&[], &[], &[vec![1, 2], vec![3]]);
+        c.start_duty(&[1, 3]);
+        let got = c.run_until_submitted(&[1, 3], &[]).await;
+        check_signatures(&c, &got[&3]);
+        // The node's two members each submit every duty, with the same (unique) signature.
+        let node = &got[&1];
+        let mut first = Submitted::default();
+        let mut by_index: HashMap<u64, Vec<[u8; 96]>> = HashMap::new();
+        for a in &node.attestations {
+            by_index
+                .entry(a.attester_index)
+                .or_default()
+                .push(a.signature);
+            if by_index[&a.attester_index].len() == 1 {
+                first.attestations.push(a.clone());
+            }
+        }
+        assert!(by_index.values().all(|s| s.len() == 2 && s[0] == s[1]));
+        for m in &node.sync {
+            if !first
+                .sync
+                .iter()
+                .any(|f| f.validator_index == m.validator_index)
+            {
+                first.sync.push(m.clone());
+            }
+        }
+        check_signatures(&c, &first);
+        // Each member signed its own messages: single-signer messages as 1 and as 2.
+        let signers: std::collections::BTreeSet<OperatorId> = c
+            .published
+            .iter()
+            .filter(|(from, _)| *from == 1)
+            .filter_map(|(_, data)| ssv_protocol::message::SignedSsvMessage::from_ssz(data).ok())
+            .filter(|m| m.operator_ids.len() == 1)
+            .map(|m| m.operator_ids[0])
+            .collect();
+        assert_eq!(signers.into_iter().collect::<Vec<_>>(), vec![1, 2]);
+        // Operator 3 verified them (RSA with each member's own key) and rejected none.
+        let three = &c.ops[1];
+        assert!(!three.verdicts.is_empty());
+        assert!(
+            three
+                .verdicts
+                .iter()
+                .all(|v| *v != ValidationResult::Reject)
+        );
+        assert_eq!(c.ops[0].services.metrics.decided.load(Relaxed), 2);
+        assert_eq!(three.services.metrics.decided.load(Relaxed), 1);
     });
 }
 

@@ -25,7 +25,7 @@
 //! its deadline passed), so a run of a few slots takes seconds. Latency is measured per
 //! validator duty from the slot's duty start to the node's submission.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,9 +39,9 @@ use ssv_crypto_pipeline::{
 };
 use ssv_netio::{Network, NetworkConfig, Subnet, Subnets, ValidationResult};
 use ssv_node::{
-    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, Registry, RsaSigner, SUBMISSIONS_MAX,
-    Services, ShardEvent, Shards, SlotClock, Submission, ValidatorShare, crypto_pool, shard_of,
-    spawn_shards,
+    CommitteeInfo, LiveRegistry, Metrics, NetworkIndex, OurOperators, Registry, RsaSigner,
+    SUBMISSIONS_MAX, Services, ShardEvent, Shards, SlotClock, Submission, ValidatorShare,
+    crypto_pool, shard_of, spawn_shards,
 };
 use ssv_protocol::beacon_vote::{BeaconVote, Checkpoint};
 use ssv_protocol::chain::ChainSpec;
@@ -82,7 +82,9 @@ const MESH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest validator count a run accepts.
 pub const VALIDATORS_MAX: usize = 200_000;
 /// Upper bound of the `--find-max` search.
-pub const FIND_MAX_CEILING: usize = 64_000;
+pub const FIND_MAX_CEILING: usize = 200_000;
+/// Most validators the SSV contract lets one operator ID run.
+pub const OPERATOR_VALIDATORS_MAX: usize = 3_000;
 /// Domain type of the benchmark network.
 const DOMAIN: DomainType = DomainType([0, 0, 0x31, 0x38]);
 
@@ -107,6 +109,17 @@ pub struct CapacityArgs {
     /// Crypto pool threads of the node under test (default: one per core).
     #[arg(long)]
     pub crypto_threads: Option<usize>,
+    /// Operator IDs of the node under test (one process hosting several identities, as a
+    /// large operator runs them): each committee holds exactly one of them, the validators are
+    /// spread evenly over them, and each may run at most 3,000 (the contract's cap). Without
+    /// it the node runs one operator ID and the cap is not applied (the host's capacity).
+    #[arg(long)]
+    pub operator_ids: Option<usize>,
+    /// Two of our operator IDs in every committee (needs `--operator-ids` ≥ 2 and
+    /// `--committee-only`): the node runs the committee once per member of ours, each signing
+    /// as itself, and hands our messages to our other member as a peer would.
+    #[arg(long)]
+    pub shared_committees: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -218,6 +231,18 @@ pub struct Report {
     pub messages_published: u64,
     /// Publishes the node's network refused (e.g. a full send queue): lost messages.
     pub publish_errors: u64,
+    /// Messages the node published, by type (`proposal`, `prepare`, `commit`,
+    /// `round_change`, `partial_signature`, `other`).
+    pub messages_published_by_type: BTreeMap<String, u64>,
+    /// Committee-slots with at least one duty (the committee runner's instances).
+    pub active_committee_slots: u64,
+    /// Messages the node published per active committee-slot, by type (the validator roles'
+    /// messages, e.g. selection proofs, included).
+    pub messages_published_per_committee_slot: BTreeMap<String, f64>,
+    /// Inbound messages the node's shard queues dropped (full queue: the oldest goes).
+    pub shard_queue_dropped: u64,
+    /// Operator IDs the node under test hosts.
+    pub operator_ids: usize,
     /// Selection-proof rounds run (every attester's aggregator round and every sync
     /// member's contribution round, whether or not it then aggregates).
     pub selection_rounds: u64,
@@ -317,6 +342,8 @@ fn combinations(m: u64, k: usize, count: usize) -> Vec<Vec<u64>> {
 
 struct Committee {
     operators: Vec<OperatorId>,
+    /// Our operator IDs among them (ascending; `member` is the first's view).
+    ours: Vec<OperatorId>,
     member: CommitteeMember,
     subnet: u64,
     msg_id: MessageId,
@@ -345,16 +372,33 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
         bail!("--validators must be 1..={VALIDATORS_MAX}");
     }
     let committees_n = validators.div_ceil(args.validators_per_committee.max(1));
+    let shared = args.shared_committees;
+    if shared && (args.operator_ids.unwrap_or(1) < 2 || !args.committee_only) {
+        bail!(
+            "--shared-committees needs --operator-ids 2 or more and --committee-only (the \
+             validator roles run as one member of ours per validator)"
+        );
+    }
+    // Members that are not ours.
+    let others_n = if shared { k - 2 } else { k - 1 };
     // Smallest pool of other operators with enough distinct committees.
-    let mut m = (k - 1) as u64;
+    let mut m = others_n as u64;
     loop {
-        let c = combinations(m, k - 1, committees_n).len();
+        let c = combinations(m, others_n, committees_n).len();
         if c >= committees_n {
             break;
         }
         m += 1;
     }
-    let ids: Vec<OperatorId> = std::iter::once(OUR_ID).chain(2..=m + 1).collect();
+    // Ours are 1..=K; the others' pool follows them.
+    let ours_n = args.operator_ids.unwrap_or(1);
+    if ours_n == 0 || ours_n > committees_n {
+        bail!("--operator-ids must be 1..=committees ({committees_n})");
+    }
+    let others_offset = ours_n as u64 - 1;
+    let ids: Vec<OperatorId> = (OUR_ID..OUR_ID + ours_n as u64)
+        .chain(2 + others_offset..=m + 1 + others_offset)
+        .collect();
     let keys: Vec<(OperatorId, Arc<OperatorSecretKey>)> = ids
         .par_iter()
         .map(|&id| Ok((id, Arc::new(OperatorSecretKey::generate()?))))
@@ -364,16 +408,24 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
         .iter()
         .map(|(id, k)| (*id, k.public_key().to_base64_pem()))
         .collect();
-    let mut committees: Vec<Committee> = combinations(m, k - 1, committees_n)
+    let mut committees: Vec<Committee> = combinations(m, others_n, committees_n)
         .into_iter()
-        .map(|others| {
-            let mut operators = vec![OUR_ID];
-            operators.extend(others);
+        .enumerate()
+        .map(|(ci, others)| {
+            // Committee `ci` is run by our operator `ci mod K` (and the next one, shared).
+            let mut our_ids = vec![OUR_ID + (ci % ours_n) as u64];
+            if shared {
+                our_ids.push(OUR_ID + ((ci + 1) % ours_n) as u64);
+                our_ids.sort_unstable();
+            }
+            let ours = our_ids[0];
+            let mut operators = our_ids.clone();
+            operators.extend(others.into_iter().map(|o| o + others_offset));
             let committee_id = CommitteeId::from_operators(&operators);
             let member = CommitteeMember {
-                operator_id: OUR_ID,
+                operator_id: ours,
                 committee_id,
-                rsa_public_key_pem: pems[&OUR_ID].as_bytes().to_vec(),
+                rsa_public_key_pem: pems[&ours].as_bytes().to_vec(),
                 faulty_nodes: (k as u64 - 1) / 3,
                 committee: operators
                     .iter()
@@ -388,6 +440,7 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
                 subnet: committee_id.subnet(),
                 msg_id: MessageId::for_committee(DOMAIN, &committee_id),
                 operators,
+                ours: our_ids,
                 member,
                 validators: Vec::new(),
             }
@@ -396,6 +449,24 @@ fn build_fixture(args: &CapacityArgs, validators: usize) -> anyhow::Result<Fixtu
     for v in 0..validators {
         let c = v % committees.len();
         committees[c].validators.push(v as u64);
+    }
+    if args.operator_ids.is_some() {
+        let mut per_operator: HashMap<OperatorId, usize> = HashMap::new();
+        for c in &committees {
+            for id in &c.ours {
+                *per_operator.entry(*id).or_default() += c.validators.len();
+            }
+        }
+        if let Some((id, n)) = per_operator
+            .iter()
+            .find(|(_, n)| **n > OPERATOR_VALIDATORS_MAX)
+        {
+            bail!(
+                "operator {id} would run {n} validators, over the contract's \
+                 {OPERATOR_VALIDATORS_MAX}: use more --operator-ids (at least {})",
+                validators.div_ceil(OPERATOR_VALIDATORS_MAX)
+            );
+        }
     }
     let committee_of: Vec<usize> = (0..validators).map(|v| v % committees.len()).collect();
     let per_validator: Vec<_> = (0..validators)
@@ -494,7 +565,7 @@ fn others_messages(
     );
     let sync_root = compute_signing_root(vote.block_root, fx.sync_domain);
     let mut out = Vec::new();
-    for &op in c.operators.iter().filter(|o| **o != OUR_ID) {
+    for &op in c.operators.iter().filter(|o| !c.ours.contains(o)) {
         let signer = RsaSigner {
             id: op,
             key: &fx.keys[&op],
@@ -615,6 +686,9 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     if churn > 0 && (churn > validators || args.slots < 2) {
         bail!("--churn N needs N <= --validators and at least 2 slots");
     }
+    if churn > 0 && args.operator_ids.is_some_and(|k| k > 1) {
+        bail!("--churn runs with one operator ID (its shares are decrypted with one key)");
+    }
     // With churn: validators 0..churn leave, validators..validators+churn join (their own
     // committees, after the others in the fixture) at the middle slot.
     let total = validators + churn;
@@ -633,8 +707,9 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let encrypted: Vec<(u64, Vec<u8>)> = (validators..total)
         .into_par_iter()
         .map(|v| {
-            let share = &fx.shares[v][&OUR_ID];
-            let enc = fx.keys[&OUR_ID]
+            let ours = fx.committees[v % fx.committees.len()].member.operator_id;
+            let share = &fx.shares[v][&ours];
+            let enc = fx.keys[&ours]
                 .public_key()
                 .encrypt(ssv_eth_sync::shares::share_plaintext(share).as_bytes())
                 .map_err(|e| anyhow::anyhow!("encrypting a share: {e}"))?;
@@ -757,33 +832,43 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     }
     let mut committees = Vec::new();
     let mut committee_of = HashMap::new();
-    for (ci, c) in fx.committees.iter().enumerate() {
-        let mut vals = HashMap::new();
-        for &v in c.validators.iter().filter(|v| present(**v, 0)) {
-            let vi = v as usize;
-            vals.insert(
-                v,
-                Arc::new(ValidatorShare {
-                    index: v,
-                    pubkey: fx.validator_pk[vi].to_bytes(),
-                    public_key: fx.validator_pk[vi],
-                    secret_share: fx.shares[vi][&OUR_ID].clone(),
-                    fee_recipient: [0; 20],
-                    exit_requested: None,
-                    owner: [0; 20],
-                    share_pubkey_bytes: Vec::new(),
-                    share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
-                }),
-            );
-            committee_of.insert(v, ci);
+    // The registry's committees of each fixture committee: one per member of ours.
+    let mut runs_of: Vec<Vec<usize>> = Vec::with_capacity(fx.committees.len());
+    for c in &fx.committees {
+        let mut runs = Vec::new();
+        for &our in &c.ours {
+            let mut vals = HashMap::new();
+            for &v in c.validators.iter().filter(|v| present(**v, 0)) {
+                let vi = v as usize;
+                vals.insert(
+                    v,
+                    Arc::new(ValidatorShare {
+                        index: v,
+                        pubkey: fx.validator_pk[vi].to_bytes(),
+                        public_key: fx.validator_pk[vi],
+                        secret_share: fx.shares[vi][&our].clone(),
+                        fee_recipient: [0; 20],
+                        exit_requested: None,
+                        owner: [0; 20],
+                        share_pubkey_bytes: Vec::new(),
+                        share_pubkeys: fx.share_pks[vi].iter().map(|(o, p)| (*o, *p)).collect(),
+                    }),
+                );
+                committee_of.entry(v).or_insert(committees.len());
+            }
+            let mut member = c.member.clone();
+            member.operator_id = our;
+            member.rsa_public_key_pem = fx.pems[&our].as_bytes().to_vec();
+            runs.push(committees.len());
+            committees.push(Arc::new(CommitteeInfo {
+                id: c.member.committee_id.0,
+                operators: c.operators.clone(),
+                subnet: c.subnet,
+                member,
+                validators: vals,
+            }));
         }
-        committees.push(Arc::new(CommitteeInfo {
-            id: c.member.committee_id.0,
-            operators: c.operators.clone(),
-            subnet: c.subnet,
-            member: c.member.clone(),
-            validators: vals,
-        }));
+        runs_of.push(runs);
     }
     let registry = Arc::new(Registry {
         operator_id: OUR_ID,
@@ -840,7 +925,15 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: Arc::new(LiveRegistry::new(registry.clone())),
-        operator_key: fx.keys[&OUR_ID].clone(),
+        operator_keys: Arc::new(OurOperators::new(
+            fx.committees
+                .iter()
+                .flat_map(|c| c.ours.iter().copied())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|id| (id, fx.keys[&id].clone())),
+        )?),
+        published: Default::default(),
         network: node.handle.clone(),
         store: store.clone(),
         pool,
@@ -917,6 +1010,8 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
     let mut objects_invalid: HashMap<DutyType, u64> = HashMap::new();
     let mut expected_total = 0u64;
     let mut expected_keys: HashSet<(u64, u64, bool)> = HashSet::new();
+    // Committee duties submitted so far (slot, validator, sync).
+    let mut submitted_keys: HashSet<(u64, u64, bool)> = HashSet::new();
     // The churn's inputs, owned by its thread: the added validators' shares as stored
     // (encrypted), the removed ones' keys, the registry to change.
     let mut churn_input = (churn > 0).then(|| {
@@ -984,16 +1079,18 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                 sync_domain: fx.sync_domain,
                 pre_electra: false,
             };
-            shard_txs[shard_of(&registry.committees[*ci], shard_txs.len())]
-                .send_blocking(ShardEvent::Duty {
-                    committee: *ci,
-                    duty,
-                    vote: vote_for(p.slot),
-                })
-                .map_err(|_| anyhow::anyhow!("shard stopped"))?;
+            for &run in &runs_of[*ci] {
+                shard_txs[shard_of(&registry.committees[run], shard_txs.len())]
+                    .send_blocking(ShardEvent::Duty {
+                        committee: run,
+                        duty: duty.clone(),
+                        vote: vote_for(p.slot),
+                    })
+                    .map_err(|_| anyhow::anyhow!("shard stopped"))?;
+            }
         }
         for (ci, start) in &p.starts {
-            shard_txs[shard_of(&registry.committees[*ci], shard_txs.len())]
+            shard_txs[shard_of(&registry.committees[runs_of[*ci][0]], shard_txs.len())]
                 .send_blocking(ShardEvent::ValidatorDuty(start.clone()))
                 .map_err(|_| anyhow::anyhow!("shard stopped"))?;
         }
@@ -1011,35 +1108,35 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
                     // Type, submissions, and how many of them this slot expects.
                     // Only expected duties of this slot count towards it (a submission of a
                     // validator stopped or bumped mid-run must not end the slot's wait).
+                    // A duty counts (and has its latency) at its first submission: with
+                    // `--shared-committees` each of our members submits it.
+                    let mut first = |key: (u64, u64, bool)| -> (u64, u64) {
+                        if !submitted_keys.insert(key) {
+                            return (0, 0);
+                        }
+                        (
+                            1,
+                            u64::from(key.0 == p.slot && expected_keys.contains(&key)),
+                        )
+                    };
+                    let sum = |v: Vec<(u64, u64)>| {
+                        v.into_iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+                    };
                     let (t, n, this_slot) = match &s {
-                        Submission::Attestations(a) => (
-                            DutyType::Attestation,
-                            a.len() as u64,
-                            a.iter()
-                                .filter(|a| {
-                                    a.data.slot == p.slot
-                                        && expected_keys.contains(&(
-                                            p.slot,
-                                            a.attester_index,
-                                            false,
-                                        ))
-                                })
-                                .count() as u64,
-                        ),
-                        Submission::SyncMessages(m) => (
-                            DutyType::SyncMessage,
-                            m.len() as u64,
-                            m.iter()
-                                .filter(|m| {
-                                    m.slot == p.slot
-                                        && expected_keys.contains(&(
-                                            p.slot,
-                                            m.validator_index,
-                                            true,
-                                        ))
-                                })
-                                .count() as u64,
-                        ),
+                        Submission::Attestations(a) => {
+                            let (n, here) = sum(a
+                                .iter()
+                                .map(|a| first((a.data.slot, a.attester_index, false)))
+                                .collect());
+                            (DutyType::Attestation, n, here)
+                        }
+                        Submission::SyncMessages(m) => {
+                            let (n, here) = sum(m
+                                .iter()
+                                .map(|m| first((m.slot, m.validator_index, true)))
+                                .collect());
+                            (DutyType::SyncMessage, n, here)
+                        }
                         other => match duties::submitted(other) {
                             Some((t, root)) => {
                                 // An expected object of this slot, or a late one of an
@@ -1102,6 +1199,10 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
         report.flamegraph(f)?;
         eprintln!("capacity: flamegraph written to {}", path.display());
     }
+    let published = services.published.snapshot();
+    let shard_queue_dropped: u64 = futures::executor::block_on(node.handle.stats())
+        .map(|st| st.shards.iter().map(|s| s.dropped).sum())
+        .context("the node's network stats")?;
     // Stop the node.
     for tx in &shard_txs {
         let _ = tx.send_blocking(ShardEvent::Shutdown);
@@ -1206,6 +1307,7 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             }
         })
         .collect();
+    let active_committee_slots: u64 = prepared.iter().map(|p| p.duties.len() as u64).sum();
     let valid_total: u64 = duty_types.iter().map(|t| t.valid).sum();
     let invalid_total: u64 = duty_types.iter().map(|t| t.invalid).sum();
     let n = prepared.len() as f64;
@@ -1241,6 +1343,19 @@ pub fn run_once(args: &CapacityArgs, validators: usize) -> anyhow::Result<Report
             .publish_errors
             .load(std::sync::atomic::Ordering::Relaxed),
         selection_rounds: prepared.iter().map(|p| p.selection_rounds).sum(),
+        messages_published_by_type: published.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+        active_committee_slots,
+        messages_published_per_committee_slot: published
+            .iter()
+            .map(|(t, n)| {
+                (
+                    t.to_string(),
+                    *n as f64 / active_committee_slots.max(1) as f64,
+                )
+            })
+            .collect(),
+        shard_queue_dropped,
+        operator_ids: args.operator_ids.unwrap_or(1),
         duty_types,
         cpu_path: ssv_crypto_pipeline::cpu_path(),
         churn: churn_report,
@@ -1638,6 +1753,17 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             );
         }
         println!(
+            "operator IDs {}; published per committee-slot: {}; shard queue drops {}, publish errors {}",
+            r.operator_ids,
+            r.messages_published_per_committee_slot
+                .iter()
+                .map(|(t, n)| format!("{t} {n:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.shard_queue_dropped,
+            r.publish_errors
+        );
+        println!(
             "selection-proof rounds: {} (network of {} validators{})",
             r.selection_rounds,
             r.network_validators,
@@ -1666,7 +1792,16 @@ pub fn main(args: CapacityArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // Double until a run fails, then bisect to within 5 %.
+    // Double until a run fails, then bisect to within 5 %. With `--operator-ids K`, a count
+    // that K IDs cannot carry under the contract's cap runs with as many IDs as it needs.
+    let run_once = |args: &CapacityArgs, v: usize| {
+        let mut a = args.clone();
+        if let Some(k) = a.operator_ids {
+            let per_validator = if a.shared_committees { 2 } else { 1 };
+            a.operator_ids = Some(k.max((v * per_validator).div_ceil(OPERATOR_VALIDATORS_MAX)));
+        }
+        run_once(&a, v)
+    };
     let mut good = 0usize;
     let mut bad = None;
     let mut v = args.validators.clamp(500, FIND_MAX_CEILING);

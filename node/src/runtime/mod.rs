@@ -271,6 +271,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for s in registry.active_subnets() {
         subnets.insert(Subnet::new(s as usize)?);
     }
+    let our_operator = registry.operator_id;
     let live = Arc::new(LiveRegistry::new(registry));
     let mut net_cfg = NetworkConfig::new(domain);
     net_cfg.data_dir = Some(config.data_dir.clone());
@@ -343,7 +344,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: live.clone(),
-        operator_key: key.clone(),
+        operator_keys: Arc::new(shard::OurOperators::single(our_operator, key.clone())),
+        published: Default::default(),
         network: network.handle.clone(),
         store: store.clone(),
         pool,

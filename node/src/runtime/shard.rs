@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::{FutureExt, pin_mut, select_biased};
@@ -23,7 +23,7 @@ use ssv_netio::{InboundMessage, NetworkHandle, PeerId, ShardQueue, Subnet, Valid
 use ssv_protocol::Error as ProtocolError;
 use ssv_protocol::beacon_vote::BeaconVote;
 use ssv_protocol::error_code::ErrorCode;
-use ssv_protocol::message::{RsaSignature, SignedSsvMessage};
+use ssv_protocol::message::{RsaSignature, RunnerRole, SignedSsvMessage};
 use ssv_protocol::partial_sig::BlsSignature;
 use ssv_protocol::qbft::{Config as QbftConfig, Env, OperatorSigner, SignatureVerifier};
 use ssv_protocol::runner::{
@@ -42,10 +42,15 @@ use super::validator_runners::ValidatorRunners;
 use crate::config::Fault;
 use ssv_beacon_api::types::{SingleAttestation, SyncCommitteeMessage};
 use ssv_protocol::chain::SlotClock;
-use ssv_protocol::message::RunnerRole;
 
 /// Capacity of each shard's event channel (duties, timers, crypto results).
 pub const SHARD_EVENTS_MAX: usize = 4096;
+/// Most runners of one committee on a node: one per member of ours (13 members at most).
+const LOCAL_MEMBERS_MAX: usize = 13;
+/// Most loopback deliveries one runner call may cause (each of at most 12 other members of
+/// ours answers each message with at most a few messages of its own; far above that is a
+/// loop).
+const LOOPBACK_PER_CALL_MAX: usize = 4096;
 /// Capacity of the channel of submissions to the control plane.
 pub const SUBMISSIONS_MAX: usize = 4096;
 
@@ -207,8 +212,12 @@ pub enum Submission {
 pub struct Services {
     /// Who we are and whom we run (replaced as the registry changes).
     pub registry: Arc<LiveRegistry>,
-    /// Our RSA key.
-    pub operator_key: Arc<OperatorSecretKey>,
+    /// Our operators' RSA keys: one node hosts several operator IDs (the contract caps an
+    /// operator at 3,000 validators); each committee signs as its own member
+    /// (`CommitteeInfo::member`).
+    pub operator_keys: Arc<OurOperators>,
+    /// Messages we published, by type.
+    pub published: PublishedCounts,
     /// The network.
     pub network: NetworkHandle,
     /// Storage (slashing protection, decided values).
@@ -287,6 +296,109 @@ impl AttestationSlashing for StoreSlashing {
             None => Ok(()),
             Some((pk, v)) => Err(format!("validator 0x{}…: {v}", hex::encode(&pk[..6]))),
         }
+    }
+}
+
+/// The RSA keys of the operator IDs this node hosts.
+#[derive(Debug, Default)]
+pub struct OurOperators {
+    keys: std::collections::BTreeMap<OperatorId, Arc<OperatorSecretKey>>,
+}
+
+impl OurOperators {
+    /// The operators `keys` (an ID given twice is refused: two keys cannot both be it).
+    pub fn new(
+        keys: impl IntoIterator<Item = (OperatorId, Arc<OperatorSecretKey>)>,
+    ) -> anyhow::Result<Self> {
+        let mut map = std::collections::BTreeMap::new();
+        for (id, key) in keys {
+            if map.insert(id, key).is_some() {
+                anyhow::bail!("operator {id} is configured twice");
+            }
+        }
+        Ok(OurOperators { keys: map })
+    }
+
+    /// One operator (the single-operator node).
+    pub fn single(id: OperatorId, key: Arc<OperatorSecretKey>) -> Self {
+        OurOperators {
+            keys: std::iter::once((id, key)).collect(),
+        }
+    }
+
+    /// The key of our operator `id`.
+    pub fn get(&self, id: OperatorId) -> Option<&Arc<OperatorSecretKey>> {
+        self.keys.get(&id)
+    }
+
+    /// Our operator IDs, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = OperatorId> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// How many operators this node hosts.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it hosts none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Messages we published, by type (the capacity benchmark reports them per committee-slot).
+#[derive(Debug, Default)]
+pub struct PublishedCounts {
+    /// QBFT proposals.
+    pub proposal: AtomicU64,
+    /// QBFT prepares.
+    pub prepare: AtomicU64,
+    /// QBFT commits.
+    pub commit: AtomicU64,
+    /// QBFT round changes.
+    pub round_change: AtomicU64,
+    /// Partial-signature messages (pre- and post-consensus).
+    pub partial_signature: AtomicU64,
+    /// Anything else (a consensus message too short to carry its type).
+    pub other: AtomicU64,
+}
+
+impl PublishedCounts {
+    /// Counts `msg` under its type: the QBFT type is the first field (u64) of the inner
+    /// message's SSZ, so no decode.
+    fn count(&self, msg: &SignedSsvMessage) {
+        use ssv_protocol::message::MsgType;
+        let m = &msg.ssv_message;
+        let counter = if m.msg_type == MsgType::PartialSignature.to_u64() {
+            &self.partial_signature
+        } else {
+            match m
+                .data
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("an 8-byte slice is a u64")))
+            {
+                Some(0) => &self.proposal,
+                Some(1) => &self.prepare,
+                Some(2) => &self.commit,
+                Some(3) => &self.round_change,
+                _ => &self.other,
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(type, count)` of every type.
+    pub fn snapshot(&self) -> [(&'static str, u64); 6] {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("proposal", l(&self.proposal)),
+            ("prepare", l(&self.prepare)),
+            ("commit", l(&self.commit)),
+            ("round_change", l(&self.round_change)),
+            ("partial_signature", l(&self.partial_signature)),
+            ("other", l(&self.other)),
+        ]
     }
 }
 
@@ -372,8 +484,15 @@ pub struct Shard {
     events_tx: async_channel::Sender<ShardEvent>,
     committees: HashMap<usize, CommitteeState>,
     /// The runner a message belongs to (its ID without the domain, checked first) → its
-    /// committee. Keyed role-neutrally, so the other roles' runners join the same map.
-    by_runner: HashMap<RunnerKey, usize>,
+    /// committees: more than one when the committee holds several of our operator IDs (one
+    /// runner per member of ours, ascending by operator). Keyed role-neutrally, so the other
+    /// roles' runners join the same map.
+    by_runner: HashMap<RunnerKey, Vec<usize>>,
+    /// Our messages for our other members of the same committee (gossipsub never delivers a
+    /// node's own messages to it), handled after the action that made them.
+    loopback: std::collections::VecDeque<(usize, SignedSsvMessage)>,
+    /// Whether `loopback` is being drained (a nested runner call leaves it to the outer one).
+    draining_loopback: bool,
     actions: Vec<RunnerAction>,
     pending_sign: Vec<SignJob>,
     pending_reconstruct: Vec<ReconstructJob>,
@@ -411,6 +530,8 @@ impl Shard {
             validators,
             committees: HashMap::new(),
             by_runner: HashMap::new(),
+            loopback: std::collections::VecDeque::new(),
+            draining_loopback: false,
             slashing,
             actions: Vec::new(),
             pending_sign: Vec::new(),
@@ -442,8 +563,15 @@ impl Shard {
                 },
             )
             .with_slashing(self.slashing.clone());
-            self.by_runner
-                .insert(RunnerKey::Committee(info.member.committee_id), i);
+            let ours = self
+                .by_runner
+                .entry(RunnerKey::Committee(info.member.committee_id))
+                .or_default();
+            ours.push(i);
+            assert!(
+                ours.len() <= LOCAL_MEMBERS_MAX,
+                "a committee has at most 13 members"
+            );
             self.committees.insert(
                 i,
                 CommitteeState {
@@ -520,10 +648,19 @@ impl Shard {
             return;
         };
         let registry = services.registry.current();
-        let signer = RsaSigner {
-            id: registry.operator_id,
-            key: &services.operator_key,
+        // The committee signs as its own member: one node hosts several operator IDs.
+        let our_id = state.info.member.operator_id;
+        let Some(key) = services.operator_keys.get(our_id) else {
+            tracing::error!(
+                operator = our_id,
+                "no RSA key for our member of this committee: not run"
+            );
+            return;
         };
+        let signer = RsaSigner { id: our_id, key };
+        // Every log line of this committee's work carries the operator it runs as (one node
+        // hosts several); an entered span costs well under a microsecond.
+        let _span = tracing::info_span!("committee", operator = our_id).entered();
         let verifier = Verifier(&registry.operator_keys);
         let check = BeaconVoteCheck {
             chain: *services.clock.spec(),
@@ -541,6 +678,37 @@ impl Shard {
             self.apply(committee, action);
         }
         self.actions = actions;
+        drop(_span);
+        self.drain_loopback();
+    }
+
+    /// Hands our members' messages to our other members of the same committee (bounded: each
+    /// message is delivered once per other member, and a runner answers a message with at
+    /// most a few of its own, so the queue empties).
+    fn drain_loopback(&mut self) {
+        if self.draining_loopback {
+            return;
+        }
+        self.draining_loopback = true;
+        let mut delivered = 0usize;
+        while let Some((committee, msg)) = self.loopback.pop_front() {
+            delivered += 1;
+            debug_assert!(
+                delivered <= LOOPBACK_PER_CALL_MAX,
+                "loopback does not settle"
+            );
+            if delivered > LOOPBACK_PER_CALL_MAX {
+                tracing::error!("loopback between our members does not settle: dropped");
+                self.loopback.clear();
+                break;
+            }
+            self.with_runner(committee, |runner, env, out| {
+                if let Err(e) = runner.process_message(env, msg, out) {
+                    tracing::debug!(code = ?e.code(), "our member refused our message: {e}");
+                }
+            });
+        }
+        self.draining_loopback = false;
     }
 
     fn on_duty(&mut self, committee: usize, duty: CommitteeDuty, vote: BeaconVote) {
@@ -820,15 +988,27 @@ impl Shard {
             return;
         };
         match action {
-            RunnerAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
-            RunnerAction::SetTimer { slot, round, after } => {
+            RunnerAction::Broadcast(msg) => {
+                publish(&services, state.info.subnet, &msg);
+                // Our other members of this committee get it here, as a peer would.
+                if let Some(ours) = self
+                    .by_runner
+                    .get(&RunnerKey::Committee(state.info.member.committee_id))
+                    .filter(|o| o.len() > 1)
+                {
+                    for &other in ours.iter().filter(|o| **o != committee) {
+                        self.loopback.push_back((other, msg.clone()));
+                    }
+                }
+            }
+            RunnerAction::SetTimer { slot, round, .. } => {
                 state.timers.insert(slot, round);
                 if let Some(t) = state.traces.get_mut(&slot) {
                     t.round(round);
                 }
                 arm_timer(
                     &self.events_tx,
-                    after,
+                    round_timer(&services, RunnerRole::Committee, slot, round),
                     ShardEvent::Timer {
                         committee,
                         slot,
@@ -1043,21 +1223,46 @@ impl Shard {
                 }
             }
             RunnerKey::Committee(_) => {
-                let Some(&committee) = self.by_runner.get(&key) else {
+                let Some(ours) = self.by_runner.get(&key).cloned() else {
                     // Another committee on our subnet, fully validated: relayed.
                     return ValidationResult::Accept;
                 };
-                let mut result = ValidationResult::Accept;
-                self.with_runner(committee, |runner, env, out| {
-                    if let Err(e) = runner.process_message(env, validated.into_message(), out) {
-                        result = runner_verdict(&e);
-                        tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
-                    }
-                });
-                result
+                // One runner per member of ours (usually one): each takes the message; the
+                // verdict is the first's (they run the same rules on the same message).
+                let msg = validated.into_message();
+                let mut result = None;
+                for committee in ours {
+                    let mut verdict = ValidationResult::Accept;
+                    self.with_runner(committee, |runner, env, out| {
+                        if let Err(e) = runner.process_message(env, msg.clone(), out) {
+                            verdict = runner_verdict(&e);
+                            tracing::debug!(code = ?e.code(), "runner refused a message: {e}");
+                        }
+                    });
+                    result.get_or_insert(verdict);
+                }
+                result.unwrap_or(ValidationResult::Accept)
             }
         }
     }
+}
+
+/// How long round `round` of `slot`'s instance of a `role` runner runs: the Go node's round
+/// timer, relative to the slot ([`ssv_protocol::qbft::round_timeout_for`]), on the data
+/// plane's clock.
+pub(super) fn round_timer(
+    services: &Services,
+    role: RunnerRole,
+    slot: Slot,
+    round: u64,
+) -> std::time::Duration {
+    ssv_protocol::qbft::round_timeout_for(
+        role,
+        services.clock.slot_start_ms(slot),
+        services.clock.spec().slot_ms(),
+        round,
+        services.now_ms(),
+    )
 }
 
 /// Sends `event` to the shard after `after` (a QBFT round timer).
@@ -1077,7 +1282,10 @@ pub(super) fn arm_timer(
 /// Publishes one of our messages on a committee's subnet, counting it (or the refusal).
 pub(super) fn publish(services: &Services, subnet: u64, msg: &SignedSsvMessage) {
     match Subnet::new(subnet as usize).map(|s| services.network.try_publish(s, msg.to_ssz())) {
-        Ok(Ok(())) => Metrics::add(&services.metrics.messages_published, 1),
+        Ok(Ok(())) => {
+            Metrics::add(&services.metrics.messages_published, 1);
+            services.published.count(msg);
+        }
         Ok(Err(e)) | Err(e) => {
             Metrics::add(&services.metrics.publish_errors, 1);
             tracing::warn!("publish: {e}");
@@ -1483,4 +1691,46 @@ pub fn spawn_shards(
         handles.push(handle);
     }
     Ok(Shards { events, handles })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssv_protocol::message::{MessageId, MsgType, SsvMessage};
+
+    #[test]
+    fn an_operator_configured_twice_is_refused() {
+        let a = Arc::new(OperatorSecretKey::generate().expect("key"));
+        let b = Arc::new(OperatorSecretKey::generate().expect("key"));
+        let err = OurOperators::new([(7, a.clone()), (7, b.clone())]).expect_err("twice");
+        assert!(err.to_string().contains("operator 7"), "{err}");
+        let ours = OurOperators::new([(9, a), (7, b)]).expect("two operators");
+        assert_eq!(ours.ids().collect::<Vec<_>>(), vec![7, 9]);
+        assert!(ours.get(8).is_none());
+        assert_eq!(ours.len(), 2);
+    }
+
+    fn message(msg_type: MsgType, data: &[u8]) -> SignedSsvMessage {
+        let ssv = SsvMessage::new(msg_type, MessageId([1; 56]), data.to_vec()).expect("message");
+        SignedSsvMessage::new(vec![[0; 256]], vec![1], ssv, Vec::new()).expect("signed")
+    }
+
+    #[test]
+    fn published_messages_are_counted_by_type() {
+        let c = PublishedCounts::default();
+        for t in [0u64, 1, 1, 2, 3, 3, 3] {
+            let mut data = t.to_le_bytes().to_vec();
+            data.extend_from_slice(&[0; 40]);
+            c.count(&message(MsgType::Consensus, &data));
+        }
+        c.count(&message(MsgType::PartialSignature, &[0; 48]));
+        c.count(&message(MsgType::Consensus, &[2, 0]));
+        let snapshot: HashMap<_, _> = c.snapshot().into_iter().collect();
+        assert_eq!(snapshot["proposal"], 1);
+        assert_eq!(snapshot["prepare"], 2);
+        assert_eq!(snapshot["commit"], 1);
+        assert_eq!(snapshot["round_change"], 3);
+        assert_eq!(snapshot["partial_signature"], 1);
+        assert_eq!(snapshot["other"], 1);
+    }
 }

@@ -39,7 +39,7 @@ use super::metrics::{Metrics, Queue, RoundChange, Stage};
 use super::registry::{CommitteeInfo, ValidatorShare};
 use super::shard::{
     RsaSigner, SLASHING_COMMIT_TIMEOUT, Services, ShardEvent, Submission, Verifier, arm_timer,
-    by_root, publish, reconstruct_same_root, wrong_key,
+    by_root, publish, reconstruct_same_root, round_timer, wrong_key,
 };
 use crate::config::Fault;
 
@@ -161,8 +161,20 @@ impl ValidatorRunners {
         self.by_pubkey.clear();
         for (i, info) in committees {
             for share in info.validators.values() {
-                self.by_pubkey
-                    .insert(share.pubkey, (i, info.clone(), share.clone()));
+                // A committee holding several of our operator IDs runs each validator role
+                // once, as the lowest of them (its member's partials and the others' reach
+                // the quorum; a second runner would only add a signature).
+                match self.by_pubkey.entry(share.pubkey) {
+                    std::collections::hash_map::Entry::Occupied(mut e)
+                        if e.get().1.member.operator_id > info.member.operator_id =>
+                    {
+                        e.insert((i, info.clone(), share.clone()));
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {}
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert((i, info.clone(), share.clone()));
+                    }
+                }
             }
         }
         let by_pubkey = &self.by_pubkey;
@@ -322,10 +334,20 @@ impl ValidatorRunners {
             ));
         };
         let registry = services.registry.current();
-        let signer = RsaSigner {
-            id: registry.operator_id,
-            key: &services.operator_key,
+        // The validator's committee signs as its own member (one node hosts several
+        // operator IDs).
+        let our_id = state.info.member.operator_id;
+        let Some(rsa_key) = services.operator_keys.get(our_id) else {
+            return Err(ProtocolError::Decode(format!(
+                "no RSA key for our operator {our_id}"
+            )));
         };
+        let signer = RsaSigner {
+            id: our_id,
+            key: rsa_key,
+        };
+        // Log lines of this runner's work carry the operator it runs as.
+        let _span = tracing::info_span!("validator", operator = our_id).entered();
         let verifier = Verifier(&registry.operator_keys);
         let env = Env {
             signer: &signer,
@@ -628,6 +650,10 @@ impl ValidatorRunners {
             ValidatorAction::Broadcast(msg) => publish(&services, state.info.subnet, &msg),
             ValidatorAction::SetTimer { slot, round, after } => {
                 state.timers.insert(slot, round);
+                let after = match key {
+                    RunnerKey::Validator(_, role) => round_timer(&services, role, slot, round),
+                    RunnerKey::Committee(_) => after,
+                };
                 arm_timer(
                     &self.events_tx,
                     after,

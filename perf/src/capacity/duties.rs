@@ -46,7 +46,7 @@ use ssv_protocol::runner::{
 use ssv_protocol::types::{BeaconRole, CommitteeOperator, OperatorId, Root};
 use ssz::Encode as _;
 
-use super::{CHAIN, Fixture, OUR_ID, SLOTS_PER_EPOCH, h64, root_of, vote_for};
+use super::{CHAIN, Fixture, SLOTS_PER_EPOCH, h64, root_of, vote_for};
 
 /// Each validator registers once in this many slots (10 epochs, as the Go node).
 pub const REGISTRATION_PERIOD_SLOTS: u64 = 10 * SLOTS_PER_EPOCH;
@@ -448,6 +448,8 @@ pub fn play(
     lagrange: &LagrangeCache,
 ) -> anyhow::Result<Played> {
     let c = &fx.committees[committee];
+    // The node's operator in this committee (one node hosts several operator IDs).
+    let ours = c.member.operator_id;
     let vi = v as usize;
     let (_, slot, role) = start.target();
     let share = RunnerShare {
@@ -516,7 +518,7 @@ pub fn play(
             let mut out = Vec::new();
             match action {
                 ValidatorAction::Broadcast(m) => {
-                    if op != OUR_ID {
+                    if op != ours {
                         played.messages.push(m.to_ssz());
                     }
                     for (j, inbox) in inbox.iter_mut().enumerate() {
@@ -543,7 +545,7 @@ pub fn play(
                     // is verified against the validator's key.
                     let verdict = reconstructed
                         .filter(|s| {
-                            op != OUR_ID || s.verify(&fx.validator_pk[vi], &signing_root).is_ok()
+                            op != ours || s.verify(&fx.validator_pk[vi], &signing_root).is_ok()
                         })
                         .map(|s| s.to_bytes())
                         .ok_or(ReconstructFailure::Mismatch);
@@ -585,7 +587,7 @@ pub fn play(
                     }
                 },
                 ValidatorAction::Submit(object) => {
-                    if op == OUR_ID {
+                    if op == ours {
                         played.expected = Some(object.root());
                     }
                 }

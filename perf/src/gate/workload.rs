@@ -65,6 +65,9 @@ pub const RSA_VERIFIES: usize = 64;
 pub const BATCH_SETS: usize = 64;
 /// Validators reconstructed (3 partials each) in `batch_verify`.
 pub const RECONSTRUCT_VALIDATORS: usize = 32;
+/// QBFT instances per committee in `multi_operator` (4 committees; each instance signs 2 or
+/// 3 RSA messages, ~5 M instructions each).
+pub const MULTI_ROUNDS: usize = 4;
 /// Validators of the committee in `committee_slot`.
 pub const SLOT_VALIDATORS: u64 = 16;
 /// Bound on the messages delivered in one simulated slot (a happy slot of 4 operators needs
@@ -100,16 +103,21 @@ pub enum Part {
     BatchVerify,
     /// One operator's side of a 4-operator committee slot, real BLS, RSA faked.
     CommitteeSlot,
+    /// One node hosting 4 operator IDs, each in its own committee: happy QBFT rounds of every
+    /// committee, each signing as its own member with its own RSA key (real RSA signing, the
+    /// key found by the committee's member ID as a shard does; the others' RSA faked).
+    MultiOperator,
 }
 
 impl Part {
     /// Every part, in report order.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::DecodeValidate,
         Part::QbftRound,
         Part::RsaVerify,
         Part::BatchVerify,
         Part::CommitteeSlot,
+        Part::MultiOperator,
     ];
 
     /// The name on the command line, in the baseline and in the measured function's name.
@@ -120,6 +128,7 @@ impl Part {
             Part::RsaVerify => "rsa_verify",
             Part::BatchVerify => "batch_verify",
             Part::CommitteeSlot => "committee_slot",
+            Part::MultiOperator => "multi_operator",
         }
     }
 
@@ -190,6 +199,16 @@ pub fn run(part: Part) -> anyhow::Result<WorkloadReport> {
             let expected = f.duty.duties.len() as u64;
             anyhow::ensure!(done == expected, "{done} of {expected} duties done");
             (done, done)
+        }
+        Part::MultiOperator => {
+            let f = MultiFixture::new()?;
+            let (decided, checksum) = gate_measured_multi_operator(&f)?;
+            let expected = (f.committees.len() * MULTI_ROUNDS) as u64;
+            anyhow::ensure!(
+                decided == expected,
+                "{decided} of {expected} instances decided"
+            );
+            (checksum, decided)
         }
     };
     Ok(WorkloadReport {
@@ -986,6 +1005,137 @@ fn gate_measured_committee_slot(f: &SlotFixture) -> anyhow::Result<u64> {
     Ok(node.done)
 }
 
+// ---------------------------------------------------------------------------------------
+// multi_operator
+
+/// One committee of `multi_operator`: ours is its first member.
+struct MultiCommittee {
+    template: Controller,
+    /// Every member's messages of a happy round (ours included, as the node's loopback
+    /// delivers them; the others' with fake signatures).
+    msgs: Vec<SignedSsvMessage>,
+}
+
+struct MultiFixture {
+    /// Our operators' keys (the gate's PEMs), as the node holds them.
+    ours: ssv_node::OurOperators,
+    committees: Vec<(OperatorId, MultiCommittee)>,
+    value: Vec<u8>,
+}
+
+impl MultiFixture {
+    fn new() -> anyhow::Result<Self> {
+        let value = vote(1).to_ssz();
+        let root = qbft::hash_data_root(&value);
+        let mut keys = Vec::new();
+        let mut committees = Vec::new();
+        for (i, pem) in OPERATOR_PEMS.iter().enumerate() {
+            let ours = i as OperatorId + 1;
+            keys.push((ours, std::sync::Arc::new(OperatorSecretKey::from_pem(pem)?)));
+            // Our ID with three others of its own (no two of ours share a committee).
+            let ids: Vec<OperatorId> = std::iter::once(ours)
+                .chain((0..3).map(|k| 10 + 3 * ours + k))
+                .collect();
+            let member_of = |id: OperatorId| CommitteeMember {
+                operator_id: id,
+                committee_id: CommitteeId::from_operators(&ids),
+                rsa_public_key_pem: Vec::new(),
+                faulty_nodes: 1,
+                committee: ids
+                    .iter()
+                    .map(|&operator_id| CommitteeOperator {
+                        operator_id,
+                        rsa_public_key_pem: Vec::new(),
+                    })
+                    .collect(),
+                domain: DomainType::SPEC_TESTING,
+            };
+            let identifier = MessageId::for_committee(
+                DomainType::SPEC_TESTING,
+                &CommitteeId::from_operators(&ids),
+            )
+            .0
+            .to_vec();
+            let state_of = |id| State::new(member_of(id), identifier.clone(), 1);
+            let leader = qbft::round_robin_proposer(&state_of(ours), 1);
+            let mut msgs = vec![qbft::create_proposal(
+                &state_of(leader),
+                &FixedSigner(leader),
+                &value,
+                &[],
+                &[],
+            )?];
+            for &id in &ids {
+                msgs.push(qbft::create_prepare(
+                    &state_of(id),
+                    &FixedSigner(id),
+                    1,
+                    root,
+                )?);
+            }
+            for &id in &ids {
+                msgs.push(qbft::create_commit(&state_of(id), &FixedSigner(id), root)?);
+            }
+            let template = Controller::new(identifier.clone(), member_of(ours), Config::default());
+            committees.push((ours, MultiCommittee { template, msgs }));
+        }
+        Ok(Self {
+            ours: ssv_node::OurOperators::new(keys)?,
+            committees,
+            value,
+        })
+    }
+}
+
+/// `MULTI_ROUNDS` happy instances of each committee, each signing its own messages with the
+/// RSA key of its own member (found in [`ssv_node::OurOperators`] as a shard does). Returns
+/// the decisions and a checksum of our signatures (PKCS#1 v1.5 is deterministic).
+#[inline(never)]
+fn gate_measured_multi_operator(f: &MultiFixture) -> anyhow::Result<(u64, u64)> {
+    let mut actions: Vec<Action> = Vec::with_capacity(64);
+    let mut decided = 0u64;
+    let mut checksum = 0u64;
+    for (ours, c) in &f.committees {
+        let key = f
+            .ours
+            .get(*ours)
+            .ok_or_else(|| anyhow::anyhow!("no key for operator {ours}"))?;
+        let signer = ssv_node::RsaSigner { id: *ours, key };
+        let env = Env {
+            signer: &signer,
+            verifier: &AcceptAll,
+            value_check: &AnyValue,
+        };
+        for _ in 0..MULTI_ROUNDS {
+            let mut controller = c.template.clone();
+            actions.clear();
+            controller.start_new_instance(env, 1, f.value.clone(), &mut actions)?;
+            for m in &c.msgs {
+                if let Ok(Some(_)) = controller.process_msg(env, m.clone(), &mut actions) {
+                    decided += 1;
+                }
+            }
+            for a in &actions {
+                // Our own messages (the decided proof aggregates several signers).
+                if let Action::Broadcast(m) = a
+                    && m.operator_ids.len() == 1
+                {
+                    anyhow::ensure!(
+                        m.operator_ids[0] == *ours,
+                        "a message signed as operator {}, not as {ours}",
+                        m.operator_ids[0]
+                    );
+                    checksum = checksum
+                        .wrapping_mul(31)
+                        .wrapping_add(u64::from(m.signatures[0][7]));
+                }
+            }
+            black_box(actions.len());
+        }
+    }
+    Ok((decided, checksum))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -999,6 +1149,56 @@ mod tests {
             assert!(a.items > 0, "{part:?}");
             assert_eq!(a, b, "{part:?}: the result differs between two runs");
         }
+    }
+
+    /// Each committee of `multi_operator` signs as its own member: every message of ours
+    /// verifies with that operator's public key and not with another of our operators'.
+    #[test]
+    fn multi_operator_signs_each_committee_as_its_own_member() {
+        let f = MultiFixture::new().expect("fixture");
+        let public: Vec<OperatorPublicKey> = OPERATOR_PEMS
+            .iter()
+            .map(|pem| {
+                let sk = OperatorSecretKey::from_pem(pem).expect("pem");
+                OperatorPublicKey::from_der(sk.public_key().spki_der()).expect("der")
+            })
+            .collect();
+        let mut checked = 0;
+        for (ours, c) in &f.committees {
+            let key = f.ours.get(*ours).expect("our key");
+            let signer = ssv_node::RsaSigner { id: *ours, key };
+            let env = Env {
+                signer: &signer,
+                verifier: &AcceptAll,
+                value_check: &AnyValue,
+            };
+            let mut controller = c.template.clone();
+            let mut actions = Vec::new();
+            controller
+                .start_new_instance(env, 1, f.value.clone(), &mut actions)
+                .expect("start");
+            for m in &c.msgs {
+                let _ = controller.process_msg(env, m.clone(), &mut actions);
+            }
+            for a in &actions {
+                let Action::Broadcast(m) = a else { continue };
+                if m.operator_ids.len() != 1 {
+                    continue;
+                }
+                assert_eq!(m.operator_ids[0], *ours);
+                let payload = ssz::Encode::as_ssz_bytes(&m.ssv_message);
+                let own = &public[*ours as usize - 1];
+                assert!(own.verify(&payload, &m.signatures[0]).is_ok());
+                let other = &public[*ours as usize % public.len()];
+                assert!(other.verify(&payload, &m.signatures[0]).is_err());
+                checked += 1;
+            }
+        }
+        // Prepare and commit of every committee at least.
+        assert!(
+            checked >= 2 * f.committees.len(),
+            "{checked} messages checked"
+        );
     }
 
     #[test]

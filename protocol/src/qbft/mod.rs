@@ -69,6 +69,43 @@ pub const fn round_timeout(round: Round) -> Duration {
     }
 }
 
+/// How long from `now_ms` until round `round` of the instance of the slot starting at
+/// `slot_start_ms` times out, for a runner of `role` — the Go node's round timer
+/// (`roundtimer.RoundTimeout`, ssv v2.3.7): committee instances time out at a third of the slot
+/// plus the rounds' timeouts so far (2 s each up to [`QUICK_TIMEOUT_THRESHOLD`], 120 s after),
+/// aggregator and contribution instances the same from two thirds of the slot, the other roles
+/// [`round_timeout`] after the round started. Relative to the slot, a duty that started late
+/// (a loaded node) keeps the time its committee has, rather than changing round while the
+/// other operators still wait for its messages. A deadline already past gives zero.
+pub fn round_timeout_for(
+    role: crate::message::RunnerRole,
+    slot_start_ms: u64,
+    slot_ms: u64,
+    round: Round,
+    now_ms: u64,
+) -> Duration {
+    use crate::message::RunnerRole;
+    let base_ms = match role {
+        RunnerRole::Committee => slot_ms / 3,
+        RunnerRole::Aggregator | RunnerRole::SyncCommitteeContribution => slot_ms / 3 * 2,
+        RunnerRole::Proposer | RunnerRole::ValidatorRegistration | RunnerRole::VoluntaryExit => {
+            return round_timeout(round);
+        }
+    };
+    let quick_ms = QUICK_TIMEOUT.as_millis() as u64;
+    let slow_ms = SLOW_TIMEOUT.as_millis() as u64;
+    let rounds_ms = if round <= QUICK_TIMEOUT_THRESHOLD {
+        round.saturating_mul(quick_ms)
+    } else {
+        (QUICK_TIMEOUT_THRESHOLD * quick_ms)
+            .saturating_add((round - QUICK_TIMEOUT_THRESHOLD).saturating_mul(slow_ms))
+    };
+    let deadline_ms = slot_start_ms
+        .saturating_add(base_ms)
+        .saturating_add(rounds_ms);
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
 /// What the state machines ask their caller to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -220,6 +257,46 @@ pub fn verify_signed_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_timeouts_relative_to_the_slot_as_the_go_node() {
+        use crate::message::RunnerRole;
+        let start = 1_000_000;
+        let slot = 12_000;
+        // Committee, round 1: slot start + 4 s + 2 s; asked at the slot start + 4 s: 2 s.
+        assert_eq!(
+            round_timeout_for(RunnerRole::Committee, start, slot, 1, start + 4_000),
+            Duration::from_secs(2)
+        );
+        // A duty that started 3 s late still times out at the slot's deadline.
+        assert_eq!(
+            round_timeout_for(RunnerRole::Committee, start, slot, 1, start + 7_000),
+            Duration::ZERO
+        );
+        // Round 3 at two thirds (aggregator): 8 s + 6 s.
+        assert_eq!(
+            round_timeout_for(RunnerRole::Aggregator, start, slot, 3, start),
+            Duration::from_secs(14)
+        );
+        assert_eq!(
+            round_timeout_for(RunnerRole::SyncCommitteeContribution, start, slot, 1, start),
+            Duration::from_secs(10)
+        );
+        // Past the quick rounds: 8 × 2 s + 120 s per slow round.
+        assert_eq!(
+            round_timeout_for(RunnerRole::Committee, start, slot, 10, start),
+            Duration::from_millis(4_000 + 16_000 + 240_000)
+        );
+        // Other roles: relative to the round's start.
+        assert_eq!(
+            round_timeout_for(RunnerRole::Proposer, start, slot, 1, start + 50_000),
+            QUICK_TIMEOUT
+        );
+        assert_eq!(
+            round_timeout_for(RunnerRole::VoluntaryExit, start, slot, 9, start),
+            SLOW_TIMEOUT
+        );
+    }
 
     #[test]
     fn round_timeouts() {
