@@ -6,7 +6,6 @@
 //! DIR/bootnode/bootnode.log  its stdout (the ENR line) and stderr
 //! ```
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,16 +45,7 @@ impl BootnodeProcess {
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err);
-        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-        // which is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::process::die_with_devnet(&mut cmd);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {} bootnode", exe.display()))?;

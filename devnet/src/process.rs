@@ -91,21 +91,25 @@ fn spawn_node(exe: &Path, config: &Path, log: &Path, append: bool) -> anyhow::Re
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err);
+    die_with_devnet(&mut cmd);
+    cmd.spawn()
+        .with_context(|| format!("starting {} start", exe.display()))
+}
+
+/// Makes a child process get SIGTERM when the devnet dies without cleaning up (SIGKILL).
+/// The signal is tied to the spawning thread, which is the thread running the devnet's main
+/// future for the whole run.
+pub(crate) fn die_with_devnet(cmd: &mut Command) {
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
     // which is async-signal-safe and touches no memory of ours.
     unsafe {
         cmd.pre_exec(|| {
-            // If the devnet dies without cleaning up (SIGKILL), the kernel sends the node
-            // SIGTERM. The signal is tied to the spawning thread, which is the thread running
-            // the devnet's main future for the whole run.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    cmd.spawn()
-        .with_context(|| format!("starting {} start", exe.display()))
 }
 
 impl Nodes {

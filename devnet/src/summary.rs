@@ -591,25 +591,19 @@ impl Summary {
 /// The URL of a node's `/metrics`, from the line its log starts with
 /// (`metrics on http://ADDR/metrics`).
 pub fn metrics_url(log: &Path) -> Option<String> {
-    let mut head = Vec::new();
-    std::fs::File::open(log)
-        .ok()?
-        .take(LOG_HEAD_BYTES_MAX)
-        .read_to_end(&mut head)
-        .ok()?;
-    let text = String::from_utf8_lossy(&head);
-    let at = text.find("metrics on http://")? + "metrics on ".len();
-    let url: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
-    url.ends_with("/metrics").then_some(url)
+    logged_url(log, "metrics on ").filter(|url| url.ends_with("/metrics"))
 }
 
 /// The base URL of a node's API (`http://ADDR`), from the line its log carries once the
 /// network is up (`api on http://ADDR`); `None` until then. Each devnet node's log is
 /// `<data dir>/op<ID>/node.log`.
 pub fn api_url(log: &Path) -> Option<String> {
+    logged_url(log, "api on ").filter(|url| url.len() > "http://".len())
+}
+
+/// The `http://…` URL that follows the first `prefix` in the head of a node's log (up to
+/// whitespace or a JSON quote).
+fn logged_url(log: &Path, prefix: &str) -> Option<String> {
     let mut head = Vec::new();
     std::fs::File::open(log)
         .ok()?
@@ -617,12 +611,13 @@ pub fn api_url(log: &Path) -> Option<String> {
         .read_to_end(&mut head)
         .ok()?;
     let text = String::from_utf8_lossy(&head);
-    let at = text.find("api on http://")? + "api on ".len();
-    let url: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
-    (url.len() > "http://".len()).then_some(url)
+    let at = text.find(&format!("{prefix}http://"))? + prefix.len();
+    Some(
+        text[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect(),
+    )
 }
 
 /// Counters of a Prometheus text exposition (`name value` lines; others are skipped).
