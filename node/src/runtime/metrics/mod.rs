@@ -153,53 +153,36 @@ counters! {
     p2p_rate_limited,
 }
 
-/// The Go node's beacon roles (`spectypes.BeaconRole`), for the submission metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BeaconRole {
-    /// Attestations.
-    Attester,
-    /// Aggregates and proofs.
-    Aggregator,
-    /// Blocks.
-    Proposer,
-    /// Sync-committee messages.
-    SyncCommittee,
-    /// Sync-committee contributions and proofs.
-    SyncCommitteeContribution,
-    /// Builder registrations.
-    ValidatorRegistration,
-    /// Voluntary exits.
-    VoluntaryExit,
+/// The beacon roles of the submission metrics (the spec's `BeaconRole`).
+pub use ssv_protocol::types::BeaconRole;
+
+/// Every beacon role, in the order of the metric arrays (the wire value's).
+const BEACON_ROLES: [BeaconRole; 7] = [
+    BeaconRole::Attester,
+    BeaconRole::Aggregator,
+    BeaconRole::Proposer,
+    BeaconRole::SyncCommittee,
+    BeaconRole::SyncCommitteeContribution,
+    BeaconRole::ValidatorRegistration,
+    BeaconRole::VoluntaryExit,
+];
+
+/// The Go node's `ssv.beacon.role` value (`BeaconRole.String()`).
+fn beacon_role_label(role: BeaconRole) -> &'static str {
+    match role {
+        BeaconRole::Attester => "ATTESTER",
+        BeaconRole::Aggregator => "AGGREGATOR",
+        BeaconRole::Proposer => "PROPOSER",
+        BeaconRole::SyncCommittee => "SYNC_COMMITTEE",
+        BeaconRole::SyncCommitteeContribution => "SYNC_COMMITTEE_CONTRIBUTION",
+        BeaconRole::ValidatorRegistration => "VALIDATOR_REGISTRATION",
+        BeaconRole::VoluntaryExit => "VOLUNTARY_EXIT",
+    }
 }
 
-impl BeaconRole {
-    /// Every role, in the order of the metric arrays.
-    pub const ALL: [BeaconRole; 7] = [
-        BeaconRole::Attester,
-        BeaconRole::Aggregator,
-        BeaconRole::Proposer,
-        BeaconRole::SyncCommittee,
-        BeaconRole::SyncCommitteeContribution,
-        BeaconRole::ValidatorRegistration,
-        BeaconRole::VoluntaryExit,
-    ];
-
-    /// The Go node's `ssv.beacon.role` value (`BeaconRole.String()`).
-    pub fn label(self) -> &'static str {
-        match self {
-            BeaconRole::Attester => "ATTESTER",
-            BeaconRole::Aggregator => "AGGREGATOR",
-            BeaconRole::Proposer => "PROPOSER",
-            BeaconRole::SyncCommittee => "SYNC_COMMITTEE",
-            BeaconRole::SyncCommitteeContribution => "SYNC_COMMITTEE_CONTRIBUTION",
-            BeaconRole::ValidatorRegistration => "VALIDATOR_REGISTRATION",
-            BeaconRole::VoluntaryExit => "VOLUNTARY_EXIT",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
+/// A beacon role's slot in the metric arrays.
+fn beacon_role_index(role: BeaconRole) -> usize {
+    role.to_u64() as usize
 }
 
 /// The Go node's `ssv.runner.role` value (`FormatRunnerRole`: the role's name without
@@ -515,14 +498,14 @@ impl Metrics {
                 *count = 0;
             }
         }
-        let (e, count) = &mut open.open[role.index()];
+        let (e, count) = &mut open.open[beacon_role_index(role)];
         *e = (*e).max(epoch);
         *count += i64::try_from(n).unwrap_or(i64::MAX);
     }
 
     /// Counts a failed submission of `role`.
     pub fn record_submission_failed(&self, role: BeaconRole) {
-        self.submissions_failed[role.index()].fetch_add(1, Ordering::Relaxed);
+        self.submissions_failed[beacon_role_index(role)].fetch_add(1, Ordering::Relaxed);
         Metrics::add(&self.counters.submission_errors, 1);
     }
 
@@ -632,17 +615,17 @@ impl Metrics {
                 }
             }
             Id::Submissions => {
-                for role in BeaconRole::ALL {
-                    let v = self.submissions_gauge[role.index()].load(Ordering::Relaxed);
+                for role in BEACON_ROLES {
+                    let v = self.submissions_gauge[beacon_role_index(role)].load(Ordering::Relaxed);
                     if v >= 0 {
-                        let _ = writeln!(out, "{name}{{{l0}=\"{}\"}} {v}", role.label());
+                        let _ = writeln!(out, "{name}{{{l0}=\"{}\"}} {v}", beacon_role_label(role));
                     }
                 }
             }
             Id::SubmissionsFailed => {
-                for role in BeaconRole::ALL {
-                    let v = load(&self.submissions_failed[role.index()]);
-                    let _ = writeln!(out, "{name}{{{l0}=\"{}\"}} {v}", role.label());
+                for role in BEACON_ROLES {
+                    let v = load(&self.submissions_failed[beacon_role_index(role)]);
+                    let _ = writeln!(out, "{name}{{{l0}=\"{}\"}} {v}", beacon_role_label(role));
                 }
             }
             Id::SchedulerExecutions => {
