@@ -499,6 +499,21 @@ impl Scheduler {
         let vote = data.vote();
         let attester_domain = self.fork.domain(DOMAIN_BEACON_ATTESTER, epoch);
         let sync_domain = self.fork.domain(DOMAIN_SYNC_COMMITTEE, epoch);
+        // A committee holding several of our operators has one entry per operator: each
+        // runs the duty as its own member.
+        let mut runs: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
+        for (i, c) in registry.committees.iter().enumerate() {
+            runs.entry(c.id).or_default().push(i);
+        }
+        let by_committee = by_committee.into_iter().flat_map(|(c, duties)| {
+            let entries = registry
+                .committees
+                .get(c)
+                .and_then(|info| runs.get(&info.id))
+                .cloned()
+                .unwrap_or_else(|| vec![c]);
+            entries.into_iter().map(move |e| (e, duties.clone()))
+        });
         for (committee, duties) in by_committee {
             let duty = CommitteeDuty {
                 slot,
