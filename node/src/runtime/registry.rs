@@ -567,3 +567,93 @@ fn load_share(
         share_pubkey_bytes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssv_storage::StoreConfig;
+
+    const GVR: [u8; 32] = [9; 32];
+
+    fn store_with(dir: &std::path::Path, ops: Vec<ssv_storage::WriteOp>) -> Store {
+        let store = Store::open(StoreConfig::new(dir.join("db"), GVR)).expect("store");
+        store.write(ops).expect("seeded");
+        store
+    }
+
+    /// A node hosting operators 1 and 2 of a committee: their IDs are found by public key,
+    /// the committee has one entry per operator, each with that operator's own decrypted
+    /// shares (operator 2's kept apart in `own_shares`), and every validator is run once.
+    /// A database seeded for operator 1 alone (the previous layout) loads as before, and
+    /// operator 2's shares there are reported skipped, not wrong.
+    #[test]
+    fn two_hosted_operators_get_their_own_shares() {
+        let setup = ssv_devnet::Setup::generate(4, 6, 4, 3).expect("set-up");
+        let keys = |ids: &[u64]| -> Vec<(Option<OperatorId>, Arc<OperatorSecretKey>)> {
+            ids.iter()
+                .map(|&id| {
+                    let pem = setup.operators[id as usize - 1].key.to_pem().expect("pem");
+                    (None, Arc::new(OperatorSecretKey::from_pem(&pem).expect("key")))
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store_with(
+            dir.path(),
+            setup.store_ops_hosting(&[1, 2]).expect("store ops"),
+        );
+        let ours = resolve_operators(&store, &keys(&[2, 1])).expect("resolved");
+        assert_eq!(ours.ids().collect::<Vec<_>>(), vec![1, 2]);
+        let reg = Registry::load(&store, &ours, DomainType([0; 4])).expect("registry");
+        assert!(reg.skipped.is_empty(), "{:?}", reg.skipped);
+        assert_eq!(reg.operator_id, 1);
+        assert_eq!(reg.committees.len(), 2);
+        assert_eq!(reg.validator_count(), 6);
+        assert_eq!(reg.shares().count(), 6);
+        assert_eq!(reg.runs_of(0), vec![0, 1]);
+        for c in &reg.committees {
+            let me = c.member.operator_id;
+            assert_eq!(c.validators.len(), 6);
+            for share in c.validators.values() {
+                assert_eq!(
+                    share.secret_share.public_key().to_bytes(),
+                    share.share_pubkeys[&me].to_bytes(),
+                    "operator {me} holds its own share"
+                );
+            }
+        }
+        assert_eq!(
+            reg.committees
+                .iter()
+                .map(|c| c.member.operator_id)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        // A refresh keeps both entries at their index and reuses the decrypted shares.
+        let again = reg
+            .refresh(&store, &ours, DomainType([0; 4]), &HashSet::new())
+            .expect("refresh");
+        assert!(reg.same_as(&again));
+
+        // The same key twice, or an ID that is not the key's, is refused.
+        let twice = vec![keys(&[1])[0].clone(), keys(&[1])[0].clone()];
+        let err = resolve_operators(&store, &twice).unwrap_err().to_string();
+        assert!(err.contains("configured twice"), "{err}");
+        let wrong = vec![(Some(3), keys(&[1])[0].1.clone())];
+        let err = resolve_operators(&store, &wrong).unwrap_err().to_string();
+        assert!(err.contains("registered as operator 1"), "{err}");
+
+        // The previous layout: a database seeded for operator 1 alone.
+        let dir1 = tempfile::tempdir().expect("dir");
+        let store1 = store_with(dir1.path(), setup.store_ops(1).expect("store ops"));
+        let one = resolve_operators(&store1, &keys(&[1])).expect("one");
+        let reg1 = Registry::load(&store1, &one, DomainType([0; 4])).expect("registry");
+        assert!(reg1.skipped.is_empty(), "{:?}", reg1.skipped);
+        assert_eq!((reg1.committees.len(), reg1.validator_count()), (1, 6));
+        let both = resolve_operators(&store1, &keys(&[1, 2])).expect("both");
+        let reg2 = Registry::load(&store1, &both, DomainType([0; 4])).expect("registry");
+        assert_eq!(reg2.validator_count(), 6);
+        assert_eq!(reg2.skipped.len(), 6, "operator 2 has no share there");
+        assert!(reg2.skipped.iter().all(|s| s.contains("as operator 2")));
+    }
+}
