@@ -1447,7 +1447,31 @@ mod tests {
                 },
                 "--exporter runs from a seeded database",
             ),
+            (
+                DevnetArgs {
+                    host_two_operators: true,
+                    execution_endpoint: Some("http://127.0.0.1:8545".into()),
+                    ..good.clone()
+                },
+                "--host-two-operators runs from seeded databases",
+            ),
+            (
+                DevnetArgs {
+                    host_two_operators: true,
+                    faulty_operator: Some(2),
+                    ..good.clone()
+                },
+                "operator 2 runs in operator 1's process",
+            ),
         ];
+        assert!(
+            DevnetArgs {
+                host_two_operators: true,
+                ..good.clone()
+            }
+            .validate()
+            .is_ok()
+        );
         for (args, want) in cases {
             let e = args.validate().expect_err(want).to_string();
             assert!(e.contains(want), "{e}");

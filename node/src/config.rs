@@ -801,6 +801,30 @@ tcp_port = 0
 bootnodes = ["enr:-abc"]
 "#;
 
+    /// The config of a devnet node hosting operators 1 and 2 (`--host-two-operators`) loads
+    /// as two operators with their IDs and key files.
+    #[test]
+    fn devnet_hosting_config_loads() {
+        let dir = Path::new("/tmp/devnet/op1");
+        let text =
+            ssv_devnet::setup::node_config_hosting(dir, &[1, 2], &["http://b"], "enr:-x", 1, false)
+                .expect("config text");
+        let c = Config::from_toml(&text, dir, &Overrides::default()).expect("devnet config");
+        assert_eq!(
+            c.operators,
+            vec![
+                OperatorConfig {
+                    id: Some(1),
+                    key: OperatorKey::Plain(dir.join("operator.pem"))
+                },
+                OperatorConfig {
+                    id: Some(2),
+                    key: OperatorKey::Plain(dir.join("operator-2.pem"))
+                },
+            ]
+        );
+    }
+
     /// The configs `ssv-node devnet` writes for its nodes load here as the devnet means them
     /// (the devnet crate writes them without this parser: this is the contract between the two).
     #[test]
