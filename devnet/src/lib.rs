@@ -1331,7 +1331,8 @@ mod tests {
             let op_dir = dir.join(format!("op{id}"));
             let text = node_config(&op_dir, id, &["http://127.0.0.1:5052"], &enr, 2, id == 2)
                 .expect("config text");
-            let path = prepare_operator(&setup, &op_dir, &[id], gvr, &text, true).expect("prepared");
+            let path =
+                prepare_operator(&setup, &op_dir, &[id], gvr, &text, true).expect("prepared");
             // The node's own parser checks this text too (`ssv-node`'s config tests load
             // `node_config` output); here the fields the devnet relies on.
             let text = std::fs::read_to_string(&path).expect("config file");

@@ -521,9 +521,7 @@ impl Config {
             }
             (Some(one), None) => vec![("operator".to_string(), one)],
             (None, Some(list)) if list.is_empty() => {
-                return Err(ConfigError::Invalid(
-                    "[[operators]] has no entry".into(),
-                ));
+                return Err(ConfigError::Invalid("[[operators]] has no entry".into()));
             }
             (None, Some(list)) => list
                 .into_iter()
@@ -889,8 +887,13 @@ bootnodes = ["enr:-abc"]
     #[test]
     fn several_operators_load_and_duplicates_are_refused() {
         let base = "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n";
-        let load =
-            |extra: &str| Config::from_toml(&format!("{base}{extra}"), Path::new("/x"), &Overrides::default());
+        let load = |extra: &str| {
+            Config::from_toml(
+                &format!("{base}{extra}"),
+                Path::new("/x"),
+                &Overrides::default(),
+            )
+        };
         let c = load(
             "[[operators]]\nkey_file='a.pem'\n\
              [[operators]]\nid=7\nkeystore_file='b.json'\npassword_file='b.pw'\n",
@@ -934,7 +937,10 @@ bootnodes = ["enr:-abc"]
                 "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkeystore_file='b.json'\n",
                 "operators[1].keystore_file needs operators[1].password_file",
             ),
-            ("[[operators]]\nid=0\nkey_file='a.pem'\n", "operator IDs start at 1"),
+            (
+                "[[operators]]\nid=0\nkey_file='a.pem'\n",
+                "operator IDs start at 1",
+            ),
             ("[[operators]]\nid=2\n", "set operators[0].keystore_file"),
             (
                 "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkey_file='b.pem'\n\
@@ -956,7 +962,10 @@ bootnodes = ["enr:-abc"]
         let c = Config::from_toml(GOOD, Path::new("/etc/ssv"), &Overrides::default()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/etc/ssv/data"));
         assert_eq!(c.operators.len(), 1);
-        assert_eq!(c.operators[0].key, OperatorKey::Plain("/etc/ssv/op.pem".into()));
+        assert_eq!(
+            c.operators[0].key,
+            OperatorKey::Plain("/etc/ssv/op.pem".into())
+        );
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
         assert_eq!(c.shards, 2);
         assert_eq!(c.p2p.tcp_port, 0);

@@ -426,9 +426,15 @@ fn one_process_hosting_two_operators_does_every_duty() {
     assert_all_duties_done(&s, 3);
     assert!(u(&s, "proposals_expected") > 0, "{s:#}");
     let exits = s["operator_exits"].as_array().expect("operator_exits");
-    let ids: Vec<u64> = exits.iter().map(|e| e["id"].as_u64().expect("id")).collect();
+    let ids: Vec<u64> = exits
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
     assert_eq!(ids, vec![1, 3, 4], "{s:#}");
-    assert!(!data.join("op2").exists(), "operator 2 has no process of its own");
+    assert!(
+        !data.join("op2").exists(),
+        "operator 2 has no process of its own"
+    );
     let config = std::fs::read_to_string(data.join("op1/config.toml")).expect("config");
     assert_eq!(config.matches("[[operators]]").count(), 2, "{config}");
     let log = std::fs::read_to_string(data.join("op1/node.log")).expect("shared log");
@@ -440,8 +446,13 @@ fn one_process_hosting_two_operators_does_every_duty() {
         // One line per decided committee duty, in the span of the operator it ran as.
         let decided = log
             .lines()
-            .filter(|l| l.contains(&format!("committee{{operator={id}}}")) && l.contains(" decided "))
+            .filter(|l| {
+                l.contains(&format!("committee{{operator={id}}}")) && l.contains(" decided ")
+            })
             .count();
-        assert!(decided >= 3, "operator {id} decided {decided} committee duties");
+        assert!(
+            decided >= 3,
+            "operator {id} decided {decided} committee duties"
+        );
     }
 }

@@ -10,8 +10,9 @@ use crate::codec::{Key, PrefixedU64, Record, Singleton};
 use crate::records::{
     Address, AttestationRecord, BlockRecord, ClusterId, CommitteeId, CommitteeRecord,
     DecidedRecord, FeeRecipient, LiquidatedCluster, MalformedEventRecord, OperatorId,
-    OperatorRecord, OperatorStatus, OwnOperatorRecord, OwnShareRecord, OwnerNonce, QbftIdentifier, ShareRecord,
-    SlashingSummary, SyncCursor, ValidatorEventsRecord, ValidatorMetadata, ValidatorPubkey,
+    OperatorRecord, OperatorStatus, OwnOperatorRecord, OwnShareRecord, OwnerNonce, QbftIdentifier,
+    ShareRecord, SlashingSummary, SyncCursor, ValidatorEventsRecord, ValidatorMetadata,
+    ValidatorPubkey,
 };
 
 /// A typed table.

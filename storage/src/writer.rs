@@ -31,8 +31,8 @@ use crate::interchange::{ImportEntry, ImportSummary};
 use crate::records::{
     Address, ClusterId, CommitteeId, CommitteeRecord, DecidedRecord, FeeRecipient,
     LiquidatedCluster, MALFORMED_EVENTS_MAX, MalformedEventRecord, OperatorId, OperatorRecord,
-    OperatorStatus, OwnOperatorRecord, OwnShareRecord, OwnerNonce, ShareRecord, SyncCursor, ValidatorEventsRecord,
-    ValidatorMetadata, ValidatorPubkey,
+    OperatorStatus, OwnOperatorRecord, OwnShareRecord, OwnerNonce, ShareRecord, SyncCursor,
+    ValidatorEventsRecord, ValidatorMetadata, ValidatorPubkey,
 };
 use crate::slashing::{
     self, AttestationToSign, BlockToSign, PruneBelow, PruneSummary, SlashingTables,
@@ -40,8 +40,8 @@ use crate::slashing::{
 };
 use crate::tables::{
     Committees, ContractSync, Decided, DecidedHistory, FeeRecipients, LiquidatedClusters,
-    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnShares, OwnerNonces, Shares,
-    ValidatorEvents,
+    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnShares, OwnerNonces,
+    Shares, ValidatorEvents,
 };
 
 /// Most queued requests folded into one commit. Too large: one slow group delays the first

@@ -593,7 +593,10 @@ mod tests {
             ids.iter()
                 .map(|&id| {
                     let pem = setup.operators[id as usize - 1].key.to_pem().expect("pem");
-                    (None, Arc::new(OperatorSecretKey::from_pem(&pem).expect("key")))
+                    (
+                        None,
+                        Arc::new(OperatorSecretKey::from_pem(&pem).expect("key")),
+                    )
                 })
                 .collect()
         };
