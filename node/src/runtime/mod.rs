@@ -653,11 +653,8 @@ fn bump_new_validators(
     let Some(slot) = clock.current_slot() else {
         return Ok(()); // before genesis nothing can have been signed
     };
-    let pubkeys: Vec<[u8; 48]> = registry
-        .committees
-        .iter()
-        .flat_map(|c| c.validators.values().map(|v| v.pubkey))
-        .collect();
+    // Each validator once (a committee with several of our IDs has an entry per ID).
+    let pubkeys: Vec<[u8; 48]> = registry.shares().map(|v| v.pubkey).collect();
     let bumped = store
         .bump_slashing_protection(&pubkeys, clock.spec().epoch_of(slot), slot)
         .context("bumping slashing protection of new validators")?;
