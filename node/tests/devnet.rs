@@ -442,6 +442,16 @@ fn one_process_hosting_two_operators_does_every_duty() {
         log.contains("operators=[1, 2]"),
         "the registry line names both operators"
     );
+    // Each exit started once although two of the process's operators hold the validator.
+    assert_eq!(
+        log.matches("exit requested: signing it").count() as u64,
+        u(&s, "exits_expected"),
+        "{s:#}"
+    );
+    assert!(
+        !log.contains("DutyAlreadyPassed"),
+        "a validator duty started twice"
+    );
     for id in [1, 2] {
         // One line per decided committee duty, in the span of the operator it ran as.
         let decided = log

@@ -591,11 +591,17 @@ impl Scheduler {
     /// after the request reached the registry (at start-up or while the node runs).
     fn start_exits(&self, slot: u64, started: &mut std::collections::HashSet<[u8; 48]>) {
         let registry = self.registry.current();
+        // Each validator once, at its duty entry (a committee with several of our operator
+        // IDs has an entry per ID).
         let pending: Vec<(usize, Arc<super::registry::ValidatorShare>)> = registry
-            .committees
+            .committee_of
             .iter()
-            .enumerate()
-            .flat_map(|(c, info)| info.validators.values().map(move |v| (c, v.clone())))
+            .filter_map(|(index, &c)| {
+                Some((
+                    c,
+                    registry.committees.get(c)?.validators.get(index)?.clone(),
+                ))
+            })
             .filter(|(_, v)| v.exit_requested.is_some() && !started.contains(&v.pubkey))
             .collect();
         if pending.is_empty() {
