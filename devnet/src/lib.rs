@@ -283,6 +283,11 @@ pub struct DevnetArgs {
     /// (the address is in its log); it must still be running at the end.
     #[arg(long)]
     pub exporter: bool,
+    /// One `ssv-node start` process hosts operators 1 and 2 (two `[[operators]]` entries,
+    /// `DIR/op1/`); the other operators run alone. Every duty must still be valid, and the
+    /// shared process decides as both operators.
+    #[arg(long)]
+    pub host_two_operators: bool,
 }
 
 /// Detection epochs of the nodes under `--doppelganger`: the chain starts at genesis and the
@@ -339,6 +344,23 @@ impl DevnetArgs {
             self.live_elsewhere,
             self.validators
         );
+        if self.host_two_operators {
+            ensure!(
+                self.execution_endpoint.is_none(),
+                "--host-two-operators runs from seeded databases: contract sync keeps one \
+                 operator's shares, so it cannot be combined with --execution-endpoint"
+            );
+            for (flag, id) in [
+                ("--kill-operator", self.kill_operator),
+                ("--faulty-operator", self.faulty_operator),
+            ] {
+                ensure!(
+                    id != Some(2),
+                    "{flag} 2: with --host-two-operators operator 2 runs in operator 1's \
+                     process (name operator 1)"
+                );
+            }
+        }
         match (self.kill_operator, self.kill_at_slot) {
             (Some(_), Some(k)) => ensure!(
                 k < self.slots,
@@ -506,7 +528,8 @@ async fn run_slots(
     (first, genesis_ms): (u64, u64),
     interrupted: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let n = args.operators;
+    // Node processes: operator 2 runs in operator 1's under --host-two-operators.
+    let n = args.operators - u64::from(args.host_two_operators);
     let last = first + args.slots - 1;
     let slot_start = |s: u64| genesis_ms + s * args.slot_ms;
     let mut restart_at: Option<(u64, u64)> = None;
@@ -536,7 +559,7 @@ async fn run_slots(
         let (att_exp, sync_exp) = expected_through(sim, first, slot);
         println!(
             "slot {slot:>5} ({}/{}): attestations {}/{} valid, sync {}/{} valid, invalid {}, \
-             missed {}, operators alive {}/{n}",
+             missed {}, node processes alive {}/{n}",
             rel + 1,
             args.slots,
             s.attestations_valid,
@@ -810,10 +833,16 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let setup = Arc::new(setup);
     let mut nodes_to_start = Vec::new();
     for id in 1..=n {
+        // `--host-two-operators`: operator 2 runs in operator 1's process.
+        let hosted: Vec<u64> = match (args.host_two_operators, id) {
+            (true, 1) => vec![1, 2],
+            (true, 2) => continue,
+            _ => vec![id],
+        };
         let op_dir = dir.join(format!("op{id}"));
-        let text = node_config(
+        let text = setup::node_config_hosting(
             &op_dir,
-            id,
+            &hosted,
             &beacon_urls,
             &enr,
             args.shards_per_node,
@@ -832,7 +861,7 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
         let d = op_dir.clone();
         let seed_store = eth1.is_none();
         let config = tokio::task::spawn_blocking(move || {
-            prepare_operator(&s, &d, id, gvr, &text, seed_store)
+            prepare_operator(&s, &d, &hosted, gvr, &text, seed_store)
         })
         .await
         .context("seeding task")??;
@@ -1302,7 +1331,8 @@ mod tests {
             let op_dir = dir.join(format!("op{id}"));
             let text = node_config(&op_dir, id, &["http://127.0.0.1:5052"], &enr, 2, id == 2)
                 .expect("config text");
-            let path = prepare_operator(&setup, &op_dir, id, gvr, &text, true).expect("prepared");
+            let path =
+                prepare_operator(&setup, &op_dir, &[id], gvr, &text, true).expect("prepared");
             // The node's own parser checks this text too (`ssv-node`'s config tests load
             // `node_config` output); here the fields the devnet relies on.
             let text = std::fs::read_to_string(&path).expect("config file");
@@ -1365,6 +1395,7 @@ mod tests {
             live_registry: false,
             lagging_beacon_node: false,
             exporter: false,
+            host_two_operators: false,
             fork_epoch: None,
             reorg_at_slot: None,
             doppelganger: false,
@@ -1417,7 +1448,31 @@ mod tests {
                 },
                 "--exporter runs from a seeded database",
             ),
+            (
+                DevnetArgs {
+                    host_two_operators: true,
+                    execution_endpoint: Some("http://127.0.0.1:8545".into()),
+                    ..good.clone()
+                },
+                "--host-two-operators runs from seeded databases",
+            ),
+            (
+                DevnetArgs {
+                    host_two_operators: true,
+                    faulty_operator: Some(2),
+                    ..good.clone()
+                },
+                "operator 2 runs in operator 1's process",
+            ),
         ];
+        assert!(
+            DevnetArgs {
+                host_two_operators: true,
+                ..good.clone()
+            }
+            .validate()
+            .is_ok()
+        );
         for (args, want) in cases {
             let e = args.validate().expect_err(want).to_string();
             assert!(e.contains(want), "{e}");

@@ -219,6 +219,13 @@ impl Setup {
     /// validator of its committees with its own encrypted share taken from the `shares`
     /// payload as contract sync takes it.
     pub fn store_ops(&self, id: u64) -> anyhow::Result<Vec<WriteOp>> {
+        self.store_ops_hosting(&[id])
+    }
+
+    /// The store writes of a node hosting operators `ids`: as [`Setup::store_ops`] for every
+    /// committee holding one of them, the share record carrying the lowest hosted member's
+    /// encrypted share and the other hosted members' kept apart ([`WriteOp::PutOwnShare`]).
+    pub fn store_ops_hosting(&self, ids: &[u64]) -> anyhow::Result<Vec<WriteOp>> {
         let mut ops = Vec::new();
         for op in &self.operators {
             ops.push(WriteOp::PutOperator(OperatorRecord {
@@ -227,16 +234,22 @@ impl Setup {
                 owner: self.owner.0.0,
             }));
         }
-        for (c, ids) in self.committees.iter().enumerate() {
-            let Some(pos) = ids.iter().position(|o| *o == id) else {
+        for (c, committee) in self.committees.iter().enumerate() {
+            let hosted: Vec<usize> = committee
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| ids.contains(o))
+                .map(|(i, _)| i)
+                .collect();
+            let Some(&pos) = hosted.iter().min_by_key(|&&i| committee[i]) else {
                 continue;
             };
             ops.push(WriteOp::PutCommittee(
-                CommitteeRecord::new(ids.clone()).context("committee record")?,
+                CommitteeRecord::new(committee.clone()).context("committee record")?,
             ));
-            let cid = committee_id(ids).context("committee id")?;
+            let cid = committee_id(committee).context("committee id")?;
             for v in self.validators.iter().filter(|v| v.committee == c) {
-                let split = split_shares(&v.shares, ids.len())
+                let split = split_shares(&v.shares, committee.len())
                     .map_err(|e| anyhow::anyhow!("validator {} shares: {e}", v.index))?;
                 let share_pubkeys = split
                     .share_pubkeys
@@ -248,10 +261,10 @@ impl Setup {
                     ops.push(WriteOp::PutValidatorEvents(
                         v.pubkey,
                         ssv_storage::ValidatorEventsRecord {
-                            event_operator_ids: ids.clone(),
+                            event_operator_ids: committee.clone(),
                             added_block: 0,
                             exit_requested_block: Some(1),
-                            own_operator_id: Some(id),
+                            own_operator_id: Some(committee[pos]),
                         },
                     ));
                 }
@@ -259,13 +272,22 @@ impl Setup {
                     validator_pubkey: v.pubkey,
                     validator_index: Some(v.index),
                     committee_id: cid,
-                    operator_ids: ids.clone(),
+                    operator_ids: committee.clone(),
                     share_pubkeys,
                     encrypted_share: split.encrypted[pos].to_vec(),
                     secret_share: None,
                     owner: self.owner.0.0,
                     liquidated: false,
                 }));
+                for &other in hosted.iter().filter(|&&i| i != pos) {
+                    ops.push(WriteOp::PutOwnShare(
+                        v.pubkey,
+                        committee[other],
+                        ssv_storage::OwnShareRecord {
+                            encrypted_share: split.encrypted[other].to_vec(),
+                        },
+                    ));
+                }
             }
         }
         Ok(ops)
@@ -338,7 +360,10 @@ pub(crate) struct NodeConfigFile {
     api_addr: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<&'static str>,
-    operator: NodeOperatorSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<NodeOperatorSection>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    operators: Vec<NodeOperatorSection>,
     p2p: NodeP2pSection,
     #[serde(skip_serializing_if = "Option::is_none")]
     eth1: Option<NodeEth1Section>,
@@ -385,6 +410,44 @@ pub fn node_config(
     shards: u64,
     faulty: bool,
 ) -> anyhow::Result<String> {
+    node_config_hosting(dir, &[id], beacon_urls, bootnode_enr, shards, faulty)
+}
+
+/// The key file of hosted operator `id` in a node directory whose first hosted operator is
+/// `first`: `operator.pem` for it, `operator-ID.pem` for the others.
+pub fn operator_key_file(dir: &Path, first: u64, id: u64) -> PathBuf {
+    if id == first {
+        dir.join("operator.pem")
+    } else {
+        dir.join(format!("operator-{id}.pem"))
+    }
+}
+
+/// [`node_config`] of a node hosting the operators `ids` (one `[[operators]]` entry each;
+/// one ID: the `[operator]` section).
+pub fn node_config_hosting(
+    dir: &Path,
+    ids: &[u64],
+    beacon_urls: &[&str],
+    bootnode_enr: &str,
+    shards: u64,
+    faulty: bool,
+) -> anyhow::Result<String> {
+    let Some(&first) = ids.first() else {
+        anyhow::bail!("a node hosts at least one operator");
+    };
+    let mut sections: Vec<NodeOperatorSection> = ids
+        .iter()
+        .map(|&id| NodeOperatorSection {
+            id,
+            key_file: operator_key_file(dir, first, id),
+        })
+        .collect();
+    let (operator, operators) = if sections.len() == 1 {
+        (sections.pop(), Vec::new())
+    } else {
+        (None, sections)
+    };
     let file = NodeConfigFile {
         data_dir: dir.to_owned(),
         network: "local",
@@ -396,10 +459,8 @@ pub fn node_config(
         // The node API likewise (`api on http://ADDR` in the log; see `summary::api_url`).
         api_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         fault: faulty.then_some("corrupt-partials"),
-        operator: NodeOperatorSection {
-            id,
-            key_file: dir.join("operator.pem"),
-        },
+        operator,
+        operators,
         p2p: NodeP2pSection {
             ip: Ipv4Addr::LOCALHOST,
             tcp_port: 0,
@@ -510,30 +571,38 @@ pub fn node_config_doppelganger(base: &str, detection_epochs: u64) -> anyhow::Re
 pub(crate) fn prepare_operator(
     setup: &Setup,
     dir: &Path,
-    id: u64,
+    ids: &[u64],
     gvr: [u8; 32],
     config_text: &str,
     seed_store: bool,
 ) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let op = &setup.operators[(id - 1) as usize];
-    let pem = op.key.to_pem().context("encoding an operator key")?;
-    let key_path = dir.join("operator.pem");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_path)
-        .with_context(|| format!("creating {}", key_path.display()))?;
-    std::io::Write::write_all(&mut f, pem.as_bytes())
-        .with_context(|| format!("writing {}", key_path.display()))?;
+    let Some(&first) = ids.first() else {
+        anyhow::bail!("a node hosts at least one operator");
+    };
+    for &id in ids {
+        let op = setup
+            .operators
+            .get((id as usize).wrapping_sub(1))
+            .with_context(|| format!("operator {id} is not in the set-up"))?;
+        let pem = op.key.to_pem().context("encoding an operator key")?;
+        let key_path = operator_key_file(dir, first, id);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .with_context(|| format!("creating {}", key_path.display()))?;
+        std::io::Write::write_all(&mut f, pem.as_bytes())
+            .with_context(|| format!("writing {}", key_path.display()))?;
+    }
     if seed_store {
         let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
-            .with_context(|| format!("opening the store of operator {id}"))?;
+            .with_context(|| format!("opening the store of operator {first}"))?;
         store
-            .write(setup.store_ops(id)?)
-            .with_context(|| format!("seeding the store of operator {id}"))?;
+            .write(setup.store_ops_hosting(ids)?)
+            .with_context(|| format!("seeding the store of operator {first}"))?;
         drop(store);
     }
     let config_path = dir.join("config.toml");

@@ -16,6 +16,15 @@
 //! password_file = "password"
 //! # key_file = "operator.pem"            # a plain PEM key instead (devnets)
 //!
+//! # Several operator IDs in one process: `[[operators]]` entries instead of `[operator]`
+//! # (each with the same fields; IDs found by public key when not given).
+//! # [[operators]]
+//! # keystore_file = "op-a.json"
+//! # password_file = "op-a.password"
+//! # [[operators]]
+//! # id = 43
+//! # key_file = "op-b.pem"
+//!
 //! [p2p]
 //! ip = "0.0.0.0"
 //! tcp_port = 13001
@@ -154,6 +163,18 @@ pub enum OperatorKey {
     },
 }
 
+/// One operator this node hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// Its operator ID, when given; otherwise looked up by public key in storage.
+    pub id: Option<u64>,
+    /// Its RSA key.
+    pub key: OperatorKey,
+}
+
+/// Most operators one node hosts (`[[operators]]` entries).
+pub const OPERATORS_MAX: usize = 64;
+
 /// Faults a devnet can inject into one operator to test the others (never set on a real
 /// network: `start` refuses it unless `network = "local"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -189,10 +210,9 @@ pub struct Config {
     pub log: crate::logging::LogConfig,
     /// OTLP/HTTP endpoint for duty traces (`None`: tracing off).
     pub otlp_endpoint: Option<String>,
-    /// Our operator ID, when given; otherwise looked up by public key in storage.
-    pub operator_id: Option<u64>,
-    /// The operator key (`None` only in exporter mode, which signs nothing).
-    pub operator_key: Option<OperatorKey>,
+    /// The operators this node hosts: `[operator]` or the `[[operators]]` entries (empty
+    /// only in exporter mode, which signs nothing).
+    pub operators: Vec<OperatorConfig>,
     /// p2p settings.
     pub p2p: P2pConfig,
     /// Crypto pool threads (0: one per core).
@@ -267,8 +287,8 @@ struct RawConfig {
     crypto_threads: Option<usize>,
     slashing_history_epochs: Option<u64>,
     fault: Option<Fault>,
-    #[serde(default)]
-    operator: RawOperator,
+    operator: Option<RawOperator>,
+    operators: Option<Vec<RawOperator>>,
     #[serde(default)]
     p2p: RawP2p,
     eth1: Option<RawEth1>,
@@ -491,36 +511,100 @@ impl Config {
                 ));
             }
         }
-        let operator_key = match (
-            raw.operator.key_file,
-            raw.operator.keystore_file,
-            raw.operator.password_file,
-        ) {
-            (Some(k), None, None) => Some(OperatorKey::Plain(resolve(k))),
-            (None, Some(ks), Some(pw)) => Some(OperatorKey::Keystore {
-                keystore: resolve(ks),
-                password: resolve(pw),
-            }),
-            // An exporter signs nothing and needs no key.
-            (None, None, None) if exporter.is_some() => None,
-            (None, Some(_), None) => {
+        let entries: Vec<(String, RawOperator)> = match (raw.operator, raw.operators) {
+            (Some(_), Some(_)) => {
                 return Err(ConfigError::Invalid(
-                    "operator.keystore_file needs operator.password_file".into(),
-                ));
-            }
-            (None, None, _) => {
-                return Err(ConfigError::Invalid(
-                    "operator key missing: set operator.keystore_file and \
-                     operator.password_file (or operator.key_file for a plain PEM key)"
+                    "[operator] and [[operators]] are exclusive: list every operator as an \
+                     [[operators]] entry"
                         .into(),
                 ));
             }
-            _ => {
-                return Err(ConfigError::Invalid(
-                    "operator.key_file and operator.keystore_file are exclusive".into(),
-                ));
+            (Some(one), None) => vec![("operator".to_string(), one)],
+            (None, Some(list)) if list.is_empty() => {
+                return Err(ConfigError::Invalid("[[operators]] has no entry".into()));
             }
+            (None, Some(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, o)| (format!("operators[{i}]"), o))
+                .collect(),
+            (None, None) if exporter.is_some() => Vec::new(),
+            (None, None) => vec![("operator".to_string(), RawOperator::default())],
         };
+        if entries.len() > OPERATORS_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "{} [[operators]] entries, at most {OPERATORS_MAX}",
+                entries.len()
+            )));
+        }
+        let mut operators: Vec<OperatorConfig> = Vec::with_capacity(entries.len());
+        for (at, o) in entries {
+            if exporter.is_some()
+                && o.key_file.is_none()
+                && o.keystore_file.is_none()
+                && o.password_file.is_none()
+            {
+                // An exporter signs nothing and needs no key.
+                continue;
+            }
+            let key = match (o.key_file, o.keystore_file, o.password_file) {
+                (Some(k), None, None) => OperatorKey::Plain(resolve(k)),
+                (None, Some(ks), Some(pw)) => OperatorKey::Keystore {
+                    keystore: resolve(ks),
+                    password: resolve(pw),
+                },
+                (None, Some(_), None) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{at}.keystore_file needs {at}.password_file"
+                    )));
+                }
+                (None, None, _) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "operator key missing: set {at}.keystore_file and \
+                         {at}.password_file (or {at}.key_file for a plain PEM key)"
+                    )));
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{at}.key_file and {at}.keystore_file are exclusive"
+                    )));
+                }
+            };
+            if o.id == Some(0) {
+                return Err(ConfigError::Invalid(format!(
+                    "{at}.id is 0: operator IDs start at 1"
+                )));
+            }
+            if let Some(id) = o.id
+                && operators.iter().any(|p| p.id == Some(id))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{at}: operator id {id} is configured twice"
+                )));
+            }
+            let file = match &key {
+                OperatorKey::Plain(p) => p,
+                OperatorKey::Keystore { keystore, .. } => keystore,
+            };
+            if operators.iter().any(|p| match &p.key {
+                OperatorKey::Plain(q) => q == file,
+                OperatorKey::Keystore { keystore, .. } => keystore == file,
+            }) {
+                return Err(ConfigError::Invalid(format!(
+                    "{at}: key {} is configured twice",
+                    file.display()
+                )));
+            }
+            operators.push(OperatorConfig { id: o.id, key });
+        }
+        if operators.len() > 1 && raw.eth1.is_some() {
+            return Err(ConfigError::Invalid(
+                "several [[operators]] with [eth1] contract sync are not supported yet \
+                 (contract sync keeps one operator's encrypted shares): run one operator \
+                 per node with [eth1]"
+                    .into(),
+            ));
+        }
         if raw.fault.is_some() && network != Network::Local {
             return Err(ConfigError::Invalid(
                 "fault injection is only allowed on network = \"local\"".into(),
@@ -668,8 +752,7 @@ impl Config {
                 .or(raw.otlp_endpoint)
                 .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
                 .filter(|e| !e.is_empty()),
-            operator_id: raw.operator.id,
-            operator_key,
+            operators,
             p2p: P2pConfig {
                 ip: raw.p2p.ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 tcp_port: overrides.tcp_port.or(raw.p2p.tcp_port).unwrap_or(13001),
@@ -716,6 +799,30 @@ tcp_port = 0
 bootnodes = ["enr:-abc"]
 "#;
 
+    /// The config of a devnet node hosting operators 1 and 2 (`--host-two-operators`) loads
+    /// as two operators with their IDs and key files.
+    #[test]
+    fn devnet_hosting_config_loads() {
+        let dir = Path::new("/tmp/devnet/op1");
+        let text =
+            ssv_devnet::setup::node_config_hosting(dir, &[1, 2], &["http://b"], "enr:-x", 1, false)
+                .expect("config text");
+        let c = Config::from_toml(&text, dir, &Overrides::default()).expect("devnet config");
+        assert_eq!(
+            c.operators,
+            vec![
+                OperatorConfig {
+                    id: Some(1),
+                    key: OperatorKey::Plain(dir.join("operator.pem"))
+                },
+                OperatorConfig {
+                    id: Some(2),
+                    key: OperatorKey::Plain(dir.join("operator-2.pem"))
+                },
+            ]
+        );
+    }
+
     /// The configs `ssv-node devnet` writes for its nodes load here as the devnet means them
     /// (the devnet crate writes them without this parser: this is the contract between the two).
     #[test]
@@ -733,10 +840,12 @@ bootnodes = ["enr:-abc"]
         let c = Config::from_toml(&text, dir, &Overrides::default()).expect("devnet config");
         assert_eq!(c.data_dir, dir);
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
-        assert_eq!(c.operator_id, Some(2));
         assert_eq!(
-            c.operator_key,
-            Some(OperatorKey::Plain(dir.join("operator.pem")))
+            c.operators,
+            vec![OperatorConfig {
+                id: Some(2),
+                key: OperatorKey::Plain(dir.join("operator.pem"))
+            }]
         );
         assert_eq!(
             c.beacon_nodes,
@@ -772,19 +881,96 @@ bootnodes = ["enr:-abc"]
         assert_eq!(got.poll_interval_ms, Some(250));
     }
 
+    /// `[[operators]]`: several operators in one node, each a key (PEM or keystore) with an
+    /// optional ID; the same ID or key twice, an empty list, a list with `[operator]`, or
+    /// several with `[eth1]` are clear errors.
+    #[test]
+    fn several_operators_load_and_duplicates_are_refused() {
+        let base = "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n";
+        let load = |extra: &str| {
+            Config::from_toml(
+                &format!("{base}{extra}"),
+                Path::new("/x"),
+                &Overrides::default(),
+            )
+        };
+        let c = load(
+            "[[operators]]\nkey_file='a.pem'\n\
+             [[operators]]\nid=7\nkeystore_file='b.json'\npassword_file='b.pw'\n",
+        )
+        .expect("two operators");
+        assert_eq!(
+            c.operators,
+            vec![
+                OperatorConfig {
+                    id: None,
+                    key: OperatorKey::Plain("/x/a.pem".into())
+                },
+                OperatorConfig {
+                    id: Some(7),
+                    key: OperatorKey::Keystore {
+                        keystore: "/x/b.json".into(),
+                        password: "/x/b.pw".into()
+                    }
+                },
+            ]
+        );
+        for (extra, want) in [
+            (
+                "[[operators]]\nid=3\nkey_file='a.pem'\n[[operators]]\nid=3\nkey_file='b.pem'\n",
+                "operators[1]: operator id 3 is configured twice",
+            ),
+            (
+                "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkey_file='./a.pem'\n",
+                "operators[1]: key /x/./a.pem is configured twice",
+            ),
+            (
+                "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkey_file='a.pem'\n",
+                "is configured twice",
+            ),
+            ("operators = []\n", "[[operators]] has no entry"),
+            (
+                "[operator]\nkey_file='a.pem'\n[[operators]]\nkey_file='b.pem'\n",
+                "exclusive",
+            ),
+            (
+                "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkeystore_file='b.json'\n",
+                "operators[1].keystore_file needs operators[1].password_file",
+            ),
+            (
+                "[[operators]]\nid=0\nkey_file='a.pem'\n",
+                "operator IDs start at 1",
+            ),
+            ("[[operators]]\nid=2\n", "set operators[0].keystore_file"),
+            (
+                "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkey_file='b.pem'\n\
+                 [eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
+                "not supported yet",
+            ),
+        ] {
+            let err = load(extra).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
+        }
+        // One `[[operators]]` entry is the `[operator]` form.
+        let one = load("[[operators]]\nid=4\nkey_file='a.pem'\n").expect("one entry");
+        let section = load("[operator]\nid=4\nkey_file='a.pem'\n").expect("section");
+        assert_eq!(one.operators, section.operators);
+    }
+
     #[test]
     fn good_config_loads_with_relative_paths_resolved() {
         let c = Config::from_toml(GOOD, Path::new("/etc/ssv"), &Overrides::default()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/etc/ssv/data"));
+        assert_eq!(c.operators.len(), 1);
         assert_eq!(
-            c.operator_key,
-            Some(OperatorKey::Plain("/etc/ssv/op.pem".into()))
+            c.operators[0].key,
+            OperatorKey::Plain("/etc/ssv/op.pem".into())
         );
         assert_eq!(c.network.domain(), LOCAL_DOMAIN);
         assert_eq!(c.shards, 2);
         assert_eq!(c.p2p.tcp_port, 0);
         assert_eq!(c.p2p.udp_port, 12001);
-        assert_eq!(c.operator_id, Some(3));
+        assert_eq!(c.operators[0].id, Some(3));
         assert_eq!(
             c.doppelganger_epochs, None,
             "doppelganger protection is off by default"
@@ -837,7 +1023,7 @@ bootnodes = ["enr:-abc"]
         };
         let o = Overrides::default();
         let c = load("exporter = true\napi_addr = '127.0.0.1:16000'\n", &o).expect("flag");
-        assert_eq!(c.operator_key, None);
+        assert!(c.operators.is_empty());
         assert_eq!(
             c.exporter.map(|e| e.retention_slots),
             Some(EXPORTER_RETENTION_SLOTS_DEFAULT)
@@ -876,7 +1062,7 @@ bootnodes = ["enr:-abc"]
             ssv_devnet::setup::node_config_exporter(dir, &["http://127.0.0.1:5052"], "enr:-x", 1)
                 .expect("exporter config text");
         let c = Config::from_toml(&text, dir, &o).expect("devnet exporter config");
-        assert!(c.exporter.is_some() && c.operator_key.is_none());
+        assert!(c.exporter.is_some() && c.operators.is_empty());
         assert_eq!(c.p2p.bootnodes, vec!["enr:-x".to_owned()]);
         assert!(c.api_addr.is_some_and(|a| a.ip().is_loopback()));
     }

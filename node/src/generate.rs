@@ -210,11 +210,11 @@ mod tests {
         assert_eq!(c.network, Network::Public("hoodi"));
         assert_eq!(c.beacon_nodes, vec!["http://a:5052", "http://b:5052"]);
         assert_eq!(
-            c.operator_key,
-            Some(OperatorKey::Keystore {
+            c.operators.iter().map(|o| &o.key).collect::<Vec<_>>(),
+            vec![&OperatorKey::Keystore {
                 keystore: "/etc/ssv/encrypted_private_key.json".into(),
                 password: "/etc/ssv/password".into(),
-            })
+            }]
         );
         assert_eq!(c.eth1.expect("eth1").endpoints, vec!["ws://e:8546"]);
         assert!(c.exporter.is_none());
@@ -226,7 +226,7 @@ mod tests {
         let text = config_text(&args(&["--exporter", "--network", "mainnet"]));
         let c = Config::from_toml(&text, std::path::Path::new("/x"), &Overrides::default())
             .expect("exporter config loads");
-        assert_eq!(c.operator_key, None);
+        assert!(c.operators.is_empty());
         assert_eq!(c.exporter.expect("exporter").retention_slots, 50_400);
         assert_eq!(c.p2p.max_peers, 150);
         assert!(c.api_addr.is_some());

@@ -35,7 +35,7 @@ pub use runtime::live::RegistryUpdater;
 pub use runtime::metrics::{Metrics, Stage};
 pub use runtime::network_view::{DutyStore, NetworkIndex, NodeView};
 pub use runtime::registry::{
-    CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare,
+    CommitteeInfo, LiveRegistry, Registry, StoppedValidators, ValidatorShare, resolve_operators,
 };
 pub use runtime::shard::{
     OurOperators, PublishedCounts, RsaSigner, SHARD_EVENTS_MAX, SUBMISSIONS_MAX, Services, Shard,

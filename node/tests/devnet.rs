@@ -392,3 +392,77 @@ fn every_duty_type_valid_across_a_fork_and_a_reorg() {
         assert!(u(&s, &format!("{kind}_expected")) > 0, "{kind}: {s:#}");
     }
 }
+
+/// `--host-two-operators`: one `ssv-node start` process hosts operators 1 and 2 (two
+/// `[[operators]]` entries), operators 3 and 4 run alone. Every duty is valid, the shared
+/// process decides every committee duty as both operators (its log names each), and no
+/// process of operator 2's own ran. Slots are long enough for a round change: the validator
+/// roles run as the lowest hosted member only (README), so when operator 2 leads round 1 of a
+/// validator duty the others change round.
+#[test]
+fn one_process_hosting_two_operators_does_every_duty() {
+    let tmp = TestDir::new("host-two");
+    let data = tmp.0.join("data");
+    let json = tmp.0.join("summary.json");
+    let out = devnet(&[
+        "--operators",
+        "4",
+        "--validators",
+        "32",
+        "--slots",
+        "3",
+        "--slot-ms",
+        "7000",
+        "--all-duties",
+        "--host-two-operators",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--keep-data",
+        "--json-summary",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let s = summary(&json);
+    assert_all_duties_done(&s, 3);
+    assert!(u(&s, "proposals_expected") > 0, "{s:#}");
+    let exits = s["operator_exits"].as_array().expect("operator_exits");
+    let ids: Vec<u64> = exits
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![1, 3, 4], "{s:#}");
+    assert!(
+        !data.join("op2").exists(),
+        "operator 2 has no process of its own"
+    );
+    let config = std::fs::read_to_string(data.join("op1/config.toml")).expect("config");
+    assert_eq!(config.matches("[[operators]]").count(), 2, "{config}");
+    let log = std::fs::read_to_string(data.join("op1/node.log")).expect("shared log");
+    assert!(
+        log.contains("operators=[1, 2]"),
+        "the registry line names both operators"
+    );
+    // Each exit started once although two of the process's operators hold the validator.
+    assert_eq!(
+        log.matches("exit requested: signing it").count() as u64,
+        u(&s, "exits_expected"),
+        "{s:#}"
+    );
+    assert!(
+        !log.contains("DutyAlreadyPassed"),
+        "a validator duty started twice"
+    );
+    for id in [1, 2] {
+        // One line per decided committee duty, in the span of the operator it ran as.
+        let decided = log
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("committee{{operator={id}}}")) && l.contains(" decided ")
+            })
+            .count();
+        assert!(
+            decided >= 3,
+            "operator {id} decided {decided} committee duties"
+        );
+    }
+}

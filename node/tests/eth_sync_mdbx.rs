@@ -221,7 +221,8 @@ async fn mdbx_registry_resumes_after_a_crash_and_feeds_the_runtime() {
         ops.push(WriteOp::PutShare(share));
     }
     store.write(ops).expect("metadata");
-    let loaded = Registry::load(&store, &key, None, DomainType::MAINNET).expect("runtime load");
+    let ours = ssv_node::resolve_operators(&store, &[(None, key.clone())]).expect("our operator");
+    let loaded = Registry::load(&store, &ours, DomainType::MAINNET).expect("runtime load");
     assert_eq!(loaded.operator_id, OUR_ID);
     assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
     assert_eq!(loaded.validator_count(), own_active.len());
@@ -247,7 +248,7 @@ async fn mdbx_registry_resumes_after_a_crash_and_feeds_the_runtime() {
             .validator_index
             .is_some()
     );
-    let again = Registry::load(&store, &key, None, DomainType::MAINNET).expect("runtime load");
+    let again = Registry::load(&store, &ours, DomainType::MAINNET).expect("runtime load");
     assert_eq!(again.validator_count(), own_active.len());
 }
 

@@ -50,7 +50,8 @@ async fn a_committee_added_while_running_gets_its_subnet_and_runs() {
             .unwrap(),
     );
     let domain = DomainType::SPEC_TESTING;
-    let registry = Registry::load(&store, &key, Some(1), domain).unwrap();
+    let ours = Arc::new(ssv_node::OurOperators::single(1, key.clone()));
+    let registry = Registry::load(&store, &ours, domain).unwrap();
     let before = registry.validator_count();
     assert_eq!(
         registry.active_subnets().into_iter().collect::<Vec<_>>(),
@@ -67,7 +68,7 @@ async fn a_committee_added_while_running_gets_its_subnet_and_runs() {
     let updater = RegistryUpdater {
         live: live.clone(),
         store: store.clone(),
-        key: key.clone(),
+        ours: ours.clone(),
         domain,
         // Nothing listens there: the status check fails (logged) and changes nothing, and
         // every stored validator already has its index.

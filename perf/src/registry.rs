@@ -63,10 +63,16 @@ pub fn main(args: RegistryArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("temp dir")?;
     let store = Store::open(StoreConfig::new(dir.path().join("db"), [7; 32]))?;
     store.write(now)?;
-    let key = &setup.operators[0].key;
+    let key = std::sync::Arc::new(
+        ssv_crypto_pipeline::OperatorSecretKey::from_pem(
+            &setup.operators[0].key.to_pem().context("operator key")?,
+        )
+        .map_err(|e| anyhow::anyhow!("operator key: {e}"))?,
+    );
+    let key = &ssv_node::OurOperators::single(1, key);
     let domain = DomainType::SPEC_TESTING;
     let t = Instant::now();
-    let registry = Registry::load(&store, key, Some(1), domain)?;
+    let registry = Registry::load(&store, key, domain)?;
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
     anyhow::ensure!(
         registry.validator_count() == args.validators,

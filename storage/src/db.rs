@@ -13,7 +13,7 @@ use libmdbx::{
 use crate::codec::{Key, ValueRef, decode_owned, encode};
 use crate::error::{Result, StorageError};
 use crate::records::Root;
-use crate::tables::{META_TABLE, TABLE_NAMES, TABLES_COUNT, Table};
+use crate::tables::{META_TABLE, TABLE_NAMES, TABLES_ADDED_LATER, TABLES_COUNT, Table};
 
 /// The MDBX environment type used throughout (no write map: see [`StoreConfig`]).
 pub(crate) type Env = libmdbx::Database<NoWriteMap>;
@@ -269,13 +269,19 @@ fn check_schema(env: &Env, config: &StoreConfig) -> Result<()> {
             }
             for name in TABLE_NAMES {
                 if let Err(e) = txn.open_table(Some(name)) {
+                    if TABLES_ADDED_LATER.contains(name) {
+                        // A database written before this table existed: add it, empty.
+                        txn.create_table(Some(name), TableFlags::empty())
+                            .map_err(StorageError::mdbx("create a table added later"))?;
+                        continue;
+                    }
                     return Err(StorageError::CorruptRecord {
                         table: name,
                         detail: format!("table missing from a version-{found} database: {e}"),
                     });
                 }
             }
-            // Nothing was written: this commit only ends the transaction.
+            // Commits the tables added later, if any (otherwise nothing was written).
             txn.commit().map_err(StorageError::mdbx("end schema txn"))?;
             Ok(())
         }

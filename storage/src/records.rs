@@ -400,6 +400,28 @@ impl MalformedEventRecord {
     }
 }
 
+/// The encrypted share of one of our operators for one validator, when the node hosts
+/// several operator IDs of its committee (the [`ShareRecord`] holds one encrypted share; the
+/// others are kept here, keyed by validator public key and operator ID).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct OwnShareRecord {
+    /// The share, RSA-encrypted to that operator's key.
+    pub encrypted_share: Vec<u8>,
+}
+
+impl OwnShareRecord {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.encrypted_share.is_empty() || self.encrypted_share.len() > ENCRYPTED_SHARE_BYTES_MAX
+        {
+            return Err(StorageError::InvalidRecord(format!(
+                "own encrypted share of {} bytes (1..={ENCRYPTED_SHARE_BYTES_MAX})",
+                self.encrypted_share.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Our operator ID, once the contract sync saw our `OperatorAdded`.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnOperatorRecord {

@@ -390,6 +390,21 @@ impl Store {
             .transpose()
     }
 
+    /// The encrypted share of our operator `operator` for `pubkey`, when one is stored apart
+    /// from the share record (a node hosting several operator IDs of its committee).
+    pub fn own_share(
+        &self,
+        pubkey: &ValidatorPubkey,
+        operator: crate::records::OperatorId,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .read()?
+            .get::<crate::tables::OwnShares>(&crate::codec::PrefixedU64(*pubkey, operator))?
+            .map(|v| v.to_owned())
+            .transpose()?
+            .map(|r| r.encrypted_share))
+    }
+
     /// The fee recipient `owner` set (`FeeRecipientAddressUpdated`); `None` when it set none
     /// (the owner's address is then the recipient, as the Go node has it).
     pub fn fee_recipient(&self, owner: &Address) -> Result<Option<Address>> {

@@ -10,8 +10,9 @@ use crate::codec::{Key, PrefixedU64, Record, Singleton};
 use crate::records::{
     Address, AttestationRecord, BlockRecord, ClusterId, CommitteeId, CommitteeRecord,
     DecidedRecord, FeeRecipient, LiquidatedCluster, MalformedEventRecord, OperatorId,
-    OperatorRecord, OperatorStatus, OwnOperatorRecord, OwnerNonce, QbftIdentifier, ShareRecord,
-    SlashingSummary, SyncCursor, ValidatorEventsRecord, ValidatorMetadata, ValidatorPubkey,
+    OperatorRecord, OperatorStatus, OwnOperatorRecord, OwnShareRecord, OwnerNonce, QbftIdentifier,
+    ShareRecord, SlashingSummary, SyncCursor, ValidatorEventsRecord, ValidatorMetadata,
+    ValidatorPubkey,
 };
 
 /// A typed table.
@@ -81,7 +82,14 @@ tables! {
     MalformedEvents: "malformed_events", u64 => MalformedEventRecord;
     /// Our operator ID, once known (one row).
     OwnOperator: "own_operator", Singleton => OwnOperatorRecord;
+    /// Encrypted shares of our other operator IDs (a node hosting several), by validator
+    /// public key and operator ID.
+    OwnShares: "own_shares", PrefixedU64<48> => OwnShareRecord;
 }
+
+/// Tables added after a schema version's first release: a database of that version that
+/// lacks one gets it created, empty, at open (nothing stored is lost or changed).
+pub const TABLES_ADDED_LATER: &[&str] = &["own_shares"];
 
 /// Number of named tables, including [`META_TABLE`]; MDBX's `max_tables` is set from it.
 pub const TABLES_COUNT: usize = TABLE_NAMES.len() + 1;

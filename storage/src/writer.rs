@@ -31,8 +31,8 @@ use crate::interchange::{ImportEntry, ImportSummary};
 use crate::records::{
     Address, ClusterId, CommitteeId, CommitteeRecord, DecidedRecord, FeeRecipient,
     LiquidatedCluster, MALFORMED_EVENTS_MAX, MalformedEventRecord, OperatorId, OperatorRecord,
-    OperatorStatus, OwnOperatorRecord, OwnerNonce, ShareRecord, SyncCursor, ValidatorEventsRecord,
-    ValidatorMetadata, ValidatorPubkey,
+    OperatorStatus, OwnOperatorRecord, OwnShareRecord, OwnerNonce, ShareRecord, SyncCursor,
+    ValidatorEventsRecord, ValidatorMetadata, ValidatorPubkey,
 };
 use crate::slashing::{
     self, AttestationToSign, BlockToSign, PruneBelow, PruneSummary, SlashingTables,
@@ -40,8 +40,8 @@ use crate::slashing::{
 };
 use crate::tables::{
     Committees, ContractSync, Decided, DecidedHistory, FeeRecipients, LiquidatedClusters,
-    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnerNonces, Shares,
-    ValidatorEvents,
+    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnShares, OwnerNonces,
+    Shares, ValidatorEvents,
 };
 
 /// Most queued requests folded into one commit. Too large: one slow group delays the first
@@ -79,6 +79,9 @@ pub enum WriteOp {
     /// Remove a validator share and its [`ValidatorEventsRecord`] row (its committee row
     /// stays; delete it explicitly when empty).
     DeleteShare(ValidatorPubkey),
+    /// Insert or replace the encrypted share of our operator `1` for validator `0` (a node
+    /// hosting several operator IDs of its committee).
+    PutOwnShare(ValidatorPubkey, OperatorId, OwnShareRecord),
     /// Insert or replace what the contract events say about a validator beyond its share.
     PutValidatorEvents(ValidatorPubkey, ValidatorEventsRecord),
     /// Set an owner's next `ValidatorAdded` nonce.
@@ -122,6 +125,7 @@ impl WriteOp {
             WriteOp::PutShare(s) | WriteOp::PutRegistryShare(s) => s.validate(),
             WriteOp::PutDecided(d) => d.validate(),
             WriteOp::PutValidatorEvents(_, v) => v.validate(),
+            WriteOp::PutOwnShare(_, _, o) => o.validate(),
             WriteOp::PutLiquidatedCluster(c) => c.validate(),
             WriteOp::AppendMalformedEvent(m) => m.validate(),
             _ => Ok(()),
@@ -336,7 +340,19 @@ impl Writer {
                     };
                     self.put_share(txn, &merged)?;
                 }
+                WriteOp::PutOwnShare(pk, id, o) => {
+                    txn.put(&txn.handle::<OwnShares>()?, &PrefixedU64(*pk, *id), o)?
+                }
                 WriteOp::DeleteShare(pk) => {
+                    // Our other operators' shares go with it (their IDs are the committee's).
+                    let members = match txn.get(&txn.handle::<Shares>()?, pk)? {
+                        Some(s) => s.operator_ids,
+                        None => Vec::new(),
+                    };
+                    let own = txn.handle::<OwnShares>()?;
+                    for id in members {
+                        txn.del(&own, &PrefixedU64(*pk, id))?;
+                    }
                     txn.del(&txn.handle::<Shares>()?, pk)?;
                     txn.del(&txn.handle::<ValidatorEvents>()?, pk)?;
                 }

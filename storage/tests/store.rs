@@ -192,7 +192,7 @@ fn corrupt_value_is_an_error_on_read_not_a_panic() {
 
 #[test]
 fn tables_are_declared_once_and_created() {
-    assert_eq!(TABLE_NAMES.len(), 17);
+    assert_eq!(TABLE_NAMES.len(), 18);
     assert!(TABLE_NAMES.contains(&<Shares as Table>::NAME));
 }
 
@@ -998,4 +998,53 @@ fn block_slot_violation_reads_without_recording() {
     );
     assert_eq!(store.block_slot_violation(&[1; 48], 11).unwrap(), None);
     assert_eq!(store.block_slot_violation(&[2; 48], 10).unwrap(), None);
+}
+
+/// A database written before the `own_shares` table existed (the table dropped here, as
+/// the previous version left it) still opens, keeps what it stored, and gets the table:
+/// own shares of several operators are then stored and go with their validator.
+#[test]
+fn a_database_without_the_own_shares_table_opens_and_gets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let share = fixtures::share(1, 1);
+    {
+        let store = open(dir.path());
+        store.write(vec![WriteOp::PutShare(share.clone())]).unwrap();
+    }
+    raw_edit(dir.path(), |txn| {
+        let t = txn.open_table(Some("own_shares")).unwrap();
+        // SAFETY: no other handle or cursor of this table is open in this process.
+        unsafe { txn.drop_table(t) }.unwrap();
+    });
+    raw_edit(dir.path(), |txn| {
+        assert!(txn.open_table(Some("own_shares")).is_err(), "dropped");
+    });
+    let store = open(dir.path());
+    let pk = share.validator_pubkey;
+    assert_eq!(store.share(&pk).unwrap().unwrap(), share);
+    assert_eq!(store.own_share(&pk, share.operator_ids[0]).unwrap(), None);
+    let other = share.operator_ids[1];
+    store
+        .write(vec![WriteOp::PutOwnShare(
+            pk,
+            other,
+            ssv_storage::OwnShareRecord {
+                encrypted_share: vec![7; 256],
+            },
+        )])
+        .unwrap();
+    assert_eq!(store.own_share(&pk, other).unwrap(), Some(vec![7; 256]));
+    let bad = store.write(vec![WriteOp::PutOwnShare(
+        pk,
+        other,
+        ssv_storage::OwnShareRecord {
+            encrypted_share: Vec::new(),
+        },
+    )]);
+    assert!(bad.is_err(), "an empty own share is refused");
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.own_share(&pk, other).unwrap(), Some(vec![7; 256]));
+    store.write(vec![WriteOp::DeleteShare(pk)]).unwrap();
+    assert_eq!(store.own_share(&pk, other).unwrap(), None);
 }

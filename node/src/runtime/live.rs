@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ssv_beacon_api::client::BeaconClient;
-use ssv_crypto_pipeline::OperatorSecretKey;
 use ssv_eth_sync::DataPlaneEvent;
 use ssv_netio::{NetworkHandle, Subnet};
 use ssv_protocol::chain::SlotClock;
@@ -49,8 +48,8 @@ pub struct RegistryUpdater {
     pub live: Arc<LiveRegistry>,
     /// The store contract sync writes.
     pub store: Arc<Store>,
-    /// Our RSA key (decrypts new shares).
-    pub key: Arc<OperatorSecretKey>,
+    /// Our operators' RSA keys (decrypt new shares).
+    pub ours: Arc<super::shard::OurOperators>,
     /// Our network's domain.
     pub domain: DomainType,
     /// Beacon nodes (indices and statuses).
@@ -288,14 +287,14 @@ impl RegistryUpdater {
         }
         let prev = self.live.current();
         let next = {
-            let (prev, store, key, domain) = (
+            let (prev, store, ours, domain) = (
                 prev.clone(),
                 self.store.clone(),
-                self.key.clone(),
+                self.ours.clone(),
                 self.domain,
             );
             let done = state.done.clone();
-            tokio::task::spawn_blocking(move || prev.refresh(&store, &key, domain, &done)).await
+            tokio::task::spawn_blocking(move || prev.refresh(&store, &ours, domain, &done)).await
         };
         let next = match next {
             Ok(Ok(r)) => Arc::new(r),

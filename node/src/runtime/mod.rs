@@ -161,12 +161,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let key = Arc::new(load_operator_key(
-        config
-            .operator_key
-            .as_ref()
-            .context("an operator node needs an operator key")?,
-    )?);
+    if config.operators.is_empty() {
+        bail!("an operator node needs an operator key");
+    }
+    let mut keys: Vec<(Option<u64>, Arc<OperatorSecretKey>)> = Vec::new();
+    for o in &config.operators {
+        keys.push((o.id, Arc::new(load_operator_key(&o.key)?)));
+    }
+    // Contract sync follows one operator (config refuses several with [eth1]).
+    let key = keys[0].1.clone();
     // Metrics and profiles are served from the start, so a node waiting for its beacon node
     // can be observed.
     let metrics = Arc::new(Metrics::default());
@@ -256,12 +259,28 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = resolve_indices(&store, &client).await {
         tracing::warn!("beacon indices of new validators not resolved: {e:#}");
     }
-    let registry = Arc::new(Registry::load(&store, &key, config.operator_id, domain)?);
+    let ours = Arc::new(registry::resolve_operators(&store, &keys)?);
+    let registry = Arc::new(Registry::load(&store, &ours, domain)?);
     for s in &registry.skipped {
         tracing::warn!("validator not run: {s}");
     }
+    let ids: Vec<u64> = ours.ids().collect();
+    for &id in &ids {
+        let runs: Vec<&Arc<registry::CommitteeInfo>> = registry
+            .committees
+            .iter()
+            .filter(|c| c.member.operator_id == id)
+            .collect();
+        tracing::info!(
+            operator = id,
+            committees = runs.len(),
+            validators = runs.iter().map(|c| c.validators.len()).sum::<usize>(),
+            "operator hosted"
+        );
+    }
     tracing::info!(
         operator = registry.operator_id,
+        operators = ?ids,
         committees = registry.committees.len(),
         validators = registry.validator_count(),
         "registry loaded"
@@ -271,7 +290,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for s in registry.active_subnets() {
         subnets.insert(Subnet::new(s as usize)?);
     }
-    let our_operator = registry.operator_id;
     let live = Arc::new(LiveRegistry::new(registry));
     let mut net_cfg = NetworkConfig::new(domain);
     net_cfg.data_dir = Some(config.data_dir.clone());
@@ -344,7 +362,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (sub_tx, sub_rx) = async_channel::bounded::<Submission>(SUBMISSIONS_MAX);
     let services = Arc::new(Services {
         registry: live.clone(),
-        operator_keys: Arc::new(shard::OurOperators::single(our_operator, key.clone())),
+        operator_keys: ours.clone(),
         published: Default::default(),
         network: network.handle.clone(),
         store: store.clone(),
@@ -395,7 +413,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let updater = live::RegistryUpdater {
         live: live.clone(),
         store: store.clone(),
-        key: key.clone(),
+        ours: ours.clone(),
         domain,
         client: client.clone(),
         stopped: services.stopped.clone(),
@@ -635,11 +653,8 @@ fn bump_new_validators(
     let Some(slot) = clock.current_slot() else {
         return Ok(()); // before genesis nothing can have been signed
     };
-    let pubkeys: Vec<[u8; 48]> = registry
-        .committees
-        .iter()
-        .flat_map(|c| c.validators.values().map(|v| v.pubkey))
-        .collect();
+    // Each validator once (a committee with several of our IDs has an entry per ID).
+    let pubkeys: Vec<[u8; 48]> = registry.shares().map(|v| v.pubkey).collect();
     let bumped = store
         .bump_slashing_protection(&pubkeys, clock.spec().epoch_of(slot), slot)
         .context("bumping slashing protection of new validators")?;

@@ -13,6 +13,8 @@ use ssv_protocol::types::{CommitteeMember, CommitteeOperator, DomainType, Operat
 use ssv_storage::tables::Operators;
 use ssv_storage::{CommitteeMap, Store};
 
+use super::shard::OurOperators;
+
 use ssv_crypto_pipeline::share::decrypt_share;
 
 pub use super::network_view::NetworkIndex;
@@ -140,7 +142,8 @@ pub struct CommitteeInfo {
 
 /// Everything the data plane needs to know about who we are and whom we run.
 pub struct Registry {
-    /// Our operator ID.
+    /// Our (lowest) operator ID; a node hosting several has one committee entry per
+    /// operator of ours in each committee ([`CommitteeInfo::member`] says which).
     pub operator_id: OperatorId,
     /// Every known operator's RSA public key (parsed once).
     pub operator_keys: Arc<OperatorKeyCache>,
@@ -164,16 +167,57 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// The operator IDs of our keys: each `(id, key)` of `keys` with its ID as configured (checked
+/// against the registry when the key is registered) or found by public key in `store`. Two
+/// entries with the same key, or resolving to the same ID, are refused.
+pub fn resolve_operators(
+    store: &Store,
+    keys: &[(Option<OperatorId>, Arc<OperatorSecretKey>)],
+) -> anyhow::Result<OurOperators> {
+    let txn = store.read().context("opening a read snapshot")?;
+    let mut by_pem: HashMap<Vec<u8>, OperatorId> = HashMap::new();
+    txn.scan::<Operators>(None, |id, op| {
+        by_pem.insert(op.get().public_key.as_slice().to_vec(), id);
+        Ok(ControlFlow::Continue(()))
+    })
+    .context("reading operators")?;
+    drop(txn);
+    let several = keys.len() > 1;
+    let mut pems = HashSet::new();
+    let mut resolved = Vec::with_capacity(keys.len());
+    for (i, (configured, key)) in keys.iter().enumerate() {
+        let pem = key.public_key().to_base64_pem();
+        let which = if several {
+            format!("operators[{i}]")
+        } else {
+            "operator".to_string()
+        };
+        if !pems.insert(pem.clone()) {
+            bail!("{which}: the same operator key is configured twice");
+        }
+        let id = match (*configured, by_pem.get(pem.as_bytes()).copied()) {
+            (Some(id), Some(found)) if id != found => bail!(
+                "{which}: configured operator id {id} but its public key is registered as \
+                 operator {found}"
+            ),
+            (Some(id), _) => id,
+            (None, Some(found)) => found,
+            (None, None) => bail!(
+                "{which}: the operator public key is not registered (no operator in storage \
+                 has it); set {which}.id or wait for contract sync"
+            ),
+        };
+        resolved.push((id, key.clone()));
+    }
+    OurOperators::new(resolved)
+}
+
 impl Registry {
-    /// Loads operators, our committees and shares from `store`, decrypting our shares with
-    /// `key`. `operator_id`: ours when configured, else found by public key.
-    pub fn load(
-        store: &Store,
-        key: &OperatorSecretKey,
-        operator_id: Option<OperatorId>,
-        domain: DomainType,
-    ) -> anyhow::Result<Self> {
-        Self::build(store, key, operator_id, domain, None, &HashSet::new())
+    /// Loads operators, our committees and shares from `store`: every committee holding one
+    /// of `ours` gets one entry per operator of ours in it, with that operator's shares
+    /// (decrypted with its key).
+    pub fn load(store: &Store, ours: &OurOperators, domain: DomainType) -> anyhow::Result<Self> {
+        Self::build(store, ours, domain, None, &HashSet::new())
     }
 
     /// The registry as `store` holds it now, built on `self`, without the validators in
@@ -183,32 +227,32 @@ impl Registry {
     pub fn refresh(
         &self,
         store: &Store,
-        key: &OperatorSecretKey,
+        ours: &OurOperators,
         domain: DomainType,
         done: &HashSet<[u8; 48]>,
     ) -> anyhow::Result<Self> {
-        Self::build(store, key, Some(self.operator_id), domain, Some(self), done)
+        Self::build(store, ours, domain, Some(self), done)
     }
 
     fn build(
         store: &Store,
-        key: &OperatorSecretKey,
-        operator_id: Option<OperatorId>,
+        ours: &OurOperators,
         domain: DomainType,
         prev: Option<&Registry>,
         done: &HashSet<[u8; 48]>,
     ) -> anyhow::Result<Self> {
-        let our_pem = key.public_key().to_base64_pem();
+        let Some(operator_id) = ours.ids().next() else {
+            bail!("no operator of ours");
+        };
+        let our_pems: HashMap<OperatorId, String> = ours
+            .ids()
+            .filter_map(|id| Some((id, ours.get(id)?.public_key().to_base64_pem())))
+            .collect();
         let txn = store.read().context("opening a read snapshot")?;
         let operator_keys = Arc::new(OperatorKeyCache::new());
         let mut pems: HashMap<OperatorId, Vec<u8>> = HashMap::new();
-        let mut by_key = None;
         txn.scan::<Operators>(None, |id, op| {
-            let pem = op.get().public_key.as_slice().to_vec();
-            if pem == our_pem.as_bytes() {
-                by_key = Some(id);
-            }
-            pems.insert(id, pem);
+            pems.insert(id, op.get().public_key.as_slice().to_vec());
             Ok(ControlFlow::Continue(()))
         })
         .context("reading operators")?;
@@ -218,26 +262,16 @@ impl Registry {
                 tracing::warn!(operator = id, "operator public key unusable: {e}");
             }
         }
-        let operator_id = match (operator_id, by_key) {
-            (Some(id), Some(found)) if id != found => bail!(
-                "configured operator id {id} but our public key is registered as operator {found}"
-            ),
-            (Some(id), _) => id,
-            (None, Some(found)) => found,
-            (None, None) => bail!(
-                "our operator public key is not registered (no operator in storage has it); \
-                 set operator.id or wait for contract sync"
-            ),
-        };
         let map = CommitteeMap::load(&txn).context("loading committees")?;
         drop(txn);
         let network = Arc::new(NetworkIndex::from_map(&map));
-        // Committee slots: the previous registry's first, in their order.
+        // Committee slots (one per committee and operator of ours in it): the previous
+        // registry's first, in their order.
         let mut committees: Vec<Option<Arc<CommitteeInfo>>> = Vec::new();
-        let mut slot_of: HashMap<[u8; 32], usize> = HashMap::new();
+        let mut slot_of: HashMap<([u8; 32], OperatorId), usize> = HashMap::new();
         if let Some(prev) = prev {
             for (i, c) in prev.committees.iter().enumerate() {
-                slot_of.insert(c.id, i);
+                slot_of.insert((c.id, c.member.operator_id), i);
                 committees.push(None);
             }
         }
@@ -246,11 +280,25 @@ impl Registry {
         let mut total = 0usize;
         let mut ids: Vec<_> = map.committees.keys().copied().collect();
         ids.sort_unstable();
-        for cid in ids {
+        let runs: Vec<([u8; 32], usize, OperatorId)> = ids
+            .iter()
+            .flat_map(|cid| {
+                map.committees[cid]
+                    .operator_ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| ours.get(**o).is_some())
+                    .map(|(pos, o)| (*cid, pos, *o))
+            })
+            .collect();
+        // A validator is counted once however many of our operators run it.
+        let mut counted: HashSet<[u8; 48]> = HashSet::new();
+        for (cid, pos, our_id) in runs {
             let entry = &map.committees[&cid];
-            let Some(pos) = entry.operator_ids.iter().position(|o| *o == operator_id) else {
+            let Some(key) = ours.get(our_id) else {
                 continue;
             };
+            let our_pem = &our_pems[&our_id];
             let committee_ops: Vec<CommitteeOperator> = entry
                 .operator_ids
                 .iter()
@@ -261,7 +309,7 @@ impl Registry {
                 .collect();
             let wire_id = WireCommitteeId::from_operators(&entry.operator_ids);
             let member = CommitteeMember {
-                operator_id,
+                operator_id: our_id,
                 committee_id: wire_id,
                 rsa_public_key_pem: our_pem.as_bytes().to_vec(),
                 faulty_nodes: (entry.operator_ids.len() as u64).saturating_sub(1) / 3,
@@ -274,17 +322,21 @@ impl Registry {
                     continue;
                 }
                 let Some(index) = v.index else {
-                    skipped.push(format!("0x{}: {NO_INDEX_YET}", hex::encode(v.pubkey)));
+                    if counted.insert(v.pubkey) {
+                        skipped.push(format!("0x{}: {NO_INDEX_YET}", hex::encode(v.pubkey)));
+                    }
                     continue;
                 };
-                total += 1;
-                if total > VALIDATORS_MAX {
-                    bail!("more than {VALIDATORS_MAX} validators");
+                if counted.insert(v.pubkey) {
+                    total += 1;
+                    if total > VALIDATORS_MAX {
+                        bail!("more than {VALIDATORS_MAX} validators");
+                    }
                 }
                 wanted.push((v.pubkey, index));
             }
             let before = prev
-                .and_then(|p| slot_of.get(&cid).map(|&i| &p.committees[i]))
+                .and_then(|p| slot_of.get(&(cid, our_id)).map(|&i| &p.committees[i]))
                 .map(|c| &c.validators);
             // RSA decryption costs about 1.7 ms a share: spread it over every core, and only
             // for shares that are new or changed.
@@ -294,7 +346,10 @@ impl Registry {
                     let old = before
                         .and_then(|v| v.get(index))
                         .filter(|s| s.pubkey == *pubkey);
-                    (*index, load_share(store, key, pubkey, *index, pos, old))
+                    (
+                        *index,
+                        load_share(store, key, our_id, pubkey, *index, pos, old),
+                    )
                 })
                 .collect();
             let mut validators = HashMap::new();
@@ -303,20 +358,26 @@ impl Registry {
                     Ok(share) => {
                         validators.insert(index, share);
                     }
-                    Err(e) => skipped.push(format!("0x{}: {e:#}", hex::encode(pubkey))),
+                    Err(e) => skipped.push(format!(
+                        "0x{} (as operator {our_id}): {e:#}",
+                        hex::encode(pubkey)
+                    )),
                 }
             }
-            let idx = match slot_of.get(&cid) {
+            let idx = match slot_of.get(&(cid, our_id)) {
                 Some(&i) => i,
                 None if validators.is_empty() => continue,
                 None => {
                     committees.push(None);
-                    slot_of.insert(cid, committees.len() - 1);
+                    slot_of.insert((cid, our_id), committees.len() - 1);
                     committees.len() - 1
                 }
             };
+            // The validator's entry for duties: its committee as our lowest operator in it
+            // (runs come in ascending operator order); the scheduler hands committee duties
+            // to every entry of the same committee.
             for index in validators.keys() {
-                committee_of.insert(*index, idx);
+                committee_of.entry(*index).or_insert(idx);
             }
             committees[idx] = Some(Arc::new(CommitteeInfo {
                 id: cid,
@@ -368,9 +429,25 @@ impl Registry {
             .get(&index)
     }
 
-    /// Every validator we run.
+    /// Every validator we run, once (as the operator of ours its duties go to, when several
+    /// of ours are in its committee).
     pub fn shares(&self) -> impl Iterator<Item = &Arc<ValidatorShare>> {
-        self.committees.iter().flat_map(|c| c.validators.values())
+        self.committee_of
+            .iter()
+            .filter_map(|(index, &c)| self.committees.get(c)?.validators.get(index))
+    }
+
+    /// The entries of committee entry `committee`'s committee: one per operator of ours in it.
+    pub fn runs_of(&self, committee: usize) -> Vec<usize> {
+        let Some(c) = self.committees.get(committee) else {
+            return Vec::new();
+        };
+        self.committees
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.id == c.id)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Whether `other` runs exactly what this one runs (the same committees with the same
@@ -405,6 +482,7 @@ impl Registry {
 fn load_share(
     store: &Store,
     key: &OperatorSecretKey,
+    our_id: OperatorId,
     pubkey: &[u8; 48],
     index: u64,
     our_position: usize,
@@ -446,10 +524,29 @@ fn load_share(
         .share_pubkeys
         .get(our_position)
         .context("no share public key for us")?;
-    let secret_share = match &record.secret_share {
-        Some(s) => SecretKey::from_bytes(&s.0).context("stored share")?,
-        None => decrypt_share(key, &record.encrypted_share, our_share_pk)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    if record.operator_ids.get(our_position) != Some(&our_id) {
+        bail!("operator {our_id} is not at its committee position in the share record");
+    }
+    // A decrypted share kept in the record is used only when it is this operator's (a node
+    // hosting several operators of the committee has one per operator).
+    let kept = match &record.secret_share {
+        Some(s) => {
+            let sk = SecretKey::from_bytes(&s.0).context("stored share")?;
+            (sk.public_key().to_bytes() == *our_share_pk).then_some(sk)
+        }
+        None => None,
+    };
+    let secret_share = match kept {
+        Some(sk) => sk,
+        None => {
+            // This operator's encrypted share kept apart (several of ours in the committee),
+            // else the record's own (the only one of a single-operator node).
+            let apart = store
+                .own_share(pubkey, our_id)
+                .context("reading our operator's share")?;
+            let encrypted = apart.as_deref().unwrap_or(&record.encrypted_share);
+            decrypt_share(key, encrypted, our_share_pk).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
     };
     let mut share_pubkeys = BTreeMap::new();
     for (op, pk) in record.operator_ids.iter().zip(&record.share_pubkeys) {
@@ -469,4 +566,97 @@ fn load_share(
         owner: record.owner,
         share_pubkey_bytes,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssv_storage::StoreConfig;
+
+    const GVR: [u8; 32] = [9; 32];
+
+    fn store_with(dir: &std::path::Path, ops: Vec<ssv_storage::WriteOp>) -> Store {
+        let store = Store::open(StoreConfig::new(dir.join("db"), GVR)).expect("store");
+        store.write(ops).expect("seeded");
+        store
+    }
+
+    /// A node hosting operators 1 and 2 of a committee: their IDs are found by public key,
+    /// the committee has one entry per operator, each with that operator's own decrypted
+    /// shares (operator 2's kept apart in `own_shares`), and every validator is run once.
+    /// A database seeded for operator 1 alone (the previous layout) loads as before, and
+    /// operator 2's shares there are reported skipped, not wrong.
+    #[test]
+    fn two_hosted_operators_get_their_own_shares() {
+        let setup = ssv_devnet::Setup::generate(4, 6, 4, 3).expect("set-up");
+        let keys = |ids: &[u64]| -> Vec<(Option<OperatorId>, Arc<OperatorSecretKey>)> {
+            ids.iter()
+                .map(|&id| {
+                    let pem = setup.operators[id as usize - 1].key.to_pem().expect("pem");
+                    (
+                        None,
+                        Arc::new(OperatorSecretKey::from_pem(&pem).expect("key")),
+                    )
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store_with(
+            dir.path(),
+            setup.store_ops_hosting(&[1, 2]).expect("store ops"),
+        );
+        let ours = resolve_operators(&store, &keys(&[2, 1])).expect("resolved");
+        assert_eq!(ours.ids().collect::<Vec<_>>(), vec![1, 2]);
+        let reg = Registry::load(&store, &ours, DomainType([0; 4])).expect("registry");
+        assert!(reg.skipped.is_empty(), "{:?}", reg.skipped);
+        assert_eq!(reg.operator_id, 1);
+        assert_eq!(reg.committees.len(), 2);
+        assert_eq!(reg.validator_count(), 6);
+        assert_eq!(reg.shares().count(), 6);
+        assert_eq!(reg.runs_of(0), vec![0, 1]);
+        for c in &reg.committees {
+            let me = c.member.operator_id;
+            assert_eq!(c.validators.len(), 6);
+            for share in c.validators.values() {
+                assert_eq!(
+                    share.secret_share.public_key().to_bytes(),
+                    share.share_pubkeys[&me].to_bytes(),
+                    "operator {me} holds its own share"
+                );
+            }
+        }
+        assert_eq!(
+            reg.committees
+                .iter()
+                .map(|c| c.member.operator_id)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        // A refresh keeps both entries at their index and reuses the decrypted shares.
+        let again = reg
+            .refresh(&store, &ours, DomainType([0; 4]), &HashSet::new())
+            .expect("refresh");
+        assert!(reg.same_as(&again));
+
+        // The same key twice, or an ID that is not the key's, is refused.
+        let twice = vec![keys(&[1])[0].clone(), keys(&[1])[0].clone()];
+        let err = resolve_operators(&store, &twice).unwrap_err().to_string();
+        assert!(err.contains("configured twice"), "{err}");
+        let wrong = vec![(Some(3), keys(&[1])[0].1.clone())];
+        let err = resolve_operators(&store, &wrong).unwrap_err().to_string();
+        assert!(err.contains("registered as operator 1"), "{err}");
+
+        // The previous layout: a database seeded for operator 1 alone.
+        let dir1 = tempfile::tempdir().expect("dir");
+        let store1 = store_with(dir1.path(), setup.store_ops(1).expect("store ops"));
+        let one = resolve_operators(&store1, &keys(&[1])).expect("one");
+        let reg1 = Registry::load(&store1, &one, DomainType([0; 4])).expect("registry");
+        assert!(reg1.skipped.is_empty(), "{:?}", reg1.skipped);
+        assert_eq!((reg1.committees.len(), reg1.validator_count()), (1, 6));
+        let both = resolve_operators(&store1, &keys(&[1, 2])).expect("both");
+        let reg2 = Registry::load(&store1, &both, DomainType([0; 4])).expect("registry");
+        assert_eq!(reg2.validator_count(), 6);
+        assert_eq!(reg2.skipped.len(), 6, "operator 2 has no share there");
+        assert!(reg2.skipped.iter().all(|s| s.contains("as operator 2")));
+    }
 }

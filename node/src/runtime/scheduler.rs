@@ -499,6 +499,21 @@ impl Scheduler {
         let vote = data.vote();
         let attester_domain = self.fork.domain(DOMAIN_BEACON_ATTESTER, epoch);
         let sync_domain = self.fork.domain(DOMAIN_SYNC_COMMITTEE, epoch);
+        // A committee holding several of our operators has one entry per operator: each
+        // runs the duty as its own member.
+        let mut runs: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
+        for (i, c) in registry.committees.iter().enumerate() {
+            runs.entry(c.id).or_default().push(i);
+        }
+        let by_committee = by_committee.into_iter().flat_map(|(c, duties)| {
+            let entries = registry
+                .committees
+                .get(c)
+                .and_then(|info| runs.get(&info.id))
+                .cloned()
+                .unwrap_or_else(|| vec![c]);
+            entries.into_iter().map(move |e| (e, duties.clone()))
+        });
         for (committee, duties) in by_committee {
             let duty = CommitteeDuty {
                 slot,
@@ -576,11 +591,17 @@ impl Scheduler {
     /// after the request reached the registry (at start-up or while the node runs).
     fn start_exits(&self, slot: u64, started: &mut std::collections::HashSet<[u8; 48]>) {
         let registry = self.registry.current();
+        // Each validator once, at its duty entry (a committee with several of our operator
+        // IDs has an entry per ID).
         let pending: Vec<(usize, Arc<super::registry::ValidatorShare>)> = registry
-            .committees
+            .committee_of
             .iter()
-            .enumerate()
-            .flat_map(|(c, info)| info.validators.values().map(move |v| (c, v.clone())))
+            .filter_map(|(index, &c)| {
+                Some((
+                    c,
+                    registry.committees.get(c)?.validators.get(index)?.clone(),
+                ))
+            })
             .filter(|(_, v)| v.exit_requested.is_some() && !started.contains(&v.pubkey))
             .collect();
         if pending.is_empty() {

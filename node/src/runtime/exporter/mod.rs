@@ -109,7 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
-    if config.operator_key.is_some() {
+    if !config.operators.is_empty() {
         tracing::warn!("exporter mode: the operator key in the config is not used");
     }
     let metrics = Arc::new(Metrics::default());
