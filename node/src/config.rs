@@ -483,13 +483,6 @@ impl Config {
                     "fault injection has no meaning on an exporter (it signs nothing)".into(),
                 ));
             }
-            if raw.eth1.is_some() {
-                return Err(ConfigError::Invalid(
-                    "an exporter with [eth1] contract sync is not supported yet: run it from a \
-                     database an operator node synced"
-                        .into(),
-                ));
-            }
         }
         let operator_key = match (
             raw.operator.key_file,
@@ -851,6 +844,17 @@ bootnodes = ["enr:-abc"]
             ..Default::default()
         };
         assert!(load("", &flag).expect("--exporter").exporter.is_some());
+        // An exporter follows the contract as an operator does (no key needed for it).
+        let c = load(
+            "exporter = true\n[eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
+            &o,
+        )
+        .expect("exporter with [eth1]");
+        assert!(c.exporter.is_some() && c.operator_key.is_none());
+        assert_eq!(
+            c.eth1.map(|e| e.endpoints),
+            Some(vec!["http://e".to_owned()])
+        );
         // Without exporter mode the key is still required.
         let err = load("exporter = false\n", &o).unwrap_err().to_string();
         assert!(err.contains("operator key missing"), "{err}");
@@ -861,10 +865,6 @@ bootnodes = ["enr:-abc"]
                 "exporter",
             ),
             ("exporter = true\nfault = 'corrupt-partials'\n", "exporter"),
-            (
-                "exporter = true\n[eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
-                "not supported",
-            ),
             ("[exporter]\nretention = 100\n", "parsing"),
         ] {
             let err = load(extra, &o).unwrap_err().to_string();
