@@ -24,8 +24,13 @@
 //! bootnodes = ["enr:-..."]
 //! max_peers = 60
 //!
-//! [exporter]                             # optional: exporter mode (no duties, no operator key)
-//! retention_slots = 50400                # decided history kept (default about a week)
+//! [eth1]                                 # optional: contract sync (operators and exporters)
+//! endpoints = ["http://127.0.0.1:8545"]
+//! # contract = "0x..."                   # required on network = "local"
+//!
+//! [exporter]                             # optional: exporter mode (no duties, no operator key;
+//! retention_slots = 50400                # with [eth1] it follows the contract's registry)
+//!                                        # decided history kept (default about a week)
 //! [log]                                  # optional
 //! format = "console"                     # console | json
 //! file = "/var/log/ssv/node.log"         # default: stderr
@@ -203,7 +208,8 @@ pub struct Config {
     pub slashing_history_epochs: u64,
     /// A fault to inject (local networks only).
     pub fault: Option<Fault>,
-    /// Contract sync (execution-layer endpoints); `None`: run from the database as it is.
+    /// Contract sync (execution-layer endpoints; an exporter's follows every committee and
+    /// decrypts nothing); `None`: run from the database as it is.
     pub eth1: Option<Eth1Config>,
     /// Doppelganger protection: the not-live epochs each validator waits for before it is
     /// signed for (`None`: protection off, the default).

@@ -148,10 +148,9 @@ async fn exporter_following_the_contract_serves_decideds_of_validators_added_whi
     assert!(status.success(), "devnet failed\n{}", show());
 
     // The devnet's own verdict: the registry changes reached the operators as well.
-    let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&summary).expect("summary written"),
-    )
-    .expect("summary JSON");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary written"))
+            .expect("summary JSON");
     assert_eq!(s["live"]["failures"], serde_json::json!([]), "{}", show());
 
     // The exporter started before the added validators existed (contract sync's history

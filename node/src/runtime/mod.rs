@@ -612,10 +612,7 @@ async fn sync_contract_exporter(
     store: &Arc<Store>,
     stop: &watch::Receiver<bool>,
     metrics: &Metrics,
-) -> anyhow::Result<(
-    tokio::task::JoinHandle<()>,
-    Arc<ssv_eth_sync::SyncCounters>,
-)> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<ssv_eth_sync::SyncCounters>)> {
     use ssv_eth_sync::{ContractSync, MdbxRegistryStore};
     let cfg = sync_config(eth1, config)?;
     let registry_store =

@@ -460,8 +460,9 @@ async fn fetch_duties(
             let mut ok = true;
             if fetched_epoch.is_none_or(|f| f < e) {
                 match client.proposer_duties(e).await {
-                    Ok(p) => duties
-                        .set_proposers(e, p.data.iter().map(|d| (d.slot, d.validator_index))),
+                    Ok(p) => {
+                        duties.set_proposers(e, p.data.iter().map(|d| (d.slot, d.validator_index)))
+                    }
                     Err(err) => {
                         tracing::warn!(epoch = e, "fetching proposer duties: {err}");
                         ok = false;
@@ -551,8 +552,7 @@ async fn follow_registry(f: RegistryFollower) {
         let keys = f.keys.clone();
         let next = version + 1;
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || load_registry(&store, &keys, next, false)).await
-        {
+        match tokio::task::spawn_blocking(move || load_registry(&store, &keys, next, false)).await {
             Ok(Ok((registry, map))) => {
                 version = next;
                 tracing::info!(
