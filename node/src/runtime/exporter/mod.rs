@@ -59,7 +59,8 @@ struct Registry {
     network: NetworkIndex,
     /// Committee ID → its size (the quorum of its decided instances).
     committee_sizes: std::collections::HashMap<[u8; 32], usize>,
-    /// Rebuild count (sync-committee members are fetched again for a new one).
+    /// Bumped when a rebuild changes the set of validators (sync-committee members are
+    /// fetched again for a new one).
     version: u64,
     /// Active validators whose beacon index is not known yet.
     missing_indices: usize,
@@ -525,7 +526,7 @@ async fn follow_registry(f: RegistryFollower) {
     let mut built_epoch = f.clock.current_slot().map(|s| spec.epoch_of(s));
     let mut looked_up_slot = f.clock.current_slot();
     let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut version = 0u64;
+    let mut version = f.registry.get().version;
     loop {
         tokio::time::sleep(REGISTRY_POLL).await;
         let now_applied = applied(&f);
@@ -550,11 +551,15 @@ async fn follow_registry(f: RegistryFollower) {
         }
         let store = f.store.clone();
         let keys = f.keys.clone();
-        let next = version + 1;
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || load_registry(&store, &keys, next, false)).await {
-            Ok(Ok((registry, map))) => {
-                version = next;
+        match tokio::task::spawn_blocking(move || load_registry(&store, &keys, 0, false)).await {
+            Ok(Ok((mut registry, map))) => {
+                // A new version (sync-committee members fetched again) only when the set of
+                // validators changed.
+                if registry.network.validator_indices() != current.network.validator_indices() {
+                    version += 1;
+                }
+                registry.version = version;
                 tracing::info!(
                     version,
                     committees = registry.network.committee_count(),
