@@ -612,3 +612,79 @@ async fn prune(store: Arc<Store>, clock: SlotClock, retention_slots: u64) {
         tokio::time::sleep(spec.slot_duration() * spec.slots_per_epoch() as u32).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssv_protocol::validation::NetworkView as _;
+    use ssv_storage::records::LiquidatedCluster;
+
+    fn view<'a>(
+        r: &'a Registry,
+        duties: &'a DutyStore,
+        keys: &'a OperatorKeyCache,
+    ) -> NodeView<'a> {
+        NodeView {
+            index: &r.network,
+            duties,
+            keys,
+            slots_per_epoch: 32,
+        }
+    }
+
+    /// A rebuild reads what contract sync stored since the last one: an added validator is
+    /// known, a removed one unknown, a liquidated one known as liquidated (validation refuses
+    /// the last two).
+    #[test]
+    fn a_rebuilt_registry_follows_the_store() {
+        let setup = ssv_devnet::Setup::generate(4, 3, 4, 7).expect("set-up");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(StoreConfig::new(dir.path().join("db"), [0; 32])).expect("store");
+        let ops = setup.store_ops_exporter().expect("ops");
+        // The third validator's share comes later (as a ValidatorAdded while running).
+        let late = setup.validators[2].pubkey;
+        let (late_ops, first): (Vec<_>, Vec<_>) = ops
+            .into_iter()
+            .partition(|op| matches!(op, WriteOp::PutShare(s) if s.validator_pubkey == late));
+        store.write(first).expect("first registry");
+        let keys = OperatorKeyCache::new();
+        let duties = DutyStore::default();
+        let (r, _) = load_registry(&store, &keys, 0, true).expect("load");
+        assert_eq!(r.network.validator_count(), 2);
+        assert!(view(&r, &duties, &keys).validator(&late, 0).is_none());
+
+        let removed = setup.validators[0].pubkey;
+        let mut changes = late_ops;
+        changes.push(WriteOp::DeleteShare(removed));
+        store.write(changes).expect("changes");
+        let (r, _) = load_registry(&store, &keys, 0, false).expect("reload");
+        let v = view(&r, &duties, &keys);
+        assert!(v.validator(&removed, 0).is_none(), "removed");
+        assert!(
+            v.validator(&late, 0).is_some_and(|x| !x.liquidated),
+            "added"
+        );
+
+        // A liquidation, as contract sync stores it: the cluster, and its shares flagged.
+        let mut liquidation = vec![WriteOp::PutLiquidatedCluster(LiquidatedCluster {
+            owner: setup.owner.0.0,
+            operator_ids: setup.committees[0].clone(),
+        })];
+        for op in setup.store_ops_exporter().expect("ops") {
+            if let WriteOp::PutShare(mut s) = op
+                && s.validator_pubkey == late
+            {
+                s.liquidated = true;
+                liquidation.push(WriteOp::PutShare(s));
+            }
+        }
+        store.write(liquidation).expect("liquidation");
+        let (r, _) = load_registry(&store, &keys, 0, false).expect("reload");
+        let v = view(&r, &duties, &keys);
+        assert!(
+            v.validator(&late, 0).is_some_and(|x| x.liquidated),
+            "liquidated"
+        );
+        assert_eq!(r.missing_indices, 0);
+    }
+}
