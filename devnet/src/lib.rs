@@ -21,7 +21,8 @@
 //! DIR/op<ID>/db/            its MDBX store, seeded before it starts
 //! DIR/op<ID>/node.log       its stdout and stderr
 //! DIR/bootnode/              the bootnode's key and log (bootnode.log)
-//! DIR/exporter/              with --exporter: its config, store (every committee) and log
+//! DIR/exporter/              with --exporter: its config, store (every committee: seeded, or
+//!                            by contract sync with --execution-endpoint) and log
 //! ```
 //!
 //! Committees: validators are spread round-robin over `ceil(V / 500)` committees
@@ -280,7 +281,9 @@ pub struct DevnetArgs {
     pub lagging_beacon_node: bool,
     /// Run an exporter (`ssv-node start` in exporter mode, `DIR/exporter/`) beside the
     /// operators: it validates and stores every decided instance and serves them on its API
-    /// (the address is in its log); it must still be running at the end.
+    /// (the address is in its log); it must still be running at the end. With
+    /// `--execution-endpoint` it follows the contract by contract sync, as the operators do
+    /// (with `--live-registry`, the registry changes reach it while it runs).
     #[arg(long)]
     pub exporter: bool,
     /// One `ssv-node start` process hosts operators 1 and 2 (two `[[operators]]` entries,
@@ -311,11 +314,6 @@ impl DevnetArgs {
     /// Checks what clap cannot check field by field.
     pub fn validate(&self) -> anyhow::Result<()> {
         let n = self.operators;
-        ensure!(
-            !(self.exporter && self.execution_endpoint.is_some()),
-            "--exporter runs from a seeded database: it cannot be combined with \
-             --execution-endpoint"
-        );
         ensure!(
             COMMITTEE_SIZES.contains(&self.committee_size),
             "--committee-size must be 4, 7, 10 or 13, got {}",
@@ -871,12 +869,19 @@ async fn run_in(args: &DevnetArgs, dir: &Path) -> anyhow::Result<Summary> {
     let exporter_to_start = if args.exporter {
         let ex_dir = dir.join("exporter");
         let text = setup::node_config_exporter(&ex_dir, &beacon_urls, &enr, args.shards_per_node)?;
+        // On a chain the exporter learns the registry by contract sync, as the operators do
+        // (and follows it while it runs); otherwise its store is seeded.
+        let (text, seed_store) = match &eth1 {
+            Some(e) => (node_config_eth1(&text, e)?, false),
+            None => (text, true),
+        };
         let s = Arc::clone(&setup);
         let d = ex_dir.clone();
-        let config =
-            tokio::task::spawn_blocking(move || setup::prepare_exporter(&s, &d, gvr, &text))
-                .await
-                .context("exporter seeding task")??;
+        let config = tokio::task::spawn_blocking(move || {
+            setup::prepare_exporter(&s, &d, gvr, &text, seed_store)
+        })
+        .await
+        .context("exporter seeding task")??;
         Some((0, config, ex_dir.join("node.log")))
     } else {
         None
@@ -1442,14 +1447,6 @@ mod tests {
             ),
             (
                 DevnetArgs {
-                    exporter: true,
-                    execution_endpoint: Some("http://127.0.0.1:8545".into()),
-                    ..good.clone()
-                },
-                "--exporter runs from a seeded database",
-            ),
-            (
-                DevnetArgs {
                     host_two_operators: true,
                     execution_endpoint: Some("http://127.0.0.1:8545".into()),
                     ..good.clone()
@@ -1477,6 +1474,14 @@ mod tests {
             let e = args.validate().expect_err(want).to_string();
             assert!(e.contains(want), "{e}");
         }
+        // An exporter follows the contract as the operators do.
+        DevnetArgs {
+            exporter: true,
+            execution_endpoint: Some("http://127.0.0.1:8545".into()),
+            ..good.clone()
+        }
+        .validate()
+        .expect("--exporter with --execution-endpoint");
         assert!(parse_committee_size("5").is_err());
         assert!(parse_committee_size("x").is_err());
         assert_eq!(parse_committee_size("13"), Ok(13));

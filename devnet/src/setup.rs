@@ -512,20 +512,24 @@ pub fn node_config_exporter(
     toml::to_string(&file).context("encoding the exporter config")
 }
 
-/// Seeds the exporter's store and writes its config; returns the config path.
+/// Seeds the exporter's store (when `seed_store`; with contract sync it fills its own) and
+/// writes its config; returns the config path.
 pub(crate) fn prepare_exporter(
     setup: &Setup,
     dir: &Path,
     gvr: [u8; 32],
     config_text: &str,
+    seed_store: bool,
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
-        .context("opening the exporter's store")?;
-    store
-        .write(setup.store_ops_exporter()?)
-        .context("seeding the exporter's store")?;
-    drop(store);
+    if seed_store {
+        let store = Store::open(StoreConfig::new(dir.join("db"), gvr))
+            .context("opening the exporter's store")?;
+        store
+            .write(setup.store_ops_exporter()?)
+            .context("seeding the exporter's store")?;
+        drop(store);
+    }
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config_text)
         .with_context(|| format!("writing {}", config_path.display()))?;

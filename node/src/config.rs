@@ -33,8 +33,13 @@
 //! bootnodes = ["enr:-..."]
 //! max_peers = 60
 //!
-//! [exporter]                             # optional: exporter mode (no duties, no operator key)
-//! retention_slots = 50400                # decided history kept (default about a week)
+//! [eth1]                                 # optional: contract sync (operators and exporters)
+//! endpoints = ["http://127.0.0.1:8545"]
+//! # contract = "0x..."                   # required on network = "local"
+//!
+//! [exporter]                             # optional: exporter mode (no duties, no operator key;
+//! retention_slots = 50400                # with [eth1] it follows the contract's registry)
+//!                                        # decided history kept (default about a week)
 //! [log]                                  # optional
 //! format = "console"                     # console | json
 //! file = "/var/log/ssv/node.log"         # default: stderr
@@ -223,7 +228,8 @@ pub struct Config {
     pub slashing_history_epochs: u64,
     /// A fault to inject (local networks only).
     pub fault: Option<Fault>,
-    /// Contract sync (execution-layer endpoints); `None`: run from the database as it is.
+    /// Contract sync (execution-layer endpoints; an exporter's follows every committee and
+    /// decrypts nothing); `None`: run from the database as it is.
     pub eth1: Option<Eth1Config>,
     /// Doppelganger protection: the not-live epochs each validator waits for before it is
     /// signed for (`None`: protection off, the default).
@@ -501,13 +507,6 @@ impl Config {
             if raw.fault.is_some() {
                 return Err(ConfigError::Invalid(
                     "fault injection has no meaning on an exporter (it signs nothing)".into(),
-                ));
-            }
-            if raw.eth1.is_some() {
-                return Err(ConfigError::Invalid(
-                    "an exporter with [eth1] contract sync is not supported yet: run it from a \
-                     database an operator node synced"
-                        .into(),
                 ));
             }
         }
@@ -1037,6 +1036,17 @@ bootnodes = ["enr:-abc"]
             ..Default::default()
         };
         assert!(load("", &flag).expect("--exporter").exporter.is_some());
+        // An exporter follows the contract as an operator does (no key needed for it).
+        let c = load(
+            "exporter = true\n[eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
+            &o,
+        )
+        .expect("exporter with [eth1]");
+        assert!(c.exporter.is_some() && c.operator_key.is_none());
+        assert_eq!(
+            c.eth1.map(|e| e.endpoints),
+            Some(vec!["http://e".to_owned()])
+        );
         // Without exporter mode the key is still required.
         let err = load("exporter = false\n", &o).unwrap_err().to_string();
         assert!(err.contains("operator key missing"), "{err}");
@@ -1047,10 +1057,6 @@ bootnodes = ["enr:-abc"]
                 "exporter",
             ),
             ("exporter = true\nfault = 'corrupt-partials'\n", "exporter"),
-            (
-                "exporter = true\n[eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
-                "not supported",
-            ),
             ("[exporter]\nretention = 100\n", "parsing"),
         ] {
             let err = load(extra, &o).unwrap_err().to_string();

@@ -107,12 +107,12 @@ pub fn config_text(args: &GenerateConfigArgs) -> String {
         "max_peers = {}\n",
         if args.exporter { 150 } else { 60 }
     ));
-    if !args.eth1_endpoints.is_empty() && !args.exporter {
-        t.push_str("\n# Contract sync from the execution layer.\n[eth1]\n");
+    if !args.eth1_endpoints.is_empty() {
+        t.push_str("\n# Contract sync from the execution layer (an exporter follows the registry).\n[eth1]\n");
         t.push_str(&format!("endpoints = {}\n", list(&args.eth1_endpoints)));
         t.push_str("# contract = \"0x...\"           # required on network = \"local\"\n");
     } else {
-        t.push_str("\n# [eth1]                       # contract sync (operators)\n");
+        t.push_str("\n# [eth1]                       # contract sync (operators and exporters)\n");
         t.push_str("# endpoints = [\"http://127.0.0.1:8545\"]\n");
     }
     t.push_str("\n# [doppelganger]               # opt-in (operators)\n");
@@ -230,6 +230,21 @@ mod tests {
         assert_eq!(c.exporter.expect("exporter").retention_slots, 50_400);
         assert_eq!(c.p2p.max_peers, 150);
         assert!(c.api_addr.is_some());
+        // With execution endpoints an exporter follows the contract.
+        let text = config_text(&args(&[
+            "--exporter",
+            "--network",
+            "mainnet",
+            "--eth1-endpoint",
+            "http://127.0.0.1:8545",
+        ]));
+        let c = Config::from_toml(&text, std::path::Path::new("/x"), &Overrides::default())
+            .expect("exporter config with [eth1] loads");
+        assert!(c.exporter.is_some());
+        assert_eq!(
+            c.eth1.map(|e| e.endpoints),
+            Some(vec!["http://127.0.0.1:8545".to_owned()])
+        );
     }
 
     #[test]

@@ -589,29 +589,8 @@ async fn sync_contract(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<live::RegistryUpdater>,
 )> {
-    use ssv_eth_sync::{ContractSync, DataPlaneEvent, MdbxRegistryStore, SyncConfig};
-    let mut cfg = match config.network {
-        crate::config::Network::Public(name) => {
-            SyncConfig::for_network(name, eth1.endpoints.clone())?
-        }
-        crate::config::Network::Local => {
-            SyncConfig::new(eth1.endpoints.clone(), ssv_eth_sync::Address::ZERO, 0)
-        }
-    };
-    if let Some(c) = &eth1.contract {
-        cfg.contract = c
-            .parse()
-            .map_err(|e| anyhow::anyhow!("eth1.contract {c:?}: {e}"))?;
-    }
-    if let Some(b) = eth1.start_block {
-        cfg.start_block = b;
-    }
-    if let Some(d) = eth1.follow_distance {
-        cfg.follow_distance = d;
-    }
-    if let Some(ms) = eth1.poll_interval_ms {
-        cfg.poll_interval = Duration::from_millis(ms);
-    }
+    use ssv_eth_sync::{ContractSync, DataPlaneEvent, MdbxRegistryStore};
+    let cfg = sync_config(eth1, config)?;
     let registry_store =
         Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
     // A queue far deeper than the sync's default: a full queue holds the sync back, and the
@@ -638,6 +617,69 @@ async fn sync_contract(
         }
     });
     Ok((follower, updater_tx))
+}
+
+/// Contract sync of an exporter: no operator key, so every operator, cluster and validator
+/// is stored (no share is ours, none is decrypted) and no data-plane event is produced; the
+/// returned counters (`events_applied` moves after each committed batch with events) tell
+/// the exporter when to rebuild its registry. Syncs the history, then follows new blocks on
+/// a background task.
+async fn sync_contract_exporter(
+    eth1: &crate::config::Eth1Config,
+    config: &Config,
+    store: &Arc<Store>,
+    stop: &watch::Receiver<bool>,
+    metrics: &Metrics,
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<ssv_eth_sync::SyncCounters>)> {
+    use ssv_eth_sync::{ContractSync, MdbxRegistryStore};
+    let cfg = sync_config(eth1, config)?;
+    let registry_store =
+        Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
+    let mut sync = ContractSync::new(cfg, registry_store, None, None)?.with_stop(stop.clone());
+    let counters = sync.counters();
+    let _ = metrics.event_sync.set(counters.clone());
+    let cursor = sync
+        .sync_history()
+        .await
+        .context("contract sync (history)")?;
+    tracing::info!(cursor = ?cursor, stats = ?sync.stats(), "contract history synced");
+    let follower = tokio::spawn(async move {
+        if let Err(e) = sync.run().await {
+            tracing::error!("contract sync stopped: {e}");
+        }
+    });
+    Ok((follower, counters))
+}
+
+/// Contract sync's configuration from `[eth1]` and the network.
+fn sync_config(
+    eth1: &crate::config::Eth1Config,
+    config: &Config,
+) -> anyhow::Result<ssv_eth_sync::SyncConfig> {
+    use ssv_eth_sync::SyncConfig;
+    let mut cfg = match config.network {
+        crate::config::Network::Public(name) => {
+            SyncConfig::for_network(name, eth1.endpoints.clone())?
+        }
+        crate::config::Network::Local => {
+            SyncConfig::new(eth1.endpoints.clone(), ssv_eth_sync::Address::ZERO, 0)
+        }
+    };
+    if let Some(c) = &eth1.contract {
+        cfg.contract = c
+            .parse()
+            .map_err(|e| anyhow::anyhow!("eth1.contract {c:?}: {e}"))?;
+    }
+    if let Some(b) = eth1.start_block {
+        cfg.start_block = b;
+    }
+    if let Some(d) = eth1.follow_distance {
+        cfg.follow_distance = d;
+    }
+    if let Some(ms) = eth1.poll_interval_ms {
+        cfg.poll_interval = Duration::from_millis(ms);
+    }
+    Ok(cfg)
 }
 
 /// Gives every validator of the registry that did not attest here in the previous or current

@@ -104,12 +104,35 @@ impl ExporterIndex {
     }
 }
 
+/// The current [`ExporterIndex`], swapped whole when the registry is rebuilt (contract
+/// sync in exporter mode); readers take a snapshot per request.
+#[derive(Debug, Clone, Default)]
+pub struct LiveIndex(Arc<std::sync::RwLock<Arc<ExporterIndex>>>);
+
+impl LiveIndex {
+    /// A live index holding `index`.
+    pub fn new(index: ExporterIndex) -> Self {
+        LiveIndex(Arc::new(std::sync::RwLock::new(Arc::new(index))))
+    }
+
+    /// The current snapshot.
+    pub fn get(&self) -> Arc<ExporterIndex> {
+        // A writer cannot panic while holding the lock (it only swaps an Arc).
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the snapshot.
+    pub fn set(&self, index: Arc<ExporterIndex>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = index;
+    }
+}
+
 /// What the handlers share.
 pub struct ApiState {
     /// The store holding the decided history.
     pub store: Arc<Store>,
-    /// Committees' validators.
-    pub index: Arc<ExporterIndex>,
+    /// Committees' validators (current snapshot per request).
+    pub index: LiveIndex,
     /// Our network's domain (decided identifiers carry it).
     pub domain: DomainType,
     /// Newly decided instances, as stream JSON.
@@ -269,8 +292,9 @@ async fn decideds(state: &Arc<ApiState>, req: DecidedsRequest) -> Response {
         }
     }
     let mut errors = Vec::new();
+    let index = state.index.get();
     for i in &req.indices {
-        match state.index.by_index.get(i) {
+        match index.by_index.get(i) {
             Some(pk) => pubkeys.push(*pk),
             None => errors.push(format!("validator not found by index: {i}")),
         }
@@ -339,12 +363,13 @@ fn collect(
     pubkeys: Option<&[[u8; 48]]>,
 ) -> Result<Vec<DecidedParticipant>, QueryError> {
     let mut out = Vec::new();
+    let index = state.index.get();
     for (name, role) in roles {
         match pubkeys {
             Some(pubkeys) => {
                 for pk in pubkeys {
                     let id = match role {
-                        RunnerRole::Committee => match state.index.by_pubkey.get(pk) {
+                        RunnerRole::Committee => match index.by_pubkey.get(pk) {
                             Some(cid) => MessageId::for_committee(state.domain, &CommitteeId(*cid)),
                             None => continue,
                         },
@@ -380,7 +405,7 @@ fn collect(
                     return Err(QueryError::TooMany);
                 }
                 for r in range.records.iter().filter(|r| !r.signers.is_empty()) {
-                    for pk in validators_of(&state.index, *role, &MessageId(r.identifier)) {
+                    for pk in validators_of(&index, *role, &MessageId(r.identifier)) {
                         out.push(participant(name, r, &pk));
                     }
                     if out.len() > RESPONSE_ENTRIES_MAX {
