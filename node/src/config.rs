@@ -1042,7 +1042,7 @@ bootnodes = ["enr:-abc"]
             &o,
         )
         .expect("exporter with [eth1]");
-        assert!(c.exporter.is_some() && c.operator_key.is_none());
+        assert!(c.exporter.is_some() && c.operators.is_empty());
         assert_eq!(
             c.eth1.map(|e| e.endpoints),
             Some(vec!["http://e".to_owned()])
