@@ -113,17 +113,26 @@ pub struct BlockOutcome {
     pub malformed: u64,
 }
 
-/// Validates and applies contract events for one operator.
+/// Validates and applies contract events for the operators a node hosts.
 pub struct EventHandler {
-    operator_key: Option<Arc<OperatorSecretKey>>,
+    /// Our operators' keys, with the DER of each public key.
+    keys: Vec<(Arc<OperatorSecretKey>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for EventHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventHandler")
-            .field("has_operator_key", &self.operator_key.is_some())
+            .field("operator_keys", &self.keys.len())
             .finish()
     }
+}
+
+/// The DER of a public key as an `OperatorAdded` publishes it (base64 of the PEM text).
+fn published_spki(published: &[u8]) -> Option<Vec<u8>> {
+    std::str::from_utf8(published)
+        .ok()
+        .and_then(|text| ssv_crypto_pipeline::OperatorPublicKey::from_base64_pem(text).ok())
+        .map(|pk| pk.spki_der().to_vec())
 }
 
 /// Changes and data-plane events of one event, before they are committed to the block.
@@ -144,7 +153,33 @@ impl EventHandler {
     /// A handler for the operator holding `operator_key` (`None`: a node that only follows
     /// the registry and runs no validators).
     pub fn new(operator_key: Option<Arc<OperatorSecretKey>>) -> Self {
-        Self { operator_key }
+        Self::with_keys(operator_key.into_iter().collect())
+    }
+
+    /// A handler for a node hosting the operators holding `keys` (each key's first
+    /// `OperatorAdded` records that operator ID as ours; one key is [`EventHandler::new`]).
+    pub fn with_keys(keys: Vec<Arc<OperatorSecretKey>>) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|k| {
+                let der = k.public_key().spki_der().to_vec();
+                (k, der)
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// The key of our operator `id` (one of `state.own_operators`): with one key, that key;
+    /// with several, the one whose public key the operator published.
+    fn key_of(&self, state: &RegistryState, id: u64) -> Option<&Arc<OperatorSecretKey>> {
+        if !state.own_operators.contains(&id) {
+            return None;
+        }
+        if let [(key, _)] = &self.keys[..] {
+            return Some(key);
+        }
+        let der = published_spki(&state.operators.get(&id)?.public_key)?;
+        self.keys.iter().find(|(_, d)| *d == der).map(|(k, _)| k)
     }
 
     /// Verifies the owner signatures of a block's `ValidatorAdded` events in one batch
@@ -261,7 +296,7 @@ impl EventHandler {
                 if !fx.state.operators.contains_key(&e.operatorId) {
                     return Err(EventRejection::UnknownOperator(e.operatorId));
                 }
-                if fx.state.own_operator == Some(e.operatorId) {
+                if fx.state.own_operators.contains(&e.operatorId) {
                     tracing::warn!(operator = e.operatorId, "our operator was removed");
                 }
                 fx.change(RegistryChange::RemoveOperator { id: e.operatorId });
@@ -330,7 +365,7 @@ impl EventHandler {
                 // anything changes.
                 let mut starts = Vec::with_capacity(own.len());
                 for v in &own {
-                    starts.push(self.start_event(v)?);
+                    starts.push(self.start_event(fx.state, v)?);
                 }
                 let subnet = CommitteeId::from_operators(&cluster.operator_ids).subnet();
                 let before = fx.state.own_active_on_subnet(subnet);
@@ -383,12 +418,21 @@ impl EventHandler {
         if let Some(other) = fx.state.operator_by_key(&inner) {
             return Err(EventRejection::OperatorKeyExists(other));
         }
-        let ours = match (&self.operator_key, fx.state.own_operator) {
-            (Some(key), None) => std::str::from_utf8(&inner)
-                .ok()
-                .and_then(|text| ssv_crypto_pipeline::OperatorPublicKey::from_base64_pem(text).ok())
-                .is_some_and(|pk| pk.spki_der() == key.public_key().spki_der()),
-            _ => false,
+        // One of our keys not yet registered (a key's first `OperatorAdded` is its
+        // operator; with one key: as long as no own operator is known).
+        let ours = match self.keys.len() {
+            0 => false,
+            1 if fx.state.own_operator.is_some() => false,
+            _ => published_spki(&inner).is_some_and(|der| {
+                self.keys.iter().any(|(_, d)| *d == der)
+                    && !fx.state.own_operators.iter().any(|id| {
+                        fx.state
+                            .operators
+                            .get(id)
+                            .and_then(|op| published_spki(&op.public_key))
+                            .is_some_and(|d| d == der)
+                    })
+            }),
         };
         fx.change(RegistryChange::PutOperator(OperatorRecord {
             id: e.operatorId,
@@ -442,25 +486,42 @@ impl EventHandler {
             a.copy_from_slice(pk);
             share_pubkeys.push(a);
         }
-        let mut own_share = None;
+        // Our operators in the committee, lowest ID first: the lowest one's share goes in
+        // the share record (as a single-operator node of that ID stores it) and starts the
+        // validator; every one of them is decrypted, so a share of ours that does not
+        // decrypt rejects the event as it does on a single-operator node.
+        let mut ours: Vec<(u64, usize)> = e
+            .operatorIds
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| fx.state.own_operators.contains(id))
+            .map(|(pos, id)| (*id, pos))
+            .collect();
+        ours.sort_unstable();
+        let mut own_shares = Vec::with_capacity(ours.len());
         let mut secret = None;
-        if let (Some(key), Some(own_id)) = (&self.operator_key, fx.state.own_operator)
-            && let Some(pos) = e.operatorIds.iter().position(|id| *id == own_id)
-        {
+        for (own_id, pos) in ours {
+            let Some(key) = self.key_of(fx.state, own_id) else {
+                continue;
+            };
             let sk = decrypt_share(key, split.encrypted[pos], split.share_pubkeys[pos])?;
-            own_share = Some(OwnShare {
+            own_shares.push(OwnShare {
                 operator_id: own_id,
                 share_pubkey: share_pubkeys[pos],
                 encrypted_share: split.encrypted[pos].to_vec(),
             });
-            secret = Some(sk);
+            secret.get_or_insert(sk);
         }
+        let mut own_shares = own_shares.into_iter();
+        let own_share = own_shares.next();
+        let other_own_shares: Vec<OwnShare> = own_shares.collect();
         let record = ValidatorRecord {
             pubkey,
             owner: e.owner,
             operator_ids: e.operatorIds.clone(),
             share_pubkeys,
             own_share,
+            other_own_shares,
             added_block: meta.block,
             exit_requested_block: None,
         };
@@ -477,9 +538,19 @@ impl EventHandler {
         Ok(())
     }
 
-    /// A [`DataPlaneEvent::StartValidator`] for an own validator, decrypting its share again.
-    pub fn start_event(&self, v: &ValidatorRecord) -> Result<StartValidator, EventRejection> {
-        let (Some(key), Some(own)) = (&self.operator_key, &v.own_share) else {
+    /// A [`DataPlaneEvent::StartValidator`] for an own validator (its share of our lowest
+    /// operator ID in the committee), decrypting that share again.
+    pub fn start_event(
+        &self,
+        state: &RegistryState,
+        v: &ValidatorRecord,
+    ) -> Result<StartValidator, EventRejection> {
+        let Some(own) = &v.own_share else {
+            return Err(EventRejection::ShareDecryption(
+                "no operator key or no share of ours".into(),
+            ));
+        };
+        let Some(key) = self.key_of(state, own.operator_id) else {
             return Err(EventRejection::ShareDecryption(
                 "no operator key or no share of ours".into(),
             ));
@@ -595,7 +666,7 @@ fn validate_operator_set(state: &RegistryState, ids: &[u64]) -> Result<(), Event
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::shares::{share_plaintext, sign_owner_nonce};
     use alloy::primitives::{B256, Bytes, U256};
@@ -608,7 +679,7 @@ mod tests {
         }
     }
 
-    fn ev(block: u64, event: ContractEvent) -> LogEvent {
+    pub(crate) fn ev(block: u64, event: ContractEvent) -> LogEvent {
         LogEvent {
             meta: meta(block, 0),
             name: event.name(),
@@ -626,7 +697,7 @@ mod tests {
         }
     }
 
-    fn operator(id: u64, key: &[u8]) -> ContractEvent {
+    pub(crate) fn operator(id: u64, key: &[u8]) -> ContractEvent {
         ContractEvent::OperatorAdded(abi::OperatorAdded {
             operatorId: id,
             owner: Address::repeat_byte(9),
@@ -669,6 +740,18 @@ mod tests {
         nonce: u64,
         seed: u8,
     ) -> abi::ValidatorAdded {
+        added_for(&[(1, key)], owner, ids, nonce, seed)
+    }
+
+    /// A `ValidatorAdded` whose share of each operator in `keys` is encrypted to its key
+    /// (the others' are filler bytes).
+    pub(crate) fn added_for(
+        keys: &[(u64, &OperatorSecretKey)],
+        owner: Address,
+        ids: &[u64],
+        nonce: u64,
+        seed: u8,
+    ) -> abi::ValidatorAdded {
         let validator = SecretKey::from_ikm(&[seed; 32]);
         let mut shares = sign_owner_nonce(&validator, owner, nonce).to_vec();
         let share_keys: Vec<SecretKey> = ids
@@ -679,7 +762,7 @@ mod tests {
             shares.extend_from_slice(&s.public_key().to_bytes());
         }
         for (id, s) in ids.iter().zip(&share_keys) {
-            if *id == 1 {
+            if let Some((_, key)) = keys.iter().find(|(k, _)| k == id) {
                 let enc = key
                     .public_key()
                     .encrypt(share_plaintext(s).as_bytes())
@@ -892,5 +975,146 @@ mod tests {
                 .reason
                 .contains("already registered by operator 2")
         );
+    }
+
+    /// A node hosting operators 1 and 3 (keys `a` and `b`); 2, 4 and 5 are others. Our
+    /// second key's `OperatorAdded` comes in a later block than the first's.
+    pub(crate) fn two_operator_fixture() -> (
+        Arc<OperatorSecretKey>,
+        Arc<OperatorSecretKey>,
+        EventHandler,
+        RegistryState,
+    ) {
+        let a = Arc::new(OperatorSecretKey::generate().expect("rsa"));
+        let b = Arc::new(OperatorSecretKey::generate().expect("rsa"));
+        let handler = EventHandler::with_keys(vec![a.clone(), b.clone()]);
+        let mut state = RegistryState::default();
+        let mut events = vec![ev(
+            1,
+            operator(1, a.public_key().to_base64_pem().as_bytes()),
+        )];
+        events.push(ev(1, operator(2, b"fake2")));
+        let out = handler.handle_block(&mut state, &events);
+        assert_eq!((out.applied, out.malformed), (2, 0));
+        assert_eq!(state.own_operators, [1].into());
+        let events = vec![
+            ev(2, operator(3, b.public_key().to_base64_pem().as_bytes())),
+            ev(2, operator(4, b"fake4")),
+            ev(2, operator(5, b"fake5")),
+        ];
+        let out = handler.handle_block(&mut state, &events);
+        assert_eq!((out.applied, out.malformed), (3, 0));
+        assert_eq!(
+            out.changes
+                .iter()
+                .filter(|c| matches!(c, RegistryChange::SetOwnOperator { id: 3 }))
+                .count(),
+            1,
+            "our second key's OperatorAdded records its ID"
+        );
+        assert_eq!(state.own_operator, Some(1));
+        assert_eq!(state.own_operators, [1, 3].into());
+        (a, b, handler, state)
+    }
+
+    #[test]
+    fn a_committee_with_two_of_our_operators_keeps_both_shares() {
+        let (a, b, handler, mut state) = two_operator_fixture();
+        let owner = Address::repeat_byte(4);
+        // Event order 3, 2, 1, 4: our shares are at positions 0 and 2.
+        let v = added_for(&[(1, &a), (3, &b)], owner, &[3, 2, 1, 4], 0, 90);
+        let shares = v.shares.clone();
+        let split = split_shares(&shares, 4).expect("split");
+        let pk: ValidatorPubkey = v.publicKey[..].try_into().expect("48");
+        let out = handler.handle_block(&mut state, &[ev(3, ContractEvent::ValidatorAdded(v))]);
+        assert_eq!((out.applied, out.malformed), (1, 0));
+        let record = &state.validators[&pk];
+        let own = record.own_share.as_ref().expect("own share");
+        assert_eq!(own.operator_id, 1);
+        assert_eq!(own.encrypted_share, split.encrypted[2]);
+        assert_eq!(own.share_pubkey[..], split.share_pubkeys[2][..]);
+        assert_eq!(record.other_own_shares.len(), 1);
+        let other = &record.other_own_shares[0];
+        assert_eq!(other.operator_id, 3);
+        assert_eq!(other.encrypted_share, split.encrypted[0]);
+        assert_eq!(other.share_pubkey[..], split.share_pubkeys[0][..]);
+        // Each stored share decrypts with its own operator's key.
+        let sk = decrypt_share(&b, &other.encrypted_share, &other.share_pubkey).expect("b");
+        assert_eq!(sk.public_key().to_bytes(), other.share_pubkey);
+        assert!(decrypt_share(&a, &other.encrypted_share, &other.share_pubkey).is_err());
+        // One committee, one start (our lowest ID), one subscription.
+        let starts: Vec<&StartValidator> = out
+            .data_plane
+            .iter()
+            .filter_map(|e| match e {
+                DataPlaneEvent::StartValidator(s) => Some(&**s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].operator_id, 1);
+        assert_eq!(
+            starts[0].share_secret.public_key().to_bytes(),
+            own.share_pubkey
+        );
+        // start_event (start-up, reactivation) decrypts with the right key too.
+        let again = handler.start_event(&state, record).expect("start");
+        assert_eq!(again.share_pubkey, own.share_pubkey);
+
+        // A committee holding only our second operator: its share is the record's, as a
+        // single-operator node of ID 3 stores it, and no extra rows.
+        let v = added_for(&[(3, &b)], owner, &[2, 3, 4, 5], 1, 91);
+        let shares = v.shares.clone();
+        let split = split_shares(&shares, 4).expect("split");
+        let pk2: ValidatorPubkey = v.publicKey[..].try_into().expect("48");
+        let out = handler.handle_block(&mut state, &[ev(4, ContractEvent::ValidatorAdded(v))]);
+        assert_eq!((out.applied, out.malformed), (1, 0));
+        let record = &state.validators[&pk2];
+        let own = record.own_share.as_ref().expect("own share");
+        assert_eq!(
+            (own.operator_id, &own.encrypted_share[..]),
+            (3, split.encrypted[1])
+        );
+        assert!(record.other_own_shares.is_empty());
+        let start = handler
+            .start_event(&state, record)
+            .expect("start with key b");
+        assert_eq!(start.operator_id, 3);
+
+        // A share of our second operator that does not decrypt rejects the event, as on a
+        // single-operator node.
+        let bad = added_for(&[(1, &a), (3, &a)], owner, &[1, 2, 3, 4], 2, 92);
+        let out = handler.handle_block(&mut state, &[ev(5, ContractEvent::ValidatorAdded(bad))]);
+        assert_eq!((out.applied, out.malformed), (0, 1));
+        assert!(out.data_plane.is_empty());
+        assert_eq!(state.validators.len(), 2);
+    }
+
+    #[test]
+    fn a_single_key_registers_one_operator_as_before() {
+        let mut f = fixture();
+        // The same key published again under another ID (another encoding) is refused or
+        // ignored, never a second own operator: one key, one operator.
+        let pem = f.key.public_key().to_base64_pem();
+        let other_encoding = format!("{pem}\n");
+        let out = f.handler.handle_block(
+            &mut f.state,
+            &[ev(3, operator(6, other_encoding.as_bytes()))],
+        );
+        assert!(
+            out.changes
+                .iter()
+                .all(|c| !matches!(c, RegistryChange::SetOwnOperator { .. }))
+        );
+        assert_eq!(f.state.own_operators, [1].into());
+        assert_eq!(f.state.own_operator, Some(1));
+        let v = added(&f.key, Address::repeat_byte(5), &[1, 2, 3, 4], 0, 93);
+        let out = f
+            .handler
+            .handle_block(&mut f.state, &[ev(4, ContractEvent::ValidatorAdded(v))]);
+        assert_eq!((out.applied, out.malformed), (1, 0));
+        let record = f.state.validators.values().next().expect("validator");
+        assert_eq!(record.own_share.as_ref().map(|o| o.operator_id), Some(1));
+        assert!(record.other_own_shares.is_empty());
     }
 }

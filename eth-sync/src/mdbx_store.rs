@@ -60,10 +60,10 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use alloy::primitives::{Address, B256};
-use ssv_storage::codec::Singleton;
+use ssv_storage::codec::{PrefixedU64, Singleton};
 use ssv_storage::tables::{
     FeeRecipients, LiquidatedClusters, MalformedEvents, OperatorStatuses, Operators, OwnOperator,
-    OwnerNonces, Shares, ValidatorEvents,
+    OwnOperatorIds, OwnShares, OwnerNonces, Shares, ValidatorEvents,
 };
 use ssv_storage::{
     LiquidatedCluster, MalformedEventRecord, OperatorStatus, ShareRecord, StorageError, Store,
@@ -222,7 +222,7 @@ fn batch_ops(
     let mut clusters = BTreeSet::new();
     let mut committees = BTreeSet::new();
     let mut malformed = Vec::new();
-    let mut own_operator = false;
+    let mut own_operators = Vec::new();
     for change in changes {
         match change {
             RegistryChange::PutOperator(op) => {
@@ -231,7 +231,7 @@ fn batch_ops(
             RegistryChange::RemoveOperator { id } => {
                 operators.insert(*id);
             }
-            RegistryChange::SetOwnOperator { .. } => own_operator = true,
+            RegistryChange::SetOwnOperator { id } => own_operators.push(*id),
             RegistryChange::SetNonce { owner, .. } => {
                 nonces.insert(*owner);
             }
@@ -307,8 +307,13 @@ fn batch_ops(
             None => ops.push(WriteOp::DeleteOperator(*id)),
         }
     }
-    if own_operator && let Some(id) = state.own_operator {
-        ops.push(WriteOp::SetOwnOperator(id));
+    for id in own_operators {
+        // The first one keeps its row of a single-operator node; the others have a table.
+        if state.own_operator == Some(id) {
+            ops.push(WriteOp::SetOwnOperator(id));
+        } else {
+            ops.push(WriteOp::AddOwnOperator(id));
+        }
     }
     for owner in &nonces {
         ops.push(WriteOp::SetOwnerNonce(
@@ -330,6 +335,7 @@ fn batch_ops(
                 let (share, events) = validator_rows(v, state.is_liquidated(v))?;
                 ops.push(WriteOp::PutRegistryShare(share));
                 ops.push(WriteOp::PutValidatorEvents(v.pubkey, events));
+                ops.extend(own_share_ops(v)?);
             }
             None => ops.push(WriteOp::DeleteShare(*pubkey)),
         }
@@ -442,6 +448,37 @@ pub fn validator_rows(
     Ok((share, events))
 }
 
+/// The own-share rows of a validator with several of our operators in its committee: one
+/// per operator of ours, the lowest one's too (none when only one of ours is in it: its
+/// share is the share record's, as on a single-operator node).
+pub fn own_share_ops(v: &ValidatorRecord) -> Result<Vec<WriteOp>, EthError> {
+    let Some(first) = &v.own_share else {
+        return Ok(Vec::new());
+    };
+    if v.other_own_shares.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ops = Vec::with_capacity(1 + v.other_own_shares.len());
+    for own in std::iter::once(first).chain(&v.other_own_shares) {
+        let at = v.operator_ids.iter().position(|id| *id == own.operator_id);
+        if at.map(|i| v.share_pubkeys[i]) != Some(own.share_pubkey) {
+            return Err(EthError::Storage(format!(
+                "validator 0x{}: our share public key is not the event's at operator {}",
+                hex::encode(v.pubkey),
+                own.operator_id
+            )));
+        }
+        ops.push(WriteOp::PutOwnShare(
+            v.pubkey,
+            own.operator_id,
+            ssv_storage::OwnShareRecord {
+                encrypted_share: own.encrypted_share.clone(),
+            },
+        ));
+    }
+    Ok(ops)
+}
+
 /// Rebuilds the registry from the tables, in one read snapshot.
 ///
 /// Shares without a `ValidatorEvents` row were not written by the contract sync (the devnet
@@ -472,14 +509,35 @@ pub fn load_tables(store: &Store) -> Result<StoredRegistry, EthError> {
         .get::<OwnOperator>(&Singleton)
         .map_err(storage)?
         .map(|o| o.id.to_native());
+    state.own_operators.extend(state.own_operator);
+    txn.scan::<OwnOperatorIds>(None, |id, _| {
+        state.own_operators.insert(id);
+        Ok(ControlFlow::Continue(()))
+    })
+    .map_err(storage)?;
     let events = txn.table::<ValidatorEvents>().map_err(storage)?;
+    let own_shares = txn.table::<OwnShares>().map_err(storage)?;
     txn.scan::<Shares>(None, |pubkey, share| {
         let Some(ev) = txn.get_with(&events, &pubkey)? else {
             return Ok(ControlFlow::Continue(()));
         };
         let share = share.to_owned()?;
         let ev = ev.to_owned()?;
-        match validator_from_rows(pubkey, share, ev) {
+        // Our other operators' shares (rows only when several of ours are in the committee).
+        let mut others = Vec::new();
+        if let Some(first) = ev.own_operator_id {
+            let mut ids = ev.event_operator_ids.clone();
+            ids.sort_unstable();
+            for id in ids {
+                if id == first || !state.own_operators.contains(&id) {
+                    continue;
+                }
+                if let Some(o) = txn.get_with(&own_shares, &PrefixedU64(pubkey, id))? {
+                    others.push((id, o.to_owned()?.encrypted_share));
+                }
+            }
+        }
+        match validator_from_rows(pubkey, share, ev, others) {
             Ok(v) => {
                 state.validators.insert(pubkey, v);
                 Ok(ControlFlow::Continue(()))
@@ -543,6 +601,7 @@ fn validator_from_rows(
     pubkey: ValidatorPubkey,
     share: ShareRecord,
     ev: ValidatorEventsRecord,
+    others: Vec<(u64, Vec<u8>)>,
 ) -> Result<ValidatorRecord, EthError> {
     let corrupt = |what: &str| {
         EthError::Storage(format!(
@@ -577,12 +636,24 @@ fn validator_from_rows(
         }),
         None => None,
     };
+    let other_own_shares = others
+        .into_iter()
+        .map(|(id, encrypted_share)| {
+            Ok(OwnShare {
+                operator_id: id,
+                share_pubkey: share_pubkey_of(id)
+                    .ok_or_else(|| corrupt("our operator is not in the committee"))?,
+                encrypted_share,
+            })
+        })
+        .collect::<Result<Vec<_>, EthError>>()?;
     Ok(ValidatorRecord {
         pubkey,
         owner: Address::from(share.owner),
         operator_ids: ev.event_operator_ids,
         share_pubkeys,
         own_share,
+        other_own_shares,
         added_block: ev.added_block,
         exit_requested_block: ev.exit_requested_block,
     })
@@ -718,6 +789,7 @@ mod tests {
                         operator_ids: ids,
                         share_pubkeys,
                         own_share,
+                        other_own_shares: Vec::new(),
                         added_block: block,
                         exit_requested_block: None,
                     }))
@@ -921,6 +993,102 @@ mod tests {
         assert_eq!(open(&dir.0).load().expect("load"), reference.snapshot());
     }
 
+    /// A node hosting operators 1 and 3: the handler's blocks stored in MDBX keep both
+    /// own IDs (the second in its own table) and, for a committee with both, the share
+    /// record with operator 1's share plus an own-share row per operator with the bytes of
+    /// its position; reopening loads the same registry; a committee with one of ours writes
+    /// no own-share row (as a single-operator node); removal deletes the rows.
+    #[test]
+    fn two_own_operators_store_both_shares_and_reload() {
+        use crate::events::ContractEvent;
+        use crate::handler::EventHandler;
+        use crate::handler::tests::{added_for, ev, operator};
+        use crate::shares::split_shares;
+        use ssv_crypto_pipeline::OperatorSecretKey;
+
+        let dir = TempDir::new("two-own");
+        let store = open(&dir.0);
+        let a = Arc::new(OperatorSecretKey::generate().expect("rsa"));
+        let b = Arc::new(OperatorSecretKey::generate().expect("rsa"));
+        let handler = EventHandler::with_keys(vec![a.clone(), b.clone()]);
+        let mut state = RegistryState::default();
+        let owner = Address::repeat_byte(4);
+        let both = added_for(&[(1, &a), (3, &b)], owner, &[4, 3, 2, 1], 0, 40);
+        let both_shares = both.shares.clone();
+        let both_split = split_shares(&both_shares, 4).expect("split");
+        let both_pk: ValidatorPubkey = both.publicKey[..].try_into().expect("48");
+        let one = added_for(&[(1, &a)], owner, &[1, 2, 4, 5], 1, 41);
+        let one_pk: ValidatorPubkey = one.publicKey[..].try_into().expect("48");
+        let blocks = [
+            vec![
+                ev(1, operator(1, a.public_key().to_base64_pem().as_bytes())),
+                ev(1, operator(2, b"fake2")),
+            ],
+            vec![
+                ev(2, operator(3, b.public_key().to_base64_pem().as_bytes())),
+                ev(2, operator(4, b"fake4")),
+                ev(2, operator(5, b"fake5")),
+            ],
+            vec![
+                ev(3, ContractEvent::ValidatorAdded(both)),
+                ev(3, ContractEvent::ValidatorAdded(one)),
+            ],
+        ];
+        for (i, events) in blocks.iter().enumerate() {
+            let out = handler.handle_block(&mut state, events);
+            assert_eq!(out.malformed, 0, "{:?}", state.malformed_recent);
+            store
+                .apply_block(i as u64 + 1, &out.changes)
+                .expect("apply");
+        }
+        let db = store.store().clone();
+        let share = db.share(&both_pk).expect("read").expect("share");
+        assert_eq!(
+            share.encrypted_share, both_split.encrypted[3],
+            "operator 1's"
+        );
+        assert_eq!(
+            db.own_share(&both_pk, 1).expect("read").as_deref(),
+            Some(both_split.encrypted[3])
+        );
+        assert_eq!(
+            db.own_share(&both_pk, 3).expect("read").as_deref(),
+            Some(both_split.encrypted[1])
+        );
+        assert_eq!(db.own_share(&both_pk, 2).expect("read"), None);
+        assert_eq!(db.own_share(&one_pk, 1).expect("read"), None);
+        drop(db);
+        drop(store);
+
+        let store = open(&dir.0);
+        let loaded = store.load().expect("load");
+        assert_eq!(loaded.state.own_operator, Some(1));
+        assert_eq!(loaded.state.own_operators, [1, 3].into());
+        assert_eq!(loaded.state.validators, state.validators);
+        assert_eq!(loaded.state.validators[&both_pk].other_own_shares.len(), 1);
+
+        let removed = ContractEvent::ValidatorRemoved(crate::abi::ValidatorRemoved {
+            owner,
+            operatorIds: vec![4, 3, 2, 1],
+            publicKey: both_pk.to_vec().into(),
+            cluster: crate::abi::Cluster {
+                validatorCount: 1,
+                networkFeeIndex: 0,
+                index: 0,
+                active: true,
+                balance: alloy::primitives::U256::ZERO,
+            },
+        });
+        let mut state = loaded.state;
+        let out = handler.handle_block(&mut state, &[ev(4, removed)]);
+        assert_eq!((out.applied, out.malformed), (1, 0));
+        store.apply_block(4, &out.changes).expect("apply");
+        let db = store.store();
+        assert_eq!(db.share(&both_pk).expect("read"), None);
+        assert_eq!(db.own_share(&both_pk, 1).expect("read"), None);
+        assert_eq!(db.own_share(&both_pk, 3).expect("read"), None);
+    }
+
     #[test]
     fn removal_and_liquidation_reach_the_committee_map_and_shares() {
         let dir = TempDir::new("committee");
@@ -950,6 +1118,7 @@ mod tests {
                     share_pubkey: share_pubkeys[p],
                     encrypted_share: vec![byte; 256],
                 }),
+                other_own_shares: Vec::new(),
                 added_block: 1,
                 exit_requested_block: None,
             }
@@ -1048,6 +1217,7 @@ mod tests {
             operator_ids: vec![1, 2, 3, 4],
             share_pubkeys: vec![[1; 48]; 4],
             own_share: None,
+            other_own_shares: Vec::new(),
             added_block: 1,
             exit_requested_block: None,
         };
@@ -1110,6 +1280,7 @@ mod tests {
                     share_pubkey: [3; 48],
                     encrypted_share: vec![9; 256],
                 }),
+                other_own_shares: Vec::new(),
                 added_block: block,
                 exit_requested_block: None,
             };
@@ -1335,6 +1506,7 @@ mod tests {
                 share_pubkey: [3; 48],
                 encrypted_share: vec![0; 256],
             }),
+            other_own_shares: Vec::new(),
             added_block: 1,
             exit_requested_block: None,
         };

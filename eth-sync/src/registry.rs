@@ -67,8 +67,12 @@ pub struct ValidatorRecord {
     pub operator_ids: Vec<u64>,
     /// Share public key of each operator.
     pub share_pubkeys: Vec<[u8; 48]>,
-    /// Our share, when our operator is in the committee.
+    /// Our share, when one of our operators is in the committee: the one of our lowest ID
+    /// there (the share record's encrypted share).
     pub own_share: Option<OwnShare>,
+    /// Our shares of our other operator IDs in the committee (a node hosting several),
+    /// ascending by ID; empty when at most one of our IDs is in it.
+    pub other_own_shares: Vec<OwnShare>,
     /// Block of the `ValidatorAdded` event.
     pub added_block: u64,
     /// Block of the last `ValidatorExited` event, if any.
@@ -134,7 +138,9 @@ pub enum RegistryChange {
         /// Operator ID.
         id: u64,
     },
-    /// Our operator's ID became known (an `OperatorAdded` with our public key).
+    /// One of our operators' ID became known (an `OperatorAdded` with one of our public
+    /// keys). The first one is [`RegistryState::own_operator`]; every one is in
+    /// [`RegistryState::own_operators`].
     SetOwnOperator {
         /// Our operator ID.
         id: u64,
@@ -181,8 +187,10 @@ pub enum RegistryChange {
 /// The registry, in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistryState {
-    /// Our operator ID, once its `OperatorAdded` was seen.
+    /// Our first operator ID whose `OperatorAdded` was seen.
     pub own_operator: Option<u64>,
+    /// Every operator ID of ours seen (with `own_operator`; a node hosting several).
+    pub own_operators: BTreeSet<u64>,
     /// Operators by ID.
     pub operators: BTreeMap<u64, OperatorRecord>,
     /// Validators by public key.
@@ -218,7 +226,10 @@ impl RegistryState {
                     op.removed = true;
                 }
             }
-            RegistryChange::SetOwnOperator { id } => self.own_operator = Some(*id),
+            RegistryChange::SetOwnOperator { id } => {
+                self.own_operator.get_or_insert(*id);
+                self.own_operators.insert(*id);
+            }
             RegistryChange::SetNonce { owner, next } => {
                 self.nonces.insert(*owner, *next);
             }
@@ -529,6 +540,7 @@ mod tests {
                 share_pubkey: [1; 48],
                 encrypted_share: vec![2; 256],
             }),
+            other_own_shares: Vec::new(),
             added_block: 1,
             exit_requested_block: None,
         }

@@ -392,6 +392,23 @@ impl<S: RegistryStore> ContractSync<S> {
         operator_key: Option<Arc<OperatorSecretKey>>,
         data_plane: Option<mpsc::Sender<DataPlaneEvent>>,
     ) -> Result<Self, EthError> {
+        Self::with_keys(
+            config,
+            store,
+            operator_key.into_iter().collect(),
+            data_plane,
+        )
+    }
+
+    /// [`ContractSync::new`] for a node hosting several operators: each of `operator_keys`
+    /// identifies one of our operators (its `OperatorAdded` records its ID as ours) and
+    /// decrypts that operator's shares.
+    pub fn with_keys(
+        config: SyncConfig,
+        store: Arc<S>,
+        operator_keys: Vec<Arc<OperatorSecretKey>>,
+        data_plane: Option<mpsc::Sender<DataPlaneEvent>>,
+    ) -> Result<Self, EthError> {
         config.validate()?;
         let stored = store.load()?;
         let mut state = stored.state;
@@ -410,7 +427,7 @@ impl<S: RegistryStore> ContractSync<S> {
             range_cap: config.max_range,
             config,
             store,
-            handler: EventHandler::new(operator_key),
+            handler: EventHandler::with_keys(operator_keys),
             state,
             cursor: stored.cursor,
             data_plane,
@@ -471,7 +488,7 @@ impl<S: RegistryStore> ContractSync<S> {
     pub async fn announce_loaded(&mut self) -> usize {
         let mut starts = Vec::new();
         for v in self.state.own_active_validators() {
-            match self.handler.start_event(v) {
+            match self.handler.start_event(&self.state, v) {
                 Ok(s) => starts.push(s),
                 Err(e) => tracing::error!(
                     validator = %hex::encode(v.pubkey),

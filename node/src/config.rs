@@ -596,14 +596,6 @@ impl Config {
             }
             operators.push(OperatorConfig { id: o.id, key });
         }
-        if operators.len() > 1 && raw.eth1.is_some() {
-            return Err(ConfigError::Invalid(
-                "several [[operators]] with [eth1] contract sync are not supported yet \
-                 (contract sync keeps one operator's encrypted shares): run one operator \
-                 per node with [eth1]"
-                    .into(),
-            ));
-        }
         if raw.fault.is_some() && network != Network::Local {
             return Err(ConfigError::Invalid(
                 "fault injection is only allowed on network = \"local\"".into(),
@@ -881,8 +873,8 @@ bootnodes = ["enr:-abc"]
     }
 
     /// `[[operators]]`: several operators in one node, each a key (PEM or keystore) with an
-    /// optional ID; the same ID or key twice, an empty list, a list with `[operator]`, or
-    /// several with `[eth1]` are clear errors.
+    /// optional ID; the same ID or key twice, an empty list, or a list with `[operator]` are
+    /// clear errors; several with `[eth1]` load (contract sync follows all of them).
     #[test]
     fn several_operators_load_and_duplicates_are_refused() {
         let base = "data_dir='d'\nnetwork='local'\nbeacon_nodes=['http://b']\n";
@@ -941,15 +933,18 @@ bootnodes = ["enr:-abc"]
                 "operator IDs start at 1",
             ),
             ("[[operators]]\nid=2\n", "set operators[0].keystore_file"),
-            (
-                "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkey_file='b.pem'\n\
-                 [eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
-                "not supported yet",
-            ),
         ] {
             let err = load(extra).unwrap_err().to_string();
             assert!(err.contains(want), "{extra:?}: {err} lacks {want:?}");
         }
+        // Several operators with contract sync: the sync follows all of them.
+        let synced = load(
+            "[[operators]]\nkey_file='a.pem'\n[[operators]]\nkey_file='b.pem'\n\
+             [eth1]\nendpoints=['http://e']\ncontract='0x5FbDB2315678afecb367f032d93F642f64180aa3'\n",
+        )
+        .expect("two operators with [eth1]");
+        assert_eq!(synced.operators.len(), 2);
+        assert!(synced.eth1.is_some());
         // One `[[operators]]` entry is the `[operator]` form.
         let one = load("[[operators]]\nid=4\nkey_file='a.pem'\n").expect("one entry");
         let section = load("[operator]\nid=4\nkey_file='a.pem'\n").expect("section");

@@ -85,11 +85,14 @@ tables! {
     /// Encrypted shares of our other operator IDs (a node hosting several), by validator
     /// public key and operator ID.
     OwnShares: "own_shares", PrefixedU64<48> => OwnShareRecord;
+    /// Our operator IDs beyond the [`OwnOperator`] row (a node hosting several operators
+    /// with contract sync), by ID.
+    OwnOperatorIds: "own_operator_ids", OperatorId => OwnOperatorRecord;
 }
 
 /// Tables added after a schema version's first release: a database of that version that
 /// lacks one gets it created, empty, at open (nothing stored is lost or changed).
-pub const TABLES_ADDED_LATER: &[&str] = &["own_shares"];
+pub const TABLES_ADDED_LATER: &[&str] = &["own_shares", "own_operator_ids"];
 
 /// Number of named tables, including [`META_TABLE`]; MDBX's `max_tables` is set from it.
 pub const TABLES_COUNT: usize = TABLE_NAMES.len() + 1;

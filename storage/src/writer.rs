@@ -40,8 +40,8 @@ use crate::slashing::{
 };
 use crate::tables::{
     Committees, ContractSync, Decided, DecidedHistory, FeeRecipients, LiquidatedClusters,
-    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnShares, OwnerNonces,
-    Shares, ValidatorEvents,
+    MalformedEvents, Metadata, OperatorStatuses, Operators, OwnOperator, OwnOperatorIds, OwnShares,
+    OwnerNonces, Shares, ValidatorEvents,
 };
 
 /// Most queued requests folded into one commit. Too large: one slow group delays the first
@@ -97,6 +97,8 @@ pub enum WriteOp {
     AppendMalformedEvent(MalformedEventRecord),
     /// Record our operator ID.
     SetOwnOperator(OperatorId),
+    /// Record one more operator ID of ours (beyond the [`WriteOp::SetOwnOperator`] one).
+    AddOwnOperator(OperatorId),
     /// Insert or replace beacon metadata.
     PutMetadata(ValidatorMetadata),
     /// Record a decided instance: replaces the identifier's highest when its height is not
@@ -396,6 +398,13 @@ impl Writer {
                     txn.put(
                         &txn.handle::<OwnOperator>()?,
                         &Singleton,
+                        &OwnOperatorRecord { id: *id },
+                    )?;
+                }
+                WriteOp::AddOwnOperator(id) => {
+                    txn.put(
+                        &txn.handle::<OwnOperatorIds>()?,
+                        id,
                         &OwnOperatorRecord { id: *id },
                     )?;
                 }

@@ -192,7 +192,7 @@ fn corrupt_value_is_an_error_on_read_not_a_panic() {
 
 #[test]
 fn tables_are_declared_once_and_created() {
-    assert_eq!(TABLE_NAMES.len(), 18);
+    assert_eq!(TABLE_NAMES.len(), 19);
     assert!(TABLE_NAMES.contains(&<Shares as Table>::NAME));
 }
 
@@ -1000,9 +1000,10 @@ fn block_slot_violation_reads_without_recording() {
     assert_eq!(store.block_slot_violation(&[2; 48], 10).unwrap(), None);
 }
 
-/// A database written before the `own_shares` table existed (the table dropped here, as
-/// the previous version left it) still opens, keeps what it stored, and gets the table:
-/// own shares of several operators are then stored and go with their validator.
+/// A database written before the `own_shares` and `own_operator_ids` tables existed (the
+/// tables dropped here, as the previous version left it) still opens, keeps what it
+/// stored, and gets the tables: own shares of several operators are then stored and go
+/// with their validator, and further own operator IDs are stored.
 #[test]
 fn a_database_without_the_own_shares_table_opens_and_gets_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -1012,12 +1013,15 @@ fn a_database_without_the_own_shares_table_opens_and_gets_it() {
         store.write(vec![WriteOp::PutShare(share.clone())]).unwrap();
     }
     raw_edit(dir.path(), |txn| {
-        let t = txn.open_table(Some("own_shares")).unwrap();
-        // SAFETY: no other handle or cursor of this table is open in this process.
-        unsafe { txn.drop_table(t) }.unwrap();
+        for name in ["own_shares", "own_operator_ids"] {
+            let t = txn.open_table(Some(name)).unwrap();
+            // SAFETY: no other handle or cursor of this table is open in this process.
+            unsafe { txn.drop_table(t) }.unwrap();
+        }
     });
     raw_edit(dir.path(), |txn| {
         assert!(txn.open_table(Some("own_shares")).is_err(), "dropped");
+        assert!(txn.open_table(Some("own_operator_ids")).is_err(), "dropped");
     });
     let store = open(dir.path());
     let pk = share.validator_pubkey;
@@ -1047,4 +1051,19 @@ fn a_database_without_the_own_shares_table_opens_and_gets_it() {
     assert_eq!(store.own_share(&pk, other).unwrap(), Some(vec![7; 256]));
     store.write(vec![WriteOp::DeleteShare(pk)]).unwrap();
     assert_eq!(store.own_share(&pk, other).unwrap(), None);
+    // The table of our further operator IDs (contract sync hosting several) is there too.
+    store
+        .write(vec![WriteOp::SetOwnOperator(2), WriteOp::AddOwnOperator(5)])
+        .unwrap();
+    let txn = store.read().unwrap();
+    let got = txn
+        .get::<ssv_storage::tables::OwnOperatorIds>(&5)
+        .unwrap()
+        .map(|r| r.id.to_native());
+    assert_eq!(got, Some(5));
+    assert!(
+        txn.get::<ssv_storage::tables::OwnOperatorIds>(&2)
+            .unwrap()
+            .is_none()
+    );
 }

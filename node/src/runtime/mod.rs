@@ -168,8 +168,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for o in &config.operators {
         keys.push((o.id, Arc::new(load_operator_key(&o.key)?)));
     }
-    // Contract sync follows one operator (config refuses several with [eth1]).
-    let key = keys[0].1.clone();
+    // Contract sync follows every operator the node hosts.
+    let sync_keys: Vec<Arc<OperatorSecretKey>> = keys.iter().map(|(_, k)| k.clone()).collect();
     // Metrics and profiles are served from the start, so a node waiting for its beacon node
     // can be observed.
     let metrics = Arc::new(Metrics::default());
@@ -246,7 +246,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 eth1,
                 &config,
                 &store,
-                &key,
+                &sync_keys,
                 &stop_rx,
                 stopped.clone(),
                 &metrics,
@@ -581,7 +581,7 @@ async fn sync_contract(
     eth1: &crate::config::Eth1Config,
     config: &Config,
     store: &Arc<Store>,
-    key: &Arc<OperatorSecretKey>,
+    keys: &[Arc<OperatorSecretKey>],
     stop: &watch::Receiver<bool>,
     stopped: Arc<registry::StoppedValidators>,
     metrics: &Metrics,
@@ -603,7 +603,7 @@ async fn sync_contract(
         updater_rx,
         stop.clone(),
     ));
-    let mut sync = ContractSync::new(cfg, registry_store, Some(key.clone()), Some(dp_tx))?
+    let mut sync = ContractSync::with_keys(cfg, registry_store, keys.to_vec(), Some(dp_tx))?
         .with_stop(stop.clone());
     let _ = metrics.event_sync.set(sync.counters());
     let cursor = sync
