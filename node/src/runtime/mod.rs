@@ -291,29 +291,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         subnets.insert(Subnet::new(s as usize)?);
     }
     let live = Arc::new(LiveRegistry::new(registry));
-    let mut net_cfg = NetworkConfig::new(domain);
-    net_cfg.data_dir = Some(config.data_dir.clone());
-    net_cfg.ip = config.p2p.ip;
-    net_cfg.tcp_port = config.p2p.tcp_port;
-    net_cfg.udp_port = config.p2p.udp_port;
-    net_cfg.quic_port = config.p2p.quic_port;
-    net_cfg.max_peers = config.p2p.max_peers;
-    net_cfg.subnets = subnets;
-    net_cfg.shard_count = config.shards;
-    if config.p2p.ip.is_loopback() {
-        // A local network: every peer shares one address.
-        let lo = NetworkConfig::loopback(domain);
-        net_cfg.max_connections_per_ip = lo.max_connections_per_ip;
-        net_cfg.ip_colocation_whitelist = lo.ip_colocation_whitelist;
-        net_cfg.discovery_interval = lo.discovery_interval;
-        net_cfg.min_peers = 1;
-    }
-    for b in &config.p2p.bootnodes {
-        net_cfg.bootnodes.push(
-            b.parse()
-                .map_err(|e| anyhow::anyhow!("bootnode {b:?} is not an ENR: {e}"))?,
-        );
-    }
+    let net_cfg = network_config(&config, domain, subnets)?;
     let mut network =
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), "network started");
@@ -485,6 +463,38 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The p2p settings of `config` for `subnets` (loopback limits on a local network).
+pub(crate) fn network_config(
+    config: &Config,
+    domain: ssv_protocol::types::DomainType,
+    subnets: Subnets,
+) -> anyhow::Result<NetworkConfig> {
+    let mut net_cfg = NetworkConfig::new(domain);
+    net_cfg.data_dir = Some(config.data_dir.clone());
+    net_cfg.ip = config.p2p.ip;
+    net_cfg.tcp_port = config.p2p.tcp_port;
+    net_cfg.udp_port = config.p2p.udp_port;
+    net_cfg.quic_port = config.p2p.quic_port;
+    net_cfg.max_peers = config.p2p.max_peers;
+    net_cfg.subnets = subnets;
+    net_cfg.shard_count = config.shards;
+    if config.p2p.ip.is_loopback() {
+        // A local network: every peer shares one address.
+        let lo = NetworkConfig::loopback(domain);
+        net_cfg.max_connections_per_ip = lo.max_connections_per_ip;
+        net_cfg.ip_colocation_whitelist = lo.ip_colocation_whitelist;
+        net_cfg.discovery_interval = lo.discovery_interval;
+        net_cfg.min_peers = 1;
+    }
+    for b in &config.p2p.bootnodes {
+        net_cfg.bootnodes.push(
+            b.parse()
+                .map_err(|e| anyhow::anyhow!("bootnode {b:?} is not an ENR: {e}"))?,
+        );
+    }
+    Ok(net_cfg)
+}
+
 /// The health probes of `/health` (API and metrics port) and `/v1/node/health`.
 pub(crate) fn health_sources(
     config: &Config,
@@ -603,20 +613,26 @@ async fn sync_contract(
         updater_rx,
         stop.clone(),
     ));
-    let mut sync = ContractSync::with_keys(cfg, registry_store, keys.to_vec(), Some(dp_tx))?
+    let sync = ContractSync::with_keys(cfg, registry_store, keys.to_vec(), Some(dp_tx))?
         .with_stop(stop.clone());
     let _ = metrics.event_sync.set(sync.counters());
+    Ok((sync_history_then_follow(sync).await?, updater_tx))
+}
+
+/// Syncs the contract's history, then follows new blocks on a background task.
+async fn sync_history_then_follow<S: ssv_eth_sync::RegistryStore + 'static>(
+    mut sync: ssv_eth_sync::ContractSync<S>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let cursor = sync
         .sync_history()
         .await
         .context("contract sync (history)")?;
     tracing::info!(cursor = ?cursor, stats = ?sync.stats(), "contract history synced");
-    let follower = tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         if let Err(e) = sync.run().await {
             tracing::error!("contract sync stopped: {e}");
         }
-    });
-    Ok((follower, updater_tx))
+    }))
 }
 
 /// Contract sync of an exporter: no operator key, so every operator, cluster and validator
@@ -635,20 +651,10 @@ async fn sync_contract_exporter(
     let cfg = sync_config(eth1, config)?;
     let registry_store =
         Arc::new(MdbxRegistryStore::new(store.clone()).context("opening the contract registry")?);
-    let mut sync = ContractSync::new(cfg, registry_store, None, None)?.with_stop(stop.clone());
+    let sync = ContractSync::new(cfg, registry_store, None, None)?.with_stop(stop.clone());
     let counters = sync.counters();
     let _ = metrics.event_sync.set(counters.clone());
-    let cursor = sync
-        .sync_history()
-        .await
-        .context("contract sync (history)")?;
-    tracing::info!(cursor = ?cursor, stats = ?sync.stats(), "contract history synced");
-    let follower = tokio::spawn(async move {
-        if let Err(e) = sync.run().await {
-            tracing::error!("contract sync stopped: {e}");
-        }
-    });
-    Ok((follower, counters))
+    Ok((sync_history_then_follow(sync).await?, counters))
 }
 
 /// Contract sync's configuration from `[eth1]` and the network.

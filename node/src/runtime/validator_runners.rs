@@ -43,6 +43,20 @@ use super::shard::{
 };
 use crate::config::Fault;
 
+/// A log line of a validator duty with the duty's fields (`slot`, `validator`, `committee`,
+/// `role`) from [`ValidatorRunners::duty_fields`], then the line's own fields and message.
+macro_rules! duty_event {
+    ($level:ident, $f:expr, $key:expr, $($rest:tt)+) => {
+        tracing::$level!(
+            slot = $f.slot,
+            validator = $f.validator,
+            committee = $f.committee,
+            role = ?key_role(&$key),
+            $($rest)+
+        )
+    };
+}
+
 /// Duties after which a runner's round timers are forgotten.
 const TIMERS_KEPT_SLOTS: u64 = 8;
 /// Messages a runner keeps for a later phase of its duty, or for its next duty (the newest
@@ -459,13 +473,7 @@ impl ValidatorRunners {
             }
             if let Err(e) = self.on_message(key, msg) {
                 let f = self.duty_fields(&key);
-                tracing::debug!(
-                    slot = f.slot,
-                    validator = f.validator,
-                    committee = f.committee,
-                    role = ?key_role(&key),
-                    "kept message refused on replay: {e}"
-                );
+                duty_event!(debug, f, key, "kept message refused on replay: {e}");
             }
         }
     }
@@ -498,22 +506,15 @@ impl ValidatorRunners {
             Ok(()) => {}
             // The others' partials completed the duty while ours was being made.
             Err(e) if e.code() == ErrorCode::NoRunningDuty => {
-                tracing::debug!(
-                    slot = f.slot,
-                    validator = f.validator,
-                    committee = f.committee,
-                    role = ?key_role(&key),
+                duty_event!(
+                    debug,
+                    f,
+                    key,
                     "our partial signature after the duty completed: {e}"
                 );
             }
             Err(e) => {
-                tracing::warn!(
-                    slot = f.slot,
-                    validator = f.validator,
-                    committee = f.committee,
-                    role = ?key_role(&key),
-                    "our validator-duty partial signature: {e}"
-                )
+                duty_event!(warn, f, key, "our validator-duty partial signature: {e}")
             }
         }
     }
@@ -540,17 +541,19 @@ impl ValidatorRunners {
             Err(ReconstructFailure::InvalidPartials(ops)) => {
                 Metrics::add(&metrics.bad_partials, ops.len() as u64);
                 for op in ops {
-                    tracing::warn!(
-                        slot = f.slot, validator = f.validator, committee = f.committee, role = ?key_role(&key), "invalid partial signatures from operator {op}: dropped, waiting for \
+                    duty_event!(
+                        warn,
+                        f,
+                        key,
+                        "invalid partial signatures from operator {op}: dropped, waiting for \
                          another operator's"
                     );
                 }
             }
-            Err(ReconstructFailure::Mismatch) => tracing::error!(
-                slot = f.slot,
-                validator = f.validator,
-                committee = f.committee,
-                role = ?key_role(&key),
+            Err(ReconstructFailure::Mismatch) => duty_event!(
+                error,
+                f,
+                key,
                 "reconstructed signature does not verify although every partial does: share \
                  keys do not match the validator key"
             ),
@@ -568,25 +571,19 @@ impl ValidatorRunners {
             Ok(d) => d,
             Err(e) => {
                 let f = self.duty_fields(&key);
-                tracing::error!(
-                    slot = f.slot,
-                    validator = f.validator,
-                    committee = f.committee,
-                    role = ?key_role(&key),
-                    "no beacon data for the duty: {e}"
-                );
+                duty_event!(error, f, key, "no beacon data for the duty: {e}");
                 return;
             }
         };
         let Some(v) = DataVersion::from_name(&version) else {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             let f = self.duty_fields(&key);
-            tracing::error!(
-                slot = f.slot,
-                validator = f.validator,
-                committee = f.committee,
-                role = ?key_role(&key),
-                version, "beacon data of an unknown fork: refused"
+            duty_event!(
+                error,
+                f,
+                key,
+                version,
+                "beacon data of an unknown fork: refused"
             );
             return;
         };
@@ -596,13 +593,7 @@ impl ValidatorRunners {
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             let f = self.duty_fields(&key);
-            tracing::error!(
-                slot = f.slot,
-                validator = f.validator,
-                committee = f.committee,
-                role = ?key_role(&key),
-                "beacon data for the duty refused: {e}"
-            );
+            duty_event!(error, f, key, "beacon data for the duty refused: {e}");
         }
     }
 
@@ -617,13 +608,7 @@ impl ValidatorRunners {
             Ok(d) => d,
             Err(e) => {
                 let f = self.duty_fields(&key);
-                tracing::error!(
-                    slot = f.slot,
-                    validator = f.validator,
-                    committee = f.committee,
-                    role = ?key_role(&key),
-                    "no sync-committee contributions: {e}"
-                );
+                duty_event!(error, f, key, "no sync-committee contributions: {e}");
                 return;
             }
         };
@@ -631,13 +616,7 @@ impl ValidatorRunners {
         if let Err(e) = result {
             Metrics::add(&self.services.metrics.beacon_data_refused, 1);
             let f = self.duty_fields(&key);
-            tracing::error!(
-                slot = f.slot,
-                validator = f.validator,
-                committee = f.committee,
-                role = ?key_role(&key),
-                "contributions refused: {e}"
-            );
+            duty_event!(error, f, key, "contributions refused: {e}");
         }
     }
 

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use ssv_beacon_api::client::BeaconClient;
 use ssv_crypto_pipeline::OperatorKeyCache;
-use ssv_netio::{InboundMessage, Network, NetworkConfig, NetworkHandle, Subnets};
+use ssv_netio::{InboundMessage, Network, NetworkHandle, Subnets};
 use ssv_protocol::chain::{ChainSpec, SlotClock};
 use ssv_protocol::validation::{Config as ValidationConfig, MessageValidator, Verdict};
 use ssv_storage::{CommitteeMap, Store, StoreConfig, WriteOp};
@@ -215,28 +215,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let index = api::LiveIndex::new(api::ExporterIndex::from_map(&map));
     drop(map);
 
-    let mut net_cfg = NetworkConfig::new(domain);
-    net_cfg.data_dir = Some(config.data_dir.clone());
-    net_cfg.ip = config.p2p.ip;
-    net_cfg.tcp_port = config.p2p.tcp_port;
-    net_cfg.udp_port = config.p2p.udp_port;
-    net_cfg.quic_port = config.p2p.quic_port;
-    net_cfg.max_peers = config.p2p.max_peers;
-    net_cfg.subnets = Subnets::ALL;
-    net_cfg.shard_count = config.shards;
-    if config.p2p.ip.is_loopback() {
-        let lo = NetworkConfig::loopback(domain);
-        net_cfg.max_connections_per_ip = lo.max_connections_per_ip;
-        net_cfg.ip_colocation_whitelist = lo.ip_colocation_whitelist;
-        net_cfg.discovery_interval = lo.discovery_interval;
-        net_cfg.min_peers = 1;
-    }
-    for b in &config.p2p.bootnodes {
-        net_cfg.bootnodes.push(
-            b.parse()
-                .map_err(|e| anyhow::anyhow!("bootnode {b:?} is not an ENR: {e}"))?,
-        );
-    }
+    let net_cfg = super::network_config(&config, domain, Subnets::ALL)?;
     let mut network =
         tokio::task::block_in_place(|| Network::start(net_cfg)).context("starting the network")?;
     tracing::info!(peer_id = %network.handle.peer_id(), subnets = 128, "exporter network started");
