@@ -27,6 +27,25 @@ pub struct ValidatorKeys {
     pub shares: Vec<u8>,
 }
 
+impl ValidatorKeys {
+    /// Its shares split for a committee of `operators`, with the share public keys as
+    /// stored.
+    fn split(
+        &self,
+        operators: usize,
+    ) -> anyhow::Result<(ssv_eth_sync::shares::SplitShares<'_>, Vec<[u8; 48]>)> {
+        let split = split_shares(&self.shares, operators)
+            .map_err(|e| anyhow::anyhow!("validator {} shares: {e}", self.index))?;
+        let share_pubkeys = split
+            .share_pubkeys
+            .iter()
+            .map(|pk| <[u8; 48]>::try_from(*pk))
+            .collect::<Result<Vec<_>, _>>()
+            .context("share public key length")?;
+        Ok((split, share_pubkeys))
+    }
+}
+
 /// Everything generated before any node starts.
 pub struct Setup {
     /// Operators, ID `i + 1` at position `i`.
@@ -249,14 +268,7 @@ impl Setup {
             ));
             let cid = committee_id(committee).context("committee id")?;
             for v in self.validators.iter().filter(|v| v.committee == c) {
-                let split = split_shares(&v.shares, committee.len())
-                    .map_err(|e| anyhow::anyhow!("validator {} shares: {e}", v.index))?;
-                let share_pubkeys = split
-                    .share_pubkeys
-                    .iter()
-                    .map(|pk| <[u8; 48]>::try_from(*pk))
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("share public key length")?;
+                let (split, share_pubkeys) = v.split(committee.len())?;
                 if self.exit_requests.contains(&v.index) {
                     ops.push(WriteOp::PutValidatorEvents(
                         v.pubkey,
@@ -311,14 +323,7 @@ impl Setup {
             ));
             let cid = committee_id(ids).context("committee id")?;
             for v in self.validators.iter().filter(|v| v.committee == c) {
-                let split = split_shares(&v.shares, ids.len())
-                    .map_err(|e| anyhow::anyhow!("validator {} shares: {e}", v.index))?;
-                let share_pubkeys = split
-                    .share_pubkeys
-                    .iter()
-                    .map(|pk| <[u8; 48]>::try_from(*pk))
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("share public key length")?;
+                let (_, share_pubkeys) = v.split(ids.len())?;
                 ops.push(WriteOp::PutShare(ShareRecord {
                     validator_pubkey: v.pubkey,
                     validator_index: Some(v.index),
